@@ -1,0 +1,99 @@
+"""Configuration: ReproMan's INI files, overridden by ``REPROMAN_<SECTION>_<KEY>``.
+
+Files are read in the old ReproMan's order (system, user, current directory,
+then ``--config``). An environment variable ``REPROMAN_SECTION_KEY`` sets
+``key`` in ``[section]``: the section is the first word after ``REPROMAN_``
+and everything after the next underscore is the key, so keys that contain
+underscores (``REPROMAN_GENERAL_INVENTORY_FILE`` -> ``[general]
+inventory_file``) work. Section names therefore may not contain underscores;
+use dashes.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from reproman.errors import ConfigError
+from reproman.paths import config_files
+
+ENV_PREFIX = "REPROMAN_"
+#: Variables that configure the tool itself rather than a config key.
+_NOT_CONFIG = {"REPROMAN_PLUGINS_STRICT", "REPROMAN_PLUGINS_DISABLE", "REPROMAN_CONFIG"}
+
+
+class Config:
+    """Read-only view of the merged configuration."""
+
+    def __init__(self, extra_files: Iterable[str | os.PathLike[str]] = (), environ: Mapping[str, str] | None = None):
+        self._parser = configparser.ConfigParser(interpolation=None)
+        environ = os.environ if environ is None else environ
+        extra = list(extra_files)
+        if environ.get("REPROMAN_CONFIG"):
+            extra.insert(0, environ["REPROMAN_CONFIG"])
+        for path in [*config_files(), *map(Path, extra)]:
+            if path in map(Path, extra) and not Path(path).exists():
+                raise ConfigError(f"config file {path} does not exist")
+            self._read(Path(path))
+        for name, value in environ.items():
+            if not name.startswith(ENV_PREFIX) or name in _NOT_CONFIG:
+                continue
+            section, sep, key = name[len(ENV_PREFIX):].partition("_")
+            if not sep or not key:
+                continue
+            section = section.lower()
+            if not self._parser.has_section(section):
+                self._parser.add_section(section)
+            self._parser.set(section, key.lower(), value)
+
+    def _read(self, path: Path) -> None:
+        if not path.is_file():
+            return
+        try:
+            self._parser.read(path)
+        except configparser.Error as exc:
+            line = getattr(exc, "lineno", None)
+            where = f"{path}:{line}" if line else str(path)
+            raise ConfigError(f"cannot parse config file {where}: {exc.message if hasattr(exc, 'message') else exc}") from exc
+
+    def get(self, section: str, key: str, default: str | None = None) -> str | None:
+        return self._parser.get(section, key, fallback=default)
+
+    def getbool(self, section: str, key: str, default: bool = False) -> bool:
+        value = self.get(section, key)
+        if value is None:
+            return default
+        return value.strip().lower() in {"1", "yes", "true", "on"}
+
+    def section(self, section: str) -> dict[str, str]:
+        if not self._parser.has_section(section):
+            return {}
+        return dict(self._parser.items(section))
+
+    def sections(self) -> list[str]:
+        return self._parser.sections()
+
+
+_config: Config | None = None
+_extra: list[str] = []
+
+
+def set_config_files(paths: Iterable[str]) -> None:
+    """Add ``--config`` files (the CLI calls this before any command runs)."""
+    global _config
+    _extra[:] = list(paths)
+    _config = None
+
+
+def get_config() -> Config:
+    global _config
+    if _config is None:
+        _config = Config(_extra)
+    return _config
+
+
+def reset_config() -> None:
+    global _config
+    _config = None

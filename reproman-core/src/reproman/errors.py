@@ -1,0 +1,130 @@
+"""The one exception tree that every ReproMan component raises.
+
+The CLI turns a :class:`ReproManError` into a single line on stderr and the
+exception's ``exit_code``; anything else is a bug and keeps its traceback.
+Embedding applications catch the subclasses to tell failures apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ReproManError(Exception):
+    """Base of all errors that are the user's or the environment's to fix."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str = "", *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} {self.hint}" if self.hint else base
+
+
+class ConfigError(ReproManError):
+    """A configuration file or setting is malformed or contradictory."""
+
+
+class UsageError(ReproManError):
+    """The call's arguments are wrong; the message says which and how."""
+
+    exit_code = 2
+
+
+class PluginError(ReproManError):
+    """A plugin failed to load or registered something inconsistent."""
+
+
+class UnknownComponentError(PluginError):
+    """A resource type, submitter, orchestrator or tracer name is not registered."""
+
+
+class DuplicateComponentError(PluginError):
+    """Two installed distributions offer a component under the same name."""
+
+
+class ResourceError(ReproManError):
+    """A resource could not be created, found, started, stopped or deleted."""
+
+
+class ResourceNotFoundError(ResourceError):
+    """No resource in the inventory matches the reference."""
+
+
+class AmbiguousResourceError(ResourceError):
+    """A reference (usually an ID prefix) matches more than one resource."""
+
+
+class ResourceExistsError(ResourceError):
+    """A resource with that name is already in the inventory."""
+
+
+class BackendParameterError(ResourceError, UsageError):
+    """A ``KEY=VALUE`` backend parameter is unknown, missing or malformed."""
+
+    exit_code = 2
+
+
+class InventoryError(ReproManError):
+    """The inventory file cannot be read or written."""
+
+
+class ResourceConnectionError(ResourceError):
+    """The resource could not be reached (network, engine or daemon down)."""
+
+
+class SessionError(ReproManError):
+    """A session operation (transfer, file query) failed on the resource."""
+
+
+class CommandError(SessionError):
+    """A command run through a session exited with a non-zero status."""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        command: Any = None,
+        returncode: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.command = command
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class JobError(ReproManError):
+    """A job could not be prepared, found, followed or fetched."""
+
+
+class JobNotFoundError(JobError):
+    """No registered job matches the query."""
+
+
+class SubmissionError(JobError):
+    """The submitter could not hand the job to the resource's scheduler."""
+
+
+class OrchestratorError(JobError):
+    """The orchestrator could not stage inputs or bring results back."""
+
+
+class TracingError(ReproManError):
+    """Tracing files to packages failed."""
+
+
+class SpecError(ReproManError):
+    """An environment or job spec is malformed; the message names file and line."""
+
+
+class DifferenceFound(ReproManError):
+    """Raised by ``diff`` in the CLI to exit 3 when specs differ."""
+
+    exit_code = 3

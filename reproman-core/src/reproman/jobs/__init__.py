@@ -1,0 +1,1 @@
+"""Jobs: ``reproman run`` and ``reproman jobs``, submitters and orchestrators."""

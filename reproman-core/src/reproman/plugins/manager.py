@@ -1,0 +1,273 @@
+"""Discover plugins through entry points and serve components by name.
+
+Discovery is lazy and happens once per process: nothing here runs until a
+command actually needs a resource type, submitter, orchestrator or tracer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any, TypeVar
+
+import attrs
+import pluggy
+
+from reproman.errors import DuplicateComponentError, PluginError, UnknownComponentError
+from reproman.plugins import hookspecs
+from reproman.plugins.markers import ENTRY_POINT_GROUP, PROJECT_NAME
+from reproman.plugins.records import (
+    OrchestratorType,
+    ResourceType,
+    SessionType,
+    SubmitterType,
+    TracerType,
+    _Component,
+    normalize_name,
+)
+
+if sys.version_info >= (3, 10):
+    from importlib import metadata as importlib_metadata
+else:  # pragma: no cover - exercised only on old interpreters
+    import importlib_metadata
+
+lgr = logging.getLogger(__name__)
+
+STRICT_ENV = "REPROMAN_PLUGINS_STRICT"
+DISABLE_ENV = "REPROMAN_PLUGINS_DISABLE"
+CORE_DISTRIBUTION = "reproman-core"
+BUILTIN_PLUGIN = "builtin"
+
+C = TypeVar("C", bound=_Component)
+
+#: What a user should install to get a well-known component that is missing.
+KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
+    "resource type": {
+        "docker-container": "reproman-backend-docker",
+        "ssh": "reproman-backend-ssh",
+        "aws-ec2": "reproman-backend-aws",
+    },
+    "session type": {"ssh": "reproman-backend-ssh", "docker": "reproman-backend-docker"},
+    "submitter": {
+        "slurm": "reproman-submitters",
+        "pbs": "reproman-submitters",
+        "condor": "reproman-submitters",
+        "lsf": "reproman-submitters",
+        "sge": "reproman-submitters",
+    },
+    "orchestrator": {
+        "datalad-pair": "reproman-orchestrators-datalad",
+        "datalad-no-remote": "reproman-orchestrators-datalad",
+        "datalad-pair-run": "reproman-orchestrators-datalad",
+        "datalad-local-run": "reproman-orchestrators-datalad",
+    },
+    "tracer": {},
+}
+
+_HOOKS: dict[str, tuple[str, type[_Component]]] = {
+    "resource type": ("reproman_resource_types", ResourceType),
+    "session type": ("reproman_session_types", SessionType),
+    "submitter": ("reproman_submitters", SubmitterType),
+    "orchestrator": ("reproman_orchestrators", OrchestratorType),
+    "tracer": ("reproman_tracers", TracerType),
+}
+
+
+@attrs.frozen(kw_only=True)
+class PluginInfo:
+    """One loaded (or failed) plugin, as ``reproman plugins`` shows it."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    error: str | None = None
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class PluginManager:
+    """Loads plugins and keeps one registry per kind of component."""
+
+    def __init__(self, *, strict: bool | None = None, disabled: Iterable[str] | None = None) -> None:
+        self.strict = _truthy(os.environ.get(STRICT_ENV)) if strict is None else strict
+        if disabled is None:
+            disabled = [d for d in os.environ.get(DISABLE_ENV, "").replace(",", " ").split() if d]
+        self.disabled = {normalize_name(d) for d in disabled}
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs.ReproManHookSpecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.failures: list[PluginInfo] = []
+        self._registries: dict[str, dict[str, Any]] = {}
+        self._loaded = False
+
+    # -- loading ---------------------------------------------------------
+    def load(self) -> None:
+        """Register the built-ins and every entry point of the ``reproman`` group."""
+        if self._loaded:
+            return
+        self._loaded = True
+        builtin_seen = False
+        for ep in sorted(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else "unknown"
+            version = dist.version if dist is not None else "unknown"
+            if ep.name == BUILTIN_PLUGIN and normalize_name(dist_name) == CORE_DISTRIBUTION:
+                builtin_seen = True
+            if normalize_name(ep.name) in self.disabled:
+                lgr.debug("plugin %s disabled by %s", ep.name, DISABLE_ENV)
+                continue
+            if ep.name in self.plugins:
+                # The same distribution seen twice on sys.path (e.g. editable + wheel).
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+                self._fail(ep.name, dist_name, version, ep.value, exc)
+                continue
+            self.register(module, name=ep.name, distribution=dist_name, version=version)
+        if not builtin_seen:
+            # Running from a source tree without installed metadata: the
+            # built-ins still go through the same hooks.
+            from reproman import __version__
+            from reproman.plugins import builtin
+
+            self.register(builtin, name=BUILTIN_PLUGIN, distribution=CORE_DISTRIBUTION, version=__version__)
+
+    def _fail(self, name: str, dist: str, version: str, module: str, exc: BaseException) -> None:
+        message = f"plugin {name!r} from {dist} {version} failed to load: {type(exc).__name__}: {exc}"
+        if self.strict:
+            raise PluginError(message, hint=f"Unset {STRICT_ENV} to skip broken plugins.") from exc
+        lgr.warning("%s (skipped; set %s=%s to hide it)", message, DISABLE_ENV, name)
+        self.failures.append(PluginInfo(name=name, distribution=dist, version=version, module=module, error=str(exc)))
+
+    def register(self, module: ModuleType | object, *, name: str, distribution: str, version: str) -> None:
+        """Register a hook module; also the way tests and embedding apps add plugins."""
+        self.pm.register(module, name=name)
+        module_name = getattr(module, "__name__", type(module).__name__)
+        self.plugins[name] = PluginInfo(name=name, distribution=distribution, version=version, module=module_name)
+        self._registries.clear()
+
+    # -- registries ------------------------------------------------------
+    def _registry(self, kind: str) -> dict[str, Any]:
+        self.load()
+        if kind in self._registries:
+            return self._registries[kind]
+        hook_name, record_type = _HOOKS[kind]
+        registry: dict[str, Any] = {}
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in hook.get_hookimpls():
+            plugin_name = self.pm.get_name(impl.plugin) or "?"
+            info = self.plugins.get(plugin_name)
+            try:
+                records = impl.function() or []
+            except Exception as exc:  # noqa: BLE001
+                if info is not None:
+                    self._fail(plugin_name, info.distribution, info.version, info.module, exc)
+                continue
+            for record in records:
+                if not isinstance(record, record_type):
+                    raise PluginError(
+                        f"plugin {plugin_name!r} returned {type(record).__name__} from {hook_name}; "
+                        f"expected {record_type.__name__}"
+                    )
+                record = attrs.evolve(
+                    record,
+                    distribution=info.distribution if info else "unknown",
+                    version=info.version if info else "unknown",
+                )
+                previous = registry.get(record.name)
+                if previous is not None:
+                    raise DuplicateComponentError(
+                        f"{kind} {record.name!r} is offered by both {previous.distribution} "
+                        f"{previous.version} and {record.distribution} {record.version}",
+                        hint=f"Uninstall one of them or disable a plugin with {DISABLE_ENV}.",
+                    )
+                registry[record.name] = record
+        self._registries[kind] = dict(sorted(registry.items()))
+        return self._registries[kind]
+
+    def components(self, kind: str) -> dict[str, Any]:
+        """All components of one kind (``"resource type"``, ``"submitter"``...), by name."""
+        return self._registry(kind)
+
+    def get(self, kind: str, name: str) -> Any:
+        registry = self._registry(kind)
+        key = normalize_name(name)
+        if key in registry:
+            return registry[key]
+        available = ", ".join(registry) or "none"
+        provider = KNOWN_PROVIDERS.get(kind, {}).get(key)
+        hint = f"Install {provider}." if provider else None
+        raise UnknownComponentError(f"Unknown {kind} {name!r}. Available: {available}.", hint=hint)
+
+    def resource_type(self, name: str) -> ResourceType:
+        return self.get("resource type", name)  # type: ignore[no-any-return]
+
+    def session_type(self, name: str) -> SessionType:
+        return self.get("session type", name)  # type: ignore[no-any-return]
+
+    def submitter(self, name: str) -> SubmitterType:
+        return self.get("submitter", name)  # type: ignore[no-any-return]
+
+    def orchestrator(self, name: str) -> OrchestratorType:
+        return self.get("orchestrator", name)  # type: ignore[no-any-return]
+
+    def tracers(self) -> list[TracerType]:
+        """Tracers in the order they see files."""
+        return sorted(self._registry("tracer").values(), key=lambda t: (t.order, t.name))
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Plugins with their components, the data behind ``reproman plugins``."""
+        for kind in _HOOKS:
+            self._registry(kind)
+        rows: list[dict[str, Any]] = []
+        for info in self.plugins.values():
+            components = {
+                kind: [r.name for r in self._registries[kind].values() if r.distribution == info.distribution]
+                for kind in _HOOKS
+            }
+            rows.append(
+                {
+                    "plugin": info.name,
+                    "distribution": info.distribution,
+                    "version": info.version,
+                    "module": info.module,
+                    "components": {k: v for k, v in components.items() if v},
+                    "error": None,
+                }
+            )
+        for failure in self.failures:
+            rows.append(
+                {
+                    "plugin": failure.name,
+                    "distribution": failure.distribution,
+                    "version": failure.version,
+                    "module": failure.module,
+                    "components": {},
+                    "error": failure.error,
+                }
+            )
+        return rows
+
+
+_manager: PluginManager | None = None
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide manager, created on first use."""
+    global _manager
+    if _manager is None:
+        _manager = PluginManager()
+    return _manager
+
+
+def reset_plugin_manager() -> None:
+    """Forget loaded plugins (tests, or apps that installed plugins at run time)."""
+    global _manager
+    _manager = None

@@ -1,0 +1,169 @@
+"""Turn inventory records into live resources, and resource references into records.
+
+This is the layer the API's resource commands share: resolving ``resref``
+(name, ID or unique ID prefix), validating backend parameters, and keeping
+the inventory in step with what the backends did.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reproman.errors import (
+    AmbiguousResourceError,
+    BackendParameterError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    UsageError,
+)
+from reproman.plugins.records import ResourceType
+from reproman.resources.base import Resource
+from reproman.resources.inventory import Inventory
+from reproman.resources.shell import LOCAL_RESOURCE_NAME
+
+RESREF_TYPES = ("auto", "name", "id")
+_LOCAL_RECORD = {"name": LOCAL_RESOURCE_NAME, "type": "shell", "id": "local", "status": "ONLINE"}
+
+
+def parse_key_values(items: Iterable[str] | Mapping[str, Any] | None, what: str = "backend parameter") -> dict[str, Any]:
+    """``["k=v", ...]`` (or a mapping) as a dict; a missing ``=`` is a usage error."""
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BackendParameterError(f"{what} {item!r} is not of the form KEY=VALUE")
+        result[key.strip()] = value
+    return result
+
+
+def validate_parameters(rtype: ResourceType, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check names, convert types, apply defaults; raise with a suggestion on a typo."""
+    known = {p.name: p for p in rtype.parameters}
+    values: dict[str, Any] = {}
+    for key, raw in given.items():
+        param = known.get(key)
+        if param is None:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"Did you mean {close[0]!r}?" if close else (
+                f"Known: {', '.join(known)}." if known else f"Type {rtype.name!r} takes no parameters."
+            )
+            raise BackendParameterError(f"unknown backend parameter {key!r} for type {rtype.name!r}.", hint=hint)
+        try:
+            values[key] = param.convert(raw)
+        except (ValueError, TypeError) as exc:
+            raise BackendParameterError(f"backend parameter {key!r}: {exc}") from None
+    missing = [p.name for p in rtype.parameters if p.required and values.get(p.name) in (None, "")]
+    if missing:
+        raise BackendParameterError(
+            f"missing required backend parameter(s) for type {rtype.name!r}: {', '.join(missing)}",
+            hint=f"Pass them with -b KEY=VALUE; see 'reproman backend-parameters {rtype.name}'.",
+        )
+    for param in rtype.parameters:
+        if key_absent(values, param.name) and param.default is not None:
+            values[param.name] = param.default
+    return values
+
+
+def key_absent(values: Mapping[str, Any], key: str) -> bool:
+    return key not in values or values[key] is None
+
+
+def find_record(
+    records: Mapping[str, Mapping[str, Any]], resref: str, resref_type: str = "auto"
+) -> dict[str, Any]:
+    """The record ``resref`` names: by name, then by ID, then by unique ID prefix."""
+    if resref_type not in RESREF_TYPES:
+        raise UsageError(f"resref_type must be one of {', '.join(RESREF_TYPES)}; got {resref_type!r}")
+    if resref_type in ("auto", "name") and resref in records:
+        return dict(records[resref])
+    if resref_type in ("auto", "id"):
+        exact = [r for r in records.values() if r.get("id") == resref]
+        if exact:
+            return dict(exact[0])
+        prefixed = [r for r in records.values() if str(r.get("id") or "").startswith(resref)]
+        if len(prefixed) == 1:
+            return dict(prefixed[0])
+        if len(prefixed) > 1:
+            names = ", ".join(sorted(str(r["name"]) for r in prefixed))
+            raise AmbiguousResourceError(f"ID prefix {resref!r} matches several resources: {names}")
+    if resref == LOCAL_RESOURCE_NAME and resref_type != "id":
+        return dict(_LOCAL_RECORD)
+    available = ", ".join(sorted(records)) or "none"
+    raise ResourceNotFoundError(
+        f"no resource {resref!r} ({resref_type}). Known: {available}.",
+        hint="See 'reproman ls', or create one with 'reproman create'.",
+    )
+
+
+def instantiate(record: Mapping[str, Any]) -> Resource:
+    """A live resource object for an inventory record (imports the backend)."""
+    from reproman.plugins.manager import get_plugin_manager
+
+    rtype = get_plugin_manager().resource_type(str(record.get("type")))
+    cls = rtype.load()
+    params = {k: v for k, v in record.items() if k not in ("name", "type", "id", "status")}
+    for param in rtype.parameters:
+        params.setdefault(param.name, param.default)
+    return cls(str(record["name"]), id=record.get("id"), status=record.get("status"), **params)  # type: ignore[no-any-return]
+
+
+def get_resource(resref: str | Resource | None = None, resref_type: str = "auto") -> Resource:
+    """Resolve a reference to a live resource; ``None`` is the default local shell.
+
+    The default can be changed with ``[general] default_resource`` in the config.
+    """
+    if isinstance(resref, Resource):
+        return resref
+    if resref is None:
+        from reproman.config import get_config
+
+        resref = get_config().get("general", "default_resource") or LOCAL_RESOURCE_NAME
+    record = find_record(Inventory().load(), resref, resref_type)
+    return instantiate(record)
+
+
+def create_resource(name: str, resource_type: str, backend_parameters: Iterable[str] | Mapping[str, Any] | None) -> Resource:
+    """Create the real thing through its backend and record it in the inventory."""
+    from reproman.plugins.manager import get_plugin_manager
+
+    if not name or not isinstance(name, str):
+        raise UsageError("a resource needs a name")
+    inventory = Inventory()
+    if name in inventory.load() or name == LOCAL_RESOURCE_NAME:
+        raise ResourceExistsError(f"a resource named {name!r} already exists", hint="Pick another name or delete it.")
+    rtype = get_plugin_manager().resource_type(resource_type)
+    values = validate_parameters(rtype, parse_key_values(backend_parameters))
+    cls = rtype.load()
+    resource: Resource = cls(name, **values)
+    attributes = resource.create() or {}
+    for key, value in attributes.items():
+        if key in ("id", "status"):
+            setattr(resource, key, value)
+        else:
+            resource.params[key] = value
+    secrets = {p.name for p in rtype.parameters if p.secret}
+    record = {k: v for k, v in resource.to_record().items() if k not in secrets}
+    record["type"] = rtype.name
+    with inventory.edit() as records:
+        if name in records:
+            raise ResourceExistsError(f"a resource named {name!r} was created concurrently")
+        records[name] = record
+    return resource
+
+
+def forget_resource(name: str) -> None:
+    with Inventory().edit() as records:
+        records.pop(name, None)
+
+
+def update_resource(resource: Resource) -> None:
+    """Store a changed status (after start/stop/refresh) if the resource is in the inventory."""
+    with Inventory().edit() as records:
+        if resource.name in records:
+            records[resource.name]["status"] = resource.status

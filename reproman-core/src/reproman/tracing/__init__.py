@@ -1,0 +1,1 @@
+"""Provenance: trace files to the packages that provide them, diff and install specs."""

@@ -1,0 +1,5 @@
+"""Entry point module: registers this distribution's components (cheap to import)."""
+
+from __future__ import annotations
+
+from reproman.plugins import hookimpl  # noqa: F401

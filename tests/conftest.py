@@ -1,0 +1,29 @@
+"""Fixtures shared by every package's tests: an isolated user, strict plugins."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_user(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Config, data and inventory of a throwaway user, and strict plugin loading."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("REPROMAN_PLUGINS_STRICT", "1")
+    for name in list(os.environ):
+        if name.startswith("REPROMAN_") and name not in ("REPROMAN_PLUGINS_STRICT",):
+            monkeypatch.delenv(name, raising=False)
+    from reproman.config import reset_config
+    from reproman.plugins.manager import reset_plugin_manager
+
+    reset_config()
+    reset_plugin_manager()
+    yield home
+    reset_config()
+    reset_plugin_manager()

@@ -1,0 +1,91 @@
+"""The job directory on the resource, and the runscript that fills it.
+
+``<root_directory>/.reproman/jobs/<resource name>/<jobid>/`` holds::
+
+    spec.yaml          the job record (also kept with fetched results)
+    runscript          ``sh runscript INDEX`` runs subjob INDEX (0-based)
+    submit             the submitter's submission script (name varies)
+    status.INDEX       "running", "succeeded 0" or "failed CODE"
+    stdout.INDEX       the subjob's standard output
+    stderr.INDEX       the subjob's standard error
+    submission-id      what the scheduler called the job
+    completed          marker: every subjob has finished (written by the
+                       local submitter's launcher, or by core at fetch time)
+
+Status files are written with a rename so a reader never sees half a line;
+the runscript needs only POSIX ``sh``, ``mv`` and ``printf`` on the resource.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Sequence
+
+JOBS_SUBDIR = ".reproman/jobs"
+SPEC_FILE = "spec.yaml"
+RUNSCRIPT = "runscript"
+COMPLETED = "completed"
+SUBMISSION_ID = "submission-id"
+
+
+def job_dir(root_directory: str, resource_name: str, jobid: str) -> str:
+    return posixpath.join(root_directory, JOBS_SUBDIR, resource_name, jobid)
+
+
+def status_file(jobdir: str, index: int) -> str:
+    return posixpath.join(jobdir, f"status.{index}")
+
+
+def stdout_file(jobdir: str, index: int) -> str:
+    return posixpath.join(jobdir, f"stdout.{index}")
+
+
+def stderr_file(jobdir: str, index: int) -> str:
+    return posixpath.join(jobdir, f"stderr.{index}")
+
+
+def render_runscript(
+    *,
+    jobid: str,
+    jobdir: str,
+    working_directory: str,
+    commands: Sequence[str],
+    wrapper: str | None = None,
+) -> str:
+    """The runscript for a job's subjobs.
+
+    Each command runs as ``sh -c COMMAND`` in the working directory, so an
+    ``exit`` in it cannot skip recording its status. ``wrapper`` (for the
+    ``container`` job parameter, e.g. ``singularity exec IMAGE``) is put in
+    front of that ``sh``.
+    """
+    prefix = f"{wrapper} " if wrapper else ""
+    arms = "\n".join(f"  {i}) {prefix}sh -c {shlex.quote(cmd)} ;;" for i, cmd in enumerate(commands))
+    return f"""#!/bin/sh
+# ReproMan runscript for job {jobid}.
+# Usage: sh runscript INDEX   (INDEX counts subjobs from 0)
+i="${{1:?usage: runscript SUBJOB-INDEX}}"
+jobdir={shlex.quote(jobdir)}
+mark() {{ printf '%s\\n' "$1" > "$jobdir/status.$i.tmp" && mv -f "$jobdir/status.$i.tmp" "$jobdir/status.$i"; }}
+exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null
+mark running
+cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
+REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB
+case "$i" in
+{arms}
+  *) echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2 ;;
+esac
+rc=$?
+if [ "$rc" -eq 0 ]; then mark "succeeded 0"; else mark "failed $rc"; fi
+exit "$rc"
+"""
+
+
+def parse_status_line(text: str) -> tuple[str, int | None]:
+    """``"failed 3"`` -> ``("failed", 3)``; ``"running"`` -> ``("running", None)``."""
+    parts = text.split()
+    if not parts:
+        return "unknown", None
+    code = int(parts[1]) if len(parts) > 1 and parts[1].lstrip("-").isdigit() else None
+    return parts[0], code

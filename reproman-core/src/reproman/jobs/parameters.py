@@ -1,0 +1,33 @@
+"""The job parameters every submitter understands (``reproman run --list parameters``)."""
+
+from __future__ import annotations
+
+from reproman.plugins.records import Parameter
+
+JOB_PARAMETERS: tuple[Parameter, ...] = (
+    Parameter(name="root_directory", doc="Directory on the resource under which jobs and working directories live. "
+              "Default: ~/.reproman/run-root (plain orchestrator)."),
+    Parameter(name="working_directory", doc="Directory on the resource the command runs in. "
+              "Default: a per-job directory under root_directory (plain), the dataset (datalad)."),
+    Parameter(name="memory", doc="Memory per subjob, e.g. 4G or 500M (scheduler directive)."),
+    Parameter(name="num_processes", type="int", doc="CPUs per subjob for schedulers; subjobs run at once for "
+              "the local submitter (default: number of CPUs on the resource)."),
+    Parameter(name="num_nodes", type="int", doc="Nodes per subjob (scheduler directive)."),
+    Parameter(name="walltime", doc="Wall-clock limit per subjob, HH:MM:SS (scheduler directive)."),
+    Parameter(name="queue", doc="Queue or partition to submit to (scheduler directive)."),
+    Parameter(name="account", doc="Account or project to charge (scheduler directive)."),
+    Parameter(name="qos", doc="Quality of service or priority class (scheduler directive)."),
+    Parameter(name="gpus", type="int", doc="GPUs per subjob, where the scheduler has them."),
+    Parameter(name="throttle", type="int", doc="At most this many subjobs of an array run at once (%N)."),
+    Parameter(name="max_array_size", type="int", doc="Split arrays larger than the site's maximum array size."),
+    Parameter(name="container", doc="Run each subjob inside this container image (e.g. a Singularity/Apptainer "
+              "image path); the command is prefixed with 'singularity exec IMAGE'."),
+    Parameter(name="launcher", type="bool", doc="Run all subjobs inside one allocation with the TACC-style "
+              "launcher instead of an array job."),
+    Parameter(name="directives", type="list", doc="Extra scheduler directives passed through verbatim, "
+              "comma-separated, e.g. '--constraint=skylake,--exclusive'."),
+    Parameter(name="env", type="list", doc="Environment variables for the command, KEY=VALUE, comma-separated."),
+)
+
+#: Parameters that are about where and how ReproMan stages work, not the scheduler.
+GENERIC = frozenset({"root_directory", "working_directory", "container", "env"})

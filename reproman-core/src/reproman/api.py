@@ -1,0 +1,283 @@
+"""The public Python API: the same commands as the CLI, returning data.
+
+Every function takes the parameters of the ReproMan API specification with
+the same names and defaults, returns records instead of printing, and raises
+:class:`reproman.errors.ReproManError` subclasses. Implementations are
+imported inside each function so ``import reproman.api`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reproman.resources.base import Resource
+    from reproman.resources.session import CommandResult
+
+__all__ = [
+    "backend_parameters", "create", "delete", "diff", "execute", "install", "jobs",
+    "login", "ls", "plugins", "retrace", "run", "start", "stop",
+]
+
+
+def backend_parameters(backends: Sequence[str] | str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Parameters of each resource type (all installed types, or ``backends``)."""
+    from reproman.plugins.manager import get_plugin_manager
+
+    manager = get_plugin_manager()
+    if isinstance(backends, str):
+        backends = [backends]
+    types = [manager.resource_type(b) for b in backends] if backends else list(manager.components("resource type").values())
+    return {
+        t.name: [
+            {"name": p.name, "type": p.type, "default": p.default, "required": p.required,
+             "choices": list(p.choices) if p.choices else None, "doc": p.doc}
+            for p in t.parameters
+        ]
+        for t in types
+    }
+
+
+def create(name: str, resource_type: str, backend_parameters: Sequence[str] | Mapping[str, Any] | None = None) -> Resource:
+    """Create a computation environment and record it in the inventory."""
+    from reproman.resources.manage import create_resource
+
+    return create_resource(name, resource_type, backend_parameters)
+
+
+def delete(
+    resref: str,
+    resref_type: str = "auto",
+    skip_confirmation: bool = False,
+    force: bool = False,
+    confirm: Callable[[str], bool] | None = None,
+) -> str:
+    """Delete a computation environment; returns its name.
+
+    Without ``skip_confirmation`` the deletion must be confirmed by
+    ``confirm(question)`` (the CLI asks on the terminal); without a
+    ``confirm`` callable nothing is deleted. ``force`` removes the inventory
+    entry even when the backend cannot be reached.
+    """
+    from reproman.errors import ReproManError, ResourceError
+    from reproman.resources.inventory import Inventory
+    from reproman.resources.manage import find_record, forget_resource, instantiate
+
+    record = find_record(Inventory().load(), resref, resref_type)
+    name = str(record["name"])
+    if record.get("id") == "local" and record.get("type") == "shell" and name not in Inventory().load():
+        raise ResourceError("the built-in local resource cannot be deleted")
+    if not skip_confirmation:
+        question = f"Delete resource {name!r} ({record.get('type')})?"
+        if confirm is None or not confirm(question):
+            raise ResourceError(f"not deleting {name!r}: not confirmed", hint="Pass skip_confirmation (-y) to skip the question.")
+    try:
+        resource = instantiate(record)
+        resource.connect()
+        resource.delete()
+    except ReproManError:
+        if not force:
+            raise
+    forget_resource(name)
+    return name
+
+
+def _lifecycle(resref: str, resref_type: str, verb: str) -> Resource:
+    from reproman.resources.manage import get_resource, update_resource
+
+    resource = get_resource(resref, resref_type)
+    resource.connect()
+    getattr(resource, verb)()
+    update_resource(resource)
+    return resource
+
+
+def start(resref: str, resref_type: str = "auto") -> Resource:
+    """Start a computation environment."""
+    return _lifecycle(resref, resref_type, "start")
+
+
+def stop(resref: str, resref_type: str = "auto") -> Resource:
+    """Stop a computation environment."""
+    return _lifecycle(resref, resref_type, "stop")
+
+
+def login(resref: str, resref_type: str = "auto") -> int:
+    """Interactive shell on a computation environment; returns its exit status."""
+    from reproman.resources.manage import get_resource
+
+    resource = get_resource(resref, resref_type)
+    resource.connect()
+    return resource.login()
+
+
+INTERNAL_COMMANDS = ("mkdir", "isdir", "put", "get", "chown", "chmod")
+
+
+def execute(
+    command: str,
+    args: Sequence[str] = (),
+    resref: str | None = None,
+    resref_type: str = "auto",
+    internal: bool = False,
+    trace: bool = False,
+) -> CommandResult | Any:
+    """Execute a command in a computation environment.
+
+    Returns the :class:`~reproman.resources.session.CommandResult` (stdout,
+    stderr and exit code apart); a non-zero exit is not an exception. With
+    ``internal`` the command is a session operation (``mkdir PATH``,
+    ``isdir PATH``, ``put SRC DEST``, ``get SRC DEST``, ``chown OWNER PATH``,
+    ``chmod MODE PATH``) and its return value is returned. With ``trace``
+    the result's files are traced afterwards (see ``retrace``).
+    """
+    from reproman.errors import UsageError
+    from reproman.resources.manage import get_resource
+
+    if not command:
+        raise UsageError("no command given")
+    resource = get_resource(resref, resref_type)
+    resource.connect()
+    session = resource.get_session()
+    try:
+        if internal:
+            if command not in INTERNAL_COMMANDS:
+                raise UsageError(f"unknown internal command {command!r}; known: {', '.join(INTERNAL_COMMANDS)}")
+            return _internal(session, command, list(args))
+        if trace:
+            from reproman.tracing.commands import trace_execution
+
+            return trace_execution(session, [command, *args])
+        return session.execute_command([command, *args])
+    finally:
+        session.close()
+
+
+def _internal(session: Any, command: str, args: list[str]) -> Any:
+    from reproman.errors import UsageError
+
+    arity = {"mkdir": (1, 1), "isdir": (1, 1), "put": (2, 2), "get": (1, 2), "chown": (2, 2), "chmod": (2, 2)}
+    low, high = arity[command]
+    if not low <= len(args) <= high:
+        raise UsageError(f"internal {command} takes {low}{'' if low == high else f'-{high}'} argument(s)")
+    if command == "mkdir":
+        return session.mkdir(args[0], parents=True)
+    if command == "isdir":
+        return session.isdir(args[0])
+    if command == "put":
+        return session.put(args[0], args[1])
+    if command == "get":
+        return session.get(*args)
+    if command == "chown":
+        return session.chown(args[0], args[1])
+    mode = int(args[0], 8) if args[0].isdigit() else args[0]
+    return session.chmod(mode, args[1])
+
+
+def ls(
+    resrefs: Sequence[str] | str | None = None,
+    resref_type: str = "auto",
+    verbose: bool = False,
+    refresh: bool = False,
+) -> list[dict[str, Any]]:
+    """Known resources as records (name, type, id, status, and with ``verbose`` all attributes)."""
+    from reproman.resources.inventory import Inventory
+    from reproman.resources.manage import find_record, instantiate, update_resource
+
+    records = Inventory().load()
+    if isinstance(resrefs, str):
+        resrefs = [resrefs]
+    selected = [find_record(records, r, resref_type) for r in resrefs] if resrefs else list(records.values())
+    rows: list[dict[str, Any]] = []
+    for record in selected:
+        record = dict(record)
+        if refresh:
+            from reproman.errors import ReproManError
+
+            try:
+                resource = instantiate(record)
+                record["status"] = resource.refresh_status()
+                update_resource(resource)
+            except ReproManError as exc:
+                record["status"] = f"ERROR: {exc}"
+        row = record if verbose else {k: record.get(k) for k in ("name", "type", "id", "status")}
+        rows.append(row)
+    return rows
+
+
+def plugins() -> list[dict[str, Any]]:
+    """Installed plugin distributions, versions and the components each provides."""
+    from reproman.plugins.manager import get_plugin_manager
+
+    return get_plugin_manager().describe()
+
+
+def run(
+    command: Sequence[str] | str | None = None,
+    message: str | None = None,
+    resref: str | None = None,
+    resref_type: str = "auto",
+    list_: str | None = None,
+    submitter: str | None = None,
+    orchestrator: str | None = None,
+    batch_spec: str | None = None,
+    batch_parameters: Sequence[str] | Mapping[str, Any] | None = None,
+    job_specs: Sequence[str] | None = None,
+    job_parameters: Sequence[str] | Mapping[str, Any] | None = None,
+    inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
+    follow: bool | str = False,
+) -> Any:
+    """Run a command on a resource through a submitter and an orchestrator.
+
+    Returns the job record (with per-subjob status when ``follow`` is set),
+    or, with ``list_``, the catalogue of submitters/orchestrators/parameters.
+    """
+    from reproman.jobs.commands import run as _run
+
+    return _run(
+        command=command, message=message, resref=resref, resref_type=resref_type, list_=list_,
+        submitter=submitter, orchestrator=orchestrator, batch_spec=batch_spec,
+        batch_parameters=batch_parameters, job_specs=job_specs, job_parameters=job_parameters,
+        inputs=inputs, outputs=outputs, follow=follow,
+    )
+
+
+def jobs(
+    queries: Sequence[str] | str | None = None,
+    action: str = "auto",
+    all_: bool = False,
+    status: bool = False,
+) -> Any:
+    """View and manage jobs: list, show, delete, fetch, cancel (auto: fetch named jobs, else list)."""
+    from reproman.jobs.commands import jobs as _jobs
+
+    return _jobs(queries=queries, action=action, all_=all_, status=status)
+
+
+def retrace(
+    path: Sequence[str] | str | None = None,
+    spec: str | None = None,
+    output_file: str | None = None,
+    resref: Any = None,
+    resref_type: str = "auto",
+) -> Any:
+    """Gather package information for paths or a ReproZip trace; returns the environment spec."""
+    from reproman.tracing.commands import retrace as _retrace
+
+    return _retrace(path=path, spec=spec, output_file=output_file, resref=resref, resref_type=resref_type)
+
+
+def diff(prov1: str, prov2: str, satisfies: bool = False) -> Any:
+    """Compare two environment specs; the result says whether they differ and how."""
+    from reproman.tracing.commands import diff as _diff
+
+    return _diff(prov1=prov1, prov2=prov2, satisfies=satisfies)
+
+
+def install(resref: str, spec: Sequence[str] | str, resref_type: str = "auto") -> Any:
+    """Install the packages of environment specs on a resource."""
+    from reproman.tracing.commands import install as _install
+
+    return _install(resref=resref, spec=spec, resref_type=resref_type)

@@ -1,0 +1,1 @@
+"""The ``reproman`` command: argparse front end, the only place that prints."""

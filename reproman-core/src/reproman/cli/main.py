@@ -1,0 +1,106 @@
+"""Entry point of the ``reproman`` command.
+
+Start-up is kept small: only argparse and the chosen command's module are
+imported; plugins load when that command needs a component.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from reproman.cli.parser import TRAILING_COMMAND, build_parser, split_trailing_command
+
+_GLOBAL_WITH_VALUE = {"-l", "--log-level", "-c", "--config"}
+
+
+def _split_global(argv: list[str], commands: set[str]) -> int:
+    """Index of the command word in ``argv`` (len(argv) if there is none)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in commands:
+            return i
+        if word in _GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        i += 1
+    return len(argv)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_parser()
+    words = list(argv)
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    at = _split_global(words, set(subparsers.choices))
+    trailing: list[str] | None = None
+    if at < len(words) and words[at] in TRAILING_COMMAND:
+        own, trailing = split_trailing_command(subparsers.choices[words[at]], words[at + 1:])
+        words = words[: at + 1] + own
+    args = parser.parse_args(words)
+    if args.cmd is None:
+        parser.print_help(sys.stderr)
+        raise SystemExit(2)
+    if trailing is not None:
+        first, rest = TRAILING_COMMAND[args.cmd]
+        if rest is None:
+            args.command = trailing
+        else:
+            setattr(args, first, trailing[0] if trailing else None)
+            setattr(args, rest, trailing[1:])
+    return args
+
+
+def _setup_logging(level: str | None, debug: bool) -> None:
+    name = (level or ("debug" if debug else "warning")).upper()
+    numeric = int(name) if name.isdigit() else getattr(logging, name, None)
+    if not isinstance(numeric, int):
+        raise SystemExit(f"reproman: error: unknown log level {level!r}")
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_time=False, show_path=False, rich_tracebacks=debug)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("reproman: %(levelname)s: %(message)s"))
+    root = logging.getLogger("reproman")
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    _setup_logging(args.log_level, args.debug)
+    from reproman.cli.ui import UI
+    from reproman.errors import ReproManError
+
+    ui = UI()
+    if args.config:
+        from reproman.config import set_config_files
+
+        set_config_files(args.config)
+    module = importlib.import_module(f"reproman.cli.commands.{args.cmd.replace('-', '_')}")
+    try:
+        return int(module.handle(args, ui) or 0)
+    except ReproManError as exc:
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        ui.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        ui.error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Argument definitions for every command (argparse only: cheap to import).
+
+Parameter names and defaults follow ``reproman.api``. Commands that end in
+a user command (``execute``, ``run``) take everything after their own
+options literally; see :func:`split_trailing_command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+RESREF_TYPES = ("auto", "name", "id")
+FOLLOW_CHOICES = ("stop", "stop-if-success", "delete", "delete-if-success")
+LIST_CHOICES = ("submitters", "orchestrators", "parameters")
+JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel")
+
+#: Commands whose trailing words are a command to run, and where it goes.
+TRAILING_COMMAND = {"execute": ("command", "args"), "run": ("command", None)}
+
+
+def _resref(p: argparse.ArgumentParser, *, optional: bool) -> None:
+    if optional:
+        p.add_argument("-r", "--resource", dest="resref", metavar="RESOURCE",
+                       help="Name or ID of the resource (default: the local shell). See 'reproman ls'.")
+    else:
+        p.add_argument("resref", metavar="RESOURCE", help="Name or ID of the resource. See 'reproman ls'.")
+    p.add_argument("--resref-type", choices=RESREF_TYPES, default="auto",
+                   help="Interpret the reference as a name or an ID (default: auto).")
+
+
+def _json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="Print machine-readable JSON on stdout.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from reproman import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="reproman",
+        description="Manage computation environments and run reproducible work on them.",
+    )
+    parser.add_argument("--version", action="version", version=f"reproman {__version__}")
+    parser.add_argument("-l", "--log-level", default=None,
+                        help="Logging level: debug, info, warning (default), error, or a number.")
+    parser.add_argument("-c", "--config", action="append", default=[], metavar="FILE",
+                        help="Read this config file after the standard ones (repeatable).")
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks of handled errors.")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help)
+
+    p = add("create", "Create a computation environment.")
+    p.add_argument("name", help="Name of the resource to create.")
+    p.add_argument("-t", "--resource-type", required=True, help="Resource type (see 'reproman backend-parameters').")
+    p.add_argument("-b", "--backend-parameters", "--backend-parameter", dest="backend_parameters",
+                   action="append", default=[], metavar="KEY=VALUE", help="Backend parameter (repeatable).")
+    _json(p)
+
+    p = add("delete", "Delete a computation environment.")
+    _resref(p, optional=False)
+    p.add_argument("-y", "--skip-confirmation", action="store_true", help="Delete without asking.")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="Remove from the inventory even if the backend cannot be reached.")
+
+    for name, verb in (("start", "Start"), ("stop", "Stop"), ("login", "Log into")):
+        p = add(name, f"{verb} a computation environment.")
+        _resref(p, optional=False)
+
+    p = add("execute", "Execute a command in a computation environment (exit code passed through).")
+    _resref(p, optional=True)
+    p.add_argument("--internal", action="store_true",
+                   help="Run a ReproMan session operation: mkdir, isdir, put, get, chown, chmod.")
+    p.add_argument("--trace", action="store_true", help="Trace the execution and print a spec of what it used.")
+    p.add_argument("command", nargs="?", help="Command to run; everything after it is its arguments.")
+
+    p = add("ls", "List known computation resources.")
+    p.add_argument("resrefs", nargs="*", metavar="RESOURCE", help="Restrict to these names or IDs.")
+    p.add_argument("--resref-type", choices=RESREF_TYPES, default="auto")
+    p.add_argument("-v", "--verbose", action="store_true", help="Show all recorded attributes.")
+    p.add_argument("-r", "--refresh", action="store_true", help="Ask each backend for the current status.")
+    _json(p)
+
+    p = add("backend-parameters", "Show the parameters of resource types.")
+    p.add_argument("backends", nargs="*", metavar="TYPE", help="Restrict to these resource types.")
+    _json(p)
+
+    p = add("plugins", "List installed plugin distributions and their components.")
+    _json(p)
+
+    p = add("run", "Run a command on a resource, through a submitter and an orchestrator.")
+    _resref(p, optional=True)
+    p.add_argument("-m", "--message", help="Message to use when saving the run (commit message).")
+    p.add_argument("--list", dest="list_", nargs="?", const="", metavar="WHAT",
+                   help="Show submitters, orchestrators or parameters ('' or nothing for all).")
+    p.add_argument("--submitter", "--sub", help="Submitter name (default: local).")
+    p.add_argument("--orchestrator", "--orc", help="Orchestrator name (default: plain).")
+    p.add_argument("--batch-spec", "--bs", help="YAML file with one record of parameters per subjob.")
+    p.add_argument("--batch-parameter", "--bp", dest="batch_parameters", action="append", metavar="KEY=V1,V2",
+                   help="Batch parameter values (repeatable; the product of keys is taken; globs expand).")
+    p.add_argument("--job-spec", "--js", dest="job_specs", action="append", metavar="FILE",
+                   help="YAML file of job parameters (repeatable; later files win).")
+    p.add_argument("--job-parameter", "--jp", dest="job_parameters", action="append", metavar="KEY=VALUE",
+                   help="Job parameter (repeatable; wins over job specs).")
+    p.add_argument("-i", "--input", dest="inputs", action="append", metavar="PATH", help="Input path (repeatable).")
+    p.add_argument("-o", "--output", dest="outputs", action="append", metavar="PATH", help="Output path (repeatable).")
+    p.add_argument("--follow", nargs="?", const=True, default=False, metavar="ACTION",
+                   help=f"Wait for the job, fetch it, then optionally {', '.join(FOLLOW_CHOICES)} the resource.")
+    _json(p)
+    p.add_argument("command", nargs="?", help="Command to run; everything after it is its arguments.")
+
+    p = add("jobs", "View and manage jobs started with 'reproman run'.")
+    p.add_argument("queries", nargs="*", metavar="JOB", help="Full job ID or unique substring.")
+    p.add_argument("--action", choices=JOB_ACTIONS, default="auto",
+                   help="auto: fetch named jobs, else list. Shortcuts: --list --show --delete --fetch --cancel.")
+    for action in JOB_ACTIONS[1:]:
+        p.add_argument(f"--{action}", dest="action", action="store_const", const=action,
+                       help=argparse.SUPPRESS)
+    p.add_argument("-a", "--all", dest="all_", action="store_true", help="Operate on all jobs.")
+    p.add_argument("-s", "--status", action="store_true", help="Ask the resource for per-subjob status.")
+    _json(p)
+
+    p = add("retrace", "Find the packages that provide files, as an environment spec.")
+    p.add_argument("path", nargs="*", help="Paths to trace.")
+    p.add_argument("--spec", help="ReproZip config.yml to analyse.")
+    p.add_argument("-o", "--output-file", help="Write the spec here instead of stdout.")
+    _resref(p, optional=True)
+
+    p = add("diff", "Compare two environment specs (exit 0 equal, 3 different).")
+    p.add_argument("prov1", help="First spec file.")
+    p.add_argument("prov2", help="Second spec file.")
+    p.add_argument("-s", "--satisfies", action="store_true",
+                   help="Report only what PROV2 lacks to satisfy PROV1's requirements.")
+    _json(p)
+
+    p = add("install", "Install the packages of environment specs on a resource.")
+    _resref(p, optional=False)
+    p.add_argument("spec", nargs="+", help="Spec file(s).")
+    return parser
+
+
+def split_trailing_command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split a subcommand's words into (its own options, the user's command).
+
+    The user's command starts at the first word that is neither an option of
+    ``parser`` nor an option's value, or right after ``--`` (which is
+    dropped). Options that take an optional value (``--follow``, ``--list``)
+    consume the next word only when it is one of their documented values, so
+    ``run --follow sh -c ...`` runs ``sh``.
+    """
+    optional_values = {"--follow": set(FOLLOW_CHOICES), "--list": set(LIST_CHOICES) | {""}}
+    own: list[str] = []
+    i = 0
+    words = list(argv)
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            return own, words[i + 1:]
+        if not word.startswith("-") or word == "-":
+            return own, words[i:]
+        own.append(word)
+        name = word.split("=", 1)[0]
+        action = parser._option_string_actions.get(name)  # noqa: SLF001 - argparse has no public lookup
+        if action is None or "=" in word:
+            i += 1
+            continue
+        if action.nargs == "?":
+            allowed = optional_values.get(name, set(action.choices or ()))
+            if i + 1 < len(words) and words[i + 1] in allowed:
+                own.append(words[i + 1])
+                i += 2
+                continue
+            i += 1
+            continue
+        takes_value = action.nargs is None and action.option_strings and not isinstance(
+            action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,  # noqa: SLF001
+                     argparse._CountAction, argparse._HelpAction, argparse._VersionAction)  # noqa: SLF001
+        )
+        if takes_value and i + 1 < len(words):
+            own.append(words[i + 1])
+            i += 2
+        else:
+            i += 1
+    return own, []

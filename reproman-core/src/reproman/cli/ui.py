@@ -1,0 +1,72 @@
+"""Output for humans and scripts: tables, JSON, messages, questions.
+
+Data goes to stdout, diagnostics to stderr. On a terminal tables are drawn
+with rich; in a pipe they are plain aligned columns (no colour, no box
+characters) that ``cut``/``awk`` handle, and rich is not even imported, which
+keeps scripted calls fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value)
+    return str(value)
+
+
+class UI:
+    """The one object commands print through."""
+
+    def __init__(self, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    @property
+    def interactive(self) -> bool:
+        return self.stdout.isatty()
+
+    def json(self, data: Any) -> None:
+        json.dump(data, self.stdout, indent=2, default=str, sort_keys=False)
+        self.stdout.write("\n")
+
+    def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+        rows = [[_text(c) for c in row] for row in rows]
+        if self.interactive:
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(*columns, title=title, header_style="bold")
+            for row in rows:
+                table.add_row(*row)
+            Console(file=self.stdout).print(table)
+            return
+        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+        lines = [columns, *rows]
+        for line in lines:
+            self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() + "\n")
+
+    def out(self, text: str = "") -> None:
+        self.stdout.write(text if text.endswith("\n") else text + "\n")
+
+    def info(self, text: str) -> None:
+        self.stderr.write(text.rstrip("\n") + "\n")
+        self.stderr.flush()
+
+    def error(self, text: str) -> None:
+        self.info(f"reproman: error: {text}")
+
+    def confirm(self, question: str) -> bool:
+        """Ask yes/no on the terminal; without one, the answer is no."""
+        if not sys.stdin.isatty():
+            return False
+        self.stderr.write(f"{question} [y/N] ")
+        self.stderr.flush()
+        return sys.stdin.readline().strip().lower() in {"y", "yes"}

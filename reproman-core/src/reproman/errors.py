@@ -21,7 +21,9 @@ class ReproManError(Exception):
 
     def __str__(self) -> str:
         base = super().__str__()
-        return f"{base} {self.hint}" if self.hint else base
+        if not self.hint:
+            return base
+        return f"{base}{'' if base.endswith(('.', '!', '?', ':')) else '.'} {self.hint}"
 
 
 class ConfigError(ReproManError):

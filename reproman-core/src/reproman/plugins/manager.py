@@ -6,6 +6,7 @@ command actually needs a resource type, submitter, orchestrator or tracer.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import sys
@@ -203,7 +204,8 @@ class PluginManager:
             return registry[key]
         available = ", ".join(registry) or "none"
         provider = KNOWN_PROVIDERS.get(kind, {}).get(key)
-        hint = f"Install {provider}." if provider else None
+        close = difflib.get_close_matches(key, list(registry), n=1)
+        hint = f"Install {provider}." if provider else (f"Did you mean {close[0]!r}?" if close else None)
         raise UnknownComponentError(f"Unknown {kind} {name!r}. Available: {available}.", hint=hint)
 
     def resource_type(self, name: str) -> ResourceType:

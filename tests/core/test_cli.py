@@ -1,0 +1,107 @@
+"""The CLI as users type it: argument handling, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from reproman import __version__
+from reproman.testing.cli import run_cli
+
+
+def test_execute_passes_exit_code_and_keeps_dash_c_for_the_command() -> None:
+    result = run_cli(["execute", "sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+
+
+def test_execute_with_resource_option_and_leading_double_dash() -> None:
+    assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
+    result = run_cli(["execute", "-r", "box", "--", "sh", "-c", "exit 3"])
+    assert result.returncode == 3
+    literal = run_cli(["execute", "--resource", "box", "printf", "%s|", "-r", "$HOME", "--"])
+    assert literal.stdout == "-r|$HOME|--|"
+
+
+def test_global_options_before_command() -> None:
+    result = run_cli(["-l", "debug", "execute", "true"])
+    assert result.returncode == 0
+    assert run_cli(["--version"]).stdout.strip() == f"reproman {__version__}"
+
+
+def test_no_command_prints_usage() -> None:
+    result = run_cli([])
+    assert result.returncode == 2 and "usage: reproman" in result.stderr
+
+
+def test_errors_are_one_line_without_traceback_unless_debug() -> None:
+    result = run_cli(["execute", "-r", "nope", "true"])
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("reproman: error: no resource 'nope'")
+    debug = run_cli(["--debug", "execute", "-r", "nope", "true"])
+    assert "Traceback" in debug.stderr and debug.returncode == 1
+
+
+def test_ls_table_json_verbose() -> None:
+    run_cli(["create", "one", "-t", "shell"])
+    table = run_cli(["ls"])
+    assert table.stdout.splitlines()[0].split() == ["NAME", "TYPE", "ID", "STATUS"]
+    assert table.stdout.splitlines()[1].split()[0:2] == ["one", "shell"]
+    rows = json.loads(run_cli(["ls", "--json"]).stdout)
+    assert rows[0]["name"] == "one" and rows[0]["status"] == "ONLINE"
+    refreshed = json.loads(run_cli(["ls", "--refresh", "--json", "one"]).stdout)
+    assert refreshed[0]["status"] == "ONLINE"
+    assert "STATUS" in run_cli(["ls", "-v"]).stdout
+
+
+def test_delete_needs_confirmation() -> None:
+    run_cli(["create", "victim", "-t", "shell"])
+    refused = run_cli(["delete", "victim"], input="y\n")  # stdin is not a terminal: no
+    assert refused.returncode == 1 and "not confirmed" in refused.stderr
+    assert run_cli(["delete", "victim", "--skip-confirmation"]).returncode == 0
+    assert json.loads(run_cli(["ls", "--json"]).stdout) == []
+    again = run_cli(["delete", "-y", "victim"])
+    assert again.returncode == 1 and "no resource 'victim'" in again.stderr
+
+
+def test_start_stop_shell_say_why_not() -> None:
+    run_cli(["create", "box", "-t", "shell"])
+    result = run_cli(["start", "box"])
+    assert result.returncode == 1 and "cannot be started" in result.stderr
+
+
+def test_internal_commands(tmp_path: Path) -> None:
+    target = tmp_path / "made" / "deep"
+    assert run_cli(["execute", "--internal", "mkdir", str(target)]).returncode == 0
+    assert target.is_dir()
+    isdir = run_cli(["execute", "--internal", "isdir", str(target)])
+    assert (isdir.returncode, isdir.stdout) == (0, "true\n")
+    src = tmp_path / "f.txt"
+    src.write_text("data")
+    assert run_cli(["execute", "--internal", "put", str(src), str(target / "g.txt")]).returncode == 0
+    assert (target / "g.txt").read_text() == "data"
+    assert run_cli(["execute", "--internal", "chmod", "600", str(target / "g.txt")]).returncode == 0
+    assert (target / "g.txt").stat().st_mode & 0o777 == 0o600
+    bad = run_cli(["execute", "--internal", "rmdir", "x"])
+    assert bad.returncode == 2 and "unknown internal command" in bad.stderr
+
+
+def test_backend_parameters_json() -> None:
+    data = json.loads(run_cli(["backend-parameters", "--json", "shell"]).stdout)
+    assert data == {"shell": []}
+
+
+def test_login_is_an_interactive_pty(tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(sys.executable, ["-m", "reproman", "login", "local"], env={
+        **__import__("os").environ, "SHELL": "/bin/sh", "PS1": "rm$ "}, encoding="utf-8", timeout=20)
+    child.expect_exact("rm$ ")
+    child.sendline("[ -t 0 ] && echo tty-yes; echo $((6*7))")
+    child.expect_exact("tty-yes")
+    child.expect_exact("42")
+    child.sendline("exit 5")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 5

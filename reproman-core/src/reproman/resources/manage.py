@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reproman.errors import (
     AmbiguousResourceError,
@@ -18,10 +18,15 @@ from reproman.errors import (
     ResourceNotFoundError,
     UsageError,
 )
-from reproman.plugins.records import ResourceType
-from reproman.resources.base import Resource
 from reproman.resources.inventory import Inventory
-from reproman.resources.shell import LOCAL_RESOURCE_NAME
+
+if TYPE_CHECKING:
+    from reproman.plugins.records import ResourceType
+    from reproman.resources.base import Resource
+
+# Kept here rather than imported from the shell module: `ls` resolves
+# references without importing any resource implementation.
+LOCAL_RESOURCE_NAME = "local"
 
 RESREF_TYPES = ("auto", "name", "id")
 _LOCAL_RECORD = {"name": LOCAL_RESOURCE_NAME, "type": "shell", "id": "local", "status": "ONLINE"}
@@ -118,6 +123,8 @@ def get_resource(resref: str | Resource | None = None, resref_type: str = "auto"
 
     The default can be changed with ``[general] default_resource`` in the config.
     """
+    from reproman.resources.base import Resource
+
     if isinstance(resref, Resource):
         return resref
     if resref is None:

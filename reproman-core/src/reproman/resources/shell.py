@@ -18,7 +18,7 @@ from reproman.errors import SessionError
 from reproman.resources.base import ONLINE, Resource
 from reproman.resources.session import CommandResult, Session
 
-LOCAL_RESOURCE_NAME = "local"
+from reproman.resources.manage import LOCAL_RESOURCE_NAME  # noqa: F401 - re-exported
 _SHELL = "/bin/sh"
 
 

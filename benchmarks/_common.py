@@ -1,0 +1,42 @@
+"""Small helpers shared by the benchmark scripts (timing and isolated users)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+
+
+def isolated_env() -> dict[str, str]:
+    """An environment whose config and data dirs are fresh, so benchmarks touch nothing real."""
+    home = tempfile.mkdtemp(prefix="reproman-bench-")
+    return {
+        **os.environ,
+        "XDG_CONFIG_HOME": os.path.join(home, "config"),
+        "XDG_DATA_HOME": os.path.join(home, "data"),
+    }
+
+
+def time_command(argv: Sequence[str], env: dict[str, str], runs: int = 20) -> list[float]:
+    """Wall-clock seconds of ``argv`` over ``runs`` runs (after one warm-up)."""
+    subprocess.run(argv, env=env, capture_output=True, check=True)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_calls(func: Callable[[], object], count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        func()
+    return time.perf_counter() - start
+
+
+def median_ms(times: Sequence[float]) -> float:
+    return statistics.median(times) * 1000

@@ -1,0 +1,75 @@
+"""Test, lint, type-check and build every ReproMan distribution.
+
+Each package's tests run in a virtualenv holding only core and that package,
+so a plugin cannot lean on another by accident; ``integration`` installs
+everything together.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "integration", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = "."
+PLUGINS = {
+    "core": [],
+    "backend_ssh": ["reproman-backend-ssh"],
+    "backend_docker": ["reproman-backend-docker"],
+    "backend_aws": ["reproman-backend-ssh", "reproman-backend-aws"],
+    "submitters": ["reproman-submitters"],
+    "orchestrators_datalad": ["reproman-orchestrators-datalad"],
+}
+ALL_PACKAGES = [
+    "reproman-core",
+    "reproman-backend-ssh",
+    "reproman-backend-docker",
+    "reproman-backend-aws",
+    "reproman-submitters",
+    "reproman-orchestrators-datalad",
+]
+TEST_DEPS = ["pytest>=7", "pytest-timeout", "pexpect", "hatchling"]
+
+
+def _install(session: nox.Session, packages: list[str]) -> None:
+    """Install local packages together so pip resolves core from this checkout."""
+    session.install(*TEST_DEPS)
+    session.install(*[f"./{p}" for p in packages])
+
+
+@nox.session
+@nox.parametrize("package", list(PLUGINS))
+def tests(session: nox.Session, package: str) -> None:
+    """Run one package's tests with only core and that package installed."""
+    _install(session, ["reproman-core", *PLUGINS[package]])
+    session.run("pytest", f"tests/{package}", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Run the cross-package tests with every distribution installed."""
+    _install(session, ALL_PACKAGES)
+    session.run("pytest", "tests/integration", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and common bugs with ruff."""
+    session.install("ruff")
+    session.run("ruff", "check", *session.posargs, *[f"{p}/src" for p in ALL_PACKAGES], "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check every package with mypy."""
+    session.install("mypy", *[f"./{p}" for p in ALL_PACKAGES])
+    session.run("mypy", *session.posargs, *[f"{p}/src" for p in ALL_PACKAGES])
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build a wheel for every distribution into dist/."""
+    session.install("build")
+    for package in ALL_PACKAGES:
+        session.run("python", "-m", "build", "--wheel", "--outdir", "dist", package)

@@ -16,7 +16,6 @@ from reproman.errors import DuplicateComponentError, PluginError, UnknownCompone
 from reproman.plugins import hookimpl, hookspecs
 from reproman.plugins.manager import PluginManager
 from reproman.plugins.records import Parameter, ResourceType, SubmitterType
-
 from reproman.testing.cli import run_cli
 
 

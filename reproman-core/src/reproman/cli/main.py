@@ -34,7 +34,7 @@ def _split_global(argv: list[str], commands: set[str]) -> int:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = build_parser()
     words = list(argv)
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     at = _split_global(words, set(subparsers.choices))
     trailing: list[str] | None = None
     if at < len(words) and words[at] in TRAILING_COMMAND:

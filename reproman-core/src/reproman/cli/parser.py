@@ -161,7 +161,7 @@ def split_trailing_command(parser: argparse.ArgumentParser, argv: Sequence[str])
             return own, words[i:]
         own.append(word)
         name = word.split("=", 1)[0]
-        action = parser._option_string_actions.get(name)  # noqa: SLF001 - argparse has no public lookup
+        action = parser._option_string_actions.get(name)
         if action is None or "=" in word:
             i += 1
             continue
@@ -174,8 +174,8 @@ def split_trailing_command(parser: argparse.ArgumentParser, argv: Sequence[str])
             i += 1
             continue
         takes_value = action.nargs is None and action.option_strings and not isinstance(
-            action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,  # noqa: SLF001
-                     argparse._CountAction, argparse._HelpAction, argparse._VersionAction)  # noqa: SLF001
+            action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,
+                     argparse._CountAction, argparse._HelpAction, argparse._VersionAction)
         )
         if takes_value and i + 1 < len(words):
             own.append(words[i + 1])

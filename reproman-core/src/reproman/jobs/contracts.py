@@ -146,6 +146,18 @@ class Orchestrator(ABC):
         self.session = session
         self.job = job
 
+    def default_working_directory(self) -> str:
+        """Where the command runs when the user gave no ``working_directory``.
+
+        Called before :meth:`prepare_remote`, with ``job.root_directory``
+        already absolute on the resource; the default is a fresh per-job
+        directory, ``<root_directory>/<jobid>``, so concurrent jobs never
+        share a working directory. DataLad orchestrators return the dataset.
+        """
+        import posixpath
+
+        return posixpath.join(self.job.root_directory, self.job.jobid)
+
     @abstractmethod
     def prepare_remote(self) -> None:
         """Create the working directory on the resource and make inputs available there."""

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 JOBS_SUBDIR = ".reproman/jobs"
 SPEC_FILE = "spec.yaml"
 RUNSCRIPT = "runscript"
 COMPLETED = "completed"
+#: Marker written by ``cancel`` so a killed job reads as cancelled, not lost.
+CANCELLED = "cancelled"
 SUBMISSION_ID = "submission-id"
 
 
@@ -52,15 +54,18 @@ def render_runscript(
     working_directory: str,
     commands: Sequence[str],
     wrapper: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> str:
     """The runscript for a job's subjobs.
 
     Each command runs as ``sh -c COMMAND`` in the working directory, so an
     ``exit`` in it cannot skip recording its status. ``wrapper`` (for the
     ``container`` job parameter, e.g. ``singularity exec IMAGE``) is put in
-    front of that ``sh``.
+    front of that ``sh``. ``env`` (the ``env`` job parameter) is exported
+    before the command runs, after ReproMan's own variables.
     """
     prefix = f"{wrapper} " if wrapper else ""
+    exports = "".join(f"{k}={shlex.quote(str(v))}; export {k}\n" for k, v in (env or {}).items())
     arms = "\n".join(f"  {i}) {prefix}sh -c {shlex.quote(cmd)} ;;" for i, cmd in enumerate(commands))
     return f"""#!/bin/sh
 # ReproMan runscript for job {jobid}.
@@ -72,7 +77,7 @@ exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null
 mark running
 cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
 REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB
-case "$i" in
+{exports}case "$i" in
 {arms}
   *) echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2 ;;
 esac

@@ -128,7 +128,7 @@ class PluginManager:
                 continue
             try:
                 module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+            except Exception as exc:
                 self._fail(ep.name, dist_name, version, ep.value, exc)
                 continue
             self.register(module, name=ep.name, distribution=dist_name, version=version)
@@ -167,7 +167,7 @@ class PluginManager:
             info = self.plugins.get(plugin_name)
             try:
                 records = impl.function() or []
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if info is not None:
                     self._fail(plugin_name, info.distribution, info.version, info.module, exc)
                 continue

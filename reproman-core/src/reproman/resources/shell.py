@@ -16,9 +16,9 @@ from typing import Any
 
 from reproman.errors import SessionError
 from reproman.resources.base import ONLINE, Resource
+from reproman.resources.manage import LOCAL_RESOURCE_NAME  # noqa: F401 - re-exported
 from reproman.resources.session import CommandResult, Session
 
-from reproman.resources.manage import LOCAL_RESOURCE_NAME  # noqa: F401 - re-exported
 _SHELL = "/bin/sh"
 
 

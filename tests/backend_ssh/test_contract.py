@@ -1,0 +1,51 @@
+"""The core session contract, run against a real sshd."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from reproman.testing.session_contract import SessionContract
+
+
+class TestSSHSession(SessionContract):
+    @pytest.fixture
+    def session(self, make_session: Callable[..., Any]) -> Iterator[Any]:
+        with make_session() as session:
+            yield session
+
+    @pytest.fixture
+    def remote_tmp(self, session: Any) -> Iterator[str]:
+        path = session.execute_command("mktemp -d", check=True).stdout.strip()
+        yield path
+        session.remove(path, recursive=True)
+
+
+class TestSSHSessionThroughAlias(SessionContract):
+    """The same contract through an ssh_config alias, on ONE session kept across all its tests.
+
+    HostName, Port, User and IdentityFile come from the file only. Sharing
+    the session checks that a long-lived session stays in sync through every
+    kind of call the contract makes (only its variables are reset between tests).
+    """
+
+    @pytest.fixture(scope="class")
+    def shared(self, sshd: Any) -> Iterator[Any]:
+        from reproman_backend_ssh.session import SSHSession
+
+        params = {**sshd.session_params(), "host": "rmtest", "port": None, "user": None, "key_filename": None}
+        with SSHSession(**params) as session:
+            yield session
+
+    @pytest.fixture
+    def session(self, shared: Any) -> Iterator[Any]:
+        yield shared
+        shared._env.clear()
+
+    @pytest.fixture
+    def remote_tmp(self, session: Any) -> Iterator[str]:
+        path = session.execute_command("mktemp -d", check=True).stdout.strip()
+        yield path
+        session.remove(path, recursive=True)

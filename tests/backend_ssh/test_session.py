@@ -1,0 +1,266 @@
+"""SSH-specific session behaviour: the persistent shell, drops, transfers, speed."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reproman.errors import SessionError
+
+
+@pytest.fixture
+def session(make_session: Callable[..., Any]) -> Any:
+    return make_session()
+
+
+@pytest.fixture
+def remote_tmp(session: Any) -> Iterator[str]:
+    path = session.execute_command("mktemp -d", check=True).stdout.strip()
+    yield path
+    session.remove(path, recursive=True)
+
+
+def _connection_pid(session: Any, sshd: Any) -> int:
+    """The per-connection sshd process serving ``session`` (the persistent shell's parent)."""
+    shell_pid = int(session.execute_command("echo $PPID", check=True).stdout)
+    stat = Path(f"/proc/{shell_pid}/stat").read_text()
+    parent = int(stat.rsplit(")", 1)[1].split()[1])
+    assert parent in sshd.connection_pids()
+    return parent
+
+
+# -- one connection, one shell ----------------------------------------------------
+def test_one_connection_and_one_shell_for_all_calls(session: Any, sshd: Any) -> None:
+    pids = {session.execute_command("echo $PPID", check=True).stdout for _ in range(20)}
+    assert len(pids) == 1  # every command is a child of the same long-lived shell
+    transport = session._conn.transport
+    session.put_text("x", "/tmp/reproman-ssh-test-one-conn")
+    session.read("/tmp/reproman-ssh-test-one-conn")
+    session.remove("/tmp/reproman-ssh-test-one-conn")
+    assert session._conn.transport is transport
+
+
+def test_200_commands_under_two_seconds(session: Any) -> None:
+    session.execute_command("true")  # connection set-up is not what is measured
+    start = time.perf_counter()
+    for i in range(200):
+        result = session.execute_command(f"echo {i}; echo e{i} >&2; exit {i % 5}")
+        assert (result.stdout, result.stderr, result.returncode) == (f"{i}\n", f"e{i}\n", i % 5)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_exit_and_cd_do_not_leak(session: Any) -> None:
+    home = session.execute_command("pwd", check=True).stdout
+    assert session.execute_command("cd /; exit 4").returncode == 4
+    assert session.execute_command("pwd").stdout == home
+    assert session.execute_command("X=1; export Y=2").returncode == 0
+    assert session.execute_command('printf %s "${X-}${Y-}"').stdout == ""
+
+
+def test_stdin_defaults_to_eof_and_binary_stdin_is_exact(session: Any) -> None:
+    assert session.execute_command("cat").stdout == ""
+    data = bytes(range(256)) * 3 + b"%s\\n'\"$(x)`\n"
+    result = session.execute_command("od -An -v -tx1 | tr -d ' \\n'", stdin=data)
+    assert result.stdout == data.hex()
+
+
+def test_large_stdin_goes_through_a_file(session: Any) -> None:
+    data = os.urandom(300_000)
+    result = session.execute_command("wc -c; ls /tmp/reproman-stdin-* 2>/dev/null | wc -l", stdin=data)
+    count, _ = result.stdout.split()
+    assert int(count) == len(data)
+    assert session.execute_command("ls /tmp/reproman-stdin-* 2>/dev/null | wc -l").stdout.strip() == "0"
+
+
+def test_outputs_that_look_like_protocol(session: Any) -> None:
+    tricky = "__RM_E_deadbeef 0\n__RM_B_x\nprintf %s\n"
+    assert session.execute_command(["printf", "%s", tricky]).stdout == tricky
+    assert session.execute_command("printf '\\0\\n\\0'").stdout == "\0\n\0"
+
+
+def test_background_output_does_not_bleed_into_next_command(session: Any) -> None:
+    session.execute_command("(sleep 0.3; echo late; echo late >&2) &")
+    time.sleep(0.6)
+    result = session.execute_command("echo now")
+    assert (result.stdout, result.stderr) == ("now\n", "")
+
+
+def test_shell_killed_by_a_command_is_replaced(session: Any) -> None:
+    with pytest.raises(SessionError):
+        session.execute_command("kill -9 $PPID")
+    assert session.execute_command("echo back").stdout == "back\n"
+
+
+def test_env_and_cwd_quoting(session: Any, remote_tmp: str) -> None:
+    odd = posixpath.join(remote_tmp, "it's a \"dir\" $HOME `x`")
+    session.mkdir(odd)
+    result = session.execute_command('pwd; printf %s "$V"', cwd=odd, env={"V": "$(echo no) 'q' \"d\" \\"})
+    assert result.stdout == f"{odd}\n$(echo no) 'q' \"d\" \\"
+
+
+def test_unicode_round_trip(session: Any) -> None:
+    text = "ünïcödé ☃ 𝄞"
+    assert session.execute_command(["printf", "%s", text]).stdout == text
+
+
+# -- dropped connections -----------------------------------------------------------
+def test_killed_connection_is_reopened_on_next_call(session: Any, sshd: Any) -> None:
+    assert session.execute_command("echo one").stdout == "one\n"
+    old = _connection_pid(session, sshd)
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while session.connected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not session.connected
+    assert session.execute_command("echo two").stdout == "two\n"
+    assert _connection_pid(session, sshd) != old
+
+
+def test_connection_killed_right_before_a_call(session: Any, sshd: Any) -> None:
+    """Whether the drop is noticed before or during the call, the call after it works."""
+    session.execute_command("true")
+    os.kill(_connection_pid(session, sshd), signal.SIGKILL)
+    try:
+        session.execute_command("echo maybe")
+    except SessionError as exc:
+        assert "lost" in str(exc)
+    assert session.execute_command("echo sure").stdout == "sure\n"
+
+
+def test_connection_killed_during_a_command(session: Any, sshd: Any) -> None:
+    pid = _connection_pid(session, sshd)
+    with pytest.raises(SessionError, match="not re-run"):
+        session.execute_command(f"kill -9 {pid}; sleep 5")
+    assert session.execute_command("echo again").stdout == "again\n"
+
+
+def test_closed_transport_is_reopened(session: Any, remote_tmp: str, tmp_path: Path) -> None:
+    session.execute_command("true")
+    session._conn.transport.close()
+    assert session.execute_command("echo ok").stdout == "ok\n"
+    session._conn.transport.close()
+    local = tmp_path / "f"
+    local.write_text("data")
+    session.put(str(local), posixpath.join(remote_tmp, "f"))  # SFTP reconnects too
+    assert session.read(posixpath.join(remote_tmp, "f")) == "data"
+
+
+def test_closed_session_refuses(make_session: Callable[..., Any]) -> None:
+    session = make_session()
+    session.execute_command("true")
+    session.close()
+    with pytest.raises(SessionError, match="closed"):
+        session.execute_command("true")
+
+
+# -- transfers ----------------------------------------------------------------------
+def _tree(root: Path, count: int, size: int = 4096) -> None:
+    for i in range(count):
+        sub = root / f"d{i % 10}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f {i}.bin").write_bytes(os.urandom(size))
+
+
+def test_thousand_small_files_each_way(session: Any, remote_tmp: str, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    _tree(tree, 1000)
+    remote = posixpath.join(remote_tmp, "tree copy")
+    session.execute_command("true")
+    start = time.perf_counter()
+    session.put(str(tree), remote)
+    put_seconds = time.perf_counter() - start
+    assert session.execute_command(f"find '{remote}' -type f | wc -l").stdout.strip() == "1000"
+    back = tmp_path / "back"
+    start = time.perf_counter()
+    session.get(remote, str(back))
+    get_seconds = time.perf_counter() - start
+    files = sorted(p.relative_to(back) for p in back.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tree) for p in tree.rglob("*") if p.is_file())
+    assert all((back / f).read_bytes() == (tree / f).read_bytes() for f in files[:50])
+    # The issue's target is 2 s each on loopback; allow slack for a loaded CI machine.
+    assert put_seconds < 4 and get_seconds < 4, (put_seconds, get_seconds)
+
+
+def test_tree_uses_one_channel_not_sftp_per_file(session: Any, remote_tmp: str, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    _tree(tree, 30, 10)
+    calls: list[str] = []
+    original = session._exec_channel
+    def recording(command: str) -> Any:
+        calls.append(command)
+        return original(command)
+
+    session._exec_channel = recording
+    session._put_file = session._get_file = None  # any per-file transfer would blow up
+    session.put(str(tree), posixpath.join(remote_tmp, "t"))
+    session.get(posixpath.join(remote_tmp, "t"), str(tmp_path / "back"))
+    assert [c.split()[:2] for c in calls] == [["tar", "-xf"], ["tar", "-chf"]]
+
+
+def test_put_many_resets_ownership_and_keeps_modes(session: Any, remote_tmp: str, tmp_path: Path) -> None:
+    script = tmp_path / "run it.sh"
+    script.write_text("#!/bin/sh\necho ran\n")
+    script.chmod(0o750)
+    remote = posixpath.join(remote_tmp, "a b", "run it.sh")
+    session.put_many([(script, remote)])
+    uid = session.execute_command("id -u").stdout.strip()
+    assert session.execute_command(["stat", "-c", "%u %a", remote]).stdout.split() == [uid, "750"]
+    assert session.execute_command([remote]).stdout == "ran\n"
+
+
+def test_put_many_replaces_existing_destinations(session: Any, remote_tmp: str, tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "new").write_text("new")
+    remote = posixpath.join(remote_tmp, "d")
+    session.put_text("old", posixpath.join(remote, "old"))
+    session.put_many([(tmp_path / "d", remote)])
+    assert session.execute_command(["ls", remote]).stdout == "new\n"
+
+
+def test_get_many_relative_paths_and_missing(session: Any, tmp_path: Path) -> None:
+    name = f"reproman test {os.getpid()}.txt"
+    session.put_text("rel", name)  # relative: the login directory
+    try:
+        session.get_many([(name, tmp_path / "x.txt")])
+        assert (tmp_path / "x.txt").read_text() == "rel"
+        with pytest.raises(SessionError, match="no such file"):
+            session.get_many([(name, tmp_path / "y"), ("absent 'file'", tmp_path / "z")])
+        assert not (tmp_path / "y").exists()
+    finally:
+        session.remove(name)
+    left = session.execute_command("ls -d ${TMPDIR:-/tmp}/reproman-get.* 2>/dev/null | wc -l").stdout.strip()
+    assert left == "0"
+
+
+def test_single_file_mode_survives_round_trip(session: Any, remote_tmp: str, tmp_path: Path) -> None:
+    src = tmp_path / "tool"
+    src.write_text("#!/bin/sh\n")
+    src.chmod(0o741)
+    remote = posixpath.join(remote_tmp, "tool")
+    session.put(str(src), remote)
+    assert session.execute_command(["stat", "-c", "%a", remote]).stdout.strip() == "741"
+    session.get(remote, str(tmp_path / "tool back"))
+    assert (tmp_path / "tool back").stat().st_mode & 0o777 == 0o741
+
+
+def test_put_text_mode(session: Any, remote_tmp: str) -> None:
+    path = posixpath.join(remote_tmp, "new", "secret")
+    session.put_text("s", path, mode=0o600)
+    assert session.execute_command(["stat", "-c", "%a", path]).stdout.strip() == "600"
+    assert session.read(path) == "s"
+
+
+# -- login ----------------------------------------------------------------------------
+def test_login_runs_command_on_a_pty_and_passes_exit_code(session: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    session.set_envvar("RM_LOGIN_VAR", "v 1")
+    code = session.login('tty; printf "%s\\n" "$RM_LOGIN_VAR"; exit 3')
+    out = capfd.readouterr().out
+    assert code == 3
+    assert "/dev/pts/" in out and "v 1" in out

@@ -1,5 +1,51 @@
-"""Entry point module: registers this distribution's components (cheap to import)."""
+"""Entry point module: registers the batch-scheduler submitters.
+
+Cheap to import on purpose: records name their implementation by import
+path, so ``reproman plugins`` and ``reproman run --list`` never import the
+scheduler modules. ``job_parameters`` is exactly what each submitter maps
+to directives; core rejects any other (non-generic) job parameter.
+"""
 
 from __future__ import annotations
 
-from reproman.plugins import hookimpl  # noqa: F401
+from reproman.plugins import hookimpl
+from reproman.plugins.records import SubmitterType
+
+#: Kept in sync with each module's ``supported`` set (a test checks it).
+SLURM = ("memory", "num_processes", "num_nodes", "walltime", "queue", "account", "qos", "gpus",
+         "throttle", "max_array_size", "launcher", "directives")
+PBS = ("memory", "num_processes", "num_nodes", "walltime", "queue", "account", "gpus",
+       "throttle", "max_array_size", "launcher", "directives")
+CONDOR = ("memory", "num_processes", "walltime", "account", "gpus", "throttle", "directives")
+LSF = ("memory", "num_processes", "num_nodes", "walltime", "queue", "account", "gpus",
+       "throttle", "max_array_size", "launcher", "directives")
+
+
+@hookimpl
+def reproman_submitters() -> list[SubmitterType]:
+    return [
+        SubmitterType(
+            name="slurm",
+            description="Slurm: array jobs via sbatch, one squeue per poll, scancel",
+            factory="reproman_submitters.slurm:SlurmSubmitter",
+            job_parameters=SLURM,
+        ),
+        SubmitterType(
+            name="pbs",
+            description="PBS Pro/OpenPBS (qsub -J) or Torque (qsub -t, flavor=torque); not tested on a live PBS",
+            factory="reproman_submitters.pbs:PBSSubmitter",
+            job_parameters=PBS,
+        ),
+        SubmitterType(
+            name="condor",
+            description="HTCondor: one cluster with 'queue N' via condor_submit -terse; not tested on a live pool",
+            factory="reproman_submitters.condor:CondorSubmitter",
+            job_parameters=CONDOR,
+        ),
+        SubmitterType(
+            name="lsf",
+            description="IBM Spectrum LSF: job arrays via bsub -J 'name[1-N]'; not tested on a live LSF",
+            factory="reproman_submitters.lsf:LSFSubmitter",
+            job_parameters=LSF,
+        ),
+    ]

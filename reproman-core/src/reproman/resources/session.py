@@ -329,6 +329,16 @@ class Session(ABC):
         return path if posixpath.isabs(path) else self.realpath(path)
 
 
+def _owned_by_us(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """Fetched files belong to the local user, whoever owned them remotely.
+
+    Running as root, tarfile would otherwise chown every file to the remote
+    uid; empty owner names make it fall back to our own numeric ids.
+    """
+    member = tarfile.tar_filter(member, dest)
+    return member.replace(uid=os.getuid(), gid=os.getgid(), uname="", gname="", deep=False)
+
+
 def extract_pairs(archive: Path | io.BufferedIOBase, pairs: Sequence[tuple[str, Path]]) -> None:
     """Unpack a tar whose members are numbered ``0``, ``1``... to their destinations."""
     import shutil
@@ -339,7 +349,7 @@ def extract_pairs(archive: Path | io.BufferedIOBase, pairs: Sequence[tuple[str, 
         else:
             tar = tarfile.open(fileobj=archive, mode="r|")
         with tar:
-            tar.extractall(tmp, filter="tar")
+            tar.extractall(tmp, filter=_owned_by_us)
         for i, (_src, dest) in enumerate(pairs):
             staged = Path(tmp) / str(i)
             if not staged.exists() and not staged.is_symlink():

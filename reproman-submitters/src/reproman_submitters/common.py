@@ -1,0 +1,326 @@
+"""What every batch-scheduler submitter shares.
+
+Each scheduler module (:mod:`.slurm`, :mod:`.pbs`, :mod:`.condor`,
+:mod:`.lsf`) only says how to spell directives, how to submit one array and
+how to read the scheduler's answer. Everything that must behave the same
+everywhere lives here, written once:
+
+* **parameters**: the job's parameters merged over per-resource defaults from
+  configuration, converted to their declared types, and rejected when the
+  scheduler cannot honour them (never silently dropped);
+* **array splitting**: a batch larger than ``max_array_size`` becomes several
+  array submissions of balanced size, so the offsets can be recomputed from
+  the submission id alone (see :func:`chunks`) and no extra state needs to
+  survive between ``reproman run`` and a later ``reproman jobs``;
+* **the launcher**: a shell fragment that runs every subjob inside one
+  allocation (TACC-style) instead of an array;
+* **running scheduler commands** through the session, turning failures into
+  :class:`~reproman.errors.SubmissionError` with the scheduler's own words.
+
+Configuration (read with :func:`reproman.config.get_config`)::
+
+    [submitter-slurm]              # defaults for every resource
+    queue = short
+    account = lab42
+
+    [submitter-slurm:hpc]          # defaults for the resource named "hpc" only
+    directives = --constraint=skylake
+
+Keys are job-parameter names (values spelled as on the command line).
+Precedence: ``--job-parameter`` > ``[submitter-NAME:RESOURCE]`` >
+``[submitter-NAME]``. A default for a parameter the scheduler does not
+support is an error, like a job parameter would be. Keys that are settings of
+the submitter itself rather than job parameters (``flavor`` for PBS) are read
+from the same sections.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from reproman.errors import ConfigError, SubmissionError
+from reproman.jobs.contracts import FailureReason, SchedulerState, State, Submitter
+from reproman.jobs.layout import RUNSCRIPT
+
+if TYPE_CHECKING:
+    from reproman.resources.session import CommandResult
+
+lgr = logging.getLogger(__name__)
+
+#: Job parameters that are about ReproMan's staging, not the scheduler; every
+#: submitter accepts them (mirrors :data:`reproman.jobs.parameters.GENERIC`).
+GENERIC_PARAMETERS = frozenset({"root_directory", "working_directory", "container", "env"})
+
+#: Settings of a submitter (not job parameters) that may appear in its config section.
+SUBMITTER_SETTINGS = frozenset({"flavor"})
+
+
+# -- small parsers ------------------------------------------------------------------
+
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+_UNIT_MB = {"": 1.0, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0**2, "p": 1024.0**3}
+
+
+def memory_mb(value: Any) -> int:
+    """``"4G"`` -> 4096, ``"500M"`` -> 500, ``"2GB"`` -> 2048; a bare number is MB (Slurm's convention).
+
+    Every scheduler spells memory differently; converting once to whole
+    megabytes lets each module print the unit its scheduler wants.
+    """
+    match = _MEMORY_RE.match(str(value))
+    if not match:
+        raise SubmissionError(f"cannot read memory {value!r}", hint="Use a number with a unit, e.g. 500M or 4G.")
+    number, unit = match.groups()
+    return max(1, math.ceil(float(number) * _UNIT_MB[unit.lower()]))
+
+
+def walltime_seconds(value: Any) -> int:
+    """``"HH:MM:SS"``, ``"MM:SS"``, ``"D-HH:MM:SS"`` or plain seconds -> seconds."""
+    text = str(value).strip()
+    days = 0
+    if "-" in text:
+        day_text, _, text = text.partition("-")
+        if not day_text.isdigit():
+            raise SubmissionError(f"cannot read walltime {value!r}", hint="Use HH:MM:SS, e.g. 01:30:00.")
+        days = int(day_text)
+    parts = text.split(":")
+    if not parts or len(parts) > 3 or not all(p.isdigit() for p in parts):
+        raise SubmissionError(f"cannot read walltime {value!r}", hint="Use HH:MM:SS, e.g. 01:30:00.")
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return days * 86400 + seconds
+
+
+def hms(seconds: int) -> str:
+    """Seconds -> ``H:MM:SS`` (hours may exceed 24), the spelling PBS and Slurm both read."""
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def chunks(n_subjobs: int, max_size: int | None) -> list[tuple[int, int]]:
+    """Split ``n_subjobs`` into ``(offset, count)`` arrays of at most ``max_size``.
+
+    The chunks are balanced (sizes differ by at most one, larger first) so
+    that the offsets follow from ``n_subjobs`` and the number of chunks alone:
+    :func:`chunk_offsets` recomputes them from a submission id that lists
+    several scheduler ids, without remembering the size that was used.
+    """
+    if n_subjobs <= 0:
+        return []
+    if not max_size or max_size >= n_subjobs:
+        return [(0, n_subjobs)]
+    if max_size < 1:
+        raise SubmissionError(f"max_array_size must be at least 1, got {max_size}")
+    return chunk_offsets(n_subjobs, math.ceil(n_subjobs / max_size))
+
+
+def chunk_offsets(n_subjobs: int, n_chunks: int) -> list[tuple[int, int]]:
+    """``(offset, count)`` of each of ``n_chunks`` balanced chunks (see :func:`chunks`)."""
+    n_chunks = max(1, min(n_chunks, n_subjobs)) if n_subjobs else 1
+    base, extra = divmod(n_subjobs, n_chunks)
+    out: list[tuple[int, int]] = []
+    offset = 0
+    for k in range(n_chunks):
+        count = base + (1 if k < extra else 0)
+        out.append((offset, count))
+        offset += count
+    return out
+
+
+def split_ids(submission_id: str | None) -> list[str]:
+    """The scheduler ids in a submission id (``"123"`` or ``"123,124"`` after splitting)."""
+    if not submission_id:
+        return []
+    return [part.strip() for part in str(submission_id).split(",") if part.strip()]
+
+
+def launcher_body(runscript: str, n_subjobs: int, concurrency: int, runner: str = "") -> str:
+    """Shell lines that run every subjob inside the current allocation.
+
+    TACC's launcher idea with POSIX tools only: ``xargs -P`` keeps
+    ``concurrency`` subjobs running and starts the next as one ends, so a
+    slot never idles while subjobs remain. ``runner`` (e.g. ``srun -N1 -n1
+    --exact``) spreads subjobs over the nodes of a multi-node allocation.
+    The status files carry each subjob's result, so the launcher's own exit
+    status only says whether every subjob succeeded.
+    """
+    words = f"{runner} sh" if runner else "sh"
+    return (
+        f"# Launcher: {n_subjobs} subjobs, {concurrency} at a time, in this one allocation.\n"
+        f"i=0\n"
+        f'while [ "$i" -lt {n_subjobs} ]; do echo "$i"; i=$((i + 1)); done \\\n'
+        f"  | xargs -n 1 -P {concurrency} {words} {shlex.quote(runscript)}\n"
+    )
+
+
+def runscript_path(job: Any) -> str:
+    return f"{str(job.job_dir).rstrip('/')}/{RUNSCRIPT}"
+
+
+def directive_lines(prefix: str, options: Iterable[str]) -> str:
+    """``#SBATCH --mem=4096M`` lines; a value with spaces is quoted for the scheduler's parser."""
+    return "".join(f"{prefix} {opt}\n" for opt in options)
+
+
+def quote_option(flag: str, value: Any, sep: str = "=") -> str:
+    """``--output=/a b/c`` quoted as the schedulers' directive parsers expect (double quotes)."""
+    text = str(value)
+    if re.search(r"[\s\"'\\$`]", text):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{flag}{sep}{text}"
+
+
+# -- the shared submitter --------------------------------------------------------------
+
+
+class BatchSubmitter(Submitter):
+    """A :class:`~reproman.jobs.contracts.Submitter` for a batch scheduler.
+
+    Subclasses declare :attr:`supported` (exactly the ``job_parameters`` of
+    their :class:`~reproman.plugins.records.SubmitterType`) and implement the
+    scheduler-specific methods.
+    """
+
+    #: Job parameters this scheduler honours; anything else is an error.
+    supported: ClassVar[frozenset[str]] = frozenset()
+    #: Executable whose absence means "this scheduler is not installed here".
+    probe: ClassVar[str] = ""
+
+    # -- parameters ---------------------------------------------------------------
+    def config_sections(self) -> list[str]:
+        """Config sections read for defaults, lowest precedence first."""
+        base = f"submitter-{self.name}"
+        sections = [base]
+        resource_name = getattr(self.resource, "name", None)
+        if resource_name:
+            sections.append(f"{base}:{resource_name}")
+        return sections
+
+    def settings(self) -> dict[str, str]:
+        """Raw merged config for this submitter and resource (defaults and settings)."""
+        from reproman.config import get_config
+
+        config = get_config()
+        merged: dict[str, str] = {}
+        for section in self.config_sections():
+            merged.update(config.section(section))
+        return merged
+
+    def parameters(self, job: Any) -> dict[str, Any]:
+        """The job's parameters over configured defaults, typed and checked.
+
+        Raises :class:`SubmissionError` naming the parameter and the
+        scheduler when something cannot be honoured, because a silently
+        ignored ``memory=64G`` is a job killed hours later.
+        """
+        from reproman.jobs.parameters import JOB_PARAMETERS
+
+        declared = {p.name: p for p in JOB_PARAMETERS}
+        defaults = {k: v for k, v in self.settings().items() if k not in SUBMITTER_SETTINGS}
+        given = {k: v for k, v in (job.parameters or {}).items() if v is not None}
+        merged: dict[str, Any] = {}
+        for source, values in (("configuration", defaults), ("job parameters", given)):
+            for key, value in values.items():
+                key = key.replace("-", "_")
+                if key in GENERIC_PARAMETERS:
+                    continue
+                if key not in self.supported:
+                    known = ", ".join(sorted(self.supported))
+                    error = ConfigError if source == "configuration" else SubmissionError
+                    where = f" (from [{' / '.join(self.config_sections())}])" if source == "configuration" else ""
+                    raise error(
+                        f"the {self.name} submitter does not support the job parameter {key!r}{where}",
+                        hint=f"Supported: {known}. Pass scheduler options through 'directives'.",
+                    )
+                param = declared.get(key)
+                try:
+                    merged[key] = param.convert(value) if param is not None else value
+                except (TypeError, ValueError) as exc:
+                    raise SubmissionError(f"job parameter {key}={value!r}: {exc}") from exc
+        if merged.get("launcher") is False:
+            merged.pop("launcher")
+        directives = merged.get("directives")
+        if isinstance(directives, str):
+            merged["directives"] = [directives]
+        if directives is not None:
+            merged["directives"] = [d for d in merged["directives"] if str(d).strip()]
+        for key in ("num_processes", "num_nodes", "gpus", "throttle", "max_array_size"):
+            if key in merged and int(merged[key]) < 1:
+                raise SubmissionError(f"job parameter {key} must be at least 1, got {merged[key]}")
+        return merged
+
+    # -- running scheduler commands -----------------------------------------------------
+    def run(self, command: str | Sequence[str], what: str, *, cwd: str | None = None) -> CommandResult:
+        """Run a scheduler command; a non-zero exit becomes a :class:`SubmissionError`."""
+        result = self.session.execute_command(command, cwd=cwd)
+        if result.returncode != 0:
+            raise self.command_failed(result, what)
+        return result
+
+    def command_failed(self, result: CommandResult, what: str) -> SubmissionError:
+        text = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()
+        detail = " / ".join(line.strip() for line in text[-3:])
+        hint = None
+        if result.returncode == 127 and self.probe:
+            hint = f"Is {self.name} installed on the resource ({self.probe} not found)?"
+        return SubmissionError(f"{what} failed (exit {result.returncode}): {detail}", hint=hint)
+
+    def n_subjobs(self, job: Any) -> int:
+        n = int(getattr(job, "n_subjobs", 0) or len(getattr(job, "subjobs", []) or []))
+        return max(n, 1)
+
+    def cancel_all(self, job: Any, argv_prefix: Sequence[str], ignore: Sequence[str]) -> None:
+        """Cancel every scheduler id of ``job``; messages about finished jobs are not errors."""
+        ids = split_ids(getattr(job, "submission_id", None))
+        if not ids:
+            raise SubmissionError(f"job {job.jobid} has no submission id; nothing to cancel")
+        result = self.session.execute_command([*argv_prefix, *self.cancel_ids(ids)])
+        if result.returncode != 0:
+            text = result.stderr + result.stdout
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            if not lines or not all(any(marker.lower() in ln.lower() for marker in ignore) for ln in lines):
+                raise self.command_failed(result, f"cancelling job {job.jobid}")
+
+    def cancel_ids(self, ids: list[str]) -> list[str]:
+        return ids
+
+
+def index_map(jobs: Sequence[Any], n_of: Any) -> dict[str, tuple[str, int]]:
+    """Scheduler id -> (jobid, offset of its first subjob) for all followed jobs."""
+    out: dict[str, tuple[str, int]] = {}
+    for job in jobs:
+        ids = split_ids(getattr(job, "submission_id", None))
+        if not ids:
+            continue
+        for sid, (offset, _count) in zip(ids, chunk_offsets(n_of(job), len(ids))):
+            out[sid] = (job.jobid, offset)
+    return out
+
+
+def put_state(
+    states: dict[str, dict[int, SchedulerState]], jobid: str, index: int, state: SchedulerState | None
+) -> None:
+    if state is not None:
+        states.setdefault(jobid, {})[index] = state
+
+
+def failed(reason: FailureReason, detail: str = "") -> SchedulerState:
+    return SchedulerState(state=State.FAILED, reason=reason, detail=detail)
+
+
+def pending(detail: str = "") -> SchedulerState:
+    return SchedulerState(state=State.PENDING, detail=detail)
+
+
+def running(detail: str = "") -> SchedulerState:
+    return SchedulerState(state=State.RUNNING, detail=detail)
+
+
+def as_mapping(states: dict[str, dict[int, SchedulerState]]) -> Mapping[str, Mapping[int, SchedulerState]]:
+    return states

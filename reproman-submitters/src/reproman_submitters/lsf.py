@@ -1,0 +1,219 @@
+"""IBM Spectrum LSF: job arrays via ``bsub -J 'name[1-N]%T' < submit.lsf``.
+
+NOT run against a live LSF here (LSF is proprietary, not in Debian): tested
+against the documented command-line behaviour and output formats with fake
+``bsub``, ``bjobs`` and ``bkill`` executables (``tests/submitters/fakes``).
+
+* The script goes to ``bsub`` on standard input, the only way LSF reads its
+  ``#BSUB`` lines; the array range and dependency, which differ between the
+  pieces of a split array, go on the command line (which wins over ``#BSUB``).
+* LSF array indices start at 1: subjob = ``LSB_JOBINDEX - 1 + REPROMAN_OFFSET``;
+  the offset reaches the job through the submission environment, which LSF
+  copies to the job.
+* ``bsub`` says ``Job <123> is submitted to [default ]queue <normal>.``; only
+  that exact sentence is accepted.
+* One ``bjobs -a -noheader -o '...'`` per poll; finished elements stay
+  visible for ``CLEAN_PERIOD`` (1 h by default) with their ``exit_reason``.
+* Memory limits use an explicit ``MB`` unit, which LSF 9.1.1 and later read
+  whatever ``LSF_UNIT_FOR_LIMITS`` says; walltime (``-W``) is in whole minutes,
+  rounded up.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from reproman.errors import SubmissionError
+from reproman.jobs.contracts import FailureReason, SchedulerState, State
+from reproman_submitters.common import (
+    BatchSubmitter,
+    chunks,
+    directive_lines,
+    failed,
+    index_map,
+    launcher_body,
+    memory_mb,
+    pending,
+    put_state,
+    quote_option,
+    running,
+    runscript_path,
+    walltime_seconds,
+)
+from reproman_submitters.hooks import LSF
+
+_SUBMITTED_RE = re.compile(r"^Job <(\d+)> is submitted to (?:default )?queue <[^<>]+>\.$")
+BJOBS_FORMAT = "jobid jobindex stat exit_code exit_reason delimiter='|'"
+
+_TERM_REASONS: dict[str, FailureReason] = {
+    "TERM_RUNLIMIT": FailureReason.WALLTIME,
+    "TERM_CPULIMIT": FailureReason.WALLTIME,
+    "TERM_DEADLINE": FailureReason.WALLTIME,
+    "TERM_MEMLIMIT": FailureReason.OUT_OF_MEMORY,
+    "TERM_SWAP": FailureReason.OUT_OF_MEMORY,
+    "TERM_OWNER": FailureReason.CANCELLED,
+    "TERM_FORCE_OWNER": FailureReason.CANCELLED,
+    "TERM_ADMIN": FailureReason.CANCELLED,
+    "TERM_FORCE_ADMIN": FailureReason.CANCELLED,
+    "TERM_PREEMPT": FailureReason.PREEMPTED,
+    "TERM_HOST": FailureReason.NODE_FAILURE,
+    "TERM_LOAD": FailureReason.NODE_FAILURE,
+    "TERM_ZOMBIE": FailureReason.NODE_FAILURE,
+}
+
+
+def lsf_state(stat: str, exit_code: str = "-", exit_reason: str = "-") -> SchedulerState | None:
+    """Normalise one ``bjobs -o`` row (``stat``, ``exit_code``, ``exit_reason``)."""
+    stat = stat.strip().upper()
+    exit_reason = "" if exit_reason.strip() == "-" else exit_reason.strip()
+    if stat in ("PEND", "PSUSP", "WAIT"):
+        return pending("suspended while pending" if stat == "PSUSP" else "")
+    if stat in ("RUN", "PROV"):
+        return running()
+    if stat in ("USUSP", "SSUSP"):
+        return running("suspended")
+    if stat == "DONE":
+        return None
+    if stat == "EXIT":
+        term = exit_reason.split(":", 1)[0].strip()
+        detail = ", ".join(x for x in (exit_reason, f"exit code {exit_code}" if exit_code.strip() != "-" else "") if x)
+        return failed(_TERM_REASONS.get(term, FailureReason.EXIT_CODE), detail)
+    if stat in ("ZOMBI", "UNKWN"):
+        return failed(FailureReason.NODE_FAILURE, stat) if stat == "ZOMBI" else \
+            SchedulerState(state=State.UNKNOWN, detail="the execution host does not answer (UNKWN)")
+    return SchedulerState(state=State.UNKNOWN, detail=f"stat {stat}")
+
+
+class LSFSubmitter(BatchSubmitter):
+    """Submit with ``bsub``; follow with one ``bjobs -a``; cancel with ``bkill``."""
+
+    name: ClassVar[str] = "lsf"
+    script_name: ClassVar[str] = "submit.lsf"
+    supported: ClassVar[frozenset[str]] = frozenset(LSF)
+    probe: ClassVar[str] = "bsub"
+
+    def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
+        jobdir = str(job.job_dir).rstrip("/")
+        launcher = bool(params.get("launcher"))
+        array = not launcher and self.n_subjobs(job) > 1
+        opts = [
+            quote_option("-J", f"reproman-{job.jobid}", " "),
+            quote_option("-o", f"{jobdir}/lsf.%J_%I.log" if array else f"{jobdir}/lsf.%J.log", " "),
+            quote_option("-cwd", jobdir, " "),
+        ]
+        if "queue" in params:
+            opts.append(quote_option("-q", params["queue"], " "))
+        if "account" in params:
+            opts.append(quote_option("-P", params["account"], " "))
+        per = int(params.get("num_processes", 1))
+        concurrency = self.launcher_concurrency(job, params) if launcher else 1
+        slots = per * concurrency
+        if "num_nodes" in params:
+            nodes = int(params["num_nodes"])
+            opts += [f"-n {nodes * slots}", f'-R "span[ptile={slots}]"']
+        elif slots > 1:
+            opts += [f"-n {slots}", '-R "span[hosts=1]"']
+        if "memory" in params:
+            mb = memory_mb(params["memory"])
+            # -M is per job on most sites (LSB_JOB_MEMLIMIT); rusage reserves it per slot.
+            opts += [f"-M {mb * concurrency}MB", f'-R "rusage[mem={max(1, -(-mb // per))}MB]"']
+        if "walltime" in params:
+            minutes = -(-walltime_seconds(params["walltime"]) // 60)
+            opts.append(f"-W {minutes // 60}:{minutes % 60:02d}")
+        if "gpus" in params:
+            opts.append(f'-gpu "num={int(params["gpus"])}"')
+        opts.extend(str(d) for d in params.get("directives", []))
+        return opts
+
+    def launcher_concurrency(self, job: Any, params: Mapping[str, Any]) -> int:
+        return min(int(params.get("throttle") or self.n_subjobs(job)), self.n_subjobs(job))
+
+    def submission_script(self, job: Any) -> str:
+        params = self.parameters(job)
+        n = self.n_subjobs(job)
+        runscript = runscript_path(job)
+        head = f"#!/bin/sh\n# ReproMan job {job.jobid}: {n} subjob(s) on LSF.\n"
+        if params.get("launcher"):
+            if "num_nodes" in params and int(params["num_nodes"]) > 1:
+                raise SubmissionError("the lsf launcher runs on one host; drop num_nodes or use an array")
+            head += "# Launcher mode: one allocation runs every subjob (no array); bsub < submit.lsf\n"
+            return (head + directive_lines("#BSUB", self.directives(job, params))
+                    + launcher_body(runscript, n, self.launcher_concurrency(job, params)))
+        head += "# Submitted as an array: REPROMAN_OFFSET=OFFSET bsub -J 'NAME[1-COUNT]' < submit.lsf\n"
+        return (
+            head
+            + directive_lines("#BSUB", self.directives(job, params))
+            + 't="${LSB_JOBINDEX:-0}"; [ "$t" -gt 0 ] && t=$((t - 1))\n'
+            + 'index=$(( ${REPROMAN_OFFSET:-0} + t ))\n'
+            + f'exec sh {shlex.quote(runscript)} "$index"\n'
+        )
+
+    def submit(self, job: Any, script_path: str) -> str:
+        params = self.parameters(job)
+        n = self.n_subjobs(job)
+        cwd = str(job.job_dir).rstrip("/") or None
+        if params.get("launcher"):
+            return self._bsub([], script_path, 0, cwd, job)
+        throttle = params.get("throttle")
+        name = f"reproman-{job.jobid}"
+        ids: list[str] = []
+        try:
+            for offset, count in chunks(n, params.get("max_array_size")):
+                args: list[str] = []
+                if n > 1:
+                    args += ["-J", f"{name}[1-{count}]" + (f"%{int(throttle)}" if throttle else "")]
+                if throttle and ids:
+                    args += ["-w", f"ended({ids[-1]})"]
+                ids.append(self._bsub(args, script_path, offset, cwd, job))
+        except SubmissionError:
+            if ids:
+                self.session.execute_command(["bkill", *ids])
+            raise
+        return ",".join(ids)
+
+    def _bsub(self, args: Sequence[str], script_path: str, offset: int, cwd: str | None, job: Any) -> str:
+        command = " ".join(["bsub", *(shlex.quote(a) for a in args)]) + f" < {shlex.quote(script_path)}"
+        result = self.session.execute_command(command, env={"REPROMAN_OFFSET": str(offset)}, cwd=cwd)
+        if result.returncode != 0:
+            raise self.command_failed(result, f"bsub for job {job.jobid}")
+        return parse_bsub_output(result.stdout)
+
+    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+        ids = index_map(jobs, self.n_subjobs)
+        if not ids:
+            return {}
+        result = self.session.execute_command(["bjobs", "-a", "-noheader", "-o", BJOBS_FORMAT, *ids])
+        # bjobs exits 255 when some id is unknown ("Job <1> is not found"), still printing the others.
+        if result.returncode != 0 and not result.stdout.strip():
+            if "not found" not in (result.stderr + result.stdout).lower():
+                raise self.command_failed(result, "bjobs")
+        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if (j.parameters or {}).get("launcher")}
+        states: dict[str, dict[int, SchedulerState]] = {}
+        for line in result.stdout.splitlines():
+            fields = line.strip().split("|")
+            if len(fields) != 5 or fields[0] not in ids:
+                continue
+            lsf_id, index_text, stat, exit_code, exit_reason = fields
+            jobid, offset = ids[lsf_id]
+            state = lsf_state(stat, exit_code, exit_reason)
+            if jobid in launchers:
+                for index in range(launchers[jobid]):
+                    put_state(states, jobid, index, state)
+                continue
+            element = int(index_text) if index_text.isdigit() else 0
+            put_state(states, jobid, offset + max(element - 1, 0), state)
+        return states
+
+    def cancel(self, job: Any) -> None:
+        self.cancel_all(job, ["bkill"], ignore=("already finished", "not found"))
+
+
+def parse_bsub_output(stdout: str) -> str:
+    """The id in ``Job <123> is submitted to queue <normal>.``, from exactly one such line."""
+    matches = [m for m in (_SUBMITTED_RE.match(ln.strip()) for ln in stdout.splitlines()) if m]
+    if len(matches) != 1:
+        raise SubmissionError(f"cannot read a job id from bsub output: {stdout.strip()!r}")
+    return matches[0].group(1)

@@ -1,0 +1,289 @@
+"""PBS Professional / OpenPBS, and Torque: array jobs via ``qsub``.
+
+NOT run against a live PBS here (no PBS in Debian 12): tested against the
+documented command-line behaviour and output formats with fake ``qsub``,
+``qstat`` and ``qdel`` executables (``tests/submitters/fakes``).
+
+Two flavours, chosen with ``flavor`` in the ``[submitter-pbs]`` config
+section (see :mod:`reproman_submitters.common`), because the two forks
+spell the essentials differently:
+
+=================  ================================  ===============================
+                   ``pro`` (default; PBS Pro/OpenPBS)  ``torque``
+=================  ================================  ===============================
+array              ``-J 0-9%2``, ``PBS_ARRAY_INDEX``  ``-t 0-9%2``, ``PBS_ARRAYID``
+resources          ``-l select=N:ncpus=P:mem=MMB``    ``-l nodes=N:ppn=P,mem=MMB``
+finished jobs      ``qstat -x`` (job history)         kept as ``C`` (``keep_completed``)
+array dependency   ``afterany:ID``                    ``afteranyarray:ID``
+=================  ================================  ===============================
+
+``qsub`` prints the job id (``123.server``, ``123[].server`` for an array)
+and nothing else on stdout; that line is parsed strictly. ``qsub`` passes no
+arguments to a script, so the subjob offset of a split array travels as
+``-v REPROMAN_OFFSET=N``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from reproman.errors import ConfigError, SubmissionError
+from reproman.jobs.contracts import FailureReason, SchedulerState, State
+from reproman_submitters.common import (
+    BatchSubmitter,
+    chunks,
+    directive_lines,
+    failed,
+    hms,
+    index_map,
+    launcher_body,
+    memory_mb,
+    pending,
+    put_state,
+    quote_option,
+    running,
+    runscript_path,
+    walltime_seconds,
+)
+from reproman_submitters.hooks import PBS
+
+FLAVORS = ("pro", "torque")
+_ID_RE = re.compile(r"^(\d+)(\[\])?(\.[\w.-]+)?$")
+_SUBJOB_RE = re.compile(r"^(\d+)\[(\d+)\](\.[\w.-]+)?$")
+
+# PBS Pro Exit_status values below 0 (job_exec codes) that tell why the MoM killed a job.
+_PRO_EXIT: dict[int, FailureReason] = {
+    -26: FailureReason.OUT_OF_MEMORY,  # JOB_EXEC_KILL_VMEM
+    -27: FailureReason.OUT_OF_MEMORY,  # JOB_EXEC_KILL_MEM
+    -28: FailureReason.WALLTIME,  # JOB_EXEC_KILL_CPUT
+    -29: FailureReason.WALLTIME,  # JOB_EXEC_KILL_WALLTIME
+}
+#: JOB_EXEC_FAIL1.. JOB_EXEC_BADRESRT and JOB_EXEC_RERUN_MS_FAIL: the execution host failed.
+_NODE_FAILURE_CODES = {-1, -2, -3, -4, -5, -6, -7, -20}
+
+
+def parse_qstat_f(text: str) -> list[dict[str, str]]:
+    """Records of ``qstat -f`` output: ``Job Id: X`` then ``key = value`` lines.
+
+    Long values wrap onto continuation lines that start with a tab (both
+    PBS Pro and Torque); they are joined back.
+    """
+    records: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
+    last_key = ""
+    for raw in text.splitlines():
+        if raw.startswith("Job Id:"):
+            current = {"Job Id": raw.split(":", 1)[1].strip()}
+            records.append(current)
+            last_key = ""
+            continue
+        if current is None or not raw.strip():
+            continue
+        if raw.startswith("\t") and last_key:
+            current[last_key] += raw.strip()
+            continue
+        key, sep, value = raw.strip().partition(" = ")
+        if sep:
+            current[key] = value
+            last_key = key
+    return records
+
+
+def pbs_state(record: Mapping[str, str]) -> SchedulerState | None:
+    """Normalise one ``qstat -f`` record (a subjob or a plain job)."""
+    state = record.get("job_state", "")
+    comment = record.get("comment", "")
+    if state in ("Q", "H", "W", "T", "M"):
+        return pending({"H": "held", "W": "waiting"}.get(state, comment))
+    if state in ("R", "E", "S", "U", "B"):
+        return running({"S": "suspended", "E": "exiting"}.get(state, ""))
+    if state not in ("F", "X", "C"):
+        return SchedulerState(state=State.UNKNOWN, detail=f"job_state {state}")
+    exit_text = record.get("Exit_status", record.get("exit_status", ""))
+    if not exit_text.lstrip("-").isdigit():
+        # Finished without running (deleted while queued, or aborted).
+        if re.search(r"delet|abort|cancel", comment, re.IGNORECASE):
+            return failed(FailureReason.CANCELLED, comment)
+        return None
+    code = int(exit_text)
+    if code == 0:
+        return None
+    detail = ", ".join(x for x in (f"Exit_status {code}", comment) if x)
+    if code in _PRO_EXIT:
+        return failed(_PRO_EXIT[code], detail)
+    if code in _NODE_FAILURE_CODES:
+        return failed(FailureReason.NODE_FAILURE, detail)
+    if code >= 256:
+        signal = code - 256
+        if re.search(r"walltime", comment, re.IGNORECASE):
+            return failed(FailureReason.WALLTIME, detail)
+        if re.search(r"mem", comment, re.IGNORECASE) and "exceed" in comment.lower():
+            return failed(FailureReason.OUT_OF_MEMORY, detail)
+        reason = FailureReason.CANCELLED if signal in (9, 15) else FailureReason.EXIT_CODE
+        return failed(reason, f"{detail}, killed by signal {signal}")
+    if code < 0:
+        return failed(FailureReason.LOST, detail)
+    return failed(FailureReason.EXIT_CODE, detail)
+
+
+class PBSSubmitter(BatchSubmitter):
+    """Submit with ``qsub``; follow with one ``qstat -f -t``; cancel with ``qdel``."""
+
+    name: ClassVar[str] = "pbs"
+    script_name: ClassVar[str] = "submit.pbs"
+    supported: ClassVar[frozenset[str]] = frozenset(PBS)
+    probe: ClassVar[str] = "qsub"
+
+    @property
+    def flavor(self) -> str:
+        value = self.settings().get("flavor", "pro").strip().lower()
+        if value not in FLAVORS:
+            raise ConfigError(f"[submitter-pbs] flavor = {value!r} is not one of {', '.join(FLAVORS)}")
+        return value
+
+    # -- script ------------------------------------------------------------------------
+    def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
+        jobdir = str(job.job_dir).rstrip("/")
+        launcher = bool(params.get("launcher"))
+        pro = self.flavor == "pro"
+        opts = [f"-N {_job_name(job.jobid)}", "-j oe"]
+        array_log = "pbs.^array_index^.log" if pro else "pbs.log"
+        opts.append(quote_option("-o", f"{jobdir}/{array_log if self.n_subjobs(job) > 1 and not launcher else 'pbs.log'}", " "))
+        if "queue" in params:
+            opts.append(quote_option("-q", params["queue"], " "))
+        if "account" in params:
+            opts.append(quote_option("-A", params["account"], " "))
+        nodes = int(params.get("num_nodes", 1))
+        per = int(params.get("num_processes", 1))
+        if launcher:
+            per *= self.launcher_concurrency(job, params)
+        mem = memory_mb(params["memory"]) * (self.launcher_concurrency(job, params) if launcher else 1) \
+            if "memory" in params else None
+        gpus = int(params["gpus"]) if "gpus" in params else None
+        if pro:
+            chunk = f"select={nodes}:ncpus={per}"
+            if mem:
+                chunk += f":mem={mem}mb"
+            if gpus:
+                chunk += f":ngpus={gpus}"
+            opts.append(f"-l {chunk}")
+        else:
+            res = f"nodes={nodes}:ppn={per}" + (f":gpus={gpus}" if gpus else "")
+            if mem:
+                res += f",mem={mem}mb"
+            opts.append(f"-l {res}")
+        if "walltime" in params:
+            opts.append(f"-l walltime={hms(walltime_seconds(params['walltime']))}")
+        opts.extend(str(d) for d in params.get("directives", []))
+        return opts
+
+    def launcher_concurrency(self, job: Any, params: Mapping[str, Any]) -> int:
+        return min(int(params.get("throttle") or self.n_subjobs(job)), self.n_subjobs(job))
+
+    def submission_script(self, job: Any) -> str:
+        params = self.parameters(job)
+        n = self.n_subjobs(job)
+        runscript = runscript_path(job)
+        flavor = self.flavor
+        head = f"#!/bin/sh\n# ReproMan job {job.jobid}: {n} subjob(s) on PBS ({flavor}).\n"
+        if params.get("launcher"):
+            if int(params.get("num_nodes", 1)) > 1:
+                raise SubmissionError("the pbs launcher runs on one node; drop num_nodes or use an array")
+            head += "# Launcher mode: one allocation runs every subjob (no array).\n"
+            return (head + directive_lines("#PBS", self.directives(job, params))
+                    + launcher_body(runscript, n, self.launcher_concurrency(job, params)))
+        var = "PBS_ARRAY_INDEX" if flavor == "pro" else "PBS_ARRAYID"
+        flag = "-J" if flavor == "pro" else "-t"
+        head += (f"# Submitted as an array: qsub {flag} 0-(COUNT-1) [-v REPROMAN_OFFSET=OFFSET] submit.pbs\n")
+        return (
+            head
+            + directive_lines("#PBS", self.directives(job, params))
+            + f'index=$(( ${{REPROMAN_OFFSET:-0}} + ${{{var}:-0}} ))\n'
+            + f'exec sh {shlex.quote(runscript)} "$index"\n'
+        )
+
+    # -- submit ---------------------------------------------------------------------------
+    def submit(self, job: Any, script_path: str) -> str:
+        params = self.parameters(job)
+        n = self.n_subjobs(job)
+        pro = self.flavor == "pro"
+        cwd = str(job.job_dir).rstrip("/") or None
+        if params.get("launcher"):
+            return self._qsub([script_path], cwd, job)
+        throttle = params.get("throttle")
+        ids: list[str] = []
+        try:
+            for offset, count in chunks(n, params.get("max_array_size")):
+                args: list[str] = []
+                if count > 1:
+                    args += ["-J" if pro else "-t", f"0-{count - 1}" + (f"%{int(throttle)}" if throttle else "")]
+                if offset:
+                    args += ["-v", f"REPROMAN_OFFSET={offset}"]
+                if throttle and ids:
+                    kind = "afterany" if pro or "[]" not in ids[-1] else "afteranyarray"
+                    args += ["-W", f"depend={kind}:{ids[-1]}"]
+                ids.append(self._qsub([*args, script_path], cwd, job))
+        except SubmissionError:
+            if ids:
+                self.session.execute_command(["qdel", *ids])
+            raise
+        return ",".join(ids)
+
+    def _qsub(self, args: Sequence[str], cwd: str | None, job: Any) -> str:
+        result = self.run(["qsub", *args], f"qsub for job {job.jobid}", cwd=cwd)
+        return parse_qsub_output(result.stdout)
+
+    # -- follow -------------------------------------------------------------------------------
+    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+        """One ``qstat -f -t`` (``-x`` on PBS Pro for finished jobs) for all followed jobs."""
+        ids = index_map(jobs, self.n_subjobs)
+        if not ids:
+            return {}
+        argv = ["qstat", "-f", "-t"] + (["-x"] if self.flavor == "pro" else []) + list(ids)
+        result = self.session.execute_command(argv)
+        if result.returncode != 0 and not result.stdout.strip():
+            if "unknown job id" not in (result.stderr + result.stdout).lower():
+                raise self.command_failed(result, "qstat")
+        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if (j.parameters or {}).get("launcher")}
+        by_number = {_number(sid): (sid, jobid, offset) for sid, (jobid, offset) in ids.items()}
+        states: dict[str, dict[int, SchedulerState]] = {}
+        for record in parse_qstat_f(result.stdout):
+            job_id = record["Job Id"]
+            sub = _SUBJOB_RE.match(job_id)
+            number = sub.group(1) if sub else _number(job_id)
+            if number not in by_number:
+                continue
+            _sid, jobid, offset = by_number[number]
+            if sub is None and (record.get("array", "").lower() == "true" or "[]" in job_id):
+                continue  # the array's parent record: its subjobs carry the states
+            state = pbs_state(record)
+            if jobid in launchers:
+                for index in range(launchers[jobid]):
+                    put_state(states, jobid, index, state)
+            else:
+                put_state(states, jobid, offset + (int(sub.group(2)) if sub else 0), state)
+        return states
+
+    def cancel(self, job: Any) -> None:
+        self.cancel_all(job, ["qdel"], ignore=("unknown job id", "has finished", "invalid state", "request invalid"))
+
+
+def parse_qsub_output(stdout: str) -> str:
+    """The job id ``qsub`` printed (``123.server`` or ``123[].server``), strictly."""
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    if len(lines) != 1 or not _ID_RE.match(lines[0]):
+        raise SubmissionError(f"cannot read a job id from qsub output: {stdout.strip()!r}")
+    return lines[0]
+
+
+def _number(job_id: str) -> str:
+    match = re.match(r"^(\d+)", job_id)
+    return match.group(1) if match else job_id
+
+
+def _job_name(jobid: str) -> str:
+    """PBS job names: at most 15 characters on old Torque, starting with a letter."""
+    return "rm" + re.sub(r"[^A-Za-z0-9]", "", jobid)[-13:]

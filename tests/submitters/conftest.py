@@ -1,0 +1,66 @@
+"""Fixtures for the submitters' tests: sessions, fake schedulers on PATH, a real Slurm."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from submitters_helpers import FAKE_TOOLS, FAKES, CountingSession, slurm_available
+
+from reproman.testing.services import service_missing
+
+
+@pytest.fixture
+def session() -> CountingSession:
+    return CountingSession()
+
+
+@pytest.fixture
+def jobroot(tmp_path: Path) -> Path:
+    """A root directory with a space in its name: every path must survive quoting."""
+    root = tmp_path / "run root"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def fake_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Fake qsub/qstat/qdel, condor_*, bsub/bjobs/bkill first on PATH; yields their state directory."""
+    bindir = tmp_path / "fake-bin"
+    bindir.mkdir()
+    for tool in FAKE_TOOLS:
+        wrapper = bindir / tool
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKES}" {tool} "$@"\n')
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    state = tmp_path / "fake-state"
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SCHED_STATE", str(state))
+    yield state
+    # Stop runners the fake started for this test, by their recorded process groups only.
+    for record in state.glob("[0-9]*.json"):
+        if record.name.endswith(".options.json"):
+            continue
+        pid = json.loads(record.read_text()).get("runner")
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.fixture(scope="session")
+def _slurm_up() -> bool:
+    return slurm_available()
+
+
+@pytest.fixture
+def slurm(_slurm_up: bool) -> None:
+    """A running Slurm (tools/ci/slurm.sh); skipped locally, a failure under CI."""
+    if not _slurm_up:
+        service_missing("Slurm is not running (sinfo does not answer); run tools/ci/slurm.sh as root")

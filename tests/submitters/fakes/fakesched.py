@@ -1,0 +1,507 @@
+#!/usr/bin/env python3
+"""Fake PBS (Pro and Torque), HTCondor and LSF command-line tools for the tests.
+
+NOT a scheduler: a stand-in that behaves, on the command line, as the real
+tools document (``qsub``/``qstat -f``/``qdel``, ``condor_submit -terse``/
+``condor_q -json``/``condor_rm``, ``bsub``/``bjobs -o``/``bkill``), so the
+submitters can be tested where those schedulers cannot be installed. It
+
+* checks every directive of the submission script (and the command line)
+  against the syntax the scheduler accepts, failing like the real tool;
+* really runs the script once per array index in a detached process, with
+  the scheduler's environment variables, so status files appear;
+* answers the status commands in the real output formats, including array
+  parents, finished jobs and unknown ids.
+
+Invoked as ``fakesched.py TOOL ARGS...`` by small wrappers named after the
+tools. State lives in ``$FAKE_SCHED_STATE``; ``FAKE_SCHED_HOLD=1`` keeps new
+jobs queued (nothing runs) so tests can see pending states and cancel;
+``FAKE_PBS_FLAVOR`` is ``pro`` (default) or ``torque``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+STATE = Path(os.environ.get("FAKE_SCHED_STATE", "/tmp/fakesched"))
+SERVER = "fakeserver"
+
+
+def die(message: str, code: int = 1) -> NoReturn:
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.exit(code)
+
+
+@contextmanager
+def locked() -> Iterator[None]:
+    STATE.mkdir(parents=True, exist_ok=True)
+    with open(STATE / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def load(jid: str) -> dict[str, Any] | None:
+    path = STATE / f"{jid}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def save(job: dict[str, Any]) -> None:
+    path = STATE / f"{job['id']}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(job))
+    tmp.replace(path)
+
+
+def new_id() -> str:
+    counter = STATE / "counter"
+    value = int(counter.read_text()) + 1 if counter.exists() else 100
+    counter.write_text(str(value))
+    return str(value)
+
+
+def create(kind: str, count: int, array: bool, env: dict[str, str], argv: list[str], options: dict[str, Any],
+           first: int = 0) -> dict[str, Any]:
+    """Record a job with ``count`` elements and start running it unless held."""
+    with locked():
+        jid = new_id()
+        job = {
+            "id": jid, "kind": kind, "array": array, "argv": argv, "env": env, "options": options,
+            "elements": {str(first + i): {"state": "queued", "exit": None, "reason": ""} for i in range(count)},
+            "runner": None,
+        }
+        save(job)
+    (STATE / f"{jid}.options.json").write_text(json.dumps(options))
+    if os.environ.get("FAKE_SCHED_HOLD") != "1":
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "_run", jid], start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        with locked():
+            job = load(jid) or job
+            job["runner"] = proc.pid
+            save(job)
+    return job
+
+
+def run_elements(jid: str) -> None:
+    """The detached runner: each element in turn, state queued -> running -> done."""
+    job = load(jid)
+    assert job is not None
+    for index in list(job["elements"]):
+        with locked():
+            job = load(jid)
+            assert job is not None
+            if job["elements"][index]["state"] != "queued":
+                continue
+            job["elements"][index]["state"] = "running"
+            save(job)
+        env = {**os.environ, **job["env"]}
+        env.update(element_env(job, int(index)))
+        argv = [a.replace("$(Process)", index) for a in job["argv"]]
+        stdin = open(job["options"]["stdin_file"]) if job["options"].get("stdin_file") else subprocess.DEVNULL
+        rc = subprocess.call(argv, env=env, cwd=job["options"].get("cwd") or None, stdin=stdin,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with locked():
+            job = load(jid)
+            assert job is not None
+            element = job["elements"][index]
+            if element["state"] == "running":
+                element["state"], element["exit"] = "done", rc
+                save(job)
+
+
+def element_env(job: dict[str, Any], index: int) -> dict[str, str]:
+    kind = job["kind"]
+    if kind == "pbs-pro" and job["array"]:
+        return {"PBS_ARRAY_INDEX": str(index), "PBS_JOBID": f"{job['id']}[{index}].{SERVER}"}
+    if kind == "pbs-torque" and job["array"]:
+        return {"PBS_ARRAYID": str(index), "PBS_JOBID": f"{job['id']}[{index}].{SERVER}"}
+    if kind == "lsf":
+        return {"LSB_JOBID": job["id"], "LSB_JOBINDEX": str(index if job["array"] else 0)}
+    return {}
+
+
+def kill(jid: str, queued_reason: str, running_reason: str, running_exit: int) -> bool:
+    """Cancel a job's elements; False when it had finished already."""
+    with locked():
+        job = load(jid)
+        if job is None:
+            return False
+        live = False
+        for element in job["elements"].values():
+            if element["state"] == "queued":
+                element.update(state="cancelled", reason=queued_reason)
+                live = True
+            elif element["state"] == "running":
+                element.update(state="cancelled", exit=running_exit, reason=running_reason)
+                live = True
+        save(job)
+    if job.get("runner"):
+        try:
+            os.killpg(job["runner"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return live
+
+
+# -- PBS -----------------------------------------------------------------------------------
+
+PBS_SELECT = re.compile(r"^select=\d+:ncpus=\d+(:mem=\d+[kmg]?b)?(:ngpus=\d+)?$")
+TORQUE_NODES = re.compile(r"^nodes=\d+:ppn=\d+(:gpus=\d+)?(,mem=\d+[kmg]?b)?$")
+WALLTIME = re.compile(r"^walltime=\d+:\d\d:\d\d$")
+
+
+def pbs_flavor() -> str:
+    return os.environ.get("FAKE_PBS_FLAVOR", "pro")
+
+
+def directive_words(text: str, prefix: str) -> list[str]:
+    words: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(prefix + " "):
+            words += shlex.split(line[len(prefix) + 1:])
+        elif line.strip() and not line.startswith("#"):
+            break  # like qsub/bsub: directives end at the first command
+    return words
+
+
+def qsub(args: list[str]) -> None:
+    flavor = pbs_flavor()
+    script = args[-1] if args else die("usage: qsub [options] script")
+    if not os.path.isfile(script):
+        die(f"qsub: script file:: No such file or directory: {script}", 2)
+    words = directive_words(Path(script).read_text(), "#PBS") + args[:-1]
+    options: dict[str, Any] = {"resources": [], "vars": {}, "directives": words}
+    array = None
+    i = 0
+    while i < len(words):
+        flag = words[i]
+        value = words[i + 1] if i + 1 < len(words) else die(f"qsub: option requires an argument -- {flag}", 2)
+        i += 2
+        if flag == "-l":
+            for res in value.split(",") if flavor == "pro" or value.startswith("walltime") else [value]:
+                ok = WALLTIME.match(res) or (PBS_SELECT.match(res) if flavor == "pro" else TORQUE_NODES.match(res))
+                if not ok:
+                    die(f"qsub: Illegal attribute or resource value Resource_List.{res}", 2)
+                options["resources"].append(res)
+        elif flag == "-J" and flavor == "pro" or flag == "-t" and flavor == "torque":
+            m = re.match(r"^(\d+)-(\d+)(?:%(\d+))?$", value)
+            if not m or (flavor == "pro" and int(m.group(1)) >= int(m.group(2))):
+                die(f"qsub: illegal {flag} value", 2)
+            array = (int(m.group(1)), int(m.group(2)))
+            options["throttle"] = m.group(3)
+        elif flag == "-v":
+            for item in value.split(","):
+                key, _, val = item.partition("=")
+                options["vars"][key] = val
+        elif flag == "-W":
+            if not re.match(r"^depend=(afterany|afteranyarray):\d+(\[\])?\.\S+$", value):
+                die(f"qsub: illegal -W value {value}", 2)
+            options["depend"] = value
+        elif flag in ("-N", "-j", "-o", "-q", "-A"):
+            options[flag] = value
+        else:
+            die(f"qsub: invalid option -- '{flag.lstrip('-')}'", 2)
+    options["cwd"] = os.getcwd()
+    count = array[1] - array[0] + 1 if array else 1
+    job = create(f"pbs-{flavor}", count, array is not None, options["vars"], ["/bin/sh", script], options,
+                 first=array[0] if array else 0)
+    print(f"{job['id']}[].{SERVER}" if array else f"{job['id']}.{SERVER}")
+
+
+def pbs_record(job: dict[str, Any], index: str | None, element: dict[str, Any], flavor: str) -> str:
+    name = f"{job['id']}[{index}].{SERVER}" if index is not None else f"{job['id']}.{SERVER}"
+    state = element["state"]
+    done = "F" if flavor == "pro" else "C"
+    letter = {"queued": "Q", "running": "R", "done": done, "cancelled": done}[state]
+    if flavor == "pro" and index is not None and letter == "F":
+        letter = "X"
+    lines = [f"Job Id: {name}", f"    Job_Name = {job['options'].get('-N', 'STDIN')}",
+             "    Job_Owner = user@host", f"    job_state = {letter}", f"    queue = {job['options'].get('-q', 'workq')}"]
+    if element.get("exit") is not None:
+        key = "Exit_status" if flavor == "pro" else "exit_status"
+        lines.append(f"    {key} = {element['exit']}")
+    if element.get("reason"):
+        lines.append(f"    comment = {element['reason']}")
+    if index is not None:
+        lines.append(f"    {'array_index' if flavor == 'pro' else 'job_array_id'} = {index}")
+    lines.append("    Variable_List = PBS_O_HOME=/root,PBS_O_LANG=C.UTF-8,PBS_O_LOGNAME=root,PBS_O_PATH=/usr/bin:/b\n"
+                 "\tin,PBS_O_SHELL=/bin/sh")
+    return "\n".join(lines) + "\n"
+
+
+def qstat(args: list[str]) -> None:
+    flavor = pbs_flavor()
+    flags = [a for a in args if a.startswith("-")]
+    if "-f" not in flags:
+        die("fake qstat supports only -f output", 2)
+    history = "-x" in flags
+    if "-x" in flags and flavor == "torque":
+        die("fake qstat: -x (XML) not supported", 2)
+    out: list[str] = []
+    rc = 0
+    for ref in (a for a in args if not a.startswith("-")):
+        jid = re.match(r"^(\d+)", ref)
+        job = load(jid.group(1)) if jid else None
+        if job is None:
+            sys.stderr.write(f"qstat: Unknown Job Id {ref}\n")
+            rc = 153
+            continue
+        elements = job["elements"]
+        finished = all(e["state"] in ("done", "cancelled") for e in elements.values())
+        if flavor == "pro" and finished and not history:
+            sys.stderr.write(f"qstat: {ref} Job has finished, use -x or -H to obtain historical job information\n")
+            rc = 35
+            continue
+        if not job["array"]:
+            out.append(pbs_record(job, None, elements["0"], flavor))
+            continue
+        if flavor == "pro":
+            parent = {"state": "done" if finished else "running", "exit": None, "reason": ""}
+            rec = pbs_record(job, "", parent, flavor).replace("job_state = X", "job_state = F")
+            if not finished:
+                rec = rec.replace("job_state = R", "job_state = B")
+            rec = rec.replace("    array_index = \n", "    array = True\n")
+            out.append(rec)
+        if "-t" in flags:
+            for index, element in elements.items():
+                out.append(pbs_record(job, index, element, flavor))
+    sys.stdout.write("\n".join(out))
+    sys.exit(rc)
+
+
+def qdel(args: list[str]) -> None:
+    rc = 0
+    for ref in args:
+        jid = re.match(r"^(\d+)", ref)
+        if not jid or load(jid.group(1)) is None:
+            sys.stderr.write(f"qdel: Unknown Job Id {ref}\n")
+            rc = 153
+        elif not kill(jid.group(1), "Job deleted by user", "Job deleted by user", 271):
+            sys.stderr.write(f"qdel: Job has finished {ref}\n")
+            rc = 35
+    sys.exit(rc)
+
+
+# -- HTCondor ---------------------------------------------------------------------------------
+
+CONDOR_KEYS = {
+    "universe", "executable", "arguments", "transfer_executable", "should_transfer_files", "initialdir",
+    "batch_name", "log", "output", "error", "request_memory", "request_cpus", "request_gpus",
+    "allowed_execute_duration", "accounting_group", "max_materialize", "requirements", "+projectname",
+}
+
+
+def condor_arguments(value: str) -> list[str]:
+    """The "new" arguments syntax: whole value in double quotes, args in single quotes, '' and "" escapes."""
+    if not (value.startswith('"') and value.endswith('"')):
+        return value.split()
+    text = value[1:-1].replace('""', '"')
+    args: list[str] = []
+    i, cur, quoted, started = 0, "", False, False
+    while i < len(text):
+        ch = text[i]
+        if ch == "'":
+            if quoted and text[i + 1:i + 2] == "'":
+                cur += "'"
+                i += 2
+                continue
+            quoted, started = not quoted, True
+        elif ch.isspace() and not quoted:
+            if started:
+                args.append(cur)
+            cur, started = "", False
+        else:
+            cur += ch
+            started = True
+        i += 1
+    if started:
+        args.append(cur)
+    return args
+
+
+def condor_submit(args: list[str]) -> None:
+    if "-terse" not in args:
+        die("fake condor_submit expects -terse", 2)
+    path = [a for a in args if not a.startswith("-")][-1]
+    submit: dict[str, str] = {}
+    count: int | None = None
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("queue"):
+            count = int(line.split()[1]) if len(line.split()) > 1 else 1
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            die(f"ERROR: on Line: {line}: parse error", 1)
+        key = key.strip().lower()
+        if key not in CONDOR_KEYS:
+            die(f"ERROR: unknown submit command {key}", 1)
+        submit[key] = value.strip()
+    if count is None:
+        die("ERROR: no queue statement", 1)
+    for key in ("request_memory", "request_cpus", "request_gpus", "allowed_execute_duration", "max_materialize"):
+        if key in submit and not submit[key].isdigit():
+            die(f"ERROR: {key} = {submit[key]} is not an integer", 1)
+    argv = [submit.get("executable", "/bin/sh"), *condor_arguments(submit.get("arguments", ""))]
+    options = {"submit": submit, "cwd": submit.get("initialdir")}
+    job = create("condor", count, True, {}, argv, options)
+    print(f"{job['id']}.0 - {job['id']}.{count - 1}")
+
+
+def condor_q(args: list[str]) -> None:
+    if "-json" not in args:
+        die("fake condor_q supports only -json", 2)
+    clusters = [a for a in args if a.isdigit()]
+    ads = []
+    for cluster in clusters:
+        job = load(cluster)
+        if job is None:
+            continue
+        for index, element in job["elements"].items():
+            status = {"queued": 1, "running": 2, "cancelled": 3}.get(element["state"])
+            if status is None:
+                continue  # completed jobs leave the queue for the history
+            ad: dict[str, Any] = {"ClusterId": int(cluster), "ProcId": int(index), "JobStatus": status}
+            if status == 3:
+                ad["RemoveReason"] = "via condor_rm (by user root)"
+            ads.append(ad)
+    if ads:
+        print(json.dumps(ads, indent=2))
+
+
+def condor_rm(args: list[str]) -> None:
+    rc = 0
+    for cluster in args:
+        if load(cluster) is None or not kill(cluster, "removed", "removed", 143):
+            sys.stderr.write(f"Couldn't find/remove all jobs in cluster {cluster}\n")
+            rc = 1
+        else:
+            print(f"All jobs in cluster {cluster} have been marked for removal")
+    sys.exit(rc)
+
+
+# -- LSF ------------------------------------------------------------------------------------------
+
+def bsub(args: list[str]) -> None:
+    if sys.stdin.isatty():
+        die("fake bsub reads the job script from stdin", 2)
+    text = sys.stdin.read()
+    script = STATE / f"bsub-{os.getpid()}.sh"
+    STATE.mkdir(parents=True, exist_ok=True)
+    script.write_text(text)
+    words = directive_words(text, "#BSUB") + args
+    options: dict[str, Any] = {"directives": words, "stdin_file": str(script), "R": []}
+    array = None
+    i = 0
+    while i < len(words):
+        flag, value = words[i], words[i + 1] if i + 1 < len(words) else ""
+        i += 2
+        if flag == "-J":
+            m = re.match(r"^[^\[\]]+(?:\[(\d+)-(\d+)\](?:%(\d+))?)?$", value)
+            if not m:
+                die(f"{value}: Bad job name. Job not submitted.", 255)
+            if m.group(1):
+                array = (int(m.group(1)), int(m.group(2)))
+                if array[0] < 1:
+                    die("Job array index must be greater than 0. Job not submitted.", 255)
+                options["throttle"] = m.group(3)
+            options["-J"] = value
+        elif flag in ("-M",):
+            if not re.match(r"^\d+[KMGT]B$", value):
+                die(f"{value}: Bad memory limit. Job not submitted.", 255)
+            options[flag] = value
+        elif flag == "-W":
+            if not re.match(r"^(\d+:)?\d+$", value):
+                die(f"{value}: Bad RUNLIMIT specification. Job not submitted.", 255)
+            options[flag] = value
+        elif flag == "-R":
+            options["R"].append(value)
+        elif flag in ("-n", "-o", "-q", "-P", "-cwd", "-w", "-gpu"):
+            options[flag] = value
+        else:
+            die(f"bsub: illegal option -- {flag.lstrip('-')}", 255)
+    options["cwd"] = options.get("-cwd") or os.getcwd()
+    env = {"REPROMAN_OFFSET": os.environ.get("REPROMAN_OFFSET", "0")}
+    count = array[1] - array[0] + 1 if array else 1
+    job = create("lsf", count, array is not None, env, ["/bin/sh"], options, first=array[0] if array else 0)
+    queue = options.get("-q")
+    print(f"Job <{job['id']}> is submitted to queue <{queue}>." if queue
+          else f"Job <{job['id']}> is submitted to default queue <normal>.")
+
+
+def bjobs(args: list[str]) -> None:
+    if "-o" not in args:
+        die("fake bjobs supports only -o", 2)
+    fmt = args[args.index("-o") + 1]
+    if "delimiter='|'" not in fmt:
+        die("fake bjobs expects delimiter='|'", 2)
+    fields = fmt.replace("delimiter='|'", "").split()
+    ids = [a for a in args if a.isdigit()]
+    rc = 0
+    for jid in ids:
+        job = load(jid)
+        if job is None:
+            sys.stderr.write(f"Job <{jid}> is not found\n")
+            rc = 255
+            continue
+        for index, element in job["elements"].items():
+            state = element["state"]
+            stat = {"queued": "PEND", "running": "RUN"}.get(state)
+            if stat is None:
+                stat = "DONE" if state == "done" and element["exit"] == 0 else "EXIT"
+            values = {
+                "jobid": jid, "jobindex": index if job["array"] else "0", "stat": stat,
+                "exit_code": str(element["exit"]) if stat == "EXIT" and element["exit"] is not None else "-",
+                "exit_reason": "TERM_OWNER: job killed by owner" if state == "cancelled" else "-",
+            }
+            print("|".join(values[f] for f in fields))
+    sys.exit(rc)
+
+
+def bkill(args: list[str]) -> None:
+    rc = 0
+    for jid in args:
+        if load(jid) is None:
+            sys.stderr.write(f"Job <{jid}>: No matching job found\n")
+            rc = 255
+        elif kill(jid, "TERM_OWNER", "TERM_OWNER", 130):
+            print(f"Job <{jid}> is being terminated")
+        else:
+            sys.stderr.write(f"Job <{jid}>: Job has already finished\n")
+            rc = 255
+    sys.exit(rc)
+
+
+TOOLS = {
+    "qsub": qsub, "qstat": qstat, "qdel": qdel,
+    "condor_submit": condor_submit, "condor_q": condor_q, "condor_rm": condor_rm,
+    "bsub": bsub, "bjobs": bjobs, "bkill": bkill,
+    "_run": lambda a: run_elements(a[0]),
+}
+
+
+def log_call(tool: str, args: list[str]) -> None:
+    STATE.mkdir(parents=True, exist_ok=True)
+    with open(STATE / "calls.log", "a") as log:
+        log.write(json.dumps([tool, *args]) + "\n")
+
+
+if __name__ == "__main__":
+    tool = sys.argv[1]
+    if tool != "_run":
+        log_call(tool, sys.argv[2:])
+    TOOLS[tool](sys.argv[2:])

@@ -156,7 +156,7 @@ class Orchestrator(ABC):
         """
         import posixpath
 
-        return posixpath.join(self.job.root_directory, self.job.jobid)
+        return posixpath.join(str(self.job.root_directory), str(self.job.jobid))
 
     @abstractmethod
     def prepare_remote(self) -> None:

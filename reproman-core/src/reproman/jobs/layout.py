@@ -12,8 +12,10 @@
     completed          marker: every subjob has finished (written by the
                        local submitter's launcher, or by core at fetch time)
 
-Status files are written with a rename so a reader never sees half a line;
-the runscript needs only POSIX ``sh``, ``mv`` and ``printf`` on the resource.
+Final status lines are written with a rename so a reader never sees half a
+line; ``running`` is written in place (one ``write`` of a few bytes: a reader
+sees nothing, which reads as pending, or the whole word), saving a process
+per subjob. The runscript needs only POSIX ``sh``, ``mv`` and ``printf``.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ i="${{1:?usage: runscript SUBJOB-INDEX}}"
 jobdir={shlex.quote(jobdir)}
 mark() {{ printf '%s\\n' "$1" > "$jobdir/status.$i.tmp" && mv -f "$jobdir/status.$i.tmp" "$jobdir/status.$i"; }}
 exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null
-mark running
+printf 'running\n' > "$jobdir/status.$i"
 cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
 REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB
 {exports}case "$i" in

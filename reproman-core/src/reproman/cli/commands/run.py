@@ -1,0 +1,137 @@
+"""``reproman run``: submit a command, optionally follow it to the end.
+
+Exit codes: 0 when the job was submitted (detached) or every subjob
+succeeded (``--follow``); :data:`SUBJOBS_FAILED` (1) when a followed job had
+failing subjobs (their outputs and logs are fetched all the same, and each
+failure is named with the path of its stderr); 2 for usage errors; 130 when
+interrupted (the job keeps running). The job ID is printed on stdout, so
+``JOB=$(reproman run ...)`` works; everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reproman.cli.ui import UI
+    from reproman.jobs.status import JobStatus
+
+#: Exit code of ``run --follow`` and ``jobs --fetch`` when a subjob failed.
+SUBJOBS_FAILED = 1
+
+
+class ProgressDisplay:
+    """A rich progress bar with pending/running/succeeded/failed counts, on a terminal only.
+
+    Created lazily from the first status, so a run that fails before
+    submission draws nothing.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.jobid: str | None = None
+        self._progress: Any = None
+        self._task: Any = None
+
+    def update(self, status: JobStatus) -> None:
+        self.jobid = status.jobid
+        if not self.enabled:
+            return
+        counts = status.counts()
+        done = counts["succeeded"] + counts["failed"]
+        text = (f"[yellow]{counts['pending']} pending[/] [blue]{counts['running']} running[/] "
+                f"[green]{counts['succeeded']} succeeded[/] [red]{counts['failed']} failed[/]")
+        if self._progress is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=Console(file=sys.stderr), transient=False,
+            )
+            self._progress.start()
+            self._progress.console.print(f"Following job {status.jobid} (Ctrl-C detaches; the job keeps running)")
+            self._task = self._progress.add_task(text, total=len(status.subjobs))
+        self._progress.update(self._task, description=text, completed=done)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def report_failures(ui: UI, failed: list[dict[str, Any]], limit: int = 20) -> None:
+    """Name each failed subjob with its exit code or reason and the path of its stderr."""
+    for item in failed[:limit]:
+        why = f"exit code {item['exit_code']}" if item.get("exit_code") is not None else item.get("reason") or "failed"
+        ui.info(f"  subjob {item['index']} failed ({why}); stderr: {item['stderr']}")
+    if len(failed) > limit:
+        ui.info(f"  ... and {len(failed) - limit} more failed subjobs")
+
+
+def _print_catalogue(ui: UI, data: dict[str, list[dict[str, Any]]]) -> None:
+    if "submitters" in data:
+        ui.table(["SUBMITTER", "DESCRIPTION", "DISTRIBUTION"],
+                 [[s["name"], s["description"], s["distribution"]] for s in data["submitters"]])
+    if "orchestrators" in data:
+        if "submitters" in data:
+            ui.out()
+        ui.table(["ORCHESTRATOR", "DESCRIPTION", "DISTRIBUTION"],
+                 [[o["name"], o["description"], o["distribution"]] for o in data["orchestrators"]])
+    if "parameters" in data:
+        if len(data) > 1:
+            ui.out()
+        ui.table(["PARAMETER", "TYPE", "SUBMITTERS", "DESCRIPTION"],
+                 [[p["name"], p["type"], p["submitters"], p["doc"]] for p in data["parameters"]])
+
+
+def handle(args: argparse.Namespace, ui: UI) -> int:
+    from reproman.jobs.commands import RunResult, run
+
+    if args.list_ is not None:
+        catalogue = run(list_=args.list_)
+        assert isinstance(catalogue, dict)
+        if args.json:
+            ui.json(catalogue)
+        else:
+            _print_catalogue(ui, catalogue)
+        return 0
+    display = ProgressDisplay() if args.follow and not args.json else None
+    try:
+        result = run(
+            command=args.command, message=args.message, resref=args.resref, resref_type=args.resref_type,
+            submitter=args.submitter, orchestrator=args.orchestrator, batch_spec=args.batch_spec,
+            batch_parameters=args.batch_parameters, job_specs=args.job_specs, job_parameters=args.job_parameters,
+            inputs=args.inputs, outputs=args.outputs, follow=args.follow,
+            progress=display.update if display else None,
+        )
+    except KeyboardInterrupt:
+        if display is not None:
+            display.stop()
+        jobid = display.jobid if display else None
+        ui.info(f"interrupted; job {jobid} keeps running on the resource. Fetch it later with 'reproman jobs {jobid}'."
+                if jobid else "interrupted; a submitted job keeps running. See 'reproman jobs'.")
+        return 130
+    finally:
+        if display is not None:
+            display.stop()
+    assert isinstance(result, RunResult)
+    job = result.job
+    if args.json:
+        ui.json(result.to_dict())
+    else:
+        ui.out(job.jobid)
+    if result.status is None:
+        if not args.json:
+            ui.info(f"Submitted job {job.jobid}: {job.n_subjobs} subjob(s) on {job.resource_name!r} "
+                    f"with {job.submitter}/{job.orchestrator}. "
+                    f"Check with 'reproman jobs --status {job.jobid}'; fetch with 'reproman jobs {job.jobid}'.")
+        return 0
+    if not args.json:
+        ui.info(f"Job {job.jobid}: {result.status.summary()}. Results in {job.local_directory}.")
+        report_failures(ui, result.failed)
+        if result.resource_action:
+            ui.info(f"Resource {job.resource_name!r}: {result.resource_action}.")
+    return 0 if result.ok else SUBJOBS_FAILED

@@ -1,0 +1,202 @@
+"""Batch expansion: one command template and N parameter records -> N subjobs.
+
+Records come from ``--batch-spec`` (a YAML list of mappings) or from
+``--batch-parameter KEY=v1,v2`` (the product over keys; a value that is a glob
+pattern expands against the working directory). Each record is available as
+``{p[KEY]}`` in the command, the inputs and the outputs; the command can also
+use ``{inputs}`` and ``{outputs}`` (the subjob's rendered paths).
+
+Placeholders are substituted with a small, explicit renderer rather than
+``str.format``: shell code is full of braces (``${HOME}``, ``awk '{print}'``)
+that ``str.format`` would reject or, worse, evaluate, and a renderer that
+only knows three field names cannot raise the old tool's ``KeyError: 'p'``
+or reach attributes of the values. It keeps ``str.format``'s format specs
+(``{p[n]:03}``). Rendering is a pure function of its arguments, so repeated
+or concurrent batch runs share no state.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from reproman.errors import UsageError
+from reproman.jobs.spec import Subjob
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+PLACEHOLDER = re.compile(
+    r"\{(?:p\[(?P<key>[^\[\]{}]+)\]|(?P<list>inputs|outputs))(?::(?P<spec>[^{}]*))?\}"
+)
+
+
+def parse_batch_parameters(
+    items: Sequence[str] | Mapping[str, Any] | None, cwd: str | os.PathLike[str] | None = None
+) -> dict[str, list[Any]]:
+    """``["subj=a,b", "day=1,2"]`` -> ``{"subj": ["a", "b"], "day": ["1", "2"]}``.
+
+    A value containing glob characters is replaced by the sorted matches
+    relative to ``cwd``; a glob matching nothing is an error, because a
+    silently empty batch hides a typo. A key given twice adds values.
+    """
+    if not items:
+        return {}
+    base = os.fspath(cwd) if cwd is not None else os.getcwd()
+    pairs: Iterable[tuple[str, Any]]
+    if isinstance(items, Mapping):
+        pairs = items.items()
+    else:
+        parsed: list[tuple[str, Any]] = []
+        for item in items:
+            key, sep, values = str(item).partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"batch parameter {item!r} is not of the form KEY=VALUE1,VALUE2")
+            parsed.append((key.strip(), values))
+        pairs = parsed
+    result: dict[str, list[Any]] = {}
+    for key, values in pairs:
+        raw = values.split(",") if isinstance(values, str) else list(values)
+        expanded: list[Any] = []
+        for value in raw:
+            if isinstance(value, str) and _GLOB_CHARS.search(value):
+                # glob(root_dir=) needs Python 3.10; join and strip for 3.9.
+                if os.path.isabs(value):
+                    matches = sorted(glob.glob(value))
+                else:
+                    matches = sorted(os.path.relpath(m, base) for m in glob.glob(os.path.join(base, value)))
+                if not matches:
+                    raise UsageError(
+                        f"batch parameter {key}: pattern {value!r} matches nothing in {base}",
+                        hint="Check the pattern, or run from the directory it is relative to.",
+                    )
+                expanded.extend(matches)
+            else:
+                expanded.append(value)
+        result.setdefault(key, []).extend(expanded)
+    return result
+
+
+def product(parameters: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the values, keys in the order given."""
+    if not parameters:
+        return []
+    keys = list(parameters)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(parameters[k] for k in keys))]
+
+
+def load_batch_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a ``--batch-spec`` file: a YAML list of mappings."""
+    from reproman.yamlio import load_file
+
+    data = load_file(path)
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise UsageError(f"batch spec {path} must be a YAML list of mappings (one record per subjob)")
+    if not data:
+        raise UsageError(f"batch spec {path} has no records")
+    return [dict(r) for r in data]
+
+
+def batch_records(
+    batch_spec: str | os.PathLike[str] | None,
+    batch_parameters: Sequence[str] | Mapping[str, Any] | None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The parameter records of a run; ``[{}]`` (one subjob, no parameters) without a batch."""
+    if batch_spec and batch_parameters:
+        raise UsageError("give either --batch-spec or --batch-parameter, not both")
+    if batch_spec:
+        return load_batch_spec(batch_spec)
+    records = product(parse_batch_parameters(batch_parameters, cwd))
+    return records or [{}]
+
+
+def render(
+    template: str,
+    p: Mapping[str, Any],
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    *,
+    allow_lists: bool = True,
+    quote_lists: bool = True,
+) -> str:
+    """Substitute ``{p[KEY]}``, ``{inputs}`` and ``{outputs}``; leave every other brace alone."""
+
+    def substitute(match: re.Match[str]) -> str:
+        key, name, spec = match.group("key"), match.group("list"), match.group("spec") or ""
+        if key is not None:
+            if key not in p:
+                known = ", ".join(p) or "none (no batch parameters given)"
+                raise UsageError(f"{match.group(0)} in {template!r}: no batch parameter {key!r}; known: {known}")
+            return format(p[key], spec)
+        if not allow_lists:
+            raise UsageError(f"{match.group(0)} can only be used in the command, not in {template!r}")
+        values = inputs if name == "inputs" else outputs
+        text = " ".join(shlex.quote(v) for v in values) if quote_lists else " ".join(values)
+        return format(text, spec)
+
+    return PLACEHOLDER.sub(substitute, template)
+
+
+def command_text(command: Sequence[str] | str) -> str:
+    """The command as the user gave it, as one line (for records and listings).
+
+    A string, or a list of one word, is shell code; a longer list is argv and
+    is quoted word by word, so ``run sh -c 'echo $X'`` runs exactly that.
+    """
+    if isinstance(command, str):
+        return command
+    words = [str(w) for w in command]
+    return words[0] if len(words) == 1 else shlex.join(words)
+
+
+def render_command(
+    command: Sequence[str] | str, p: Mapping[str, Any], inputs: Sequence[str], outputs: Sequence[str]
+) -> str:
+    """One subjob's shell command.
+
+    For an argv list each word is rendered before quoting, so a value with
+    spaces or quotes stays one argument; a word that is exactly ``{inputs}``
+    or ``{outputs}`` becomes one argument per path.
+    """
+    if isinstance(command, str) or len(command) == 1:
+        return render(command_text(command), p, inputs, outputs)
+    words: list[str] = []
+    for word in command:
+        if word == "{inputs}":
+            words.extend(inputs)
+        elif word == "{outputs}":
+            words.extend(outputs)
+        else:
+            words.append(render(str(word), p, inputs, outputs, quote_lists=False))
+    return shlex.join(words)
+
+
+def expand(
+    command: Sequence[str] | str,
+    records: Sequence[Mapping[str, Any]],
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+) -> list[Subjob]:
+    """One :class:`Subjob` per record, with command, inputs and outputs rendered."""
+    subjobs: list[Subjob] = []
+    for record in records:
+        p = dict(record)
+        sub_inputs = _unique(render(i, p, allow_lists=False) for i in inputs)
+        sub_outputs = _unique(render(o, p, allow_lists=False) for o in outputs)
+        subjobs.append(
+            Subjob(
+                command=render_command(command, p, sub_inputs, sub_outputs),
+                inputs=sub_inputs,
+                outputs=sub_outputs,
+                p=p,
+            )
+        )
+    return subjobs
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))

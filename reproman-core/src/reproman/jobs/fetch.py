@@ -1,0 +1,48 @@
+"""Bring a finished job's results back and record that it happened.
+
+The orchestrator moves the files; this module keeps the bookkeeping in one
+place: the job record kept with the results is rewritten with what is known
+now (submission id, final status), and the registry entry is marked
+``fetched`` but kept, so the job can still be shown, fetched again or
+deleted.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from reproman.jobs import layout
+from reproman.jobs.connection import Connection
+from reproman.jobs.registry import Registry, dump_record
+from reproman.jobs.spec import JobSpec
+from reproman.jobs.status import JobStatus, local_log_dir, stderr_path
+
+
+def fetch_job(connection: Connection, job: JobSpec, status: JobStatus, registry: Registry | None = None) -> list[str]:
+    """Fetch outputs and logs of ``job``; return the local paths written."""
+    from reproman.yamlio import atomic_write
+
+    registry = registry or Registry()
+    paths = connection.orchestrator(job).fetch()
+    job.status = "fetched"
+    job.extra["result"] = status.summary()
+    registry.save(job)
+    spec = os.path.join(local_log_dir(job), layout.SPEC_FILE)
+    atomic_write(spec, dump_record(job))
+    return paths
+
+
+def failures(job: JobSpec, status: JobStatus, fetched: bool) -> list[dict[str, Any]]:
+    """Failed subjobs with the path of their stderr (local copy once fetched)."""
+    return [
+        {
+            "index": s.index,
+            "exit_code": s.exit_code,
+            "reason": s.reason.value if s.reason else None,
+            "detail": s.detail or None,
+            "command": job.subjobs[s.index].command if s.index < job.n_subjobs else None,
+            "stderr": stderr_path(job, s.index, local=fetched),
+        }
+        for s in status.failed
+    ]

@@ -1,0 +1,122 @@
+"""The ``local`` submitter: run the subjobs on the resource itself, detached.
+
+The submission script is a POSIX ``sh`` launcher: it records its PID, feeds
+the subjob indices to ``xargs -P N`` (no GNU parallel needed), and writes the
+``completed`` marker once every subjob has finished, so completion never
+depends on a subjob waiting for the others. ``submit`` starts it in a new
+session (``setsid``; ``set -m`` + ``nohup`` where there is no ``setsid``) with
+its standard streams on files: closing the terminal, killing the CLI or
+dropping an SSH connection does not reach it, and ``cancel`` can stop the
+launcher and every subjob at once by signalling its process group.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reproman.errors import SubmissionError
+from reproman.jobs import layout
+from reproman.jobs.contracts import FailureReason, SchedulerState, State, Submitter
+
+LAUNCHER_LOG = "launcher.log"
+
+
+class LocalSubmitter(Submitter):
+    """Subjobs as background processes on the resource, ``num_processes`` at a time."""
+
+    name = "local"
+    script_name = "submit"
+
+    def submission_script(self, job: Any) -> str:
+        procs = job.parameters.get("num_processes")
+        jobdir = shlex.quote(job.job_dir)
+        return f"""#!/bin/sh
+# ReproMan local launcher for job {job.jobid}: {job.n_subjobs} subjob(s),
+# num_processes at a time (default: the CPUs of this machine).
+jobdir={jobdir}
+n={int(job.n_subjobs)}
+procs={shlex.quote(str(procs)) if procs else '""'}
+printf '%s\\n' "$$" > "$jobdir/{layout.SUBMISSION_ID}"
+if [ -z "$procs" ]; then
+  procs=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+fi
+# xargs stops at an exit status of 255, and one failing subjob must not stop
+# the others: each subjob runs the runscript in a shell whose EXIT trap makes
+# it exit 0 (sourcing it with the index as $1 saves a process per subjob).
+awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' |
+  xargs -n 1 -P "$procs" sh -c 'trap "exit 0" EXIT; . "$0"' "$jobdir/{layout.RUNSCRIPT}"
+: > "$jobdir/{layout.COMPLETED}"
+"""
+
+    def submit(self, job: Any, script_path: str) -> str:
+        jobdir = shlex.quote(job.job_dir)
+        script = shlex.quote(script_path)
+        log = shlex.quote(posixpath.join(job.job_dir, LAUNCHER_LOG))
+        start = f"sh {script} </dev/null >{log} 2>&1 &"
+        command = (
+            f"cd {jobdir} || exit 1; "
+            f"if command -v setsid >/dev/null 2>&1; then setsid {start} "
+            f"else set -m; nohup {start} fi; echo $!"
+        )
+        result = self.session.execute_command(command)
+        pid = result.stdout.strip().splitlines()[-1:] if result.stdout.strip() else []
+        if result.returncode != 0 or not pid or not pid[0].isdigit():
+            raise SubmissionError(
+                f"local submitter could not start job {job.jobid}: "
+                f"{result.stderr.strip() or result.stdout.strip() or 'no process id'}"
+            )
+        return pid[0]
+
+    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+        """Ask, in one command, whether each job's launcher is still alive.
+
+        A launcher that is gone without writing ``completed`` was killed:
+        its unfinished subjobs are cancelled (``cancel`` left a marker) or
+        lost. The ``completed`` test comes after the liveness test, so a
+        launcher that finishes between the two is not taken for dead.
+        """
+        if not jobs:
+            return {}
+        lines = []
+        for job in jobs:
+            d = shlex.quote(job.job_dir)
+            fallback = shlex.quote(str(job.submission_id or ""))
+            lines.append(
+                f"pid=; IFS= read -r pid < {d}/{layout.SUBMISSION_ID} 2>/dev/null; pid=${{pid:-{fallback}}}; "
+                f'if [ -z "$pid" ]; then :; '
+                f"elif [ -e {d}/{layout.CANCELLED} ]; then echo {shlex.quote(job.jobid)} cancelled; "
+                f'elif kill -0 "$pid" 2>/dev/null; then :; '
+                f"elif [ -e {d}/{layout.COMPLETED} ]; then :; "
+                f"else echo {shlex.quote(job.jobid)} lost; fi"
+            )
+        result = self.session.execute_command("; ".join(lines) + "; true")
+        states: dict[str, dict[int, SchedulerState]] = {}
+        by_id = {j.jobid: j for j in jobs}
+        for line in result.stdout.splitlines():
+            jobid, _, verdict = line.partition(" ")
+            job = by_id.get(jobid)
+            if job is None:
+                continue
+            reason = FailureReason.CANCELLED if verdict == "cancelled" else FailureReason.LOST
+            detail = "cancelled with 'reproman jobs --cancel'" if verdict == "cancelled" else "launcher died"
+            state = SchedulerState(state=State.FAILED, reason=reason, detail=detail)
+            states[jobid] = {i: state for i in range(job.n_subjobs)}
+        return states
+
+    def cancel(self, job: Any) -> None:
+        """Mark the job cancelled, then signal the launcher's process group (all subjobs)."""
+        d = shlex.quote(job.job_dir)
+        fallback = shlex.quote(str(job.submission_id or ""))
+        command = (
+            f": > {d}/{layout.CANCELLED}; "
+            f"pid=; IFS= read -r pid < {d}/{layout.SUBMISSION_ID} 2>/dev/null; pid=${{pid:-{fallback}}}; "
+            '[ -n "$pid" ] || exit 0; '
+            # dash's kill takes no "--"; bash's and others' may need it.
+            'kill -TERM "-$pid" 2>/dev/null || kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; true'
+        )
+        result = self.session.execute_command(command)
+        if result.returncode != 0:
+            raise SubmissionError(f"could not cancel job {job.jobid}: {result.stderr.strip()}")

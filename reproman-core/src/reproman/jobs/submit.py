@@ -1,0 +1,137 @@
+"""Turn a decided job into a running one: directories, staging, registration, submission.
+
+The order is what makes a job impossible to lose:
+
+1. the record is written to the local registry (status ``registered``),
+   naming the job directory on the resource;
+2. the orchestrator stages inputs (one batched transfer);
+3. the job directory (spec, runscript, submission script) is written in one
+   batched transfer;
+4. the submitter submits; the record is rewritten with ``submitted`` and the
+   submission id.
+
+A crash after 4 started leaves a ``registered`` record whose job directory
+holds the status files (and the local launcher's PID), so ``reproman jobs``
+still follows, fetches and cancels it. A failure before anything could run
+removes the record again.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import shlex
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from reproman.errors import ReproManError
+from reproman.jobs import layout
+from reproman.jobs.batch import command_text, expand
+from reproman.jobs.connection import Connection
+from reproman.jobs.registry import Registry, dump_record
+from reproman.jobs.spec import JobSpec, new_jobid
+
+lgr = logging.getLogger(__name__)
+
+DEFAULT_ROOT = "~/.reproman/run-root"
+
+
+def resolve_remote(path: str, home: str) -> str:
+    """``~`` and relative paths made absolute against the resource's home directory."""
+    if path == "~" or path.startswith("~/"):
+        return posixpath.normpath(home + path[1:])
+    if not posixpath.isabs(path):
+        return posixpath.normpath(posixpath.join(home, path))
+    return posixpath.normpath(path)
+
+
+def build_job(
+    connection: Connection,
+    *,
+    command: Sequence[str] | str,
+    message: str | None,
+    submitter: str,
+    orchestrator: str,
+    records: Sequence[Mapping[str, Any]],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    parameters: Mapping[str, Any],
+    local_directory: str,
+) -> JobSpec:
+    """The job record, with its directories on the resource decided."""
+    subjobs = expand(command, records, inputs, outputs)
+    jobid = new_jobid()
+    resource = connection.resource
+    root_param = parameters.get("root_directory") or DEFAULT_ROOT
+    wd_param = parameters.get("working_directory")
+    needs_home = not posixpath.isabs(root_param) or (wd_param and not posixpath.isabs(wd_param))
+    home = connection.session.home() if needs_home else "/"
+    root = resolve_remote(root_param, home)
+    job = JobSpec(
+        jobid=jobid,
+        command=command_text(command),
+        message=message,
+        resource_name=resource.name,
+        resource_type=resource.type,
+        resource_id=resource.id,
+        submitter=submitter,
+        orchestrator=orchestrator,
+        parameters=dict(parameters),
+        subjobs=subjobs,
+        inputs=list(dict.fromkeys(i for s in subjobs for i in s.inputs)),
+        outputs=list(dict.fromkeys(o for s in subjobs for o in s.outputs)),
+        local_directory=local_directory,
+        root_directory=root,
+        job_dir=layout.job_dir(root, resource.name, jobid),
+    )
+    job.working_directory = (
+        resolve_remote(wd_param, home) if wd_param else connection.orchestrator(job).default_working_directory()
+    )
+    return job
+
+
+def runscript_for(job: JobSpec) -> str:
+    container = job.parameters.get("container")
+    return layout.render_runscript(
+        jobid=job.jobid,
+        jobdir=job.job_dir,
+        working_directory=job.working_directory,
+        commands=[s.command for s in job.subjobs],
+        wrapper=f"singularity exec {shlex.quote(str(container))}" if container else None,
+        env=job.parameters.get("env") or None,
+    )
+
+
+def submit_job(connection: Connection, job: JobSpec, registry: Registry | None = None) -> JobSpec:
+    """Register, stage and submit ``job``; return it with its submission id."""
+    registry = registry or Registry()
+    submitter = connection.submitter(job.submitter)
+    orchestrator = connection.orchestrator(job)
+    registry.save(job)
+    try:
+        orchestrator.prepare_remote()
+        with tempfile.TemporaryDirectory(prefix="reproman-job-") as tmp:
+            staging = Path(tmp) / job.jobid
+            staging.mkdir()
+            (staging / layout.SPEC_FILE).write_text(dump_record(job))
+            (staging / layout.RUNSCRIPT).write_text(runscript_for(job))
+            (staging / submitter.script_name).write_text(submitter.submission_script(job))
+            connection.session.put_many([(staging, job.job_dir)])
+    except BaseException:
+        # Nothing can be running yet: forget the job rather than list a ghost.
+        registry.delete(job.jobid)
+        raise
+    try:
+        job.submission_id = submitter.submit(job, posixpath.join(job.job_dir, submitter.script_name))
+    except ReproManError as exc:
+        job.status = "submission failed"
+        job.extra["error"] = str(exc)
+        registry.save(job)
+        raise
+    job.status = "submitted"
+    registry.save(job)
+    orchestrator.post_submit()
+    lgr.info("submitted job %s (%d subjobs) as %s", job.jobid, job.n_subjobs, job.submission_id)
+    return job

@@ -1,0 +1,120 @@
+"""Batch expansion and placeholder rendering (pure functions, no resource)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from reproman.errors import UsageError
+from reproman.jobs.batch import (
+    batch_records,
+    command_text,
+    expand,
+    parse_batch_parameters,
+    product,
+    render,
+    render_command,
+)
+
+
+def test_product_takes_every_combination_in_key_order() -> None:
+    params = parse_batch_parameters(["subj=mei,satsuki", "day=1,2"])
+    assert product(params) == [
+        {"subj": "mei", "day": "1"},
+        {"subj": "mei", "day": "2"},
+        {"subj": "satsuki", "day": "1"},
+        {"subj": "satsuki", "day": "2"},
+    ]
+
+
+def test_glob_values_expand_against_cwd(tmp_path: Path) -> None:
+    for name in ("b.txt", "a.txt", "c.dat"):
+        (tmp_path / name).write_text(name)
+    assert parse_batch_parameters(["f=*.txt,plain"], cwd=tmp_path) == {"f": ["a.txt", "b.txt", "plain"]}
+
+
+def test_glob_matching_nothing_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="matches nothing"):
+        parse_batch_parameters(["f=*.nope"], cwd=tmp_path)
+
+
+def test_malformed_batch_parameter() -> None:
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        parse_batch_parameters(["novalue"])
+
+
+def test_batch_spec_records(tmp_path: Path) -> None:
+    spec = tmp_path / "batch.yaml"
+    spec.write_text("- {x: 1, y: a}\n- {x: 2, y: b}\n")
+    assert batch_records(str(spec), None) == [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}]
+    with pytest.raises(UsageError, match="not both"):
+        batch_records(str(spec), ["x=1"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("x: 1\n")
+    with pytest.raises(UsageError, match="list of mappings"):
+        batch_records(str(bad), None)
+
+
+def test_no_batch_is_one_record() -> None:
+    assert batch_records(None, None) == [{}]
+
+
+def test_render_leaves_shell_braces_alone() -> None:
+    text = "awk '{print $1}' ${HOME}/{p[f]} > {p[f]}.out; echo {p[n]:03}"
+    assert render(text, {"f": "a b", "n": 7}) == "awk '{print $1}' ${HOME}/a b > a b.out; echo 007"
+
+
+def test_render_inputs_outputs_quoted() -> None:
+    assert render("cat {inputs} > {outputs}", {}, ["a b", "c"], ["o"]) == "cat 'a b' c > o"
+
+
+def test_missing_key_names_the_known_ones() -> None:
+    with pytest.raises(UsageError, match="no batch parameter 'y'; known: x"):
+        render("{p[y]}", {"x": 1})
+    with pytest.raises(UsageError, match="no batch parameters given"):
+        render("{p[y]}", {})
+
+
+def test_argv_words_rendered_before_quoting() -> None:
+    command = ["sh", "-c", "echo {p[x]} > out", "{inputs}"]
+    rendered = render_command(command, {"x": "it's"}, ["in 1", "in2"], [])
+    assert rendered == "sh -c 'echo it'\"'\"'s > out' 'in 1' in2"
+    # A single word is shell code, as typed.
+    assert command_text(["echo hi > out"]) == "echo hi > out"
+    assert command_text(["sh", "-c", "echo $X"]) == "sh -c 'echo $X'"
+
+
+def test_expand_renders_inputs_and_outputs_per_subjob() -> None:
+    subjobs = expand(["sh", "-c", "cp {inputs} {outputs}"], [{"s": "a"}, {"s": "b"}], ["in/{p[s]}"], ["out/{p[s]}"])
+    assert [s.command for s in subjobs] == ["sh -c 'cp in/a out/a'", "sh -c 'cp in/b out/b'"]
+    assert [(s.inputs, s.outputs, s.p) for s in subjobs] == [
+        (["in/a"], ["out/a"], {"s": "a"}),
+        (["in/b"], ["out/b"], {"s": "b"}),
+    ]
+    with pytest.raises(UsageError, match="only be used in the command"):
+        expand("true", [{}], ["{outputs}"], [])
+
+
+def test_repeated_and_concurrent_expansion_share_no_state() -> None:
+    """The old tool failed the second time with KeyError: 'p'."""
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for _ in range(50):
+                records = product(parse_batch_parameters([f"x={n},{n + 1}"]))
+                results.append([s.command for s in expand("echo {p[x]}", records)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 400
+    assert all(r[0].startswith("echo ") and len(r) == 2 for r in results)

@@ -1,0 +1,194 @@
+"""Detached jobs: list, show, status, fetch, cancel, delete; surviving a killed CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reproman import api
+from reproman.cli.main import main
+from reproman.jobs.commands import RunResult
+from reproman.jobs.connection import Connection
+from reproman.jobs.follow import follow
+from reproman.jobs.registry import Registry
+from reproman.jobs.spec import JobSpec
+from reproman.jobs.status import JobStatus
+
+
+def _other_plugins() -> list[str]:
+    from importlib import metadata
+
+    return [ep.name for ep in metadata.entry_points(group="reproman") if ep.name != "builtin"]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("REPROMAN_PLUGINS_DISABLE", ",".join(_other_plugins()))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield work
+
+
+def wait_finished(jobid: str, timeout: float = 60) -> JobStatus:
+    """Follow a registered job to its end (the same loop as ``run --follow``)."""
+    job = Registry().load(jobid)
+    with Connection.for_job(job) as connection:
+        return follow(connection, job, timeout=timeout)
+
+
+def wait_for(predicate: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def live_processes_in_group(pgid: int) -> list[int]:
+    """PIDs in process group ``pgid`` that are not zombies."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_detached_run_list_show_status_fetch_delete(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--bp", "i=0,1,2", "-o", "o{p[i]}", "sh", "-c", "echo {p[i]} > o{p[i]}"]) == 0
+    out, err = capsys.readouterr()
+    jobid = out.strip()
+    assert f"Submitted job {jobid}: 3 subjob(s)" in err
+    assert Registry().load(jobid).status == "submitted"
+
+    assert main(["jobs"]) == 0
+    listing = capsys.readouterr().out
+    assert jobid in listing and "local" in listing and "plain" in listing and "sh -c" in listing
+
+    assert main(["jobs", "--show", "--json", jobid[-6:]]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown[0]["jobid"] == jobid and len(shown[0]["subjobs"]) == 3
+
+    wait_finished(jobid)
+    assert main(["jobs", "--status"]) == 0
+    assert "3 succeeded" in capsys.readouterr().out
+
+    assert main(["jobs", jobid]) == 0  # auto with a job: fetch
+    assert "Fetched job" in capsys.readouterr().err
+    assert [(workdir / f"o{i}").read_text() for i in range(3)] == ["0\n", "1\n", "2\n"]
+
+    # auto --all skips what was fetched already
+    rows = api.jobs(all_=True)
+    assert rows == [{"jobid": jobid, "fetched": False, "reason": "already fetched (use --fetch to fetch again)"}]
+
+    assert main(["jobs", "--delete", jobid]) == 0
+    capsys.readouterr()
+    assert api.jobs() == []
+
+
+def test_api_detached_then_fetch_and_failures(workdir: Path) -> None:
+    result = api.run(command="echo {p[x]} > r{p[x]}; test {p[x]} = a", batch_parameters=["x=a,b"],
+                     outputs=["r{p[x]}"])
+    assert isinstance(result, RunResult) and result.status is None
+    jobid = result.job.jobid
+    wait_finished(jobid)
+    rows = api.jobs(jobid, action="fetch")
+    assert rows[0]["fetched"] is True
+    assert [f["index"] for f in rows[0]["failed"]] == [1]
+    assert rows[0]["failed"][0]["stderr"].endswith(f".reproman/jobs/local/{jobid}/stderr.1")
+    assert (workdir / "ra").read_text() == "a\n" and (workdir / "rb").read_text() == "b\n"
+    listed = api.jobs(status=True)
+    assert listed[0]["subjobs_status"] == {"pending": 0, "running": 0, "succeeded": 1, "failed": 1, "unknown": 0}
+    assert main(["jobs", "--fetch", jobid]) == 1  # a failed subjob makes the exit code non-zero
+
+
+def test_fetch_of_unfinished_job_is_refused_then_cancel(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = api.run(command="sleep 60", batch_parameters=["i=1,2,3,4"], job_parameters=["num_processes=2"])
+    assert isinstance(result, RunResult)
+    job = result.job
+    pgid = int(job.submission_id or 0)
+    wait_for(lambda: api.jobs(job.jobid, action="list", status=True)[0]["subjobs_status"]["running"] == 2)
+    rows = api.jobs(job.jobid, action="fetch")
+    assert rows[0]["fetched"] is False and "not finished (2 pending, 2 running)" in rows[0]["reason"]
+
+    assert main(["jobs", "--cancel", job.jobid]) == 0
+    assert f"Cancelled job {job.jobid}" in capsys.readouterr().err
+    status = wait_finished(job.jobid, timeout=20)
+    assert {s.reason.value for s in status.subjobs if s.reason} == {"cancelled"}
+    wait_for(lambda: not live_processes_in_group(pgid), timeout=10)
+    assert Registry().load(job.jobid).status == "cancelled"
+
+
+def test_killing_the_cli_loses_nothing(workdir: Path) -> None:
+    """Kill ``run --follow`` (and its whole process group) mid-run: the job completes and is fetchable."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reproman", "run", "--follow", "--bp", "i=0,1,2,3", "-o", "k{p[i]}",
+         "sh", "-c", "sleep 1; echo {p[i]} > k{p[i]}"],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        wait_for(lambda: any(isinstance(e, JobSpec) and e.status == "submitted" for e in Registry().entries()))
+    finally:
+        os.killpg(proc.pid, signal.SIGHUP)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    (job,) = Registry().entries()
+    assert isinstance(job, JobSpec)
+    assert not (workdir / "k0").exists()
+    status = wait_finished(job.jobid)
+    assert status.ok
+    assert api.jobs(job.jobid)[0]["fetched"] is True
+    assert [(workdir / f"k{i}").read_text() for i in range(4)] == ["0\n", "1\n", "2\n", "3\n"]
+
+
+def test_crash_between_submit_and_record_update_loses_nothing(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injection: the process dies right after the real submission, before updating the record."""
+    from reproman.jobs.local import LocalSubmitter
+
+    real_submit = LocalSubmitter.submit
+
+    def submit_then_die(self: LocalSubmitter, job: object, script_path: str) -> str:
+        real_submit(self, job, script_path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalSubmitter, "submit", submit_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        api.run(command="echo survived > s", outputs=["s"])
+    monkeypatch.setattr(LocalSubmitter, "submit", real_submit)
+    (job,) = Registry().entries()
+    assert isinstance(job, JobSpec) and job.status == "registered" and job.submission_id is None
+    assert wait_finished(job.jobid).ok
+    assert api.jobs(job.jobid)[0]["fetched"] is True
+    assert (workdir / "s").read_text() == "survived\n"
+
+
+def test_ambiguous_and_unknown_job_names(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = api.run(command="true")
+    second = api.run(command="true")
+    assert isinstance(first, RunResult) and isinstance(second, RunResult)
+    common = os.path.commonprefix([first.job.jobid, second.job.jobid])
+    assert main(["jobs", "--show", common]) == 1
+    err = capsys.readouterr().err
+    assert "matches several jobs" in err and first.job.jobid in err and second.job.jobid in err
+    assert main(["jobs", "--delete", "no-such-job"]) == 1
+    assert "no job matches" in capsys.readouterr().err
+    wait_finished(first.job.jobid)
+    wait_finished(second.job.jobid)

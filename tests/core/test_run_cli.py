@@ -1,0 +1,129 @@
+"""``reproman run`` through the command line: parsing of the trailing command, output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reproman.cli.main import main
+from reproman.jobs.registry import Registry
+
+
+def _other_plugins() -> list[str]:
+    from importlib import metadata
+
+    return [ep.name for ep in metadata.entry_points(group="reproman") if ep.name != "builtin"]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    # Core's tests use core's components only (other packages may be half-built).
+    monkeypatch.setenv("REPROMAN_PLUGINS_DISABLE", ",".join(_other_plugins()))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield work
+
+
+def reproman(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "reproman", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_follow_then_double_dash_keeps_command_intact(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("X", "from-env")
+    code = main(["run", "--follow", "-r", "local", "-o", "x", "--", "sh", "-c", 'echo "$X  two" > x'])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert (workdir / "x").read_text() == "from-env  two\n"
+    jobid = out.strip()
+    assert Registry().load(jobid).command == "sh -c 'echo \"$X  two\" > x'"
+
+
+def test_follow_does_not_swallow_the_command_word(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--follow", "sh", "-c", 'echo "$0" > y', "-o"]) == 0
+    jobid = capsys.readouterr().out.strip()
+    job = Registry().load(jobid)
+    # Everything after the command word belongs to the command, "-o" included.
+    assert job.command == "sh -c 'echo \"$0\" > y' -o"
+    assert job.outputs == []
+    assert Path(job.working_directory, "y").read_text() == "-o\n"
+
+
+def test_follow_with_action_value(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--follow", "stop-if-success", "false"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "subjob 0 failed (exit code 1)" in err and "not stopped" in err
+
+
+def test_cli_batch_of_100_subprocess(workdir: Path) -> None:
+    values = ",".join(map(str, range(100)))
+    proc = reproman("run", "--follow", "--bp", f"i={values}", "-o", "o/{p[i]}", "sh", "-c",
+                    "mkdir -p o && echo {p[i]} > o/{p[i]}", cwd=workdir)
+    assert "100 succeeded" in proc.stderr
+    assert len(list((workdir / "o").iterdir())) == 100
+
+
+def test_cli_failures_exit_non_zero_and_name_stderr(workdir: Path) -> None:
+    proc = reproman("run", "--follow", "--bp", "x=0,1,2", "sh", "-c", "echo bad-{p[x]} >&2; test {p[x]} != 2",
+                    cwd=workdir, check=False)
+    assert proc.returncode == 1
+    jobid = proc.stdout.strip()
+    stderr_path = workdir / ".reproman" / "jobs" / "local" / jobid / "stderr.2"
+    assert f"subjob 2 failed (exit code 1); stderr: {stderr_path}" in proc.stderr
+    assert stderr_path.read_text() == "bad-2\n"
+    assert "1 failed" in proc.stderr and "2 succeeded" in proc.stderr
+
+
+def test_cli_usage_errors(workdir: Path) -> None:
+    proc = reproman("run", "--jp", "queue=short", "true", cwd=workdir, check=False)
+    assert proc.returncode == 2
+    assert "not supported by submitter 'local'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = reproman("run", cwd=workdir, check=False)
+    assert proc.returncode == 2 and "no command" in proc.stderr
+
+
+def test_cli_list(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "SUBMITTER" in out and "ORCHESTRATOR" in out and "root_directory" in out
+    assert main(["run", "--list", "parameters", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data) == ["parameters"]
+    assert "walltime" in [p["name"] for p in data["parameters"]]
+
+
+def test_cli_json_result(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--json", "--follow", "--bp", "i=1,2", "echo {p[i]}"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"]["counts"]["succeeded"] == 2
+    assert [s["command"] for s in data["job"]["subjobs"]] == ["echo 1", "echo 2"]
+
+
+def test_concurrent_cli_batch_runs(workdir: Path) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "reproman", "run", "--follow", "--bp", "i=0,1,2,3,4,5,6,7,8,9",
+                          "-o", f"c{n}-{{p[i]}}", f"echo {n}{{p[i]}} > c{n}-{{p[i]}}"],
+                         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert len({e.jobid for e in Registry().entries()}) == 4
+    for n in range(4):
+        for i in range(10):
+            assert (workdir / f"c{n}-{i}").read_text() == f"{n}{i}\n"

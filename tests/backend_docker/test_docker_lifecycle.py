@@ -1,0 +1,140 @@
+"""Create, connect, stop, start, delete real containers, through the class, the API and the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker_testlib import TEST_LABEL, unique_name
+
+from reproman import api
+from reproman.resources.base import NOT_FOUND
+from reproman_backend_docker.resource import LABEL, DockerContainer
+
+Make = Callable[..., DockerContainer]
+
+
+@pytest.fixture
+def api_resource(docker_client: Any, busybox_image: str) -> Iterator[str]:
+    """A container made through ``reproman.api.create`` (so recorded in the inventory); removed afterwards."""
+    name = unique_name("rmt-api")
+    api.create(name, "docker-container", [f"image={busybox_image.split(':')[0]}", f"labels={TEST_LABEL}"])
+    yield name
+    try:
+        docker_client.api.remove_container(name, force=True)
+    except Exception:
+        pass
+
+
+def test_create_records_engine_state(api_resource: str, docker_client: Any) -> None:
+    rows = api.ls(api_resource, verbose=True)
+    assert len(rows) == 1
+    row = rows[0]
+    container = docker_client.containers.get(row["id"])
+    assert row["status"] == "running" == container.status
+    assert row["image"] == "reproman-test-busybox:latest"  # untagged name recorded as :latest
+    assert container.labels[LABEL] == api_resource and container.labels["reproman-test"] == "1"
+    assert container.name == api_resource
+
+
+def test_stop_start_delete_through_api(api_resource: str, docker_client: Any) -> None:
+    assert api.stop(api_resource).status == "exited"
+    assert api.ls(api_resource)[0]["status"] == "exited"
+    assert api.start(api_resource).status == "running"
+    assert api.execute("echo", ["hi"], resref=api_resource).stdout == "hi\n"
+    container_id = api.ls(api_resource)[0]["id"]
+    api.delete(api_resource, skip_confirmation=True)
+    assert api.ls() == []
+    with pytest.raises(Exception, match="No such container"):
+        docker_client.containers.get(container_id)
+
+
+def test_ls_refresh_reports_engine_state(api_resource: str, docker_client: Any) -> None:
+    docker_client.containers.get(api_resource).stop(timeout=1)
+    assert api.ls(api_resource)[0]["status"] == "running"  # recorded, stale
+    assert api.ls(api_resource, refresh=True)[0]["status"] == "exited"
+    docker_client.api.remove_container(api_resource, force=True)
+    assert api.ls(api_resource, refresh=True)[0]["status"] == NOT_FOUND
+
+
+def test_resource_resolved_by_id_prefix(api_resource: str) -> None:
+    container_id = api.ls(api_resource)[0]["id"]
+    assert api.execute("true", resref=container_id[:8]).returncode == 0
+
+
+def test_connect_by_name_or_id_prefix(make_container: Make) -> None:
+    made = make_container()
+    assert made.id
+    by_name = DockerContainer(made.name)
+    by_name.connect()
+    assert (by_name.id, by_name.status) == (made.id, "running")
+    by_prefix = DockerContainer("other-name", id=made.id[:10])
+    by_prefix.connect()
+    assert by_prefix.id == made.id
+
+
+def test_stop_is_quick(make_container: Make) -> None:
+    import time
+
+    resource = make_container()
+    started = time.monotonic()
+    resource.stop()
+    assert resource.status == "exited"
+    assert time.monotonic() - started < 5, "the idle process should exit on SIGTERM, not wait for the kill timeout"
+    resource.start()
+    assert resource.status == "running"
+    with resource.get_session() as session:
+        assert session.execute_command("echo back").stdout == "back\n"
+
+
+def test_parameters_reach_the_container(make_container: Make, tmp_path: Path) -> None:
+    (tmp_path / "shared.txt").write_text("from host")
+    tmp_path.chmod(0o755)  # readable by the container's unprivileged user
+    resource = make_container(
+        environment=["RM_ONE=1", "RM_TWO=a b"],
+        working_dir="/work",
+        user="65534:65534",
+        volumes=[f"{tmp_path}:/data:ro"],
+        seccomp_unconfined=True,
+    )
+    with resource.get_session() as session:
+        result = session.execute_command('printf "%s|%s|%s|%s" "$RM_ONE" "$RM_TWO" "$(pwd)" "$(id -u)"')
+        assert result.stdout == "a b".join(["1|", "|/work|65534"])
+        assert session.read("/data/shared.txt") == "from host"
+        assert session.execute_command("touch /data/x").returncode != 0  # read-only bind
+    info = resource._client().api.inspect_container(resource.id)
+    assert "seccomp=unconfined" in info["HostConfig"]["SecurityOpt"]
+
+
+def test_put_as_non_root_user_owns_files(make_container: Make, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    resource = make_container(user="65534:65534", working_dir="/tmp")
+    with resource.get_session() as session:
+        session.put(str(tmp_path / "f"), "mine/f")
+        assert session.execute_command("stat -c %u:%g /tmp/mine/f").stdout.strip() == "65534:65534"
+        session.execute_command("echo more >> /tmp/mine/f", check=True)  # writable by the container's user
+
+
+def test_cli_create_execute_exit_code_and_delete(busybox_image: str, docker_client: Any) -> None:
+    name = unique_name("rmt-cli")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reproman", *args], capture_output=True, text=True, timeout=120)
+
+    try:
+        created = cli("create", name, "-t", "docker-container", "-b", f"image={busybox_image}",
+                      "-b", f"labels={TEST_LABEL}")
+        assert created.returncode == 0, created.stderr
+        result = cli("execute", "-r", name, "sh", "-c", "echo out; echo err >&2; exit 42")
+        assert (result.returncode, result.stdout, result.stderr) == (42, "out\n", "err\n")
+        assert cli("execute", "-r", name, "reproman-no-such-command").returncode == 127
+        assert cli("delete", "-y", name).returncode == 0
+    finally:
+        try:
+            docker_client.api.remove_container(name, force=True)
+        except Exception:
+            pass

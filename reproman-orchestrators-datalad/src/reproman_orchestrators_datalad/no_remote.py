@@ -1,0 +1,81 @@
+"""``datalad-no-remote``: run in the dataset itself, where the resource already sees it.
+
+For the local shell resource, or a cluster whose nodes mount the same file
+system at the same path: nothing is copied. Inputs are fetched with
+``datalad get`` and results saved with ``datalad save`` by the resource,
+in the dataset ``reproman run`` was called from, and the commit is marked
+with ``refs/reproman/<jobid>``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from reproman.errors import OrchestratorError
+from reproman_orchestrators_datalad.base import ACTIVE_DIR, DataladOrchestrator, q
+from reproman_orchestrators_datalad.messages import save_message
+
+lgr = logging.getLogger(__name__)
+
+_NOT_SHARED = 3
+_IN_USE = 4
+
+
+class NoRemoteOrchestrator(DataladOrchestrator):
+    """Run in the local dataset on a resource that shares its file system."""
+
+    name = "datalad-no-remote"
+
+    def default_working_directory(self) -> str:
+        """The dataset itself: the resource must see it at the same path."""
+        return str(self.job.local_directory)
+
+    def prepare_remote(self) -> None:
+        state = self.start()
+        job = self.job
+        lines = [
+            f"cd {q(job.working_directory)} || exit {_NOT_SHARED}",
+            f'h=$(git rev-parse -q --verify HEAD 2>/dev/null) || exit {_NOT_SHARED}; [ "$h" = {q(state.head)} ] || '
+            f'{{ echo "$h"; exit {_NOT_SHARED}; }}',
+            f'for f in {ACTIVE_DIR}/*; do if [ -e "$f" ]; then echo "${{f##*/}}"; exit {_IN_USE}; fi; done',
+            "set -e",
+        ]
+        inputs = self.inputs()
+        if inputs:
+            lines.append("datalad get -- " + " ".join(q(p) for p in inputs) + " >/dev/null")
+        unlock = self.unlock_outputs_script(self.outputs())
+        if unlock:
+            lines.append(unlock)
+        lines.append(f"mkdir -p {ACTIVE_DIR} && : > {ACTIVE_DIR}/{q(job.jobid)}")
+        result = self.remote("\n".join(lines) + "\n", "preparing the dataset", check=False)
+        if result.returncode == _NOT_SHARED:
+            raise OrchestratorError(
+                f"resource {job.resource_name} does not see the dataset {job.working_directory} at commit "
+                f"{state.head[:10]}; {self.name} needs the resource to share this file system",
+                hint="Use datalad-pair to copy the dataset to the resource instead.",
+            )
+        if result.returncode == _IN_USE:
+            other = result.stdout.strip()
+            raise OrchestratorError(
+                f"the dataset {job.working_directory} is in use by job {other}, which must be fetched first",
+                hint=f"Fetch it with 'reproman jobs {other}'; if it is gone, remove "
+                f"{job.working_directory}/{ACTIVE_DIR}/{other}.",
+            )
+        if result.returncode != 0:
+            lines_out = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
+            raise OrchestratorError(
+                f"preparing the dataset failed on resource {job.resource_name}: {' | '.join(lines_out)}"
+            )
+
+    def fetch(self) -> list[str]:
+        """Copy the job record into the dataset and save everything the job changed."""
+        job = self.job
+        if self.already_merged():
+            return self.local_results()
+        status = self.final_status()
+        spec = self.final_spec(status)
+        script = f"set -e\ncd {q(job.working_directory)}\n" + self.record_script(save_message(job, len(status.failed)))
+        self.remote(script, "saving the job's results", stdin=spec.encode())
+        if status.failed:
+            lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
+        return self.local_results()

@@ -216,7 +216,7 @@ def plugins() -> list[dict[str, Any]]:
 def run(
     command: Sequence[str] | str | None = None,
     message: str | None = None,
-    resref: str | None = None,
+    resref: str | Resource | None = None,
     resref_type: str = "auto",
     list_: str | None = None,
     submitter: str | None = None,

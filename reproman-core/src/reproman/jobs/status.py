@@ -10,6 +10,7 @@ subjobs that did not, e.g. ones killed by the scheduler or cancelled.
 
 from __future__ import annotations
 
+import logging
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,8 +19,11 @@ import attrs
 
 from reproman.jobs import layout
 from reproman.jobs.contracts import FailureReason, SchedulerState, SubjobStatus, Submitter
+from reproman.errors import ReproManError
 from reproman.jobs.spec import JobSpec
 from reproman.resources.session import Session
+
+lgr = logging.getLogger(__name__)
 
 _HEADER = "== "
 
@@ -140,10 +144,17 @@ def interpret(
         if word == "succeeded":
             subjobs.append(SubjobStatus(index=index, state=State.SUCCEEDED, exit_code=code or 0))
             continue
-        if word == "failed":
-            subjobs.append(SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=FailureReason.EXIT_CODE))
-            continue
         said = scheduler.get(index)
+        if word == "failed":
+            # A subjob killed by a signal (walltime, scancel, OOM killer) exits
+            # 128+N; the scheduler knows why, so its reason wins over "exit 143".
+            if _signalled(code) and said is not None and said.state is State.FAILED and said.reason is not None:
+                subjobs.append(SubjobStatus(index=index, state=State.FAILED, exit_code=code,
+                                            reason=said.reason, detail=said.detail))
+            else:
+                subjobs.append(SubjobStatus(index=index, state=State.FAILED, exit_code=code,
+                                            reason=FailureReason.EXIT_CODE))
+            continue
         if said is not None and (said.state.finished or word != "running"):
             subjobs.append(SubjobStatus(index=index, state=said.state, reason=said.reason, detail=said.detail))
         elif files.cancelled and files.completed:
@@ -158,6 +169,10 @@ def interpret(
         else:
             subjobs.append(SubjobStatus(index=index, state=State.UNKNOWN))
     return JobStatus(jobid=job.jobid, subjobs=tuple(subjobs), missing=not files.exists)
+
+
+def _signalled(code: int | None) -> bool:
+    return code is not None and code > 128
 
 
 def read_files(session: Session, jobs: Sequence[JobSpec]) -> dict[str, RemoteFiles]:
@@ -179,10 +194,21 @@ def poll(session: Session, submitter: Submitter, jobs: Sequence[JobSpec]) -> dic
     """
     files = read_files(session, jobs)
     first = {j.jobid: interpret(j, files[j.jobid]) for j in jobs}
-    open_jobs = [j for j in jobs if not first[j.jobid].finished and files[j.jobid].exists]
+    open_jobs = [
+        j for j in jobs
+        if files[j.jobid].exists
+        and (not first[j.jobid].finished or any(_signalled(s.exit_code) for s in first[j.jobid].failed))
+    ]
     if not open_jobs:
         return first
-    said = submitter.scheduler_states(open_jobs)
+    try:
+        said = submitter.scheduler_states(open_jobs)
+    except ReproManError as exc:
+        # A scheduler that does not answer this time (controller restarting,
+        # network hiccup) must not end a follow: status files still count,
+        # and the next poll asks again.
+        lgr.warning("could not ask the scheduler about %d job(s), will retry: %s", len(open_jobs), exc)
+        said = {}
     if not any(s.state.finished for states in said.values() for s in states.values()):
         return {j.jobid: interpret(j, files[j.jobid], said.get(j.jobid)) for j in jobs}
     files = {**files, **read_files(session, open_jobs)}

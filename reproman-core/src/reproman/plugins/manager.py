@@ -10,6 +10,7 @@ import difflib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any, TypeVar
@@ -106,10 +107,16 @@ class PluginManager:
         self.failures: list[PluginInfo] = []
         self._registries: dict[str, dict[str, Any]] = {}
         self._loaded = False
+        # Threads of an embedding application may ask for components at once.
+        self._lock = threading.RLock()
 
     # -- loading ---------------------------------------------------------
     def load(self) -> None:
         """Register the built-ins and every entry point of the ``reproman`` group."""
+        with self._lock:
+            self._load()
+
+    def _load(self) -> None:
         if self._loaded:
             return
         self._loaded = True
@@ -156,6 +163,10 @@ class PluginManager:
 
     # -- registries ------------------------------------------------------
     def _registry(self, kind: str) -> dict[str, Any]:
+        with self._lock:
+            return self._build_registry(kind)
+
+    def _build_registry(self, kind: str) -> dict[str, Any]:
         self.load()
         if kind in self._registries:
             return self._registries[kind]

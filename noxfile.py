@@ -30,6 +30,8 @@ ALL_PACKAGES = [
     "reproman-orchestrators-datalad",
 ]
 TEST_DEPS = ["pytest>=7", "pytest-timeout", "pexpect", "hatchling"]
+#: Services some packages' tests run for real, installed into their virtualenv.
+EXTRA_TEST_DEPS = {"backend_aws": ["moto[server]>=5"]}
 
 
 def _install(session: nox.Session, packages: list[str]) -> None:
@@ -43,6 +45,8 @@ def _install(session: nox.Session, packages: list[str]) -> None:
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests with only core and that package installed."""
     _install(session, ["reproman-core", *PLUGINS[package]])
+    if EXTRA_TEST_DEPS.get(package):
+        session.install(*EXTRA_TEST_DEPS[package])
     session.run("pytest", f"tests/{package}", *session.posargs)
 
 
@@ -50,6 +54,7 @@ def tests(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """Run the cross-package tests with every distribution installed."""
     _install(session, ALL_PACKAGES)
+    session.install(*sorted({d for deps in EXTRA_TEST_DEPS.values() for d in deps}))
     session.run("pytest", "tests/integration", *session.posargs)
 
 

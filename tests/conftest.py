@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,3 +28,8 @@ def isolated_user(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     yield home
     reset_config()
     reset_plugin_manager()
+    # A test that ran the CLI in-process left its handler on the package logger.
+    logger = logging.getLogger("reproman")
+    logger.handlers.clear()
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)

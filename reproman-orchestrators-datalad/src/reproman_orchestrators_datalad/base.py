@@ -63,6 +63,9 @@ class DataladOrchestrator(Orchestrator):
     #: Commit the job as a ``datalad run`` record (``datalad rerun`` can redo it).
     run_record: ClassVar[bool] = False
 
+    #: The job record is committed with the results, so core must not rewrite it after fetch.
+    records_job = True
+
     def __init__(self, resource: Resource, session: Session, job: Any) -> None:
         super().__init__(resource, session, job)
         self.local = LocalDataset(job.local_directory)
@@ -188,6 +191,13 @@ class DataladOrchestrator(Orchestrator):
         for s in status.failed:
             return s.exit_code if s.exit_code not in (None, 0) else 1
         return 0
+
+    def abandon(self) -> None:
+        """Free the dataset for other jobs when this one will never be fetched."""
+        workdir = self.job.working_directory
+        if workdir:
+            marker = f"{workdir.rstrip('/')}/{ACTIVE_DIR}/{self.job.jobid}"
+            self.session.execute_command(["rm", "-f", marker])
 
     def final_spec(self, status: JobStatus) -> str:
         """The job record as core writes it after a fetch, so the committed copy stays clean.

@@ -10,6 +10,7 @@ with ``refs/reproman/<jobid>``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from reproman.errors import OrchestratorError
 from reproman_orchestrators_datalad.base import ACTIVE_DIR, DataladOrchestrator, q
@@ -31,8 +32,15 @@ class NoRemoteOrchestrator(DataladOrchestrator):
         return str(self.job.local_directory)
 
     def prepare_remote(self) -> None:
-        state = self.start()
         job = self.job
+        # The dataset is shared, so a running job's marker is visible here too;
+        # checking it before the clean-tree check names the real reason (that
+        # job is writing its outputs into the tree) instead of "unsaved changes".
+        active = Path(job.local_directory, ACTIVE_DIR)
+        busy = sorted(p.name for p in active.iterdir()) if active.is_dir() else []
+        if busy:
+            raise self._in_use(busy[0])
+        state = self.start()
         lines = [
             f"cd {q(job.working_directory)} || exit {_NOT_SHARED}",
             f'h=$(git rev-parse -q --verify HEAD 2>/dev/null) || exit {_NOT_SHARED}; [ "$h" = {q(state.head)} ] || '
@@ -55,17 +63,19 @@ class NoRemoteOrchestrator(DataladOrchestrator):
                 hint="Use datalad-pair to copy the dataset to the resource instead.",
             )
         if result.returncode == _IN_USE:
-            other = result.stdout.strip()
-            raise OrchestratorError(
-                f"the dataset {job.working_directory} is in use by job {other}, which must be fetched first",
-                hint=f"Fetch it with 'reproman jobs {other}'; if it is gone, remove "
-                f"{job.working_directory}/{ACTIVE_DIR}/{other}.",
-            )
+            raise self._in_use(result.stdout.strip())
         if result.returncode != 0:
             lines_out = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
             raise OrchestratorError(
                 f"preparing the dataset failed on resource {job.resource_name}: {' | '.join(lines_out)}"
             )
+
+    def _in_use(self, other: str) -> OrchestratorError:
+        workdir = self.job.working_directory or self.job.local_directory
+        return OrchestratorError(
+            f"the dataset {workdir} is in use by job {other}, which must be fetched first",
+            hint=f"Fetch it with 'reproman jobs {other}'; if it is gone, remove {workdir}/{ACTIVE_DIR}/{other}.",
+        )
 
     def fetch(self) -> list[str]:
         """Copy the job record into the dataset and save everything the job changed."""

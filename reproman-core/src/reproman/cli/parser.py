@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prov1", help="First spec file.")
     p.add_argument("prov2", help="Second spec file.")
     p.add_argument("-s", "--satisfies", action="store_true",
-                   help="Report only what PROV2 lacks to satisfy PROV1's requirements.")
+                   help="Check that PROV1 satisfies the requirements of PROV2 (report only what it lacks).")
     _json(p)
 
     p = add("install", "Install the packages of environment specs on a resource.")

@@ -199,6 +199,9 @@ def jobs(
         raise UsageError(f"'{action}' needs job IDs (or substrings) or --all", hint="See 'reproman jobs'.")
     entries = registry.find(queries, all_)
     if action == "delete":
+        unfetched = [e for e in entries if isinstance(e, JobSpec) and e.status != "fetched"]
+        if unfetched:
+            _for_each_resource(unfetched, _abandon_jobs, registry)
         for entry in entries:
             registry.delete(entry.jobid)
         return [{"jobid": e.jobid, "deleted": True} for e in entries]
@@ -267,6 +270,12 @@ def _fetch(connection: Connection, job: JobSpec, registry: Registry) -> dict[str
     paths = fetch_job(connection, job, status, registry)
     return {"jobid": job.jobid, "fetched": True, "paths": paths, "status": status.to_dict(),
             "failed": failures(job, status, fetched=True)}
+
+
+def _abandon_jobs(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:
+    """Before forgetting an unfetched job, let its orchestrator release the resource's side."""
+    connection.orchestrator(job).abandon()
+    return {"jobid": job.jobid, "abandoned": True}
 
 
 def _cancel(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:

@@ -162,8 +162,21 @@ class Orchestrator(ABC):
     def prepare_remote(self) -> None:
         """Create the working directory on the resource and make inputs available there."""
 
+    #: True when the orchestrator stores the job record with the results itself
+    #: (e.g. commits it): core then sets the final status before :meth:`fetch`
+    #: and leaves the fetched ``spec.yaml`` alone, so a committed copy stays clean.
+    records_job: ClassVar[bool] = False
+
     def post_submit(self) -> None:
         """Hook after the submitter accepted the job (record, commit...)."""
+
+    def abandon(self) -> None:
+        """Release what :meth:`prepare_remote` holds for a job that will never be fetched.
+
+        Called when submission fails after staging and when the user deletes
+        an unfetched job. Best effort: it must not raise for a resource that
+        is gone.
+        """
 
     @abstractmethod
     def fetch(self) -> list[str]:

@@ -24,12 +24,18 @@ def fetch_job(connection: Connection, job: JobSpec, status: JobStatus, registry:
     from reproman.yamlio import atomic_write
 
     registry = registry or Registry()
-    paths = connection.orchestrator(job).fetch()
+    orchestrator = connection.orchestrator(job)
+    if orchestrator.records_job:
+        # The orchestrator writes (commits) the record itself: give it the final one.
+        job.status = "fetched"
+        job.extra["result"] = status.summary()
+    paths = orchestrator.fetch()
     job.status = "fetched"
     job.extra["result"] = status.summary()
     registry.save(job)
-    spec = os.path.join(local_log_dir(job), layout.SPEC_FILE)
-    atomic_write(spec, dump_record(job))
+    if not orchestrator.records_job:
+        spec = os.path.join(local_log_dir(job), layout.SPEC_FILE)
+        atomic_write(spec, dump_record(job))
     return paths
 
 

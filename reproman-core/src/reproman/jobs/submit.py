@@ -104,6 +104,14 @@ def runscript_for(job: JobSpec) -> str:
     )
 
 
+def _abandon(orchestrator: Any) -> None:
+    """Let the orchestrator release what it staged; never mask the original error."""
+    try:
+        orchestrator.abandon()
+    except Exception as exc:  # noqa: BLE001 - best effort on an already failing path
+        lgr.warning("could not clean up after job %s: %s", orchestrator.job.jobid, exc)
+
+
 def submit_job(connection: Connection, job: JobSpec, registry: Registry | None = None) -> JobSpec:
     """Register, stage and submit ``job``; return it with its submission id."""
     registry = registry or Registry()
@@ -121,6 +129,7 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
             connection.session.put_many([(staging, job.job_dir)])
     except BaseException:
         # Nothing can be running yet: forget the job rather than list a ghost.
+        _abandon(orchestrator)
         registry.delete(job.jobid)
         raise
     try:
@@ -129,6 +138,7 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
         job.status = "submission failed"
         job.extra["error"] = str(exc)
         registry.save(job)
+        _abandon(orchestrator)
         raise
     job.status = "submitted"
     registry.save(job)

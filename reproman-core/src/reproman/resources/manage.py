@@ -16,6 +16,7 @@ from reproman.errors import (
     BackendParameterError,
     ResourceExistsError,
     ResourceNotFoundError,
+    UnknownComponentError,
     UsageError,
 )
 from reproman.resources.inventory import Inventory
@@ -170,7 +171,21 @@ def forget_resource(name: str) -> None:
 
 
 def update_resource(resource: Resource) -> None:
-    """Store a changed status (after start/stop/refresh) if the resource is in the inventory."""
+    """Store what start/stop/refresh changed (status, a new address...) if the resource is recorded.
+
+    Secret parameters are left out, as at creation.
+    """
+    from reproman.plugins.manager import get_plugin_manager
+
     with Inventory().edit() as records:
-        if resource.name in records:
-            records[resource.name]["status"] = resource.status
+        if resource.name not in records:
+            return
+        try:
+            rtype = get_plugin_manager().resource_type(str(records[resource.name].get("type")))
+            secrets = {p.name for p in rtype.parameters if p.secret}
+        except UnknownComponentError:
+            secrets = set()
+        record = records[resource.name]
+        for key, value in resource.to_record().items():
+            if key not in secrets and key != "type":
+                record[key] = value

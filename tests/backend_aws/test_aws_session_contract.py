@@ -1,0 +1,58 @@
+"""The core session contract through an ``aws-ec2`` resource's session.
+
+Each test launches an instance on moto, routes its fake public IP to the
+local sshd with an ssh_config ``Host`` block, and runs the contract on the
+session the resource hands out: the registry's ``ssh`` session type,
+reached through the instance's address exactly as on AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from reproman.resources.session import Session
+from reproman.testing.session_contract import SessionContract
+
+
+class TestEC2Session(SessionContract):
+    @pytest.fixture
+    def session(
+        self, base_params: dict[str, Any], ssh_params: dict[str, Any], route: Callable[[str], None]
+    ) -> Iterator[Session]:
+        from reproman_backend_aws.resource import EC2Resource
+
+        resource = EC2Resource("contract", **{**base_params, **ssh_params})
+        resource.create()
+        assert resource.public_ip
+        route(resource.public_ip)
+        session = resource.get_session()
+        try:
+            yield session
+        finally:
+            session.close()
+            resource.delete()
+
+    @pytest.fixture
+    def remote_tmp(self, session: Session) -> Iterator[str]:
+        path = session.execute_command("mktemp -d", check=True).stdout.strip()
+        yield path
+        session.remove(path, recursive=True)
+
+
+def test_session_is_the_registry_ssh_type(
+    base_params: dict[str, Any], ssh_params: dict[str, Any], route: Callable[[str], None]
+) -> None:
+    from reproman.plugins.manager import get_plugin_manager
+    from reproman_backend_aws.resource import EC2Resource
+
+    resource = EC2Resource("which", **{**base_params, **ssh_params})
+    resource.create()
+    assert resource.public_ip
+    route(resource.public_ip)
+    with resource.get_session() as session:
+        assert type(session) is get_plugin_manager().session_type("ssh").load()
+        assert getattr(session, "host", None) == resource.public_ip
+    resource.delete()

@@ -461,13 +461,11 @@ class EC2Resource(Resource):
             ssh_config=self.ssh_config or None,
             known_hosts=known_hosts,
         )
-        opener = getattr(session, "open", None)
-        if callable(opener):
-            try:
-                opener()
-            except BaseException:
-                session.close()
-                raise
+        try:
+            session.open()
+        except BaseException:
+            session.close()
+            raise
         return session
 
     def refresh_status(self) -> str | None:

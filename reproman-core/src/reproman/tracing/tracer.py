@@ -67,6 +67,17 @@ class Tracer(ABC):
 
     #: The ``name:`` this tracer writes under ``distributions:``.
     spec_name: ClassVar[str] = ""
+    #: Whether :meth:`identify` wants directories too (a package database
+    #: lists directories under every package that ships a file in them, so
+    #: the debian and redhat tracers say no; venv and git trace trees).
+    handles_dirs: ClassVar[bool] = True
+    #: Whether :meth:`identify` also gets the arguments that are not paths
+    #: on the resource (``busybox:latest``), as the docker tracer wants.
+    accepts_references: ClassVar[bool] = False
+    #: For ``diff`` of types without their own :meth:`compare`: the list field
+    #: holding the packages, and the package fields that identify one.
+    collection: ClassVar[str] = "packages"
+    package_key: ClassVar[tuple[str, ...]] = ("name",)
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -77,6 +88,11 @@ class Tracer(ABC):
 
         ``paths`` are absolute, canonical paths on the session's resource
         (symlinks already resolved by core) that earlier tracers did not claim.
+        When a path the user gave was a symlink, both the link itself and its
+        target are in ``paths`` (the link may belong to another package or a
+        venv). Directories are left out unless :attr:`handles_dirs`;
+        non-path arguments come in only if :attr:`accepts_references`.
+        Claim paths exactly as given here.
         """
 
     @classmethod

@@ -21,6 +21,15 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         sys.stdout.write(result.stdout)
         sys.stdout.flush()
         sys.stderr.write(result.stderr)
+        spec = getattr(result, "spec", None)
+        if spec is not None:
+            # The command's own output stays on stdout/stderr untouched; the
+            # environment it used goes to a file the user can diff or install.
+            import time
+
+            path = f"reproman-trace-{time.strftime('%Y%m%d-%H%M%S')}.yml"
+            spec.write(path)
+            ui.info(f"Traced environment written to {path}")
         return result.returncode
     if args.internal and args.command == "isdir":
         ui.out("true" if result else "false")

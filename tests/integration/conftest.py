@@ -48,7 +48,7 @@ def docker_client() -> Any:
 
         client = docker.from_env()
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means no usable engine
+    except Exception as exc:
         service_missing(f"Docker engine not reachable ({exc}); tools/ci/docker.sh starts it")
     return client
 
@@ -59,7 +59,7 @@ def debian_image(docker_client: Any) -> str:
 
     try:
         docker_client.images.get(DEBIAN_IMAGE)
-    except Exception:  # noqa: BLE001
+    except Exception:
         service_missing(f"image {DEBIAN_IMAGE} missing; tools/ci/docker.sh builds it with debootstrap")
     return DEBIAN_IMAGE
 
@@ -79,7 +79,7 @@ def make_container(docker_client: Any, debian_image: str) -> Iterator[Callable[[
     for name in made:
         try:
             api.delete(name, skip_confirmation=True, force=True)
-        except Exception:  # noqa: BLE001 - cleanup must go on
+        except Exception:
             pass
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import attrs
 
+from reproman.errors import ReproManError
 from reproman.jobs import layout
 from reproman.jobs.contracts import FailureReason, SchedulerState, SubjobStatus, Submitter
-from reproman.errors import ReproManError
 from reproman.jobs.spec import JobSpec
 from reproman.resources.session import Session
 

@@ -108,7 +108,7 @@ def _abandon(orchestrator: Any) -> None:
     """Let the orchestrator release what it staged; never mask the original error."""
     try:
         orchestrator.abandon()
-    except Exception as exc:  # noqa: BLE001 - best effort on an already failing path
+    except Exception as exc:
         lgr.warning("could not clean up after job %s: %s", orchestrator.job.jobid, exc)
 
 

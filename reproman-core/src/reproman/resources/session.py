@@ -123,8 +123,9 @@ class Session(ABC):
         """Attach the user's terminal to a shell (or ``command``) on the resource."""
         raise SessionError(f"{type(self).__name__} does not support interactive login")
 
-    def open(self) -> None:
+    def open(self) -> Session:
         """Connect now rather than on the first call, to fail early; a no-op by default."""
+        return self
 
     def close(self) -> None:
         """Release connections; the session may not be used afterwards."""

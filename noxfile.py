@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "integration", "lint"]
+nox.options.sessions = ["tests", "integration", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = "."

@@ -88,20 +88,9 @@ def base_params(moto: MotoServer, ami: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real sshd on 127.0.0.1 (the ssh backend's LocalSSHD); skipped locally / failed under CI if absent."""
-    from reproman_backend_ssh.testing import LocalSSHD, find_sshd
+    from reproman_backend_ssh.testing import running_sshd
 
-    if find_sshd() is None:
-        service_missing("sshd not installed (tools/ci/sshd.sh installs openssh-server)")
-    server = LocalSSHD(tmp_path_factory.mktemp("sshd"))
-    try:
-        server.start()
-    except (OSError, RuntimeError) as exc:
-        server.stop()
-        service_missing(f"could not start sshd: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_sshd(tmp_path_factory.mktemp("sshd"))
 
 
 @pytest.fixture

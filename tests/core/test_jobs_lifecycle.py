@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,24 +20,6 @@ from reproman.jobs.follow import follow
 from reproman.jobs.registry import Registry
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus
-
-
-def _other_plugins() -> list[str]:
-    from importlib import metadata
-
-    return [ep.name for ep in metadata.entry_points(group="reproman") if ep.name != "builtin"]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("REPROMAN_PLUGINS_DISABLE", ",".join(_other_plugins()))
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    yield work
 
 
 def wait_finished(jobid: str, timeout: float = 60) -> JobStatus:

@@ -5,32 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reproman.cli.main import main
 from reproman.jobs.registry import Registry
-
-
-def _other_plugins() -> list[str]:
-    from importlib import metadata
-
-    return [ep.name for ep in metadata.entry_points(group="reproman") if ep.name != "builtin"]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    # Core's tests use core's components only (other packages may be half-built).
-    monkeypatch.setenv("REPROMAN_PLUGINS_DISABLE", ",".join(_other_plugins()))
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    yield work
 
 
 def reproman(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +18,6 @@ from reproman.jobs.follow import follow
 from reproman.jobs.registry import Registry
 from reproman.resources.session import CommandResult, Session
 from reproman.resources.shell import ShellResource, ShellSession
-
-
-def _other_plugins() -> list[str]:
-    from importlib import metadata
-
-    return [ep.name for ep in metadata.entry_points(group="reproman") if ep.name != "builtin"]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Run from a fresh directory, with the resource's home (run-root) in tmp too."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    # Core's tests use core's components only (other packages may be half-built).
-    monkeypatch.setenv("REPROMAN_PLUGINS_DISABLE", ",".join(_other_plugins()))
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    yield work
 
 
 def _run(**kwargs: Any) -> RunResult:

@@ -21,16 +21,9 @@ from reproman.testing.services import service_missing
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from reproman_backend_ssh.testing import LocalSSHD, find_sshd
+    from reproman_backend_ssh.testing import running_sshd
 
-    if find_sshd() is None:
-        service_missing("sshd not installed (tools/ci/sshd.sh installs openssh-server)")
-    server = LocalSSHD(tmp_path_factory.mktemp("sshd"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from running_sshd(tmp_path_factory.mktemp("sshd"))
 
 
 @pytest.fixture

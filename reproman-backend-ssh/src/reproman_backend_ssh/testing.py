@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
@@ -219,3 +220,29 @@ class LocalSSHD:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def running_sshd(directory: str | os.PathLike[str]) -> Iterator[LocalSSHD]:
+    """Body of a pytest fixture: a started :class:`LocalSSHD`, stopped afterwards.
+
+    A missing or unstartable sshd skips the test on a developer machine and
+    fails it under CI (``reproman.testing.services.service_missing``)::
+
+        @pytest.fixture(scope="session")
+        def sshd(tmp_path_factory):
+            yield from running_sshd(tmp_path_factory.mktemp("sshd"))
+    """
+    from reproman.testing.services import service_missing
+
+    if find_sshd() is None:
+        service_missing("sshd not installed (tools/ci/sshd.sh installs openssh-server)")
+    server = LocalSSHD(directory)
+    try:
+        server.start()
+    except (OSError, RuntimeError) as exc:
+        server.stop()
+        service_missing(f"could not start sshd: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -82,3 +82,16 @@ def test_follow_delete_removes_the_container(workdir: Path, make_container: Call
                      job_parameters={"root_directory": "/tmp/r"}, follow=follow)
     assert result.status.ok and (workdir / "done.txt").read_text() == "done\n"
     assert name not in {row["name"] for row in api.ls()}
+
+
+def test_job_record_names_the_image_and_retrace_describes_it(
+    workdir: Path, make_container: Callable[[], str], debian_image: str
+) -> None:
+    name = make_container()
+    result = api.run(command="true", resref=name, job_parameters={"root_directory": "/tmp/r"}, follow=True)
+    recorded = result.job.extra["resource"]  # type: ignore[attr-defined]
+    assert recorded["image"] == debian_image and recorded["image_id"].startswith("sha256:")
+    spec = api.retrace(path=[recorded["image_id"]])
+    images = next(d for d in spec.distributions if d["name"] == "docker")["images"]
+    assert [img["id"] for img in images] == [recorded["image_id"]]
+    assert debian_image in images[0]["repo_tags"]

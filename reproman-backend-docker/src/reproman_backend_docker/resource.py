@@ -325,6 +325,11 @@ class DockerContainer(Resource):
             )
         return DockerSession(container.id, engine_url=self.engine_url, client=self._client())
 
+    def provenance(self) -> dict[str, Any]:
+        """The image by name and by ID: ``reproman retrace IMAGE_ID`` can describe it later."""
+        container = self._lookup()
+        return {"image": self.image, "image_id": container.attrs.get("Image")}
+
     def refresh_status(self) -> str | None:
         self.connect()
         return self.status

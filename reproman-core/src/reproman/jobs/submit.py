@@ -89,6 +89,9 @@ def build_job(
     job.working_directory = (
         resolve_remote(wd_param, home) if wd_param else connection.orchestrator(job).default_working_directory()
     )
+    provenance = resource.provenance()
+    if provenance:
+        job.extra["resource"] = provenance
     return job
 
 

@@ -85,6 +85,15 @@ class Resource(ABC):
         finally:
             session.close()
 
+    def provenance(self) -> dict[str, Any]:
+        """What a job's record should say about where it ran, beyond name and ID.
+
+        Backends return facts that pin the environment down (an image ID
+        rather than a tag that may move, an instance type...). Called once per
+        ``reproman run``; the default says nothing more.
+        """
+        return {}
+
     def refresh_status(self) -> str | None:
         """Ask the backend for the current status (``ls --refresh``)."""
         self.connect()

@@ -29,7 +29,7 @@ ALL_PACKAGES = [
     "reproman-submitters",
     "reproman-orchestrators-datalad",
 ]
-TEST_DEPS = ["pytest>=7", "pytest-timeout", "pexpect", "hatchling"]
+TEST_DEPS = ["pytest>=7", "pytest-timeout", "pexpect", "hatchling", "pyyaml"]  # pyyaml: read specs as the old tool does
 #: Services some packages' tests run for real, installed into their virtualenv.
 EXTRA_TEST_DEPS = {"backend_aws": ["moto[server]>=5"]}
 

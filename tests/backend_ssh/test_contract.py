@@ -23,6 +23,16 @@ class TestSSHSession(SessionContract):
         session.remove(path, recursive=True)
 
 
+@pytest.fixture(scope="class")
+def alias_session(sshd: Any) -> Iterator[Any]:
+    """One SSH session reaching the server through the ``rmtest`` ssh_config alias."""
+    from reproman_backend_ssh.session import SSHSession
+
+    params = {**sshd.session_params(), "host": "rmtest", "port": None, "user": None, "key_filename": None}
+    with SSHSession(**params) as session:
+        yield session
+
+
 class TestSSHSessionThroughAlias(SessionContract):
     """The same contract through an ssh_config alias, on ONE session kept across all its tests.
 
@@ -31,18 +41,10 @@ class TestSSHSessionThroughAlias(SessionContract):
     kind of call the contract makes (only its variables are reset between tests).
     """
 
-    @pytest.fixture(scope="class")
-    def shared(self, sshd: Any) -> Iterator[Any]:
-        from reproman_backend_ssh.session import SSHSession
-
-        params = {**sshd.session_params(), "host": "rmtest", "port": None, "user": None, "key_filename": None}
-        with SSHSession(**params) as session:
-            yield session
-
     @pytest.fixture
-    def session(self, shared: Any) -> Iterator[Any]:
-        yield shared
-        shared._env.clear()
+    def session(self, alias_session: Any) -> Iterator[Any]:
+        yield alias_session
+        alias_session._env.clear()
 
     @pytest.fixture
     def remote_tmp(self, session: Any) -> Iterator[str]:

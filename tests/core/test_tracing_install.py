@@ -179,9 +179,15 @@ def test_pins_and_madison() -> None:
     assert parse_madison(out) == {"hello": {"2.10-3"}, "bash": {"5.2.15-2+b7"}}
 
 
-@pytest.mark.skipif(shutil.which("dpkg") is not None, reason="needs a resource without dpkg")
-def test_debian_install_needs_dpkg() -> None:  # pragma: no cover - only on non-Debian hosts
+def test_debian_install_needs_dpkg(tmp_path: Path) -> None:
+    """A resource without dpkg: a PATH holding only the shell and ``id``."""
     from reproman.tracing.install import install_debian
 
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("sh", "id"):
+        (bare / tool).symlink_to(shutil.which(tool) or f"/bin/{tool}")
+    session = ShellSession()
+    session.set_envvar("PATH", str(bare))
     with pytest.raises(TracingError, match="no dpkg"):
-        install_debian(ShellSession(), DEBIAN_ENTRY)
+        install_debian(session, DEBIAN_ENTRY)

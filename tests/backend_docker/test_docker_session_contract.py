@@ -29,16 +29,18 @@ class TestDockerSessionBusybox(SessionContract):
         yield from _remote_tmp(session)
 
 
-class TestDockerSessionDebian(SessionContract):
-    @pytest.fixture(scope="class")
-    def debian_container(self, docker_client: object, debian_image: str) -> Iterator[DockerContainer]:
-        resource = DockerContainer(unique_name("rmt-debian"), image=debian_image, labels=[TEST_LABEL])
-        try:
-            resource.create()
-            yield resource
-        finally:
-            resource.delete()
+@pytest.fixture(scope="class")
+def debian_container(docker_client: object, debian_image: str) -> Iterator[DockerContainer]:
+    """One container of the full Debian test image, for the whole class."""
+    resource = DockerContainer(unique_name("rmt-debian"), image=debian_image, labels=[TEST_LABEL])
+    try:
+        resource.create()
+        yield resource
+    finally:
+        resource.delete()
 
+
+class TestDockerSessionDebian(SessionContract):
     @pytest.fixture
     def session(self, debian_container: DockerContainer) -> Iterator[DockerSession]:
         # A session of its own (not the resource's client), as another plugin would open one.

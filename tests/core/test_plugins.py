@@ -200,6 +200,8 @@ def test_parameter_conversion() -> None:
     assert Parameter(name="n", doc="", type="int").convert("5") == 5
     assert Parameter(name="b", doc="", type="bool").convert("yes") is True
     assert Parameter(name="l", doc="", type="list").convert("a, b") == ["a", "b"]
+    assert Parameter(name="l", doc="", type="list").convert(r"--gres=gpu:1\,mps:10,--x") == ["--gres=gpu:1,mps:10", "--x"]
+    assert Parameter(name="l", doc="", type="list").convert(["from yaml, kept"]) == ["from yaml, kept"]
     with pytest.raises(ValueError):
         Parameter(name="c", doc="", choices=("x",)).convert("y")
 

@@ -25,7 +25,8 @@ JOB_PARAMETERS: tuple[Parameter, ...] = (
     Parameter(name="launcher", type="bool", doc="Run all subjobs inside one allocation with the TACC-style "
               "launcher instead of an array job."),
     Parameter(name="directives", type="list", doc="Extra scheduler directives passed through verbatim, "
-              "comma-separated, e.g. '--constraint=skylake,--exclusive'."),
+              "comma-separated, e.g. '--constraint=skylake,--exclusive' (write \\, for a comma inside one, or give a "
+              "list in a job spec)."),
     Parameter(name="env", type="list", doc="Environment variables for the command, KEY=VALUE, comma-separated."),
 )
 

@@ -60,8 +60,13 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "int": int,
     "float": float,
     "bool": parse_bool,
-    "list": lambda v: [s for s in (p.strip() for p in v.split(","))] if isinstance(v, str) else list(v),
+    "list": lambda v: split_list(v) if isinstance(v, str) else list(v),
 }
+
+
+def split_list(text: str) -> list[str]:
+    """Comma-separated items; ``\\,`` keeps a comma inside an item (``--gres=gpu:1\\,mps:10``)."""
+    return [item.strip().replace("\\,", ",") for item in re.split(r"(?<!\\),", text) if item.strip()]
 
 
 @attrs.frozen(kw_only=True)
@@ -69,7 +74,8 @@ class Parameter:
     """One typed, documented parameter of a resource type or a job.
 
     ``type`` is one of ``str``, ``int``, ``float``, ``bool`` or ``list``
-    (comma-separated on the command line). ``secret`` parameters are accepted
+    (comma-separated on the command line, ``\\,`` for a literal comma; a
+    real list from a YAML job spec is taken as is). ``secret`` parameters are accepted
     but never written to the inventory.
     """
 

@@ -63,7 +63,9 @@ def _setup_logging(level: str | None, debug: bool) -> None:
     if sys.stderr.isatty():
         from rich.logging import RichHandler
 
-        handler = RichHandler(show_time=False, show_path=False, rich_tracebacks=debug)
+        from reproman.cli.ui import stderr_console
+
+        handler = RichHandler(console=stderr_console(), show_time=False, show_path=False, rich_tracebacks=debug)
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)

@@ -22,6 +22,23 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+_stderr_console: Any = None
+
+
+def stderr_console() -> Any:
+    """The one rich Console on stderr, shared by log messages and progress bars.
+
+    Sharing it lets rich print a log line above a live progress bar instead
+    of through the middle of it.
+    """
+    global _stderr_console
+    if _stderr_console is None:
+        from rich.console import Console
+
+        _stderr_console = Console(file=sys.stderr)
+    return _stderr_console
+
+
 class UI:
     """The one object commands print through."""
 

@@ -44,12 +44,13 @@ class ProgressDisplay:
         text = (f"[yellow]{counts['pending']} pending[/] [blue]{counts['running']} running[/] "
                 f"[green]{counts['succeeded']} succeeded[/] [red]{counts['failed']} failed[/]")
         if self._progress is None:
-            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            from reproman.cli.ui import stderr_console
 
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=Console(file=sys.stderr), transient=False,
+                console=stderr_console(), transient=False,
             )
             self._progress.start()
             self._progress.console.print(f"Following job {status.jobid} (Ctrl-C detaches; the job keeps running)")

@@ -275,6 +275,10 @@ class BatchSubmitter(Submitter):
         n = int(getattr(job, "n_subjobs", 0) or len(getattr(job, "subjobs", []) or []))
         return max(n, 1)
 
+    def launcher_concurrency(self, job: Any, params: Mapping[str, Any]) -> int:
+        """Subjobs at once in launcher mode: ``throttle``, else all of them."""
+        return min(int(params.get("throttle") or self.n_subjobs(job)), self.n_subjobs(job))
+
     def cancel_all(self, job: Any, argv_prefix: Sequence[str], ignore: Sequence[str]) -> None:
         """Cancel every scheduler id of ``job``; messages about finished jobs are not errors."""
         ids = split_ids(getattr(job, "submission_id", None))

@@ -180,9 +180,6 @@ class PBSSubmitter(BatchSubmitter):
         opts.extend(str(d) for d in params.get("directives", []))
         return opts
 
-    def launcher_concurrency(self, job: Any, params: Mapping[str, Any]) -> int:
-        return min(int(params.get("throttle") or self.n_subjobs(job)), self.n_subjobs(job))
-
     def submission_script(self, job: Any) -> str:
         params = self.parameters(job)
         n = self.n_subjobs(job)

@@ -144,10 +144,6 @@ class SlurmSubmitter(BatchSubmitter):
         opts.extend(str(d) for d in params.get("directives", []))
         return opts
 
-    def launcher_concurrency(self, job: Any, params: Mapping[str, Any]) -> int:
-        """Subjobs at once in launcher mode: ``throttle``, else all of them."""
-        return min(int(params.get("throttle") or self.n_subjobs(job)), self.n_subjobs(job))
-
     def submission_script(self, job: Any) -> str:
         params = self.parameters(job)
         n = self.n_subjobs(job)

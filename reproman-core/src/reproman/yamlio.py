@@ -21,12 +21,19 @@ def _yaml(typ: str = "rt") -> Any:
     return yaml
 
 
-def load(text: str, source: str = "<string>") -> Any:
-    """Parse YAML, turning parser errors into a one-line error with file and line."""
+def load(text: str, source: str = "<string>", constructor: Any = None) -> Any:
+    """Parse YAML, turning parser errors into a one-line error with file and line.
+
+    ``constructor`` replaces the safe loader's constructor class (specs use
+    one that keeps version-like scalars as the text that was written).
+    """
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    yaml = _yaml("safe")
+    if constructor is not None:
+        yaml.Constructor = constructor
     try:
-        return _yaml("safe").load(text)
+        return yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -35,12 +42,18 @@ def load(text: str, source: str = "<string>") -> Any:
         raise SpecError(f"malformed YAML in {source}: {exc}") from None
 
 
-def load_file(path: str | os.PathLike[str]) -> Any:
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A text file's content, or a one-line :class:`SpecError` saying why not."""
     try:
-        text = Path(path).read_text()
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror}") from None
-    return load(text, str(path))
+        raise SpecError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"cannot read {path}: not UTF-8 text ({exc.reason})") from None
+
+
+def load_file(path: str | os.PathLike[str]) -> Any:
+    return load(read_text(path), str(path))
 
 
 def dump(data: Any, header: str | None = None) -> str:

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from reproman.errors import SpecError
-from reproman.tracing.spec import parse_yaml, read_text
+from reproman.tracing.spec import parse_yaml
+from reproman.yamlio import read_text
 
 _PYCACHE = re.compile(r"^(?P<dir>.*)/__pycache__/(?P<mod>[^/.]+)\.[^/]+\.pyc$")
 

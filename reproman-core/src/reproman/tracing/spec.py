@@ -35,11 +35,11 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import attrs
 
+from reproman import yamlio
 from reproman.errors import SpecError
 
 SPEC_VERSION = "0.0.1"
@@ -345,32 +345,12 @@ def _emit_sequence(items: Sequence[Any], indent: int, out: list[str]) -> None:
 
 def parse_yaml(text: str, source: str = "<string>") -> Any:
     """Parse spec text; syntax errors become a :class:`SpecError` naming file and line."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    yaml = _yaml("safe")
-    yaml.Constructor = _spec_constructor()
-    try:
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise SpecError(f"malformed YAML in {where}: {exc.problem or exc.context}") from None
-    except YAMLError as exc:
-        raise SpecError(f"malformed YAML in {source}: {exc}") from None
-
-
-def read_text(path: str | os.PathLike[str]) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"cannot read {path}: not UTF-8 text ({exc.reason})") from None
+    return yamlio.load(text, source, constructor=_spec_constructor())
 
 
 def load_spec(path: str | os.PathLike[str]) -> EnvironmentSpec:
     """Read a spec file written by this ReproMan or the old one."""
-    text = read_text(path)
+    text = yamlio.read_text(path)
     return loads_spec(text, str(path))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -186,15 +185,9 @@ class LocalSSHD:
         """Stop the listener and every connection it forked (one process group)."""
         if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        from reproman.testing.services import stop_process_group
+
+        stop_process_group(self.process, timeout=5)
         self.process = None
 
     def connection_pids(self) -> list[int]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -36,3 +38,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process_group(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10) -> None:
+    """Stop a service started with ``start_new_session=True`` and everything it forked.
+
+    SIGTERM to the whole group, then SIGKILL if it has not gone within
+    ``timeout``: a test's sshd or moto server must not outlive the test run.
+    """
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -113,6 +113,12 @@ def trace_paths(
         elif target_open:
             files.append(info.canonical)
     spec.files = sorted(set(files))
+    absent = [i.given for i in infos if i.kind == MISSING and (not _is_reference(i) or i.given in open_refs)]
+    if absent:
+        # Kept under files: (what was asked about is part of the record), but
+        # a typo in a path should not pass unnoticed.
+        shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+        lgr.warning("%d path(s) do not exist on the resource: %s", len(absent), shown)
     lgr.info("traced %d paths into %d distributions and %d other files in %.3f s", len(given),
              len(spec.distributions), len(spec.files), time.perf_counter() - started)
     return spec

@@ -468,18 +468,7 @@ class SSHSession(Session):
         to one while the other is unread cannot stall on the SSH window.
         """
         while True:
-            got = False
-            if channel.recv_ready():
-                data = channel.recv(_CHUNK)
-                if data:
-                    on_out(data)
-                    got = True
-            if channel.recv_stderr_ready():
-                data = channel.recv_stderr(_CHUNK)
-                if data:
-                    on_err(data)
-                    got = True
-            if got:
+            if _read_available(channel, on_out, on_err):
                 if done():
                     return
                 continue
@@ -651,21 +640,26 @@ class SSHSession(Session):
             channel.close()
 
 
+def _read_available(channel: paramiko.Channel, on_out: Callable[[bytes], Any], on_err: Callable[[bytes], Any]) -> bool:
+    """Hand whatever is buffered on either stream to its callback; whether anything was."""
+    got = False
+    if channel.recv_ready():
+        data = channel.recv(_CHUNK)
+        if data:
+            on_out(data)
+            got = True
+    if channel.recv_stderr_ready():
+        data = channel.recv_stderr(_CHUNK)
+        if data:
+            on_err(data)
+            got = True
+    return got
+
+
 def _drain(channel: paramiko.Channel, on_out: Callable[[bytes], Any], on_err: Callable[[bytes], Any]) -> None:
     """Read a channel's two streams to end of file."""
     while True:
-        got = False
-        if channel.recv_ready():
-            data = channel.recv(_CHUNK)
-            if data:
-                on_out(data)
-                got = True
-        if channel.recv_stderr_ready():
-            data = channel.recv_stderr(_CHUNK)
-            if data:
-                on_err(data)
-                got = True
-        if got:
+        if _read_available(channel, on_out, on_err):
             continue
         if channel.eof_received or channel.closed:
             if not (channel.recv_ready() or channel.recv_stderr_ready()):

@@ -41,7 +41,7 @@ def _install(session: nox.Session, packages: list[str]) -> None:
 
 
 @nox.session
-@nox.parametrize("package", list(PLUGINS))
+@nox.parametrize("package", list(PLUGINS), ids=list(PLUGINS))
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests with only core and that package installed."""
     _install(session, ["reproman-core", *PLUGINS[package]])

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def isolated_env() -> dict[str, str]:
@@ -40,3 +41,16 @@ def time_calls(func: Callable[[], object], count: int) -> float:
 
 def median_ms(times: Sequence[float]) -> float:
     return statistics.median(times) * 1000
+
+
+def count_commands(session: Any) -> list[str]:
+    """Wrap ``session.execute_command`` to record every remote command (one round trip each)."""
+    issued: list[str] = []
+    original = session.execute_command
+
+    def counting(command: Any, *args: Any, **kwargs: Any) -> Any:
+        issued.append(command if isinstance(command, str) else " ".join(command))
+        return original(command, *args, **kwargs)
+
+    session.execute_command = counting
+    return issued

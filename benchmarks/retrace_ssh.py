@@ -21,18 +21,7 @@ import tempfile
 import time
 from typing import Any
 
-
-def count_commands(session: Any) -> list[str]:
-    """Wrap ``session.execute_command`` to record every remote command (round trip)."""
-    issued: list[str] = []
-    original = session.execute_command
-
-    def counting(command: Any, *args: Any, **kwargs: Any) -> Any:
-        issued.append(command if isinstance(command, str) else " ".join(command))
-        return original(command, *args, **kwargs)
-
-    session.execute_command = counting
-    return issued
+from _common import count_commands
 
 
 def measure(session: Any, paths: list[str], repeat: int) -> tuple[float, int, int]:

@@ -20,20 +20,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any
 
-
-def count_commands(session: Any) -> list[str]:
-    """Wrap ``session.execute_command`` to record every remote command issued."""
-    issued: list[str] = []
-    original = session.execute_command
-
-    def counting(command: Any, *args: Any, **kwargs: Any) -> Any:
-        issued.append(command if isinstance(command, str) else " ".join(command))
-        return original(command, *args, **kwargs)
-
-    session.execute_command = counting
-    return issued
+from _common import count_commands
 
 
 def main() -> int:

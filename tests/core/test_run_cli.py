@@ -33,7 +33,7 @@ def test_follow_then_double_dash_keeps_command_intact(workdir: Path, monkeypatch
 
 
 def test_follow_does_not_swallow_the_command_word(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--follow", "sh", "-c", 'echo "$0" > y', "-o"]) == 0
+    assert main(["run", "--follow", "--keep-remote", "sh", "-c", 'echo "$0" > y', "-o"]) == 0
     jobid = capsys.readouterr().out.strip()
     job = Registry().load(jobid)
     # Everything after the command word belongs to the command, "-o" included.

@@ -69,7 +69,7 @@ def test_inputs_staged_and_output_directories_fetched(workdir: Path) -> None:
 def test_missing_input_fails_before_running_and_leaves_no_record(workdir: Path) -> None:
     with pytest.raises(OrchestratorError, match="does not exist"):
         api.run(command="true", inputs=["nope.txt"])
-    with pytest.raises(OrchestratorError, match="outside"):
+    with pytest.raises(UsageError, match="outside"):
         api.run(command="true", inputs=["../elsewhere"])
     assert Registry().entries() == []
 
@@ -217,9 +217,9 @@ class _PrimitivesOnlySession(Session):
         self._shell = ShellSession()
         self.commands = 0
 
-    def _execute(self, command: str, stdin: bytes | None = None) -> CommandResult:
+    def _execute(self, command: str, stdin: bytes | None = None, on_output: Any = None) -> CommandResult:
         self.commands += 1
-        return self._shell._execute(command, stdin)
+        return self._shell._execute(command, stdin, on_output)
 
     def _put_file(self, local: Path, remote: str) -> None:
         self._shell._put_file(local, remote)
@@ -261,7 +261,32 @@ def test_generic_session_path_batches_transfers(workdir: Path) -> None:
         assert status.ok
         before = connection.session.commands  # type: ignore[attr-defined]
         fetch_job(connection, result.job, status)
-        # probe outputs + tar + remove tar
-        assert connection.session.commands - before <= 3  # type: ignore[attr-defined]
+        # probe outputs + tar + remove tar + free the job's working directory
+        assert connection.session.commands - before <= 4  # type: ignore[attr-defined]
     assert sorted(p.name for p in (workdir / "outs").iterdir()) == sorted(f"{i}.txt" for i in range(20))
     assert (workdir / ".reproman" / "jobs" / "generic" / result.job.jobid / "stdout.19").exists()
+
+
+def test_fetch_frees_the_working_directory_unless_kept(workdir: Path) -> None:
+    freed = _run(command="echo a > a.txt", outputs=["a.txt"], follow=True)
+    assert (workdir / "a.txt").read_text() == "a\n"
+    assert not Path(freed.job.working_directory).exists()
+    assert Path(freed.job.job_dir).is_dir()  # the small record stays until the job is deleted
+    kept = api.run(command="echo b > b.txt", outputs=["b.txt"], follow=True, keep_remote=True)
+    assert isinstance(kept, RunResult)
+    assert Path(kept.job.working_directory, "b.txt").read_text() == "b\n"
+
+
+def test_delete_refuses_a_running_job_then_frees_everything(workdir: Path) -> None:
+    result = _run(command="sleep 60", outputs=[])
+    job = result.job
+    (row,) = api.jobs([job.jobid], action="delete")
+    assert row["deleted"] is False and "still running" in row["error"]
+    assert Registry().load(job.jobid).jobid == job.jobid
+    api.jobs([job.jobid], action="cancel")
+    with Connection.for_job(job) as connection:
+        follow(connection, job, timeout=30)
+    (row,) = api.jobs([job.jobid], action="delete")
+    assert row["deleted"] is True
+    assert not Path(job.job_dir).exists() and not Path(job.working_directory).exists()
+    assert Registry().entries() == []

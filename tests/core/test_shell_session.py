@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from reproman.resources.shell import ShellSession
-from reproman.testing.session_contract import SessionContract
+from reproman.testing.session_contract import FullSessionContract
 
 
-class TestShellSession(SessionContract):
+class TestShellSession(FullSessionContract):
+    listed_paths = 3_000  # local copies: no command line to overflow, only file creation to wait for
+
     @pytest.fixture
     def session(self) -> Iterator[ShellSession]:
         with ShellSession() as session:
@@ -24,11 +26,13 @@ class TestShellSession(SessionContract):
         return str(path)
 
 
-class TestShellSessionGenericPaths(SessionContract):
+class TestShellSessionGenericPaths(FullSessionContract):
     """The base class's generic implementations, exercised through local processes.
 
     Backends that only implement the primitives rely on exactly this code.
     """
+
+    listed_paths = 3_000  # already 210 KiB of names: past the 128 KiB one argument may hold
 
     @pytest.fixture
     def session(self) -> Iterator[ShellSession]:
@@ -37,7 +41,7 @@ class TestShellSessionGenericPaths(SessionContract):
         class Generic(ShellSession):
             pass
 
-        for name in ("exists", "islink", "isdir", "mkdir", "read", "put_text", "home", "realpath", "put_many", "get_many"):
+        for name in ("exists", "islink", "isdir", "mkdir", "read", "put_text", "home", "realpath", "_send", "_fetch"):
             setattr(Generic, name, getattr(Session, name))
         with Generic() as session:
             yield session

@@ -20,7 +20,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,8 +140,8 @@ class DockerSession(Session):
         return CommandResult(
             command=command,
             returncode=returncode,
-            stdout=(out or b"").decode("utf-8", "replace"),
-            stderr=(err or b"").decode("utf-8", "replace"),
+            stdout_bytes=out or b"",
+            stderr_bytes=err or b"",
         )
 
     def _run_with_stdin(self, exec_id: str, data: bytes) -> tuple[bytes | None, bytes | None]:
@@ -271,18 +271,10 @@ class DockerSession(Session):
         with self._calling(f"put {', '.join(str(s) for s, _ in pairs)}"):
             self._api.put_archive(self.container_id, "/", chunks)
 
-    def get(self, src: str, dest: str | os.PathLike[str] | None = None, uid: int = -1, gid: int = -1) -> None:
-        """Copy a remote file or tree here as one streamed archive (one API call, no command)."""
-        dest_path = Path(dest) if dest is not None else Path(posixpath.basename(src.rstrip("/")))
-        self._download(src, dest_path)
-        if uid != -1 or gid != -1:
-            for path in [dest_path, *dest_path.rglob("*")] if dest_path.is_dir() else [dest_path]:
-                os.chown(path, uid, gid, follow_symlinks=False)
-
-    def get_many(self, items: Iterable[tuple[str, str | os.PathLike[str]]]) -> None:
-        """Copy many remote paths here, each streamed as its own archive (no command in the container)."""
-        for src, dest in items:
-            self._download(src, Path(dest))
+    def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
+        """Each remote path streamed as its own archive into its staging path (no command in the container)."""
+        for src, dest in staged:
+            self._download(src, dest)
 
     def _download(self, src: str, dest: Path) -> None:
         """Stream ``src``'s archive from the Engine and unpack it as ``dest``; symlinks are followed."""

@@ -34,14 +34,14 @@ import sys
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import paramiko
 
 from reproman.errors import ConfigError, ResourceConnectionError, SessionError
-from reproman.resources.session import CommandResult, Session, extract_pairs, wrap_command
+from reproman.resources.session import CommandResult, Session, extract_to_staging, wrap_command
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -414,8 +414,8 @@ class SSHSession(Session):
         return CommandResult(
             command=command,
             returncode=code,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
+            stdout_bytes=bytes(out),
+            stderr_bytes=bytes(err),
         )
 
     def _read_framed(self, shell: paramiko.Channel, begin: bytes, end: bytes) -> tuple[bytes, bytes, int]:
@@ -578,9 +578,9 @@ class SSHSession(Session):
         finally:
             self._execute(f"rm -rf -- {shlex.quote(stage)}")
 
-    def get_many(self, items: Iterable[tuple[str, str | os.PathLike[str]]]) -> None:
+    def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
         """Bring all paths back as one ``tar -ch`` stream over one channel."""
-        pairs = [(src, Path(dest)) for src, dest in items]
+        pairs = list(staged)
         if not pairs:
             return
         lines = ['S=$(mktemp -d "${TMPDIR:-/tmp}/reproman-get.XXXXXX") || exit 1']
@@ -612,7 +612,7 @@ class SSHSession(Session):
                 if status != 0:
                     detail = errors.decode("utf-8", "replace").strip()
                     raise SessionError(f"cannot get files from {self.target}: tar exited {status}: {detail}")
-                extract_pairs(archive, pairs)
+                extract_to_staging(archive, [(str(i), dest) for i, (_src, dest) in enumerate(pairs)])
         finally:
             self._execute(f"rm -rf -- {shlex.quote(stage)}")
 

@@ -122,6 +122,8 @@ def execute(
     resref_type: str = "auto",
     internal: bool = False,
     trace: bool = False,
+    *,
+    on_output: Callable[[int, bytes], None] | None = None,
 ) -> CommandResult | Any:
     """Execute a command in a computation environment.
 
@@ -131,6 +133,11 @@ def execute(
     ``isdir PATH``, ``put SRC DEST``, ``get SRC DEST``, ``chown OWNER PATH``,
     ``chmod MODE PATH``) and its return value is returned. With ``trace``
     the result's files are traced afterwards (see ``retrace``).
+
+    The command's output is bytes (``result.stdout_bytes``; ``result.stdout``
+    is a text view). ``on_output(stream, chunk)`` receives it as it arrives
+    instead (1 stdout, 2 stderr). A :class:`KeyboardInterrupt` while it runs
+    stops the command and its process group on the resource.
     """
     from reproman.errors import UsageError
     from reproman.resources.manage import get_resource
@@ -149,7 +156,7 @@ def execute(
             from reproman.tracing.commands import trace_execution
 
             return trace_execution(session, [command, *args])
-        return session.execute_command([command, *args])
+        return session.execute_interruptible([command, *args], on_output=on_output)
     finally:
         session.close()
 
@@ -228,6 +235,8 @@ def run(
     inputs: Sequence[str] | None = None,
     outputs: Sequence[str] | None = None,
     follow: bool | str = False,
+    *,
+    keep_remote: bool = False,
 ) -> Any:
     """Run a command on a resource through a submitter and an orchestrator.
 
@@ -240,7 +249,7 @@ def run(
         command=command, message=message, resref=resref, resref_type=resref_type, list_=list_,
         submitter=submitter, orchestrator=orchestrator, batch_spec=batch_spec,
         batch_parameters=batch_parameters, job_specs=job_specs, job_parameters=job_parameters,
-        inputs=inputs, outputs=outputs, follow=follow,
+        inputs=inputs, outputs=outputs, follow=follow, keep_remote=keep_remote,
     )
 
 
@@ -249,11 +258,20 @@ def jobs(
     action: str = "auto",
     all_: bool = False,
     status: bool = False,
+    *,
+    overwrite: bool = False,
+    keep_remote: bool = False,
 ) -> Any:
-    """View and manage jobs: list, show, delete, fetch, cancel (auto: fetch named jobs, else list)."""
+    """View and manage jobs: list, show, delete, fetch, cancel (auto: fetch named jobs, else list).
+
+    A fetch never replaces a local output that changed after the job was
+    submitted unless ``overwrite``; fetching and deleting free the job's
+    files on the resource unless ``keep_remote``.
+    """
     from reproman.jobs.commands import jobs as _jobs
 
-    return _jobs(queries=queries, action=action, all_=all_, status=status)
+    return _jobs(queries=queries, action=action, all_=all_, status=status, overwrite=overwrite,
+                 keep_remote=keep_remote)
 
 
 def retrace(

@@ -102,6 +102,10 @@ class CommandError(SessionError):
         self.stderr = stderr
 
 
+class OutputConflictError(SessionError):
+    """Fetched results cannot land without destroying local files; nothing was written."""
+
+
 class JobError(ReproManError):
     """A job could not be prepared, found, followed or fetched."""
 
@@ -124,6 +128,15 @@ class TracingError(ReproManError):
 
 class SpecError(ReproManError):
     """An environment or job spec is malformed; the message names file and line."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be (by the CLI), so the same clean-up runs.
+
+    Not a :class:`ReproManError`: like :class:`KeyboardInterrupt` it passes
+    through ``except Exception``. :meth:`Session.execute_interruptible`
+    forwards it to the resource as SIGTERM rather than SIGINT.
+    """
 
 
 class DifferenceFound(ReproManError):

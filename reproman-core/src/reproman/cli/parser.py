@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", dest="outputs", action="append", metavar="PATH", help="Output path (repeatable).")
     p.add_argument("--follow", nargs="?", const=True, default=False, metavar="ACTION",
                    help=f"Wait for the job, fetch it, then optionally {', '.join(FOLLOW_CHOICES)} the resource.")
+    p.add_argument("--keep-remote", action="store_true",
+                   help="After fetching, keep the job's files on the resource (default: free them).")
     _json(p)
     p.add_argument("command", nargs="?", help="Command to run; everything after it is its arguments.")
 
@@ -119,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)
     p.add_argument("-a", "--all", dest="all_", action="store_true", help="Operate on all jobs.")
     p.add_argument("-s", "--status", action="store_true", help="Ask the resource for per-subjob status.")
+    p.add_argument("--overwrite", action="store_true",
+                   help="When fetching, replace local outputs even if they changed after the job was submitted.")
+    p.add_argument("--keep-remote", action="store_true",
+                   help="Keep the job's files on the resource after fetching or deleting (default: free them).")
     _json(p)
 
     p = add("retrace", "Find the packages that provide files, as an environment spec.")

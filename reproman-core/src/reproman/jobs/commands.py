@@ -17,7 +17,7 @@ import attrs
 
 from reproman.errors import JobError, ReproManError, UsageError
 from reproman.jobs.connection import Connection
-from reproman.jobs.fetch import failures, fetch_job
+from reproman.jobs.fetch import failures, fetch_job, release_remote
 from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.follow import follow as follow_job
 from reproman.jobs.registry import BrokenRecord, Registry
@@ -95,6 +95,7 @@ def run(
     follow: bool | str = False,
     *,
     progress: ProgressCallback | None = None,
+    keep_remote: bool = False,
 ) -> RunResult | dict[str, list[dict[str, Any]]]:
     """Submit ``command`` (N subjobs with a batch); with ``follow`` wait, fetch, act on the resource.
 
@@ -142,7 +143,7 @@ def run(
         if not follow:
             return result
         result.status = follow_job(connection, job, progress)
-        result.fetched = fetch_job(connection, job, result.status, registry)
+        result.fetched = fetch_job(connection, job, result.status, registry, keep_remote=keep_remote)
     if isinstance(follow, str):
         result.resource_action = _act_on_resource(job, follow, result.status.ok)
     return result
@@ -174,6 +175,8 @@ def jobs(
     status: bool = False,
     *,
     progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+    keep_remote: bool = False,
 ) -> list[dict[str, Any]]:
     """List, show, fetch, cancel or delete registered jobs; one dict per job.
 
@@ -199,12 +202,8 @@ def jobs(
         raise UsageError(f"'{action}' needs job IDs (or substrings) or --all", hint="See 'reproman jobs'.")
     entries = registry.find(queries, all_)
     if action == "delete":
-        unfetched = [e for e in entries if isinstance(e, JobSpec) and e.status != "fetched"]
-        if unfetched:
-            _for_each_resource(unfetched, _abandon_jobs, registry)
-        for entry in entries:
-            registry.delete(entry.jobid)
-        return [{"jobid": e.jobid, "deleted": True} for e in entries]
+        specs = [e for e in entries if isinstance(e, JobSpec)]
+        return _delete(entries, specs, registry, keep_remote)
     rows: list[dict[str, Any]] = [
         {"jobid": e.jobid, "status": "malformed", "error": e.error} for e in entries if isinstance(e, BrokenRecord)
     ]
@@ -216,7 +215,11 @@ def jobs(
         specs = [j for j in specs if j.status != "fetched"]
         rows += [{"jobid": j.jobid, "fetched": False, "reason": "already fetched (use --fetch to fetch again)"}
                  for j in skipped]
-    return rows + _for_each_resource(specs, _fetch, registry)
+
+    def fetch_one(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:
+        return _fetch(connection, job, registry, overwrite=overwrite, keep_remote=keep_remote)
+
+    return rows + _for_each_resource(specs, fetch_one, registry)
 
 
 def _group(specs: Sequence[JobSpec]) -> dict[str, list[JobSpec]]:
@@ -260,22 +263,82 @@ def _for_each_resource(specs: Sequence[JobSpec], act: Any, registry: Registry) -
     return rows
 
 
-def _fetch(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:
+def _fetch(
+    connection: Connection, job: JobSpec, registry: Registry, *, overwrite: bool = False, keep_remote: bool = False
+) -> dict[str, Any]:
+    if job.status == "fetched" and job.extra.get("remote_released"):
+        if overwrite and job.extra.get("kept"):
+            return _restore_kept(job, registry)
+        raise JobError(
+            f"job {job.jobid} was fetched to {job.local_directory} and its files on the resource were freed",
+            hint="Its results and logs are there; run with --keep-remote to keep a job's files for a later fetch.",
+        )
     status = poll(connection.session, connection.submitter(job.submitter), [job])[job.jobid]
     if status.missing and job.status != "fetched":
         raise JobError(f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}")
     if not status.finished:
         return {"jobid": job.jobid, "fetched": False, "reason": f"not finished ({status.summary()})",
                 "status": status.to_dict()}
-    paths = fetch_job(connection, job, status, registry)
+    paths = fetch_job(connection, job, status, registry, overwrite=overwrite, keep_remote=keep_remote)
     return {"jobid": job.jobid, "fetched": True, "paths": paths, "status": status.to_dict(),
-            "failed": failures(job, status, fetched=True)}
+            "failed": failures(job, status, fetched=True), "kept": job.extra.get("kept", [])}
 
 
-def _abandon_jobs(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:
-    """Before forgetting an unfetched job, let its orchestrator release the resource's side."""
-    connection.orchestrator(job).abandon()
-    return {"jobid": job.jobid, "abandoned": True}
+def _delete(
+    entries: Sequence[JobSpec | BrokenRecord], specs: Sequence[JobSpec], registry: Registry, keep_remote: bool
+) -> list[dict[str, Any]]:
+    """Free each job's side on its resource, then forget it; a still-running job is refused, not forgotten.
+
+    A resource that cannot be reached does not stop the deletion (the user
+    may be cleaning up after deleting the resource); it is reported as a warning.
+    """
+    remote = {r["jobid"]: r for r in _for_each_resource(specs, _release(keep_remote), registry)}
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        said = remote.get(entry.jobid, {})
+        if said.get("refused"):
+            rows.append({"jobid": entry.jobid, "deleted": False, "error": said["error"]})
+            continue
+        registry.delete(entry.jobid)
+        row: dict[str, Any] = {"jobid": entry.jobid, "deleted": True}
+        if "error" in said:
+            row["warning"] = said["error"]
+        rows.append(row)
+    return rows
+
+
+def _restore_kept(job: JobSpec, registry: Registry) -> dict[str, Any]:
+    """``--overwrite`` after a fetch that kept local edits: put the job's versions (kept locally) in place."""
+    from pathlib import Path
+
+    from reproman.resources.landing import Landing, land
+
+    pairs = [(Path(k["fetched"]), Path(k["local"])) for k in job.extra["kept"] if os.path.lexists(k["fetched"])]
+    report = land(pairs, Landing(overwrite=True))
+    job.extra.pop("kept", None)
+    registry.save(job)
+    return {"jobid": job.jobid, "fetched": True, "paths": [str(p) for p in report.written],
+            "restored": [str(p) for p in report.written], "kept": []}
+
+
+def _release(keep_remote: bool) -> Any:
+    """The per-job step of ``delete``: free the resource's side before the record is forgotten."""
+
+    def release(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:
+        orchestrator = connection.orchestrator(job)
+        if job.status != "fetched":
+            status = poll(connection.session, connection.submitter(job.submitter), [job])[job.jobid]
+            if not status.missing and not status.finished:
+                return {"jobid": job.jobid, "refused": True,
+                        "error": f"not deleting job {job.jobid}: it is still running ({status.summary()}); "
+                                 f"cancel it first with 'reproman jobs --cancel {job.jobid}'"}
+            orchestrator.abandon()
+        if not keep_remote:
+            release_remote(orchestrator)
+            connection.session.execute_command(["rm", "-rf", "--", job.job_dir])
+        return {"jobid": job.jobid, "released": not keep_remote}
+
+    return release
 
 
 def _cancel(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from reproman.resources.landing import Landing, LandingReport
+
 if TYPE_CHECKING:
     from reproman.resources.base import Resource
     from reproman.resources.session import Session
@@ -177,6 +179,42 @@ class Orchestrator(ABC):
         an unfetched job. Best effort: it must not raise for a resource that
         is gone.
         """
+
+    def cleanup(self) -> None:
+        """Remove what this job staged on the resource (staged inputs, per-job directories).
+
+        Called after a successful fetch unless the user passed
+        ``--keep-remote``, and by ``jobs --delete``; core removes the job
+        directory itself on delete. Never remove what other jobs reuse (a
+        shared dataset clone) or a directory the user named. Best effort: it
+        must not raise for a resource that is gone.
+        """
+
+    #: Set by core before :meth:`fetch`: replace local files even if they changed after submission.
+    overwrite: bool = False
+    #: What the last :meth:`fetch` did locally (written, kept and skipped paths), for the user.
+    landing_report: LandingReport | None = None
+
+    def landing(self) -> Landing:
+        """The rules fetched outputs land under for this job (see :mod:`reproman.resources.landing`).
+
+        Local files changed after the job's submission stamp are kept and the
+        job's version goes to ``.reproman/jobs/<resource>/<jobid>/fetched/``;
+        ReproMan's own record directory is never protected.
+        """
+        import os
+        from pathlib import Path
+
+        from reproman.jobs.status import local_log_dir
+
+        record = Path(local_log_dir(self.job))
+        return Landing(
+            changed_after=getattr(self.job, "local_stamp", None),
+            keep_dir=record / "fetched",
+            keep_root=Path(os.path.abspath(self.job.local_directory)),
+            overwrite=self.overwrite,
+            exempt=(record,),
+        )
 
     @abstractmethod
     def fetch(self) -> list[str]:

@@ -9,34 +9,71 @@ deleted.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from reproman.jobs import layout
 from reproman.jobs.connection import Connection
+from reproman.jobs.contracts import Orchestrator
 from reproman.jobs.registry import Registry, dump_record
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, local_log_dir, stderr_path
 
+lgr = logging.getLogger(__name__)
 
-def fetch_job(connection: Connection, job: JobSpec, status: JobStatus, registry: Registry | None = None) -> list[str]:
-    """Fetch outputs and logs of ``job``; return the local paths written."""
+
+def fetch_job(
+    connection: Connection,
+    job: JobSpec,
+    status: JobStatus,
+    registry: Registry | None = None,
+    *,
+    overwrite: bool = False,
+    keep_remote: bool = False,
+) -> list[str]:
+    """Fetch outputs and logs of ``job``; return the local paths written.
+
+    Outputs land under the orchestrator's landing rules (merge, never
+    delete, keep local files changed since submission unless ``overwrite``);
+    files kept that way are listed in ``job.extra["kept"]`` as
+    ``{"local": ..., "fetched": ...}``. After a successful fetch the
+    orchestrator frees what the job staged on the resource, unless
+    ``keep_remote``.
+    """
     from reproman.yamlio import atomic_write
 
     registry = registry or Registry()
     orchestrator = connection.orchestrator(job)
+    orchestrator.overwrite = overwrite
     if orchestrator.records_job:
         # The orchestrator writes (commits) the record itself: give it the final one.
         job.status = "fetched"
         job.extra["result"] = status.summary()
     paths = orchestrator.fetch()
+    report = orchestrator.landing_report
+    job.extra.pop("kept", None)
+    if report is not None and report.kept:
+        job.extra["kept"] = [{"local": str(k.local), "fetched": str(k.fetched)} for k in report.kept]
     job.status = "fetched"
     job.extra["result"] = status.summary()
     registry.save(job)
     if not orchestrator.records_job:
         spec = os.path.join(local_log_dir(job), layout.SPEC_FILE)
         atomic_write(spec, dump_record(job))
+    if not keep_remote:
+        release_remote(orchestrator)
+        job.extra["remote_released"] = True
+        registry.save(job)
     return paths
+
+
+def release_remote(orchestrator: Orchestrator) -> None:
+    """Let the orchestrator free the resource; a failure there never undoes a fetch."""
+    try:
+        orchestrator.cleanup()
+    except Exception as exc:  # best effort by contract; the results are safe locally
+        lgr.warning("job %s: could not free what it staged on the resource: %s", orchestrator.job.jobid, exc)
 
 
 def failures(job: JobSpec, status: JobStatus, fetched: bool) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import os
 import posixpath
 import shlex
 
-from reproman.errors import OrchestratorError, SessionError
+from reproman.errors import OrchestratorError, OutputConflictError, SessionError
 from reproman.jobs import layout
 from reproman.jobs.contracts import Orchestrator
 from reproman.jobs.status import local_log_dir
@@ -33,6 +33,30 @@ def relative_path(path: str, base: str) -> str:
             f"{path!r} is outside {base}; inputs and outputs must be inside the directory you run from"
         )
     return rel.replace(os.sep, "/")
+
+
+def check_job_paths(inputs: list[str], outputs: list[str], base: str) -> None:
+    """Refuse, before anything runs, inputs and outputs a fetch could not bring back safely.
+
+    Paths must stay inside the directory ``run`` is called from (absolute
+    paths inside it are fine); outputs may not point into version-control
+    metadata, which a fetch never writes.
+    """
+    from reproman.errors import UsageError
+
+    for kind, paths in (("input", inputs), ("output", outputs)):
+        for path in paths:
+            if "\0" in path or "\n" in path:
+                raise UsageError(f"{kind} path {path!r} contains a newline or NUL byte")
+            rel = os.path.relpath(os.path.join(base, path), base)
+            if rel == ".." or rel.startswith(".." + os.sep):
+                raise UsageError(
+                    f"{kind} {path!r} is outside {base}",
+                    hint=f"{kind.capitalize()}s must be inside the directory you run from; cd to a common parent.",
+                )
+            parts = rel.split(os.sep)
+            if kind == "output" and ".git" in parts:
+                raise UsageError(f"output {path!r} is inside a .git directory, which a fetch never writes")
 
 
 class PlainOrchestrator(Orchestrator):
@@ -54,18 +78,15 @@ class PlainOrchestrator(Orchestrator):
             self.session.put_many(pairs)
 
     def fetch(self) -> list[str]:
-        """Outputs that exist and the job directory, in one transfer; missing outputs are logged."""
+        """Outputs that exist and the job directory, in one transfer; missing outputs are logged.
+
+        Outputs land under the job's :meth:`landing` rules: merged into
+        local directories, never deleting a local path, and keeping local
+        files that changed after submission.
+        """
         job = self.job
         outputs = [relative_path(o, job.local_directory) for o in job.outputs]
-        # One command learns which outputs exist and marks the job completed.
-        probe = " ".join(shlex.quote(o) for o in outputs)
-        script = f": > {shlex.quote(posixpath.join(job.job_dir, layout.COMPLETED))} 2>/dev/null; "
-        if outputs:
-            script += (
-                f"cd {shlex.quote(job.working_directory)} 2>/dev/null || exit 0; "
-                f'for p in {probe}; do [ -e "$p" ] || [ -L "$p" ] && printf "%s\\n" "$p"; done; true'
-            )
-        present = set(self.session.execute_command(script).stdout.splitlines())
+        present = set(self._present(outputs))
         missing = [o for o in outputs if o not in present]
         for path in missing:
             lgr.warning("job %s: output %s was not produced on the resource", job.jobid, path)
@@ -77,7 +98,37 @@ class PlainOrchestrator(Orchestrator):
             if o in present
         ]
         try:
-            self.session.get_many(pairs)
+            self.landing_report = self.session.get_many(pairs, landing=self.landing())
+        except OutputConflictError:
+            raise
         except (SessionError, OSError) as exc:
             raise OrchestratorError(f"fetching job {job.jobid} failed: {exc}") from exc
         return [dest for _src, dest in pairs]
+
+    def _present(self, outputs: list[str]) -> list[str]:
+        """Which outputs exist on the resource, asked in one command whatever their number.
+
+        The list travels as standard input (no argument-length limit) and is
+        tested with shell builtins only; the same command marks the job
+        completed.
+        """
+        job = self.job
+        listing = "".join(o + "\n" for o in outputs)
+        script = (
+            f": > {shlex.quote(posixpath.join(job.job_dir, layout.COMPLETED))} 2>/dev/null\n"
+            f"cd {shlex.quote(job.working_directory)} 2>/dev/null || exit 0\n"
+            'while IFS= read -r p; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\n" "$p"; fi; '
+            f"done <<'__RM_OUTPUTS__'\n{listing}__RM_OUTPUTS__\n"
+        )
+        result = self.session.execute_command("exec /bin/sh -s", stdin=script.encode("utf-8", "surrogateescape"))
+        return result.stdout.splitlines()
+
+    def cleanup(self) -> None:
+        """Remove the per-job working directory (staged inputs and outputs); never one the user named."""
+        job = self.job
+        if job.parameters.get("working_directory") or job.working_directory != self.default_working_directory():
+            return
+        result = self.session.execute_command(["rm", "-rf", "--", job.working_directory])
+        if result.returncode != 0:
+            lgr.warning("job %s: could not remove %s on the resource: %s",
+                        job.jobid, job.working_directory, result.stderr.strip())

@@ -55,6 +55,9 @@ class JobSpec:
     #: registered -> submitted -> (fetched | failed to submit); see registry.
     status: str = "registered"
     created: str = attrs.Factory(lambda: datetime.datetime.now().isoformat(timespec="seconds"))
+    #: A ctime from the local directory's file system taken at submission
+    #: (:func:`reproman.resources.landing.stamp`): local outputs changed after it are never overwritten.
+    local_stamp: int | None = None
     #: Anything an orchestrator or submitter needs to remember (commit ids...).
     extra: dict[str, Any] = attrs.Factory(dict)
 

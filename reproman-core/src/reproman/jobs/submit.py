@@ -61,7 +61,11 @@ def build_job(
     local_directory: str,
 ) -> JobSpec:
     """The job record, with its directories on the resource decided."""
+    from reproman.jobs.plain import check_job_paths
+    from reproman.resources.landing import stamp
+
     subjobs = expand(command, records, inputs, outputs)
+    check_job_paths([i for s in subjobs for i in s.inputs], [o for s in subjobs for o in s.outputs], local_directory)
     jobid = new_jobid()
     resource = connection.resource
     root_param = parameters.get("root_directory") or DEFAULT_ROOT
@@ -83,6 +87,7 @@ def build_job(
         inputs=list(dict.fromkeys(i for s in subjobs for i in s.inputs)),
         outputs=list(dict.fromkeys(o for s in subjobs for o in s.outputs)),
         local_directory=local_directory,
+        local_stamp=stamp(local_directory),
         root_directory=root,
         job_dir=layout.job_dir(root, resource.name, jobid),
     )

@@ -3,10 +3,23 @@
 A backend implements four primitives: :meth:`Session._execute`,
 :meth:`Session._put_file`, :meth:`Session._get_file` and
 :meth:`Session._interactive`. Everything else (file queries, directory
-transfers, environment handling) is written once here in terms of those
-primitives and POSIX shell utilities, so a new backend passes the contract
-suite in :mod:`reproman.testing.session_contract` as soon as its primitives
-work. Backends override the derived methods only to be faster.
+transfers, environment handling, stopping an interrupted command) is written
+once here in terms of those primitives and POSIX shell utilities, so a new
+backend passes the contract suite in :mod:`reproman.testing.session_contract`
+as soon as its primitives work. Backends override the derived methods only to
+be faster: :meth:`Session._send` and :meth:`Session._fetch` for transfers,
+:meth:`Session._execute_aside` where commands share one channel.
+
+Two promises hold on every backend:
+
+* **bytes are bytes**: a command's standard output and error travel as bytes
+  from the resource to the caller (:attr:`CommandResult.stdout_bytes`); the
+  ``str`` views decode them losslessly (``surrogateescape``), so even a
+  non-UTF-8 file name survives a round trip through the text view;
+* **fetching never destroys local files**: transfers from the resource land in
+  a fresh staging directory first and are then moved into place by
+  :func:`reproman.resources.landing.land`, the one place that decides what may
+  replace what.
 
 Remote paths are POSIX paths on the resource; relative ones are relative to
 the session's working directory (the login directory for SSH, the
@@ -16,31 +29,60 @@ container's working directory for Docker).
 from __future__ import annotations
 
 import io
+import logging
 import os
 import posixpath
 import shlex
+import shutil
 import tarfile
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Union
 
 import attrs
 
-from reproman.errors import CommandError, SessionError
+from reproman.errors import CommandError, SessionError, Terminated
+from reproman.resources.landing import Landing, LandingReport, land, staging_dir
+
+lgr = logging.getLogger(__name__)
 
 Command = Union[str, Sequence[str]]
+#: Receives a command's output as it arrives: ``(1, chunk)`` for stdout, ``(2, chunk)`` for stderr.
+OutputCallback = Callable[[int, bytes], None]
+
+#: Encoding of the ``str`` views: lossless for any bytes, identical to UTF-8 for UTF-8 text.
+TEXT_ERRORS = "surrogateescape"
+
+
+def decode(data: bytes) -> str:
+    """Text view of command output: UTF-8, with undecodable bytes kept as surrogates."""
+    return data.decode("utf-8", TEXT_ERRORS)
 
 
 @attrs.frozen
 class CommandResult:
-    """What a command left behind: its two output streams and exit code, apart."""
+    """What a command left behind: its two output streams (bytes) and exit code, apart.
+
+    ``stdout`` and ``stderr`` are text views of the bytes; write
+    ``stdout_bytes`` where exact output matters (a binary, a file's content).
+    When the command's output was streamed to an :data:`OutputCallback`, both
+    streams are empty here.
+    """
 
     command: str
     returncode: int
-    stdout: str = ""
-    stderr: str = ""
+    stdout_bytes: bytes = b""
+    stderr_bytes: bytes = b""
+
+    @property
+    def stdout(self) -> str:
+        return decode(self.stdout_bytes)
+
+    @property
+    def stderr(self) -> str:
+        return decode(self.stderr_bytes)
 
     @property
     def ok(self) -> bool:
@@ -49,14 +91,15 @@ class CommandResult:
     def check(self) -> CommandResult:
         """Raise :class:`CommandError` unless the command succeeded."""
         if self.returncode != 0:
-            detail = self.stderr.strip().splitlines()[-1:] or self.stdout.strip().splitlines()[-1:]
+            stdout, stderr = self.stdout, self.stderr
+            detail = stderr.strip().splitlines()[-1:] or stdout.strip().splitlines()[-1:]
             raise CommandError(
                 f"command failed with exit code {self.returncode}: {self.command}"
                 + (f": {detail[0]}" if detail else ""),
                 command=self.command,
                 returncode=self.returncode,
-                stdout=self.stdout,
-                stderr=self.stderr,
+                stdout=stdout,
+                stderr=stderr,
             )
         return self
 
@@ -87,6 +130,46 @@ def wrap_command(command: Command, env: Mapping[str, str] | None = None, cwd: st
     return " ".join(parts)
 
 
+def group_wrapper(line: str, pgfile: str) -> str:
+    """Shell code running ``line`` in a process group of its own, its ID written to ``pgfile``.
+
+    Without a terminal, ``sh`` has no job control, so the group comes from
+    ``setsid`` (util-linux and BusyBox both have it), run in the foreground:
+    a background job would start with SIGINT ignored and its standard input
+    on ``/dev/null``. Run as a child of this shell, ``setsid`` is never a
+    group leader and so never forks away; the command after it keeps the
+    shell from replacing itself with it. Where there is no ``setsid`` the
+    command still runs, and an interrupt stops its top process only.
+    """
+    quoted = shlex.quote(pgfile)
+    inner = f"/bin/sh -c 'echo $$ > \"$1\"; shift; exec /bin/sh -c \"$1\"' reproman-group {quoted} {shlex.quote(line)}"
+    return (
+        f"if command -v setsid >/dev/null 2>&1; then setsid {inner}; else {inner}; fi; "
+        f'__rm_rc=$?; rm -f {quoted}; exit "$__rm_rc"'
+    )
+
+
+def stop_group_script(pgfile: str, signal_name: str = "INT", grace: float = 2.0) -> str:
+    """Shell code that signals the group named in ``pgfile``, then escalates to TERM and KILL.
+
+    ``signal_name`` is what the user sent (INT for Ctrl-C, TERM); each step
+    waits up to ``grace`` seconds for the group to go.
+    """
+    quoted = shlex.quote(pgfile)
+    ticks = max(1, int(grace * 10))
+    wait = (f'i=0; while kill -0 -"$pg" 2>/dev/null && [ $i -lt {ticks} ]; do '
+            "sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done; ")
+    steps = [signal_name] + [s for s in ("TERM", "KILL") if s != signal_name]
+    kills = "".join(f'kill -{name} -"$pg" 2>/dev/null || kill -{name} "$pg" 2>/dev/null; ' + (wait if name != "KILL" else "")
+                    for name in steps)
+    return (
+        f"f={quoted}; i=0; "
+        'while [ ! -s "$f" ] && [ $i -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done; '
+        'pg=; IFS= read -r pg < "$f" 2>/dev/null; [ -n "$pg" ] || exit 0; '
+        + kills + 'rm -f "$f"; true'
+    )
+
+
 class Session(ABC):
     """A connection to a resource able to run commands and move files.
 
@@ -100,15 +183,24 @@ class Session(ABC):
 
     # -- primitives a backend implements --------------------------------
     @abstractmethod
-    def _execute(self, command: str, stdin: bytes | None = None) -> CommandResult:
+    def _execute(
+        self, command: str, stdin: bytes | None = None, on_output: OutputCallback | None = None
+    ) -> CommandResult:
         """Run POSIX shell code on the resource and wait for it.
 
         ``command`` is complete (cwd and environment already folded in by
         :func:`wrap_command`) and must run as ``sh -c`` would run it: its own
         process, so an ``exit`` or ``cd`` in it affects nothing after it.
-        Return stdout and stderr separately and the exact exit status; never
-        raise for a non-zero exit. ``stdin`` bytes, when given, are the
-        command's standard input (otherwise it reads end-of-file).
+        Return stdout and stderr separately, as the exact bytes the command
+        wrote, and the exact exit status; never raise for a non-zero exit.
+        ``stdin`` bytes, when given, are the command's standard input
+        (otherwise it reads end-of-file). With ``on_output``, hand each
+        chunk to it as it arrives (``1`` stdout, ``2`` stderr) and return
+        empty streams: output of any size then costs no memory here.
+
+        A :class:`KeyboardInterrupt` while waiting must propagate (after
+        releasing what the call held); :meth:`execute_interruptible` then
+        stops the command on the resource.
         """
 
     @abstractmethod
@@ -122,6 +214,15 @@ class Session(ABC):
     def _interactive(self, command: str | None = None) -> int:
         """Attach the user's terminal to a shell (or ``command``) on the resource."""
         raise SessionError(f"{type(self).__name__} does not support interactive login")
+
+    def _execute_aside(self, command: str) -> CommandResult:
+        """Run a short command while another one of this session may still be running.
+
+        Used to stop an interrupted command. The default suits backends whose
+        commands are independent (a process, a container exec); a backend
+        that runs commands through one long-lived channel opens another.
+        """
+        return self._execute(command)
 
     def open(self) -> Session:
         """Connect now rather than on the first call, to fail early; a no-op by default."""
@@ -145,19 +246,61 @@ class Session(ABC):
         *,
         check: bool = False,
         stdin: bytes | None = None,
+        on_output: OutputCallback | None = None,
     ) -> CommandResult:
         """Run ``command`` on the resource.
 
         A string is shell code; a list is a command and its arguments, each
         passed literally. ``env`` is added to the session's variables for
         this call only. With ``check`` a non-zero exit raises
-        :class:`CommandError`; otherwise inspect ``returncode``.
+        :class:`CommandError`; otherwise inspect ``returncode``. With
+        ``on_output`` the output is streamed to it instead of returned.
         """
         merged = {**self._env, **(env or {})}
         line = wrap_command(command, merged or None, cwd)
-        result = self._execute(line, stdin=stdin)
+        if on_output is None:
+            result = self._execute(line, stdin=stdin)
+        else:
+            result = self._execute(line, stdin=stdin, on_output=on_output)
         result = attrs.evolve(result, command=to_shell(command))
         return result.check() if check else result
+
+    def execute_interruptible(
+        self,
+        command: Command,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        *,
+        stdin: bytes | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> CommandResult:
+        """Run a user's command so that interrupting the caller stops it on the resource.
+
+        The command runs in a process group of its own there. When the wait
+        is interrupted (:class:`KeyboardInterrupt`: Ctrl-C, or a SIGTERM the
+        CLI turned into one), the whole group gets SIGINT, then SIGKILL
+        after a grace period, and the interrupt propagates. Without this, a
+        closed connection leaves the command running on the resource.
+        """
+        merged = {**self._env, **(env or {})}
+        pgfile = f"/tmp/.reproman-pg-{os.getpid()}-{os.urandom(6).hex()}"
+        line = group_wrapper(wrap_command(command, merged or None, cwd), pgfile)
+        try:
+            if on_output is None:
+                result = self._execute(line, stdin=stdin)
+            else:
+                result = self._execute(line, stdin=stdin, on_output=on_output)
+        except KeyboardInterrupt as exc:
+            self.stop_interrupted(pgfile, "TERM" if isinstance(exc, Terminated) else "INT")
+            raise
+        return attrs.evolve(result, command=to_shell(command))
+
+    def stop_interrupted(self, pgfile: str, signal_name: str = "INT") -> None:
+        """Stop the process group recorded in ``pgfile``; never raises (the caller is already failing)."""
+        try:
+            self._execute_aside(stop_group_script(pgfile, signal_name))
+        except BaseException as exc:  # a second Ctrl-C, a dropped connection
+            lgr.warning("could not stop the interrupted command on the resource: %s", exc)
 
     def login(self, command: str | None = None) -> int:
         """Interactive shell with a pty; returns its exit status."""
@@ -239,128 +382,205 @@ class Session(ABC):
     def put(self, src: str | os.PathLike[str], dest: str, uid: int = -1, gid: int = -1) -> None:
         """Copy a local file or directory tree to ``dest`` on the resource.
 
-        ``dest`` is the full target path; missing parents are created. A
-        directory is sent as one tar stream (one transfer, one command), not
-        file by file.
+        ``dest`` is the full target path; missing parents are created; an
+        existing directory there is merged into, existing files replaced.
         """
-        src_path = Path(src)
-        if not src_path.exists():
-            raise SessionError(f"cannot put {src}: no such file or directory")
-        if src_path.is_dir():
-            self.put_many([(src_path, dest)])
-        else:
-            parent = posixpath.dirname(dest)
-            if parent:
-                self.mkdir(parent, parents=True)
-            self._put_file(src_path, dest)
+        self.put_many([(src, dest)])
         if uid != -1 or gid != -1:
             owner = "" if uid == -1 else str(uid)
             self.chown(owner, dest, recursive=True, group=None if gid == -1 else gid)
 
-    def get(self, src: str, dest: str | os.PathLike[str] | None = None, uid: int = -1, gid: int = -1) -> None:
-        """Copy a remote file or directory tree to the local ``dest``.
+    def get(
+        self, src: str, dest: str | os.PathLike[str] | None = None, uid: int = -1, gid: int = -1
+    ) -> LandingReport:
+        """Copy a remote file or directory tree to the local ``dest``, under the landing rules.
 
-        ``dest`` defaults to the basename of ``src`` in the current directory.
+        ``dest`` defaults to the basename of ``src`` in the current
+        directory. An existing local directory is merged into, never emptied
+        (see :mod:`reproman.resources.landing`).
         """
-        dest_path = Path(dest) if dest is not None else Path(posixpath.basename(src.rstrip("/")))
-        if self.isdir(src):
-            self.get_many([(src, dest_path)])
-        else:
-            dest_path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._get_file(src, dest_path)
-            except SessionError:
-                raise
-            except (OSError, RuntimeError) as exc:
-                raise SessionError(f"cannot get {src}: {exc}") from exc
+        dest_path = Path(dest) if dest is not None else Path(posixpath.basename(src.rstrip("/")) or "root")
+        report = self.get_many([(src, dest_path)])
         if uid != -1 or gid != -1:
-            for path in [dest_path, *dest_path.rglob("*")] if dest_path.is_dir() else [dest_path]:
-                os.chown(path, uid, gid)
+            for path in report.written:
+                os.chown(path, uid, gid, follow_symlinks=False)
+        return report
 
     def put_many(self, items: Iterable[tuple[str | os.PathLike[str], str]]) -> None:
-        """Copy many local paths to the resource in one tar stream.
+        """Copy many local paths to the resource, whatever their number, in one transfer.
 
-        Costs one upload and one remote command whatever the number of files,
-        which is what orchestrators use to stage inputs.
+        This is what orchestrators stage inputs with; directories merge into
+        existing remote ones and files replace files.
         """
         pairs = [(Path(src), dest) for src, dest in items]
         if not pairs:
             return
-        with tempfile.TemporaryDirectory(prefix="reproman-") as tmp:
-            archive = Path(tmp) / "put.tar"
-            with tarfile.open(archive, "w") as tar:
-                for i, (src, _dest) in enumerate(pairs):
-                    if not src.exists():
-                        raise SessionError(f"cannot put {src}: no such file or directory")
-                    tar.add(str(src), arcname=f"{i}", recursive=True)
-            remote_tar = f"/tmp/reproman-put-{os.getpid()}-{os.urandom(4).hex()}.tar"
-            self._put_file(archive, remote_tar)
-        script = [f"set -e; T={shlex.quote(remote_tar)}; S=$(mktemp -d /tmp/reproman-x.XXXXXX)",
-                  'tar -xf "$T" -C "$S"']
-        for i, (_src, dest) in enumerate(pairs):
-            q = shlex.quote(dest)
-            script.append(
-                f'mkdir -p "$(dirname {q})"; rm -rf {q} 2>/dev/null || true; '
-                f'mv "$S/{i}" {q} 2>/dev/null || cp -R "$S/{i}" {q}'
-            )
-        script.append('rm -rf "$S" "$T"')
-        self.execute_command("; ".join(script), check=True)
+        for src, _dest in pairs:
+            if not os.path.lexists(src):
+                raise SessionError(f"cannot put {src}: no such file or directory")
+        self._send(pairs)
 
-    def get_many(self, items: Iterable[tuple[str, str | os.PathLike[str]]]) -> None:
-        """Copy many remote paths here in one tar stream (one command, one download)."""
+    def get_many(
+        self, items: Iterable[tuple[str, str | os.PathLike[str]]], landing: Landing | None = None
+    ) -> LandingReport:
+        """Copy many remote paths here in one transfer; what arrives lands under ``landing``'s rules.
+
+        The backend fills a fresh staging directory next to the destinations
+        (:meth:`_fetch`); :func:`reproman.resources.landing.land` then merges
+        it into place, refusing type conflicts before writing anything and
+        keeping local files that ``landing`` protects.
+        """
         pairs = [(src, Path(dest)) for src, dest in items]
         if not pairs:
-            return
-        remote_tar = f"/tmp/reproman-get-{os.getpid()}-{os.urandom(4).hex()}.tar"
-        links = "; ".join(f"ln -s {shlex.quote(self._absolute(src))} \"$S/{i}\"" for i, (src, _d) in enumerate(pairs))
-        script = (
-            f"set -e; S=$(mktemp -d /tmp/reproman-g.XXXXXX); {links}; "
-            f"tar -chf {shlex.quote(remote_tar)} -C \"$S\" . ; rm -rf \"$S\""
-        )
-        result = self.execute_command(script)
-        if result.returncode != 0:
-            self.execute_command(["rm", "-f", remote_tar])
-            raise SessionError(f"cannot get {', '.join(s for s, _ in pairs)}: {result.stderr.strip()}")
+            return LandingReport()
+        stage = staging_dir([dest for _src, dest in pairs])
+        try:
+            staged = [(src, stage / str(i)) for i, (src, _dest) in enumerate(pairs)]
+            try:
+                self._fetch(staged)
+            except OSError as exc:
+                raise SessionError(f"cannot store fetched files in {stage}: {exc.strerror or exc}") from None
+            return land([(path, dest) for (_src, path), (_s, dest) in zip(staged, pairs)], landing)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    def _send(self, pairs: Sequence[tuple[Path, str]]) -> None:
+        """Copy local paths to remote destinations: one archive, one upload, one command.
+
+        Members are named after their absolute destinations and unpacked at
+        ``/``, so any number of paths needs no per-path command line (no
+        argument-length limit) and existing remote directories are merged.
+        """
+        targets = self._absolute_many([dest for _src, dest in pairs])
+        if "/" in targets:
+            raise SessionError("cannot put over the resource's root directory")
         with tempfile.TemporaryDirectory(prefix="reproman-") as tmp:
+            archive = Path(tmp) / "put.tar"
+            with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+                for (src, _dest), target in zip(pairs, targets):
+                    tar.add(str(src), arcname=target.lstrip("/"), recursive=True, filter=_owned_by_receiver)
+            remote_tar = f"/tmp/reproman-put-{os.getpid()}-{os.urandom(4).hex()}.tar"
+            self._put_file(archive, remote_tar)
+        result = self._execute(f"tar -xf {shlex.quote(remote_tar)} -C /; rc=$?; rm -f {shlex.quote(remote_tar)}; exit $rc")
+        if result.returncode != 0:
+            detail = (result.stderr.strip().splitlines() or ["tar failed"])[-1]
+            raise SessionError(f"cannot put {', '.join(str(s) for s, _ in pairs[:3])}: {detail}")
+
+    def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
+        """Copy each remote path (file, symlink or tree) to its local path, which does not exist yet.
+
+        Symbolic links arrive as links. The default sends the list of names
+        as the standard input of one script (no per-path command line, so no
+        argument-length limit), which archives them on the resource; the
+        archive is downloaded with :meth:`_get_file` and unpacked.
+        """
+        sources = self._absolute_many([src for src, _path in staged])
+        for src in sources:
+            if "\n" in src:
+                raise SessionError(f"cannot get {src!r}: file names with a newline cannot be listed")
+        remote_tar = f"/tmp/reproman-get-{os.getpid()}-{os.urandom(4).hex()}.tar"
+        names = "".join(f"./{src.lstrip('/')}\n" for src in sources)
+        script = (
+            "cd / || exit 1\n"
+            "missing=; while IFS= read -r p; do "
+            '[ -e "$p" ] || [ -L "$p" ] || { missing="$p"; break; }; done <<"__RM_LIST__"\n'
+            f"{names}__RM_LIST__\n"
+            'if [ -n "$missing" ]; then printf "cannot get %s: no such file or directory\\n" "${missing#.}" >&2; exit 2; fi\n'
+            # GNU tar would otherwise read a leading dash or a backslash in a listed name as syntax.
+            "if tar --version 2>/dev/null | grep -q GNU; then set -- --verbatim-files-from; else set --; fi\n"
+            f'tar -cf {shlex.quote(remote_tar)} "$@" -T - <<"__RM_LIST__"\n{names}__RM_LIST__\n'
+        )
+        result = self._execute("exec /bin/sh -s", stdin=script.encode("utf-8", TEXT_ERRORS))
+        if result.returncode != 0:
+            self._execute(f"rm -f {shlex.quote(remote_tar)}")
+            said = result.stderr.strip().splitlines()
+            raise SessionError(said[-1] if said else f"cannot get {', '.join(sources[:3])}")
+        with tempfile.TemporaryDirectory(prefix="reproman-", dir=staged[0][1].parent) as tmp:
             archive = Path(tmp) / "get.tar"
             try:
                 self._get_file(remote_tar, archive)
             finally:
-                self.execute_command(["rm", "-f", remote_tar])
-            extract_pairs(archive, pairs)
+                self._execute(f"rm -f {shlex.quote(remote_tar)}")
+            extract_to_staging(archive, [(src.lstrip("/"), path) for src, (_s, path) in zip(sources, staged)])
 
-    def _absolute(self, path: str) -> str:
-        return path if posixpath.isabs(path) else self.realpath(path)
+    def _absolute_many(self, paths: Sequence[str]) -> list[str]:
+        """Absolute remote paths; the session's working directory is asked for once, if needed."""
+        cwd: str | None = None
+        result: list[str] = []
+        for path in paths:
+            if not posixpath.isabs(path):
+                if cwd is None:
+                    cwd = self.realpath(".")
+                path = posixpath.join(cwd, path)
+            result.append(posixpath.normpath(path) if path != "/" else path)
+        return result
 
 
-def _owned_by_us(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    """Fetched files belong to the local user, whoever owned them remotely.
+def _owned_by_receiver(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Archive members carry no owner: whoever unpacks them on the resource owns them."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
 
-    Running as root, tarfile would otherwise chown every file to the remote
-    uid; empty owner names make it fall back to our own numeric ids.
+
+def _ours(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """Unpack safely into ``dest``: nothing outside it, no devices, owned by the local user.
+
+    Symbolic links are stored as they are, whatever they point to (a result
+    may be a link to ``/usr/bin/python3``); they are never followed while
+    unpacking, because a later member whose path goes through a link is
+    refused by the same check.
     """
-    member = tarfile.tar_filter(member, dest)
-    return member.replace(uid=os.getuid(), gid=os.getgid(), uname="", gname="", deep=False)
+    if member.issym():
+        checked = tarfile.tar_filter(member.replace(linkname=".", deep=False), dest)
+        if checked is None:
+            return None
+        checked = checked.replace(linkname=member.linkname, deep=False)
+    else:
+        checked = tarfile.tar_filter(member, dest)
+        if checked is None:
+            return None
+    mode = checked.mode if member.mode is None or checked.isdir() or checked.issym() else member.mode & 0o777
+    return checked.replace(mode=mode, uid=os.getuid(), gid=os.getgid(), uname="", gname="", deep=False)
 
 
-def extract_pairs(archive: Path | io.BufferedIOBase, pairs: Sequence[tuple[str, Path]]) -> None:
-    """Unpack a tar whose members are numbered ``0``, ``1``... to their destinations."""
-    import shutil
+def extract_to_staging(archive: Path | io.BufferedIOBase, prefixes: Sequence[tuple[str, Path]]) -> None:
+    """Unpack an archive whose members are named after remote paths; each prefix becomes its staged path.
 
-    with tempfile.TemporaryDirectory(prefix="reproman-") as tmp:
+    ``prefixes`` pairs a member-name prefix (a remote path without the
+    leading ``/``, or a number for archives made with numbered members) with
+    the fresh local path it must become. Members that belong to no prefix
+    are an error: the resource sent something that was not asked for.
+    """
+    with tempfile.TemporaryDirectory(prefix="reproman-x-", dir=prefixes[0][1].parent) as tmp:
         if isinstance(archive, Path):
             tar = tarfile.open(archive, "r")
         else:
             tar = tarfile.open(fileobj=archive, mode="r|")
         with tar:
-            tar.extractall(tmp, filter=_owned_by_us)
-        for i, (_src, dest) in enumerate(pairs):
-            staged = Path(tmp) / str(i)
-            if not staged.exists() and not staged.is_symlink():
-                raise SessionError(f"{_src} was not in the transferred archive")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            elif dest.exists() or dest.is_symlink():
-                dest.unlink()
-            shutil.move(str(staged), str(dest))
+            try:
+                tar.extractall(tmp, filter=_ours)
+            except tarfile.FilterError as exc:
+                raise SessionError(f"refusing an unsafe member in the transferred archive: {exc}") from None
+        names = [prefix for prefix, _path in prefixes]
+
+        def shared(prefix: str) -> bool:
+            """Also needed by another request: the same path twice, or a path inside another requested tree."""
+            return names.count(prefix) > 1 or any(prefix.startswith(other + "/") for other in names if other)
+
+        # Copies first: moving a requested tree away would take nested requests with it.
+        for prefix, path in sorted(prefixes, key=lambda item: not shared(item[0])):
+            unpacked = Path(tmp) / prefix if prefix else Path(tmp)
+            if not unpacked.exists() and not unpacked.is_symlink():
+                raise SessionError(f"/{prefix} was not in the transferred archive")
+            if shared(prefix):
+                _copy_tree(unpacked, path)
+            else:
+                os.replace(unpacked, path)
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dest, symlinks=True)
+    else:
+        shutil.copy2(src, dest, follow_symlinks=False)

@@ -7,36 +7,50 @@ It is also the default resource when a command names none, so ``run``,
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import subprocess
+import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from reproman.errors import SessionError
 from reproman.resources.base import ONLINE, Resource
+from reproman.resources.landing import land, staging_dir
 from reproman.resources.manage import LOCAL_RESOURCE_NAME  # noqa: F401 - re-exported
-from reproman.resources.session import CommandResult, Session
+from reproman.resources.session import CommandResult, OutputCallback, Session
 
 _SHELL = "/bin/sh"
+_CHUNK = 1 << 16
 
 
 class ShellSession(Session):
     """Runs commands with ``/bin/sh`` and moves files with local copies."""
 
-    def _execute(self, command: str, stdin: bytes | None = None) -> CommandResult:
-        proc = subprocess.run(
+    def _execute(
+        self, command: str, stdin: bytes | None = None, on_output: OutputCallback | None = None
+    ) -> CommandResult:
+        proc = subprocess.Popen(
             [_SHELL, "-c", command],
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-        return CommandResult(
-            command=command,
-            returncode=proc.returncode,
-            stdout=proc.stdout.decode("utf-8", "replace"),
-            stderr=proc.stderr.decode("utf-8", "replace"),
-        )
+        try:
+            if on_output is None:
+                out, err = proc.communicate(stdin or None)
+            else:
+                _stream(proc, stdin, on_output)
+                out = err = b""
+                proc.wait()
+        except BaseException:
+            # Interrupted: the shell goes; execute_interruptible stops the command's own group.
+            proc.kill()
+            proc.wait()
+            raise
+        return CommandResult(command=command, returncode=proc.returncode, stdout_bytes=out, stderr_bytes=err)
 
     def _put_file(self, local: Path, remote: str) -> None:
         shutil.copy2(local, _local(remote))
@@ -70,33 +84,83 @@ class ShellSession(Session):
 
     def read(self, path: str) -> str:
         try:
-            return Path(_local(path)).read_text()
+            return Path(_local(path)).read_bytes().decode("utf-8", "surrogateescape")
         except OSError as exc:
             raise SessionError(f"cannot read {path}: {exc.strerror}") from exc
 
     def put_text(self, text: str, path: str, mode: int | None = None) -> None:
         target = Path(_local(path))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        if mode is not None:
-            target.chmod(mode)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+                tmp.write(text)
+            if mode is not None:
+                os.chmod(tmp.name, mode)
+            os.replace(tmp.name, target)
+        except OSError as exc:
+            raise SessionError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
     def home(self) -> str:
         return str(Path.home())
 
     def realpath(self, path: str) -> str:
-        return os.path.abspath(path)
+        return os.path.abspath(_local(path))
 
-    def put_many(self, items: Iterable[tuple[str | os.PathLike[str], str]]) -> None:
-        for src, dest in items:
-            _copy_path(Path(src), Path(_local(dest)))
+    def _send(self, pairs: Sequence[tuple[Path, str]]) -> None:
+        """Local "remote" paths: copy next to each destination, then land with the usual merge rules."""
+        dests = [Path(self.realpath(dest)) for _src, dest in pairs]
+        stage = staging_dir(dests)
+        try:
+            staged: list[tuple[Path, Path]] = []
+            for i, ((src, _dest), dest) in enumerate(zip(pairs, dests)):
+                if os.path.lexists(dest) and os.path.samefile(src, dest):
+                    continue  # putting a path onto itself
+                _copy_path(src, stage / str(i))
+                staged.append((stage / str(i), dest))
+            land(staged)
+        except OSError as exc:
+            raise SessionError(f"cannot put {exc.filename or ''}: {exc.strerror or exc}") from None
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
-    def get_many(self, items: Iterable[tuple[str, str | os.PathLike[str]]]) -> None:
-        for src, dest in items:
-            source = Path(_local(src))
-            if not source.exists():
+    def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
+        for src, path in staged:
+            source = Path(self.realpath(src))
+            if not os.path.lexists(source):
                 raise SessionError(f"cannot get {src}: no such file or directory")
-            _copy_path(source, Path(dest))
+            _copy_path(source, path)
+
+
+def _stream(proc: subprocess.Popen[bytes], stdin: bytes | None, on_output: OutputCallback) -> None:
+    """Pass both output pipes to ``on_output`` as data arrives, feeding ``stdin`` meanwhile."""
+    selector = selectors.DefaultSelector()
+    assert proc.stdout is not None and proc.stderr is not None
+    selector.register(proc.stdout, selectors.EVENT_READ, 1)
+    selector.register(proc.stderr, selectors.EVENT_READ, 2)
+    pending = memoryview(stdin or b"")
+    if proc.stdin is not None:
+        os.set_blocking(proc.stdin.fileno(), False)
+        selector.register(proc.stdin, selectors.EVENT_WRITE, 0)
+    try:
+        while selector.get_map():
+            for key, _events in selector.select():
+                if key.data == 0:
+                    try:
+                        written = os.write(key.fd, pending[:_CHUNK])
+                    except BrokenPipeError:
+                        written = len(pending)
+                    pending = pending[written:]
+                    if not pending:
+                        selector.unregister(key.fileobj)
+                        key.fileobj.close()  # type: ignore[union-attr]
+                    continue
+                data = os.read(key.fd, _CHUNK)
+                if data:
+                    on_output(key.data, data)
+                else:
+                    selector.unregister(key.fileobj)
+    finally:
+        selector.close()
 
 
 def _local(path: str) -> str:
@@ -104,14 +168,11 @@ def _local(path: str) -> str:
 
 
 def _copy_path(src: Path, dest: Path) -> None:
-    if not src.exists() and not src.is_symlink():
+    """Copy a file, link or tree to ``dest`` (which does not exist), links kept as links."""
+    if not os.path.lexists(src):
         raise SessionError(f"cannot copy {src}: no such file or directory")
-    if src.resolve() == dest.resolve() if dest.exists() else False:
-        return
     dest.parent.mkdir(parents=True, exist_ok=True)
     if src.is_dir() and not src.is_symlink():
-        if dest.exists():
-            shutil.rmtree(dest)
         shutil.copytree(src, dest, symlinks=True)
     else:
         shutil.copy2(src, dest, follow_symlinks=False)

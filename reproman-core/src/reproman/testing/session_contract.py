@@ -34,7 +34,11 @@ TRICKY_NAMES = ["with space", "quote'single", 'quote"double', "dollar$HOME", "se
 
 
 class SessionContract:
-    """Behaviour shared by shell, ssh, docker and ec2 sessions."""
+    """Behaviour shared by shell, ssh, docker and ec2 sessions.
+
+    The full contract is this class plus :class:`ByteExactContract` and
+    :class:`LandingContract`; :class:`FullSessionContract` combines them.
+    """
 
     # -- commands --------------------------------------------------------------
     def test_list_command_arguments_are_literal(self, session: Session) -> None:
@@ -208,3 +212,189 @@ def _q(path: str) -> str:
     import shlex
 
     return shlex.quote(path)
+
+
+class ByteExactContract:
+    """Commands carry bytes end to end: binary, non-UTF-8, NUL, large, streamed, with stdin."""
+
+    def test_non_utf8_and_nul_bytes_are_exact(self, session: Session) -> None:
+        result = session.execute_command(["printf", "a\\377b\\000c\\n"])
+        assert result.stdout_bytes == b"a\xffb\x00c\n"
+        # The text view is lossless: encoding it back gives the same bytes.
+        assert result.stdout.encode("utf-8", "surrogateescape") == b"a\xffb\x00c\n"
+        err = session.execute_command("printf '\\377\\376' >&2")
+        assert err.stderr_bytes == b"\xff\xfe" and err.stdout_bytes == b""
+
+    def test_binary_through_stdin_and_stdout(self, session: Session) -> None:
+        payload = bytes(range(256)) * 800 + os.urandom(4096)
+        result = session.execute_command("cat", stdin=payload)
+        assert result.returncode == 0
+        assert len(result.stdout_bytes) == len(payload) and result.stdout_bytes == payload
+
+    def test_50_megabytes_on_each_stream(self, session: Session) -> None:
+        size = 50 * 1024 * 1024
+        result = session.execute_command(
+            f"head -c {size} /dev/zero | tr '\\0' o & head -c {size} /dev/zero | tr '\\0' e >&2; wait"
+        )
+        assert result.returncode == 0
+        assert len(result.stdout_bytes) == size and len(result.stderr_bytes) == size
+        assert result.stdout_bytes.count(b"o") == size and result.stderr_bytes.count(b"e") == size
+
+    def test_output_streams_to_a_callback(self, session: Session) -> None:
+        chunks: list[tuple[int, bytes]] = []
+        result = session.execute_command(
+            "i=0; while [ $i -lt 2000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done; printf '\\377'",
+            on_output=lambda stream, data: chunks.append((stream, data)),
+        )
+        assert result.returncode == 0
+        assert result.stdout_bytes == b"" and result.stderr_bytes == b""
+        out = b"".join(d for s, d in chunks if s == 1)
+        err = b"".join(d for s, d in chunks if s == 2)
+        assert out == b"".join(b"out%d\n" % i for i in range(2000)) + b"\xff"
+        assert err == b"".join(b"err%d\n" % i for i in range(2000))
+
+    def test_interrupt_stops_the_whole_process_group(self, session: Session) -> None:
+        """Ctrl-C while a command runs: the command and its children are gone from the resource."""
+        import signal
+        import threading
+        import time
+
+        tag = str(4000 + int.from_bytes(os.urandom(2), "big") % 5000)
+        command = f"sleep {tag}1 & sleep {tag}2 & sleep {tag}3; wait"
+        started = threading.Event()
+        main = threading.get_ident()
+
+        def interrupt() -> None:
+            started.wait(30)
+            time.sleep(1.0)
+            signal.pthread_kill(main, signal.SIGINT)
+
+        thread = threading.Thread(target=interrupt, daemon=True)
+        thread.start()
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            started.set()
+            session.execute_interruptible(command)
+        thread.join()
+        assert time.monotonic() - began < 30
+        # The pattern does not match itself: "[1]" is not the literal digit.
+        pattern = f"sleep.{tag[:-1]}[{tag[-1]}]"
+        probe = f"for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null | grep -q '{pattern}' && echo $f; done; true"
+        deadline = time.monotonic() + 10
+        left = session.execute_command(probe).stdout.split()
+        while left and time.monotonic() < deadline:
+            time.sleep(0.3)
+            left = session.execute_command(probe).stdout.split()
+        assert left == [], f"processes left on the resource: {left}"
+        # The session is still usable afterwards.
+        assert session.execute_command("echo alive").stdout == "alive\n"
+
+
+class LandingContract:
+    """Fetching never destroys local files: merge, no type changes, conflicts refused up front."""
+
+    #: Paths listed one by one in the transfer test; 3,000 names of this length already exceed the
+    #: 128 KiB a single command-line argument may hold, so even a smaller count proves the point
+    #: where creating files is slow.
+    listed_paths = 10_000
+
+    def test_get_merges_into_an_existing_directory(self, session: Session, remote_tmp: str, tmp_path: Path) -> None:
+        remote = posixpath.join(remote_tmp, "res")
+        session.execute_command(f"mkdir -p {_q(remote)}/sub && echo new > {_q(remote)}/a.txt "
+                                f"&& echo deep > {_q(remote)}/sub/b.txt", check=True)
+        local = tmp_path / "res"
+        (local / "sub").mkdir(parents=True)
+        (local / "keep.me").write_text("precious\n")
+        (local / "sub" / "mine.txt").write_text("mine\n")
+        (local / "a.txt").write_text("old\n")
+        session.get(remote, str(local))
+        assert (local / "keep.me").read_text() == "precious\n"
+        assert (local / "sub" / "mine.txt").read_text() == "mine\n"
+        assert (local / "a.txt").read_text() == "new\n"
+        assert (local / "sub" / "b.txt").read_text() == "deep\n"
+
+    def test_file_over_directory_is_refused_and_nothing_changes(
+        self, session: Session, remote_tmp: str, tmp_path: Path
+    ) -> None:
+        from reproman.errors import OutputConflictError
+
+        session.execute_command(f"cd {_q(remote_tmp)} && echo f > out.txt && mkdir -p d && echo x > d/x && "
+                                "echo other > other.txt", check=True)
+        (tmp_path / "out.txt").mkdir()
+        (tmp_path / "out.txt" / "inside").write_text("keep\n")
+        (tmp_path / "d").write_text("a file where a directory arrives\n")
+        before = _snapshot(tmp_path)
+        with pytest.raises(OutputConflictError) as info:
+            session.get_many([
+                (posixpath.join(remote_tmp, "other.txt"), tmp_path / "other.txt"),
+                (posixpath.join(remote_tmp, "out.txt"), tmp_path / "out.txt"),
+                (posixpath.join(remote_tmp, "d"), tmp_path / "d"),
+            ])
+        message = str(info.value)
+        assert str(tmp_path / "out.txt") in message and str(tmp_path / "d") in message
+        assert _snapshot(tmp_path) == before  # not even other.txt was written
+
+    def test_symlinks_arrive_as_links(self, session: Session, remote_tmp: str, tmp_path: Path) -> None:
+        session.execute_command(f"cd {_q(remote_tmp)} && mkdir t && echo x > t/real && ln -s real t/rel && "
+                                "ln -s /etc/hostname t/abs", check=True)
+        session.get(posixpath.join(remote_tmp, "t"), str(tmp_path / "t"))
+        assert os.readlink(tmp_path / "t" / "rel") == "real"
+        assert os.readlink(tmp_path / "t" / "abs") == "/etc/hostname"
+        assert (tmp_path / "t" / "real").read_text() == "x\n"
+
+    def test_non_utf8_file_names_round_trip(self, session: Session, remote_tmp: str, tmp_path: Path) -> None:
+        name = b"caf\xe9 \xff.bin".decode("utf-8", "surrogateescape")
+        local = tmp_path / "src"
+        local.mkdir()
+        (local / name).write_bytes(b"\x00\xff payload")
+        session.put(str(local), posixpath.join(remote_tmp, "named"))
+        session.get(posixpath.join(remote_tmp, "named"), str(tmp_path / "back"))
+        assert os.listdir(os.fsencode(tmp_path / "back")) == [os.fsencode(name)]
+        assert (tmp_path / "back" / name).read_bytes() == b"\x00\xff payload"
+
+    def test_ten_thousand_listed_paths_each_way(self, session: Session, remote_tmp: str, tmp_path: Path) -> None:
+        """Listed paths, not one tree: no argument-length limit anywhere, in one transfer each way."""
+        count = self.listed_paths
+        src = tmp_path / "up"
+        src.mkdir()
+        for i in range(count):
+            (src / f"file-with-a-longish-name-{i:05d}.txt").write_text(f"{i}\n")
+        base = posixpath.join(remote_tmp, "many")
+        session.put_many([(src / f"file-with-a-longish-name-{i:05d}.txt",
+                           posixpath.join(base, f"d{i % 10}", f"file-with-a-longish-name-{i:05d}.txt"))
+                          for i in range(count)])
+        listed = session.execute_command(f"find {_q(base)} -type f | wc -l").stdout.strip()
+        assert listed == str(count)
+        down = tmp_path / "down"
+        session.get_many([(posixpath.join(base, f"d{i % 10}", f"file-with-a-longish-name-{i:05d}.txt"),
+                           down / f"o{i}.txt") for i in range(count)])
+        assert len(os.listdir(down)) == count
+        assert (down / f"o{count - 1}.txt").read_text() == f"{count - 1}\n"
+
+    def test_put_merges_remote_directories(self, session: Session, remote_tmp: str, tmp_path: Path) -> None:
+        remote = posixpath.join(remote_tmp, "inputs")
+        session.execute_command(f"mkdir -p {_q(remote)} && echo remote > {_q(remote)}/already.txt", check=True)
+        local = tmp_path / "inputs"
+        local.mkdir()
+        (local / "new.txt").write_text("local\n")
+        session.put(str(local), remote)
+        assert session.read(posixpath.join(remote, "already.txt")) == "remote\n"
+        assert session.read(posixpath.join(remote, "new.txt")) == "local\n"
+
+
+def _snapshot(root: Path) -> dict[str, tuple[str, bytes]]:
+    """Every path under ``root`` with its kind and content, to show that nothing changed."""
+    found: dict[str, tuple[str, bytes]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            found[os.path.relpath(os.path.join(dirpath, name), root)] = ("dir", b"")
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            kind = "link" if os.path.islink(path) else "file"
+            data = os.readlink(path).encode() if kind == "link" else Path(path).read_bytes()
+            found[os.path.relpath(path, root)] = (kind, data)
+    return found
+
+
+class FullSessionContract(SessionContract, ByteExactContract, LandingContract):
+    """Everything a Session must do; subclass this in a backend's tests."""

@@ -148,5 +148,5 @@ def trace_execution(session: Session, argv: Sequence[str]) -> TracedResult:
     from reproman.tracing.retrace import trace_paths
 
     spec = trace_paths(session, parse_strace(fetched.stdout))
-    return TracedResult(command=shlex.join(argv), returncode=result.returncode, stdout=result.stdout,
-                        stderr=result.stderr, spec=spec)
+    return TracedResult(command=shlex.join(argv), returncode=result.returncode, stdout_bytes=result.stdout_bytes,
+                        stderr_bytes=result.stderr_bytes, spec=spec)

@@ -1,26 +1,56 @@
-"""``reproman execute [-r RESOURCE] COMMAND ARGS...``: the command's exit code is ours."""
+"""``reproman execute [-r RESOURCE] COMMAND ARGS...``: the command's bytes and exit code are ours.
+
+Output is streamed byte for byte as it arrives (binary output, non-UTF-8
+bytes and NULs included). SIGINT (Ctrl-C) or SIGTERM stops the command and
+its whole process group on the resource before ``reproman`` exits with
+130 or 143.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from typing import Any
 
 from reproman.cli.ui import UI
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    from reproman.errors import Terminated
+
+    raise Terminated()
+
+
+def _write(stream: int, data: bytes) -> None:
+    out = sys.stdout.buffer if stream == 1 else sys.stderr.buffer
+    out.write(data)
+    out.flush()
+
+
 def handle(args: argparse.Namespace, ui: UI) -> int:
     from reproman import api
-    from reproman.errors import UsageError
+    from reproman.errors import Terminated, UsageError
     from reproman.resources.session import CommandResult
 
     if not args.command:
         raise UsageError("no command given", hint="Usage: reproman execute [-r RESOURCE] COMMAND [ARGS...]")
-    result = api.execute(args.command, args.args, resref=args.resref, resref_type=args.resref_type,
-                         internal=args.internal, trace=args.trace)
+    streaming = not args.internal and not args.trace
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        result = api.execute(args.command, args.args, resref=args.resref, resref_type=args.resref_type,
+                             internal=args.internal, trace=args.trace, on_output=_write if streaming else None)
+    except Terminated:
+        ui.info("reproman: terminated; the command was stopped on the resource")
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        ui.info("reproman: interrupted; the command was stopped on the resource")
+        return 128 + signal.SIGINT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if isinstance(result, CommandResult):
-        sys.stdout.write(result.stdout)
-        sys.stdout.flush()
-        sys.stderr.write(result.stderr)
+        _write(1, result.stdout_bytes)
+        _write(2, result.stderr_bytes)
         spec = getattr(result, "spec", None)
         if spec is not None:
             # The command's own output stays on stdout/stderr untouched; the
@@ -35,6 +65,12 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         ui.out("true" if result else "false")
         return 0 if result else 1
     if result is not None and not isinstance(result, bool):
+        from reproman.resources.landing import LandingReport
+
+        if isinstance(result, LandingReport):
+            for kept in result.kept:
+                ui.info(f"kept {kept.local}; the fetched version is {kept.fetched}")
+            return 0
         text = result if isinstance(result, str) else __import__("reproman.yamlio", fromlist=["dump"]).dump(result)
         ui.out(text)
     return 0

@@ -33,13 +33,14 @@ def _show(ui: UI, row: dict[str, Any]) -> None:
 
 
 def handle(args: argparse.Namespace, ui: UI) -> int:
-    from reproman.cli.commands.run import SUBJOBS_FAILED, report_failures
+    from reproman.cli.commands.run import SUBJOBS_FAILED, report_failures, report_kept
     from reproman.jobs.commands import jobs
 
     action = args.action
     if action == "auto":
         action = "fetch" if (args.queries or args.all_) else "list"
-    rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status)
+    rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status,
+                overwrite=args.overwrite, keep_remote=args.keep_remote)
     if args.json:
         ui.json(rows)
     elif action == "list":
@@ -56,6 +57,11 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             _show(ui, row)
     code = 0
     for row in rows:
+        if action == "delete" and not row.get("deleted", True):
+            code = max(code, 1)
+            if not args.json:
+                ui.error(row["error"])
+            continue
         if row.get("error") and action not in ("list", "show", "delete"):
             code = max(code, 1)
             if not args.json:
@@ -67,16 +73,21 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 code = SUBJOBS_FAILED
             continue
         if action == "delete":
+            if row.get("warning"):
+                ui.info(f"warning: job {row['jobid']}: {row['warning']}")
             ui.info(f"Deleted job {row['jobid']} from the registry.")
         elif action == "cancel" and row.get("cancelled"):
             ui.info(f"Cancelled job {row['jobid']}.")
         elif action == "fetch" and "fetched" in row:
-            if row["fetched"]:
+            if "restored" in row:
+                ui.info(f"Job {row['jobid']}: replaced {len(row['restored'])} local file(s) with the job's versions.")
+            elif row["fetched"]:
                 summary = ", ".join(f"{n} {s}" for s, n in row["status"]["counts"].items() if n)
                 ui.info(f"Fetched job {row['jobid']}: {summary}.")
                 if row.get("failed"):
                     report_failures(ui, row["failed"])
                     code = SUBJOBS_FAILED
+                report_kept(ui, row["jobid"], row.get("kept", []))
             else:
                 ui.info(f"Not fetching job {row['jobid']}: {row['reason']}.")
     return code

@@ -72,6 +72,17 @@ def report_failures(ui: UI, failed: list[dict[str, Any]], limit: int = 20) -> No
         ui.info(f"  ... and {len(failed) - limit} more failed subjobs")
 
 
+def report_kept(ui: UI, jobid: str, kept: list[dict[str, str]], limit: int = 20) -> None:
+    """Name each local output that was kept because it changed after submission, and the job's copy."""
+    for item in kept[:limit]:
+        ui.info(f"  kept {item['local']}: it changed here after job {jobid} was submitted; "
+                f"the job's version is {item['fetched']}")
+    if len(kept) > limit:
+        ui.info(f"  ... and {len(kept) - limit} more kept files")
+    if kept:
+        ui.info(f"  To replace them with the job's versions: reproman jobs --fetch --overwrite {jobid}")
+
+
 def _print_catalogue(ui: UI, data: dict[str, list[dict[str, Any]]]) -> None:
     if "submitters" in data:
         ui.table(["SUBMITTER", "DESCRIPTION", "DISTRIBUTION"],
@@ -106,7 +117,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             submitter=args.submitter, orchestrator=args.orchestrator, batch_spec=args.batch_spec,
             batch_parameters=args.batch_parameters, job_specs=args.job_specs, job_parameters=args.job_parameters,
             inputs=args.inputs, outputs=args.outputs, follow=args.follow,
-            progress=display.update if display else None,
+            progress=display.update if display else None, keep_remote=args.keep_remote,
         )
     except KeyboardInterrupt:
         if display is not None:
@@ -133,6 +144,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     if not args.json:
         ui.info(f"Job {job.jobid}: {result.status.summary()}. Results in {job.local_directory}.")
         report_failures(ui, result.failed)
+        report_kept(ui, job.jobid, job.extra.get("kept", []))
         if result.resource_action:
             ui.info(f"Resource {job.resource_name!r}: {result.resource_action}.")
     return 0 if result.ok else SUBJOBS_FAILED

@@ -1,0 +1,337 @@
+"""Where fetched files land: the one set of rules every backend and orchestrator obeys.
+
+A transfer from a resource never writes into the user's files directly. The
+backend fills a fresh, empty staging directory (see
+:meth:`reproman.resources.session.Session.get_many`); then :func:`land` moves
+what arrived into place under these rules, which exist because ReproMan once
+deleted users' files:
+
+* **merge, never delete**: an incoming directory is merged into an existing
+  local one; local paths the transfer does not carry are left alone, so
+  ``-o .`` or ``-o results`` means "add what the job wrote there";
+* **no type changes**: an incoming file where a local directory is (or the
+  reverse) is a conflict, and all conflicts are reported, with both paths,
+  before anything is written;
+* **edits are kept**: with :attr:`Landing.changed_after` set (a job's
+  submission stamp), a local file that changed after that moment and differs
+  from the incoming one stays as it is; the incoming copy goes to
+  :attr:`Landing.keep_dir` and the report names both;
+* **version-control metadata is never written**: a ``.git`` directory inside
+  an incoming tree is skipped, so a job's working directory cannot graft its
+  repository onto the user's;
+* files are replaced by a rename (never half-written), keep their modes, and
+  belong to the local user.
+
+Symbolic links that arrive are created as links and never followed; local
+symbolic links to directories are followed, since a user who linked
+``results/`` to a scratch disk wants results there.
+"""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import attrs
+
+from reproman.errors import OutputConflictError, SessionError
+
+lgr = logging.getLogger(__name__)
+
+#: Directory names never written into locally from an incoming tree.
+SKIPPED_NAMES = frozenset({".git"})
+
+
+@attrs.frozen(kw_only=True)
+class Landing:
+    """How fetched files may replace local ones.
+
+    ``changed_after`` is a ``st_ctime_ns`` value taken from the local file
+    system (see :func:`stamp`): a local file whose ctime is at or after it,
+    and whose content differs from the incoming file, is kept and the incoming
+    file goes to ``keep_dir`` instead (with its path relative to the landing
+    destination's root, ``keep_root``). ``overwrite`` replaces such files anyway.
+    """
+
+    changed_after: int | None = None
+    keep_dir: Path | None = None
+    keep_root: Path | None = None
+    overwrite: bool = False
+    #: Destinations under these directories are never protected (ReproMan's own records).
+    exempt: tuple[Path, ...] = ()
+
+    def protects(self, path: Path) -> bool:
+        """Whether a local file at ``path`` is subject to the changed-after rule at all."""
+        if self.overwrite or self.changed_after is None:
+            return False
+        absolute = path.absolute()
+        return not any(absolute == e or e in absolute.parents for e in (p.absolute() for p in self.exempt))
+
+
+@attrs.frozen(kw_only=True)
+class KeptFile:
+    """A local file left alone because it changed after the job was submitted."""
+
+    local: Path
+    fetched: Path
+
+
+@attrs.define(kw_only=True)
+class LandingReport:
+    """What :func:`land` did: files written, files kept, entries skipped."""
+
+    written: list[Path] = attrs.Factory(list)
+    kept: list[KeptFile] = attrs.Factory(list)
+    skipped: list[Path] = attrs.Factory(list)
+
+    def extend(self, other: LandingReport) -> None:
+        self.written += other.written
+        self.kept += other.kept
+        self.skipped += other.skipped
+
+
+def stamp(directory: str | os.PathLike[str]) -> int:
+    """A ctime taken from ``directory``'s own file system clock, for :attr:`Landing.changed_after`.
+
+    Comparing a file's ctime with this machine's clock is wrong on network
+    file systems (the server's clock sets ctime), so a throwaway file is
+    created where outputs will land and its ctime is the stamp. Falls back
+    to the local clock when the directory is not writable.
+    """
+    import time
+
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".reproman-stamp-") as handle:
+            return os.fstat(handle.fileno()).st_ctime_ns
+    except OSError:
+        return time.time_ns()
+
+
+def staging_dir(destinations: Sequence[Path]) -> Path:
+    """A fresh hidden directory on the destinations' file system, so landing is a rename, not a copy."""
+    anchor = _nearest_existing(destinations[0].parent if destinations else Path.cwd())
+    try:
+        return Path(tempfile.mkdtemp(prefix=".reproman-incoming-", dir=anchor))
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="reproman-incoming-"))
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.is_dir():
+        path = path.parent
+    return path
+
+
+def _kind(st: os.stat_result | None) -> str:
+    if st is None:
+        return "absent"
+    if stat.S_ISDIR(st.st_mode):
+        return "directory"
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    return "file"
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None
+
+
+def _is_dir(path: Path) -> bool:
+    """A directory here, following a local symlink (the user's own) to one."""
+    return path.is_dir()
+
+
+@attrs.frozen
+class _Step:
+    source: Path
+    target: Path
+    directory: bool
+
+
+def _walk(staged: Path, target: Path, skipped: list[Path]) -> Iterator[_Step]:
+    """Every staged entry with its target, parents before children; staged symlinks are not followed."""
+    st = _lstat(staged)
+    if st is None:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        yield _Step(staged, target, False)
+        return
+    yield _Step(staged, target, True)
+    with os.scandir(staged) as entries:
+        names = sorted(entry.name for entry in entries)
+    for name in names:
+        if name in SKIPPED_NAMES:
+            skipped.append(target / name)
+            continue
+        yield from _walk(staged / name, target / name, skipped)
+
+
+def plan(pairs: Sequence[tuple[Path, Path]]) -> tuple[list[_Step], list[Path]]:
+    """All steps for ``(staged, destination)`` pairs, or :class:`OutputConflictError` naming every conflict."""
+    steps: list[_Step] = []
+    skipped: list[Path] = []
+    conflicts: list[str] = []
+    #: Directories known to exist (or to be created by an earlier step): no need to look again.
+    directories: set[Path] = set()
+    for staged, dest in pairs:
+        for step in _walk(staged, dest, skipped):
+            local = _lstat(step.target)
+            if local is None:
+                parent = step.target.parent
+                if parent not in directories:
+                    if not _parent_ok(step.target, conflicts):
+                        continue
+                    directories.add(parent)
+            elif step.directory and not _is_dir(step.target):
+                conflicts.append(f"{step.target} is a {_kind(local)} here, the job made a directory")
+            elif not step.directory and _is_dir(step.target):
+                conflicts.append(f"{step.target} is a directory here, the job made a {_kind(_lstat(step.source))}")
+            if step.directory:
+                directories.add(step.target)
+            steps.append(step)
+    if conflicts:
+        shown = "; ".join(conflicts[:5]) + (f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
+        raise OutputConflictError(
+            f"not fetching: {shown}",
+            hint="Nothing was changed. Move the local path away (or rename the output) and fetch again.",
+        )
+    return steps, skipped
+
+
+def _parent_ok(target: Path, conflicts: list[str]) -> bool:
+    """A missing target whose nearest existing ancestor is not a directory cannot be created."""
+    parent = target.parent
+    while True:
+        st = _lstat(parent)
+        if st is not None:
+            if not _is_dir(parent):
+                message = f"{parent} is a {_kind(st)} here, the job put {target} inside it"
+                if message not in conflicts:
+                    conflicts.append(message)
+                return False
+            return True
+        if parent == parent.parent:
+            return True
+        parent = parent.parent
+
+
+def land(pairs: Sequence[tuple[Path, Path]], landing: Landing | None = None) -> LandingReport:
+    """Move staged trees to their destinations under the module's rules; return what happened.
+
+    ``pairs`` are ``(staged path, destination)``; staged paths are consumed
+    (moved). Conflicts raise :class:`OutputConflictError` before anything is
+    written. An ``OSError`` while writing (disk full, permissions) becomes a
+    :class:`SessionError` naming the path; what landed before it stays, and
+    landing the same files again later is harmless.
+    """
+    landing = landing or Landing()
+    steps, skipped = plan(pairs)
+    report = LandingReport(skipped=skipped)
+    for path in skipped:
+        lgr.info("not fetching %s: version-control metadata is never written over local files", path)
+    for step in steps:
+        try:
+            _apply(step, landing, report)
+        except OSError as exc:
+            where = exc.filename or step.target
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.ENOSPC:
+                reason = "no space left on device"
+            raise SessionError(f"cannot write {where}: {reason}") from None
+    return report
+
+
+def _apply(step: _Step, landing: Landing, report: LandingReport) -> None:
+    target = step.target
+    if step.directory:
+        if not _is_dir(target):
+            target.mkdir(parents=True, exist_ok=True)
+            mode = stat.S_IMODE(os.lstat(step.source).st_mode)
+            os.chmod(target, mode | 0o700)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    local = _lstat(target)
+    if local is not None and stat.S_ISLNK(local.st_mode) and target.is_file():
+        # The user's own link to a file (a result kept on a scratch disk): write where it points.
+        target = target.resolve()
+        local = os.lstat(target)
+    if local is not None and _protected(target, local, step.source, landing):
+        kept = _keep(step.source, step.target, landing)
+        report.kept.append(KeptFile(local=step.target, fetched=kept))
+        lgr.warning("%s changed here after the job was submitted; kept it. The job's version is %s",
+                    step.target, kept)
+        return
+    _move(step.source, target)
+    report.written.append(step.target)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename into place; across file systems, copy next to the target first so the switch stays atomic."""
+    try:
+        os.replace(source, target)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    if os.path.islink(source):
+        temporary = target.with_name(f".{target.name}.reproman-{os.getpid()}")
+        os.symlink(os.readlink(source), temporary)
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.close(fd)
+        temporary = Path(name)
+        shutil.copy2(source, temporary)
+    try:
+        os.replace(temporary, target)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+    os.unlink(source)
+
+
+def _protected(target: Path, local: os.stat_result, incoming: Path, landing: Landing) -> bool:
+    """Whether the local file must survive: changed since the job started, and not what arrived."""
+    if not landing.protects(target) or landing.changed_after is None:
+        return False
+    if local.st_ctime_ns < landing.changed_after:
+        return False
+    return not _same(target, local, incoming)
+
+
+def _same(target: Path, local: os.stat_result, incoming: Path) -> bool:
+    other = _lstat(incoming)
+    if other is None or _kind(local) != _kind(other):
+        return False
+    if stat.S_ISLNK(local.st_mode):
+        return os.readlink(target) == os.readlink(incoming)
+    return local.st_size == other.st_size and filecmp.cmp(target, incoming, shallow=False)
+
+
+def _keep(source: Path, target: Path, landing: Landing) -> Path:
+    """Put the incoming copy of a protected file under ``keep_dir`` (same relative path)."""
+    if landing.keep_dir is None:
+        raise OutputConflictError(f"{target} changed after the job was submitted and there is nowhere to keep "
+                                  "the fetched copy")
+    try:
+        rel = target.relative_to(landing.keep_root) if landing.keep_root else Path(target.name)
+    except ValueError:
+        rel = Path(target.name)
+    kept = landing.keep_dir / rel
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    if kept.is_dir() and not kept.is_symlink():
+        shutil.rmtree(kept)
+    _move(source, kept)
+    return kept

@@ -13,6 +13,7 @@ import logging
 import os
 from typing import Any
 
+from reproman.errors import OutputConflictError
 from reproman.jobs import layout
 from reproman.jobs.connection import Connection
 from reproman.jobs.contracts import Orchestrator
@@ -50,7 +51,13 @@ def fetch_job(
         # The orchestrator writes (commits) the record itself: give it the final one.
         job.status = "fetched"
         job.extra["result"] = status.summary()
-    paths = orchestrator.fetch()
+    try:
+        paths = orchestrator.fetch()
+    except OutputConflictError as exc:
+        raise OutputConflictError(
+            f"job {job.jobid} finished but was not fetched: {exc.args[0] if exc.args else exc}",
+            hint=f"Nothing was changed. Move the local path away (or rename it), then 'reproman jobs {job.jobid}'.",
+        ) from None
     report = orchestrator.landing_report
     job.extra.pop("kept", None)
     if report is not None and report.kept:

@@ -204,10 +204,7 @@ def plan(pairs: Sequence[tuple[Path, Path]]) -> tuple[list[_Step], list[Path]]:
             steps.append(step)
     if conflicts:
         shown = "; ".join(conflicts[:5]) + (f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
-        raise OutputConflictError(
-            f"not fetching: {shown}",
-            hint="Nothing was changed. Move the local path away (or rename the output) and fetch again.",
-        )
+        raise OutputConflictError(f"{shown}", hint="Nothing was changed. Move the local path away and fetch again.")
     return steps, skipped
 
 

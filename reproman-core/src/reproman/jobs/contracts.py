@@ -205,9 +205,10 @@ class Orchestrator(ABC):
         import os
         from pathlib import Path
 
-        from reproman.jobs.status import local_log_dir
+        from reproman.jobs.layout import local_record_dir
 
-        record = Path(local_log_dir(self.job))
+        job = self.job
+        record = Path(local_record_dir(job.local_directory, job.resource_name, job.jobid))
         return Landing(
             changed_after=getattr(self.job, "local_stamp", None),
             keep_dir=record / "fetched",

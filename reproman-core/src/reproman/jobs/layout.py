@@ -33,6 +33,13 @@ CANCELLED = "cancelled"
 SUBMISSION_ID = "submission-id"
 
 
+def local_record_dir(local_directory: str, resource_name: str, jobid: str) -> str:
+    """``<local_directory>/.reproman/jobs/<resource>/<jobid>``: logs and spec kept with the results."""
+    import os
+
+    return os.path.join(local_directory, *JOBS_SUBDIR.split("/"), resource_name, jobid)
+
+
 def job_dir(root_directory: str, resource_name: str, jobid: str) -> str:
     return posixpath.join(root_directory, JOBS_SUBDIR, resource_name, jobid)
 

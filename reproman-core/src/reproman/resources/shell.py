@@ -124,11 +124,13 @@ class ShellSession(Session):
             shutil.rmtree(stage, ignore_errors=True)
 
     def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
+        """Hard links where the file system allows (no data copied: a finished job's files do not change),
+        copies elsewhere; the staging paths are then landed like any backend's."""
         for src, path in staged:
             source = Path(self.realpath(src))
             if not os.path.lexists(source):
                 raise SessionError(f"cannot get {src}: no such file or directory")
-            _copy_path(source, path)
+            _copy_path(source, path, link=True)
 
 
 def _stream(proc: subprocess.Popen[bytes], stdin: bytes | None, on_output: OutputCallback) -> None:
@@ -167,15 +169,30 @@ def _local(path: str) -> str:
     return os.path.expanduser(path) if path.startswith("~") else path
 
 
-def _copy_path(src: Path, dest: Path) -> None:
-    """Copy a file, link or tree to ``dest`` (which does not exist), links kept as links."""
+def _copy_path(src: Path, dest: Path, link: bool = False) -> None:
+    """Copy a file, link or tree to ``dest`` (which does not exist), symlinks kept as symlinks.
+
+    With ``link``, regular files are hard-linked when source and destination
+    share a file system, which costs a directory entry instead of a copy.
+    """
     if not os.path.lexists(src):
         raise SessionError(f"cannot copy {src}: no such file or directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    copy = _link_or_copy if link else shutil.copy2
     if src.is_dir() and not src.is_symlink():
-        shutil.copytree(src, dest, symlinks=True)
-    else:
+        shutil.copytree(src, dest, symlinks=True, copy_function=copy)
+    elif src.is_symlink():
         shutil.copy2(src, dest, follow_symlinks=False)
+    else:
+        copy(src, dest)
+
+
+def _link_or_copy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> object:
+    try:
+        os.link(src, dest, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dest, follow_symlinks=False)
+    return dest
 
 
 class ShellResource(Resource):

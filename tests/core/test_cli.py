@@ -48,9 +48,11 @@ def test_ls_table_json_verbose() -> None:
     run_cli(["create", "one", "-t", "shell"])
     table = run_cli(["ls"])
     assert table.stdout.splitlines()[0].split() == ["NAME", "TYPE", "ID", "STATUS"]
-    assert table.stdout.splitlines()[1].split()[0:2] == ["one", "shell"]
+    # The built-in local resource (the default) comes first.
+    assert table.stdout.splitlines()[1].split() == ["local", "shell", "local", "ONLINE"]
+    assert table.stdout.splitlines()[2].split()[0:2] == ["one", "shell"]
     rows = json.loads(run_cli(["ls", "--json"]).stdout)
-    assert rows[0]["name"] == "one" and rows[0]["status"] == "ONLINE"
+    assert rows[1]["name"] == "one" and rows[1]["status"] == "ONLINE"
     refreshed = json.loads(run_cli(["ls", "--refresh", "--json", "one"]).stdout)
     assert refreshed[0]["status"] == "ONLINE"
     assert "STATUS" in run_cli(["ls", "-v"]).stdout
@@ -61,7 +63,7 @@ def test_delete_needs_confirmation() -> None:
     refused = run_cli(["delete", "victim"], input="y\n")  # stdin is not a terminal: no
     assert refused.returncode == 1 and "not confirmed" in refused.stderr
     assert run_cli(["delete", "victim", "--skip-confirmation"]).returncode == 0
-    assert json.loads(run_cli(["ls", "--json"]).stdout) == []
+    assert [r["name"] for r in json.loads(run_cli(["ls", "--json"]).stdout)] == ["local"]
     again = run_cli(["delete", "-y", "victim"])
     assert again.returncode == 1 and "no resource 'victim'" in again.stderr
 

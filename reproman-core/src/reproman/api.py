@@ -188,14 +188,28 @@ def ls(
     verbose: bool = False,
     refresh: bool = False,
 ) -> list[dict[str, Any]]:
-    """Known resources as records (name, type, id, status, and with ``verbose`` all attributes)."""
+    """Known resources as records (name, type, id, status, and with ``verbose`` all attributes).
+
+    The built-in ``local`` resource (this machine, the default) is listed
+    first unless the inventory has its own resource of that name.
+    """
     from reproman.resources.inventory import Inventory
-    from reproman.resources.manage import find_record, instantiate, update_resource
+    from reproman.resources.manage import (
+        LOCAL_RESOURCE_NAME,
+        builtin_local_record,
+        find_record,
+        instantiate,
+        update_resource,
+    )
 
     records = Inventory().load()
     if isinstance(resrefs, str):
         resrefs = [resrefs]
-    selected = [find_record(records, r, resref_type) for r in resrefs] if resrefs else list(records.values())
+    if resrefs:
+        selected = [find_record(records, r, resref_type) for r in resrefs]
+    else:
+        builtin = [] if LOCAL_RESOURCE_NAME in records else [builtin_local_record()]
+        selected = builtin + list(records.values())
     rows: list[dict[str, Any]] = []
     for record in selected:
         record = dict(record)

@@ -65,7 +65,8 @@ def _setup_logging(level: str | None, debug: bool) -> None:
 
         from reproman.cli.ui import stderr_console
 
-        handler = RichHandler(console=stderr_console(), show_time=False, show_path=False, rich_tracebacks=debug)
+        handler = RichHandler(console=stderr_console(), show_time=False, show_path=False, rich_tracebacks=debug,
+                              markup=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)

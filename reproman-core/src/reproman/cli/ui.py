@@ -58,11 +58,14 @@ class UI:
         rows = [[_text(c) for c in row] for row in rows]
         if self.interactive:
             from rich.console import Console
-            from rich.table import Table
+            from rich.table import Column, Table
+            from rich.text import Text
 
-            table = Table(*columns, title=title, header_style="bold")
+            # Cells are user text (commands with "[i]", paths, names): Text objects are never read as markup.
+            table = Table(*(Column(header=Text(c)) for c in columns), title=Text(title) if title else None,
+                          header_style="bold")
             for row in rows:
-                table.add_row(*row)
+                table.add_row(*(Text(cell) for cell in row))
             Console(file=self.stdout).print(table)
             return
         widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]

@@ -33,6 +33,11 @@ RESREF_TYPES = ("auto", "name", "id")
 _LOCAL_RECORD = {"name": LOCAL_RESOURCE_NAME, "type": "shell", "id": "local", "status": "ONLINE"}
 
 
+def builtin_local_record() -> dict[str, Any]:
+    """The record of the built-in ``local`` resource, which no inventory needs to hold."""
+    return dict(_LOCAL_RECORD)
+
+
 def parse_key_values(items: Iterable[str] | Mapping[str, Any] | None, what: str = "backend parameter") -> dict[str, Any]:
     """``["k=v", ...]`` (or a mapping) as a dict; a missing ``=`` is a usage error."""
     if items is None:
@@ -100,7 +105,7 @@ def find_record(
             raise AmbiguousResourceError(f"ID prefix {resref!r} matches several resources: {names}")
     if resref == LOCAL_RESOURCE_NAME and resref_type != "id":
         return dict(_LOCAL_RECORD)
-    available = ", ".join(sorted(records)) or "none"
+    available = ", ".join([LOCAL_RESOURCE_NAME] + sorted(set(records) - {LOCAL_RESOURCE_NAME}))
     raise ResourceNotFoundError(
         f"no resource {resref!r} ({resref_type}). Known: {available}.",
         hint="See 'reproman ls', or create one with 'reproman create'.",

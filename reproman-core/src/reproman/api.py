@@ -237,11 +237,14 @@ def run(
     follow: bool | str = False,
     *,
     keep_remote: bool = False,
+    trace: bool = False,
 ) -> Any:
     """Run a command on a resource through a submitter and an orchestrator.
 
     Returns the job record (with per-subjob status when ``follow`` is set),
     or, with ``list_``, the catalogue of submitters/orchestrators/parameters.
+    Every job records the environment it ran in and, once fetched, its
+    outputs' checksums; ``trace`` adds an strace-based trace of each subjob.
     """
     from reproman.jobs.commands import run as _run
 
@@ -249,7 +252,7 @@ def run(
         command=command, message=message, resref=resref, resref_type=resref_type, list_=list_,
         submitter=submitter, orchestrator=orchestrator, batch_spec=batch_spec,
         batch_parameters=batch_parameters, job_specs=job_specs, job_parameters=job_parameters,
-        inputs=inputs, outputs=outputs, follow=follow, keep_remote=keep_remote,
+        inputs=inputs, outputs=outputs, follow=follow, keep_remote=keep_remote, trace=trace,
     )
 
 

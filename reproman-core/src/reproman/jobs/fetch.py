@@ -16,6 +16,7 @@ from typing import Any
 from reproman.jobs import layout
 from reproman.jobs.connection import Connection
 from reproman.jobs.contracts import Orchestrator
+from reproman.jobs.provenance import fetch_outputs
 from reproman.jobs.registry import Registry, dump_record
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, local_log_dir, stderr_path
@@ -50,7 +51,7 @@ def fetch_job(
         # The orchestrator writes (commits) the record itself: give it the final one.
         job.status = "fetched"
         job.extra["result"] = status.summary()
-    paths = orchestrator.fetch()
+    paths = fetch_outputs(connection, job, orchestrator, status)
     report = orchestrator.landing_report
     job.extra.pop("kept", None)
     if report is not None and report.kept:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "backend_parameters", "create", "delete", "diff", "execute", "install", "jobs",
-    "login", "ls", "plugins", "retrace", "run", "start", "stop",
+    "login", "ls", "plugins", "rerun", "retrace", "run", "start", "stop",
 ]
 
 
@@ -256,6 +256,30 @@ def run(
     )
 
 
+def rerun(
+    job: str,
+    resref: str | Resource | None = None,
+    resref_type: str = "auto",
+    failed: bool = False,
+    follow: bool | str = False,
+    verify: bool = False,
+    trace: bool = False,
+    *,
+    keep_remote: bool = False,
+) -> Any:
+    """Submit a recorded job again (same command, inputs, outputs, batch, parameters), here or on ``resref``.
+
+    ``failed`` resubmits only the subjobs that failed; ``verify`` follows the
+    rerun and compares it with the original (``result.comparison.equal``
+    when every output is identical). Existing local outputs that differ are
+    kept; the rerun's versions land beside them (see ``result.job.extra["kept"]``).
+    """
+    from reproman.jobs.rerun import rerun as _rerun
+
+    return _rerun(job, resref=resref, resref_type=resref_type, failed=failed, follow=follow, verify=verify,
+                  trace=trace, keep_remote=keep_remote)
+
+
 def jobs(
     queries: Sequence[str] | str | None = None,
     action: str = "auto",
@@ -291,7 +315,12 @@ def retrace(
 
 
 def diff(prov1: str, prov2: str, satisfies: bool = False) -> Any:
-    """Compare two environment specs; the result says whether they differ and how."""
+    """Compare two environment specs; the result says whether they differ and how.
+
+    Given two job IDs instead, compare the jobs: each output by the checksum
+    recorded at fetch (``result.equal`` when all are identical) and the
+    environments each subjob ran in.
+    """
     from reproman.tracing.commands import diff as _diff
 
     return _diff(prov1=prov1, prov2=prov2, satisfies=satisfies)

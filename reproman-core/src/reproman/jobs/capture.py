@@ -111,7 +111,9 @@ def secrets_block() -> str:
     return f'[ -r "$jobdir/{SECRETS_FILE}" ] && . "$jobdir/{SECRETS_FILE}"\n'
 
 
-_SCHED = " ".join(SCHEDULER_VARIABLES)
+#: One printf for every scheduler variable: no loop, no eval (empty values are dropped when read).
+_SCHED = ("printf '" + "".join(f"sched.{v}=%s\\n" for v in SCHEDULER_VARIABLES) + "' "
+          + " ".join(f'"${{{v}-}}"' for v in SCHEDULER_VARIABLES))
 
 _BEFORE = r"""# -- provenance: environment capture (reproman.jobs.capture) ------------------
 rm_env="$jobdir/@ENV@"; rm_tool=@TOOL@; rm_cache=@CACHE@; rm_pid=
@@ -122,9 +124,7 @@ rm_key="$rm_host.$rm_tag.${#rm_ctx}"
 {
   printf 'host=%s\nkey=%s\nctx=%s\nresolved=' "$rm_host" "$rm_key" "$rm_ctx"
   command -v "$rm_exe" 2>/dev/null || echo
-  for rm_v in @SCHED@; do
-    eval "rm_x=\${$rm_v-}"; [ -z "$rm_x" ] || printf 'sched.%s=%s\n' "$rm_v" "$rm_x"
-  done
+  @SCHED@
 } > "$rm_env/s.$i" 2>/dev/null
 rm_cached() {
   [ -r "$1/spec.json" ] && [ -r "$1/watch" ] && [ -r "$1/ctx" ] || return 1

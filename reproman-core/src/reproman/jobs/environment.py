@@ -182,7 +182,7 @@ def build(
             continue
         facts = parse_lines(raw)
         record["host"] = facts.get("host", "")
-        scheduler = {k[len("sched."):]: v for k, v in facts.items() if k.startswith("sched.")}
+        scheduler = {k[len("sched."):]: v for k, v in facts.items() if k.startswith("sched.") and v}
         if scheduler:
             record["scheduler"] = {k: v for k, v in scheduler.items() if not is_secret(k)}
         key = facts.get("key", "")

@@ -117,11 +117,11 @@ def export_job(job: JobSpec, directory: str | os.PathLike[str]) -> Path:
 
 def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
     """Describe ``job`` in ``crate`` and write it to ``target``; generated files are made in ``scratch``."""
+    import mimetypes
+
     from rocrate.model import ContextEntity
 
     from reproman.tracing.spec import EnvironmentSpec
-
-    import mimetypes
 
     crate.metadata.extra_terms.update(EXTRA_TERMS)
 
@@ -220,8 +220,8 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
                 props["identifier"] = path
             software[key] = crate.add(ContextEntity(crate, f"#software-{len(software)}", properties=props))
         state = env_record.get("state")
-        facts: dict[str, Any] = {"host": env_record.get("host"), "environment": env_record.get("environment"),
-                                 **(env_record.get("scheduler") or {})}
+        node: dict[str, Any] = {"host": env_record.get("host"), "environment": env_record.get("environment"),
+                                **(env_record.get("scheduler") or {})}
         props = {
             "name": f"Subjob {index} of ReproMan job {job.jobid}",
             "description": subjob.command,
@@ -242,7 +242,7 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
                     action[name] = single(action[name])
                 else:
                     del action[name]
-        environment = _property_values(crate, f"subjob-{index}", facts)
+        environment = _property_values(crate, f"subjob-{index}", node)
         if environment:
             action["environment"] = single(environment)
         actions.append(action)

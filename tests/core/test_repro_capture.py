@@ -59,9 +59,16 @@ def test_batch_records_one_environment_and_every_output_checksum(workdir: Path) 
     assert job.extra["verified"] == {"matched": 8, "mismatched": [], "absent": []}
 
 
-def test_concurrent_subjobs_on_one_node_trace_once(workdir: Path) -> None:
+def test_concurrent_subjobs_on_one_node_trace_once(workdir: Path, tmp_path: Path) -> None:
+    # The node capture runs uname once; a uname first on PATH counts how many subjobs did it.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    counter = tmp_path / "uname-calls"
+    (bindir / "uname").write_text(f"#!/bin/sh\necho x >> {counter}\nexec /bin/uname \"$@\"\n")
+    (bindir / "uname").chmod(0o755)
     job = _run(command="echo {p[n]} > o{p[n]}", batch_parameters=["n=" + ",".join(map(str, range(20)))],
-               outputs=["o{p[n]}"], job_parameters={"num_processes": "8"})
+               outputs=["o{p[n]}"], job_parameters={"num_processes": "8", "env": f"PATH={bindir}:/usr/bin:/bin"})
+    assert counter.read_text().count("x") == 1
     env_dir = workdir / ".reproman" / "jobs" / "local" / job.jobid / "env"
     assert len(list(env_dir.glob("n.*.lock"))) == 1
     assert len(list(env_dir.glob("n.*.spec.json"))) == 1

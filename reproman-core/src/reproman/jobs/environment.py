@@ -217,3 +217,18 @@ def build(
     if traces:
         result["traces"] = traces
     return result
+
+
+def brief(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``environment`` record for people: each environment's facts with its spec as counts."""
+    environments: dict[str, Any] = {}
+    for ident, env in (record.get("environments") or {}).items():
+        shown = {k: v for k, v in env.items() if k not in ("spec", "variables")}
+        spec = env.get("spec") or {}
+        shown["spec"] = ", ".join(
+            f"{len(d.get('packages') or d.get('environments') or d.get('repositories') or d.get('images') or [])} "
+            f"{d.get('name')}" for d in spec.get("distributions", [])
+        ) + (f", {len(spec['files'])} other files" if spec.get("files") else "")
+        environments[ident] = shown
+    hosts = sorted({s.get("host", "") for s in record.get("subjobs") or []} - {""})
+    return {"environments": environments, "hosts": hosts}

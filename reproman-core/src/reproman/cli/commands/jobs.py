@@ -26,6 +26,12 @@ def _show(ui: UI, row: dict[str, Any]) -> None:
 
     ui.out(f"Job {row['jobid']}")
     body = {k: v for k, v in row.items() if k != "jobid"}
+    if body.get("environment"):
+        from reproman.jobs.environment import brief
+
+        body["environment"] = brief(body["environment"])
+    if body.get("checksums"):
+        body["checksums"] = f"{len(body['checksums'])} output files (see --json)"
     if "subjobs" in body and len(body["subjobs"]) > 10:
         body["subjobs"] = body["subjobs"][:10] + [f"... {len(row['subjobs']) - 10} more"]
     for line in dump(body).splitlines():

@@ -31,7 +31,11 @@ ALL_PACKAGES = [
 ]
 TEST_DEPS = ["pytest>=7", "pytest-timeout", "pexpect", "hatchling", "pyyaml"]  # pyyaml: read specs as the old tool does
 #: Services some packages' tests run for real, installed into their virtualenv.
-EXTRA_TEST_DEPS = {"backend_aws": ["moto[server]>=5"]}
+EXTRA_TEST_DEPS = {
+    "backend_aws": ["moto[server]>=5"],
+    # jobs --export builds RO-Crates with core's [export] extra; the tests validate them.
+    "core": ["rocrate>=0.10", "roc-validator>=0.13"],
+}
 
 
 def _install(session: nox.Session, packages: list[str]) -> None:

@@ -261,8 +261,9 @@ def test_generic_session_path_batches_transfers(workdir: Path) -> None:
         assert status.ok
         before = connection.session.commands  # type: ignore[attr-defined]
         fetch_job(connection, result.job, status)
-        # probe outputs + tar + remove tar + free the job's working directory
-        assert connection.session.commands - before <= 4  # type: ignore[attr-defined]
+        # provenance (checksums + captured environment) + probe outputs + tar + remove tar
+        # + free the job's working directory
+        assert connection.session.commands - before <= 5  # type: ignore[attr-defined]
     assert sorted(p.name for p in (workdir / "outs").iterdir()) == sorted(f"{i}.txt" for i in range(20))
     assert (workdir / ".reproman" / "jobs" / "generic" / result.job.jobid / "stdout.19").exists()
 

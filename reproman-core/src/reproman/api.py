@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "backend_parameters", "create", "delete", "diff", "execute", "install", "jobs",
-    "login", "ls", "plugins", "retrace", "run", "start", "stop",
+    "login", "ls", "plugins", "rerun", "retrace", "run", "start", "stop",
 ]
 
 
@@ -251,11 +251,14 @@ def run(
     follow: bool | str = False,
     *,
     keep_remote: bool = False,
+    trace: bool = False,
 ) -> Any:
     """Run a command on a resource through a submitter and an orchestrator.
 
     Returns the job record (with per-subjob status when ``follow`` is set),
     or, with ``list_``, the catalogue of submitters/orchestrators/parameters.
+    Every job records the environment it ran in and, once fetched, its
+    outputs' checksums; ``trace`` adds an strace-based trace of each subjob.
     """
     from reproman.jobs.commands import run as _run
 
@@ -263,8 +266,32 @@ def run(
         command=command, message=message, resref=resref, resref_type=resref_type, list_=list_,
         submitter=submitter, orchestrator=orchestrator, batch_spec=batch_spec,
         batch_parameters=batch_parameters, job_specs=job_specs, job_parameters=job_parameters,
-        inputs=inputs, outputs=outputs, follow=follow, keep_remote=keep_remote,
+        inputs=inputs, outputs=outputs, follow=follow, keep_remote=keep_remote, trace=trace,
     )
+
+
+def rerun(
+    job: str,
+    resref: str | Resource | None = None,
+    resref_type: str = "auto",
+    failed: bool = False,
+    follow: bool | str = False,
+    verify: bool = False,
+    trace: bool = False,
+    *,
+    keep_remote: bool = False,
+) -> Any:
+    """Submit a recorded job again (same command, inputs, outputs, batch, parameters), here or on ``resref``.
+
+    ``failed`` resubmits only the subjobs that failed; ``verify`` follows the
+    rerun and compares it with the original (``result.comparison.equal``
+    when every output is identical). Existing local outputs that differ are
+    kept; the rerun's versions land beside them (see ``result.job.extra["kept"]``).
+    """
+    from reproman.jobs.rerun import rerun as _rerun
+
+    return _rerun(job, resref=resref, resref_type=resref_type, failed=failed, follow=follow, verify=verify,
+                  trace=trace, keep_remote=keep_remote)
 
 
 def jobs(
@@ -302,7 +329,12 @@ def retrace(
 
 
 def diff(prov1: str, prov2: str, satisfies: bool = False) -> Any:
-    """Compare two environment specs; the result says whether they differ and how."""
+    """Compare two environment specs; the result says whether they differ and how.
+
+    Given two job IDs instead, compare the jobs: each output by the checksum
+    recorded at fetch (``result.equal`` when all are identical) and the
+    environments each subjob ran in.
+    """
     from reproman.tracing.commands import diff as _diff
 
     return _diff(prov1=prov1, prov2=prov2, satisfies=satisfies)

@@ -109,8 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Wait for the job, fetch it, then optionally {', '.join(FOLLOW_CHOICES)} the resource.")
     p.add_argument("--keep-remote", action="store_true",
                    help="After fetching, keep the job's files on the resource (default: free them).")
+    p.add_argument("--trace", action="store_true",
+                   help="Also trace every subjob with strace (where the node has it) into an environment spec.")
     _json(p)
     p.add_argument("command", nargs="?", help="Command to run; everything after it is its arguments.")
+
+    p = add("rerun", "Submit a recorded job again: same command, inputs, outputs, batch and parameters.")
+    p.add_argument("job", nargs="?", metavar="JOB", help="Full job ID or unique substring (see 'reproman jobs').")
+    _resref(p, optional=True)
+    p.add_argument("--failed", action="store_true", help="Resubmit only the subjobs that failed, as one batch.")
+    p.add_argument("--follow", nargs="?", const=True, default=False, metavar="ACTION",
+                   help=f"Wait for the rerun, fetch it, then optionally {', '.join(FOLLOW_CHOICES)} the resource.")
+    p.add_argument("--verify", action="store_true",
+                   help="Follow the rerun and compare its outputs and environment with the original "
+                        "(exit 0 identical outputs, 3 different).")
+    p.add_argument("--trace", action="store_true", help="Trace every subjob with strace, as 'run --trace'.")
+    p.add_argument("--keep-remote", action="store_true",
+                   help="After fetching, keep the rerun's files on the resource (default: free them).")
+    _json(p)
 
     p = add("jobs", "View and manage jobs started with 'reproman run'.")
     p.add_argument("queries", nargs="*", metavar="JOB", help="Full job ID or unique substring.")
@@ -125,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="When fetching, replace local outputs even if they changed after the job was submitted.")
     p.add_argument("--keep-remote", action="store_true",
                    help="Keep the job's files on the resource after fetching or deleting (default: free them).")
+    p.add_argument("--export", nargs=2, metavar=("JOB", "DIR"),
+                   help="Write JOB's provenance to DIR as an RO-Crate (Process Run Crate); needs reproman-core[export].")
     _json(p)
 
     p = add("retrace", "Find the packages that provide files, as an environment spec.")
@@ -133,9 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output-file", help="Write the spec here instead of stdout.")
     _resref(p, optional=True)
 
-    p = add("diff", "Compare two environment specs (exit 0 equal, 3 different).")
-    p.add_argument("prov1", help="First spec file.")
-    p.add_argument("prov2", help="Second spec file.")
+    p = add("diff", "Compare two environment specs, or two jobs' outputs and environments (exit 0 equal, 3 different).")
+    p.add_argument("prov1", help="First spec file, or a job ID.")
+    p.add_argument("prov2", help="Second spec file, or a job ID.")
     p.add_argument("-s", "--satisfies", action="store_true",
                    help="Check that PROV1 satisfies the requirements of PROV2 (report only what it lacks).")
     _json(p)

@@ -96,6 +96,7 @@ def run(
     *,
     progress: ProgressCallback | None = None,
     keep_remote: bool = False,
+    trace: bool = False,
 ) -> RunResult | dict[str, list[dict[str, Any]]]:
     """Submit ``command`` (N subjobs with a batch); with ``follow`` wait, fetch, act on the resource.
 
@@ -137,6 +138,7 @@ def run(
             outputs=_as_list(outputs),
             parameters=parameters,
             local_directory=cwd,
+            trace=trace,
         )
         submit_job(connection, job, registry)
         result = RunResult(job=job)

@@ -17,6 +17,7 @@ from reproman.errors import OutputConflictError
 from reproman.jobs import layout
 from reproman.jobs.connection import Connection
 from reproman.jobs.contracts import Orchestrator
+from reproman.jobs.provenance import fetch_outputs
 from reproman.jobs.registry import Registry, dump_record
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, local_log_dir, stderr_path
@@ -52,7 +53,7 @@ def fetch_job(
         job.status = "fetched"
         job.extra["result"] = status.summary()
     try:
-        paths = orchestrator.fetch()
+        paths = fetch_outputs(connection, job, orchestrator, status)
     except OutputConflictError as exc:
         raise OutputConflictError(
             f"job {job.jobid} finished but was not fetched: {exc.args[0] if exc.args else exc}",

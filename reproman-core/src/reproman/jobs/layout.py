@@ -23,6 +23,10 @@ from __future__ import annotations
 import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reproman.jobs.capture import Blocks
 
 JOBS_SUBDIR = ".reproman/jobs"
 SPEC_FILE = "spec.yaml"
@@ -64,6 +68,7 @@ def render_runscript(
     commands: Sequence[str],
     wrapper: str | None = None,
     env: Mapping[str, str] | None = None,
+    provenance: Blocks | None = None,
 ) -> str:
     """The runscript for a job's subjobs.
 
@@ -72,8 +77,14 @@ def render_runscript(
     ``container`` job parameter, e.g. ``singularity exec IMAGE``) is put in
     front of that ``sh``. ``env`` (the ``env`` job parameter) is exported
     before the command runs, after ReproMan's own variables.
+    ``provenance`` is the environment-capture code of
+    :mod:`reproman.jobs.capture`, kept in blocks of its own.
     """
     prefix = f"{wrapper} " if wrapper else ""
+    if provenance is not None and provenance.runner:
+        prefix = f"{provenance.runner} {prefix}"
+    capture_before = provenance.before if provenance is not None else ""
+    capture_after = provenance.after if provenance is not None else ""
     exports = "".join(f"{k}={shlex.quote(str(v))}; export {k}\n" for k, v in (env or {}).items())
     arms = "\n".join(f"  {i}) {prefix}sh -c {shlex.quote(cmd)} ;;" for i, cmd in enumerate(commands))
     return f"""#!/bin/sh
@@ -86,12 +97,12 @@ exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null
 printf 'running\n' > "$jobdir/status.$i"
 cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
 REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB
-{exports}case "$i" in
+{exports}{capture_before}case "$i" in
 {arms}
   *) echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2 ;;
 esac
 rc=$?
-if [ "$rc" -eq 0 ]; then mark "succeeded 0"; else mark "failed $rc"; fi
+{capture_after}if [ "$rc" -eq 0 ]; then mark "succeeded 0"; else mark "failed $rc"; fi
 exit "$rc"
 """
 

@@ -60,17 +60,33 @@ class JobSpec:
     local_stamp: int | None = None
     #: Anything an orchestrator or submitter needs to remember (commit ids...).
     extra: dict[str, Any] = attrs.Factory(dict)
+    # -- provenance (reproman.jobs.provenance) ------------------------------------
+    #: What the runscript records about where each subjob ran: ``environment``
+    #: (node facts and a package spec, traced once per node), ``trace`` (that,
+    #: plus an strace-based trace of every subjob) or ``off``.
+    capture: str = "environment"
+    #: ``{"environments": {ID: {...}}, "subjobs": [{"environment": ID, "host": ...}, ...]}``,
+    #: filled when the job is fetched; identical environments are stored once.
+    environment: dict[str, Any] = attrs.Factory(dict)
+    #: Output files (relative to the working directory) -> ``{"size": N, "sha256": HEX}``,
+    #: computed on the resource when the job is fetched.
+    checksums: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    #: For a rerun: ``{"jobid": ORIGINAL, "subjobs": [original indices]}``.
+    rerun_of: dict[str, Any] | None = None
+    #: Values of secret-looking ``env`` variables (see :mod:`reproman.jobs.secrets`),
+    #: held in memory for submission only: never part of the record.
+    secret_env: dict[str, str] = attrs.field(factory=dict, repr=False, metadata={"record": False})
 
     @property
     def n_subjobs(self) -> int:
         return len(self.subjobs)
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, recurse=True)
+        return attrs.asdict(self, recurse=True, filter=lambda a, _v: a.metadata.get("record", True))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobSpec:
         fields = {f.name for f in attrs.fields(cls)}
-        values = {k: v for k, v in data.items() if k in fields}
+        values = {k: v for k, v in data.items() if k in fields and k != "secret_env"}
         values["subjobs"] = [Subjob(**s) if isinstance(s, dict) else s for s in values.get("subjobs", [])]
         return cls(**values)

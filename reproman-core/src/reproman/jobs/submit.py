@@ -31,7 +31,7 @@ from reproman.jobs import layout
 from reproman.jobs.batch import command_text, expand
 from reproman.jobs.connection import Connection
 from reproman.jobs.registry import Registry, dump_record
-from reproman.jobs.spec import JobSpec, new_jobid
+from reproman.jobs.spec import JobSpec, Subjob, new_jobid
 
 lgr = logging.getLogger(__name__)
 
@@ -59,12 +59,19 @@ def build_job(
     outputs: Sequence[str],
     parameters: Mapping[str, Any],
     local_directory: str,
+    trace: bool = False,
+    subjobs: Sequence[Subjob] | None = None,
 ) -> JobSpec:
-    """The job record, with its directories on the resource decided."""
+    """The job record, with its directories on the resource decided.
+
+    ``subjobs`` (a rerun) replaces the expansion of ``command`` over
+    ``records``; ``trace`` asks for the strace-based trace of every subjob.
+    """
+    from reproman.jobs import provenance
     from reproman.jobs.plain import check_job_paths
     from reproman.resources.landing import stamp
 
-    subjobs = expand(command, records, inputs, outputs)
+    subjobs = list(subjobs) if subjobs is not None else expand(command, records, inputs, outputs)
     check_job_paths([i for s in subjobs for i in s.inputs], [o for s in subjobs for o in s.outputs], local_directory)
     jobid = new_jobid()
     resource = connection.resource
@@ -94,13 +101,16 @@ def build_job(
     job.working_directory = (
         resolve_remote(wd_param, home) if wd_param else connection.orchestrator(job).default_working_directory()
     )
-    provenance = resource.provenance()
-    if provenance:
-        job.extra["resource"] = provenance
+    facts = resource.provenance()
+    if facts:
+        job.extra["resource"] = facts
+    provenance.prepare(job, trace=trace)
     return job
 
 
 def runscript_for(job: JobSpec) -> str:
+    from reproman.jobs import provenance
+
     container = job.parameters.get("container")
     return layout.render_runscript(
         jobid=job.jobid,
@@ -108,7 +118,8 @@ def runscript_for(job: JobSpec) -> str:
         working_directory=job.working_directory,
         commands=[s.command for s in job.subjobs],
         wrapper=f"singularity exec {shlex.quote(str(container))}" if container else None,
-        env=job.parameters.get("env") or None,
+        env=provenance.exported_env(job) or None,
+        provenance=provenance.runscript_blocks(job),
     )
 
 
@@ -122,6 +133,8 @@ def _abandon(orchestrator: Any) -> None:
 
 def submit_job(connection: Connection, job: JobSpec, registry: Registry | None = None) -> JobSpec:
     """Register, stage and submit ``job``; return it with its submission id."""
+    from reproman.jobs import provenance
+
     registry = registry or Registry()
     submitter = connection.submitter(job.submitter)
     orchestrator = connection.orchestrator(job)
@@ -134,7 +147,8 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
             (staging / layout.SPEC_FILE).write_text(dump_record(job))
             (staging / layout.RUNSCRIPT).write_text(runscript_for(job))
             (staging / submitter.script_name).write_text(submitter.submission_script(job))
-            connection.session.put_many([(staging, job.job_dir)])
+            extra = provenance.stage(connection.session, job, staging)
+            connection.session.put_many([(staging, job.job_dir), *extra])
     except BaseException:
         # Nothing can be running yet: forget the job rather than list a ghost.
         _abandon(orchestrator)

@@ -18,6 +18,7 @@ from reproman.resources.session import CommandResult
 from reproman.tracing.spec import EnvironmentSpec, load_spec
 
 if TYPE_CHECKING:
+    from reproman.jobs.compare import JobDiff
     from reproman.resources.session import Session
     from reproman.tracing.diff import DiffReport
 
@@ -73,11 +74,25 @@ def retrace(
     return result
 
 
-def diff(prov1: str, prov2: str, satisfies: bool = False) -> DiffReport:
-    """Compare two spec files; ``report.equal`` says whether they match (or satisfy)."""
+def diff(prov1: str, prov2: str, satisfies: bool = False) -> DiffReport | JobDiff:
+    """Compare two spec files; ``report.equal`` says whether they match (or satisfy).
+
+    Two job IDs (no file by those names) compare the jobs instead: see
+    :func:`diff_jobs_if_jobs`.
+    """
+    jobs = diff_jobs_if_jobs(prov1, prov2, satisfies)
+    if jobs is not None:
+        return jobs
     from reproman.tracing.diff import diff_specs
 
     return diff_specs(load_spec(prov1), load_spec(prov2), satisfies=satisfies)
+
+
+def diff_jobs_if_jobs(prov1: str, prov2: str, satisfies: bool = False) -> JobDiff | None:
+    """Outputs (by checksum) and environments of two recorded jobs, when both arguments name jobs."""
+    from reproman.jobs.compare import diff as diff_jobs
+
+    return diff_jobs(prov1, prov2, satisfies)
 
 
 def install(resref: str, spec: Sequence[str] | str, resref_type: str = "auto") -> Any:

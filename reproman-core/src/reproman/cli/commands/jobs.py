@@ -26,14 +26,36 @@ def _show(ui: UI, row: dict[str, Any]) -> None:
 
     ui.out(f"Job {row['jobid']}")
     body = {k: v for k, v in row.items() if k != "jobid"}
+    if body.get("environment"):
+        from reproman.jobs.environment import brief
+
+        body["environment"] = brief(body["environment"])
+    if body.get("checksums"):
+        body["checksums"] = f"{len(body['checksums'])} output files (see --json)"
     if "subjobs" in body and len(body["subjobs"]) > 10:
         body["subjobs"] = body["subjobs"][:10] + [f"... {len(row['subjobs']) - 10} more"]
     for line in dump(body).splitlines():
         ui.out(f"  {line}")
 
 
+def _export(args: argparse.Namespace, ui: UI) -> int:
+    """``jobs --export JOB DIR``: write the job's RO-Crate (see :mod:`reproman.jobs.export`)."""
+    from reproman.jobs.export import export
+
+    query, directory = args.export
+    metadata = export(query, directory)
+    if args.json:
+        ui.json({"jobid": query, "crate": str(metadata.parent), "metadata": str(metadata)})
+    else:
+        ui.info(f"Wrote the RO-Crate of job {query} to {metadata.parent}.")
+    return 0
+
+
 def handle(args: argparse.Namespace, ui: UI) -> int:
     from reproman.cli.commands.run import SUBJOBS_FAILED, report_failures, report_kept
+
+    if getattr(args, "export", None):
+        return _export(args, ui)
     from reproman.jobs.commands import jobs
 
     action = args.action

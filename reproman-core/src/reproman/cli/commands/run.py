@@ -118,6 +118,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             batch_parameters=args.batch_parameters, job_specs=args.job_specs, job_parameters=args.job_parameters,
             inputs=args.inputs, outputs=args.outputs, follow=args.follow,
             progress=display.update if display else None, keep_remote=args.keep_remote,
+            trace=getattr(args, "trace", False),
         )
     except KeyboardInterrupt:
         if display is not None:

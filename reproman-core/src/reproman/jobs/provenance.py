@@ -1,0 +1,207 @@
+"""Every job records where it ran and what it produced: the submit-time and fetch-time steps.
+
+Submission (called from :mod:`reproman.jobs.submit`):
+
+* :func:`prepare` decides the capture mode (``run --trace``, else the
+  ``[run] capture`` setting: ``environment``, ``trace`` or ``off``) and moves
+  secret-looking ``env`` values out of the record (:mod:`reproman.jobs.secrets`);
+* :func:`runscript_blocks` is the capture code the runscript carries
+  (:mod:`reproman.jobs.capture`);
+* :func:`stage` adds, to the one transfer that writes the job directory,
+  the ``env/`` directory, the private secrets file and, the first time on
+  a resource, the node tool (:mod:`reproman.jobs.nodetool`). Whether it was
+  sent is remembered here rather than asked of the resource, so a
+  submission costs no extra round trip; a job that finds the tool gone
+  says so in its record and makes the next submission send it again.
+
+Fetch (called from :func:`reproman.jobs.fetch.fetch_job`):
+:func:`fetch_outputs` runs ONE command on the resource before the
+orchestrator moves anything: it removes the secrets file, computes every
+output's size and SHA-256 (:mod:`reproman.jobs.checksums`) and sends back
+``env/`` as one tar stream, from which the record's ``environment`` and
+``checksums`` are built. After the orchestrator's transfer, the landed
+files are checked against those checksums.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import posixpath
+import shlex
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reproman.errors import UsageError
+from reproman.jobs import capture, checksums
+from reproman.jobs.secrets import REDACTED, split_env
+
+if TYPE_CHECKING:
+    from reproman.jobs.connection import Connection
+    from reproman.jobs.contracts import Orchestrator
+    from reproman.jobs.spec import JobSpec
+    from reproman.jobs.status import JobStatus
+    from reproman.resources.session import Session
+
+lgr = logging.getLogger(__name__)
+
+
+def configured_mode() -> str:
+    """``[run] capture`` (``REPROMAN_RUN_CAPTURE``): environment (default), trace or off."""
+    from reproman.config import get_config
+
+    mode = (get_config().get("run", "capture") or "environment").strip().lower()
+    if mode not in capture.MODES:
+        raise UsageError(f"[run] capture = {mode!r} is not one of {', '.join(capture.MODES)}",
+                         hint="Fix the setting in your reproman.cfg or REPROMAN_RUN_CAPTURE.")
+    return mode
+
+
+def prepare(job: JobSpec, trace: bool = False) -> None:
+    """Set the job's capture mode and keep secret-looking ``env`` values out of its record."""
+    job.capture = "trace" if trace else configured_mode()
+    env = job.parameters.get("env")
+    if isinstance(env, Mapping):
+        kept, secret = split_env(env)
+        secret = {k: v for k, v in secret.items() if v != REDACTED}
+        if secret:
+            job.secret_env.update(secret)
+        job.parameters["env"] = {**kept, **{k: REDACTED for k in split_env(env)[1]}}
+
+
+def exported_env(job: JobSpec) -> dict[str, str]:
+    """The ``env`` variables the runscript may carry in clear (never the secret-looking ones)."""
+    env = job.parameters.get("env") or {}
+    return {k: v for k, v in env.items() if v != REDACTED}
+
+
+def _tool_and_cache(job: JobSpec) -> tuple[str, str]:
+    from reproman.jobs.nodetool import remote_tool
+
+    return remote_tool(job.root_directory), posixpath.join(job.root_directory, capture.CACHE_SUBDIR)
+
+
+def runscript_blocks(job: JobSpec) -> capture.Blocks:
+    tool, cache = _tool_and_cache(job) if job.capture != "off" else ("", "")
+    container = job.parameters.get("container")
+    return capture.blocks(job.capture, [s.command for s in job.subjobs], tool=tool, cache=cache,
+                          secrets=bool(job.secret_env), container=str(container) if container else None)
+
+
+def stage(session: Session, job: JobSpec, staging: Path) -> list[tuple[Path, str]]:
+    """Fill the staged job directory; return further (local, remote) pairs for the same transfer."""
+    if job.secret_env:
+        path = staging / capture.SECRETS_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("".join(f"{k}={shlex.quote(v)}; export {k}\n" for k, v in job.secret_env.items()))
+    if job.capture == "off":
+        return []
+    (staging / capture.ENV_SUBDIR).mkdir()
+    from reproman.jobs.nodetool import local_tool, mark_sent, was_sent
+
+    tool, _cache = _tool_and_cache(job)
+    if was_sent(job.resource_name, job.resource_id, tool):
+        return []
+    mark_sent(job.resource_name, job.resource_id, tool)
+    return [(local_tool(), tool)]
+
+
+# -- fetch ------------------------------------------------------------------------------------
+def _collect_command(job: JobSpec) -> str:
+    jd = shlex.quote(job.job_dir)
+    wd = shlex.quote(job.working_directory)
+    return (
+        f"jd={jd}; e={jd}/{capture.ENV_SUBDIR}\n"
+        f'rm -f "$jd/{capture.SECRETS_FILE}"\n'
+        'mkdir -p "$e" || exit 70\n'
+        'cat > "$e/outputs.list"\n'
+        f"if cd {wd} 2>/dev/null; then\n{checksums.SCRIPT}fi\n"
+        f'cd "$jd" && tar -cf - {capture.ENV_SUBDIR}\n'
+    )
+
+
+def collect(session: Session, job: JobSpec) -> dict[str, bytes]:
+    """The one remote step: checksums computed, secrets removed, ``env/`` returned as ``{name: bytes}``."""
+    from reproman.jobs.plain import relative_path
+
+    outputs = [relative_path(o, job.local_directory) for o in job.outputs]
+    result = session.execute_command(_collect_command(job), stdin=checksums.outputs_list(outputs))
+    if result.returncode != 0 and not result.stdout_bytes:
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        lgr.warning("job %s: could not read its environment and checksums on the resource: %s", job.jobid, detail)
+        return {}
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(result.stdout_bytes), mode="r:") as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                name = member.name.split("/", 1)[1] if "/" in member.name else member.name
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    files[name] = handle.read()
+    except tarfile.TarError as exc:
+        lgr.warning("job %s: the environment record from the resource is unreadable: %s", job.jobid, exc)
+    return files
+
+
+def _states(status: JobStatus | None) -> dict[int, dict[str, Any]]:
+    if status is None:
+        return {}
+    return {s.index: {"state": s.state.value, "exit_code": s.exit_code,
+                      **({"reason": s.reason.value} if s.reason else {})} for s in status.subjobs}
+
+
+def record(session: Session, job: JobSpec, status: JobStatus | None) -> None:
+    """Fill ``job.checksums`` and ``job.environment`` from the resource."""
+    from reproman.jobs import environment
+
+    files = collect(session, job)
+    if not files:
+        return
+    if any(b"the node tool " in data and name.endswith(".facts") for name, data in files.items()):
+        from reproman.jobs.nodetool import forget_sent
+
+        # Removed from the resource since we sent it: the next job sends it again.
+        forget_sent(job.resource_name, job.resource_id, _tool_and_cache(job)[0])
+    job.checksums = checksums.parse(files.get(checksums.FILES, b""), files.get(checksums.SHA256, b""),
+                                    files.get(checksums.SIZES, b""))
+    if job.capture != "off" or any(n.startswith("s.") for n in files):
+        container = job.parameters.get("container")
+        job.environment = environment.build(
+            files, job.n_subjobs, resource_facts=job.extra.get("resource") or None, states=_states(status),
+            container_parameter=str(container) if container else None,
+        )
+
+
+def verify_landed(job: JobSpec, orchestrator: Orchestrator) -> checksums.Verification:
+    """Check the outputs that just landed against the checksums computed on the resource."""
+    report = orchestrator.landing_report
+    elsewhere: dict[str, str] = {}
+    if report is not None:
+        base = os.path.abspath(job.local_directory)
+        for kept in report.kept:
+            rel = os.path.relpath(os.path.abspath(kept.local), base).replace(os.sep, "/")
+            elsewhere[rel] = str(kept.fetched)
+    result = checksums.verify(job.checksums, job.local_directory, elsewhere)
+    job.extra["verified"] = result.to_dict()
+    for path in result.mismatched:
+        lgr.warning("job %s: fetched %s does not match the checksum computed on the resource; "
+                    "the transfer may have altered it. Fetch again with 'reproman jobs --fetch %s'.",
+                    job.jobid, path, job.jobid)
+    return result
+
+
+def fetch_outputs(connection: Connection, job: JobSpec, orchestrator: Orchestrator,
+                  status: JobStatus | None = None) -> list[str]:
+    """Record provenance on the resource, let the orchestrator fetch, check what landed."""
+    if job.capture != "off":
+        record(connection.session, job, status)
+    paths = orchestrator.fetch()
+    if job.checksums:
+        verify_landed(job, orchestrator)
+    return paths

@@ -1,0 +1,145 @@
+"""``reproman jobs --export JOB DIR``: the crate validates as a Process Run Crate (issue 15).
+
+Validated with ``roc-validator`` at the REQUIRED level of the
+``process-run-crate-0.5`` profile (and the RO-Crate 1.1 profile it extends).
+The validator resolves the RO-Crate JSON-LD context over the network, which
+this machine does not have: ``data/ro-crate-1.1-context.jsonld`` is that
+document (as shipped in the ``rocrate`` 0.9.0 wheel, CC0), served for its
+URL and nothing else; every other request fails as it would offline.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reproman import api
+from reproman.testing.cli import run_cli
+from reproman.testing.services import in_ci
+
+CONTEXT_URL = "https://w3id.org/ro/crate/1.1/context"
+CONTEXT_FILE = Path(__file__).parent / "data" / "ro-crate-1.1-context.jsonld"
+
+
+def _require(module: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError:
+        if in_ci():
+            pytest.fail(f"{module} is not installed (nox installs it for core's tests)", pytrace=False)
+        pytest.skip(f"{module} is not installed")
+
+
+@pytest.fixture
+def validate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    _require("rocrate")
+    _require("rocrate_validator")
+    import requests
+    from urllib3.response import HTTPResponse
+
+    def send(self: Any, request: Any, **_kwargs: Any) -> Any:
+        if request.url.rstrip("/") != CONTEXT_URL:
+            raise requests.ConnectionError(f"offline: {request.url}")
+        raw = HTTPResponse(body=io.BytesIO(CONTEXT_FILE.read_bytes()), headers={"Content-Type": "application/ld+json"},
+                           status=200, preload_content=False, request_url=request.url)
+        return requests.adapters.HTTPAdapter().build_response(request, raw)
+
+    monkeypatch.setattr(requests.Session, "send", send)
+    from rocrate_validator import services
+    from rocrate_validator.models import Severity, ValidationSettings
+
+    def run(crate: Path) -> list[str]:
+        settings = ValidationSettings(rocrate_uri=str(crate), profile_identifier="process-run-crate-0.5",
+                                      requirement_severity=Severity.REQUIRED, cache_path=crate.parent / "http-cache")
+        result = services.validate(settings)
+        return [f"{i.check.identifier if i.check else '?'}: {i.message}" for i in result.get_issues()]
+
+    yield run
+
+
+def _graph(crate: Path) -> dict[str, dict[str, Any]]:
+    data = json.loads((crate / "ro-crate-metadata.json").read_text())
+    return {e["@id"]: e for e in data["@graph"]}
+
+
+def _ids(value: Any) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    return [v["@id"] for v in values]
+
+
+def test_exported_crate_validates_and_describes_the_run(workdir: Path, tmp_path: Path, validate: Any) -> None:
+    (workdir / "in").mkdir()
+    (workdir / "in" / "a.txt").write_text("input a\n")
+    job = api.run(command="mkdir -p out && cat in/a.txt > out/{p[n]}.txt && echo {p[n]} >> out/{p[n]}.txt",
+                  batch_parameters=["n=1,2"], inputs=["in/a.txt"], outputs=["out/{p[n]}.txt"], follow=True)
+    jobid = job.job.jobid
+    crate = tmp_path / "crate"
+    result = run_cli(["jobs", "--export", jobid, str(crate)])
+    assert result.returncode == 0, result.stderr
+    assert validate(crate) == []
+    graph = _graph(crate)
+    root = graph["./"]
+    assert _ids(root["conformsTo"]) == ["https://w3id.org/ro/wfrun/process/0.5"]
+    actions = [graph[i] for i in _ids(root["mentions"])]
+    assert [a["@type"] for a in actions] == ["CreateAction", "CreateAction"]
+    for n, action in zip((1, 2), actions):
+        assert graph[_ids(action["instrument"])[0]]["@type"] == "SoftwareApplication"
+        assert _ids(action["object"]) == ["in/a.txt"]
+        (output,) = _ids(action["result"])
+        assert output == f"out/{n}.txt"
+        recorded = job.job.checksums[output]
+        # checksums are the job's; the content in the crate is the job's
+        import hashlib
+
+        assert graph[output]["sha256"] == recorded["sha256"] == hashlib.sha256((crate / output).read_bytes()).hexdigest()
+        assert action["actionStatus"] == "http://schema.org/CompletedActionStatus"
+        env_names = {graph[i]["name"] for i in _ids(action["environment"])}
+        assert {"host", "environment"} <= env_names
+    # The environment spec and node facts are attached, about the actions that ran in them.
+    (env_id,) = job.job.environment["environments"]
+    spec = crate / "environments" / f"{env_id}.yaml"
+    assert "distributions:" in spec.read_text()
+    assert set(_ids(graph[f"environments/{env_id}.yaml"]["about"])) == {a["@id"] for a in actions}
+    # The spec in the crate is usable as it is: diff against itself.
+    assert api.diff(str(spec), str(spec)).equal
+
+
+def test_locally_edited_output_is_described_not_shipped(workdir: Path, tmp_path: Path, validate: Any) -> None:
+    job = api.run(command="echo result > r.txt; date +%N > failed.txt; exit 3", outputs=["r.txt", "failed.txt"],
+                  follow=True)
+    (workdir / "r.txt").write_text("edited by hand\n")
+    crate = tmp_path / "crate"
+    from reproman.jobs.export import export
+
+    export(job.job.jobid, str(crate))
+    assert validate(crate) == []
+    graph = _graph(crate)
+    assert not (crate / "r.txt").exists()
+    described = graph["#output-r.txt"]
+    assert "modified locally" in described["description"]
+    assert described["sha256"] == job.job.checksums["r.txt"]["sha256"]
+    (action,) = [graph[i] for i in _ids(graph["./"]["mentions"])]
+    assert action["actionStatus"] == "http://schema.org/FailedActionStatus" and "exit code 3" in action["error"]
+
+
+def test_export_refuses_a_used_directory_and_unfetched_jobs(workdir: Path, tmp_path: Path) -> None:
+    _require("rocrate")
+    done = api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine\n")
+    result = run_cli(["jobs", "--export", done.job.jobid, str(used)])
+    assert result.returncode == 2 and "is not an empty directory" in result.stderr
+    assert (used / "keep.txt").read_text() == "mine\n"
+    pending = api.run(command="sleep 30", outputs=[])
+    try:
+        result = run_cli(["jobs", "--export", pending.job.jobid, str(tmp_path / "new")])
+        assert result.returncode == 1 and "has not been fetched" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        api.jobs([pending.job.jobid], action="cancel")

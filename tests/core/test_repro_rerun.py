@@ -1,0 +1,117 @@
+"""``rerun``, ``diff JOB1 JOB2`` and ``rerun --verify`` on the real shell resource (issue 15)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reproman import api
+from reproman.errors import JobError
+from reproman.jobs.registry import Registry
+from reproman.testing.cli import run_cli
+
+N = 20
+#: Subjobs whose command fails until the flag file exists (every third one).
+FLAKY = [i for i in range(N) if i % 3 == 0]
+
+
+def _jobid(result: object) -> str:
+    return result.job.jobid  # type: ignore[attr-defined]
+
+
+def test_deterministic_job_rerun_is_identical_and_diff_exits_0(workdir: Path) -> None:
+    first = api.run(command="mkdir -p out && echo {p[n]} > out/{p[n]}.txt", batch_parameters=["n=1,2,3"],
+                    outputs=["out/{p[n]}.txt"], follow=True)
+    rerun = run_cli(["rerun", "--follow", _jobid(first)])
+    assert rerun.returncode == 0, rerun.stderr
+    second = rerun.stdout.split()[0]
+    assert Registry().load(second).rerun_of == {"jobid": _jobid(first), "subjobs": None}
+    diff = run_cli(["diff", _jobid(first), second])
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert "3 identical" in diff.stdout and "Environments: identical" in diff.stdout
+
+
+def test_output_embedding_the_date_differs_and_diff_exits_3_naming_it(workdir: Path) -> None:
+    first = api.run(command="echo same > same.txt; date +%s%N > stamp.txt", outputs=["same.txt", "stamp.txt"],
+                    follow=True)
+    original = (workdir / "stamp.txt").read_bytes()
+    rerun = run_cli(["rerun", "--follow", _jobid(first)])
+    assert rerun.returncode == 0, rerun.stderr
+    second = rerun.stdout.split()[0]
+    diff = run_cli(["diff", _jobid(first), second])
+    assert diff.returncode == 3, diff.stdout + diff.stderr
+    assert "differs    stamp.txt" in diff.stdout and "same.txt" not in diff.stdout.split("\n", 1)[1]
+    # The rerun did not replace the result it differs from; its version is kept beside it.
+    assert (workdir / "stamp.txt").read_bytes() == original
+    kept = workdir / ".reproman" / "jobs" / "local" / second / "fetched" / "stamp.txt"
+    assert kept.read_bytes() != original
+    assert "kept" in rerun.stderr
+
+
+def test_rerun_failed_resubmits_exactly_the_failed_subjobs(workdir: Path, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    first = api.run(
+        command="mkdir -p out && echo {p[n]} > out/{p[n]}.txt && { [ $(( {p[n]} % 3 )) -ne 0 ] || [ -e FLAG ]; }"
+        .replace("FLAG", str(flag)),
+        batch_parameters=["n=" + ",".join(map(str, range(N)))], outputs=["out/{p[n]}.txt"], follow=True,
+    )
+    failed = sorted(f["index"] for f in first.failed)  # type: ignore[attr-defined]
+    assert failed == FLAKY
+    flag.touch()
+    result = api.rerun(_jobid(first), failed=True, follow=True)
+    assert result.status.ok
+    assert result.job.n_subjobs == len(FLAKY)
+    assert result.job.rerun_of == {"jobid": _jobid(first), "subjobs": FLAKY}
+    assert [s.p["n"] for s in result.job.subjobs] == [str(i) for i in FLAKY]
+    assert sorted(result.job.checksums) == sorted(f"out/{i}.txt" for i in FLAKY)
+    # Compared on its own subjobs: the outputs it made match the original's.
+    diff = api.diff(_jobid(first), result.job.jobid)
+    assert diff.equal and [o.path for o in diff.outputs] == sorted(f"out/{i}.txt" for i in FLAKY)
+    # Nothing left to rerun.
+    with pytest.raises(JobError, match="no failed subjobs"):
+        api.rerun(result.job.jobid, failed=True)
+
+
+def test_rerun_verify_prints_the_comparison_and_exits_by_it(workdir: Path) -> None:
+    first = api.run(command="echo stable > a.txt", outputs=["a.txt"], follow=True)
+    same = run_cli(["rerun", "--verify", _jobid(first)])
+    assert same.returncode == 0, same.stderr
+    assert "1 identical" in same.stdout
+    moving = api.run(command="date +%N > b.txt", outputs=["b.txt"], follow=True)
+    differs = run_cli(["rerun", _jobid(moving), "--verify", "--json"])
+    assert differs.returncode == 3, differs.stderr
+    import json
+
+    report = json.loads(differs.stdout)
+    assert report["comparison"]["equal"] is False
+    assert [o["status"] for o in report["comparison"]["outputs"]] == ["differs"]
+
+
+def test_diff_of_a_job_not_fetched_is_one_line_error(workdir: Path) -> None:
+    fetched = api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True)
+    pending = api.run(command="sleep 30; echo b > a.txt", outputs=["a.txt"])
+    try:
+        diff = run_cli(["diff", _jobid(fetched), _jobid(pending)])
+        assert diff.returncode == 1
+        assert diff.stderr.count("\n") == 1 and "no recorded output checksums" in diff.stderr
+        assert "Traceback" not in diff.stderr
+    finally:
+        api.jobs([_jobid(pending)], action="cancel")
+
+
+def test_diff_of_spec_files_still_works_beside_jobs(workdir: Path) -> None:
+    spec = workdir / "env.yml"
+    spec.write_text("version: 0.0.1\nfiles: [/bin/sh]\n")
+    other = workdir / "other.yml"
+    other.write_text("version: 0.0.1\nfiles: [/bin/ls]\n")
+    assert run_cli(["diff", str(spec), str(spec)]).returncode == 0
+    assert run_cli(["diff", str(spec), str(other)]).returncode == 3
+
+
+def test_rerun_usage_errors_are_one_line(workdir: Path) -> None:
+    missing = run_cli(["rerun", "nosuchjob"])
+    assert missing.returncode == 1 and "no job matches 'nosuchjob'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad_follow = run_cli(["rerun", "--follow", "nosuchjob"])
+    assert bad_follow.returncode == 1 and "no job matches" in bad_follow.stderr

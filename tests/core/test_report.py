@@ -79,10 +79,11 @@ def test_timeline_spans_come_from_the_runscript_markers(failed_batch: RunResult)
     from reproman.report.render import timeline_figure
 
     figure = timeline_figure(data)
-    names = [trace["name"] for trace in figure["data"]]
-    assert names == ["queued", "succeeded", "failed"]
+    names = [(trace["type"], trace["name"]) for trace in figure["data"]]
+    assert names == [("bar", "queued"), ("bar", "succeeded"), ("bar", "failed"), ("scatter", "failed")]
     failed = figure["data"][2]
     assert failed["y"] == [4] and failed["marker"]["color"] == "#e53935"
+    assert len(figure["data"][1]["y"]) == 7 and figure["data"][3]["y"] == [4]
 
 
 def test_started_markers_and_final_status_times(workdir: Path) -> None:

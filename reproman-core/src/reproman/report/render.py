@@ -67,7 +67,10 @@ def _figure_value(key: str, value: Any) -> str:
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items())
+    def text(value: Any) -> str:
+        return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+    return ", ".join(f"{k}={text(v)}" for k, v in params.items())
 
 
 def _short(text: str, width: int) -> str:
@@ -98,6 +101,7 @@ def _bars(name: str, colour: str, rows: Sequence[tuple[SubjobRow, float, float, 
         "type": "bar",
         "orientation": "h",
         "name": name,
+        "legendgroup": name,
         "y": [row.index for row, _s, _e, _p in rows],
         "base": [_stamp(start) for _r, start, _e, _p in rows],
         "x": [max(1.0, (end - start) * 1000.0) for _r, start, end, _p in rows],
@@ -129,8 +133,15 @@ def timeline_figure(data: ReportData) -> dict[str, Any]:
         else:
             starts_only.append(row)  # killed before it could write its end, and no accounting
     traces = [_bars("queued", COLOURS["queued"], queued_rows)] if queued_rows else []
-    labels = {"running": "running", "succeeded": "succeeded", "failed": "failed", "unknown": "unknown"}
-    traces += [_bars(labels[s], COLOURS[s], rows) for s, rows in spans.items() if rows]
+    traces += [_bars(state, COLOURS[state], rows) for state, rows in spans.items() if rows]
+    if spans["failed"]:
+        # A failure a few milliseconds long is a hairline bar among long ones: mark its end too.
+        traces.append({
+            "type": "scatter", "mode": "markers", "name": "failed", "legendgroup": "failed", "showlegend": False,
+            "x": [_stamp(end) for _r, _s, end, _p in spans["failed"]], "y": [r.index for r, _s, _e, _p in spans["failed"]],
+            "marker": {"symbol": "x-thin", "size": 8, "line": {"width": 2, "color": COLOURS["failed"]}},
+            "hovertext": [_hover(r, "failed") for r, _s, _e, _p in spans["failed"]], "hoverinfo": "text",
+        })
     if starts_only:
         traces.append({
             "type": "scatter", "mode": "markers", "name": "started, end unknown",

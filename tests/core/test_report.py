@@ -64,6 +64,7 @@ def test_report_of_a_failed_batch(failed_batch: RunResult, workdir: Path) -> Non
     assert "<td>4</td><td>non-zero exit</td><td>3</td>" in failures and "<td>x=e</td>" in failures
     assert "stderr.4" in failures
     assert "Usage unavailable" in text
+    assert "States and times from resource &#x27;local&#x27;" in text  # asked live, not the fetched copy
 
 
 def test_timeline_spans_come_from_the_runscript_markers(failed_batch: RunResult) -> None:

@@ -94,7 +94,7 @@ def test_one_query_per_poll(sub, session, jobroot):
     try:
         session.commands.clear()
         states = sub.scheduler_states([job, job])
-        assert session.commands == ["qstat -xml"]
+        assert session.commands == ["qstat -xml -u $user"]
         # 2 slots: two tasks run, three wait as one range "3-5:1" that must be expanded.
         assert set(states[job.jobid]) == {0, 1, 2, 3, 4}
         assert {s.state for s in states[job.jobid].values()} <= {State.PENDING, State.RUNNING}

@@ -9,7 +9,7 @@ Tested against a real single-node Son of Grid Engine 8.1.9 (``tools/ci/sge.sh``)
   from 1, so subjob ``offset + SGE_TASK_ID - 1`` runs.
 * ``qsub -terse`` prints ``ID`` (``ID.1-N:1`` for an array); nothing else is
   trusted.
-* State: one ``qstat -xml`` lists the user's queued and running tasks (queued
+* State: one ``qstat -xml -u $user`` lists the user's queued and running tasks (queued
   tasks of an array come as ranges, ``3-500:1``). Grid Engine forgets a task
   the moment it ends, so only ids that left ``qstat`` entirely are looked up
   in accounting: ONE remote command runs ``qacct -j ID`` for each of them
@@ -410,7 +410,9 @@ class SGESubmitter(BatchSubmitter):
         pieces = self._pieces(jobs)
         if not pieces:
             return {}
-        result = self.session.execute_command(["qstat", "-xml"])
+        # "$user" is qstat's own placeholder (not the shell's): this user's jobs
+        # only, even where a site's sge_qstat file makes "-u *" the default.
+        result = self.session.execute_command(["qstat", "-xml", "-u", "$user"])
         if result.returncode != 0:
             raise self.command_failed(result, "qstat -xml")
         states: dict[str, dict[int, SchedulerState]] = {}

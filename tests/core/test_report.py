@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,30 @@ def api_session() -> Any:
     from reproman.resources.shell import ShellSession
 
     return ShellSession()
+
+
+def test_report_of_a_running_job(workdir: Path) -> None:
+    """Made while subjobs run: they are drawn up to now, and nothing is waited for."""
+    from reproman.report.collect import collect
+    from reproman.report.render import timeline_figure
+
+    result = _run(command="sleep {p[t]}", batch_parameters=["t=0,30"])
+    job = result.job
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            data = collect(Registry().load(job.jobid))
+            if data.counts()["running"] == 1 and data.counts()["succeeded"] == 1:
+                break
+            assert time.monotonic() < deadline, data.counts()
+            time.sleep(0.2)
+        running = next(t for t in timeline_figure(data)["data"] if t["name"] == "running")
+        assert running["y"] == [1] and running["x"][0] > 0
+        out = workdir / "running.html"
+        assert _report(job.jobid, out).returncode == 0
+        assert "1 running" in out.read_text(encoding="utf-8")
+    finally:
+        api.jobs(queries=[job.jobid], action="cancel")
 
 
 def test_report_falls_back_to_the_fetched_copy(failed_batch: RunResult, workdir: Path) -> None:

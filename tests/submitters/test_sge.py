@@ -205,6 +205,17 @@ def test_walltime_kill(sub, session, jobroot):
     assert killed.state is State.FAILED and killed.reason is FailureReason.WALLTIME
     assert "failed 37" in killed.detail
     assert status.subjobs[1].state is State.SUCCEEDED
+    # Later, with the job fetched (core's "completed" marker is there), the
+    # report still names the walltime, shows the span up to the kill from
+    # accounting, and the usage figures.
+    Path(job.job_dir, "completed").touch()
+    from reproman.report.collect import collect
+
+    data = collect(job)
+    row = data.subjobs[0]
+    assert (row.state, row.reason) == ("failed", "walltime exceeded")
+    assert row.start is not None and row.end is not None and 2 <= row.end - row.start <= 10
+    assert row.usage and row.usage["node"] and row.usage["elapsed_s"] >= 3
 
 
 def test_accounting_is_cached_and_gives_usage(sub, session, jobroot):

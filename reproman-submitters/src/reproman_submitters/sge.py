@@ -246,8 +246,9 @@ def usage_of(record: Mapping[str, str]) -> dict[str, Any]:
         "end": qacct_time(record.get("end_time", "")),
         "elapsed_s": seconds(record.get("ru_wallclock", "")),
         "cpu_s": seconds(record.get("cpu", "")),
+        # ru_maxrss is left out: Grid Engine 8.1.9 prints the kilobyte count
+        # with a thousands point ("107.863KB" for 105 MiB), which reads wrong.
         "max_vmem_bytes": size_bytes(record.get("maxvmem", "")),
-        "max_rss_bytes": size_bytes(record.get("ru_maxrss", "")),
         "exit_status": _code(record.get("exit_status", "")),
         "failed": " ".join(record.get("failed", "").split()) or None,
     }

@@ -83,7 +83,7 @@ def _hover(row: SubjobRow, phase: str) -> str:
     lines = [f"<b>subjob {row.index}</b>: {phase}"]
     if phase != "queued":
         lines.append(f"state: {row.state}" + (f", exit {row.exit_code}" if row.exit_code not in (None, 0) else ""))
-    if row.reason:
+    if row.reason and phase != "queued":
         lines.append(f"reason: {html.escape(row.reason)}")
     if row.start is not None:
         lines.append(f"start: {_stamp(row.start)}")

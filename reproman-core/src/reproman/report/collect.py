@@ -130,13 +130,25 @@ def local_files(job_dir: str) -> RemoteFiles:
 def from_resource(job: JobSpec) -> tuple[JobStatus, dict[str, dict[int, float]], dict[int, Mapping[str, Any]]]:
     """States, file times and accounting usage from the resource (raises :class:`ReproManError`)."""
     from reproman.jobs.connection import Connection
-    from reproman.jobs.status import poll
+    from reproman.jobs.contracts import FailureReason
+    from reproman.jobs.status import poll, read_files
 
     with Connection.for_job(job) as connection:
         submitter = connection.submitter(job.submitter)
         status = poll(connection.session, submitter, [job])[job.jobid]
         if status.missing:
             raise JobError(f"its directory {job.job_dir} is not on resource {job.resource_name!r}")
+        if any(s.reason is FailureReason.LOST for s in status.failed):
+            # Once a job is fetched its "completed" marker makes subjobs without a
+            # final status read "lost" without the scheduler being asked; its
+            # accounting may know better (e.g. walltime exceeded).
+            try:
+                said = submitter.scheduler_states([job]).get(job.jobid)
+            except ReproManError as exc:
+                lgr.info("could not ask the scheduler about job %s: %s", job.jobid, exc)
+                said = None
+            if said:
+                status = interpret(job, read_files(connection.session, [job])[job.jobid], said)
         raw = timing.read_remote(connection.session, job.job_dir)
         usage: dict[int, Mapping[str, Any]] = {}
         usage_of = getattr(submitter, "usage", None)

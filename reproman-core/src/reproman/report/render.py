@@ -105,6 +105,9 @@ def _bars(name: str, colour: str, rows: Sequence[tuple[SubjobRow, float, float, 
         "y": [row.index for row, _s, _e, _p in rows],
         "base": [_stamp(start) for _r, start, _e, _p in rows],
         "x": [max(1.0, (end - start) * 1000.0) for _r, start, end, _p in rows],
+        # Without a width plotly sizes bars by the gap between a trace's rows:
+        # two failures 500 subjobs apart would be drawn 500 rows thick.
+        "width": 0.8,
         "marker": {"color": colour, "line": {"width": 0}},
         "hovertext": [_hover(row, phase) for row, _s, _e, phase in rows],
         "hoverinfo": "text",
@@ -150,20 +153,24 @@ def timeline_figure(data: ReportData) -> dict[str, Any]:
             "hovertext": [_hover(r, "started (end unknown)") for r in starts_only], "hoverinfo": "text",
         })
     n = len(data.subjobs)
-    yaxis: dict[str, Any] = {"title": {"text": "subjob"}, "autorange": "reversed", "zeroline": False}
-    if n <= 40:
+    height = max(320, min(4000, 140 + 7 * n))
+    tall = n > 40
+    # An explicit range (subjob 0 on top): autorange pads for markers and bars unevenly.
+    yaxis: dict[str, Any] = {"title": {"text": "subjob"}, "range": [n - 0.5, -0.5], "zeroline": False}
+    if not tall:
         yaxis.update(tickmode="array", tickvals=[r.index for r in data.subjobs],
                      ticktext=[str(r.index) for r in data.subjobs])
+    top = 100 if tall else 40  # a tall timeline has its time axis on top, where the reader starts
     return {
         "data": traces,
         "layout": {
             "barmode": "overlay",
-            "bargap": 0.15,
-            "height": max(320, min(4000, 140 + 7 * n)),
-            "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
-            "xaxis": {"type": "date", "title": {"text": "time (local)"}, "showgrid": True},
+            "height": height,
+            "margin": {"l": 60, "r": 20, "t": top, "b": 50},
+            "xaxis": {"type": "date", "title": {"text": "time (local)"}, "showgrid": True,
+                      "side": "top" if tall else "bottom"},
             "yaxis": yaxis,
-            "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+            "legend": {"orientation": "h", "x": 0, "yanchor": "bottom", "y": 1 + (top - 25) / (height - top - 50)},
             "hovermode": "closest",
             "plot_bgcolor": "#ffffff",
         },

@@ -86,6 +86,10 @@ def test_timeline_spans_come_from_the_runscript_markers(failed_batch: RunResult)
     failed = figure["data"][2]
     assert failed["y"] == [4] and failed["marker"]["color"] == "#e53935"
     assert len(figure["data"][1]["y"]) == 7 and figure["data"][3]["y"] == [4]
+    # Bars are one row thick whatever the gaps between a trace's rows (plotly's
+    # default width is the smallest gap: failures far apart would be huge).
+    assert all(t["width"] == 0.8 for t in figure["data"] if t["type"] == "bar")
+    assert figure["layout"]["yaxis"]["range"] == [7.5, -0.5]
 
 
 def test_started_markers_and_final_status_times(workdir: Path) -> None:

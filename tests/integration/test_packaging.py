@@ -51,4 +51,4 @@ def test_all_installed_distributions_are_discovered_with_components() -> None:
     rows = {r["distribution"]: r for r in json.loads(result.stdout)}
     assert set(rows) == {p.name for p in PACKAGES}
     assert all(r["components"] and r["error"] is None for r in rows.values())
-    assert rows["reproman-submitters"]["components"]["submitter"] == ["condor", "lsf", "pbs", "slurm"]
+    assert rows["reproman-submitters"]["components"]["submitter"] == ["condor", "lsf", "pbs", "sge", "slurm"]

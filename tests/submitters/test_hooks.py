@@ -13,7 +13,7 @@ from reproman.plugins.records import load_object
 from reproman_submitters import hooks
 from reproman_submitters.common import chunk_offsets, chunks, memory_mb, walltime_seconds
 
-NAMES = ("slurm", "pbs", "condor", "lsf")
+NAMES = ("slurm", "pbs", "condor", "lsf", "sge")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -17,6 +17,8 @@ SLURM = ("memory", "num_processes", "num_nodes", "walltime", "queue", "account",
 PBS = ("memory", "num_processes", "num_nodes", "walltime", "queue", "account", "gpus",
        "throttle", "max_array_size", "launcher", "directives")
 CONDOR = ("memory", "num_processes", "walltime", "account", "gpus", "throttle", "directives")
+SGE = ("memory", "num_processes", "walltime", "queue", "account", "throttle", "max_array_size", "launcher",
+       "directives")
 LSF = ("memory", "num_processes", "num_nodes", "walltime", "queue", "account", "gpus",
        "throttle", "max_array_size", "launcher", "directives")
 
@@ -41,6 +43,12 @@ def reproman_submitters() -> list[SubmitterType]:
             description="HTCondor: one cluster with 'queue N' via condor_submit -terse; not tested on a live pool",
             factory="reproman_submitters.condor:CondorSubmitter",
             job_parameters=CONDOR,
+        ),
+        SubmitterType(
+            name="sge",
+            description="Son of Grid Engine: arrays via qsub -t, one qstat -xml per poll, qacct, qdel",
+            factory="reproman_submitters.sge:SGESubmitter",
+            job_parameters=SGE,
         ),
         SubmitterType(
             name="lsf",

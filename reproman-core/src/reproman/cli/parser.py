@@ -13,7 +13,7 @@ from collections.abc import Sequence
 RESREF_TYPES = ("auto", "name", "id")
 FOLLOW_CHOICES = ("stop", "stop-if-success", "delete", "delete-if-success")
 LIST_CHOICES = ("submitters", "orchestrators", "parameters")
-JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel")
+JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "report")
 
 #: Commands whose trailing words are a command to run, and where it goes.
 TRAILING_COMMAND = {"execute": ("command", "args"), "run": ("command", None)}
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("jobs", "View and manage jobs started with 'reproman run'.")
     p.add_argument("queries", nargs="*", metavar="JOB", help="Full job ID or unique substring.")
     p.add_argument("--action", choices=JOB_ACTIONS, default="auto",
-                   help="auto: fetch named jobs, else list. Shortcuts: --list --show --delete --fetch --cancel.")
+                   help="auto: fetch named jobs, else list. Shortcuts: --list --show --delete --fetch --cancel --report.")
     for action in JOB_ACTIONS[1:]:
         p.add_argument(f"--{action}", dest="action", action="store_const", const=action,
                        help=argparse.SUPPRESS)
@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Keep the job's files on the resource after fetching or deleting (default: free them).")
     p.add_argument("--export", nargs=2, metavar=("JOB", "DIR"),
                    help="Write JOB's provenance to DIR as an RO-Crate (Process Run Crate); needs reproman-core[export].")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="With --report: the HTML file to write (default: reproman-report-JOBID.html).")
     _json(p)
 
     p = add("retrace", "Find the packages that provide files, as an environment spec.")

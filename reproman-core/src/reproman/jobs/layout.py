@@ -5,7 +5,9 @@
     spec.yaml          the job record (also kept with fetched results)
     runscript          ``sh runscript INDEX`` runs subjob INDEX (0-based)
     submit             the submitter's submission script (name varies)
-    status.INDEX       "running", "succeeded 0" or "failed CODE"
+    status.INDEX       "running", "succeeded 0" or "failed CODE"; once final,
+                       its mtime is when the subjob ended
+    started.INDEX      empty; its mtime is when the subjob started
     stdout.INDEX       the subjob's standard output
     stderr.INDEX       the subjob's standard error
     submission-id      what the scheduler called the job
@@ -15,7 +17,10 @@
 Final status lines are written with a rename so a reader never sees half a
 line; ``running`` is written in place (one ``write`` of a few bytes: a reader
 sees nothing, which reads as pending, or the whole word), saving a process
-per subjob. The runscript needs only POSIX ``sh``, ``mv`` and ``printf``.
+per subjob. Times cost no process either: ``started.INDEX`` is made by a
+redirection, and the final status file's mtime is the end; one ``find``
+reads them all (:mod:`reproman.jobs.timing`). The runscript needs only POSIX
+``sh``, ``mv`` and ``printf``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ COMPLETED = "completed"
 #: Marker written by ``cancel`` so a killed job reads as cancelled, not lost.
 CANCELLED = "cancelled"
 SUBMISSION_ID = "submission-id"
+#: Prefix of the empty per-subjob files whose mtime says when the subjob started.
+STARTED = "started"
 
 
 def local_record_dir(local_directory: str, resource_name: str, jobid: str) -> str:
@@ -94,6 +101,7 @@ i="${{1:?usage: runscript SUBJOB-INDEX}}"
 jobdir={shlex.quote(jobdir)}
 mark() {{ printf '%s\\n' "$1" > "$jobdir/status.$i.tmp" && mv -f "$jobdir/status.$i.tmp" "$jobdir/status.$i"; }}
 exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null
+: >"$jobdir/{STARTED}.$i"
 printf 'running\n' > "$jobdir/status.$i"
 cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
 REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB

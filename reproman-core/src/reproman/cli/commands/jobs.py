@@ -51,6 +51,21 @@ def _export(args: argparse.Namespace, ui: UI) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, ui: UI) -> int:
+    """``--report JOB``: one HTML file; the report package (and plotly) is imported only here."""
+    from reproman.errors import UsageError
+    from reproman.report import write_report
+
+    if len(args.queries) != 1 or args.all_:
+        raise UsageError("--report takes exactly one job", hint="Example: reproman jobs --report JOB -o report.html")
+    written = write_report(args.queries[0], args.output)
+    if args.json:
+        ui.json(written)
+    else:
+        ui.info(f"Wrote the report of job {written['jobid']} to {written['path']}.")
+    return 0
+
+
 def handle(args: argparse.Namespace, ui: UI) -> int:
     from reproman.cli.commands.run import SUBJOBS_FAILED, report_failures, report_kept
 
@@ -59,6 +74,12 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     from reproman.jobs.commands import jobs
 
     action = args.action
+    if action == "report":
+        return _report(args, ui)
+    if args.output:
+        from reproman.errors import UsageError
+
+        raise UsageError("-o/--output goes with --report", hint="Example: reproman jobs --report JOB -o report.html")
     if action == "auto":
         action = "fetch" if (args.queries or args.all_) else "list"
     rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import attrs
@@ -55,13 +56,71 @@ def parse_bool(text: str | bool) -> bool:
     raise ValueError(f"expected a boolean (yes/no, true/false, 1/0), got {text!r}")
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean (quote it in YAML to make it text)"
+    if isinstance(value, (dict, Mapping)):
+        return "a mapping"
+    if isinstance(value, (list, tuple, set)):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected text, got {_kind(value)}")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value[:40]!r}") from None
+    raise ValueError(f"expected an integer, got {_kind(value)}")
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {value[:40]!r}") from None
+    raise ValueError(f"expected a number, got {_kind(value)}")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, (str, bool)):
+        return parse_bool(value)
+    raise ValueError(f"expected a boolean (yes/no, true/false, 1/0), got {_kind(value)}")
+
+
+def _to_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return split_list(value)
+    if isinstance(value, (list, tuple)):
+        return [_to_str(item) for item in value]
+    raise ValueError(f"expected a comma-separated list, got {_kind(value)}")
+
+
+#: Each parameter type's conversion from what users give (command-line text, YAML values).
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "str": str,
-    "int": int,
-    "float": float,
-    "bool": parse_bool,
-    "list": lambda v: split_list(v) if isinstance(v, str) else list(v),
+    "str": _to_str,
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "list": _to_list,
 }
+PARAMETER_TYPES = tuple(_CONVERTERS)
 
 
 def split_list(text: str) -> list[str]:
@@ -88,10 +147,17 @@ class Parameter:
     secret: bool = False
 
     def convert(self, value: Any) -> Any:
-        """Turn a command-line string into the parameter's type, or raise ValueError."""
+        """Turn a command-line string (or a YAML value) into the parameter's type, or raise ValueError.
+
+        Values of the wrong kind (a list for a number, a mapping for text)
+        are refused here, once, rather than failing somewhere downstream.
+        """
         if value is None:
             return None
-        converted = _CONVERTERS[self.type](value) if isinstance(value, str) or self.type == "list" else value
+        converter = _CONVERTERS.get(self.type)
+        if converter is None:
+            raise ValueError(f"parameter {self.name!r} has unknown type {self.type!r}")
+        converted = converter(value)
         if self.choices is not None and converted not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}; got {converted!r}")
         return converted

@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)
     p.add_argument("-a", "--all", dest="all_", action="store_true", help="Operate on all jobs.")
     p.add_argument("-s", "--status", action="store_true", help="Ask the resource for per-subjob status.")
+    p.add_argument("--show-env", action="store_true",
+                   help="Print the values of the 'env' job parameter (hidden by default: they may be secrets).")
     _json(p)
 
     p = add("retrace", "Find the packages that provide files, as an environment spec.")

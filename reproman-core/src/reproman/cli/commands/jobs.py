@@ -40,6 +40,10 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     if action == "auto":
         action = "fetch" if (args.queries or args.all_) else "list"
     rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status)
+    if not args.show_env:
+        from reproman.jobs.registry import hide_env
+
+        rows = [hide_env(r) for r in rows]
     if args.json:
         ui.json(rows)
     elif action == "list":

@@ -12,9 +12,12 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import attrs
+
+BROKEN_HINT = "Reinstall or fix that plugin, or switch it off with REPROMAN_PLUGINS_DISABLE; " \
+    "'reproman plugins --check' lists every broken component."
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
@@ -165,6 +168,11 @@ class Parameter:
 
 @attrs.frozen(kw_only=True)
 class _Component:
+    #: What users call this kind of component, in messages.
+    kind: ClassVar[str] = "component"
+    #: The class every factory of this kind must be (a subclass of), as an import path.
+    base: ClassVar[str] = ""
+
     name: str = attrs.field(converter=normalize_name, validator=_check_name)
     description: str
     factory: str
@@ -173,8 +181,38 @@ class _Component:
     version: str = ""
 
     def load(self) -> Any:
-        """Import and return the implementation (this is where heavy SDKs load)."""
-        return load_object(self.factory)
+        """Import and return the implementation (this is where heavy SDKs load).
+
+        A factory that cannot be imported, or is not the class its kind
+        needs, is a :class:`~reproman.errors.PluginError` naming the
+        component and its distribution: the same line ``reproman plugins
+        --check`` prints for it.
+        """
+        from reproman.errors import PluginError
+
+        try:
+            obj = load_object(self.factory)
+        except Exception as exc:  # noqa: BLE001 - whatever a broken plugin raises on import
+            raise PluginError(
+                self.describe_problem(f"cannot import its factory {self.factory!r}: {type(exc).__name__}: {exc}"),
+                hint=BROKEN_HINT,
+            ) from exc
+        if self.base:
+            base = load_object(self.base)
+            if not (isinstance(obj, type) and issubclass(obj, base)):
+                raise PluginError(
+                    self.describe_problem(f"its factory {self.factory!r} is not a subclass of {self.base}"),
+                    hint=BROKEN_HINT,
+                )
+        return obj
+
+    def describe_problem(self, problem: str) -> str:
+        source = f"{self.distribution} {self.version}".strip() or "an unknown distribution"
+        return f"{self.kind} {self.name!r} from {source}: {problem}"
+
+    def problems(self) -> list[str]:
+        """What is wrong with this record beyond loading its factory (empty when nothing)."""
+        return []
 
 
 @attrs.frozen(kw_only=True)
@@ -184,7 +222,29 @@ class ResourceType(_Component):
     ``factory`` names a :class:`reproman.resources.base.Resource` subclass.
     """
 
+    kind: ClassVar[str] = "resource type"
+    base: ClassVar[str] = "reproman.resources.base:Resource"
+
     parameters: tuple[Parameter, ...] = ()
+
+    def problems(self) -> list[str]:
+        found = []
+        for param in self.parameters:
+            if not isinstance(param, Parameter):
+                found.append(f"parameter {param!r} is not a Parameter record")
+                continue
+            if param.type not in _CONVERTERS:
+                found.append(f"parameter {param.name!r} has unknown type {param.type!r} "
+                             f"(one of {', '.join(PARAMETER_TYPES)})")
+                continue
+            try:
+                param.convert(param.default)
+            except ValueError as exc:
+                found.append(f"parameter {param.name!r}: default {param.default!r}: {exc}")
+        names = [p.name for p in self.parameters if isinstance(p, Parameter)]
+        if len(set(names)) != len(names):
+            found.append("two parameters have the same name")
+        return found
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -196,8 +256,11 @@ class SessionType(_Component):
 
     The AWS backend, for example, asks for the ``ssh`` session type instead of
     importing the SSH backend, so any plugin that registers ``ssh`` serves it.
-    ``factory`` names a :class:`reproman.resources.base.Session` subclass.
+    ``factory`` names a :class:`reproman.resources.session.Session` subclass.
     """
+
+    kind: ClassVar[str] = "session type"
+    base: ClassVar[str] = "reproman.resources.session:Session"
 
 
 @attrs.frozen(kw_only=True)
@@ -208,12 +271,25 @@ class SubmitterType(_Component):
     any other non-generic parameter given by the user is an error.
     """
 
+    kind: ClassVar[str] = "submitter"
+    base: ClassVar[str] = "reproman.jobs.contracts:Submitter"
+
     job_parameters: tuple[str, ...] = ()
+
+    def problems(self) -> list[str]:
+        from reproman.jobs.parameters import JOB_PARAMETERS
+
+        known = {p.name for p in JOB_PARAMETERS}
+        unknown = [name for name in self.job_parameters if name not in known]
+        return [f"job parameters {', '.join(map(repr, unknown))} are not known to core"] if unknown else []
 
 
 @attrs.frozen(kw_only=True)
 class OrchestratorType(_Component):
     """How inputs reach the resource and results come back (``plain``, ``datalad-pair``...)."""
+
+    kind: ClassVar[str] = "orchestrator"
+    base: ClassVar[str] = "reproman.jobs.contracts:Orchestrator"
 
 
 @attrs.frozen(kw_only=True)
@@ -224,6 +300,9 @@ class TracerType(_Component):
     did not claim. ``distribution`` on the spec side is the YAML ``name:``
     under ``distributions:`` that this tracer writes and reads.
     """
+
+    kind: ClassVar[str] = "tracer"
+    base: ClassVar[str] = "reproman.tracing.tracer:Tracer"
 
     order: int = 100
     spec_name: str = ""

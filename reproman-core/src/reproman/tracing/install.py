@@ -30,6 +30,7 @@ from reproman.errors import CommandError, ReproManError, TracingError
 
 if TYPE_CHECKING:
     from reproman.plugins.records import TracerType
+    from reproman.tracing.spec import EnvironmentSpec
     from reproman.resources.base import Resource
     from reproman.resources.session import Session
 
@@ -50,7 +51,8 @@ class InstallResult:
 Plan = list[tuple[str, dict[str, Any], "TracerType"]]
 
 
-def install(resref: Any, spec: Sequence[str] | str, resref_type: str = "auto") -> list[InstallResult]:
+def install(resref: Any, spec: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec,
+            resref_type: str = "auto") -> list[InstallResult]:
     """What ``reproman.api.install`` runs: plan from the specs, then open the resource and install.
 
     The specs are read before the resource is contacted, so a malformed
@@ -82,17 +84,19 @@ def install_specs(target: Resource | Session, spec_paths: Sequence[str] | str) -
         session.close()
 
 
-def plan_install(spec_paths: Sequence[str] | str) -> Plan:
+def plan_install(spec_paths: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec) -> Plan:
     """Read all specs and resolve each entry's tracer, in install order (raises before any change)."""
-    from reproman.tracing.spec import load_spec
+    from reproman.tracing.commands import as_spec
+    from reproman.tracing.spec import EnvironmentSpec
 
-    paths = [spec_paths] if isinstance(spec_paths, str) else list(spec_paths)
-    if not paths:
+    specs = [spec_paths] if isinstance(spec_paths, (str, EnvironmentSpec)) else list(spec_paths)
+    if not specs:
         raise TracingError("install needs at least one spec file")
     records = _tracer_records()
     plan: Plan = []
-    for path in paths:
-        spec = load_spec(path)
+    for given in specs:
+        spec = as_spec(given)
+        path = given if isinstance(given, str) else spec.source or "<spec>"
         for entry in spec.distributions:
             record = _record_for(str(entry.get("name")), records)
             if record is None:

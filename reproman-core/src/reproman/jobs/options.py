@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reproman.errors import UsageError
-from reproman.jobs.parameters import GENERIC, JOB_PARAMETERS
+from reproman.jobs.parameters import GENERIC, JOB_PARAMETERS, check_env_name
 from reproman.plugins.records import Parameter, SubmitterType
 
 KNOWN: dict[str, Parameter] = {p.name: p for p in JOB_PARAMETERS}
@@ -101,12 +101,12 @@ def env_mapping(raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
     if isinstance(raw, Mapping):
-        return {str(k): "" if v is None else str(v) for k, v in raw.items()}
+        return {check_env_name(str(k)): "" if v is None else str(v) for k, v in raw.items()}
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     env: dict[str, str] = {}
     for item in items:
         key, sep, value = str(item).strip().partition("=")
         if not sep or not key:
             raise ValueError(f"expected KEY=VALUE, got {item!r}")
-        env[key] = value
+        env[check_env_name(key)] = value
     return env

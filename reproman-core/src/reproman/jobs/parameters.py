@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from reproman.plugins.records import Parameter
 
 JOB_PARAMETERS: tuple[Parameter, ...] = (
@@ -32,3 +34,18 @@ JOB_PARAMETERS: tuple[Parameter, ...] = (
 
 #: Parameters that are about where and how ReproMan stages work, not the scheduler.
 GENERIC = frozenset({"root_directory", "working_directory", "container", "env"})
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+
+
+def check_env_name(name: str) -> str:
+    """``name`` if it can be exported by ``sh``, else ValueError.
+
+    The runscript writes ``NAME=VALUE; export NAME``: the value is quoted,
+    the name cannot be, so ``env=A;touch x;B=1`` would run ``touch``.
+    """
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(f"{name[:40]!r} is not an environment variable name (letters, digits and '_', "
+                         "not starting with a digit)")
+    return name

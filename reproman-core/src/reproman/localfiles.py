@@ -114,6 +114,7 @@ def atomic_write(path: str | os.PathLike[str], text: str, mode: int | None = 0o6
     private (0700).
     """
     target = write_target(path)
+    existed = target.exists()
     try:
         _mkdirs(target.parent)
         if mode is None and target.exists():
@@ -137,7 +138,8 @@ def atomic_write(path: str | os.PathLike[str], text: str, mode: int | None = 0o6
             pass
         if isinstance(exc, OSError):
             raise LocalFileError(
-                f"cannot write {path}: {os_error_text(exc)}", hint="Its previous content is unchanged."
+                f"cannot write {path}: {os_error_text(exc)}",
+                hint="Its previous content is unchanged." if existed else None,
             ) from None
         raise
 

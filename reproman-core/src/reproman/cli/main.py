@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -90,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reproman.errors import ReproManError, one_line
 
     ui = UI()
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        ui.error("the current directory does not exist any more; cd to one that does")
+        return 1
     if args.config:
         from reproman.config import set_config_files
 

@@ -32,7 +32,7 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reproman.errors import SpecError, UsageError
+from reproman.errors import UsageError
 from reproman.jobs.spec import Subjob
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -137,10 +137,7 @@ def load_batch_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
     if not isinstance(path, (str, os.PathLike)):
         raise UsageError(f"batch spec must be a file name, got {type(path).__name__}")
-    try:
-        data = load_file(path, what="batch spec")
-    except SpecError as exc:
-        raise UsageError(str(exc)) from None
+    data = load_file(path, what="batch spec")
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise UsageError(f"batch spec {path} must be a YAML list of mappings (one record per subjob)")
     if not data:

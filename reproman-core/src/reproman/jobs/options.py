@@ -38,7 +38,7 @@ def load_job_specs(paths: Sequence[str | os.PathLike[str]] | None) -> dict[str, 
 
     merged: dict[str, Any] = {}
     for path in paths or ():
-        data = load_file(path)
+        data = load_file(path, what="job spec")
         if data is None:
             continue
         if not isinstance(data, Mapping):

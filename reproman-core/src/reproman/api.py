@@ -257,11 +257,11 @@ def run(
     from reproman.jobs.commands import run as _run
 
     return _run(
-        command=apiargs.command(command), message=apiargs.text(message, "message", optional=True),
+        command=apiargs.command(command), message=apiargs.optional_text(message, "message"),
         resref=apiargs.resref(resref, optional=True), resref_type=apiargs.resref_type(resref_type),
-        list_=apiargs.text(list_, "list_", optional=True),
-        submitter=apiargs.text(submitter, "submitter", optional=True),
-        orchestrator=apiargs.text(orchestrator, "orchestrator", optional=True),
+        list_=apiargs.optional_text(list_, "list_"),
+        submitter=apiargs.optional_text(submitter, "submitter"),
+        orchestrator=apiargs.optional_text(orchestrator, "orchestrator"),
         batch_spec=apiargs.path(batch_spec, "batch_spec", optional=True),
         batch_parameters=apiargs.key_values(batch_parameters, "batch_parameters"),
         job_specs=apiargs.texts(job_specs, "job_specs"),

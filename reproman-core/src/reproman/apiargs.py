@@ -27,14 +27,20 @@ def _fail(name: str, expected: str, value: Any) -> UsageError:
     return UsageError(f"argument {name} must be {expected}, got {_kind(value)}")
 
 
-def text(value: Any, name: str, *, optional: bool = False, choices: Sequence[str] | None = None) -> str | None:
-    """A string (or ``None`` when ``optional``), one of ``choices`` if given."""
-    if value is None and optional:
-        return None
+def text(value: Any, name: str, *, choices: Sequence[str] | None = None) -> str:
+    """A string, one of ``choices`` if given."""
     if not isinstance(value, str):
-        raise _fail(name, "text" + (" or None" if optional else ""), value)
+        raise _fail(name, "text", value)
     if choices is not None and value not in choices:
         raise UsageError(f"argument {name} must be one of {', '.join(choices)}, got {value!r}"[:300])
+    return value
+
+
+def optional_text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _fail(name, "text or None", value)
     return value
 
 
@@ -103,7 +109,7 @@ def resref_name(value: Any, name: str = "resref") -> str:
 def resref_type(value: Any) -> str:
     from reproman.resources.manage import RESREF_TYPES
 
-    return text(value, "resref_type", choices=RESREF_TYPES)  # type: ignore[return-value]
+    return text(value, "resref_type", choices=RESREF_TYPES)
 
 
 def session_or_resref(value: Any, name: str = "resref") -> Any:

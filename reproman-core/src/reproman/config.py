@@ -102,5 +102,7 @@ def get_config() -> Config:
 
 
 def reset_config() -> None:
+    """Forget the merged configuration and any ``--config`` files (tests, embedding apps)."""
     global _config
     _config = None
+    _extra.clear()

@@ -22,10 +22,12 @@ import io
 import itertools
 import logging
 import os
+import warnings
 from typing import Any
 
 from reproman.errors import SpecError
-from reproman.localfiles import atomic_write, read_text as _read_text
+from reproman.localfiles import atomic_write
+from reproman.localfiles import read_text as _read_text
 
 __all__ = ["atomic_write", "dump", "load", "load_file", "read_text"]
 
@@ -60,21 +62,30 @@ def load(text: str, source: str = "<string>", constructor: Any = None) -> Any:
     if constructor is not None:
         yaml.Constructor = constructor
     try:
-        data = yaml.load(text)
+        with warnings.catch_warnings():
+            # ruamel warns (on stderr, several lines) about legal oddities such as a reused anchor.
+            warnings.simplefilter("ignore")
+            data = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise SpecError(f"malformed YAML in {where}: {exc.problem or exc.context}") from None
+        raise SpecError(f"malformed YAML in {where}: {_first_line(exc.problem or exc.context)}") from None
     except YAMLError as exc:
-        raise SpecError(f"malformed YAML in {source}: {exc}") from None
+        raise SpecError(f"malformed YAML in {source}: {_first_line(exc)}") from None
     except RecursionError:
         raise SpecError(f"malformed YAML in {source}: nested too deeply") from None
-    except Exception as exc:  # noqa: BLE001 - the parser's own failures on hostile text
+    except Exception as exc:  # the parser's own failures on hostile text
         # e.g. an integer of 5,000 digits (ValueError), a duplicate key type error
         lgr.debug("YAML parser failed on %s", source, exc_info=True)
-        raise SpecError(f"malformed YAML in {source}: {exc}") from None
+        raise SpecError(f"malformed YAML in {source}: {_first_line(exc)}") from None
     check_expansion(data, source)
     return data
+
+
+def _first_line(reason: object) -> str:
+    """ruamel's messages go on with a second line quoting the input; ours are one line."""
+    lines = str(reason).strip().splitlines()
+    return lines[0].strip() if lines else "unreadable"
 
 
 def check_flow_depth(text: str, source: str) -> None:

@@ -12,16 +12,16 @@ JOB_PARAMETERS: tuple[Parameter, ...] = (
     Parameter(name="working_directory", doc="Directory on the resource the command runs in. "
               "Default: a per-job directory under root_directory (plain), the dataset (datalad)."),
     Parameter(name="memory", doc="Memory per subjob, e.g. 4G or 500M (scheduler directive)."),
-    Parameter(name="num_processes", type="int", doc="CPUs per subjob for schedulers; subjobs run at once for "
+    Parameter(name="num_processes", type="int", minimum=1, doc="CPUs per subjob for schedulers; subjobs run at once for "
               "the local submitter (default: number of CPUs on the resource)."),
-    Parameter(name="num_nodes", type="int", doc="Nodes per subjob (scheduler directive)."),
+    Parameter(name="num_nodes", type="int", minimum=1, doc="Nodes per subjob (scheduler directive)."),
     Parameter(name="walltime", doc="Wall-clock limit per subjob, HH:MM:SS (scheduler directive)."),
     Parameter(name="queue", doc="Queue or partition to submit to (scheduler directive)."),
     Parameter(name="account", doc="Account or project to charge (scheduler directive)."),
     Parameter(name="qos", doc="Quality of service or priority class (scheduler directive)."),
-    Parameter(name="gpus", type="int", doc="GPUs per subjob, where the scheduler has them."),
-    Parameter(name="throttle", type="int", doc="At most this many subjobs of an array run at once (%N)."),
-    Parameter(name="max_array_size", type="int", doc="Split arrays larger than the site's maximum array size."),
+    Parameter(name="gpus", type="int", minimum=1, doc="GPUs per subjob, where the scheduler has them."),
+    Parameter(name="throttle", type="int", minimum=1, doc="At most this many subjobs of an array run at once (%N)."),
+    Parameter(name="max_array_size", type="int", minimum=1, doc="Split arrays larger than the site's maximum array size."),
     Parameter(name="container", doc="Run each subjob inside this container image (e.g. a Singularity/Apptainer "
               "image path); the command is prefixed with 'singularity exec IMAGE'."),
     Parameter(name="launcher", type="bool", doc="Run all subjobs inside one allocation with the TACC-style "

@@ -148,6 +148,8 @@ class Parameter:
     required: bool = False
     choices: tuple[str, ...] | None = None
     secret: bool = False
+    #: Smallest value an ``int`` or ``float`` parameter takes (``num_processes=0`` is no job).
+    minimum: float | None = None
 
     def convert(self, value: Any) -> Any:
         """Turn a command-line string (or a YAML value) into the parameter's type, or raise ValueError.
@@ -161,6 +163,8 @@ class Parameter:
         if converter is None:
             raise ValueError(f"parameter {self.name!r} has unknown type {self.type!r}")
         converted = converter(value)
+        if self.minimum is not None and isinstance(converted, (int, float)) and converted < self.minimum:
+            raise ValueError(f"must be at least {self.minimum:g}, got {converted}")
         if self.choices is not None and converted not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}; got {converted!r}")
         return converted
@@ -192,7 +196,7 @@ class _Component:
 
         try:
             obj = load_object(self.factory)
-        except Exception as exc:  # noqa: BLE001 - whatever a broken plugin raises on import
+        except Exception as exc:  # whatever a broken plugin raises on import
             raise PluginError(
                 self.describe_problem(f"cannot import its factory {self.factory!r}: {type(exc).__name__}: {exc}"),
                 hint=BROKEN_HINT,

@@ -30,9 +30,9 @@ from reproman.errors import CommandError, ReproManError, TracingError
 
 if TYPE_CHECKING:
     from reproman.plugins.records import TracerType
-    from reproman.tracing.spec import EnvironmentSpec
     from reproman.resources.base import Resource
     from reproman.resources.session import Session
+    from reproman.tracing.spec import EnvironmentSpec
 
 lgr = logging.getLogger(__name__)
 
@@ -60,8 +60,11 @@ def install(resref: Any, spec: Sequence[str | EnvironmentSpec] | str | Environme
     """
     from reproman.tracing.commands import open_session
 
-    plan = plan_install(spec)
+    notes: list[str] = []
+    plan = plan_install(spec, notes)
     with open_session(resref, resref_type) as session:
+        for note in notes:  # once the resource is there: a failed install says one thing
+            lgr.warning("%s", note)
         return run_plan(session, plan)
 
 
@@ -84,8 +87,13 @@ def install_specs(target: Resource | Session, spec_paths: Sequence[str] | str) -
         session.close()
 
 
-def plan_install(spec_paths: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec) -> Plan:
-    """Read all specs and resolve each entry's tracer, in install order (raises before any change)."""
+def plan_install(spec_paths: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec,
+                 notes: list[str] | None = None) -> Plan:
+    """Read all specs and resolve each entry's tracer, in install order (raises before any change).
+
+    Warnings about what will not be installed are logged, or appended to
+    ``notes`` for the caller to log when it is about to install.
+    """
     from reproman.tracing.commands import as_spec
     from reproman.tracing.spec import EnvironmentSpec
 
@@ -105,8 +113,11 @@ def plan_install(spec_paths: Sequence[str | EnvironmentSpec] | str | Environment
                                    f"(known: {known})", hint="Install the plugin that provides it.")
             plan.append((path, entry, record))
         if spec.files:
-            lgr.warning("%s: %d file(s) outside any distribution are not installed (copy them yourself)",
-                        path, len(spec.files))
+            note = f"{path}: {len(spec.files)} file(s) outside any distribution are not installed (copy them yourself)"
+            if notes is None:
+                lgr.warning("%s", note)
+            else:
+                notes.append(note)
     plan.sort(key=lambda item: item[2].order)
     return plan
 

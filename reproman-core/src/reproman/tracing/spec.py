@@ -121,9 +121,10 @@ class EnvironmentSpec:
         return dump_yaml(self.to_dict(), header() if with_header else None)
 
     def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the spec atomically; a spec is the user's to share, so it gets the usual mode, not 0600."""
         from reproman.yamlio import atomic_write
 
-        atomic_write(path, self.to_yaml())
+        atomic_write(path, self.to_yaml(), mode=None)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<spec>", text: str | None = None) -> EnvironmentSpec:

@@ -37,7 +37,7 @@ from reproman.cli.main import parse_args
 from reproman.jobs.parameters import JOB_PARAMETERS
 
 SETTINGS = settings(
-    max_examples=examples(12),
+    max_examples=examples(30),
     deadline=None,
     derandomize=False,
     database=None,
@@ -305,7 +305,7 @@ def test_fuzz_commands_that_run_nothing(sandbox: Path, command: str) -> None:
 
 
 def test_fuzz_run(sandbox: Path) -> None:
-    @settings(SETTINGS, max_examples=examples(30))
+    @settings(SETTINGS, max_examples=examples(75))
     @given(argv=run_argv())
     def check(argv: list[str]) -> None:
         before = snapshot(sandbox)
@@ -318,7 +318,7 @@ def test_fuzz_run(sandbox: Path) -> None:
 
 
 def test_fuzz_execute(sandbox: Path) -> None:
-    @settings(SETTINGS, max_examples=examples(20))
+    @settings(SETTINGS, max_examples=examples(50))
     @given(argv=execute_argv())
     def check(argv: list[str]) -> None:
         before = snapshot(sandbox)
@@ -331,7 +331,7 @@ def test_fuzz_random_words(sandbox: Path) -> None:
     """Arbitrary words after the program name (no command word that runs anything)."""
     words = st.one_of(st.sampled_from(INSERTABLE + ["ls", "jobs", "plugins", "diff", "backend-parameters"]), TEXT)
 
-    @settings(SETTINGS, max_examples=examples(40))
+    @settings(SETTINGS, max_examples=examples(100))
     @given(argv=st.lists(words, max_size=6).filter(
         lambda a: not set(a) & {"run", "execute", "login", "install", "create", "delete", "retrace"}))
     def check(argv: list[str]) -> None:

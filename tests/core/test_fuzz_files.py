@@ -32,7 +32,7 @@ from reproman.paths import config_dir, data_dir
 from reproman.resources.inventory import inventory_path
 
 SETTINGS = settings(
-    max_examples=examples(25),
+    max_examples=examples(60),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -172,7 +172,7 @@ BATCH = "- {a: 1, b: x}\n- a: 2\n  b: 'y z'\n- a: &v three\n  b: *v\n"
 
 
 def test_fuzz_batch_spec(sandbox: Path) -> None:
-    @settings(SETTINGS, max_examples=examples(20))
+    @settings(SETTINGS, max_examples=examples(50))
     @given(data=contents(BATCH))
     def check(data: bytes) -> None:
         _write(sandbox / "batch.yaml", data)
@@ -186,7 +186,7 @@ JOB_SPEC = "num_processes: 2\nenv:\n  K: v\n  OTHER: 'x y'\nmemory: 4G\n"
 
 
 def test_fuzz_job_spec(sandbox: Path) -> None:
-    @settings(SETTINGS, max_examples=examples(20))
+    @settings(SETTINGS, max_examples=examples(50))
     @given(data=contents(JOB_SPEC).filter(lambda d: not any(k.encode() in d for k in _UNSAFE_KEYS)))
     def check(data: bytes) -> None:
         _write(sandbox / "jobspec.yaml", data)
@@ -229,7 +229,7 @@ REPROZIP = "version: '0.8'\nruns:\n  - {binary: /bin/sh, argv: [sh]}\nother_file
 
 
 def test_fuzz_reprozip_trace(sandbox: Path) -> None:
-    @settings(SETTINGS, max_examples=examples(10))
+    @settings(SETTINGS, max_examples=examples(25))
     @given(data=contents(REPROZIP))
     def check(data: bytes) -> None:
         _write(sandbox / "config.yml", data)

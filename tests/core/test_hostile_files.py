@@ -132,6 +132,7 @@ def test_batch_spec_alias_bomb_fails_fast_without_memory(workdir: Path) -> None:
     ("binary", BINARY), ("bomb", BOMB), ("brackets", BRACKETS), ("list", "- a\n- b\n"),
     ("mapping-for-int", "num_processes: {x: 1}\n"), ("bool-for-text", "working_directory: true\n"),
     ("env-list-of-lists", "env: [[1]]\n"), ("huge-int", "num_processes: " + "9" * 5000 + "\n"),
+    ("zero-processes", "num_processes: 0\n"), ("env-name", "env: {'A;touch x;B': 1}\n"),
 ])
 def test_job_spec_files(workdir: Path, name: str, content: bytes | str) -> None:
     spec = _write(workdir / f"{name}.yaml", content)

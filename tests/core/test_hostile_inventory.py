@@ -30,6 +30,14 @@ def test_create_on_the_command_line_is_one_line(name: str) -> None:
     assert not inventory_path().exists()
 
 
+@pytest.mark.parametrize("argv", [["create"], ["create", "x", "-t"], ["create", "-rf", "-t", "shell"],
+                                  ["ls", "--resref-type", "x\ny"]])
+def test_argument_errors_are_one_line(argv: list[str]) -> None:
+    line = assert_one_line_error(run_cli(argv), code=2)
+    assert line.startswith(f"reproman {argv[0]}: error: ") and line.endswith(f"(see 'reproman {argv[0]} --help')")
+    assert not inventory_path().exists()
+
+
 def test_names_at_the_limits_are_accepted() -> None:
     for name in ("a", "9", "A.b_c-d", "x" * 64):
         api.create(name, "shell", [])

@@ -69,7 +69,7 @@ def test_fuzz_parameter_values_cannot_add_lines(cls: Any) -> None:
     sub = cls(ShellSession())
     keys = sorted(cls.supported & set(VALUES))
 
-    @settings(max_examples=max(1, int(60 * SCALE)), deadline=None, database=None,
+    @settings(max_examples=max(1, int(100 * SCALE)), deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(params=st.fixed_dictionaries({}, optional={k: VALUES[k] for k in keys}),
            root=st.one_of(st.just("/tmp/run root"), TEXT.map(lambda t: "/tmp/" + t)))

@@ -19,7 +19,6 @@ line naming the path.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -119,7 +118,7 @@ def atomic_write(path: str | os.PathLike[str], text: str, mode: int | None = 0o6
         _mkdirs(target.parent)
         if mode is None and target.exists():
             mode = stat.S_IMODE(target.stat().st_mode)
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        tmp = target.parent / f".{target.name}.{os.urandom(4).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is not None else 0o666)
     except (OSError, ValueError) as exc:
         raise LocalFileError(f"cannot write {path}: {os_error_text(exc)}") from None

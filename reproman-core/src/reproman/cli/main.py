@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.log_level, args.debug)
     from reproman.cli.ui import UI
-    from reproman.errors import ReproManError, one_line
+    from reproman.errors import ReproManError
 
     ui = UI()
     try:
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        ui.error(one_line(str(exc)))
+        ui.error(str(exc))
         return exc.exit_code
     except OSError as exc:
         # Disk full, permission denied, a read-only destination, a working
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        ui.error(one_line(_os_error_line(exc)))
+        ui.error(_os_error_line(exc))
         return 1
     except KeyboardInterrupt:
         ui.error("interrupted")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 LOCAL_RESOURCE_NAME = "local"
 
 RESREF_TYPES = ("auto", "name", "id")
+_LOCAL_RECORD = {"name": LOCAL_RESOURCE_NAME, "type": "shell", "id": "local", "status": "ONLINE"}
 
 #: Names of new resources. A name becomes a directory on the resource (job
 #: directories live under ``.reproman/jobs/<name>/``), appears in commands
@@ -68,7 +69,6 @@ def check_job_directory_name(name: str) -> str:
             hint=f"Create the resource again under a name of {NAME_RULE}.",
         )
     return name
-_LOCAL_RECORD = {"name": LOCAL_RESOURCE_NAME, "type": "shell", "id": "local", "status": "ONLINE"}
 
 
 def parse_key_values(items: Iterable[str] | Mapping[str, Any] | None, what: str = "backend parameter") -> dict[str, Any]:

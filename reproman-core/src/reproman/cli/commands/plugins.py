@@ -30,7 +30,6 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
 
 
 def _check(args: argparse.Namespace, ui: UI) -> int:
-    from reproman.errors import one_line
     from reproman.plugins.manager import PluginManager
 
     rows = PluginManager(strict=False).check()
@@ -39,7 +38,7 @@ def _check(args: argparse.Namespace, ui: UI) -> int:
         ui.json(rows)
     else:
         for row in broken:
-            ui.error(one_line(row["error"]))
+            ui.error(row["error"])
         plugins = len({row["distribution"] for row in rows if row["distribution"]})
         ui.out(f"Checked {len(rows)} components of {plugins} distributions: "
                + (f"{len(broken)} broken." if broken else "all load."))

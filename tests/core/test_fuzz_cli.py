@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import string
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from hypothesis import strategies as st
 from reproman import api
 from reproman.cli.main import parse_args
 from reproman.jobs.parameters import JOB_PARAMETERS
+from reproman.paths import config_dir, data_dir
 
 SETTINGS = settings(
     max_examples=examples(30),
@@ -63,8 +65,11 @@ RESREF_TYPES = st.one_of(st.sampled_from(["auto", "name", "id"]), TEXT)
 SANDBOX_FILES = ["data.txt", "spec.yml", "spec2.yml", "batch.yaml", "jobspec.yaml", "binary.bin", "bomb.yaml",
                  "reprozip.yml", "extra.cfg", "empty.yml", "subdir", "missing.yaml"]
 FILES = st.one_of(st.sampled_from(SANDBOX_FILES), TEXT.filter(lambda t: "/" not in t))
+#: Inputs and outputs: files, directories, the working directory itself (-o . once emptied it).
+PATHS = st.one_of(FILES, st.sampled_from([".", "./", "subdir/..", "subdir", "out-{p[a]}", "{p[a]}"]))
 SAFE_DIRS = st.one_of(st.sampled_from(["rundir", "sub dir", "subdir"]),
-                      HOSTILE_TEXT.filter(lambda t: "/" not in t and t not in (".", "..") and "\x00" not in t))
+                      HOSTILE_TEXT.filter(lambda t: "/" not in t and t not in (".", "..") and "\x00" not in t
+                                          and not t.startswith("~")))
 JOB_KEYS = st.one_of(st.sampled_from([p.name for p in JOB_PARAMETERS if p.name != "container"]), TEXT)
 
 
@@ -196,15 +201,15 @@ def run_argv(draw: Any) -> list[str]:
         ("--resref-type", RESREF_TYPES), ("-m", TEXT),
         ("--submitter", st.one_of(st.just("local"), TEXT.filter(lambda t: t.strip().lower() not in _SCHEDULERS))),
         ("--orchestrator", st.one_of(st.just("plain"), TEXT.filter(lambda t: not t.strip().lower().startswith("datalad")))),
-        ("--bs", FILES), ("--js", FILES), ("--jp", job_parameter()), ("--jp", job_parameter()), ("-i", FILES),
-        ("-o", FILES), ("--json", None),
+        ("--bs", FILES), ("--js", FILES), ("--jp", job_parameter()), ("--jp", job_parameter()), ("-i", PATHS),
+        ("-o", PATHS), ("-o", PATHS), ("--json", None),
     ]
     for flag, value in optional:
-        if _maybe(draw, 15):
+        if _maybe(draw, 25 if flag == "-o" else 15):
             words.append(flag)
             if value is not None:
                 words.append(draw(value))
-    if _maybe(draw, 30):
+    if _maybe(draw, 50):
         words += ["--follow", *draw(st.sampled_from([[], ["stop"], ["stop-if-success"], ["delete-if-success"]]))]
     if _maybe(draw, 5):
         words += ["--list", draw(st.sampled_from(["submitters", "orchestrators", "parameters"]))]
@@ -283,11 +288,29 @@ def _meant_to_change(argv: list[str] | tuple[str, ...]) -> bool:
     return args.cmd in CHANGING
 
 
+def _outputs_and_records(argv: tuple[str, ...], sandbox: Path) -> list[str]:
+    """What a successful ``run`` may change: its outputs (up to a placeholder), logs, records, inventory."""
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    outputs = [own[i + 1] for i, word in enumerate(own[:-1]) if word in ("-o", "--output")]
+    # An output is never the whole working directory: '-o .' must not make every change allowed.
+    paths = [os.path.normpath(sandbox / o.split("{")[0]) for o in outputs if "{" not in o]
+    if any("{" in o for o in outputs):
+        paths.append(str(sandbox / "out-"))  # what the sandbox's templated outputs render to, at most
+    return [p for p in paths if len(p) > len(str(sandbox))] + [
+        str(sandbox / ".reproman"), str(data_dir()), str(config_dir())]
+
+
 def _check(outcome: Any, before: dict[str, str], sandbox: Path, command: str) -> None:
     event(f"exit {outcome.code}: {outcome.stderr.partition('error: ')[2][:30] if outcome.code else 'ok'}")
     assert_clean(outcome)
     if outcome.code != 0 or not _meant_to_change(outcome.argv):
         assert_unchanged(before, sandbox, outcome)
+    elif command == "run":
+        after = snapshot(sandbox)
+        allowed = _outputs_and_records(outcome.argv, sandbox)
+        changed = [p for p, digest in before.items() if after.get(p) != digest
+                   and not any(p == a or p.startswith(a.rstrip("/") + "/") for a in allowed)]
+        assert not changed, f"{outcome.describe()}\nchanged files that are not outputs: {changed}"
     if outcome.code != 0 and command == "run":
         assert not new_job_records(before), f"a failed run left a job record: {outcome.describe()}"
 

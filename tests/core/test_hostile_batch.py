@@ -80,3 +80,13 @@ def test_argv_words_stay_one_argument_and_q_quotes_for_inner_shells() -> None:
         render("{p[v]!r}", {"v": 1})
     assert render("{p[v]!q:>12}", {"v": "a b"}) == "       'a b'"
     assert render("awk '{print $1}' ${HOME} {p[n]:03}", {"n": 7}) == "awk '{print $1}' ${HOME} 007"
+
+
+@pytest.mark.parametrize("output", [".", "./", "subdir/..", "{p[v]}", "ABS"])
+def test_an_output_naming_the_working_directory_is_refused_and_nothing_is_deleted(workdir: Path, output: str) -> None:
+    (workdir / "subdir").mkdir()
+    (workdir / "precious.txt").write_text("keep me\n")
+    output = str(workdir) if output == "ABS" else output
+    result = run_cli(["run", "--follow", "--bp", "v=.", "-o", output, "--", "sh", "-c", "echo new > new.txt"])
+    assert "is the directory you run from" in assert_one_line_error(result, code=2)
+    assert (workdir / "precious.txt").read_text() == "keep me\n"

@@ -280,5 +280,22 @@ def expand(
     return subjobs
 
 
+def check_outputs(outputs: Iterable[str], local_directory: str) -> None:
+    """Refuse an output that is the directory ``run`` is started from, or a directory above it.
+
+    Outputs come back by replacing the local path with the resource's copy:
+    ``-o .`` deleted every file of the user's directory that the job did not
+    write (and the job's own logs in ``.reproman/``).
+    """
+    base = os.path.realpath(local_directory)
+    for output in outputs:
+        target = os.path.realpath(os.path.join(local_directory, output))
+        if target == base or base.startswith(target.rstrip(os.sep) + os.sep):
+            raise UsageError(
+                f"output {output!r} is the directory you run from: fetching it would replace all of its content",
+                hint="Name the files or subdirectories the command writes.",
+            )
+
+
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))

@@ -29,7 +29,7 @@ from typing import Any
 
 from reproman.errors import ReproManError
 from reproman.jobs import layout
-from reproman.jobs.batch import command_text, expand
+from reproman.jobs.batch import check_outputs, command_text, expand
 from reproman.jobs.connection import Connection
 from reproman.jobs.registry import Registry, dump_record
 from reproman.jobs.spec import JobSpec, new_jobid
@@ -64,6 +64,7 @@ def build_job(
 ) -> JobSpec:
     """The job record, with its directories on the resource decided."""
     subjobs = expand(command, records, inputs, outputs)
+    check_outputs((o for s in subjobs for o in s.outputs), local_directory)
     jobid = new_jobid()
     resource = connection.resource
     check_job_directory_name(resource.name)

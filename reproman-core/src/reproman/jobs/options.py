@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reproman.errors import UsageError
-from reproman.jobs.parameters import GENERIC, JOB_PARAMETERS, check_env_name
+from reproman.jobs.parameters import GENERIC, JOB_PARAMETERS, check_env_name, check_job_spec
 from reproman.plugins.records import Parameter, SubmitterType
 
 KNOWN: dict[str, Parameter] = {p.name: p for p in JOB_PARAMETERS}
@@ -43,6 +43,7 @@ def load_job_specs(paths: Sequence[str | os.PathLike[str]] | None) -> dict[str, 
             continue
         if not isinstance(data, Mapping):
             raise UsageError(f"job spec {path} must be a YAML mapping of job parameters")
+        check_job_spec(data, path)
         merged = deep_merge(merged, data)
     return merged
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from reproman.plugins.records import Parameter
 
@@ -49,3 +52,36 @@ def check_env_name(name: str) -> str:
         raise ValueError(f"{name[:40]!r} is not an environment variable name (letters, digits and '_', "
                          "not starting with a digit)")
     return name
+
+
+def check_job_spec(data: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Raise a :class:`UsageError` naming ``path`` for a known parameter whose value has the wrong type.
+
+    Names are checked later, against the submitter, with suggestions; this
+    check runs per file so that the message can say which file holds the
+    bad value.
+    """
+    from reproman.errors import UsageError
+
+    known = {p.name: p for p in JOB_PARAMETERS}
+    for key, value in data.items():
+        param = known.get(str(key))
+        if param is None or value is None:
+            continue
+        try:
+            if param.name == "env":
+                if not isinstance(value, (Mapping, str, list)):
+                    raise ValueError("expected KEY=VALUE items or a mapping")
+                items = value.split(",") if isinstance(value, str) else value
+                for item in items:
+                    if isinstance(value, Mapping):
+                        check_env_name(str(item))
+                        continue
+                    name, sep, _ = str(item).strip().partition("=")
+                    if not isinstance(item, str) or not sep:
+                        raise ValueError(f"expected KEY=VALUE, got {item!r}"[:80])
+                    check_env_name(name)
+            else:
+                param.convert(value)
+        except ValueError as exc:
+            raise UsageError(f"job spec {path}: {key}: {exc}") from None

@@ -164,7 +164,7 @@ def instantiate(record: Mapping[str, Any]) -> Resource:
             params[param.name] = param.convert(params[param.name]) if params.get(param.name) is not None else param.default
         except ValueError as exc:
             raise InventoryError(
-                f"the inventory record of resource {name!r} is damaged: {param.name}: {exc}",
+                f"the record of resource {name!r} in {Inventory().path} is damaged: {param.name}: {exc}",
                 hint="Fix it in the inventory, or forget the resource with 'reproman delete --force'.",
             ) from None
     ident, status = (_text_or_none(record, key) for key in ("id", "status"))
@@ -178,7 +178,7 @@ def _text_or_none(record: Mapping[str, Any], key: str) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise InventoryError(
-        f"the inventory record of resource {record.get('name')!r} is damaged: {key!r} must be text",
+        f"the record of resource {record.get('name')!r} in {Inventory().path} is damaged: {key!r} must be text",
         hint="Fix it in the inventory, or forget the resource with 'reproman delete --force'.",
     )
 

@@ -29,7 +29,8 @@ ALL_PACKAGES = [
     "reproman-submitters",
     "reproman-orchestrators-datalad",
 ]
-TEST_DEPS = ["pytest>=7", "pytest-timeout", "pexpect", "hatchling", "pyyaml"]  # pyyaml: read specs as the old tool does
+# pyyaml: read specs as the old tool does; hypothesis: the fuzz suites (tests/*/test_fuzz_*.py)
+TEST_DEPS = ["pytest>=7", "pytest-timeout", "pexpect", "hatchling", "pyyaml", "hypothesis>=6"]
 #: Optional extras of core that a session's tests exercise (the job report needs plotly).
 CORE_EXTRAS = {"core": "[report]", "integration": "[report]"}
 #: Services some packages' tests run for real, installed into their virtualenv.

@@ -33,7 +33,8 @@ def test_global_options_before_command() -> None:
 
 def test_no_command_prints_usage() -> None:
     result = run_cli([])
-    assert result.returncode == 2 and "usage: reproman" in result.stderr
+    assert result.returncode == 2 and "usage: reproman" in result.stdout
+    assert result.stderr == "reproman: error: no command given (see the list above)\n"
 
 
 def test_errors_are_one_line_without_traceback_unless_debug() -> None:

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from reproman import api
-from reproman.errors import AmbiguousResourceError, InventoryError, ResourceExistsError, ResourceNotFoundError
+from reproman.errors import (
+    AmbiguousResourceError,
+    InventoryError,
+    LocalFileError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from reproman.resources.inventory import Inventory, inventory_path
 from reproman.testing.cli import run_cli
 
@@ -74,7 +80,7 @@ def test_crash_during_write_keeps_previous_file(monkeypatch: pytest.MonkeyPatch)
     # Inject the fault a real disk cannot be made to produce on demand.
     with monkeypatch.context() as patch:
         patch.setattr(os, "replace", crash)
-        with pytest.raises(OSError):
+        with pytest.raises(LocalFileError, match=f"cannot write {inventory_path()}: disk full"):
             api.create("lost", "shell", [])
     assert inventory_path().read_text() == before
     assert not [p for p in inventory_path().parent.iterdir() if p.name.endswith(".tmp")]

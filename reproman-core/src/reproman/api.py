@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from reproman.resources.base import Resource
     from reproman.resources.session import CommandResult
+    from reproman.tracing.spec import EnvironmentSpec
 
 __all__ = [
     "backend_parameters", "create", "delete", "diff", "execute", "install", "jobs",
@@ -23,11 +24,11 @@ __all__ = [
 
 def backend_parameters(backends: Sequence[str] | str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Parameters of each resource type (all installed types, or ``backends``)."""
+    from reproman import apiargs
     from reproman.plugins.manager import get_plugin_manager
 
+    backends = apiargs.texts(backends, "backends")
     manager = get_plugin_manager()
-    if isinstance(backends, str):
-        backends = [backends]
     types = [manager.resource_type(b) for b in backends] if backends else list(manager.components("resource type").values())
     return {
         t.name: [
@@ -41,9 +42,12 @@ def backend_parameters(backends: Sequence[str] | str | None = None) -> dict[str,
 
 def create(name: str, resource_type: str, backend_parameters: Sequence[str] | Mapping[str, Any] | None = None) -> Resource:
     """Create a computation environment and record it in the inventory."""
+    from reproman import apiargs
     from reproman.resources.manage import create_resource
 
-    return create_resource(name, resource_type, backend_parameters)
+    apiargs.text(name, "name")
+    apiargs.text(resource_type, "resource_type")
+    return create_resource(name, resource_type, apiargs.key_values(backend_parameters, "backend_parameters"))
 
 
 def delete(
@@ -60,10 +64,13 @@ def delete(
     ``confirm`` callable nothing is deleted. ``force`` removes the inventory
     entry even when the backend cannot be reached.
     """
+    from reproman import apiargs
     from reproman.errors import ReproManError, ResourceError
     from reproman.resources.inventory import Inventory
     from reproman.resources.manage import find_record, forget_resource, instantiate
 
+    resref, resref_type = apiargs.resref_name(resref), apiargs.resref_type(resref_type)
+    skip_confirmation, force = apiargs.flag(skip_confirmation, "skip_confirmation"), apiargs.flag(force, "force")
     record = find_record(Inventory().load(), resref, resref_type)
     name = str(record["name"])
     if record.get("id") == "local" and record.get("type") == "shell" and name not in Inventory().load():
@@ -84,8 +91,10 @@ def delete(
 
 
 def _lifecycle(resref: str, resref_type: str, verb: str) -> Resource:
+    from reproman import apiargs
     from reproman.resources.manage import get_resource, update_resource
 
+    resref, resref_type = apiargs.resref(resref), apiargs.resref_type(resref_type)
     resource = get_resource(resref, resref_type)
     resource.connect()
     getattr(resource, verb)()
@@ -105,8 +114,10 @@ def stop(resref: str, resref_type: str = "auto") -> Resource:
 
 def login(resref: str, resref_type: str = "auto") -> int:
     """Interactive shell on a computation environment; returns its exit status."""
+    from reproman import apiargs
     from reproman.resources.manage import get_resource
 
+    resref, resref_type = apiargs.resref(resref), apiargs.resref_type(resref_type)
     resource = get_resource(resref, resref_type)
     resource.connect()
     return resource.login()
@@ -139,11 +150,17 @@ def execute(
     instead (1 stdout, 2 stderr). A :class:`KeyboardInterrupt` while it runs
     stops the command and its process group on the resource.
     """
+    from reproman import apiargs
     from reproman.errors import UsageError
     from reproman.resources.manage import get_resource
 
     if not command:
         raise UsageError("no command given")
+    apiargs.text(command, "command")
+    if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
+        raise UsageError(f"argument args must be a list of text, got {type(args).__name__}")
+    resref, resref_type = apiargs.resref(resref, optional=True), apiargs.resref_type(resref_type)
+    internal, trace = apiargs.flag(internal, "internal"), apiargs.flag(trace, "trace")
     resource = get_resource(resref, resref_type)
     resource.connect()
     session = resource.get_session()
@@ -193,6 +210,7 @@ def ls(
     The built-in ``local`` resource (this machine, the default) is listed
     first unless the inventory has its own resource of that name.
     """
+    from reproman import apiargs
     from reproman.resources.inventory import Inventory
     from reproman.resources.manage import (
         LOCAL_RESOURCE_NAME,
@@ -202,9 +220,10 @@ def ls(
         update_resource,
     )
 
+    resrefs = apiargs.texts(resrefs, "resrefs")
+    resref_type = apiargs.resref_type(resref_type)
+    verbose, refresh = apiargs.flag(verbose, "verbose"), apiargs.flag(refresh, "refresh")
     records = Inventory().load()
-    if isinstance(resrefs, str):
-        resrefs = [resrefs]
     if resrefs:
         selected = [find_record(records, r, resref_type) for r in resrefs]
     else:
@@ -260,13 +279,21 @@ def run(
     Every job records the environment it ran in and, once fetched, its
     outputs' checksums; ``trace`` adds an strace-based trace of each subjob.
     """
+    from reproman import apiargs
     from reproman.jobs.commands import run as _run
 
     return _run(
-        command=command, message=message, resref=resref, resref_type=resref_type, list_=list_,
-        submitter=submitter, orchestrator=orchestrator, batch_spec=batch_spec,
-        batch_parameters=batch_parameters, job_specs=job_specs, job_parameters=job_parameters,
-        inputs=inputs, outputs=outputs, follow=follow, keep_remote=keep_remote, trace=trace,
+        command=apiargs.command(command), message=apiargs.optional_text(message, "message"),
+        resref=apiargs.resref(resref, optional=True), resref_type=apiargs.resref_type(resref_type),
+        list_=apiargs.optional_text(list_, "list_"),
+        submitter=apiargs.optional_text(submitter, "submitter"),
+        orchestrator=apiargs.optional_text(orchestrator, "orchestrator"),
+        batch_spec=apiargs.path(batch_spec, "batch_spec", optional=True),
+        batch_parameters=apiargs.key_values(batch_parameters, "batch_parameters"),
+        job_specs=apiargs.texts(job_specs, "job_specs"),
+        job_parameters=apiargs.key_values(job_parameters, "job_parameters"),
+        inputs=apiargs.texts(inputs, "inputs"), outputs=apiargs.texts(outputs, "outputs"), follow=follow,
+        keep_remote=apiargs.flag(keep_remote, "keep_remote"), trace=apiargs.flag(trace, "trace"),
     )
 
 
@@ -309,10 +336,12 @@ def jobs(
     submitted unless ``overwrite``; fetching and deleting free the job's
     files on the resource unless ``keep_remote``.
     """
+    from reproman import apiargs
     from reproman.jobs.commands import jobs as _jobs
 
-    return _jobs(queries=queries, action=action, all_=all_, status=status, overwrite=overwrite,
-                 keep_remote=keep_remote)
+    return _jobs(queries=apiargs.job_queries(queries), action=apiargs.text(action, "action"),
+                 all_=apiargs.flag(all_, "all_"), status=apiargs.flag(status, "status"),
+                 overwrite=apiargs.flag(overwrite, "overwrite"), keep_remote=apiargs.flag(keep_remote, "keep_remote"))
 
 
 def retrace(
@@ -323,25 +352,32 @@ def retrace(
     resref_type: str = "auto",
 ) -> Any:
     """Gather package information for paths or a ReproZip trace; returns the environment spec."""
+    from reproman import apiargs
     from reproman.tracing.commands import retrace as _retrace
 
-    return _retrace(path=path, spec=spec, output_file=output_file, resref=resref, resref_type=resref_type)
+    return _retrace(path=apiargs.texts(path, "path"), spec=apiargs.path(spec, "spec", optional=True),
+                    output_file=apiargs.path(output_file, "output_file", optional=True),
+                    resref=apiargs.session_or_resref(resref), resref_type=apiargs.resref_type(resref_type))
 
 
-def diff(prov1: str, prov2: str, satisfies: bool = False) -> Any:
-    """Compare two environment specs; the result says whether they differ and how.
+def diff(prov1: str | EnvironmentSpec, prov2: str | EnvironmentSpec, satisfies: bool = False) -> Any:
+    """Compare two environment specs (files, or specs ``retrace`` returned); the result says whether and how they differ.
 
     Given two job IDs instead, compare the jobs: each output by the checksum
     recorded at fetch (``result.equal`` when all are identical) and the
     environments each subjob ran in.
     """
+    from reproman import apiargs
     from reproman.tracing.commands import diff as _diff
 
-    return _diff(prov1=prov1, prov2=prov2, satisfies=satisfies)
+    return _diff(prov1=apiargs.spec(prov1, "prov1"), prov2=apiargs.spec(prov2, "prov2"),
+                 satisfies=apiargs.flag(satisfies, "satisfies"))
 
 
-def install(resref: str, spec: Sequence[str] | str, resref_type: str = "auto") -> Any:
-    """Install the packages of environment specs on a resource."""
+def install(resref: str, spec: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec, resref_type: str = "auto") -> Any:
+    """Install the packages of environment specs (files, or specs ``retrace`` returned) on a resource."""
+    from reproman import apiargs
     from reproman.tracing.commands import install as _install
 
-    return _install(resref=resref, spec=spec, resref_type=resref_type)
+    return _install(resref=apiargs.session_or_resref(resref), spec=apiargs.specs(spec, "spec"),
+                    resref_type=apiargs.resref_type(resref_type))

@@ -20,6 +20,8 @@ from reproman.errors import ConfigError
 from reproman.paths import config_files
 
 ENV_PREFIX = "REPROMAN_"
+#: Config files are a few lines; a megabyte is not one.
+CONFIG_LIMIT = 1024 * 1024
 #: Variables that configure the tool itself rather than a config key.
 _NOT_CONFIG = {"REPROMAN_PLUGINS_STRICT", "REPROMAN_PLUGINS_DISABLE", "REPROMAN_CONFIG"}
 
@@ -33,10 +35,14 @@ class Config:
         extra = list(extra_files)
         if environ.get("REPROMAN_CONFIG"):
             extra.insert(0, environ["REPROMAN_CONFIG"])
-        for path in [*config_files(), *map(Path, extra)]:
-            if path in map(Path, extra) and not Path(path).exists():
+        for path in config_files():
+            if path.is_file():
+                self._read(path)
+        for name in extra:
+            path = Path(name)
+            if not path.exists():
                 raise ConfigError(f"config file {path} does not exist")
-            self._read(Path(path))
+            self._read(path)
         for name, value in environ.items():
             if not name.startswith(ENV_PREFIX) or name in _NOT_CONFIG:
                 continue
@@ -49,10 +55,11 @@ class Config:
             self._parser.set(section, key.lower(), value)
 
     def _read(self, path: Path) -> None:
-        if not path.is_file():
-            return
+        from reproman.localfiles import read_text
+
+        text = read_text(path, what="config file", limit=CONFIG_LIMIT, error=ConfigError)
         try:
-            self._parser.read(path)
+            self._parser.read_string(text, source=str(path))
         except configparser.Error as exc:
             line = getattr(exc, "lineno", None)
             where = f"{path}:{line}" if line else str(path)
@@ -95,5 +102,7 @@ def get_config() -> Config:
 
 
 def reset_config() -> None:
+    """Forget the merged configuration and any ``--config`` files (tests, embedding apps)."""
     global _config
     _config = None
+    _extra.clear()

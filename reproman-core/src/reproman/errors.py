@@ -26,6 +26,18 @@ class ReproManError(Exception):
         return f"{base}{'' if base.endswith(('.', '!', '?', ':')) else '.'} {self.hint}"
 
 
+def one_line(text: str) -> str:
+    """``text`` safe to print as one line: control characters shown escaped.
+
+    Messages quote names and paths that users (or files) supplied; a newline
+    in one must not split the error, and an escape sequence must not reach
+    the terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 class ConfigError(ReproManError):
     """A configuration file or setting is malformed or contradictory."""
 
@@ -72,6 +84,10 @@ class BackendParameterError(ResourceError, UsageError):
 
 class InventoryError(ReproManError):
     """The inventory file cannot be read or written."""
+
+
+class LocalFileError(ReproManError):
+    """A file on this machine cannot be read or written (permissions, disk full, read-only)."""
 
 
 class ResourceConnectionError(ResourceError):

@@ -163,6 +163,60 @@ def runscript_path(job: Any) -> str:
     return f"{str(job.job_dir).rstrip('/')}/{RUNSCRIPT}"
 
 
+#: Characters that end or split a directive line in some parser: C0/C1 controls
+#: (newline, carriage return, tab, escape...) and Unicode line separators.
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: A pass-through directive for the schedulers whose directives are options (``-l ...``, ``--x=y``).
+OPTION_DIRECTIVE = (re.compile(r"-\S"), "an option such as --constraint=skylake or -l nodes=2")
+
+
+def check_directive_values(
+    scheduler: str,
+    values: Mapping[str, Any],
+    *,
+    forbidden: str = "",
+    directive_form: tuple[re.Pattern[str], str] | None = None,
+) -> None:
+    """Refuse any value that could break out of its line of the submission script.
+
+    Called by every submitter where it renders directives, with everything
+    that goes into them: the job's parameters (``directives`` items one by
+    one) and the job directory. No value may contain a newline or another
+    control character: ``queue=x"<newline>touch /tmp/pwned`` would otherwise
+    put a command on a line of its own. ``forbidden`` adds the characters a
+    scheduler's directive parser cannot take inside a value (PBS and LSF
+    have no escape for ``"``; HTCondor expands ``$(...)`` macros), and
+    ``directive_form`` (pattern, description) is what each pass-through
+    ``directives`` item must look like.
+
+    Example, as the first line of a submitter's ``directives()``::
+
+        check_directive_values("slurm", {**params, "job directory": job.job_dir},
+                               directive_form=OPTION_DIRECTIVE)
+    """
+    for name, value in values.items():
+        items = value if name == "directives" and isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if item is None or isinstance(item, (bool, int, float)):
+                continue
+            text = str(item)
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            what = "directive" if name == "directives" else f"job parameter {name}" if name != "job directory" else name
+            if _LINE_BREAKING.search(text):
+                raise SubmissionError(
+                    f"{what} {shown!r} contains a newline or another control character",
+                    hint=f"Each {scheduler} directive is one line; remove it.",
+                )
+            if name == "directives":
+                if directive_form is not None and not directive_form[0].match(text):
+                    raise SubmissionError(f"{what} {shown!r} is not a {scheduler} directive",
+                                          hint=f"Give {directive_form[1]}.")
+                continue
+            bad = next((c for c in forbidden if c in text), None)
+            if bad is not None:
+                raise SubmissionError(f"{what} {shown!r}: {scheduler} directives cannot contain {bad!r}")
+
+
 def directive_lines(prefix: str, options: Iterable[str]) -> str:
     """``#SBATCH --mem=4096M`` lines; a value with spaces is quoted for the scheduler's parser."""
     return "".join(f"{prefix} {opt}\n" for opt in options)
@@ -171,7 +225,8 @@ def directive_lines(prefix: str, options: Iterable[str]) -> str:
 def quote_option(flag: str, value: Any, sep: str = "=") -> str:
     """``--output=/a b/c`` quoted as the schedulers' directive parsers expect (double quotes)."""
     text = str(value)
-    if re.search(r"[\s\"'\\$`]", text):
+    # '#' too: Slurm reads an unquoted "a#b" as "a" followed by a comment.
+    if re.search(r"[\s\"'\\$`#]", text):
         text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{flag}{sep}{text}"
 

@@ -30,6 +30,7 @@ from reproman.errors import SubmissionError
 from reproman.jobs.contracts import FailureReason, SchedulerState, State
 from reproman_submitters.common import (
     BatchSubmitter,
+    check_directive_values,
     failed,
     memory_mb,
     pending,
@@ -40,6 +41,12 @@ from reproman_submitters.common import (
     walltime_seconds,
 )
 from reproman_submitters.hooks import CONDOR
+
+#: A pass-through line of a submit description: ``name = value`` (``+Attr``, ``My.Attr`` too), never ``queue``.
+CONDOR_DIRECTIVE = (
+    re.compile(r"\+?[A-Za-z_][A-Za-z0-9_.]*\s*=", re.ASCII),
+    "a submit command such as 'requirements = (OpSys == \"LINUX\")'",
+)
 
 _TERSE_RE = re.compile(r"^(\d+)\.(\d+) - (\d+)\.(\d+)$")
 
@@ -93,6 +100,8 @@ class CondorSubmitter(BatchSubmitter):
 
     def submission_script(self, job: Any) -> str:
         params = self.parameters(job)
+        check_directive_values(self.name, {**params, "job directory": job.job_dir}, forbidden="$",
+                               directive_form=CONDOR_DIRECTIVE)
         n = self.n_subjobs(job)
         jobdir = str(job.job_dir).rstrip("/")
         lines = [

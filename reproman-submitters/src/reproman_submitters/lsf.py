@@ -29,7 +29,9 @@ from typing import Any, ClassVar
 from reproman.errors import SubmissionError
 from reproman.jobs.contracts import FailureReason, SchedulerState, State
 from reproman_submitters.common import (
+    OPTION_DIRECTIVE,
     BatchSubmitter,
+    check_directive_values,
     chunks,
     directive_lines,
     failed,
@@ -96,6 +98,8 @@ class LSFSubmitter(BatchSubmitter):
     probe: ClassVar[str] = "bsub"
 
     def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
+        check_directive_values(self.name, {**params, "job directory": job.job_dir}, forbidden='"',
+                               directive_form=OPTION_DIRECTIVE)
         jobdir = str(job.job_dir).rstrip("/")
         launcher = bool(params.get("launcher"))
         array = not launcher and self.n_subjobs(job) > 1

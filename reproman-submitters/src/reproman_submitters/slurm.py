@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 from reproman.errors import SubmissionError
 from reproman.jobs.contracts import FailureReason, SchedulerState, State
 from reproman_submitters.common import (
+    OPTION_DIRECTIVE,
     BatchSubmitter,
+    check_directive_values,
     chunks,
     directive_lines,
     failed,
@@ -103,6 +105,7 @@ class SlurmSubmitter(BatchSubmitter):
     # -- script ----------------------------------------------------------------------
     def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
         """``#SBATCH`` options, in the order a person would write them."""
+        check_directive_values(self.name, {**params, "job directory": job.job_dir}, directive_form=OPTION_DIRECTIVE)
         jobdir = str(job.job_dir).rstrip("/")
         launcher = bool(params.get("launcher"))
         opts = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,8 +43,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         words = words[: at + 1] + own
     args = parser.parse_args(words)
     if args.cmd is None:
-        parser.print_help(sys.stderr)
-        raise SystemExit(2)
+        parser.print_help(sys.stdout)
+        parser.exit(2, "reproman: error: no command given (see the list above)\n")
     if trailing is not None:
         first, rest = TRAILING_COMMAND[args.cmd]
         if rest is None:
@@ -77,6 +78,13 @@ def _setup_logging(level: str | None, debug: bool) -> None:
     root.propagate = False
 
 
+def _os_error_line(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    where = " -> ".join(str(p) for p in paths)
+    return f"{where}: {reason}" if where else reason
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.log_level, args.debug)
@@ -84,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reproman.errors import ReproManError
 
     ui = UI()
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        ui.error("the current directory does not exist any more; cd to one that does")
+        return 1
     if args.config:
         from reproman.config import set_config_files
 
@@ -98,11 +111,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         ui.error(str(exc))
         return exc.exit_code
+    except OSError as exc:
+        # Disk full, permission denied, a read-only destination, a working
+        # directory that was removed: the user's to fix, so one line naming
+        # the path. (Library code wraps the ones it expects; this is the net.)
+        if isinstance(exc, BrokenPipeError):
+            return 0
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        ui.error(_os_error_line(exc))
+        return 1
     except KeyboardInterrupt:
         ui.error("interrupted")
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import NoReturn
 
 RESREF_TYPES = ("auto", "name", "id")
 FOLLOW_CHOICES = ("stop", "stop-if-success", "delete", "delete-if-success")
@@ -33,10 +34,19 @@ def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="Print machine-readable JSON on stdout.")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors on one line (usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        from reproman.errors import one_line
+
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reproman import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="reproman",
         description="Manage computation environments and run reproducible work on them.",
     )
@@ -87,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
 
     p = add("plugins", "List installed plugin distributions and their components.")
+    p.add_argument("--check", action="store_true",
+                   help="Import every component and validate its record; report each broken one (exit 1 if any).")
     _json(p)
 
     p = add("run", "Run a command on a resource, through a submitter and an orchestrator.")
@@ -145,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Write JOB's provenance to DIR as an RO-Crate (Process Run Crate); needs reproman-core[export].")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="With --report: the HTML file to write (default: reproman-report-JOBID.html).")
+    p.add_argument("--show-env", action="store_true",
+                   help="Print the values of the 'env' job parameter (hidden by default: they may be secrets).")
     _json(p)
 
     p = add("retrace", "Find the packages that provide files, as an environment spec.")

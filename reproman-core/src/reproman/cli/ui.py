@@ -81,7 +81,10 @@ class UI:
         self.stderr.flush()
 
     def error(self, text: str) -> None:
-        self.info(f"reproman: error: {text}")
+        """One line, whatever ``text`` holds (names and paths from files may contain newlines)."""
+        from reproman.errors import one_line
+
+        self.info(f"reproman: error: {one_line(text)}")
 
     def confirm(self, question: str) -> bool:
         """Ask yes/no on the terminal; without one, the answer is no."""

@@ -11,14 +11,21 @@ Placeholders are substituted with a small, explicit renderer rather than
 that ``str.format`` would reject or, worse, evaluate, and a renderer that
 only knows three field names cannot raise the old tool's ``KeyError: 'p'``
 or reach attributes of the values. It keeps ``str.format``'s format specs
-(``{p[n]:03}``). Rendering is a pure function of its arguments, so repeated
-or concurrent batch runs share no state.
+(``{p[n]:03}``) with widths and precisions of at most :data:`MAX_WIDTH`
+(``{p[v]:>1500000000}`` would need 1.5 GB), and adds the conversion
+``{p[K]!q}``: the value quoted for the shell. A command given as one string
+is shell code, and a plain ``{p[K]}`` is pasted into it as is, so a value
+``x; rm -rf ~`` runs ``rm``; ``!q`` makes it one word. Rendering is a pure
+function of its arguments, so repeated or concurrent batch runs share no
+state.
 """
 
 from __future__ import annotations
 
+import datetime
 import glob
 import itertools
+import math
 import os
 import re
 import shlex
@@ -30,8 +37,18 @@ from reproman.jobs.spec import Subjob
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 PLACEHOLDER = re.compile(
-    r"\{(?:p\[(?P<key>[^\[\]{}]+)\]|(?P<list>inputs|outputs))(?::(?P<spec>[^{}]*))?\}"
+    r"\{(?:p\[(?P<key>[^\[\]{}]+)\](?:!(?P<conversion>\w))?|(?P<list>inputs|outputs))(?::(?P<spec>[^{}]*))?\}"
 )
+#: ``str.format``'s mini-language (fill, align, sign, z, #, 0, width, grouping, precision, type).
+_FORMAT_SPEC = re.compile(
+    r"(?:[^{}]?[<>=^])?[-+ ]?z?#?0?(?P<width>\d+)?[_,]?(?:\.(?P<precision>\d+))?[bcdeEfFgGnosxX%]?"
+)
+#: Largest width or precision a placeholder may ask for.
+MAX_WIDTH = 1000
+#: Most subjobs one run may have (a product of --bp values grows fast).
+MAX_SUBJOBS = 100_000
+#: Types a batch parameter value may have (what a YAML scalar becomes).
+_SCALARS = (str, int, float, bool, type(None), datetime.date)
 
 
 def parse_batch_parameters(
@@ -48,18 +65,30 @@ def parse_batch_parameters(
     base = os.fspath(cwd) if cwd is not None else os.getcwd()
     pairs: Iterable[tuple[str, Any]]
     if isinstance(items, Mapping):
+        for key in items:
+            if not isinstance(key, str) or not key:
+                raise UsageError(f"batch parameter names must be text, got {key!r}"[:200])
         pairs = items.items()
     else:
         parsed: list[tuple[str, Any]] = []
-        for item in items:
-            key, sep, values = str(item).partition("=")
+        for item in [items] if isinstance(items, str) else items:
+            if not isinstance(item, str):
+                raise UsageError(f"batch parameter {item!r} is not a KEY=VALUE1,VALUE2 string"[:200])
+            key, sep, values = item.partition("=")
             if not sep or not key.strip():
                 raise UsageError(f"batch parameter {item!r} is not of the form KEY=VALUE1,VALUE2")
             parsed.append((key.strip(), values))
         pairs = parsed
     result: dict[str, list[Any]] = {}
     for key, values in pairs:
-        raw = values.split(",") if isinstance(values, str) else list(values)
+        if isinstance(values, str):
+            raw: list[Any] = values.split(",")
+        elif isinstance(values, (list, tuple)):
+            raw = list(values)
+        else:
+            raw = [values]
+        for value in raw:
+            check_value(value, f"batch parameter {key}")
         expanded: list[Any] = []
         for value in raw:
             if isinstance(value, str) and _GLOB_CHARS.search(value):
@@ -80,11 +109,25 @@ def parse_batch_parameters(
     return result
 
 
+def check_value(value: Any, what: str) -> None:
+    """A batch value must be a scalar: it is pasted into commands and paths as text."""
+    if not isinstance(value, _SCALARS):
+        kind = "a mapping" if isinstance(value, Mapping) else "a list" if isinstance(value, (list, tuple, set)) \
+            else type(value).__name__
+        raise UsageError(f"{what}: values must be text or numbers, got {kind}")
+
+
 def product(parameters: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Every combination of the values, keys in the order given."""
     if not parameters:
         return []
     keys = list(parameters)
+    count = math.prod(len(parameters[k]) for k in keys)
+    if count > MAX_SUBJOBS:
+        raise UsageError(
+            f"the batch parameters make {count:,} subjobs, more than the {MAX_SUBJOBS:,} one run can have",
+            hint="Split the batch into several runs.",
+        )
     return [dict(zip(keys, combo)) for combo in itertools.product(*(parameters[k] for k in keys))]
 
 
@@ -92,12 +135,26 @@ def load_batch_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of a ``--batch-spec`` file: a YAML list of mappings."""
     from reproman.yamlio import load_file
 
-    data = load_file(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"batch spec must be a file name, got {type(path).__name__}")
+    data = load_file(path, what="batch spec")
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise UsageError(f"batch spec {path} must be a YAML list of mappings (one record per subjob)")
     if not data:
         raise UsageError(f"batch spec {path} has no records")
-    return [dict(r) for r in data]
+    if len(data) > MAX_SUBJOBS:
+        raise UsageError(f"batch spec {path} has {len(data):,} records, more than the {MAX_SUBJOBS:,} one run can have",
+                         hint="Split it into several runs.")
+    records = []
+    for i, record in enumerate(data, 1):
+        clean: dict[str, Any] = {}
+        for key, value in record.items():
+            if not isinstance(key, (str, int, float)) or isinstance(key, bool):
+                raise UsageError(f"batch spec {path}, record {i}: parameter names must be text, got {key!r}"[:200])
+            check_value(value, f"batch spec {path}, record {i}, {key}")
+            clean[str(key)] = value
+        records.append(clean)
+    return records
 
 
 def batch_records(
@@ -127,18 +184,43 @@ def render(
 
     def substitute(match: re.Match[str]) -> str:
         key, name, spec = match.group("key"), match.group("list"), match.group("spec") or ""
+        placeholder = match.group(0)
         if key is not None:
             if key not in p:
                 known = ", ".join(p) or "none (no batch parameters given)"
-                raise UsageError(f"{match.group(0)} in {template!r}: no batch parameter {key!r}; known: {known}")
-            return format(p[key], spec)
+                raise UsageError(f"{placeholder} in {template!r}: no batch parameter {key!r}; known: {known}")
+            value = p[key]
+            conversion = match.group("conversion")
+            if conversion == "q":
+                value = shlex.quote(str(value))
+            elif conversion is not None:
+                raise UsageError(f"{placeholder}: unknown conversion '!{conversion}'",
+                                 hint="Use {p[KEY]!q} for the value quoted for the shell.")
+            return _format(value, spec, placeholder)
         if not allow_lists:
-            raise UsageError(f"{match.group(0)} can only be used in the command, not in {template!r}")
+            raise UsageError(f"{placeholder} can only be used in the command, not in {template!r}")
         values = inputs if name == "inputs" else outputs
         text = " ".join(shlex.quote(v) for v in values) if quote_lists else " ".join(values)
-        return format(text, spec)
+        return _format(text, spec, placeholder)
 
     return PLACEHOLDER.sub(substitute, template)
+
+
+def _format(value: Any, spec: str, placeholder: str) -> str:
+    """``format(value, spec)`` for a spec of bounded width, or a :class:`UsageError`."""
+    if not spec:
+        return str(value)
+    match = _FORMAT_SPEC.fullmatch(spec)
+    if match is None:
+        raise UsageError(f"{placeholder}: {spec!r} is not a format specification")
+    for part in ("width", "precision"):
+        digits = match.group(part)
+        if digits is not None and (len(digits) > 6 or int(digits) > MAX_WIDTH):
+            raise UsageError(f"{placeholder}: {part} {digits[:10]} is larger than {MAX_WIDTH}")
+    try:
+        return format(value, spec)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{placeholder}: cannot format {value!r} with {spec!r}: {exc}"[:300]) from None
 
 
 def command_text(command: Sequence[str] | str) -> str:

@@ -99,13 +99,16 @@ def render_runscript(
 # Usage: sh runscript INDEX   (INDEX counts subjobs from 0)
 i="${{1:?usage: runscript SUBJOB-INDEX}}"
 jobdir={shlex.quote(jobdir)}
-mark() {{ printf '%s\\n' "$1" > "$jobdir/status.$i.tmp" && mv -f "$jobdir/status.$i.tmp" "$jobdir/status.$i"; }}
+# ReproMan's files in the job directory are private; the command gets the caller's umask back.
+reproman_umask=$(umask); umask 077
+mark() {{ umask 077; printf '%s\\n' "$1" > "$jobdir/status.$i.tmp" && mv -f "$jobdir/status.$i.tmp" "$jobdir/status.$i"; }}
 exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null
 : >"$jobdir/{STARTED}.$i"
 printf 'running\n' > "$jobdir/status.$i"
 cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
 REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB
-{exports}{capture_before}case "$i" in
+{exports}umask "$reproman_umask"
+{capture_before}case "$i" in
 {arms}
   *) echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2 ;;
 esac

@@ -39,6 +39,7 @@ class LocalSubmitter(Submitter):
 jobdir={jobdir}
 n={int(job.n_subjobs)}
 procs={shlex.quote(str(procs)) if procs else '""'}
+reproman_umask=$(umask); umask 077
 printf '%s\\n' "$$" > "$jobdir/{layout.SUBMISSION_ID}"
 if [ -z "$procs" ]; then
   procs=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
@@ -46,8 +47,10 @@ fi
 # xargs stops at an exit status of 255, and one failing subjob must not stop
 # the others: each subjob runs the runscript in a shell whose EXIT trap makes
 # it exit 0 (sourcing it with the index as $1 saves a process per subjob).
-awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' |
+awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
+  umask "$reproman_umask"
   xargs -n 1 -P "$procs" sh -c 'trap "exit 0" EXIT; . "$0"' "$jobdir/{layout.RUNSCRIPT}"
+}}
 : > "$jobdir/{layout.COMPLETED}"
 """
 
@@ -57,7 +60,7 @@ awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' |
         log = shlex.quote(posixpath.join(job.job_dir, LAUNCHER_LOG))
         start = f"sh {script} </dev/null >{log} 2>&1 &"
         command = (
-            f"cd {jobdir} || exit 1; "
+            f"cd {jobdir} || exit 1; (umask 077; : > {log}); "
             f"if command -v setsid >/dev/null 2>&1; then setsid {start} "
             f"else set -m; nohup {start} fi; echo $!"
         )

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reproman.errors import UsageError
-from reproman.jobs.parameters import GENERIC, JOB_PARAMETERS
+from reproman.jobs.parameters import GENERIC, JOB_PARAMETERS, check_env_name, check_job_spec
 from reproman.plugins.records import Parameter, SubmitterType
 
 KNOWN: dict[str, Parameter] = {p.name: p for p in JOB_PARAMETERS}
@@ -38,11 +38,12 @@ def load_job_specs(paths: Sequence[str | os.PathLike[str]] | None) -> dict[str, 
 
     merged: dict[str, Any] = {}
     for path in paths or ():
-        data = load_file(path)
+        data = load_file(path, what="job spec")
         if data is None:
             continue
         if not isinstance(data, Mapping):
             raise UsageError(f"job spec {path} must be a YAML mapping of job parameters")
+        check_job_spec(data, path)
         merged = deep_merge(merged, data)
     return merged
 
@@ -101,12 +102,12 @@ def env_mapping(raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
     if isinstance(raw, Mapping):
-        return {str(k): "" if v is None else str(v) for k, v in raw.items()}
+        return {check_env_name(str(k)): "" if v is None else str(v) for k, v in raw.items()}
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     env: dict[str, str] = {}
     for item in items:
         key, sep, value = str(item).strip().partition("=")
         if not sep or not key:
             raise ValueError(f"expected KEY=VALUE, got {item!r}")
-        env[key] = value
+        env[check_env_name(key)] = value
     return env

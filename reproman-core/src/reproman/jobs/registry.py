@@ -11,17 +11,21 @@ that still names the job directory on the resource.
 
 from __future__ import annotations
 
+import datetime
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from reproman.errors import JobError, JobNotFoundError, ReproManError
+from reproman.errors import JobError, JobNotFoundError, ReproManError, SpecError
 from reproman.jobs.spec import JobSpec
 from reproman.paths import data_dir
 
 SUFFIX = ".yaml"
+#: A 100,000-subjob record is about 30 MB of JSON.
+RECORD_LIMIT = 256 * 1024 * 1024
 
 
 def dump_record(job: JobSpec) -> str:
@@ -44,10 +48,84 @@ def load_record(text: str, source: str) -> Any:
 
     try:
         return json.loads(text)
-    except ValueError:
-        from reproman.yamlio import load
+    except (ValueError, RecursionError):
+        from reproman.yamlio import YAML_LIMIT, load
 
+        if len(text) > YAML_LIMIT:
+            raise SpecError(f"{source} is not JSON, and too large to read as YAML") from None
         return load(text, source)
+
+
+#: The fields of a record and the types they must have (``None`` allowed for the optional ones).
+_TEXT = ("jobid", "command", "resource_name", "resource_type", "submitter", "orchestrator",
+         "local_directory", "root_directory", "working_directory", "job_dir", "status", "created")
+_OPTIONAL_TEXT = ("message", "resource_id", "submission_id")
+_MAPPINGS = ("parameters", "extra")
+_TEXT_LISTS = ("inputs", "outputs")
+
+
+def check_record(data: Any, path: Path) -> None:
+    """Raise :class:`JobError` unless ``data`` has the shape of a job record.
+
+    Checked once here so that no later ``jobs`` action meets a list where
+    it expects a name: a damaged record is listed as damaged instead.
+    """
+    def bad(what: str) -> JobError:
+        return JobError(f"{path} is not a valid job record: {what}")
+
+    if not isinstance(data, dict) or "jobid" not in data:
+        raise JobError(f"{path} is not a job record (no 'jobid' mapping)")
+    if isinstance(data.get("created"), (datetime.date, datetime.datetime)):
+        data["created"] = data["created"].isoformat()  # a hand-written YAML record
+    for key in ("jobid", "command", "resource_name", "resource_type", "submitter", "orchestrator"):
+        if key not in data:
+            raise bad(f"no {key!r}")
+    for key in _TEXT:
+        if key in data and not isinstance(data[key], str):
+            raise bad(f"{key!r} must be text")
+    for key in _OPTIONAL_TEXT:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise bad(f"{key!r} must be text")
+    for key in _MAPPINGS:
+        if key in data and not isinstance(data[key], dict):
+            raise bad(f"{key!r} must be a mapping")
+    for key in _TEXT_LISTS:
+        if key in data and not (isinstance(data[key], list) and all(isinstance(v, str) for v in data[key])):
+            raise bad(f"{key!r} must be a list of paths")
+    subjobs = data.get("subjobs", [])
+    if not isinstance(subjobs, list):
+        raise bad("'subjobs' must be a list")
+    for i, sub in enumerate(subjobs):
+        if not isinstance(sub, dict) or not isinstance(sub.get("command"), str):
+            raise bad(f"subjob {i} has no command")
+        if set(sub) - {"command", "inputs", "outputs", "p"}:
+            raise bad(f"subjob {i} has unknown fields {sorted(map(str, set(sub) - {'command', 'inputs', 'outputs', 'p'}))}")
+        for key in _TEXT_LISTS:
+            if key in sub and not (isinstance(sub[key], list) and all(isinstance(v, str) for v in sub[key])):
+                raise bad(f"subjob {i}: {key!r} must be a list of paths")
+        if "p" in sub and not isinstance(sub["p"], dict):
+            raise bad(f"subjob {i}: 'p' must be a mapping")
+    if data["jobid"] != path.name[: -len(SUFFIX)]:
+        raise bad(f"it names job {data['jobid'][:40]!r}, not the job of its file name")
+
+
+HIDDEN = "<hidden; 'reproman jobs --show --show-env' prints it>"
+
+
+def hide_env(row: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a job record (or of a row holding one under ``job``) with ``env`` values hidden.
+
+    The ``env`` job parameter is how secrets such as tokens reach a job;
+    listings end up in terminals' scrollback and CI logs, so its values are
+    shown only when asked for. The names stay, so the user sees what is set.
+    """
+    out = dict(row)
+    params = out.get("parameters")
+    if isinstance(params, dict) and isinstance(params.get("env"), dict):
+        out["parameters"] = {**params, "env": {k: HIDDEN for k in params["env"]}}
+    if isinstance(out.get("job"), dict):
+        out["job"] = hide_env(out["job"])
+    return out
 
 
 @attrs.frozen(kw_only=True)
@@ -69,21 +147,26 @@ class Registry:
         return self.root / f"{jobid}{SUFFIX}"
 
     def save(self, job: JobSpec) -> None:
-        from reproman.yamlio import atomic_write
+        """Write the record, private (0600 in a 0700 directory): it holds ``env`` values."""
+        from reproman.localfiles import atomic_write, private_dir
 
-        atomic_write(self.path(job.jobid), dump_record(job))
+        private_dir(self.root)
+        if self.root.stat().st_mode & 0o077 and self.root.stat().st_uid == os.getuid():
+            self.root.chmod(0o700)  # made readable by an older ReproMan
+        atomic_write(self.path(job.jobid), dump_record(job), mode=0o600)
 
     def load(self, jobid: str) -> JobSpec:
         return self._read(self.path(jobid))
 
     def _read(self, path: Path) -> JobSpec:
+        from reproman.localfiles import read_text
+
+        text = read_text(path, what="job record", limit=RECORD_LIMIT, error=JobError)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise JobError(f"cannot read {path}: {exc.strerror}") from None
-        data = load_record(text, str(path))
-        if not isinstance(data, dict) or "jobid" not in data:
-            raise JobError(f"{path} is not a job record (no 'jobid' mapping)")
+            data = load_record(text, str(path))
+        except SpecError as exc:
+            raise JobError(str(exc)) from None
+        check_record(data, path)
         try:
             return JobSpec.from_dict(data)
         except (TypeError, ValueError) as exc:

@@ -19,6 +19,7 @@ removes the record again.
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import shlex
 import tempfile
@@ -32,6 +33,7 @@ from reproman.jobs.batch import command_text, expand
 from reproman.jobs.connection import Connection
 from reproman.jobs.registry import Registry, dump_record
 from reproman.jobs.spec import JobSpec, Subjob, new_jobid
+from reproman.resources.manage import check_job_directory_name
 
 lgr = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ def build_job(
     check_job_paths([i for s in subjobs for i in s.inputs], [o for s in subjobs for o in s.outputs], local_directory)
     jobid = new_jobid()
     resource = connection.resource
+    check_job_directory_name(resource.name)
     root_param = parameters.get("root_directory") or DEFAULT_ROOT
     wd_param = parameters.get("working_directory")
     needs_home = not posixpath.isabs(root_param) or (wd_param and not posixpath.isabs(wd_param))
@@ -123,6 +126,12 @@ def runscript_for(job: JobSpec) -> str:
     )
 
 
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def _abandon(orchestrator: Any) -> None:
     """Let the orchestrator release what it staged; never mask the original error."""
     try:
@@ -142,11 +151,17 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
     try:
         orchestrator.prepare_remote()
         with tempfile.TemporaryDirectory(prefix="reproman-job-") as tmp:
+            # Private on the resource too (the transfer keeps modes): the
+            # spec and the runscript hold the job's env values.
             staging = Path(tmp) / job.jobid
-            staging.mkdir()
-            (staging / layout.SPEC_FILE).write_text(dump_record(job))
-            (staging / layout.RUNSCRIPT).write_text(runscript_for(job))
-            (staging / submitter.script_name).write_text(submitter.submission_script(job))
+            staging.mkdir(mode=0o700)
+            staging.chmod(0o700)
+            for name, text in (
+                (layout.SPEC_FILE, dump_record(job)),
+                (layout.RUNSCRIPT, runscript_for(job)),
+                (submitter.script_name, submitter.submission_script(job)),
+            ):
+                _write_private(staging / name, text)
             extra = provenance.stage(connection.session, job, staging)
             connection.session.put_many([(staging, job.job_dir), *extra])
     except BaseException:

@@ -235,6 +235,39 @@ class PluginManager:
         """Tracers in the order they see files."""
         return sorted(self._registry("tracer").values(), key=lambda t: (t.order, t.name))
 
+    def check(self) -> list[dict[str, Any]]:
+        """Every plugin and component, imported and validated: the data behind ``plugins --check``.
+
+        One row per component (and per plugin that failed to load); a
+        broken one has ``error``, a line saying what is wrong. Make the
+        manager with ``strict=False`` so that one broken plugin does not
+        hide the others.
+        """
+        rows: list[dict[str, Any]] = []
+        built: dict[str, dict[str, Any]] = {}
+        for kind in _HOOKS:
+            try:
+                built[kind] = self._registry(kind)
+            except PluginError as exc:
+                rows.append({"kind": kind, "name": None, "distribution": None, "version": None, "factory": None,
+                             "error": exc.args[0] if exc.args else str(exc)})
+        for failure in self.failures:
+            rows.append({"kind": "plugin", "name": failure.name, "distribution": failure.distribution,
+                         "version": failure.version, "factory": failure.module,
+                         "error": f"plugin {failure.name!r} from {failure.distribution} {failure.version} "
+                                  f"failed to load: {failure.error}"})
+        for kind, registry in built.items():
+            for record in registry.values():
+                try:
+                    record.load()
+                    problems = [record.describe_problem(p) for p in record.problems()]
+                except PluginError as exc:
+                    problems = [exc.args[0] if exc.args else str(exc)]
+                rows.append({"kind": kind, "name": record.name, "distribution": record.distribution,
+                             "version": record.version, "factory": record.factory,
+                             "error": "; ".join(problems) or None})
+        return rows
+
     def describe(self) -> list[dict[str, Any]]:
         """Plugins with their components, the data behind ``reproman plugins``."""
         for kind in _HOOKS:

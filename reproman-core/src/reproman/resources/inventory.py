@@ -19,6 +19,9 @@ from typing import Any
 from reproman.errors import InventoryError, SpecError
 from reproman.paths import config_dir
 
+#: A thousand resources take ~100 KiB; anything near this is not an inventory.
+INVENTORY_LIMIT = 16 * 1024 * 1024
+
 HEADER = "ReproMan inventory: resources created with 'reproman create'.\nEdit with care; 'reproman ls' reads it."
 
 
@@ -37,38 +40,45 @@ class Inventory:
 
     def load(self) -> dict[str, dict[str, Any]]:
         """Current records; an absent file is an empty inventory."""
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise InventoryError(f"cannot read inventory {self.path}: {exc.strerror}") from None
         from reproman import yamlio
+        from reproman.localfiles import read_text
 
+        if not self.path.exists():
+            return {}  # also a dangling link: the first write creates its target
+        untouched = "(inventory left untouched; fix or move it away)"
         try:
+            text = read_text(self.path, what="inventory", limit=INVENTORY_LIMIT, error=InventoryError)
             data = yamlio.load(text, str(self.path))
-        except SpecError as exc:
-            raise InventoryError(f"{exc} (inventory left untouched; fix or move it away)") from None
+        except (InventoryError, SpecError) as exc:
+            raise InventoryError(f"{exc} {untouched}") from None
         if data is None:
             return {}
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-            raise InventoryError(
-                f"inventory {self.path} is not a mapping of resource names to records "
-                "(inventory left untouched; fix or move it away)"
-            )
+            raise InventoryError(f"inventory {self.path} is not a mapping of resource names to records {untouched}")
         records: dict[str, dict[str, Any]] = {}
         for name, record in data.items():
-            record = dict(record)
-            record.setdefault("name", name)
+            # The key is the name: a record saying otherwise could never be deleted.
+            record = {**{str(k): v for k, v in record.items()}, "name": str(name)}
             records[str(name)] = record
         return records
 
     @contextlib.contextmanager
     def edit(self) -> Iterator[dict[str, dict[str, Any]]]:
-        """Lock, load, let the caller change the mapping, then write it atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(lock_path, "a") as lock:
+        """Lock, load, let the caller change the mapping, then write it atomically.
+
+        A symlinked inventory is locked and written at its target, so the
+        link stays a link and every name for the file shares one lock.
+        """
+        from reproman.localfiles import os_error_text, private_dir, write_target
+
+        target = write_target(self.path)
+        private_dir(target.parent)
+        lock_path = target.with_name(target.name + ".lock")
+        try:
+            lock = open(lock_path, "a")
+        except OSError as exc:
+            raise InventoryError(f"cannot lock inventory {self.path}: {os_error_text(exc)} ({lock_path})") from None
+        with lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
                 records = self.load()

@@ -8,12 +8,15 @@ the inventory in step with what the backends did.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from reproman.errors import (
     AmbiguousResourceError,
     BackendParameterError,
+    InventoryError,
+    ResourceError,
     ResourceExistsError,
     ResourceNotFoundError,
     UnknownComponentError,
@@ -32,6 +35,41 @@ LOCAL_RESOURCE_NAME = "local"
 RESREF_TYPES = ("auto", "name", "id")
 _LOCAL_RECORD = {"name": LOCAL_RESOURCE_NAME, "type": "shell", "id": "local", "status": "ONLINE"}
 
+#: Names of new resources. A name becomes a directory on the resource (job
+#: directories live under ``.reproman/jobs/<name>/``), appears in commands
+#: and in one-line listings, so it is kept to characters that are safe in
+#: all three; 64 leaves room for the rest of a path.
+NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters"
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_resource_name(name: Any) -> str:
+    """``name`` if a new resource may have it, else a :class:`UsageError` giving the rule."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        shown = repr(name if not isinstance(name, str) or len(name) <= 70 else name[:70] + "...")
+        raise UsageError(f"invalid resource name {shown}: use {NAME_RULE}")
+    return name
+
+
+def check_job_directory_name(name: str) -> str:
+    """``name`` if it can be one directory level of a job's path on the resource.
+
+    Resources created before names were checked keep working as long as
+    their name is a harmless path component; one that could escape the jobs
+    directory or break a command line cannot run jobs.
+    """
+    if (
+        name in ("", ".", "..")
+        or "/" in name
+        or not name.isprintable()
+        or len(name.encode("utf-8", "surrogatepass")) > 255
+    ):
+        raise ResourceError(
+            f"resource name {name[:70]!r} cannot name a job directory",
+            hint=f"Create the resource again under a name of {NAME_RULE}.",
+        )
+    return name
+
 
 def builtin_local_record() -> dict[str, Any]:
     """The record of the built-in ``local`` resource, which no inventory needs to hold."""
@@ -43,9 +81,15 @@ def parse_key_values(items: Iterable[str] | Mapping[str, Any] | None, what: str 
     if items is None:
         return {}
     if isinstance(items, Mapping):
+        if not all(isinstance(k, str) for k in items):
+            raise BackendParameterError(f"{what} names must be text, got {list(items)!r}"[:200])
         return dict(items)
+    if isinstance(items, str):
+        items = [items]
     result: dict[str, Any] = {}
     for item in items:
+        if not isinstance(item, str):
+            raise BackendParameterError(f"{what} {item!r} is not a KEY=VALUE string"[:200])
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise BackendParameterError(f"{what} {item!r} is not of the form KEY=VALUE")
@@ -118,10 +162,30 @@ def instantiate(record: Mapping[str, Any]) -> Resource:
 
     rtype = get_plugin_manager().resource_type(str(record.get("type")))
     cls = rtype.load()
+    name = str(record["name"])
     params = {k: v for k, v in record.items() if k not in ("name", "type", "id", "status")}
     for param in rtype.parameters:
-        params.setdefault(param.name, param.default)
-    return cls(str(record["name"]), id=record.get("id"), status=record.get("status"), **params)  # type: ignore[no-any-return]
+        try:
+            params[param.name] = param.convert(params[param.name]) if params.get(param.name) is not None else param.default
+        except ValueError as exc:
+            raise InventoryError(
+                f"the record of resource {name!r} in {Inventory().path} is damaged: {param.name}: {exc}",
+                hint="Fix it in the inventory, or forget the resource with 'reproman delete --force'.",
+            ) from None
+    ident, status = (_text_or_none(record, key) for key in ("id", "status"))
+    return cls(name, id=ident, status=status, **params)  # type: ignore[no-any-return]
+
+
+def _text_or_none(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise InventoryError(
+        f"the record of resource {record.get('name')!r} in {Inventory().path} is damaged: {key!r} must be text",
+        hint="Fix it in the inventory, or forget the resource with 'reproman delete --force'.",
+    )
 
 
 def get_resource(resref: str | Resource | None = None, resref_type: str = "auto") -> Resource:
@@ -145,8 +209,9 @@ def create_resource(name: str, resource_type: str, backend_parameters: Iterable[
     """Create the real thing through its backend and record it in the inventory."""
     from reproman.plugins.manager import get_plugin_manager
 
-    if not name or not isinstance(name, str):
-        raise UsageError("a resource needs a name")
+    check_resource_name(name)
+    if not isinstance(resource_type, str) or not resource_type:
+        raise UsageError(f"resource type must be a name such as 'shell', got {resource_type!r}"[:200])
     inventory = Inventory()
     if name in inventory.load() or name == LOCAL_RESOURCE_NAME:
         raise ResourceExistsError(f"a resource named {name!r} already exists", hint="Pick another name or delete it.")

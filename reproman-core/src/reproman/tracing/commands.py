@@ -74,18 +74,19 @@ def retrace(
     return result
 
 
-def diff(prov1: str, prov2: str, satisfies: bool = False) -> DiffReport | JobDiff:
-    """Compare two spec files; ``report.equal`` says whether they match (or satisfy).
+def diff(prov1: str | EnvironmentSpec, prov2: str | EnvironmentSpec, satisfies: bool = False) -> DiffReport | JobDiff:
+    """Compare two specs (files or loaded); ``report.equal`` says whether they match (or satisfy).
 
     Two job IDs (no file by those names) compare the jobs instead: see
     :func:`diff_jobs_if_jobs`.
     """
-    jobs = diff_jobs_if_jobs(prov1, prov2, satisfies)
-    if jobs is not None:
-        return jobs
+    if isinstance(prov1, str) and isinstance(prov2, str):
+        jobs = diff_jobs_if_jobs(prov1, prov2, satisfies)
+        if jobs is not None:
+            return jobs
     from reproman.tracing.diff import diff_specs
 
-    return diff_specs(load_spec(prov1), load_spec(prov2), satisfies=satisfies)
+    return diff_specs(as_spec(prov1), as_spec(prov2), satisfies=satisfies)
 
 
 def diff_jobs_if_jobs(prov1: str, prov2: str, satisfies: bool = False) -> JobDiff | None:
@@ -95,7 +96,13 @@ def diff_jobs_if_jobs(prov1: str, prov2: str, satisfies: bool = False) -> JobDif
     return diff_jobs(prov1, prov2, satisfies)
 
 
-def install(resref: str, spec: Sequence[str] | str, resref_type: str = "auto") -> Any:
+def as_spec(spec: str | os.PathLike[str] | EnvironmentSpec) -> EnvironmentSpec:
+    """A spec object as is, a file name loaded (``retrace`` returns the former, users give the latter)."""
+    return spec if isinstance(spec, EnvironmentSpec) else load_spec(spec)
+
+
+def install(resref: Any, spec: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec,
+            resref_type: str = "auto") -> Any:
     """Install spec(s) on a resource (implemented in :mod:`reproman.tracing.install`)."""
     from reproman.tracing.install import install as _install
 

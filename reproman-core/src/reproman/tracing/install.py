@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from reproman.plugins.records import TracerType
     from reproman.resources.base import Resource
     from reproman.resources.session import Session
+    from reproman.tracing.spec import EnvironmentSpec
 
 lgr = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ class InstallResult:
 Plan = list[tuple[str, dict[str, Any], "TracerType"]]
 
 
-def install(resref: Any, spec: Sequence[str] | str, resref_type: str = "auto") -> list[InstallResult]:
+def install(resref: Any, spec: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec,
+            resref_type: str = "auto") -> list[InstallResult]:
     """What ``reproman.api.install`` runs: plan from the specs, then open the resource and install.
 
     The specs are read before the resource is contacted, so a malformed
@@ -58,8 +60,11 @@ def install(resref: Any, spec: Sequence[str] | str, resref_type: str = "auto") -
     """
     from reproman.tracing.commands import open_session
 
-    plan = plan_install(spec)
+    notes: list[str] = []
+    plan = plan_install(spec, notes)
     with open_session(resref, resref_type) as session:
+        for note in notes:  # once the resource is there: a failed install says one thing
+            lgr.warning("%s", note)
         return run_plan(session, plan)
 
 
@@ -82,17 +87,24 @@ def install_specs(target: Resource | Session, spec_paths: Sequence[str] | str) -
         session.close()
 
 
-def plan_install(spec_paths: Sequence[str] | str) -> Plan:
-    """Read all specs and resolve each entry's tracer, in install order (raises before any change)."""
-    from reproman.tracing.spec import load_spec
+def plan_install(spec_paths: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec,
+                 notes: list[str] | None = None) -> Plan:
+    """Read all specs and resolve each entry's tracer, in install order (raises before any change).
 
-    paths = [spec_paths] if isinstance(spec_paths, str) else list(spec_paths)
-    if not paths:
+    Warnings about what will not be installed are logged, or appended to
+    ``notes`` for the caller to log when it is about to install.
+    """
+    from reproman.tracing.commands import as_spec
+    from reproman.tracing.spec import EnvironmentSpec
+
+    specs = [spec_paths] if isinstance(spec_paths, (str, EnvironmentSpec)) else list(spec_paths)
+    if not specs:
         raise TracingError("install needs at least one spec file")
     records = _tracer_records()
     plan: Plan = []
-    for path in paths:
-        spec = load_spec(path)
+    for given in specs:
+        spec = as_spec(given)
+        path = given if isinstance(given, str) else spec.source or "<spec>"
         for entry in spec.distributions:
             record = _record_for(str(entry.get("name")), records)
             if record is None:
@@ -101,8 +113,11 @@ def plan_install(spec_paths: Sequence[str] | str) -> Plan:
                                    f"(known: {known})", hint="Install the plugin that provides it.")
             plan.append((path, entry, record))
         if spec.files:
-            lgr.warning("%s: %d file(s) outside any distribution are not installed (copy them yourself)",
-                        path, len(spec.files))
+            note = f"{path}: {len(spec.files)} file(s) outside any distribution are not installed (copy them yourself)"
+            if notes is None:
+                lgr.warning("%s", note)
+            else:
+                notes.append(note)
     plan.sort(key=lambda item: item[2].order)
     return plan
 

@@ -121,9 +121,10 @@ class EnvironmentSpec:
         return dump_yaml(self.to_dict(), header() if with_header else None)
 
     def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the spec atomically; a spec is the user's to share, so it gets the usual mode, not 0600."""
         from reproman.yamlio import atomic_write
 
-        atomic_write(path, self.to_yaml())
+        atomic_write(path, self.to_yaml(), mode=None)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<spec>", text: str | None = None) -> EnvironmentSpec:
@@ -396,6 +397,45 @@ def _textify(value: Any, key: str | None = None) -> Any:
     return value
 
 
+#: Fields that hold lists of records (packages, sources...) at any depth of an entry.
+_LIST_OF_MAPPINGS = frozenset({"packages", "apt_sources", "sources", "images", "environments"})
+
+
+def _shape_problem(value: Any, where: list[Any], entry: str) -> tuple[str, list[Any]] | None:
+    """The first field of an entry that tracers cannot read, with its path (names, versions, files).
+
+    Tracers compare and install entries by these fields; a list where a
+    version belongs, or a number where a file list belongs, must be
+    reported with its line here rather than fail inside a tracer.
+    """
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, (str, int, float)):
+                return f"key {key!r} in the {entry} entry must be text", where
+            if key in _TEXT_FIELDS and isinstance(item, (Mapping, list, tuple, set)):
+                kind = "mapping" if isinstance(item, Mapping) else "list"
+                return f"{key!r} of the {entry} entry must be text, not a {kind}", [*where, key]
+            if key in _LIST_OF_MAPPINGS and item is not None and (
+                not isinstance(item, list) or not all(isinstance(v, Mapping) for v in item)
+            ):
+                return f"{key!r} of the {entry} entry must be a list of mappings", [*where, key]
+            if key == "files" and item is not None and (
+                not isinstance(item, list) or not all(isinstance(f, str) for f in item)
+            ):
+                return f"'files' of the {entry} entry must be a list of paths", [*where, key]
+            found = _shape_problem(item, [*where, key], entry)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _shape_problem(item, [*where, i], entry)
+            if found is not None:
+                return found
+    elif not isinstance(value, (str, int, float, bool, type(None), datetime.date)):
+        return f"unexpected value {value!r} in the {entry} entry"[:100], where
+    return None
+
+
 def _validate(data: Any, source: str, text: str | None) -> EnvironmentSpec:
     if data is None:
         raise SpecError(f"invalid spec {source}: the file is empty")
@@ -413,7 +453,11 @@ def _validate(data: Any, source: str, text: str | None) -> EnvironmentSpec:
     distributions = data.get("distributions") or []
     if isinstance(distributions, Mapping):
         # The old format's compact form: {debian: {...}, conda: {...}}.
-        distributions = [{"name": name, **(fields or {})} for name, fields in distributions.items()]
+        for name, fields in distributions.items():
+            if fields is not None and not isinstance(fields, Mapping):
+                raise _fail(f"distribution {name!r} must be a mapping of its fields", source, text,
+                            ["distributions", name])
+        distributions = [{**(fields or {}), "name": name} for name, fields in distributions.items()]
     if not isinstance(distributions, list):
         raise _fail("'distributions' must be a list of entries", source, text, ["distributions"])
     entries: list[dict[str, Any]] = []
@@ -423,12 +467,9 @@ def _validate(data: Any, source: str, text: str | None) -> EnvironmentSpec:
             raise _fail(f"distribution entry {i + 1} must be a mapping", source, text, where)
         if not isinstance(entry.get("name"), str) or not entry["name"]:
             raise _fail(f"distribution entry {i + 1} has no 'name' (e.g. name: debian)", source, text, where)
-        for key, value in entry.items():
-            if key in ("packages", "apt_sources", "sources", "images", "environments") and value is not None:
-                if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-                    raise _fail(
-                        f"'{key}' of the {entry['name']} entry must be a list of mappings", source, text, [*where, key]
-                    )
+        problem = _shape_problem(entry, where, entry["name"])
+        if problem is not None:
+            raise _fail(problem[0], source, text, problem[1])
         entries.append(_textify(dict(entry)))
     files = data.get("files") or []
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):

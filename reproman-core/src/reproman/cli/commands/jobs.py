@@ -84,6 +84,10 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         action = "fetch" if (args.queries or args.all_) else "list"
     rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status,
                 overwrite=args.overwrite, keep_remote=args.keep_remote)
+    if not args.show_env:
+        from reproman.jobs.registry import hide_env
+
+        rows = [hide_env(r) for r in rows]
     if args.json:
         ui.json(rows)
     elif action == "list":

@@ -1,4 +1,9 @@
-"""``reproman plugins``: which distributions provide which components."""
+"""``reproman plugins``: which distributions provide which components.
+
+``--check`` imports every component's implementation and validates its
+record, printing one line per broken one (exit 1 if any): the same line
+``create`` or ``run`` would stop with when they need that component.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from reproman.cli.ui import UI
 
 
 def handle(args: argparse.Namespace, ui: UI) -> int:
+    if args.check:
+        return _check(args, ui)
     from reproman import api
 
     rows = api.plugins()
@@ -20,3 +27,19 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         table.append([row["distribution"], row["version"], row["plugin"], f"FAILED: {row['error']}" if row["error"] else comps])
     ui.table(["DISTRIBUTION", "VERSION", "PLUGIN", "COMPONENTS"], table)
     return 0
+
+
+def _check(args: argparse.Namespace, ui: UI) -> int:
+    from reproman.plugins.manager import PluginManager
+
+    rows = PluginManager(strict=False).check()
+    broken = [row for row in rows if row["error"]]
+    if args.json:
+        ui.json(rows)
+    else:
+        for row in broken:
+            ui.error(row["error"])
+        plugins = len({row["distribution"] for row in rows if row["distribution"]})
+        ui.out(f"Checked {len(rows)} components of {plugins} distributions: "
+               + (f"{len(broken)} broken." if broken else "all load."))
+    return 1 if broken else 0

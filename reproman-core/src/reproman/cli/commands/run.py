@@ -133,7 +133,9 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     assert isinstance(result, RunResult)
     job = result.job
     if args.json:
-        ui.json(result.to_dict())
+        from reproman.jobs.registry import hide_env
+
+        ui.json(hide_env(result.to_dict()))
     else:
         ui.out(job.jobid)
     if result.status is None:

@@ -1,0 +1,117 @@
+"""Disk full, read-only and permission denied (issue 13, case 10): one line naming the path, nothing lost.
+
+The full and read-only disks are real: a 256 KiB tmpfs mounted for the
+test (root only: CI runs as root; elsewhere the tests skip, or fail under
+CI). Permission denied cannot be produced for root, so that case injects
+the error into ``os.open``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hostile_helpers import assert_one_line_error, checksums
+
+from reproman import api
+from reproman.errors import LocalFileError
+from reproman.resources.inventory import inventory_path
+from reproman.testing.cli import run_cli
+from reproman.testing.services import service_missing
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        service_missing("mounting a small tmpfs for disk-full tests needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        service_missing(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(mount: Path) -> None:
+    """Use up every block of the file system (a real ENOSPC for the next write)."""
+    try:
+        with open(mount / "filler", "wb", buffering=0) as handle:
+            while True:
+                handle.write(b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+
+
+def _remount_read_only(mount: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+
+
+def test_disk_full_while_writing_the_inventory(small_fs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(small_fs / "config"))
+    assert run_cli(["create", "first", "-t", "shell"]).returncode == 0
+    before = checksums(small_fs / "config")
+    _fill(small_fs)
+    line = assert_one_line_error(run_cli(["create", "second", "-t", "shell"]), code=1)
+    assert line == f"reproman: error: cannot write {inventory_path()}: No space left on device. " \
+                   "Its previous content is unchanged."
+    assert checksums(small_fs / "config") == before
+    assert not [p for p in inventory_path().parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_disk_full_while_writing_a_job_record(small_fs: Path, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(small_fs / "data"))
+    (small_fs / "data").mkdir()
+    _fill(small_fs)
+    line = assert_one_line_error(run_cli(["run", "true"]), code=1)
+    assert f"cannot write {small_fs / 'data' / 'reproman' / 'jobs'}" in line or \
+           f"cannot create directory {small_fs / 'data' / 'reproman'}" in line, line
+    assert "No space left on device" in line
+    home = workdir.parent / "home"
+    assert not list(home.glob(".reproman/run-root/.reproman/jobs/local/*")), "nothing may run without a record"
+
+
+def test_read_only_destinations(small_fs: Path, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(small_fs / "config"))
+    assert run_cli(["create", "first", "-t", "shell"]).returncode == 0
+    before = checksums(small_fs)
+    _remount_read_only(small_fs)
+    line = assert_one_line_error(run_cli(["create", "second", "-t", "shell"]))
+    assert str(small_fs / "config") in line and "Read-only file system" in line
+    line = assert_one_line_error(run_cli(["retrace", "-o", str(small_fs / "env.yml"), "/bin/sh"]))
+    assert line == f"reproman: error: cannot write {small_fs / 'env.yml'}: Read-only file system"
+    assert checksums(small_fs) == before
+
+
+def test_permission_denied_is_one_error_naming_the_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    api.create("first", "shell", [])
+    before = checksums(inventory_path())
+    real_open = os.open
+
+    def denied(path: str | os.PathLike[str], flags: int, mode: int = 0o777, **kw: object) -> int:
+        if str(path).startswith(str(inventory_path().parent)) and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, mode)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", denied)
+        with pytest.raises(LocalFileError, match=f"^cannot write {inventory_path()}: Permission denied"):
+            api.create("second", "shell", [])
+    assert checksums(inventory_path()) == before
+
+
+def test_a_removed_working_directory(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = f"cd {gone} && rmdir {gone} && exec \"$0\" -m reproman ls"
+    import sys
+
+    result = subprocess.run(["sh", "-c", script, sys.executable], capture_output=True, text=True, timeout=60)
+    assert "the current directory does not exist" in assert_one_line_error(result, code=1)

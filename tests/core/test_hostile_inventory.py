@@ -1,0 +1,122 @@
+"""Resource names (issue 13, case 2) and a symlinked inventory (case 9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hostile_helpers import assert_one_line_error, checksums, mode
+
+from reproman import api
+from reproman.errors import UsageError
+from reproman.resources.inventory import Inventory, inventory_path
+from reproman.testing.cli import run_cli
+
+BAD_NAMES = ["../../x", "a/b", "x\ny", "x" * 65, "x" * 5000, ".hidden", "..", "-rf", "", "a b", "tab\tx",
+             "ü", "semi;colon", "$(touch pwned)", "esc\x1b[2J"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=range(len(BAD_NAMES)))
+def test_create_refuses_names_outside_the_rule(name: str) -> None:
+    with pytest.raises(UsageError, match="invalid resource name .*letters, digits"):
+        api.create(name, "shell", [])
+    assert not inventory_path().exists()
+
+
+@pytest.mark.parametrize("name", ["../../x", "x\ny", "x" * 5000])
+def test_create_on_the_command_line_is_one_line(name: str) -> None:
+    result = run_cli(["create", "-t", "shell", "--", name])
+    assert "invalid resource name" in assert_one_line_error(result, code=2)
+    assert not inventory_path().exists()
+
+
+@pytest.mark.parametrize("argv", [["create"], ["create", "x", "-t"], ["create", "-rf", "-t", "shell"],
+                                  ["ls", "--resref-type", "x\ny"]])
+def test_argument_errors_are_one_line(argv: list[str]) -> None:
+    line = assert_one_line_error(run_cli(argv), code=2)
+    assert line.startswith(f"reproman {argv[0]}: error: ") and line.endswith(f"(see 'reproman {argv[0]} --help')")
+    assert not inventory_path().exists()
+
+
+def test_names_at_the_limits_are_accepted() -> None:
+    for name in ("a", "9", "A.b_c-d", "x" * 64):
+        api.create(name, "shell", [])
+    assert {row["name"] for row in api.ls()} == {"a", "9", "A.b_c-d", "x" * 64}
+
+
+OLD_INVENTORY = """\
+"../escape":
+  type: shell
+  id: old-1
+"my box":
+  type: shell
+  id: old-2
+{long}:
+  type: shell
+  id: old-3
+"""
+
+
+def test_old_inventories_with_other_names_load_run_where_safe_and_delete(workdir: Path) -> None:
+    long_name = "y" * 300
+    path = inventory_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(OLD_INVENTORY.format(long=long_name))
+    listing = run_cli(["ls", "--json"])
+    assert listing.returncode == 0, listing.stderr
+    assert "../escape" in listing.stdout and "my box" in listing.stdout
+
+    home = workdir.parent / "home"
+    for name in ("../escape", long_name):
+        before = checksums(path)
+        refused = run_cli(["run", "-r", name, "true"])
+        assert "cannot name a job directory" in assert_one_line_error(refused, code=1)
+        assert checksums(path) == before
+    assert not (home / ".reproman" / "run-root" / ".reproman" / "escape").exists()
+    assert not list(home.glob(".reproman/run-root/.reproman/jobs/*"))
+
+    harmless = run_cli(["run", "--follow", "-r", "my box", "true"])
+    assert harmless.returncode == 0, harmless.stderr
+    assert (home / ".reproman" / "run-root" / ".reproman" / "jobs" / "my box").is_dir()
+
+    for name in ("../escape", long_name):
+        deleted = run_cli(["delete", "-y", name])
+        assert deleted.returncode == 0, deleted.stderr
+    assert set(Inventory().load()) == {"my box"}
+
+
+def test_a_record_naming_itself_differently_is_still_deleted() -> None:
+    path = inventory_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("box:\n  name: other\n  type: shell\n")
+    assert run_cli(["delete", "-y", "box"]).returncode == 0
+    assert Inventory().load() == {}
+
+
+def test_symlinked_inventory_is_written_at_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "synced" / "inventory.yml"
+    target.parent.mkdir()
+    api.create("first", "shell", [])
+    link = inventory_path()
+    link.rename(target)
+    link.symlink_to(target)
+
+    created = run_cli(["create", "second", "-t", "shell"])
+    assert created.returncode == 0, created.stderr
+    assert link.is_symlink() and link.resolve() == target
+    assert "second:" in target.read_text() and "first:" in target.read_text()
+    assert mode(target) == 0o600
+    assert not list(link.parent.glob("*.tmp")) and not list(target.parent.glob(".*.tmp"))
+    assert run_cli(["delete", "-y", "first"]).returncode == 0
+    assert link.is_symlink() and "first:" not in target.read_text()
+
+
+def test_dangling_inventory_link_is_an_empty_inventory_created_at_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "inventory.yml"
+    target.parent.mkdir()
+    link = inventory_path()
+    link.parent.mkdir(parents=True)
+    link.symlink_to(target)
+    assert run_cli(["ls", "--json"]).stdout.strip() == "[]"
+    assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
+    assert link.is_symlink() and "box:" in target.read_text()

@@ -43,6 +43,8 @@ BAD_CALLS: list[tuple[str, Callable[[], Any]]] = [
     ("diff-none", lambda: api.diff(None, None)),  # type: ignore[arg-type]
     ("diff-satisfies", lambda: api.diff("a", "b", satisfies="yes")),  # type: ignore[arg-type]
     ("install-empty", lambda: api.install("local", [])),
+    ("rerun-int", lambda: api.rerun(5)),  # type: ignore[arg-type]
+    ("rerun-failed-text", lambda: api.rerun("job", failed="yes")),  # type: ignore[arg-type]
     ("install-int", lambda: api.install("local", 5)),  # type: ignore[arg-type]
 ]
 

@@ -67,7 +67,7 @@ def test_q_conversion_runs_the_value_as_one_word(workdir: Path) -> None:
 
 def test_without_q_a_value_in_shell_code_is_code_as_documented(workdir: Path) -> None:
     # The documented hazard the README warns about: this is what !q exists for.
-    result = run_cli(["run", "--follow", "--bp", "v=x; touch PWNED", "sh", "-c", "echo {p[v]}"])
+    result = run_cli(["run", "--follow", "--keep-remote", "--bp", "v=x; touch PWNED", "sh", "-c", "echo {p[v]}"])
     assert result.returncode == 0, result.stderr
     home = workdir.parent / "home"
     assert list(home.glob(".reproman/run-root/*/PWNED"))

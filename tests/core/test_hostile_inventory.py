@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -41,7 +43,7 @@ def test_argument_errors_are_one_line(argv: list[str]) -> None:
 def test_names_at_the_limits_are_accepted() -> None:
     for name in ("a", "9", "A.b_c-d", "x" * 64):
         api.create(name, "shell", [])
-    assert {row["name"] for row in api.ls()} == {"a", "9", "A.b_c-d", "x" * 64}
+    assert {row["name"] for row in api.ls()} == {"local", "a", "9", "A.b_c-d", "x" * 64}
 
 
 OLD_INVENTORY = """\
@@ -117,6 +119,6 @@ def test_dangling_inventory_link_is_an_empty_inventory_created_at_its_target(tmp
     link = inventory_path()
     link.parent.mkdir(parents=True)
     link.symlink_to(target)
-    assert run_cli(["ls", "--json"]).stdout.strip() == "[]"
+    assert [r["name"] for r in json.loads(run_cli(["ls", "--json"]).stdout)] == ["local"]
     assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
     assert link.is_symlink() and "box:" in target.read_text()

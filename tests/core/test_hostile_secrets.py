@@ -30,8 +30,10 @@ def umask_022() -> Iterator[None]:
 
 
 def test_env_values_are_private_here_on_the_resource_and_in_the_fetched_copy(workdir: Path, umask_022: None) -> None:
-    result = run_cli(["run", "--follow", "--jp", f"env=TOKEN={SECRET}", "-o", "out.txt",
-                      "sh", "-c", 'echo "$TOKEN" > out.txt; mkdir made'])
+    # LABEL is not named like a secret, so its value is stored (names like TOKEN are stored nowhere:
+    # see test_repro_capture): where it is stored, only the user can read it.
+    result = run_cli(["run", "--follow", "--keep-remote", "--jp", f"env=LABEL={SECRET}", "-o", "out.txt",
+                      "sh", "-c", 'echo "$LABEL" > out.txt; mkdir made'])
     assert result.returncode == 0, result.stderr
     jobid = result.stdout.strip()
     assert (workdir / "out.txt").read_text() == f"{SECRET}\n"
@@ -46,11 +48,13 @@ def test_env_values_are_private_here_on_the_resource_and_in_the_fetched_copy(wor
     assert mode(on_resource) == 0o700
     files = sorted(p.name for p in on_resource.iterdir())
     assert {"runscript", "spec.yaml", "submit", "stdout.0", "stderr.0", "status.0", "launcher.log"} <= set(files)
-    assert {p.name: mode(p) for p in on_resource.iterdir()} == {name: 0o600 for name in files}
+    assert {p.name: mode(p) for p in on_resource.iterdir()} == {
+        p.name: 0o700 if p.is_dir() else 0o600 for p in on_resource.iterdir()}
 
     fetched = workdir / ".reproman" / "jobs" / "local" / jobid
     assert mode(fetched) == 0o700
-    assert {p.name: mode(p) for p in fetched.iterdir()} == {p.name: 0o600 for p in fetched.iterdir()}
+    assert {p.name: mode(p) for p in fetched.iterdir()} == {
+        p.name: 0o700 if p.is_dir() else 0o600 for p in fetched.iterdir()}
     assert SECRET in (fetched / "spec.yaml").read_text()
 
     # The command's own files keep the caller's umask: privacy is ReproMan's files only.
@@ -60,7 +64,7 @@ def test_env_values_are_private_here_on_the_resource_and_in_the_fetched_copy(wor
 
 
 def test_env_values_hidden_unless_asked(workdir: Path) -> None:
-    result = run_cli(["run", "--json", "--jp", f"env=TOKEN={SECRET},PLAIN=1", "true"])
+    result = run_cli(["run", "--json", "--jp", f"env=LABEL={SECRET},PLAIN=1", "true"])
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout
     jobid = json.loads(result.stdout)["jobid"]
@@ -69,9 +73,9 @@ def test_env_values_hidden_unless_asked(workdir: Path) -> None:
         assert shown.returncode == 0, shown.stderr
         assert SECRET not in shown.stdout + shown.stderr, argv
     shown = run_cli(["jobs", "--show", jobid])
-    assert "TOKEN: <hidden" in shown.stdout
+    assert "LABEL: <hidden" in shown.stdout
     revealed = run_cli(["jobs", "--show", "--show-env", jobid])
-    assert f"TOKEN: {SECRET}" in revealed.stdout
+    assert f"LABEL: {SECRET}" in revealed.stdout
 
 
 def test_an_older_world_readable_registry_is_made_private(workdir: Path) -> None:

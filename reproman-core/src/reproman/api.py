@@ -315,10 +315,13 @@ def rerun(
     when every output is identical). Existing local outputs that differ are
     kept; the rerun's versions land beside them (see ``result.job.extra["kept"]``).
     """
+    from reproman import apiargs
     from reproman.jobs.rerun import rerun as _rerun
 
-    return _rerun(job, resref=resref, resref_type=resref_type, failed=failed, follow=follow, verify=verify,
-                  trace=trace, keep_remote=keep_remote)
+    return _rerun(apiargs.text(job, "job"), resref=apiargs.resref(resref, optional=True),
+                  resref_type=apiargs.resref_type(resref_type), failed=apiargs.flag(failed, "failed"),
+                  follow=follow, verify=apiargs.flag(verify, "verify"),
+                  trace=apiargs.flag(trace, "trace"), keep_remote=apiargs.flag(keep_remote, "keep_remote"))
 
 
 def jobs(

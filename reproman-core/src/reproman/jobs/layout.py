@@ -107,8 +107,8 @@ exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null
 printf 'running\n' > "$jobdir/status.$i"
 cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
 REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB
-{exports}umask "$reproman_umask"
-{capture_before}case "$i" in
+{exports}{capture_before}umask "$reproman_umask"
+case "$i" in
 {arms}
   *) echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2 ;;
 esac

@@ -100,7 +100,7 @@ def stage(session: Session, job: JobSpec, staging: Path) -> list[tuple[Path, str
             handle.write("".join(f"{k}={shlex.quote(v)}; export {k}\n" for k, v in job.secret_env.items()))
     if job.capture == "off":
         return []
-    (staging / capture.ENV_SUBDIR).mkdir()
+    (staging / capture.ENV_SUBDIR).mkdir(mode=0o700)
     from reproman.jobs.nodetool import local_tool, mark_sent, was_sent
 
     tool, _cache = _tool_and_cache(job)

@@ -23,9 +23,16 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _write(stream: int, data: bytes) -> None:
-    out = sys.stdout.buffer if stream == 1 else sys.stderr.buffer
-    out.write(data)
-    out.flush()
+    """The command's bytes, unchanged, to our stdout or stderr (a text-only stream gets a lossless decoding)."""
+    text = sys.stdout if stream == 1 else sys.stderr
+    binary = getattr(text, "buffer", None)
+    if binary is None:  # replaced by a caller embedding the CLI (tests, notebooks)
+        text.write(data.decode("utf-8", "surrogateescape"))
+        text.flush()
+        return
+    text.flush()
+    binary.write(data)
+    binary.flush()
 
 
 def handle(args: argparse.Namespace, ui: UI) -> int:

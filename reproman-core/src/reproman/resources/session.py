@@ -37,6 +37,7 @@ import shutil
 import tarfile
 import tempfile
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Union
@@ -562,11 +563,21 @@ def extract_to_staging(archive: Path | io.BufferedIOBase, prefixes: Sequence[tup
                 tar.extractall(tmp, filter=_ours)
             except tarfile.FilterError as exc:
                 raise SessionError(f"refusing an unsafe member in the transferred archive: {exc}") from None
-        names = [prefix for prefix, _path in prefixes]
+        requested = Counter(prefix for prefix, _path in prefixes)
 
         def shared(prefix: str) -> bool:
-            """Also needed by another request: the same path twice, or a path inside another requested tree."""
-            return names.count(prefix) > 1 or any(prefix.startswith(other + "/") for other in names if other)
+            """Also needed by another request: the same path twice, or a path inside another requested tree.
+
+            Looked up by ancestor, not by comparing every pair: 10,000 paths would take minutes.
+            """
+            if requested[prefix] > 1:
+                return True
+            ancestor = prefix
+            while "/" in ancestor:
+                ancestor = ancestor.rpartition("/")[0]
+                if ancestor and ancestor in requested:
+                    return True
+            return False
 
         # Copies first: moving a requested tree away would take nested requests with it.
         for prefix, path in sorted(prefixes, key=lambda item: not shared(item[0])):

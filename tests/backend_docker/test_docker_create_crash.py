@@ -23,7 +23,7 @@ from docker_testlib import TEST_LABEL, unique_name
 from reproman import api
 from reproman_backend_docker.ownership import CREATOR_LABEL, INVENTORY_LABEL, creator_exited, creator_id
 
-#: ``python -c`` driver: argv = name, image, moment ("created" or "running"), signal file.
+#: ``python -c`` driver: argv = name, image, moment ("created" or "running"), signal file, test label.
 _DRIVER = textwrap.dedent(
     """
     import sys, time
@@ -31,7 +31,7 @@ _DRIVER = textwrap.dedent(
     from reproman import api
     from reproman_backend_docker import resource
 
-    name, image, moment, signal_file = sys.argv[1:5]
+    name, image, moment, signal_file, label = sys.argv[1:6]
     original = resource.DockerContainer._start_and_check
 
     def start_and_wait(self, container):
@@ -41,7 +41,7 @@ _DRIVER = textwrap.dedent(
         time.sleep(600)
 
     resource.DockerContainer._start_and_check = start_and_wait
-    api.create(name, "docker-container", [f"image={image}", "labels=reproman-test=1"])
+    api.create(name, "docker-container", [f"image={image}", f"labels={label}"])
     """
 )
 
@@ -56,7 +56,7 @@ class Creator:
 
     def __init__(self, name: str, image: str, moment: str, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.signal_file = tmp / f"{name}.id"
-        self.proc = subprocess.Popen([sys.executable, "-c", _DRIVER, name, image, moment, str(self.signal_file)],
+        self.proc = subprocess.Popen([sys.executable, "-c", _DRIVER, name, image, moment, str(self.signal_file), TEST_LABEL],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         deadline = time.monotonic() + 60
         while not self.signal_file.exists() or not self.signal_file.read_text():

@@ -37,7 +37,7 @@ def test_create_records_engine_state(api_resource: str, docker_client: Any) -> N
     container = docker_client.containers.get(row["id"])
     assert row["status"] == "running" == container.status
     assert row["image"] == "reproman-test-busybox:latest"  # untagged name recorded as :latest
-    assert container.labels[LABEL] == api_resource and container.labels["reproman-test"] == "1"
+    assert container.labels[LABEL] == api_resource and "=".join(["reproman-test", container.labels["reproman-test"]]) == TEST_LABEL
     assert container.name == api_resource
 
 

@@ -338,6 +338,27 @@ def test_output_is_streamed_while_the_command_runs(session: DockerSession) -> No
     assert len(arrivals) == 2 and arrivals[0] < 1.5 <= arrivals[1]
 
 
+def test_output_arriving_with_the_response_headers_is_kept(
+    session: DockerSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Output that is already there when the HTTP headers are read lands in the same buffer; it is not lost.
+
+    The delay before the headers are read is injected (on a loaded machine it happens by itself, rarely);
+    the SDK's own exec_start reads past that buffer and returns nothing in this case.
+    """
+    import http.client
+
+    begin = http.client.HTTPResponse.begin
+
+    def late_begin(self: http.client.HTTPResponse) -> None:
+        time.sleep(0.5)
+        begin(self)
+
+    monkeypatch.setattr(http.client.HTTPResponse, "begin", late_begin)
+    result = session.execute_command("printf out; printf err >&2")
+    assert (result.stdout_bytes, result.stderr_bytes, result.returncode) == (b"out", b"err", 0)
+
+
 def test_silent_command_outlives_the_client_timeout(make_container: Make) -> None:
     """A command quiet for longer than the SDK client's socket timeout still ends normally."""
     resource = make_container()

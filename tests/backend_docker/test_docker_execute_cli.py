@@ -1,7 +1,9 @@
-"""Ctrl-C or SIGTERM to ``reproman execute -r BOX`` stops the command's whole process group in the container."""
+"""``reproman execute -r BOX`` as a user runs it: the command's bytes unchanged, and Ctrl-C or SIGTERM stop
+the command's whole process group in the container."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -38,6 +40,22 @@ def _tagged(container: Any, tag: str) -> list[str]:
     """Processes in ``container`` whose command line mentions ``tag``."""
     listing = container.exec_run(["/bin/sh", "-c", _PROCESSES]).output.decode("utf-8", "replace")
     return [line for line in listing.splitlines() if tag in line]
+
+
+def test_output_bytes_pass_through_unchanged(box: tuple[str, Any]) -> None:
+    name, container = box
+    proc = subprocess.run([sys.executable, "-m", "reproman", "execute", "-r", name, "printf", "a\\377b\\000c\\n"],
+                          capture_output=True, timeout=120)
+    assert (proc.returncode, proc.stdout) == (0, b"a\xffb\x00c\n")
+    assert container.exec_run(["/bin/sh", "-c", "head -c 200000 /dev/urandom > /tmp/blob"]).exit_code == 0
+    remote_sum = container.exec_run(["sha256sum", "/tmp/blob"]).output.split()[0].decode()
+    proc = subprocess.run([sys.executable, "-m", "reproman", "execute", "-r", name, "cat", "/tmp/blob"],
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0 and len(proc.stdout) == 200_000
+    assert hashlib.sha256(proc.stdout).hexdigest() == remote_sum
+    proc = subprocess.run([sys.executable, "-m", "reproman", "execute", "-r", name, "sh", "-c",
+                           "printf '\\376' >&2; exit 9"], capture_output=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (9, b"\xfe")
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -84,3 +84,25 @@ def test_signal_stops_the_remote_process_group(box: tuple[str, Any], sig: int, c
     assert proc.returncode == code, err.decode()
     assert b"stopped on the resource" in err and b"Traceback" not in err
     assert _tagged(container, tag) == [], "processes left in the container"
+
+
+def test_reader_gone_stops_the_command(box: tuple[str, Any]) -> None:
+    """``reproman execute -r BOX ... | head -1``: when head exits, the command does not run on in the container.
+
+    The command ignores SIGPIPE (so only the stop through a second exec can end its sleep).
+    """
+    name, container = box
+    tag = "".join(c for c in f"{os.getpid()}{os.urandom(2).hex()}" if c.isdigit())[-7:]
+    command = f"trap '' PIPE; echo first; sleep 1; echo second; echo third; sleep 7{tag}"
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", name, "sh", "-c", command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"first\n"
+        proc.stdout.close()  # the reader goes away, as head -1 does
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert err == b"", err  # not "lost the Docker Engine": the broken pipe was ours, and quiet
+    assert _tagged(container, tag) == [], "the command runs on in the container"

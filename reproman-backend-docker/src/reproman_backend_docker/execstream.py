@@ -43,6 +43,18 @@ _EXIT_STATUS_WAIT = 5.0
 _PEER_GONE = (32, 104)  # EPIPE, ECONNRESET: the command exited without reading all its input
 
 
+class ConsumerFailed(Exception):
+    """The caller's ``on_output`` raised (its reader went away, say): ``error`` is what it raised.
+
+    Kept apart so that a broken pipe on the caller's side is not taken for
+    a lost connection to the Engine.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _RecvReader(io.RawIOBase):
     """A readable file over an object with ``recv`` (a paramiko channel, for ``ssh://`` engines)."""
 
@@ -195,6 +207,9 @@ def run_exec(
                 (err if stream == STDERR else out).append(payload)
         else:
             for stream, payload in execution.frames():
-                on_output(STDERR if stream == STDERR else STDOUT, payload)
+                try:
+                    on_output(STDERR if stream == STDERR else STDOUT, payload)
+                except Exception as exc:
+                    raise ConsumerFailed(exc) from exc
         code = execution.exit_code(label)
     return code, b"".join(out), b"".join(err)

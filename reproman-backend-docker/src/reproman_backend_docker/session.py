@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from reproman.errors import ReproManError, ResourceConnectionError, SessionError
 from reproman.resources.session import TEXT_ERRORS, CommandResult, OutputCallback, Session, extract_to_staging
 from reproman_backend_docker.engine import engine_label, is_connection_failure, open_client, short_reason
-from reproman_backend_docker.execstream import STDOUT, ExecStream, run_exec
+from reproman_backend_docker.execstream import STDOUT, ConsumerFailed, ExecStream, run_exec
 from reproman_backend_docker.tarstream import CHUNK_SIZE, ChunkReader, join_archives, tar_chunks
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class DockerSession(Session):
 
         try:
             yield
-        except ReproManError:
+        except (ReproManError, ConsumerFailed):
             raise
         except docker.errors.NotFound as exc:
             if "no such container" in short_reason(exc).lower():
@@ -134,11 +134,14 @@ class DockerSession(Session):
     def _execute(
         self, command: str, stdin: bytes | None = None, on_output: OutputCallback | None = None
     ) -> CommandResult:
-        with self._calling("run a command"):
-            returncode, out, err = run_exec(
-                self._api, self.container_id, [_SHELL, "-c", command], stdin=stdin, on_output=on_output,
-                label=repr(self.label),
-            )
+        try:
+            with self._calling("run a command"):
+                returncode, out, err = run_exec(
+                    self._api, self.container_id, [_SHELL, "-c", command], stdin=stdin, on_output=on_output,
+                    label=repr(self.label),
+                )
+        except ConsumerFailed as failed:
+            raise failed.error from None
         return CommandResult(command=command, returncode=returncode, stdout_bytes=out, stderr_bytes=err)
 
     def _interactive(self, command: str | None = None) -> int:

@@ -281,7 +281,9 @@ class Session(ABC):
         is interrupted (:class:`KeyboardInterrupt`: Ctrl-C, or a SIGTERM the
         CLI turned into one), the whole group gets SIGINT, then SIGKILL
         after a grace period, and the interrupt propagates. Without this, a
-        closed connection leaves the command running on the resource.
+        closed connection leaves the command running on the resource. A
+        :class:`BrokenPipeError` from ``on_output`` (the caller's reader is
+        gone) stops the group the same way, with SIGPIPE first.
         """
         merged = {**self._env, **(env or {})}
         pgfile = f"/tmp/.reproman-pg-{os.getpid()}-{os.urandom(6).hex()}"
@@ -291,8 +293,10 @@ class Session(ABC):
                 result = self._execute(line, stdin=stdin)
             else:
                 result = self._execute(line, stdin=stdin, on_output=on_output)
-        except KeyboardInterrupt as exc:
-            self.stop_interrupted(pgfile, "TERM" if isinstance(exc, Terminated) else "INT")
+        except (KeyboardInterrupt, BrokenPipeError) as exc:
+            # A reader that went away (output piped to `head`) stops the command as a local pipe would.
+            signal_name = "PIPE" if isinstance(exc, BrokenPipeError) else "TERM" if isinstance(exc, Terminated) else "INT"
+            self.stop_interrupted(pgfile, signal_name)
             raise
         return attrs.evolve(result, command=to_shell(command))
 

@@ -442,3 +442,26 @@ def test_command_batches_stay_under_the_limit() -> None:
     batches = list(command_batches(args, limit=4096))
     assert [a for b in batches for a in b] == args
     assert all(sum(len(a) + 1 for a in b) <= 4096 for b in batches) and len(batches) > 1
+
+
+def test_interrupted_fetch_leaves_no_tar_in_the_container(make_container: Make, tmp_path: Path) -> None:
+    """Ctrl-C while many paths stream in: nothing lands, and no tar stays blocked in the container."""
+    import signal
+    import threading
+
+    resource = make_container()
+    with resource.get_session() as session:
+        session.execute_command("mkdir /big && cd /big && i=0; while [ $i -lt 20 ]; do "
+                                "head -c 60000000 /dev/zero > f$i; i=$((i+1)); done", check=True)
+        main = threading.get_ident()
+        timer = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                session.get_many([(f"/big/f{i}", tmp_path / f"{i}") for i in range(20)])
+        finally:
+            timer.cancel()
+        assert os.listdir(tmp_path) == []
+        processes = session.execute_command(
+            "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\"; echo; done").stdout
+        assert [line for line in processes.splitlines() if "tar -cf" in line or "xargs -0" in line] == []

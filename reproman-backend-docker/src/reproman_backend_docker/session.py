@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproman.errors import ReproManError, ResourceConnectionError, SessionError
-from reproman.resources.session import TEXT_ERRORS, CommandResult, OutputCallback, Session, extract_to_staging
+from reproman.resources.session import (
+    TEXT_ERRORS,
+    CommandResult,
+    OutputCallback,
+    Session,
+    extract_to_staging,
+    group_wrapper,
+)
 from reproman_backend_docker.engine import engine_label, is_connection_failure, open_client, short_reason
 from reproman_backend_docker.execstream import STDOUT, ConsumerFailed, ExecStream, run_exec
 from reproman_backend_docker.tarstream import CHUNK_SIZE, ChunkReader, join_archives, tar_chunks
@@ -290,22 +297,29 @@ class DockerSession(Session):
                     errors.extend(payload)
 
         lgr.debug("fetching %d paths from %s through one tar stream", len(sources), self.label)
-        with self._calling(f"get {len(sources)} paths"), self._receiving(f"get {len(sources)} paths"):
-            with ExecStream(self._api, self.container_id, [_SHELL, "-c", _TAR_LIST_SCRIPT], stdin=listing,
-                            user="0") as execution:
-                chunks = archive(execution)
-                try:
-                    extract_to_staging(
-                        io.BufferedReader(ChunkReader(join_archives(chunks)), CHUNK_SIZE),
-                        [(src.lstrip("/"), path) for src, (_s, path) in zip(sources, staged)],
-                    )
-                except (SessionError, tarfile.TarError) as exc:  # judged below, with the exit status
-                    failure: Exception | None = exc
-                else:
-                    failure = None
-                for _rest in chunks:  # whatever follows the end of the archive
-                    pass
-                code = execution.exit_code(repr(self.label))
+        # In a process group of its own: a tar left writing to a connection nobody reads any more
+        # (Ctrl-C, a local failure) would block in the container for ever.
+        pgfile = f"/tmp/.reproman-pg-{os.getpid()}-{os.urandom(6).hex()}"
+        argv = [_SHELL, "-c", group_wrapper(_TAR_LIST_SCRIPT, pgfile)]
+        try:
+            with self._calling(f"get {len(sources)} paths"), self._receiving(f"get {len(sources)} paths"):
+                with ExecStream(self._api, self.container_id, argv, stdin=listing, user="0") as execution:
+                    chunks = archive(execution)
+                    try:
+                        extract_to_staging(
+                            io.BufferedReader(ChunkReader(join_archives(chunks)), CHUNK_SIZE),
+                            [(src.lstrip("/"), path) for src, (_s, path) in zip(sources, staged)],
+                        )
+                    except (SessionError, tarfile.TarError) as exc:  # judged below, with the exit status
+                        failure: Exception | None = exc
+                    else:
+                        failure = None
+                    for _rest in chunks:  # whatever follows the end of the archive
+                        pass
+                    code = execution.exit_code(repr(self.label))
+        except BaseException:
+            self.stop_interrupted(pgfile, "TERM")
+            raise
         if code == _NO_TOOLS:
             lgr.debug("%s has no tar or xargs; fetching through the archive endpoint", self.label)
             return False

@@ -4,8 +4,9 @@ No registry is reachable where these tests run, so the images are built
 here (or by ``tools/ci/docker.sh``) from what Debian ships: busybox-static
 for a 2 MB image with every tool the session contract needs, debootstrap
 for a full Debian. Every container a test makes carries the label
-``reproman-test=1``; they are removed by the fixture that made them and,
-as a safety net, swept at the start and end of the session.
+``reproman-test=<this test run>``; they are removed by the fixture that made
+them and, as a safety net, swept at the start and end of the session
+(with those of earlier runs that have exited; see ``docker_testlib``).
 """
 
 from __future__ import annotations

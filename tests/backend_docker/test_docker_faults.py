@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from docker_testlib import unique_name
 
 from reproman.errors import ReproManError, ResourceConnectionError, ResourceError, SessionError
 from reproman.resources.base import CONNECTION_ERROR, NOT_FOUND
@@ -78,14 +79,16 @@ def test_image_without_idle_command(docker_client: Any, make_container: Make) ->
         info = tarfile.TarInfo("etc")
         info.type = tarfile.DIRTYPE
         tar.addfile(info)
-    docker_client.api.import_image_from_data(empty.getvalue(), repository="reproman-test-empty", tag="latest")
+    name = unique_name("rmt-no-sleep")
+    repository = unique_name("reproman-test-empty")  # the Engine is shared: an image of this test's own
+    docker_client.api.import_image_from_data(empty.getvalue(), repository=repository, tag="latest")
     try:
         with pytest.raises(ResourceError) as info_:
-            make_container(name="rmt-no-sleep", image="reproman-test-empty")
-        assert "rmt-no-sleep" in one_line(info_.value)
-        assert not docker_client.containers.list(all=True, filters={"name": "rmt-no-sleep"})  # cleaned up
+            make_container(name=name, image=repository)
+        assert name in one_line(info_.value)
+        assert not docker_client.containers.list(all=True, filters={"name": name})  # cleaned up
     finally:
-        docker_client.images.remove("reproman-test-empty:latest", force=True)
+        docker_client.images.remove(f"{repository}:latest", force=True)
 
 
 def test_name_taken_in_engine(make_container: Make) -> None:

@@ -37,7 +37,7 @@ def test_create_records_engine_state(api_resource: str, docker_client: Any) -> N
     container = docker_client.containers.get(row["id"])
     assert row["status"] == "running" == container.status
     assert row["image"] == "reproman-test-busybox:latest"  # untagged name recorded as :latest
-    assert container.labels[LABEL] == api_resource and container.labels["reproman-test"] == "1"
+    assert container.labels[LABEL] == api_resource and "=".join(["reproman-test", container.labels["reproman-test"]]) == TEST_LABEL
     assert container.name == api_resource
 
 
@@ -114,9 +114,25 @@ def test_put_as_non_root_user_owns_files(make_container: Make, tmp_path: Path) -
     (tmp_path / "f").write_text("x")
     resource = make_container(user="65534:65534", working_dir="/tmp")
     with resource.get_session() as session:
-        session.put(str(tmp_path / "f"), "mine/f")
-        assert session.execute_command("stat -c %u:%g /tmp/mine/f").stdout.strip() == "65534:65534"
-        session.execute_command("echo more >> /tmp/mine/f", check=True)  # writable by the container's user
+        session.put(str(tmp_path / "f"), "mine/deeper/f")
+        assert session.execute_command("stat -c %u:%g /tmp/mine /tmp/mine/deeper/f").stdout.split() == [
+            "65534:65534", "65534:65534"]
+        session.execute_command("echo more >> /tmp/mine/deeper/f", check=True)  # writable by the container's user
+        session.execute_command("touch /tmp/mine/new /tmp/mine/deeper/new", check=True)  # parents are the user's
+
+
+def test_put_many_new_directories_as_non_root_user(make_container: Make, tmp_path: Path) -> None:
+    """Thousands of new parent directories: made by the user in a few bounded command lines, not one."""
+    from reproman_backend_docker.session import command_batches, deepest_parents
+
+    (tmp_path / "f").write_text("x")
+    resource = make_container(user="65534:65534", working_dir="/tmp")
+    targets = [f"/tmp/many/{'d' * 60}{i}/sub/f" for i in range(3000)]
+    assert len(list(command_batches(deepest_parents(targets)))) > 1  # the limit is really reached
+    with resource.get_session() as session:
+        session.put_many([(tmp_path / "f", t) for t in targets])
+        owners = session.execute_command("find /tmp/many -exec stat -c %u {} + | sort | uniq -c").stdout.split()
+        assert owners == [str(1 + 3000 * 3), "65534"]  # /tmp/many, and each dN, dN/sub, dN/sub/f
 
 
 def test_cli_create_execute_exit_code_and_delete(busybox_image: str, docker_client: Any) -> None:

@@ -1,4 +1,4 @@
-"""The core session contract, run against real containers (busybox always, Debian when built)."""
+"""The core session contract in full, run against real containers (busybox always, Debian when built)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from docker_testlib import TEST_LABEL, unique_name
 
-from reproman.testing.session_contract import SessionContract
+from reproman.testing.session_contract import FullSessionContract
 from reproman_backend_docker.resource import DockerContainer
 from reproman_backend_docker.session import DockerSession
 
@@ -18,7 +18,9 @@ def _remote_tmp(session: DockerSession) -> Iterator[str]:
     session.remove(path, recursive=True)
 
 
-class TestDockerSessionBusybox(SessionContract):
+class TestDockerSessionBusybox(FullSessionContract):
+    listed_paths = 10_000
+
     @pytest.fixture
     def session(self, shared_container: DockerContainer) -> Iterator[DockerSession]:
         with shared_container.get_session() as session:
@@ -40,7 +42,9 @@ def debian_container(docker_client: object, debian_image: str) -> Iterator[Docke
         resource.delete()
 
 
-class TestDockerSessionDebian(SessionContract):
+class TestDockerSessionDebian(FullSessionContract):
+    listed_paths = 10_000
+
     @pytest.fixture
     def session(self, debian_container: DockerContainer) -> Iterator[DockerSession]:
         # A session of its own (not the resource's client), as another plugin would open one.

@@ -20,7 +20,7 @@ from reproman.errors import ReproManError, ResourceConnectionError, ResourceErro
 if TYPE_CHECKING:
     import docker
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.backend_docker.engine")
 
 #: Shown in errors when neither ``engine_url`` nor ``DOCKER_HOST`` names an engine.
 DEFAULT_ENGINE = "unix:///var/run/docker.sock"

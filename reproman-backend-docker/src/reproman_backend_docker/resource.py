@@ -10,6 +10,7 @@ the container's full ID; status always comes from the Engine.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -18,20 +19,28 @@ from reproman.errors import BackendParameterError, ResourceConnectionError, Reso
 from reproman.resources.base import CONNECTION_ERROR, NOT_FOUND, RUNNING, Resource
 from reproman.resources.session import Session
 from reproman_backend_docker.engine import engine_errors, open_client
+from reproman_backend_docker.ownership import (
+    CREATOR_LABEL,
+    INVENTORY_LABEL,
+    RESOURCE_LABEL,
+    creator_exited,
+    creator_id,
+    inventory_id,
+)
 
 if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.backend_docker.resource")
 
 DEFAULT_IMAGE = "debian:bookworm"
 #: Pull policies: ``missing`` pulls only when the image is not local.
 PULL_POLICIES = ("missing", "always", "never")
 _PULL_ALIASES = {"true": "missing", "yes": "missing", "1": "missing", "on": "missing",
                  "false": "never", "no": "never", "0": "never", "off": "never"}
-#: Label on every container we create, so they can be found and swept.
-LABEL = "org.reproman.resource"
+#: Label on every container we create, naming its resource (see :mod:`reproman_backend_docker.ownership`).
+LABEL = RESOURCE_LABEL
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _IDLE_COMMAND = ["sleep", "infinity"]
 #: Exits 0 once a process named ``sleep`` runs (read from /proc: no ps needed in the image).
@@ -152,7 +161,12 @@ class DockerContainer(Resource):
 
         image = normalize_image(self.image or DEFAULT_IMAGE)
         policy = pull_policy(self.pull)
-        labels = {LABEL: self.name, **parse_key_values(self.labels, "labels")}
+        labels = {
+            **parse_key_values(self.labels, "labels"),
+            RESOURCE_LABEL: self.name,
+            INVENTORY_LABEL: inventory_id(),
+            CREATOR_LABEL: creator_id(),
+        }
         options: dict[str, Any] = {
             "command": _IDLE_COMMAND,
             "detach": True,
@@ -167,17 +181,14 @@ class DockerContainer(Resource):
         if _CONTAINER_NAME.match(self.name):
             options["name"] = self.name
         client = self._client()
+        self._remove_interrupted_creates(client, labels[INVENTORY_LABEL])
         self._ensure_image(client, image, policy)
         with engine_errors(f"create container {self.name!r} from {image}", self.engine_url):
             try:
                 container = client.containers.create(image, **{k: v for k, v in options.items() if v is not None})
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:
-                    raise ResourceError(
-                        f"cannot create container {self.name!r}: the Docker Engine already has a container "
-                        "of that name.",
-                        hint="Pick another resource name, or remove that container first.",
-                    ) from None
+                    raise self._name_taken(client, labels[INVENTORY_LABEL]) from None
                 raise
         self._container = container
         self.id = container.id
@@ -189,6 +200,60 @@ class DockerContainer(Resource):
             raise
         self.image = image
         return {"id": container.id, "status": self.status, "image": image}
+
+    def _name_taken(self, client: docker.DockerClient, inventory: str) -> ResourceError:
+        """Why the Engine refused the container name: another create still running, or someone else's container."""
+        try:
+            holder = client.containers.get(self.name)
+            labels = holder.labels or {}
+        except Exception:  # gone meanwhile, or unreadable: the plain message serves
+            labels = {}
+        creator = labels.get(CREATOR_LABEL, "")
+        pid = creator.split("/")[1] if creator.count("/") == 2 else ""
+        if (labels.get(INVENTORY_LABEL) == inventory and pid and pid != str(os.getpid())
+                and not creator_exited(creator)):
+            return ResourceError(
+                f"cannot create container {self.name!r}: process {pid} ('reproman create') is creating it.",
+                hint="Wait for it to finish, then see 'reproman ls'.",
+            )
+        return ResourceError(
+            f"cannot create container {self.name!r}: the Docker Engine already has a container of that name.",
+            hint="Pick another resource name, or remove that container first.",
+        )
+
+    def _remove_interrupted_creates(self, client: docker.DockerClient, inventory: str) -> None:
+        """Remove containers this inventory's creates left behind when they were killed.
+
+        Left behind means: labelled for this inventory, made by a process
+        that has exited, and named by no inventory record. The inventory is
+        read after the creators were found gone, so a create that recorded
+        its container and then exited is never mistaken for an interrupted one.
+        """
+        import docker
+
+        from reproman.resources.inventory import Inventory
+
+        with engine_errors("list containers", self.engine_url):
+            candidates = [
+                row for row in client.api.containers(all=True, filters={"label": f"{INVENTORY_LABEL}={inventory}"})
+                if creator_exited((row.get("Labels") or {}).get(CREATOR_LABEL))
+            ]
+        if not candidates:
+            return
+        recorded = {str(r.get("id")) for r in Inventory().load().values()}
+        for row in candidates:
+            if row["Id"] in recorded:
+                continue
+            name = ",".join(n.lstrip("/") for n in row.get("Names") or []) or row["Id"][:12]
+            lgr.warning(
+                "removing container %s (%s) left by an interrupted 'reproman create %s'",
+                name, row["Id"][:12], (row.get("Labels") or {}).get(RESOURCE_LABEL, "?"),
+            )
+            with engine_errors(f"remove container {name} left by an interrupted create", self.engine_url):
+                try:
+                    client.api.remove_container(row["Id"], force=True)
+                except docker.errors.NotFound:  # another create removed it meanwhile
+                    pass
 
     def _ensure_image(self, client: docker.DockerClient, image: str, policy: str) -> None:
         """Make ``image`` local according to ``policy``, or say in one line why it cannot be."""

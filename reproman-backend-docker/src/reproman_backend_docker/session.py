@@ -1,42 +1,53 @@
 """A session into a running container, through the Engine API only (no docker CLI).
 
 Commands are Engine *exec* instances run with ``/bin/sh -c``: one create,
-one start (its output demultiplexed, so stdout and stderr stay apart, which
-the old tool's merged stream could not do) and one inspect for the exact exit
-status: the same three calls the SDK's own ``exec_run`` makes, so a command
-costs what ``exec_run`` costs. Files travel as tar streams through the
-archive endpoints (see :mod:`reproman_backend_docker.tarstream`), never
-through a command, so a 1 GiB file needs neither a temporary archive nor
-memory for it.
+one start and one inspect for the exact exit status, the same three calls the
+SDK's own ``exec_run`` makes. Their output is read frame by frame as it
+arrives (:mod:`reproman_backend_docker.execstream`): stdout and stderr apart,
+bytes exact, time linear in size, streamed to a callback when asked.
+Interrupting a command stops it through a second exec (the contract's
+default :meth:`Session._execute_aside`).
+
+Files travel as tar streams (:mod:`reproman_backend_docker.tarstream`): to
+the container in one archive through the Engine's archive endpoint, from it
+through that endpoint or, for many paths, as one archive written by ``tar``
+in the container. Neither needs a temporary archive or memory for the data,
+and none has a limit on the number of paths.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import posixpath
 import shlex
-import socket
-import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproman.errors import ReproManError, ResourceConnectionError, SessionError
-from reproman.resources.session import CommandResult, Session
+from reproman.resources.session import (
+    TEXT_ERRORS,
+    CommandResult,
+    OutputCallback,
+    Session,
+    extract_to_staging,
+    group_wrapper,
+)
 from reproman_backend_docker.engine import engine_label, is_connection_failure, open_client, short_reason
-from reproman_backend_docker.tarstream import CHUNK_SIZE, ChunkReader, extract_member_tree, tar_chunks
+from reproman_backend_docker.execstream import STDOUT, ConsumerFailed, ExecStream, run_exec
+from reproman_backend_docker.tarstream import CHUNK_SIZE, ChunkReader, join_archives, tar_chunks
 
 if TYPE_CHECKING:
     import docker
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.backend_docker.session")
 
 _SHELL = "/bin/sh"
-#: Go's ``os.ModeSymlink`` as the Engine reports it in archive stats.
-_GO_MODE_SYMLINK = 1 << 27
 
 
 class DockerSession(Session):
@@ -111,7 +122,7 @@ class DockerSession(Session):
 
         try:
             yield
-        except ReproManError:
+        except (ReproManError, ConsumerFailed):
             raise
         except docker.errors.NotFound as exc:
             if "no such container" in short_reason(exc).lower():
@@ -127,71 +138,18 @@ class DockerSession(Session):
             raise
 
     # -- commands -------------------------------------------------------------------
-    def _execute(self, command: str, stdin: bytes | None = None) -> CommandResult:
-        with self._calling("run a command"):
-            exec_id = self._api.exec_create(
-                self.container_id, [_SHELL, "-c", command], stdout=True, stderr=True, stdin=stdin is not None
-            )["Id"]
-            if stdin is None:
-                out, err = self._api.exec_start(exec_id, demux=True)
-            else:
-                out, err = self._run_with_stdin(exec_id, stdin)
-            returncode = self._exit_code(exec_id)
-        return CommandResult(
-            command=command,
-            returncode=returncode,
-            stdout_bytes=out or b"",
-            stderr_bytes=err or b"",
-        )
-
-    def _run_with_stdin(self, exec_id: str, data: bytes) -> tuple[bytes | None, bytes | None]:
-        """Start an exec on a hijacked socket, feed ``data`` then end-of-file, collect both streams.
-
-        The feeding happens in a thread: a command may write more output
-        than the pipes hold before it reads all of its input, and a writer
-        that waited for the reader (or the reverse) would deadlock.
-        """
-        from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
-
-        hijacked = self._api.exec_start(exec_id, socket=True)
-        raw: socket.socket = getattr(hijacked, "_sock", hijacked)
-        errors: list[BaseException] = []
-
-        def feed() -> None:
-            try:
-                raw.sendall(data)
-                raw.shutdown(socket.SHUT_WR)
-            except OSError as exc:  # the command may exit without reading its input
-                if exc.errno not in (32, 104):  # EPIPE, ECONNRESET
-                    errors.append(exc)
-
-        writer = threading.Thread(target=feed, name="reproman-docker-stdin", daemon=True)
-        writer.start()
+    def _execute(
+        self, command: str, stdin: bytes | None = None, on_output: OutputCallback | None = None
+    ) -> CommandResult:
         try:
-            frames = (demux_adaptor(*frame) for frame in frames_iter(hijacked, tty=False))
-            out, err = consume_socket_output(frames, demux=True)
-        finally:
-            writer.join()
-            hijacked.close()
-        if errors:
-            raise SessionError(f"cannot pass input to the command: {short_reason(errors[0])}")
-        return out, err
-
-    def _exit_code(self, exec_id: str) -> int:
-        """The exec's exit status, waiting briefly if the Engine has not recorded it yet.
-
-        The output stream ends when the process closes its outputs, which
-        can be a moment before the Engine has reaped it.
-        """
-        deadline = time.monotonic() + 5
-        while True:
-            info = self._api.exec_inspect(exec_id)
-            code = info.get("ExitCode")
-            if not info.get("Running") and code is not None:
-                return int(code)
-            if time.monotonic() > deadline:
-                raise SessionError(f"the Docker Engine did not report the exit status of a command in {self.label!r}")
-            time.sleep(0.01)
+            with self._calling("run a command"):
+                returncode, out, err = run_exec(
+                    self._api, self.container_id, [_SHELL, "-c", command], stdin=stdin, on_output=on_output,
+                    label=repr(self.label),
+                )
+        except ConsumerFailed as failed:
+            raise failed.error from None
+        return CommandResult(command=command, returncode=returncode, stdout_bytes=out, stderr_bytes=err)
 
     def _interactive(self, command: str | None = None) -> int:
         from reproman_backend_docker.terminal import run_interactive
@@ -230,76 +188,225 @@ class DockerSession(Session):
     def _put_file(self, local: Path, remote: str) -> None:
         target = self.realpath(remote)
         uid, gid = self._owner_ids()
-        chunks = tar_chunks([(local, posixpath.basename(target))], uid=uid, gid=gid)
-        with self._calling(f"put {local} to {remote}"):
-            self._api.put_archive(self.container_id, posixpath.dirname(target) or "/", chunks)
+        self._put_archive(tar_chunks([(local, target.lstrip("/"))], uid=uid, gid=gid), f"put {local} to {remote}")
 
     def _get_file(self, remote: str, local: Path) -> None:
-        self._download(remote, local)
+        with tempfile.TemporaryDirectory(prefix=".reproman-get-", dir=local.parent) as tmp:
+            staged = Path(tmp) / "0"
+            self._fetch_one(self.realpath(remote), remote, staged)
+            os.replace(staged, local)
 
-    def put(self, src: str | os.PathLike[str], dest: str, uid: int = -1, gid: int = -1) -> None:
-        """Copy a local file or tree to ``dest`` as one streamed archive (after one preparing command)."""
-        self.put_many([(src, dest)])
-        if uid != -1 or gid != -1:
-            self.chown("" if uid == -1 else str(uid), dest, recursive=True, group=None if gid == -1 else gid)
+    def _send(self, pairs: Sequence[tuple[Path, str]]) -> None:
+        """All local paths in one archive streamed to the Engine, unpacked at ``/`` in the container.
 
-    def put_many(self, items: Iterable[tuple[str | os.PathLike[str], str]]) -> None:
-        """Copy many local paths in two calls whatever their number: prepare targets, send one archive.
-
-        The preparing command creates the destinations' parents and removes
-        what the copies replace; the archive is then unpacked at ``/`` with
-        members named after the absolute destinations, so it needs no
-        staging directory and no second command in the container.
+        Members are named after their absolute destinations, so existing
+        directories are merged into and files replaced, with no command in
+        the container and no argument-length limit. A file where a directory
+        is, or the reverse, is refused by the Engine (``noOverwriteDirNonDir``)
+        instead of deleting the directory. The Engine creates missing parents
+        as root; for a container running as another user they are made first
+        by that user (:meth:`_make_parents`), so they are the user's to write in.
         """
-        pairs = [(Path(src), self.realpath(dest)) for src, dest in items]
-        if not pairs:
-            return
-        for src, _dest in pairs:
-            if not os.path.lexists(src):
-                raise SessionError(f"cannot put {src}: no such file or directory")
-        if any(dest == "/" for _src, dest in pairs):
+        targets = [(src, self.realpath(dest)) for src, dest in pairs]
+        if any(dest == "/" for _src, dest in targets):
             raise SessionError("cannot put over the container's root directory")
-        parents = sorted({posixpath.dirname(dest) for _src, dest in pairs} - {"/"})
-        dests = [dest for _src, dest in pairs]
-        prepare = (f"mkdir -p {shlex.join(parents)} && " if parents else "") + f"rm -rf {shlex.join(dests)}"
-        result = self.execute_command(prepare)
-        if result.returncode != 0:
-            detail = (result.stderr.strip().splitlines() or ["failed"])[-1]
-            raise SessionError(f"cannot put to {', '.join(dests)}: {detail}")
         uid, gid = self._owner_ids()
-        chunks = tar_chunks([(src, dest.lstrip("/")) for src, dest in pairs], uid=uid, gid=gid)
-        with self._calling(f"put {', '.join(str(s) for s, _ in pairs)}"):
-            self._api.put_archive(self.container_id, "/", chunks)
+        if (uid, gid) != (0, 0):
+            self._make_parents([dest for _src, dest in targets])
+        chunks = tar_chunks([(src, dest.lstrip("/")) for src, dest in targets], uid=uid, gid=gid)
+        self._put_archive(chunks, f"put {', '.join(str(src) for src, _ in pairs[:3])}{' ...' if len(pairs) > 3 else ''}")
 
-    def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
-        """Each remote path streamed as its own archive into its staging path (no command in the container)."""
-        for src, dest in staged:
-            self._download(src, dest)
-
-    def _download(self, src: str, dest: Path) -> None:
-        """Stream ``src``'s archive from the Engine and unpack it as ``dest``; symlinks are followed."""
+    def _put_archive(self, chunks: Iterator[bytes], what: str) -> None:
+        """Stream a tar archive to the Engine, unpacked at ``/``; type changes refused, not forced."""
         import docker
 
-        target = self.realpath(src)
-        for _hop in range(10):
-            with self._calling(f"get {src}"):
-                try:
-                    stream, stat = self._api.get_archive(self.container_id, target, chunk_size=CHUNK_SIZE)
-                except docker.errors.NotFound:
-                    self._inspect()  # a vanished container says so; otherwise the path is missing
-                    raise SessionError(f"cannot get {src}: no such file or directory") from None
-            link = stat.get("linkTarget") or ""
-            if int(stat.get("mode", 0)) & _GO_MODE_SYMLINK and link:
-                target = link if posixpath.isabs(link) else posixpath.join(posixpath.dirname(target), link)
-                continue
-            break
-        else:
-            raise SessionError(f"cannot get {src}: too many levels of symbolic links")
+        with self._calling(what):
+            url = self._api._url("/containers/{0}/archive", self.container_id)
+            response = self._api._put(url, params={"path": "/", "noOverwriteDirNonDir": "true"}, data=chunks)
+            try:
+                self._api._raise_for_status(response)
+            except docker.errors.APIError as exc:
+                reason = short_reason(exc)
+                if "cannot overwrite" in reason:
+                    raise SessionError(
+                        f"cannot {what}: a file would replace a directory in container {self.label!r}, or the "
+                        f"reverse ({reason.split(': ', 1)[-1]})",
+                        hint="Remove the path in the container first if it should be replaced.",
+                    ) from None
+                raise
+
+    def _make_parents(self, targets: Sequence[str]) -> None:
+        """Create the targets' missing parent directories as the container's user, a few commands at most.
+
+        Only the deepest parents are named (``mkdir -p`` makes the rest),
+        in command lines of bounded length, so no number of paths reaches
+        the system's argument-length limit.
+        """
+        for batch in command_batches(deepest_parents(targets)):
+            result = self.execute_command(["mkdir", "-p", "--", *batch])
+            if result.returncode != 0:
+                detail = (result.stderr.strip().splitlines() or ["mkdir failed"])[-1]
+                raise SessionError(f"cannot create directories in container {self.label!r}: {detail}")
+
+    def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
+        """Fill each staging path with its remote path; symbolic links arrive as links, never followed.
+
+        A few paths come through the Engine's archive endpoint, one call
+        each, with no command in the container. Beyond that, one ``tar`` in
+        the container archives them all to its standard output, the list of
+        names streamed to its standard input (``xargs -0``, so no length
+        limit), and the archive is unpacked as it arrives: one stream for any
+        number of paths. Images without ``tar`` or ``xargs`` fall back to the
+        archive endpoint.
+        """
+        sources = [self.realpath(src) for src, _path in staged]
+        if "/" in sources:
+            raise SessionError(
+                "cannot get the container's root directory", hint="Name the directories you need instead."
+            )
+        if len(staged) > ARCHIVE_ENDPOINT_MAX and self._fetch_through_tar(sources, staged):
+            return
+        for target, (src, path) in zip(sources, staged):
+            self._fetch_one(target, src, path)
+
+    def _fetch_one(self, target: str, src: str, dest: Path) -> None:
+        """``target`` (absolute) through the archive endpoint, unpacked as ``dest``; a link stays a link."""
+        import docker
+
+        with self._calling(f"get {src}"):
+            try:
+                stream, stat = self._api.get_archive(self.container_id, target, chunk_size=CHUNK_SIZE)
+            except docker.errors.NotFound:
+                self._inspect()  # a vanished container says so; otherwise the path is missing
+                raise SessionError(f"cannot get {src}: no such file or directory") from None
+        top = str(stat.get("name") or posixpath.basename(target))
+        with self._receiving(f"get {src}"):
+            extract_to_staging(io.BufferedReader(ChunkReader(stream), CHUNK_SIZE), [(top, dest)])
+
+    def _fetch_through_tar(self, sources: Sequence[str], staged: Sequence[tuple[str, Path]]) -> bool:
+        """One archive of all ``sources`` from ``tar`` in the container; False if the image cannot make it."""
+        tops = covering_paths(sources)
+        listing = b"".join(b"." + os.fsencode(top) + b"\0" for top in tops)
+        errors = bytearray()
+
+        def archive(execution: ExecStream) -> Iterator[bytes]:
+            for stream, payload in execution.frames():
+                if stream == STDOUT:
+                    yield payload
+                elif len(errors) < 65536:
+                    errors.extend(payload)
+
+        lgr.debug("fetching %d paths from %s through one tar stream", len(sources), self.label)
+        # In a process group of its own: a tar left writing to a connection nobody reads any more
+        # (Ctrl-C, a local failure) would block in the container for ever.
+        pgfile = f"/tmp/.reproman-pg-{os.getpid()}-{os.urandom(6).hex()}"
+        argv = [_SHELL, "-c", group_wrapper(_TAR_LIST_SCRIPT, pgfile)]
         try:
-            extract_member_tree(ChunkReader(stream), str(stat.get("name") or posixpath.basename(target)), dest)
+            with self._calling(f"get {len(sources)} paths"), self._receiving(f"get {len(sources)} paths"):
+                with ExecStream(self._api, self.container_id, argv, stdin=listing, user="0") as execution:
+                    chunks = archive(execution)
+                    try:
+                        extract_to_staging(
+                            io.BufferedReader(ChunkReader(join_archives(chunks)), CHUNK_SIZE),
+                            [(src.lstrip("/"), path) for src, (_s, path) in zip(sources, staged)],
+                        )
+                    except (SessionError, tarfile.TarError) as exc:  # judged below, with the exit status
+                        failure: Exception | None = exc
+                    else:
+                        failure = None
+                    for _rest in chunks:  # whatever follows the end of the archive
+                        pass
+                    code = execution.exit_code(repr(self.label))
+        except BaseException:
+            self.stop_interrupted(pgfile, "TERM")
+            raise
+        if code == _NO_TOOLS:
+            lgr.debug("%s has no tar or xargs; fetching through the archive endpoint", self.label)
+            return False
+        if code != 0 or failure is not None:
+            missing = self._first_missing(sources)
+            if missing is not None:
+                raise SessionError(f"cannot get {missing}: no such file or directory")
+            said = errors.decode("utf-8", "replace").strip().splitlines()
+            if said:
+                raise SessionError(f"cannot get {len(sources)} paths from container {self.label!r}: {said[-1]}")
+            if isinstance(failure, SessionError):
+                raise failure
+            reason = f"damaged archive ({failure})" if failure is not None else f"tar exited with {code}"
+            raise SessionError(f"cannot get {len(sources)} paths from container {self.label!r}: {reason}")
+        return True
+
+    def _first_missing(self, sources: Sequence[str]) -> str | None:
+        """The first of ``sources`` that does not exist (names with a newline are not checked)."""
+        listed = "".join(f"{src}\n" for src in sources if "\n" not in src)
+        result = self.execute_command(_FIRST_MISSING_SCRIPT, stdin=listed.encode("utf-8", TEXT_ERRORS))
+        name = result.stdout_bytes.rstrip(b"\n")
+        return os.fsdecode(name) if result.returncode == 0 and name else None
+
+    @contextlib.contextmanager
+    def _receiving(self, what: str) -> Iterator[None]:
+        """Failures while an archive is read and unpacked, as one line about ``what``."""
+        try:
+            yield
         except ReproManError:
             raise
+        except (tarfile.TarError, ValueError) as exc:
+            raise SessionError(f"cannot {what}: damaged archive from the container ({exc})") from None
         except Exception as exc:
             if is_connection_failure(exc):
                 raise self._lost(exc) from None
-            raise SessionError(f"cannot get {src}: {short_reason(exc)}") from None
+            raise
+
+
+#: More paths than this are fetched through one ``tar`` stream rather than one archive call each.
+ARCHIVE_ENDPOINT_MAX = 16
+#: Exit status of :data:`_TAR_LIST_SCRIPT` when the image lacks ``tar`` or ``xargs``.
+_NO_TOOLS = 97
+#: Archive the NUL-separated names on stdin (relative to ``/``) to stdout; ``xargs`` may run tar several
+#: times, each writing a whole archive (joined again by :func:`join_archives`).
+_TAR_LIST_SCRIPT = (
+    f"command -v tar >/dev/null 2>&1 && command -v xargs >/dev/null 2>&1 || exit {_NO_TOOLS}; "
+    "cd / && exec xargs -0 tar -cf - --"
+)
+_FIRST_MISSING_SCRIPT = (
+    'while IFS= read -r p; do [ -e "$p" ] || [ -L "$p" ] || { printf "%s\\n" "$p"; exit 0; }; done; exit 1'
+)
+#: Bytes of arguments per command line: far below Linux's 2 MiB total and 128 KiB per argument.
+_BATCH_BYTES = 64 * 1024
+
+
+def covering_paths(paths: Sequence[str]) -> list[str]:
+    """The distinct absolute ``paths`` that are not inside another one (archiving those gives them all)."""
+    unique = set(paths)
+    return sorted(p for p in unique if not any(a in unique for a in _ancestors(p)))
+
+
+def deepest_parents(targets: Sequence[str]) -> list[str]:
+    """The targets' parent directories, leaving out those that are parents of others (``mkdir -p`` makes them)."""
+    parents = {posixpath.dirname(t) for t in targets} - {"/"}
+    implied = {a for p in parents for a in _ancestors(p)}
+    return sorted(parents - implied)
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    while True:
+        parent = posixpath.dirname(path)
+        if parent == path:
+            return
+        yield parent
+        path = parent
+
+
+def command_batches(args: Sequence[str], limit: int = _BATCH_BYTES) -> Iterator[list[str]]:
+    """``args`` in groups whose total length stays under ``limit`` bytes."""
+    batch: list[str] = []
+    size = 0
+    for arg in args:
+        length = len(os.fsencode(arg)) + 1
+        if batch and size + length > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(arg)
+        size += length
+    if batch:
+        yield batch

@@ -1,12 +1,13 @@
-"""Tar archives as streams: built while they are sent, unpacked while they arrive.
+"""Tar archives as streams: built while they are sent, read while they arrive.
 
 The Engine's archive endpoints (``PUT``/``GET /containers/{id}/archive``)
-speak tar. Building the archive in a temporary file first (as the generic
-:meth:`Session.put_many` does) costs a full extra copy on disk and, for a
-1 GiB file, seconds; holding it in memory is not an option. Here the archive
-is a generator of bounded chunks that ``requests`` sends with chunked
-transfer encoding, and the download is read through a file-like wrapper by
-:mod:`tarfile`'s stream mode, so memory use is a few MiB whatever the size.
+speak tar, and so does ``tar`` run in the container. Building an archive in
+a temporary file first (as the generic :meth:`Session._send` does) costs a
+full extra copy on disk and, for a 1 GiB file, seconds; holding it in memory
+is not an option. Here the archive is a generator of bounded chunks that
+``requests`` sends with chunked transfer encoding, and a download is read
+through a file-like wrapper by :mod:`tarfile`'s stream mode, so memory use is
+a few MiB whatever the size.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ from __future__ import annotations
 import io
 import logging
 import os
-import shutil
 import stat
 import tarfile
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from reproman.errors import SessionError
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.backend_docker.tarstream")
 
 #: Size of the pieces handed to the HTTP layer: big enough that a tree of
 #: small files goes out in few writes, small enough to keep memory flat.
@@ -130,54 +129,92 @@ class ChunkReader(io.RawIOBase):
         return count
 
 
-def extract_member_tree(stream: io.RawIOBase, top: str, dest: Path) -> None:
-    """Unpack an archive whose members all live under ``top`` so that ``top`` becomes ``dest``.
+#: Member types that carry no data, whatever their size field says (as :mod:`tarfile` reads them).
+_NO_DATA_TYPES = frozenset(b"123456")
+_ZERO_BLOCK = bytes(_BLOCK)
+_PAX_TYPES = frozenset(b"xX")
+#: Headers whose data describes the next member (global pax records, GNU long names) without a size of its own.
+_META_TYPES = frozenset(b"gLK")
 
-    The archive is staged in a hidden directory next to ``dest`` (same file
-    system, so the final step is a rename, not a copy of a large file) and
-    then moved over whatever ``dest`` was.
+
+def join_archives(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """One archive out of several written back to back, as ``xargs tar -c`` makes when it runs tar twice.
+
+    Each archive ends with zero blocks that a reader takes for the end of
+    everything; those are dropped here and one end marker is written after
+    the last member. Headers are walked only to know how much data follows
+    each (octal or base-256 sizes, a pax ``size`` record overriding the next
+    member's); member data passes through unread.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".reproman-get-", dir=dest.parent))
+    pending = bytearray()
+    data_left = 0  # member data (padded to blocks) still to pass through
+    pax: bytearray | None = None  # the data of a pax header, gathered to read its size record
+    next_size: int | None = None
+    for chunk in chunks:
+        pending += chunk
+        pos = 0
+        out = bytearray()
+        with memoryview(pending) as view:
+            while True:
+                if data_left:
+                    take = min(data_left, len(pending) - pos)
+                    out += view[pos : pos + take]
+                    if pax is not None:
+                        pax += view[pos : pos + take]
+                    pos += take
+                    data_left -= take
+                    if data_left:
+                        break
+                    if pax is not None:
+                        next_size = _pax_size(bytes(pax), next_size)
+                        pax = None
+                if len(pending) - pos < _BLOCK:
+                    break
+                block = bytes(view[pos : pos + _BLOCK])
+                pos += _BLOCK
+                if block == _ZERO_BLOCK:
+                    continue  # the end marker of one of the archives
+                out += block
+                kind = block[156]
+                if kind in _PAX_TYPES:
+                    pax = bytearray()
+                    size = _header_size(block)
+                elif kind in _META_TYPES:
+                    size = _header_size(block)
+                elif kind in _NO_DATA_TYPES:
+                    size = 0
+                    next_size = None
+                else:
+                    size = next_size if next_size is not None else _header_size(block)
+                    next_size = None
+                data_left = size + (-size % _BLOCK)
+        del pending[:pos]
+        if out:
+            yield bytes(out)
+    if pending or data_left:
+        raise SessionError("the archive from the container ended in the middle of a member")
+    yield b"\0" * (2 * _BLOCK)
+
+
+def _header_size(block: bytes) -> int:
+    """The size field of a tar header: octal digits, or base-256 when its first byte has the high bit."""
+    field = bytes(block[124:136])
+    if field[0] & 0x80:
+        return int.from_bytes(field[1:], "big")
+    digits = field.split(b"\0", 1)[0].strip()
     try:
-        with tarfile.open(fileobj=io.BufferedReader(stream, CHUNK_SIZE), mode="r|") as tar:
-            tar.extractall(staging, members=_renamed(tar, top, "0"), numeric_owner=True, filter=_keep_modes)
-        staged = staging / "0"
-        if not staged.exists() and not staged.is_symlink():
-            raise SessionError(f"cannot get {top}: the engine sent an empty archive")
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif dest.exists() or dest.is_symlink():
-            dest.unlink()
-        os.replace(staged, dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return int(digits or b"0", 8)
+    except ValueError:
+        raise SessionError("the archive from the container has a damaged member header") from None
 
 
-def _renamed(tar: tarfile.TarFile, top: str, new_top: str) -> Iterator[tarfile.TarInfo]:
-    """Members of ``tar`` with the leading ``top`` component replaced, others refused."""
-    prefix = top + "/"
-    for member in tar:
-        name = member.name.rstrip("/")
-        if name == top or name.startswith(prefix):
-            member.name = new_top + name[len(top):]
-        else:
-            raise SessionError(f"unexpected member {member.name!r} in the archive of {top}")
-        if member.islnk() and (member.linkname == top or member.linkname.startswith(prefix)):
-            member.linkname = new_top + member.linkname[len(top):]
-        yield member
-
-
-def _keep_modes(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
-    """The ``tar`` safety filter (no absolute names, nothing outside ``path``), but all permission bits kept.
-
-    The stock filter also clears group/other write bits, which would make a
-    round trip change a file's mode; those bits are the user's data here.
-    Files become ours, as a local copy would: the container's user IDs mean
-    nothing on this machine (and only root could apply them).
-    """
-    checked = tarfile.tar_filter(member, path)
-    if checked is None:
-        return None
-    mode = checked.mode if member.mode is None else member.mode & 0o777
-    return checked.replace(mode=mode, uid=os.getuid(), gid=os.getgid(), uname="", gname="", deep=False)
+def _pax_size(data: bytes, current: int | None) -> int | None:
+    """The ``size`` record of pax extended header data (``"<len> size=<n>\\n"``), if it has one."""
+    for record in data.split(b"\n"):
+        _length, _, keyword = record.partition(b" ")
+        if keyword.startswith(b"size="):
+            try:
+                return int(keyword[5:])
+            except ValueError:
+                raise SessionError("the archive from the container has a damaged pax header") from None
+    return current

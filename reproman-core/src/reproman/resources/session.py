@@ -37,6 +37,7 @@ import shutil
 import tarfile
 import tempfile
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Union
@@ -280,7 +281,9 @@ class Session(ABC):
         is interrupted (:class:`KeyboardInterrupt`: Ctrl-C, or a SIGTERM the
         CLI turned into one), the whole group gets SIGINT, then SIGKILL
         after a grace period, and the interrupt propagates. Without this, a
-        closed connection leaves the command running on the resource.
+        closed connection leaves the command running on the resource. A
+        :class:`BrokenPipeError` from ``on_output`` (the caller's reader is
+        gone) stops the group the same way, with SIGPIPE first.
         """
         merged = {**self._env, **(env or {})}
         pgfile = f"/tmp/.reproman-pg-{os.getpid()}-{os.urandom(6).hex()}"
@@ -290,8 +293,10 @@ class Session(ABC):
                 result = self._execute(line, stdin=stdin)
             else:
                 result = self._execute(line, stdin=stdin, on_output=on_output)
-        except KeyboardInterrupt as exc:
-            self.stop_interrupted(pgfile, "TERM" if isinstance(exc, Terminated) else "INT")
+        except (KeyboardInterrupt, BrokenPipeError) as exc:
+            # A reader that went away (output piped to `head`) stops the command as a local pipe would.
+            signal_name = "PIPE" if isinstance(exc, BrokenPipeError) else "TERM" if isinstance(exc, Terminated) else "INT"
+            self.stop_interrupted(pgfile, signal_name)
             raise
         return attrs.evolve(result, command=to_shell(command))
 
@@ -562,11 +567,21 @@ def extract_to_staging(archive: Path | io.BufferedIOBase, prefixes: Sequence[tup
                 tar.extractall(tmp, filter=_ours)
             except tarfile.FilterError as exc:
                 raise SessionError(f"refusing an unsafe member in the transferred archive: {exc}") from None
-        names = [prefix for prefix, _path in prefixes]
+        requested = Counter(prefix for prefix, _path in prefixes)
 
         def shared(prefix: str) -> bool:
-            """Also needed by another request: the same path twice, or a path inside another requested tree."""
-            return names.count(prefix) > 1 or any(prefix.startswith(other + "/") for other in names if other)
+            """Also needed by another request: the same path twice, or a path inside another requested tree.
+
+            Looked up by ancestor, not by comparing every pair: 10,000 paths would take minutes.
+            """
+            if requested[prefix] > 1:
+                return True
+            ancestor = prefix
+            while "/" in ancestor:
+                ancestor = ancestor.rpartition("/")[0]
+                if ancestor and ancestor in requested:
+                    return True
+            return False
 
         # Copies first: moving a requested tree away would take nested requests with it.
         for prefix, path in sorted(prefixes, key=lambda item: not shared(item[0])):

@@ -148,6 +148,16 @@ class LocalDataset:
     def rev(self, ref: str) -> str:
         return self.git("rev-parse", "--verify", "-q", ref + "^{commit}", check=False).stdout.strip()
 
+    def is_repository(self) -> bool:
+        """Is there a repository of its own here (an installed dataset)?"""
+        return os.path.exists(os.path.join(self.path, ".git"))
+
+    def has_commit(self, commit: str) -> bool:
+        return self.git("cat-file", "-e", commit + "^{commit}", check=False).returncode == 0
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self.git("merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
+
     def has_annex(self) -> bool:
         return bool(self.git("config", "--get", "annex.uuid", check=False).stdout.strip())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,3 +58,15 @@ def subject(ds: Path, rev: str = "HEAD") -> str:
 
 def body(ds: Path, rev: str = "HEAD") -> str:
     return git(ds, "log", "-1", "--format=%B", rev)
+
+
+def fetch_when_done(jobid: str, timeout: float = 60) -> dict[str, Any]:
+    """``reproman jobs JOBID`` until the job is finished and the fetch was tried; the last row."""
+    from reproman import api
+
+    deadline = time.monotonic() + timeout
+    while True:
+        row = api.jobs([jobid], action="fetch")[0]
+        if row.get("fetched") or "error" in row or time.monotonic() > deadline:
+            return row
+        time.sleep(0.3)

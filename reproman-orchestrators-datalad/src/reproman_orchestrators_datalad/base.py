@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from reproman.resources.base import Resource
     from reproman.resources.session import Session
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 #: Where jobs that hold a dataset's work tree leave a marker (inside ``.git``, never committed).
 ACTIVE_DIR = ".git/reproman/active"

@@ -35,7 +35,7 @@ from reproman_orchestrators_datalad.base import GITATTRIBUTES, DataladOrchestrat
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join, relative
 from reproman_orchestrators_datalad.messages import run_message
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 
 class LocalRunOrchestrator(DataladOrchestrator):
@@ -223,16 +223,20 @@ class LocalRunOrchestrator(DataladOrchestrator):
         """Commit the results on the commits the job started from, in every dataset they go into.
 
         When nothing moved locally meanwhile (the usual case) that is the
-        current branch of each dataset; otherwise the datasets are put on
-        their starting commits for the commit and back afterwards, and the
-        merge brings the results in.
+        current branch of each dataset; otherwise (new commits, or another
+        branch checked out) the datasets are put on their starting commits
+        for the commit and back afterwards, and the merge brings the
+        results in, or refuses and leaves them on the job's ref.
         """
         starts: dict[str, str] = {n.path: n.commit for n in self.started_datasets()}
         starts[TOP] = self.base
         plan = [(node, tree.dataset(node.path)) for node in involved]
         targets = {node.path: self._start_commit(tree, node, starts) for node in involved}
         originals = {node.path: (repo.rev("HEAD"), repo.current_branch()) for node, repo in plan}
-        moved = any(originals[n.path][0] != targets[n.path] for n, _r in plan)
+        moved = (
+            any(originals[n.path][0] != targets[n.path] for n, _r in plan)
+            or originals[TOP][1] != str(self.job.extra.get("branch", ""))
+        )
         try:
             if moved:
                 for node, repo in plan:

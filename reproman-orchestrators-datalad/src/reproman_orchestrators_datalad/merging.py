@@ -26,7 +26,7 @@ from reproman.errors import OrchestratorError
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, join, relative
 from reproman_orchestrators_datalad.local_dataset import LocalDataset
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 _NULL = "0" * 40
 

@@ -21,7 +21,7 @@ from reproman.errors import OrchestratorError
 from reproman_orchestrators_datalad.base import ACTIVE_DIR, DataladOrchestrator, q
 from reproman_orchestrators_datalad.messages import save_message
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 _NOT_SHARED = 3
 _IN_USE = 4

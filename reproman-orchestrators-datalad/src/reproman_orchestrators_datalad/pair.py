@@ -47,7 +47,7 @@ from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
 from reproman_orchestrators_datalad.local_dataset import LocalDataset
 from reproman_orchestrators_datalad.messages import run_message, save_message
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 #: Exit status of the setup command when ``datalad get`` could not get inputs.
 _ABSENT = 5
@@ -252,7 +252,7 @@ class PairOrchestrator(DataladOrchestrator):
                 lines.append(f"if [ ! -e {p}/.git ]; then mkdir -p {p}; git -C {p} init -q; fi")
             if bundles.get(i):
                 refspecs = " ".join(q(f"+{h}:refs/remotes/{ORIGIN}/{posixpath.basename(h)}") for h in bundles[i])
-                lines.append(f'git -C {p} fetch -q "$stage/b{i}" {refspecs}')
+                lines.append(f'git -C {p} fetch -q --no-recurse-submodules "$stage/b{i}" {refspecs}')
             if tree.dataset(node.path).has_annex():
                 lines.append(f"git -C {p} config --get annex.uuid >/dev/null || git -C {p} annex init -q {label} >/dev/null")
             lines.append(f"git -C {p} -c advice.detachedHead=false checkout -q --detach {q(node.commit)}")
@@ -390,7 +390,7 @@ class PairOrchestrator(DataladOrchestrator):
         refspecs = [f"+{self.ref}:{self.ref}"]
         if " refs/heads/git-annex" in heads:
             refspecs.append(f"+refs/heads/git-annex:refs/remotes/reproman-{self.job.resource_name}/git-annex")
-        repo.git("fetch", "-q", str(bundle), *refspecs)
+        repo.git("fetch", "-q", "--no-recurse-submodules", str(bundle), *refspecs)
 
     def finish_commit(self, status: JobStatus) -> None:
         """Hook for the top dataset's commit once it is here (``datalad-pair`` keeps the resource's)."""

@@ -115,6 +115,22 @@ def test_conflict_in_a_subdataset_merges_nothing(yoda_ds: Path, root: Path, orch
 
 
 @pytest.mark.parametrize("orchestrator", ["datalad-pair-run", "datalad-local-run"])
+def test_conflict_at_the_top_undoes_the_subdataset_merges(yoda_ds: Path, root: Path, orchestrator: str) -> None:
+    """The subdatasets would fast-forward, the top cannot merge: the subdatasets are put back."""
+    result = run_job(root, orchestrator, "sleep 1; echo job > notes.txt; " + COUNT_DEEP, inputs=IN_DEEP,
+                     outputs=["notes.txt", *OUT_DEEP], follow=False)
+    (yoda_ds / "notes.txt").write_text("mine\n")
+    yoda.datalad(yoda_ds, "save", "-m", "my notes", "notes.txt")
+    heads = {sub: yoda.head(yoda_ds, sub) for sub in (".", "outputs", "outputs/derived")}
+    row = fetch_when_done(result.job.jobid)
+    assert "merging into the dataset conflicts (notes.txt)" in row.get("error", ""), row
+    assert {sub: yoda.head(yoda_ds, sub) for sub in heads} == heads
+    assert not (yoda_ds / "outputs" / "derived" / "new.txt").exists()
+    assert (yoda_ds / "notes.txt").read_text() == "mine\n"
+    yoda.assert_clean(yoda_ds)
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair-run", "datalad-local-run"])
 def test_results_wait_while_another_branch_is_checked_out(yoda_ds: Path, root: Path, orchestrator: str) -> None:
     branch = git(yoda_ds, "symbolic-ref", "--short", "HEAD")
     result = run_job(root, orchestrator, "sleep 1; " + COUNT_DEEP, inputs=IN_DEEP, outputs=OUT_DEEP, follow=False)

@@ -146,6 +146,30 @@ def test_results_wait_while_another_branch_is_checked_out(yoda_ds: Path, root: P
     yoda.assert_clean(yoda_ds)
 
 
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-local-run"])
+@pytest.mark.parametrize("edit", ["untracked file", "unsaved edit"])
+def test_a_local_file_in_the_way_is_never_overwritten(yoda_ds: Path, root: Path, orchestrator: str, edit: str) -> None:
+    target = "outputs/derived/ref.csv" if edit == "unsaved edit" else "outputs/derived/new.txt"
+    result = run_job(root, orchestrator, f"sleep 1; sh code/count.sh inputs/s01.csv {target}", inputs=IN_DEEP,
+                     outputs=[target], follow=False)
+    if edit == "unsaved edit":
+        yoda.datalad(yoda_ds, "unlock", target)
+    (yoda_ds / target).write_text("mine\n")
+    heads = {sub: yoda.head(yoda_ds, sub) for sub in (".", "outputs", "outputs/derived")}
+    row = fetch_when_done(result.job.jobid)
+    assert not row.get("fetched") and row.get("error"), row
+    assert (yoda_ds / target).read_text() == "mine\n"
+    assert {sub: yoda.head(yoda_ds, sub) for sub in heads} == heads
+    # Once the user's file is out of the way, the same job's results come in.
+    (yoda_ds / target).rename(yoda_ds / "mine.txt")
+    if edit == "unsaved edit":
+        sh(yoda_ds / "outputs" / "derived", "git", "checkout", "HEAD", "--", "ref.csv")
+    (yoda_ds / "mine.txt").unlink()
+    assert fetch_when_done(result.job.jobid).get("fetched")
+    assert yoda.rows(yoda_ds / target) == yoda.expected_rows("s01")
+    yoda.assert_clean(yoda_ds)
+
+
 # -- datalad-local-run never overwrites what git cannot give back ------------------------------
 def test_local_run_refuses_to_overwrite_an_ignored_file(yoda_ds: Path, root: Path) -> None:
     (yoda_ds / "outputs" / ".gitignore").write_text("scratch/\n")

@@ -39,6 +39,11 @@ class Node:
     parent: str = ""
 
 
+def repository(root: str, path: str) -> LocalDataset:
+    """The repository of the dataset at ``path`` (relative to the top dataset at ``root``)."""
+    return LocalDataset(root if path == TOP else os.path.join(root, *path.split("/")))
+
+
 def join(dataset: str, rel: str) -> str:
     """``rel`` (relative to ``dataset``) as a path relative to the top."""
     if dataset == TOP:
@@ -94,7 +99,7 @@ class Hierarchy:
 
     def dataset(self, path: str) -> LocalDataset:
         """The local repository of the installed dataset at ``path``."""
-        return LocalDataset(os.path.join(self.root, *path.split("/")) if path != TOP else self.root)
+        return repository(self.root, path)
 
     def owner(self, path: str) -> Node:
         """The innermost known dataset containing ``path`` (installed or not)."""

@@ -198,13 +198,3 @@ class LocalDataset:
         if not rel:
             raise OrchestratorError(f"the content of {key} is not in {self.path}")
         return os.path.join(self.path, rel)
-
-    def exclude(self, pattern: str) -> None:
-        """Add ``pattern`` to ``.git/info/exclude`` (local only, never committed)."""
-        git_dir = self.git("rev-parse", "--git-path", "info/exclude").stdout.strip()
-        target = os.path.join(self.path, git_dir)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        existing = open(target).read().splitlines() if os.path.exists(target) else []
-        if pattern not in existing:
-            with open(target, "a") as fh:
-                fh.write(pattern + "\n")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import attrs
 
 from reproman.errors import OrchestratorError
-from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, join, relative
+from reproman_orchestrators_datalad.hierarchy import TOP, join, relative, repository
 from reproman_orchestrators_datalad.local_dataset import LocalDataset
 
 lgr = logging.getLogger("reproman.orchestrators_datalad")
@@ -51,10 +51,9 @@ def changes(root: str, base: str, commit: str) -> list[Change]:
     """
     found = [Change(path=TOP, old=base, new=commit)]
     queue = [found[0]]
-    tree = Hierarchy(root, [])
     while queue:
         change = queue.pop(0)
-        repo = tree.dataset(change.path)
+        repo = repository(root, change.path)
         if not repo.is_repository() or not repo.has_commit(change.new):
             continue
         for path, old, new in _gitlink_changes(repo, change.old, change.new):
@@ -89,7 +88,7 @@ class HierarchyMerge:
     """Merge one job's commits into every dataset it changed, or leave them all alone."""
 
     def __init__(self, root: str, jobid: str, ref: str, branch: str) -> None:
-        self.tree = Hierarchy(root, [])
+        self.root = root
         self.jobid = jobid
         self.ref = ref
         #: The branch the job started from: the results go there or nowhere.
@@ -99,7 +98,7 @@ class HierarchyMerge:
 
     def run(self, plan: Sequence[Change]) -> None:
         """Merge ``plan`` (from :func:`changes`) deepest first; on any failure undo and raise."""
-        current = self.tree.dataset(TOP).current_branch()
+        current = repository(self.root, TOP).current_branch()
         if current != self.branch:
             raise self._kept(
                 f"branch {self.branch!r} is not checked out (HEAD is {current or 'detached'})",
@@ -109,7 +108,7 @@ class HierarchyMerge:
         for change in plan:
             if change.path == TOP:
                 continue
-            repo = self.tree.dataset(change.path)
+            repo = repository(self.root, change.path)
             if not repo.is_repository():
                 raise self._kept(f"subdataset {change.path} is not installed here",
                                  f"Install it with 'datalad get -n {change.path}', then fetch again.")
@@ -128,7 +127,7 @@ class HierarchyMerge:
 
     def _merge_one(self, change: Change, children: list[str], child_diverged: bool) -> bool:
         """Merge ``change.new`` into one dataset; True when its HEAD is not the job's commit afterwards."""
-        repo = self.tree.dataset(change.path)
+        repo = repository(self.root, change.path)
         head = repo.rev("HEAD")
         branch = repo.current_branch()
         where = "the dataset" if change.path == TOP else f"subdataset {change.path}"

@@ -32,6 +32,7 @@ def run_job(
     message: str | None = None,
     batch: Sequence[str] | None = None,
     follow: bool = True,
+    keep_remote: bool = False,
 ) -> Any:
     """``reproman run`` on the local shell resource, followed to the end (fetched) unless ``follow`` is off."""
     from reproman import api
@@ -45,6 +46,7 @@ def run_job(
         batch_parameters=list(batch) if batch else None,
         job_parameters=[f"root_directory={root}"],
         follow=follow,
+        keep_remote=keep_remote,
     )
 
 

@@ -162,7 +162,8 @@ def test_second_job_waits_for_the_first_to_be_fetched(dataset: Path, root: Path,
 def test_fetching_twice_records_once(dataset: Path, root: Path) -> None:
     from reproman import api
 
-    result = run_job(root, "datalad-pair-run", COUNT, inputs=["data/f0.csv"], outputs=["out/count.txt"])
+    result = run_job(root, "datalad-pair-run", COUNT, inputs=["data/f0.csv"], outputs=["out/count.txt"],
+                     keep_remote=True)
     head = git(dataset, "rev-parse", "HEAD")
     rows = api.jobs([result.job.jobid], action="fetch")
     assert rows[0].get("fetched"), rows

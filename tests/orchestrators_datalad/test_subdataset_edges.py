@@ -157,7 +157,12 @@ def test_a_local_file_in_the_way_is_never_overwritten(yoda_ds: Path, root: Path,
     (yoda_ds / target).write_text("mine\n")
     heads = {sub: yoda.head(yoda_ds, sub) for sub in (".", "outputs", "outputs/derived")}
     row = fetch_when_done(result.job.jobid)
-    assert not row.get("fetched") and row.get("error"), row
+    said = "has unsaved changes here" if edit == "unsaved edit" else "is untracked here"
+    if orchestrator == "datalad-local-run":
+        said = "has unsaved changes"  # refused before anything is downloaded: the dataset must be clean
+    assert not row.get("fetched") and said in row.get("error", ""), row
+    if orchestrator != "datalad-local-run":
+        assert f"{yoda_ds / target} {said}" in row["error"] and "Nothing was changed" in row["error"]
     assert (yoda_ds / target).read_text() == "mine\n"
     assert {sub: yoda.head(yoda_ds, sub) for sub in heads} == heads
     # Once the user's file is out of the way, the same job's results come in.
@@ -168,6 +173,41 @@ def test_a_local_file_in_the_way_is_never_overwritten(yoda_ds: Path, root: Path,
     assert fetch_when_done(result.job.jobid).get("fetched")
     assert yoda.rows(yoda_ds / target) == yoda.expected_rows("s01")
     yoda.assert_clean(yoda_ds)
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-local-run"])
+def test_result_file_where_a_directory_is_refused_with_nothing_changed(
+    yoda_ds: Path, root: Path, orchestrator: str
+) -> None:
+    (yoda_ds / "outputs" / "res").mkdir()
+    (yoda_ds / "outputs" / "res" / "inside.txt").write_text("keep\n")
+    yoda.datalad(yoda_ds, "save", "-r", "-m", "a directory")
+    heads = {sub: yoda.head(yoda_ds, sub) for sub in (".", "outputs")}
+    result = run_job(root, orchestrator, "mkdir -p outputs; rm -rf outputs/res; echo file > outputs/res",
+                     outputs=["outputs/res"], follow=False)
+    row = fetch_when_done(result.job.jobid)
+    assert f"{yoda_ds / 'outputs' / 'res'} is a directory here" in row.get("error", ""), row
+    assert (yoda_ds / "outputs" / "res" / "inside.txt").read_text() == "keep\n"
+    assert {sub: yoda.head(yoda_ds, sub) for sub in heads} == heads
+    yoda.assert_clean(yoda_ds)
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run"])
+def test_pair_never_deletes_or_overwrites_ignored_files(yoda_ds: Path, root: Path, orchestrator: str) -> None:
+    # Ignored here only (the clone on the resource commits the job's log): git would overwrite it silently.
+    with open(yoda_ds / "outputs" / ".git" / "info" / "exclude", "a") as exclude:
+        exclude.write("*.log\n")
+    result = run_job(root, orchestrator, "sleep 1; rm outputs/derived/ref.csv; echo job > outputs/run.log",
+                     outputs=["outputs/run.log"], follow=False)
+    (yoda_ds / "outputs" / "run.log").write_text("my log, ignored\n")
+    heads = {sub: yoda.head(yoda_ds, sub) for sub in (".", "outputs", "outputs/derived")}
+    row = fetch_when_done(result.job.jobid)
+    error = row.get("error", "")
+    assert f"{yoda_ds / 'outputs' / 'run.log'} is ignored by git here" in error, row
+    assert f"{yoda_ds / 'outputs' / 'derived' / 'ref.csv'} would be deleted" in error, row
+    assert (yoda_ds / "outputs" / "run.log").read_text() == "my log, ignored\n"
+    assert (yoda_ds / "outputs" / "derived" / "ref.csv").read_text() == "x\ny\nz\n"
+    assert {sub: yoda.head(yoda_ds, sub) for sub in heads} == heads
 
 
 # -- datalad-local-run never overwrites what git cannot give back ------------------------------

@@ -37,7 +37,7 @@ from reproman.jobs.plain import relative_path
 from reproman.jobs.status import JobStatus, interpret, read_files
 from reproman.resources.session import CommandResult
 from reproman_orchestrators_datalad import requirements
-from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node
+from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
 from reproman_orchestrators_datalad.local_dataset import DatasetState, LocalDataset
 from reproman_orchestrators_datalad.merging import HierarchyMerge, changes
 
@@ -59,6 +59,11 @@ _MAX_NESTING = 32
 
 def q(text: str) -> str:
     return shlex.quote(text)
+
+
+def not_utf8(text: str) -> bool:
+    """Was ``text`` decoded from bytes that are not valid UTF-8 (surrogate escapes, as core decodes)?"""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def datalad_executable() -> str:
@@ -199,12 +204,52 @@ class DataladOrchestrator(Orchestrator):
         """
         result = self.session.execute_command(script, env=self.identity or None, stdin=stdin)
         if check and result.returncode != 0:
-            lines = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
-            raise OrchestratorError(
-                f"{what} failed on resource {self.job.resource_name} (exit {result.returncode})"
-                + (": " + " | ".join(lines) if lines else "")
-            )
+            raise self.failure(result, what)
         return result
+
+    def failure(self, result: CommandResult, what: str) -> OrchestratorError:
+        """``what`` failed there: the error, with the last lines DataLad or git printed."""
+        lines = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
+        return OrchestratorError(
+            f"{what} failed on resource {self.job.resource_name} (exit {result.returncode})"
+            + (": " + " | ".join(lines) if lines else "")
+        )
+
+    def save_on_resource(self, script: str, stdin: bytes) -> CommandResult:
+        """Run the script that saves the job's results there; explain the failures DataLad words badly.
+
+        DataLad cannot save a file whose name is not valid UTF-8 (it fails
+        with "unprocessed data in AssemblingDecoderMixIn"); such names are
+        found with git and named, and the results stay where they are.
+        """
+        result = self.remote(script, "recording the job's results", stdin=stdin, check=False)
+        if result.returncode == 0:
+            return result
+        names = self.unsavable_names()
+        if names:
+            raise OrchestratorError(
+                f"job {self.job.jobid} wrote file names that are not valid UTF-8, which DataLad cannot save: "
+                f"{', '.join(repr(n) for n in names[:5])}; the results stay in {self.job.working_directory} "
+                f"on resource {self.job.resource_name}",
+                hint=f"Rename those files there (or have the command write UTF-8 names), then fetch again "
+                f"with 'reproman jobs {self.job.jobid}'.",
+            )
+        raise self.failure(result, "recording the job's results")
+
+    def unsavable_names(self) -> list[str]:
+        """Paths in the datasets on the resource whose names are not valid UTF-8 (one command)."""
+        lines = [f"cd {q(self.job.working_directory)} || exit 0"]
+        for node in self.started_datasets():
+            lines.append(f"printf 'DS %s\\n' {q(node.path)}; git -C {q(node.path)} status --porcelain -z "
+                         "--untracked-files=all --ignore-submodules=all 2>/dev/null | tr '\\000' '\\n'")
+        dataset = TOP
+        names = []
+        for line in self.session.execute_command("\n".join(lines)).stdout.splitlines():
+            if line.startswith("DS "):
+                dataset = line[3:]
+            elif len(line) > 3 and not_utf8(line):
+                names.append(join(dataset, line[3:]))
+        return names
 
     def unlock_outputs_script(self) -> str:
         """Shell code unlocking existing annexed outputs so the command can overwrite them.
@@ -330,8 +375,8 @@ class DataladOrchestrator(Orchestrator):
         return f"{workdir.rstrip('/')}/{ACTIVE_DIR}/{self.job.jobid}" if workdir else None
 
     def staged_paths(self) -> list[str]:
-        """What :meth:`cleanup` removes on the resource besides the marker: staging and job directories."""
-        return [self.staging_dir(), self.job.job_dir]
+        """What :meth:`cleanup` removes on the resource besides the marker (core removes the job directory)."""
+        return [self.staging_dir()]
 
     def abandon(self) -> None:
         """Free the dataset for other jobs when this one will never be fetched."""

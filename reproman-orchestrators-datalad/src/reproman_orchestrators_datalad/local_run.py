@@ -16,7 +16,7 @@ are too coarse to tell). Files the command deleted are not noticed.
 Nothing local is overwritten that git could not give back: the dataset must
 be clean, and a result that would replace a directory, go through a file or
 a symbolic link, or overwrite a file git ignores is refused before any file
-is touched.
+is touched (see :mod:`reproman_orchestrators_datalad.safety`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from pathlib import Path
 
 from reproman.errors import OrchestratorError, SessionError
 from reproman_orchestrators_datalad import requirements
-from reproman_orchestrators_datalad.base import GITATTRIBUTES, DataladOrchestrator, datalad_executable, q
+from reproman_orchestrators_datalad.base import GITATTRIBUTES, DataladOrchestrator, datalad_executable, not_utf8, q
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join, relative
 from reproman_orchestrators_datalad.messages import run_message
+from reproman_orchestrators_datalad.safety import local_state, refuse, type_problems
 
 lgr = logging.getLogger("reproman.orchestrators_datalad")
 
@@ -123,6 +124,15 @@ class LocalRunOrchestrator(DataladOrchestrator):
         status = self.final_status()
         spec = self.final_spec(status)
         changed = self._changed()
+        unsavable = [c for c in changed if not_utf8(c)]
+        if unsavable:
+            raise OrchestratorError(
+                f"job {job.jobid} wrote file names that are not valid UTF-8, which DataLad cannot save: "
+                f"{', '.join(repr(n) for n in unsavable[:5])}; the results stay in {job.working_directory} "
+                f"on resource {job.resource_name}",
+                hint=f"Rename those files there (or have the command write UTF-8 names), then fetch again "
+                f"with 'reproman jobs {job.jobid}'.",
+            )
         tree = self.tree
         involved = self._involved(tree, changed)
         with tempfile.TemporaryDirectory(prefix="reproman-datalad-") as tmp:
@@ -178,34 +188,25 @@ class LocalRunOrchestrator(DataladOrchestrator):
         return tree.with_ancestors([*changed, self.record_dir])
 
     def _check_destinations(self, tree: Hierarchy, changed: list[str], files: Path) -> None:
-        """Refuse, before touching anything, results that would destroy what git cannot give back."""
-        root = Path(self.job.local_directory)
-        problems = []
+        """Refuse, before touching anything, results that would destroy what git cannot give back.
+
+        The dataset is clean, so an existing path is either committed (its
+        old content stays in history) or ignored by git (it would be lost).
+        """
+        root = self.job.local_directory
+        typed = type_problems(root, changed)
+        problems = [f"{path} {what}" for path, what in typed.items()]
         existing: dict[str, list[str]] = {}
         for rel in changed:
-            parts = rel.split("/")
-            for i in range(1, len(parts)):
-                parent = root.joinpath(*parts[:i])
-                if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
-                    problems.append(f"{'/'.join(parts[:i])} is a {'link' if parent.is_symlink() else 'file'} here")
-                    break
-            else:
-                dest = root / rel
-                if dest.is_dir() and not dest.is_symlink():
-                    problems.append(f"{rel} is a directory here")
-                elif os.path.lexists(dest):
-                    owner = tree.owner(rel)
-                    existing.setdefault(owner.path, []).append(relative(rel, owner.path))
+            full = Path(root, rel)
+            if os.path.lexists(full) and not any(b == full or b in full.parents for b in typed):
+                owner = tree.owner(rel)
+                existing.setdefault(owner.path, []).append(relative(rel, owner.path))
         for dataset, rels in existing.items():
-            proc = tree.dataset(dataset).git("check-ignore", "-z", "--stdin", check=False, stdin="\0".join(rels) + "\0")
-            problems += [f"{join(dataset, p)} is ignored by git here" for p in proc.stdout.split("\0") if p]
+            for rel, what in local_state(root, dataset, rels).items():
+                problems.append(f"{Path(root, join(dataset, rel))} {what}")
         if problems:
-            raise OrchestratorError(
-                f"the results of job {self.job.jobid} would overwrite what git cannot restore: "
-                f"{'; '.join(problems[:5])}",
-                hint="Move those paths aside, then fetch again with "
-                f"'reproman jobs {self.job.jobid}'; the results wait on the resource.",
-            )
+            raise refuse(problems, f"on resource {self.job.resource_name}")
 
     def _start_commit(self, tree: Hierarchy, node: Node, starts: dict[str, str]) -> str:
         if node.path in starts:
@@ -303,8 +304,10 @@ class LocalRunOrchestrator(DataladOrchestrator):
     # -- releasing the resource ---------------------------------------------------------
     def staged_paths(self) -> list[str]:
         """The stamp and, when it is the per-job default, the working directory with the staged inputs."""
+        job = self.job
         paths = [*super().staged_paths(), self.stamp()]
-        default = posixpath.join(self.job.root_directory, self.job.jobid)
-        if self.job.working_directory and posixpath.normpath(self.job.working_directory) == default:
+        default = posixpath.join(job.root_directory, job.jobid)
+        chosen = job.parameters.get("working_directory")
+        if not chosen and job.working_directory and posixpath.normpath(job.working_directory) == default:
             paths.append(default)
         return paths

@@ -12,7 +12,10 @@ and its parent then records the merged subdataset, not the job's commit,
 so that every level ends clean. If any step is impossible (a conflict, an
 untracked file in the way, another branch checked out), every dataset
 already moved is put back where it was and the error says where the job's
-commits are: nothing is half-merged.
+commits are: nothing is half-merged. What git would do to local files that
+it cannot give back (unsaved edits, ignored files, a directory where a
+result file goes) is refused before any dataset is touched (see
+:mod:`reproman_orchestrators_datalad.safety`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import attrs
 from reproman.errors import OrchestratorError
 from reproman_orchestrators_datalad.hierarchy import TOP, join, relative, repository
 from reproman_orchestrators_datalad.local_dataset import LocalDataset
+from reproman_orchestrators_datalad.safety import merge_problems, refuse
 
 lgr = logging.getLogger("reproman.orchestrators_datalad")
 
@@ -114,6 +118,9 @@ class HierarchyMerge:
                                  f"Install it with 'datalad get -n {change.path}', then fetch again.")
             if not repo.has_commit(change.new):
                 raise self._kept(f"the job's commit {change.new[:10]} is missing from subdataset {change.path}")
+        problems = merge_problems(self.root, plan)
+        if problems:
+            raise refuse(problems, f"on {self.ref}")
         diverged: set[str] = set()
         try:
             for change in sorted(plan, key=lambda c: -c.level):

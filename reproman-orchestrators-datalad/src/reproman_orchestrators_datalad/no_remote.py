@@ -90,7 +90,7 @@ class NoRemoteOrchestrator(DataladOrchestrator):
         status = self.final_status()
         spec = self.final_spec(status)
         script = f"set -e\ncd {q(job.working_directory)}\n" + self.record_script(save_message(job, len(status.failed)))
-        self.remote(script, "saving the job's results", stdin=spec.encode())
+        self.save_on_resource(script, spec.encode())
         if status.failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
         return self.local_results()

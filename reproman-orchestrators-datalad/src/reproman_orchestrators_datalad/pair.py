@@ -287,10 +287,8 @@ class PairOrchestrator(DataladOrchestrator):
         failed = len(status.failed)
         spec = self.final_spec(status)
         datasets = self.started_datasets()
-        found = self.remote(
-            self._commit_script(datasets, save_message(job, failed)), "recording the job's results",
-            stdin=spec.encode(),
-        ).stdout.splitlines()
+        found = self.save_on_resource(self._commit_script(datasets, save_message(job, failed)),
+                                      spec.encode()).stdout.splitlines()
         changed = [int(line.split()[1]) for line in found if line.startswith("CHANGED ")]
         keys = []
         for line in found:

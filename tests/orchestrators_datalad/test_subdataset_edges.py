@@ -210,6 +210,21 @@ def test_pair_never_deletes_or_overwrites_ignored_files(yoda_ds: Path, root: Pat
     assert {sub: yoda.head(yoda_ds, sub) for sub in heads} == heads
 
 
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-no-remote"])
+def test_subdataset_created_by_the_job_is_recorded(
+    yoda_ds: Path, root: Path, orchestrator: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = run_job(root, orchestrator, f"{yoda.datalad_command()} create -d outputs outputs/fresh",
+                     outputs=["outputs/fresh"])
+    assert result.status.ok
+    assert "fresh" in git(yoda_ds / "outputs", "config", "-f", ".gitmodules", "--get-regexp", "path")
+    if orchestrator == "datalad-pair":
+        # Its own commits stay in the clone, and the user is told where.
+        assert "created subdataset outputs/fresh" in caplog.text
+        assert not (yoda_ds / "outputs" / "fresh" / ".git").exists()
+    yoda.assert_clean(yoda_ds)
+
+
 # -- datalad-local-run never overwrites what git cannot give back ------------------------------
 def test_local_run_refuses_to_overwrite_an_ignored_file(yoda_ds: Path, root: Path) -> None:
     (yoda_ds / "outputs" / ".gitignore").write_text("scratch/\n")

@@ -109,6 +109,9 @@ class HierarchyMerge:
                 f"Check out {self.branch!r} and fetch again with 'reproman jobs {self.jobid}', "
                 f"or merge {self.ref} where you want the results.",
             )
+        # A subdataset the job created and whose commits did not come here is recorded by its
+        # parent only (it reads as not installed, as after 'datalad clone').
+        plan = [c for c in plan if c.old or repository(self.root, c.path).is_repository()]
         for change in plan:
             if change.path == TOP:
                 continue

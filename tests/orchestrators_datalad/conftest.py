@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from datalad_testlib import sh
+from datalad_testlib import run_job, sh
 
 from reproman.testing.services import require_executable, service_missing
 
@@ -42,3 +45,46 @@ def dataset(tmp_path: Path, datalad_tools: None, monkeypatch: pytest.MonkeyPatch
 def root(tmp_path: Path) -> Path:
     """The resource's root directory for these jobs (default clones, job directories)."""
     return tmp_path / "resource-root"
+
+
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "ReproMan Tests", "GIT_AUTHOR_EMAIL": "tests@reproman.invalid",
+    "GIT_COMMITTER_NAME": "ReproMan Tests", "GIT_COMMITTER_EMAIL": "tests@reproman.invalid",
+}
+
+
+@pytest.fixture(scope="session")
+def yoda_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The YODA hierarchy, made once per session (tests work on copies)."""
+    from reproman_orchestrators_datalad.testing import make_yoda
+
+    require_executable("datalad", "DataLad orchestrators: pip install datalad")
+    require_executable("git-annex", "DataLad orchestrators: apt-get install git-annex")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in _IDENTITY.items():
+            mp.setenv(key, value)
+        mp.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+        return make_yoda(tmp_path_factory.mktemp("yoda") / "study")
+
+
+@pytest.fixture
+def yoda_ds(yoda_template: Path, tmp_path: Path, datalad_tools: None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the YODA hierarchy, made the current directory."""
+    from reproman_orchestrators_datalad.testing import copy_dataset
+
+    ds = copy_dataset(yoda_template, tmp_path / "study")
+    monkeypatch.chdir(ds)
+    return ds
+
+
+@pytest.fixture
+def runner(root: Path) -> Callable[[str], Callable[..., Any]]:
+    """``runner(orchestrator)`` -> a function running followed jobs on the local shell resource."""
+
+    def make(orchestrator: str) -> Callable[..., Any]:
+        def run(command: str, **kwargs: Any) -> Any:
+            return run_job(root, orchestrator, command, **kwargs)
+
+        return run
+
+    return make

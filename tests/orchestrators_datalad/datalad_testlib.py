@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ def run_job(
     message: str | None = None,
     batch: Sequence[str] | None = None,
     follow: bool = True,
+    keep_remote: bool = False,
 ) -> Any:
     """``reproman run`` on the local shell resource, followed to the end (fetched) unless ``follow`` is off."""
     from reproman import api
@@ -44,6 +46,7 @@ def run_job(
         batch_parameters=list(batch) if batch else None,
         job_parameters=[f"root_directory={root}"],
         follow=follow,
+        keep_remote=keep_remote,
     )
 
 
@@ -57,3 +60,15 @@ def subject(ds: Path, rev: str = "HEAD") -> str:
 
 def body(ds: Path, rev: str = "HEAD") -> str:
     return git(ds, "log", "-1", "--format=%B", rev)
+
+
+def fetch_when_done(jobid: str, timeout: float = 60) -> dict[str, Any]:
+    """``reproman jobs JOBID`` until the job is finished and the fetch was tried; the last row."""
+    from reproman import api
+
+    deadline = time.monotonic() + timeout
+    while True:
+        row = api.jobs([jobid], action="fetch")[0]
+        if row.get("fetched") or "error" in row or time.monotonic() > deadline:
+            return row
+        time.sleep(0.3)

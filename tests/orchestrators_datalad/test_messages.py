@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from pathlib import Path
 
 from reproman.jobs.spec import JobSpec, Subjob
 from reproman_orchestrators_datalad.messages import rerun_command, run_message, save_message
@@ -48,12 +50,34 @@ def test_run_message_parses_like_datalad() -> None:
     assert record["reproman_jobid"] == "20240101-000000-abcdef"
 
 
-def test_batch_record_chains_every_subjob() -> None:
-    assert rerun_command(job(["echo 1 > a", "echo 2 > b"])) == "sh -c 'echo 1 > a' && sh -c 'echo 2 > b'"
-    match = DATALAD_RUNCMD.match(run_message(job(["x", "y"]), "id", 3, 1))
+def _as_datalad_runs(recorded: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a recorded command the way ``datalad rerun`` does: placeholders expanded, through the shell."""
+    return subprocess.run(recorded.format(), shell=True, cwd=cwd, capture_output=True, text=True)
+
+
+def test_batch_record_runs_every_subjob_and_exits_with_the_first_failure(tmp_path: Path) -> None:
+    commands = ["echo 0 > a", "echo 1 > b; exit 3", "echo 2 > c", "exit 4", "echo {4} > e"]
+    recorded = rerun_command(job(commands))
+    proc = _as_datalad_runs(recorded, tmp_path)
+    # Every subjob ran, also those after a failure (a '&&' chain would stop after 'b')...
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "e"]
+    assert (tmp_path / "e").read_text() == "{4}\n"
+    # ...and the outcome is what the record says: the first failing subjob's exit code.
+    assert proc.returncode == 3
+    match = DATALAD_RUNCMD.match(run_message(job(commands), "id", 3, 2))
     assert match is not None
     record = json.loads(match.group(2))
-    assert record["inputs"] == ["in0", "in1"] and record["outputs"] == ["out0", "out1"] and record["exit"] == 3
+    assert record["cmd"] == recorded and record["exit"] == 3
+    assert record["inputs"] == [f"in{i}" for i in range(5)] and record["outputs"] == [f"out{i}" for i in range(5)]
+
+
+def test_batch_record_of_a_successful_batch_exits_zero(tmp_path: Path) -> None:
+    proc = _as_datalad_runs(rerun_command(job(["echo 0 > a", "echo 1 > b"])), tmp_path)
+    assert proc.returncode == 0 and (tmp_path / "b").read_text() == "1\n"
+
+
+def test_single_job_record_is_the_command_itself() -> None:
+    assert rerun_command(job(["make all"])) == "make all"
 
 
 def test_run_message_subject_defaults_to_the_command() -> None:

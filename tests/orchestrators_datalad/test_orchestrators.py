@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
-from datalad_testlib import ORCHESTRATORS, body, clean, git, run_job, sh, subject
+from datalad_testlib import ORCHESTRATORS, body, clean, fetch_when_done, git, run_job, sh, subject
 
 from reproman.errors import OrchestratorError
 
@@ -133,24 +132,13 @@ def test_pair_reuses_the_clone_and_sends_content_once(dataset: Path, root: Path)
     assert not any((root / ".reproman" / "datalad-staging").glob("*"))
 
 
-def _fetch_when_done(jobid: str, timeout: float = 60) -> dict:
-    from reproman import api
-
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = api.jobs([jobid], action="fetch")
-        if rows[0].get("fetched") or time.monotonic() > deadline:
-            return rows[0]
-        time.sleep(0.3)
-
-
 @pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-local-run"])
 def test_local_commits_while_the_job_runs_are_kept(dataset: Path, root: Path, orchestrator: str) -> None:
     base = git(dataset, "rev-parse", "HEAD")
     result = run_job(root, orchestrator, "sleep 1; echo done > done.txt", outputs=["done.txt"], follow=False)
     (dataset / "notes.txt").write_text("meanwhile\n")
     sh(dataset, "datalad", "save", "-m", "meanwhile")
-    row = _fetch_when_done(result.job.jobid)
+    row = fetch_when_done(result.job.jobid)
     assert row.get("fetched"), row
     assert (dataset / "done.txt").read_text() == "done\n"
     assert (dataset / "notes.txt").read_text() == "meanwhile\n"
@@ -166,7 +154,7 @@ def test_second_job_waits_for_the_first_to_be_fetched(dataset: Path, root: Path,
     first = run_job(root, orchestrator, "echo 1 > one.txt", outputs=["one.txt"], follow=False)
     with pytest.raises(OrchestratorError, match=f"in use by job.*{first.job.jobid}"):
         run_job(root, orchestrator, "echo 2 > two.txt", outputs=["two.txt"])
-    assert _fetch_when_done(first.job.jobid).get("fetched")
+    assert fetch_when_done(first.job.jobid).get("fetched")
     second = run_job(root, orchestrator, "echo 2 > two.txt", outputs=["two.txt"])
     assert second.status.ok and (dataset / "two.txt").exists() and (dataset / "one.txt").exists()
 
@@ -174,7 +162,8 @@ def test_second_job_waits_for_the_first_to_be_fetched(dataset: Path, root: Path,
 def test_fetching_twice_records_once(dataset: Path, root: Path) -> None:
     from reproman import api
 
-    result = run_job(root, "datalad-pair-run", COUNT, inputs=["data/f0.csv"], outputs=["out/count.txt"])
+    result = run_job(root, "datalad-pair-run", COUNT, inputs=["data/f0.csv"], outputs=["out/count.txt"],
+                     keep_remote=True)
     head = git(dataset, "rev-parse", "HEAD")
     rows = api.jobs([result.job.jobid], action="fetch")
     assert rows[0].get("fetched"), rows

@@ -8,6 +8,13 @@ names that commit. The record is stored in git, not the annex (a
 ``.reproman/jobs/.gitattributes`` says so), so it is readable without
 ``datalad get`` and lands in the work tree with a merge.
 
+Subdatasets are part of the dataset a job sees: those holding an input or
+an output are installed here before anything else (``datalad get -n``, as
+``datalad run`` does), results inside them are saved recursively, and the
+top commit records their new state, so a job is one commit in the top
+dataset (plus one in each subdataset it changed) and ``datalad status`` is
+clean afterwards.
+
 A job with failed subjobs is recorded the same way, with the failure in the
 commit subject and the status files in the record: the dataset stays clean,
 the outputs of subjobs that succeeded are kept, and the next job can start.
@@ -29,24 +36,34 @@ from reproman.jobs.contracts import Orchestrator, State, SubjobStatus
 from reproman.jobs.plain import relative_path
 from reproman.jobs.status import JobStatus, interpret, read_files
 from reproman.resources.session import CommandResult
+from reproman_orchestrators_datalad import requirements
+from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
 from reproman_orchestrators_datalad.local_dataset import DatasetState, LocalDataset
+from reproman_orchestrators_datalad.merging import HierarchyMerge, changes
 
 if TYPE_CHECKING:
     from reproman.resources.base import Resource
     from reproman.resources.session import Session
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 #: Where jobs that hold a dataset's work tree leave a marker (inside ``.git``, never committed).
 ACTIVE_DIR = ".git/reproman/active"
 #: Makes job records plain git files (small, readable without ``datalad get``).
 GITATTRIBUTES = "* annex.largefiles=nothing\n"
-#: Names for the resource's view of the submitting dataset's branches.
+#: Names for the resource's view of the submitting dataset's history.
 ORIGIN = "reproman-origin"
+#: Installing subdatasets may reveal deeper ones; a hierarchy deeper than this is an error.
+_MAX_NESTING = 32
 
 
 def q(text: str) -> str:
     return shlex.quote(text)
+
+
+def not_utf8(text: str) -> bool:
+    """Was ``text`` decoded from bytes that are not valid UTF-8 (surrogate escapes, as core decodes)?"""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def datalad_executable() -> str:
@@ -62,6 +79,8 @@ class DataladOrchestrator(Orchestrator):
 
     #: Commit the job as a ``datalad run`` record (``datalad rerun`` can redo it).
     run_record: ClassVar[bool] = False
+    #: What must be installed on the resource, checked before anything is staged.
+    tools: ClassVar[tuple[requirements.Tool, ...]] = requirements.DATALAD_TOOLS
 
     #: The job record is committed with the results, so core must not rewrite it after fetch.
     records_job = True
@@ -69,6 +88,7 @@ class DataladOrchestrator(Orchestrator):
     def __init__(self, resource: Resource, session: Session, job: Any) -> None:
         super().__init__(resource, session, job)
         self.local = LocalDataset(job.local_directory)
+        self._tree: Hierarchy | None = None
 
     # -- names -------------------------------------------------------------------
     @property
@@ -94,19 +114,72 @@ class DataladOrchestrator(Orchestrator):
     def outputs(self) -> list[str]:
         return [relative_path(p, self.job.local_directory) for p in self.job.outputs]
 
+    @property
+    def tree(self) -> Hierarchy:
+        """The local dataset hierarchy (read once per orchestrator; :meth:`start` refreshes it)."""
+        if self._tree is None:
+            self._tree = Hierarchy.scan(self.local.path)
+        return self._tree
+
+    def started_datasets(self) -> list[Node]:
+        """The installed datasets and their commits when the job started (from ``job.extra``)."""
+        recorded = self.job.extra.get("datasets")
+        if not recorded:
+            return [Node(path=TOP, commit=self.base, installed=True)]
+        return [Node(path=str(d["path"]), commit=str(d["commit"]), installed=True, parent=str(d.get("parent", "")))
+                for d in recorded]
+
     # -- preparing ---------------------------------------------------------------
     def start(self) -> DatasetState:
-        """Check the local dataset and remember where the job starts from in ``job.extra``."""
+        """Check the local dataset, install the subdatasets the job needs, remember where it starts.
+
+        Everything here is local and happens before anything is sent, so a
+        job that cannot work is refused with nothing staged.
+        """
         state = self.local.state(self.name)
+        self.require_tools()
+        tree = self._install_needed(self.inputs() + self.outputs())
         missing = [p for p in self.inputs() if not os.path.lexists(os.path.join(state.path, p))]
         if missing:
             raise OrchestratorError(
                 f"input(s) not in the dataset {state.path}: {', '.join(missing)}",
                 hint="Inputs are paths relative to the dataset's top directory.",
             )
-        self.job.extra.update(dataset_id=state.dataset_id, branch=state.branch, head=state.head)
+        self.job.extra.update(
+            dataset_id=state.dataset_id, branch=state.branch, head=state.head,
+            datasets=[{"path": n.path, "commit": n.commit, "parent": n.parent} for n in tree.installed],
+        )
         self.env = self.local.identity_env()
         return state
+
+    def _install_needed(self, paths: Sequence[str]) -> Hierarchy:
+        """Install (without content) every subdataset holding one of ``paths``, as ``datalad run`` would.
+
+        An output must land in an installed subdataset to be recorded, and
+        an input's subdataset must be there to be sent or read.
+        """
+        tree = self._tree = Hierarchy.scan(self.local.path)
+        for _ in range(_MAX_NESTING):
+            needed = tree.uninstalled_owners(paths)
+            if not needed:
+                return tree
+            lgr.info("installing subdataset(s) %s", ", ".join(n.path for n in needed))
+            failure = ""
+            try:
+                self.local.run([datalad_executable(), "get", "-n", "-d", ".", "--", *[n.path for n in needed]])
+            except OrchestratorError as exc:
+                failure = str(exc)
+            tree = self._tree = Hierarchy.scan(self.local.path)
+            still = {n.path for n in tree.uninstalled_owners(paths)} & {n.path for n in needed}
+            if still:
+                sub = sorted(still)[0]
+                path = next(p for p in paths if tree.owner(p).path == sub)
+                raise OrchestratorError(
+                    f"{path} is in subdataset {sub}, which is not installed and could not be installed"
+                    + (f" ({failure})" if failure else ""),
+                    hint=f"Install it with 'datalad get -n {sub}' (its source must be reachable), then run again.",
+                )
+        raise OrchestratorError(f"subdatasets of {self.local.path} are nested more than {_MAX_NESTING} deep")
 
     @property
     def identity(self) -> dict[str, str]:
@@ -114,6 +187,13 @@ class DataladOrchestrator(Orchestrator):
         if env is None:
             env = self.env = self.local.identity_env()
         return env
+
+    # -- the resource's tools --------------------------------------------------------
+    def require_tools(self) -> None:
+        """One remote command: refuse the job if a tool it needs there is missing or too old."""
+        result = self.session.execute_command(requirements.probe_script(self.tools))
+        requirements.check(self.tools, requirements.parse(result.stdout), orchestrator=self.name,
+                           resource=self.job.resource_name)
 
     # -- remote commands -----------------------------------------------------------
     def remote(self, script: str, what: str, *, stdin: bytes | None = None, check: bool = True) -> CommandResult:
@@ -124,33 +204,78 @@ class DataladOrchestrator(Orchestrator):
         """
         result = self.session.execute_command(script, env=self.identity or None, stdin=stdin)
         if check and result.returncode != 0:
-            lines = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
-            raise OrchestratorError(
-                f"{what} failed on resource {self.job.resource_name} (exit {result.returncode})"
-                + (": " + " | ".join(lines) if lines else "")
-            )
+            raise self.failure(result, what)
         return result
 
-    @staticmethod
-    def unlock_outputs_script(outputs: Sequence[str]) -> str:
+    def failure(self, result: CommandResult, what: str) -> OrchestratorError:
+        """``what`` failed there: the error, with the last lines DataLad or git printed."""
+        lines = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
+        return OrchestratorError(
+            f"{what} failed on resource {self.job.resource_name} (exit {result.returncode})"
+            + (": " + " | ".join(lines) if lines else "")
+        )
+
+    def save_on_resource(self, script: str, stdin: bytes) -> CommandResult:
+        """Run the script that saves the job's results there; explain the failures DataLad words badly.
+
+        DataLad cannot save a file whose name is not valid UTF-8 (it fails
+        with "unprocessed data in AssemblingDecoderMixIn"); such names are
+        found with git and named, and the results stay where they are.
+        """
+        result = self.remote(script, "recording the job's results", stdin=stdin, check=False)
+        if result.returncode == 0:
+            return result
+        names = self.unsavable_names()
+        if names:
+            raise OrchestratorError(
+                f"job {self.job.jobid} wrote file names that are not valid UTF-8, which DataLad cannot save: "
+                f"{', '.join(repr(n) for n in names[:5])}; the results stay in {self.job.working_directory} "
+                f"on resource {self.job.resource_name}",
+                hint=f"Rename those files there (or have the command write UTF-8 names), then fetch again "
+                f"with 'reproman jobs {self.job.jobid}'.",
+            )
+        raise self.failure(result, "recording the job's results")
+
+    def unsavable_names(self) -> list[str]:
+        """Paths in the datasets on the resource whose names are not valid UTF-8 (one command)."""
+        lines = [f"cd {q(self.job.working_directory)} || exit 0"]
+        for node in self.started_datasets():
+            lines.append(f"printf 'DS %s\\n' {q(node.path)}; git -C {q(node.path)} status --porcelain -z "
+                         "--untracked-files=all --ignore-submodules=all 2>/dev/null | tr '\\000' '\\n'")
+        dataset = TOP
+        names = []
+        for line in self.session.execute_command("\n".join(lines)).stdout.splitlines():
+            if line.startswith("DS "):
+                dataset = line[3:]
+            elif len(line) > 3 and not_utf8(line):
+                names.append(join(dataset, line[3:]))
+        return names
+
+    def unlock_outputs_script(self) -> str:
         """Shell code unlocking existing annexed outputs so the command can overwrite them.
 
         ``datalad run`` does the same before it runs a command; locked
-        annexed files are read-only symlinks.
+        annexed files are read-only symlinks. Each dataset unlocks its own
+        files (git-annex answers for one repository only).
         """
-        if not outputs:
-            return ""
-        paths = " ".join(q(p) for p in outputs)
-        return (
-            f'set --; for p in {paths}; do if [ -e "$p" ] || [ -L "$p" ]; then set -- "$@" "$p"; fi; done; '
-            'if [ $# -gt 0 ] && git config --get annex.uuid >/dev/null; then git annex unlock -- "$@" >/dev/null; fi'
-        )
+        lines = []
+        for dataset, rels in self.tree.split(self.outputs()).items():
+            paths = " ".join(q(p) for p in rels)
+            lines.append(
+                f"(cd {q(dataset)} && set -- && for p in {paths}; do "
+                'if [ -e "$p" ] || [ -L "$p" ]; then set -- "$@" "$p"; fi; done; '
+                'if [ $# -gt 0 ] && git config --get annex.uuid >/dev/null; then '
+                'git annex unlock -- "$@" >/dev/null; fi)'
+            )
+        return "\n".join(lines)
 
     def record_script(self, message: str, save: bool = True) -> str:
         """Shell code run in the dataset on the resource: copy the job record in, save, set the ref.
 
         The final ``spec.yaml`` comes on standard input. ``completed`` is
-        marked first so the record says the job is over whatever the submitter.
+        marked first so the record says the job is over whatever the
+        submitter. The save is recursive: results inside subdatasets are
+        committed there and the new subdataset state in the top dataset.
         """
         job = self.job
         rec = self.record_dir
@@ -164,7 +289,7 @@ class DataladOrchestrator(Orchestrator):
         ]
         if save:
             lines += [
-                f"datalad save -m {q(message)} >/dev/null",
+                f"datalad save -r -m {q(message)} >/dev/null",
                 f"git update-ref {q(self.ref)} HEAD",
                 f"rm -f {ACTIVE_DIR}/{q(job.jobid)}",
             ]
@@ -187,17 +312,15 @@ class DataladOrchestrator(Orchestrator):
 
     @staticmethod
     def exit_code(status: JobStatus) -> int:
-        """The first failed subjob's exit code (1 when it has none), 0 when all succeeded."""
+        """The first failed subjob's exit code (1 when it has none), 0 when all succeeded.
+
+        The batch command of a run record exits with exactly this (see
+        :func:`reproman_orchestrators_datalad.messages.rerun_command`), so
+        ``datalad rerun`` accepts a rerun that fails the same way.
+        """
         for s in status.failed:
             return s.exit_code if s.exit_code not in (None, 0) else 1
         return 0
-
-    def abandon(self) -> None:
-        """Free the dataset for other jobs when this one will never be fetched."""
-        workdir = self.job.working_directory
-        if workdir:
-            marker = f"{workdir.rstrip('/')}/{ACTIVE_DIR}/{self.job.jobid}"
-            self.session.execute_command(["rm", "-f", marker])
 
     def final_spec(self, status: JobStatus) -> str:
         """The job record as core writes it after a fetch, so the committed copy stays clean.
@@ -218,39 +341,15 @@ class DataladOrchestrator(Orchestrator):
             return dump(self.job.to_dict(), header=f"ReproMan job {self.job.jobid}")
         return dump_record(self.job)
 
-    def merge_results(self, state_branch: str) -> bool:
-        """Bring ``refs/reproman/<jobid>`` into the branch the job started from.
+    def merge_results(self) -> None:
+        """Bring ``refs/reproman/<jobid>`` (and the subdataset commits it records) into the job's branch.
 
-        Fast-forward when nothing happened locally meanwhile, a merge commit
-        otherwise. When that is impossible (another branch checked out, a
-        conflict) the results stay on the ref and the user is told how to
-        merge them; the job record directory is then excluded locally so that
-        the spec core writes there does not block later runs or the merge.
+        Fast-forward where nothing happened locally meanwhile, a merge
+        commit otherwise; when that is impossible nothing is merged, the
+        commits stay on the job's ref in each dataset, and the error says so.
         """
-        local = self.local
-        branch = local.current_branch()
-        reason = ""
-        if branch != state_branch:
-            reason = f"branch {state_branch!r} is not checked out (HEAD is {branch or 'detached'})"
-        else:
-            if local.rev("HEAD") == self.base:
-                proc = local.git("merge", "--ff-only", "-q", self.ref, check=False)
-            else:
-                proc = local.git(
-                    "merge", "--no-edit", "-q", "-m", f"[ReproMan] merge results of job {self.job.jobid}",
-                    self.ref, check=False,
-                )
-            if proc.returncode == 0:
-                return True
-            local.git("merge", "--abort", check=False)
-            said = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-            reason = said[-1] if said else "merge failed"
-        local.exclude(f"/{self.record_dir}/")
-        lgr.warning(
-            "job %s: results are on %s but were not merged (%s); merge them with 'git merge %s'",
-            self.job.jobid, self.ref, reason, self.ref,
-        )
-        return False
+        plan = changes(self.local.path, self.base, self.local.rev(self.ref))
+        HierarchyMerge(self.local.path, self.job.jobid, self.ref, str(self.job.extra.get("branch", ""))).run(plan)
 
     def already_merged(self) -> bool:
         """Fetched before and merged: fetching again must not record the job twice."""
@@ -268,3 +367,41 @@ class DataladOrchestrator(Orchestrator):
     def staging_dir(self) -> str:
         """A per-job scratch directory on the resource, outside the dataset."""
         return posixpath.join(self.job.root_directory, ".reproman", "datalad-staging", self.job.jobid)
+
+    # -- releasing the resource ---------------------------------------------------------
+    def active_marker(self) -> str | None:
+        """The marker by which this job holds the dataset on the resource (None without one)."""
+        workdir = self.job.working_directory
+        return f"{workdir.rstrip('/')}/{ACTIVE_DIR}/{self.job.jobid}" if workdir else None
+
+    def staged_paths(self) -> list[str]:
+        """What :meth:`cleanup` removes on the resource besides the marker (core removes the job directory)."""
+        return [self.staging_dir()]
+
+    def abandon(self) -> None:
+        """Free the dataset for other jobs when this one will never be fetched."""
+        self._remove([self.staging_dir()], "release")
+
+    def cleanup(self) -> None:
+        """Remove what this job staged on the resource; never the dataset (or clone) later jobs use."""
+        self._remove(self.staged_paths(), "clean up")
+
+    def _remove(self, paths: Sequence[str], verb: str) -> None:
+        """One best-effort remote command removing ``paths`` and the active marker; logs, never raises."""
+        targets = [p for p in paths if p and posixpath.isabs(p) and p.rstrip("/") not in ("", "/")]
+        marker = self.active_marker()
+        script = []
+        if targets:
+            script.append("rm -rf -- " + " ".join(q(p) for p in targets))
+        if marker:
+            script.append(f"rm -f -- {q(marker)}")
+        if not script:
+            return
+        try:
+            result = self.session.execute_command("; ".join(script))
+        except Exception as exc:  # the resource may be gone; this is best effort by contract
+            lgr.warning("could not %s job %s on resource %s: %s", verb, self.job.jobid, self.job.resource_name, exc)
+            return
+        if result.returncode != 0:
+            lgr.warning("could not %s job %s on resource %s: %s", verb, self.job.jobid, self.job.resource_name,
+                        result.stderr.strip() or f"exit {result.returncode}")

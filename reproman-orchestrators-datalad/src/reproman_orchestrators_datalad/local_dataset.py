@@ -148,6 +148,16 @@ class LocalDataset:
     def rev(self, ref: str) -> str:
         return self.git("rev-parse", "--verify", "-q", ref + "^{commit}", check=False).stdout.strip()
 
+    def is_repository(self) -> bool:
+        """Is there a repository of its own here (an installed dataset)?"""
+        return os.path.exists(os.path.join(self.path, ".git"))
+
+    def has_commit(self, commit: str) -> bool:
+        return self.git("cat-file", "-e", commit + "^{commit}", check=False).returncode == 0
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self.git("merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
+
     def has_annex(self) -> bool:
         return bool(self.git("config", "--get", "annex.uuid", check=False).stdout.strip())
 
@@ -188,13 +198,3 @@ class LocalDataset:
         if not rel:
             raise OrchestratorError(f"the content of {key} is not in {self.path}")
         return os.path.join(self.path, rel)
-
-    def exclude(self, pattern: str) -> None:
-        """Add ``pattern`` to ``.git/info/exclude`` (local only, never committed)."""
-        git_dir = self.git("rev-parse", "--git-path", "info/exclude").stdout.strip()
-        target = os.path.join(self.path, git_dir)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        existing = open(target).read().splitlines() if os.path.exists(target) else []
-        if pattern not in existing:
-            with open(target, "a") as fh:
-                fh.write(pattern + "\n")

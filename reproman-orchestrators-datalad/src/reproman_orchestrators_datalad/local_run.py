@@ -2,14 +2,21 @@
 
 For resources without DataLad or git-annex: inputs are copied to a fresh
 per-job directory (as the ``plain`` orchestrator does, but with the content
-of annexed files rather than their symlinks), the command runs there, and
-the files it created or changed come back. They are committed *locally*
-with a ``datalad run`` record as the message, on the commit the job
-started from, so ``datalad rerun`` can redo the job here.
+of annexed files rather than their symlinks, in whichever subdataset they
+are), the command runs there, and the files it created or changed come
+back. They are committed *locally* with a ``datalad run`` record as the
+message, on the commit the job started from (and in each subdataset they
+landed in, on the commit it had then), so ``datalad rerun`` can redo the job
+here.
 
 Changed files are those newer than a stamp written when the inputs were in
 place, plus the declared outputs that exist (for file systems whose clocks
 are too coarse to tell). Files the command deleted are not noticed.
+
+Nothing local is overwritten that git could not give back: the dataset must
+be clean, and a result that would replace a directory, go through a file or
+a symbolic link, or overwrite a file git ignores is refused before any file
+is touched (see :mod:`reproman_orchestrators_datalad.safety`).
 """
 
 from __future__ import annotations
@@ -19,13 +26,17 @@ import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from reproman.errors import OrchestratorError, SessionError
-from reproman_orchestrators_datalad.base import GITATTRIBUTES, DataladOrchestrator, datalad_executable, q
+from reproman_orchestrators_datalad import requirements
+from reproman_orchestrators_datalad.base import GITATTRIBUTES, DataladOrchestrator, datalad_executable, not_utf8, q
+from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join, relative
 from reproman_orchestrators_datalad.messages import run_message
+from reproman_orchestrators_datalad.safety import local_state, refuse, type_problems
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 
 class LocalRunOrchestrator(DataladOrchestrator):
@@ -33,6 +44,7 @@ class LocalRunOrchestrator(DataladOrchestrator):
 
     name = "datalad-local-run"
     run_record = True
+    tools = requirements.PLAIN_TOOLS
 
     def stamp(self) -> str:
         return posixpath.join(self.job.root_directory, ".reproman", "datalad-stamps", self.job.jobid)
@@ -40,12 +52,17 @@ class LocalRunOrchestrator(DataladOrchestrator):
     # -- prepare -------------------------------------------------------------------
     def prepare_remote(self) -> None:
         state = self.start()
-        inputs = self.inputs()
-        absent = [f for _k, f in self.local.annexed(inputs, present=False)]
+        tree = self.tree
+        absent = []
+        for dataset, rels in tree.split(self.inputs()).items():
+            repo = tree.dataset(dataset)
+            if repo.has_annex():
+                absent += [join(dataset, f) for _k, f in repo.annexed(rels, present=False)]
         if absent:
             lgr.info("getting %d annexed input(s) locally", len(absent))
             self.local.run([datalad_executable(), "get", "--", *absent])
-        pairs = [(src, posixpath.join(self.job.working_directory, rel)) for src, rel in self._files(state.path, inputs)]
+        pairs = [(src, posixpath.join(self.job.working_directory, rel))
+                 for src, rel in self._files(state.path, self.inputs())]
         if pairs:
             try:
                 self.session.put_many(pairs)
@@ -61,16 +78,16 @@ class LocalRunOrchestrator(DataladOrchestrator):
     def _files(root: str, paths: list[str]) -> list[tuple[str, str]]:
         """``(source, relative path)`` for every file under ``paths``, annexed ones by their content.
 
-        A locked annexed file is a symlink into ``.git/annex/objects``; the
-        resource has no annex, so the object itself is sent.
+        A locked annexed file is a symlink into the ``.git/annex/objects`` of
+        the (sub)dataset holding it; the resource has no annex, so the object
+        itself is sent.
         """
-        annex = os.path.realpath(os.path.join(root, ".git", "annex", "objects"))
         found: list[tuple[str, str]] = []
 
         def add(path: str) -> None:
             rel = os.path.relpath(path, root).replace(os.sep, "/")
             target = os.path.realpath(path)
-            if os.path.islink(path) and target.startswith(annex + os.sep):
+            if os.path.islink(path) and "/.git/annex/objects/" in target.replace(os.sep, "/"):
                 found.append((target, rel))
             else:
                 found.append((path, rel))
@@ -81,6 +98,8 @@ class LocalRunOrchestrator(DataladOrchestrator):
                 for dirpath, dirnames, filenames in os.walk(top):
                     dirnames[:] = [d for d in dirnames if d != ".git"]
                     for name in filenames:
+                        if name == ".git":
+                            continue
                         add(os.path.join(dirpath, name))
             else:
                 add(top)
@@ -91,7 +110,10 @@ class LocalRunOrchestrator(DataladOrchestrator):
         job = self.job
         if self.already_merged():
             return self.local_results()
-        branch = str(job.extra.get("branch", ""))
+        if self._recorded_before():
+            # An earlier fetch committed the results but could not merge them: only merge.
+            self.merge_results()
+            return self.local_results()
         dirty = self.local.dirty_paths()
         if dirty:
             raise OrchestratorError(
@@ -102,6 +124,17 @@ class LocalRunOrchestrator(DataladOrchestrator):
         status = self.final_status()
         spec = self.final_spec(status)
         changed = self._changed()
+        unsavable = [c for c in changed if not_utf8(c)]
+        if unsavable:
+            raise OrchestratorError(
+                f"job {job.jobid} wrote file names that are not valid UTF-8, which DataLad cannot save: "
+                f"{', '.join(repr(n) for n in unsavable[:5])}; the results stay in {job.working_directory} "
+                f"on resource {job.resource_name}",
+                hint=f"Rename those files there (or have the command write UTF-8 names), then fetch again "
+                f"with 'reproman jobs {job.jobid}'.",
+            )
+        tree = self.tree
+        involved = self._involved(tree, changed)
         with tempfile.TemporaryDirectory(prefix="reproman-datalad-") as tmp:
             files = Path(tmp) / "files"
             logs = Path(tmp) / "logs"
@@ -111,26 +144,18 @@ class LocalRunOrchestrator(DataladOrchestrator):
                 self.session.get_many(pairs)
             except (SessionError, OSError) as exc:
                 raise OrchestratorError(f"downloading the results of job {job.jobid} failed: {exc}") from exc
-            self.session.execute_command(["rm", "-f", self.stamp()])
-            moved = self.local.rev("HEAD") != self.base
-            if moved:
-                # The outputs were made from the starting commit; record them on it.
-                self.local.git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", self.base)
-            try:
-                self._apply(files, changed, logs, spec)
-                message = run_message(
-                    job, str(job.extra.get("dataset_id", "")), self.exit_code(status), len(status.failed)
-                )
-                self.local.run([datalad_executable(), "save", "-m", message], env=self.identity)
-                self.local.git("update-ref", self.ref, "HEAD")
-            finally:
-                if moved:
-                    self.local.git("checkout", "-q", branch)
-        if moved:
-            self.merge_results(branch)
+            self._check_destinations(tree, changed, files)
+            message = run_message(job, str(job.extra.get("dataset_id", "")), self.exit_code(status),
+                                  len(status.failed))
+            self._commit(tree, involved, changed, files, logs, spec, message)
+        self.merge_results()
         if status.failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
         return self.local_results()
+
+    def _recorded_before(self) -> bool:
+        commit = self.local.rev(self.ref)
+        return bool(commit) and self.local.rev(self.ref + "^") == self.base
 
     def _changed(self) -> list[str]:
         """Relative paths of files in the working directory that the job created or changed."""
@@ -145,18 +170,106 @@ class LocalRunOrchestrator(DataladOrchestrator):
         )
         out = self.remote(script, "listing the job's results").stdout.splitlines()
         rels = [posixpath.normpath(line[2:] if line.startswith("./") else line) for line in out if line]
-        return list(dict.fromkeys(r for r in rels if r and not r.startswith("../") and r != ".."))
+        return list(dict.fromkeys(
+            r for r in rels
+            if r and r != ".." and not r.startswith("../") and ".git" not in r.split("/")
+        ))
+
+    def _involved(self, tree: Hierarchy, changed: list[str]) -> list[Node]:
+        """The datasets the results go into (and those above them), parents first; refuse unreachable ones."""
+        for rel in changed:
+            owner = tree.owner(rel)
+            if not owner.installed:
+                raise OrchestratorError(
+                    f"job {self.job.jobid} wrote {rel}, inside subdataset {owner.path}, which is not installed here",
+                    hint=f"Install it with 'datalad get -n {owner.path}', then fetch again "
+                    f"with 'reproman jobs {self.job.jobid}'.",
+                )
+        return tree.with_ancestors([*changed, self.record_dir])
+
+    def _check_destinations(self, tree: Hierarchy, changed: list[str], files: Path) -> None:
+        """Refuse, before touching anything, results that would destroy what git cannot give back.
+
+        The dataset is clean, so an existing path is either committed (its
+        old content stays in history) or ignored by git (it would be lost).
+        """
+        root = self.job.local_directory
+        typed = type_problems(root, changed)
+        problems = [f"{path} {what}" for path, what in typed.items()]
+        existing: dict[str, list[str]] = {}
+        for rel in changed:
+            full = Path(root, rel)
+            if os.path.lexists(full) and not any(b == full or b in full.parents for b in typed):
+                owner = tree.owner(rel)
+                existing.setdefault(owner.path, []).append(relative(rel, owner.path))
+        for dataset, rels in existing.items():
+            for rel, what in local_state(root, dataset, rels).items():
+                problems.append(f"{Path(root, join(dataset, rel))} {what}")
+        if problems:
+            raise refuse(problems, f"on resource {self.job.resource_name}")
+
+    def _start_commit(self, tree: Hierarchy, node: Node, starts: dict[str, str]) -> str:
+        if node.path in starts:
+            return starts[node.path]
+        parent = tree.node(node.parent)
+        if parent is None or parent.path not in starts:
+            return node.commit
+        # Installed after the job started: the commit its parent recorded then.
+        rel = relative(node.path, parent.path)
+        recorded = tree.dataset(parent.path).git("rev-parse", f"{starts[parent.path]}:{rel}", check=False)
+        return recorded.stdout.strip() or node.commit
+
+    def _commit(self, tree: Hierarchy, involved: list[Node], changed: list[str], files: Path, logs: Path,
+                spec: str, message: str) -> None:
+        """Commit the results on the commits the job started from, in every dataset they go into.
+
+        When nothing moved locally meanwhile (the usual case) that is the
+        current branch of each dataset; otherwise (new commits, or another
+        branch checked out) the datasets are put on their starting commits
+        for the commit and back afterwards, and the merge brings the
+        results in, or refuses and leaves them on the job's ref.
+        """
+        starts: dict[str, str] = {n.path: n.commit for n in self.started_datasets()}
+        starts[TOP] = self.base
+        plan = [(node, tree.dataset(node.path)) for node in involved]
+        targets = {node.path: self._start_commit(tree, node, starts) for node in involved}
+        originals = {node.path: (repo.rev("HEAD"), repo.current_branch()) for node, repo in plan}
+        moved = (
+            any(originals[n.path][0] != targets[n.path] for n, _r in plan)
+            or originals[TOP][1] != str(self.job.extra.get("branch", ""))
+        )
+        try:
+            if moved:
+                for node, repo in plan:
+                    repo.git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", targets[node.path])
+            self._apply(files, changed, logs, spec)
+            try:
+                paths = [*changed, self.record_dir, ".reproman/jobs/.gitattributes"]
+                self.local.run([datalad_executable(), "save", "-d", ".", "-m", message, "--", *paths],
+                               env=self.identity)
+            except OrchestratorError:
+                self._restore(tree, changed)
+                raise
+            for node, repo in plan:
+                if repo.rev("HEAD") != targets[node.path]:
+                    repo.git("update-ref", self.ref, "HEAD")
+        finally:
+            if moved:
+                for node, repo in plan:
+                    head, branch = originals[node.path]
+                    if branch:
+                        repo.git("checkout", "-q", branch, check=False)
+                    else:
+                        repo.git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", head, check=False)
 
     def _apply(self, files: Path, changed: list[str], logs: Path, spec: str) -> None:
-        """Put the downloaded files and the job record into the work tree."""
+        """Put the downloaded files and the job record into the work tree (destinations were checked)."""
         root = Path(self.job.local_directory)
         for rel in changed:
             dest = root / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.is_symlink() or dest.is_file():
+            if os.path.lexists(dest):
                 dest.unlink()
-            elif dest.is_dir():
-                shutil.rmtree(dest)
             shutil.move(str(files / rel), str(dest))
         record = root / self.record_dir
         record.mkdir(parents=True, exist_ok=True)
@@ -167,3 +280,34 @@ class LocalRunOrchestrator(DataladOrchestrator):
         attributes = root / ".reproman" / "jobs" / ".gitattributes"
         if not attributes.exists():
             attributes.write_text(GITATTRIBUTES)
+
+    def _restore(self, tree: Hierarchy, changed: Iterable[str]) -> None:
+        """Undo :meth:`_apply` after a failed commit: tracked files from git, new ones removed."""
+        root = Path(self.job.local_directory)
+        by_dataset: dict[str, list[str]] = {}
+        for rel in changed:
+            owner = tree.owner(rel)
+            by_dataset.setdefault(owner.path, []).append(relative(rel, owner.path))
+        for dataset, rels in by_dataset.items():
+            repo = tree.dataset(dataset)
+            tracked = set(repo.git("ls-files", "-z", "--", *rels, check=False).stdout.split("\0")) - {""}
+            if tracked:
+                repo.git("checkout", "-q", "HEAD", "--", *sorted(tracked), check=False)
+            for rel in rels:
+                if rel not in tracked:
+                    path = root / join(dataset, rel)
+                    if os.path.lexists(path):
+                        path.unlink()
+        if not self.local.git("ls-files", "--", self.record_dir, check=False).stdout.strip():
+            shutil.rmtree(root / self.record_dir, ignore_errors=True)
+
+    # -- releasing the resource ---------------------------------------------------------
+    def staged_paths(self) -> list[str]:
+        """The stamp and, when it is the per-job default, the working directory with the staged inputs."""
+        job = self.job
+        paths = [*super().staged_paths(), self.stamp()]
+        default = posixpath.join(job.root_directory, job.jobid)
+        chosen = job.parameters.get("working_directory")
+        if not chosen and job.working_directory and posixpath.normpath(job.working_directory) == default:
+            paths.append(default)
+        return paths

@@ -51,13 +51,23 @@ def save_message(job: JobSpec, failed: int) -> str:
 def rerun_command(job: JobSpec) -> str:
     """One shell command that redoes the whole job where ``datalad rerun`` runs it.
 
-    Each subjob ran as ``sh -c COMMAND`` in the dataset (see the runscript),
-    so the record chains exactly that, stopping at the first failure. Braces
-    are doubled because ``datalad rerun`` expands ``{placeholders}`` and the
-    commands were already rendered by the batch expansion.
+    A single job is its command, as ``datalad run`` would record it. A
+    batch runs every subjob as ``sh -c COMMAND`` (as the runscript did), in
+    order, *whatever failed before*, and then exits with the first failing
+    subjob's exit code: the code recorded as ``exit``, which ``datalad
+    rerun`` compares with the rerun's. (Chaining with ``&&`` would stop at
+    the first failure and still match that code, so a rerun would silently
+    skip every later subjob.)
+
+    Braces are doubled because ``datalad rerun`` expands ``{placeholders}``
+    and the commands were already rendered by the batch expansion.
     """
     commands = [s.command for s in job.subjobs] or [job.command]
-    text = commands[0] if len(commands) == 1 else " && ".join(f"sh -c {shlex.quote(c)}" for c in commands)
+    if len(commands) == 1:
+        text = commands[0]
+    else:
+        steps = [f"sh -c {shlex.quote(c)} || {{ e=$?; [ $s -ne 0 ] || s=$e; }}" for c in commands]
+        text = "; ".join(["s=0", *steps, 'exit "$s"'])
     return text.replace("{", "{{").replace("}", "}}")
 
 

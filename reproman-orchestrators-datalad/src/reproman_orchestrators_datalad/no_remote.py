@@ -2,9 +2,14 @@
 
 For the local shell resource, or a cluster whose nodes mount the same file
 system at the same path: nothing is copied. Inputs are fetched with
-``datalad get`` and results saved with ``datalad save`` by the resource,
-in the dataset ``reproman run`` was called from, and the commit is marked
-with ``refs/reproman/<jobid>``.
+``datalad get`` and results saved with ``datalad save -r`` by the resource,
+in the dataset ``reproman run`` was called from (subdatasets holding inputs
+or outputs were installed before), and the top commit is marked with
+``refs/reproman/<jobid>``.
+
+Whatever changed in the dataset while the job held it is saved as the
+job's result: the command may write anywhere, so that is the only way not
+to leave its results unsaved.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from reproman.errors import OrchestratorError
 from reproman_orchestrators_datalad.base import ACTIVE_DIR, DataladOrchestrator, q
 from reproman_orchestrators_datalad.messages import save_message
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 _NOT_SHARED = 3
 _IN_USE = 4
@@ -51,7 +56,7 @@ class NoRemoteOrchestrator(DataladOrchestrator):
         inputs = self.inputs()
         if inputs:
             lines.append("datalad get -- " + " ".join(q(p) for p in inputs) + " >/dev/null")
-        unlock = self.unlock_outputs_script(self.outputs())
+        unlock = self.unlock_outputs_script()
         if unlock:
             lines.append(unlock)
         lines.append(f"mkdir -p {ACTIVE_DIR} && : > {ACTIVE_DIR}/{q(job.jobid)}")
@@ -85,7 +90,7 @@ class NoRemoteOrchestrator(DataladOrchestrator):
         status = self.final_status()
         spec = self.final_spec(status)
         script = f"set -e\ncd {q(job.working_directory)}\n" + self.record_script(save_message(job, len(status.failed)))
-        self.remote(script, "saving the job's results", stdin=spec.encode())
+        self.save_on_resource(script, spec.encode())
         if status.failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
         return self.local_results()

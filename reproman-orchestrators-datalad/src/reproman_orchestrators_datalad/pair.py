@@ -4,17 +4,20 @@ Everything moves through the ReproMan session, so the same code serves the
 local shell, SSH, Docker and cloud resources, with the session's own
 credentials, and the resource never has to reach the submitting machine:
 
-* history goes as a git bundle holding only the commits the resource's
-  clone lacks (the clone reports its ref tips first);
+* history goes as git bundles holding only the commits the resource's
+  clone lacks (the clone reports its ref tips first), one per dataset:
+  the top dataset and every subdataset installed here, which the clone
+  gets at the same path, so the job sees the hierarchy as it is here;
 * annexed inputs whose content is here go as object files in the same
-  upload and are registered with ``git annex setkey``; other annexed inputs
-  are fetched on the resource with ``datalad get`` (from the sources the
-  dataset knows, e.g. web URLs);
-* results come back the same way: after the job, the resource's clone
-  commits them with ``datalad save`` and marks the commit with
-  ``refs/reproman/<jobid>``; a bundle of that commit and the annexed
-  outputs' content are downloaded in one transfer, and the commit is merged
-  into the branch the job was started from.
+  upload and are registered with ``git annex setkey`` in the dataset that
+  holds them; other annexed inputs are fetched on the resource with
+  ``datalad get`` (from the sources the datasets know, e.g. web URLs);
+* results come back the same way: after the job, the clone saves them with
+  ``datalad save -r`` (one commit in each dataset that changed) and marks
+  the commits with ``refs/reproman/<jobid>``; a bundle per changed dataset
+  and the annexed outputs' content are downloaded in one transfer, and the
+  commits are merged into the branch the job was started from, deepest
+  subdataset first (see :mod:`reproman_orchestrators_datalad.merging`).
 
 ``datalad-pair`` merges the resource's commit itself. ``datalad-pair-run``
 merges a commit with the same tree whose message is a ``datalad run``
@@ -35,16 +38,38 @@ import posixpath
 import tempfile
 from pathlib import Path
 
+import attrs
+
 from reproman.errors import OrchestratorError, SessionError
 from reproman.jobs.status import JobStatus
 from reproman_orchestrators_datalad.base import ACTIVE_DIR, ORIGIN, DataladOrchestrator, q
-from reproman_orchestrators_datalad.local_dataset import DatasetState
+from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
+from reproman_orchestrators_datalad.local_dataset import LocalDataset
 from reproman_orchestrators_datalad.messages import run_message, save_message
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 #: Exit status of the setup command when ``datalad get`` could not get inputs.
 _ABSENT = 5
+#: Exit status of the setup command when the clone is not in the job's starting state.
+_UNCLEAN = 6
+
+
+@attrs.frozen(kw_only=True)
+class _Content:
+    """An annexed input whose content goes along: which dataset, which key."""
+
+    dataset: int
+    key: str
+
+
+@attrs.define(kw_only=True)
+class _CloneState:
+    """What the clone on the resource has, from one inspection command."""
+
+    exists: bool = False
+    tips: dict[int, set[str]] = attrs.Factory(dict)
+    present: dict[int, list[str]] = attrs.Factory(dict)
 
 
 class PairOrchestrator(DataladOrchestrator):
@@ -63,32 +88,44 @@ class PairOrchestrator(DataladOrchestrator):
     # -- prepare -------------------------------------------------------------------
     def prepare_remote(self) -> None:
         state = self.start()
-        inputs = self.inputs()
-        shipped = self.local.annexed(inputs, present=True)
-        absent = [f for _k, f in self.local.annexed(inputs, present=False)]
-        remote = self._query_remote([k for k, _f in shipped])
-        have = remote["keys"]
-        shipped = [(k, f) for k, f in shipped if k not in have]
+        tree = self.tree
+        datasets = tree.installed
+        wanted, absent = self._input_content(tree, datasets)
+        clone = self._inspect_clone(datasets, wanted)
+        shipped = [c for c in wanted if c.key not in clone.present.get(c.dataset, [])]
+        stage = self.staging_dir()
         with tempfile.TemporaryDirectory(prefix="reproman-datalad-") as tmp:
-            bundle = self._bundle(state, remote["tips"], Path(tmp) / "bundle")
-            stage = self.staging_dir()
+            bundles: dict[int, list[str]] = {}
             pairs: list[tuple[str, str]] = []
-            if bundle:
-                pairs.append((str(bundle), posixpath.join(stage, "bundle")))
-            for i, (key, _f) in enumerate(shipped):
-                pairs.append((self.local.content_location(key), posixpath.join(stage, f"k{i}")))
+            for i, node in enumerate(datasets):
+                path = Path(tmp) / f"b{i}"
+                heads = self._bundle(tree.dataset(node.path), clone.tips.get(i, set()), path)
+                if heads:
+                    bundles[i] = heads
+                    pairs.append((str(path), posixpath.join(stage, f"b{i}")))
+            for n, content in enumerate(shipped):
+                source = tree.dataset(datasets[content.dataset].path).content_location(content.key)
+                pairs.append((source, posixpath.join(stage, f"k{n}")))
             if pairs:
                 try:
                     self.session.put_many(pairs)
                 except (SessionError, OSError) as exc:
                     raise OrchestratorError(f"sending the dataset to {self.job.resource_name} failed: {exc}") from exc
-        script = self._setup_script(state, bool(bundle), shipped, absent)
+        script = self._setup_script(tree, datasets, bundles, shipped, absent)
         result = self.remote(script, "preparing the dataset", check=False)
         if absent and result.returncode == _ABSENT:
             raise OrchestratorError(
                 f"resource {self.job.resource_name} could not get the content of input(s) "
                 f"{', '.join(absent)}, which is not on this machine either",
                 hint="Get it here first ('datalad get PATH'); ReproMan then sends it along.",
+            )
+        if result.returncode == _UNCLEAN:
+            paths = [line[6:] for line in result.stdout.splitlines() if line.startswith("DIRTY ")]
+            raise OrchestratorError(
+                f"the dataset clone {self.job.working_directory} on resource {self.job.resource_name} does not "
+                f"match this dataset at {state.head[:10]} ({', '.join(paths[:5])})",
+                hint="A subdataset installed there but not here is the usual cause: install it here "
+                "('datalad get -n PATH') or remove it from the clone.",
             )
         if result.returncode != 0:
             said = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
@@ -98,76 +135,110 @@ class PairOrchestrator(DataladOrchestrator):
             )
         self.job.extra["shipped_keys"] = len(shipped)
 
-    def _query_remote(self, keys: list[str]) -> dict[str, set[str]]:
-        """One command: is there a clone, is it free and clean, which commits and keys does it have."""
+    def _input_content(self, tree: Hierarchy, datasets: list[Node]) -> tuple[list[_Content], list[str]]:
+        """Annexed inputs: the keys whose content is here (to send) and the paths whose content is not."""
+        groups = tree.split(self.inputs())
+        wanted: list[_Content] = []
+        absent: list[str] = []
+        for i, node in enumerate(datasets):
+            rels = groups.get(node.path)
+            repo = tree.dataset(node.path)
+            if not rels or not repo.has_annex():
+                continue
+            wanted += [_Content(dataset=i, key=k) for k, _f in repo.annexed(rels, present=True)]
+            absent += [join(node.path, f) for _k, f in repo.annexed(rels, present=False)]
+        return list(dict.fromkeys(wanted)), absent
+
+    def _inspect_clone(self, datasets: list[Node], wanted: list[_Content]) -> _CloneState:
+        """One command: whether the clone exists, is free and clean, which commits and contents it has."""
         wd = self.job.working_directory
-        script = (
-            f"wd={q(wd)}\n"
-            'if [ ! -e "$wd/.git" ]; then\n'
-            '  if [ -d "$wd" ] && [ -n "$(ls -A "$wd" 2>/dev/null)" ]; then echo NOTREPO; else echo NOREPO; fi; exit 0\n'
-            "fi\n"
-            'cd "$wd" || exit 1\n'
-            "echo REPO\n"
-            f'for f in {ACTIVE_DIR}/*; do [ -e "$f" ] && echo "ACTIVE ${{f##*/}}"; done\n'
-            "git status --porcelain --untracked-files=normal | sed 's/^/DIRTY /'\n"
-            "git for-each-ref --format='TIP %(objectname)'\n"
-            "echo KEYS\n"
-        )
-        if keys:
-            listing = "".join(k + "\n" for k in keys)
-            script += f"printf %s {q(listing)} | git annex contentlocation --batch 2>/dev/null || true\n"
-        out = self.remote(script, "inspecting the dataset").stdout.splitlines()
-        if not out or out[0] == "NOREPO":
-            return {"tips": set(), "keys": set()}
-        if out[0] == "NOTREPO":
+        lines = [
+            f"wd={q(wd)}",
+            'if [ ! -e "$wd/.git" ]; then',
+            '  if [ -d "$wd" ] && [ -n "$(ls -A "$wd" 2>/dev/null)" ]; then echo NOTREPO; else echo NOREPO; fi; exit 0',
+            "fi",
+            'cd "$wd" || exit 1',
+            "echo REPO",
+            f'for f in {ACTIVE_DIR}/*; do [ -e "$f" ] && echo "ACTIVE ${{f##*/}}"; done',
+            "git status --porcelain --untracked-files=normal | sed 's/^/DIRTY /'",
+        ]
+        for i, node in enumerate(datasets):
+            keys = [c.key for c in wanted if c.dataset == i]
+            body = f"git -C {q(node.path)} for-each-ref --format='TIP {i} %(objectname)'"
+            if keys:
+                listing = "".join(k + "\n" for k in keys)
+                body += (f"; printf %s {q(listing)} | git -C {q(node.path)} annex contentlocation --batch "
+                         f"2>/dev/null | sed 's/^/LOC {i} /'")
+            lines.append(f"if [ -e {q(node.path)}/.git ]; then {body}; fi")
+        found = self.remote("\n".join(lines) + "\n", "inspecting the dataset").stdout.splitlines()
+        if not found or found[0] == "NOREPO":
+            return _CloneState()
+        if found[0] == "NOTREPO":
             raise OrchestratorError(
                 f"{wd} on resource {self.job.resource_name} exists and is not a dataset",
                 hint="Give another working_directory, or remove that directory.",
             )
-        active = [line[7:] for line in out if line.startswith("ACTIVE ")]
+        active = [line[7:] for line in found if line.startswith("ACTIVE ")]
         if active:
             raise OrchestratorError(
                 f"the dataset clone {wd} on resource {self.job.resource_name} is in use by job(s) "
                 f"{', '.join(active)}, which must be fetched first",
                 hint=f"Fetch them with 'reproman jobs JOBID'; if they are gone, remove {wd}/{ACTIVE_DIR}/JOBID.",
             )
-        dirty = [line[6:] for line in out if line.startswith("DIRTY ")]
+        dirty = [line[6:] for line in found if line.startswith("DIRTY ")]
         if dirty:
             raise OrchestratorError(
                 f"the dataset clone {wd} on resource {self.job.resource_name} has unsaved changes "
                 f"({', '.join(dirty[:5])})",
                 hint="Save or remove them there (e.g. 'datalad save' or 'git reset --hard'), then run again.",
             )
-        tips = {line[4:] for line in out if line.startswith("TIP ")}
-        found = out[out.index("KEYS") + 1:] if "KEYS" in out else []
-        have = {k for k, line in zip(keys, found) if line.strip()}
-        return {"tips": tips, "keys": have}
+        state = _CloneState(exists=True)
+        for line in found:
+            kind, _, rest = line.partition(" ")
+            if kind not in ("TIP", "LOC"):
+                continue
+            index, _, value = rest.partition(" ")
+            if not index.isdigit():
+                continue
+            if kind == "TIP":
+                state.tips.setdefault(int(index), set()).add(value.strip())
+            else:
+                state.present.setdefault(int(index), []).append(value.strip())
+        # contentlocation answers one line per key, in order: keep the keys it located.
+        for i in list(state.present):
+            keys = [c.key for c in wanted if c.dataset == i]
+            state.present[i] = [k for k, loc in zip(keys, state.present[i]) if loc]
+        return state
 
-    def _bundle(self, state: DatasetState, remote_tips: set[str], path: Path) -> Path | None:
-        """A bundle of what the clone lacks: the branch and the git-annex branch, minus its commits."""
+    @staticmethod
+    def _bundle(repo: LocalDataset, remote_tips: set[str], path: Path) -> list[str]:
+        """Bundle what the clone lacks of ``HEAD`` and the git-annex branch; return the refs it holds."""
         known = []
         if remote_tips:
-            check = self.local.git("cat-file", "--batch-check", stdin="".join(t + "\n" for t in remote_tips))
+            check = repo.git("cat-file", "--batch-check", stdin="".join(t + "\n" for t in remote_tips))
             known = [line.split()[0] for line in check.stdout.splitlines() if not line.endswith("missing")]
-        refs = [f"refs/heads/{state.branch}"]
-        if self.local.rev("refs/heads/git-annex"):
+        refs = ["HEAD"]
+        if repo.rev("refs/heads/git-annex"):
             refs.append("refs/heads/git-annex")
         args = ["bundle", "create", "-q", str(path), *refs]
         if known:
             args += ["--not", *known]
-        proc = self.local.git(*args, check=False)
+        proc = repo.git(*args, check=False)
         if proc.returncode != 0:
             if "empty bundle" in proc.stderr:
-                return None
-            raise OrchestratorError(f"could not bundle the dataset's history: {proc.stderr.strip()}")
-        return path
+                return []
+            raise OrchestratorError(f"could not bundle the history of {repo.path}: {proc.stderr.strip()}")
+        heads = repo.git("bundle", "list-heads", str(path)).stdout.split()
+        return [h for h in heads if h in ("HEAD", "refs/heads/git-annex")]
 
     def _setup_script(
-        self, state: DatasetState, bundle: bool, shipped: list[tuple[str, str]], absent: list[str]
+        self, tree: Hierarchy, datasets: list[Node], bundles: dict[int, list[str]], shipped: list[_Content],
+        absent: list[str],
     ) -> str:
-        """One command: clone or update, check out the job's commit, place inputs, hold the clone."""
+        """One command: clone or update every dataset, check out the job's commits, place inputs, hold the clone."""
         job = self.job
         stage = self.staging_dir()
+        label = q(f"reproman clone on {job.resource_name}")
         lines = [
             "set -e",
             f"wd={q(job.working_directory)}; stage={q(stage)}",
@@ -175,17 +246,32 @@ class PairOrchestrator(DataladOrchestrator):
             'if [ ! -e "$wd/.git" ]; then mkdir -p "$wd"; git -C "$wd" init -q; fi',
             'cd "$wd"',
         ]
-        if bundle:
-            lines.append(f"git fetch -q \"$stage/bundle\" '+refs/heads/*:refs/remotes/{ORIGIN}/*'")
-        if self.local.has_annex():
-            label = q(f"reproman clone on {job.resource_name}")
-            lines.append(f"git config --get annex.uuid >/dev/null || git annex init -q {label} >/dev/null")
-        lines.append(f"git -c advice.detachedHead=false checkout -q --detach {q(state.head)}")
-        for i, (key, _f) in enumerate(shipped):
-            lines.append(f'git annex setkey {q(key)} "$stage/k{i}" >/dev/null')
+        for i, node in enumerate(datasets):
+            p = q(node.path)
+            if node.path != TOP:
+                lines.append(f"if [ ! -e {p}/.git ]; then mkdir -p {p}; git -C {p} init -q; fi")
+            if bundles.get(i):
+                refspecs = " ".join(q(f"+{h}:refs/remotes/{ORIGIN}/{posixpath.basename(h)}") for h in bundles[i])
+                lines.append(f'git -C {p} fetch -q --no-recurse-submodules "$stage/b{i}" {refspecs}')
+            if tree.dataset(node.path).has_annex():
+                lines.append(f"git -C {p} config --get annex.uuid >/dev/null || git -C {p} annex init -q {label} >/dev/null")
+            lines.append(f"git -C {p} -c advice.detachedHead=false checkout -q --detach {q(node.commit)}")
+        # Subdatasets installed in the clone by an earlier job but not here: bring them to the recorded state.
+        for node in tree.subdatasets:
+            if not node.installed:
+                p = q(node.path)
+                lines.append(f"if [ -e {p}/.git ]; then git -C {p} -c advice.detachedHead=false "
+                             f"checkout -q --detach {q(node.commit)} 2>/dev/null || true; fi")
+        for n, content in enumerate(shipped):
+            p = q(datasets[content.dataset].path)
+            lines.append(f'git -C {p} annex setkey {q(content.key)} "$stage/k{n}" >/dev/null')
         if absent:
             lines.append("datalad get -- " + " ".join(q(p) for p in absent) + f" >/dev/null 2>&1 || exit {_ABSENT}")
-        unlock = self.unlock_outputs_script(self.outputs())
+        lines.append(
+            "dirty=$(git status --porcelain --untracked-files=normal); "
+            f"if [ -n \"$dirty\" ]; then printf '%s\\n' \"$dirty\" | sed 's/^/DIRTY /'; exit {_UNCLEAN}; fi"
+        )
+        unlock = self.unlock_outputs_script()
         if unlock:
             lines.append(unlock)
         lines.append(f"mkdir -p {ACTIVE_DIR} && : > {ACTIVE_DIR}/{q(job.jobid)}")
@@ -193,23 +279,38 @@ class PairOrchestrator(DataladOrchestrator):
 
     # -- fetch -----------------------------------------------------------------------
     def fetch(self) -> list[str]:
-        """Commit on the resource, download that commit and annexed outputs, merge."""
+        """Commit on the resource, download the commits and annexed outputs, merge."""
         job = self.job
         if self.already_merged():
             return self.local_results()
         status = self.final_status()
         failed = len(status.failed)
         spec = self.final_spec(status)
-        found = self.remote(
-            self._commit_script(save_message(job, failed)), "recording the job's results", stdin=spec.encode()
-        ).stdout.splitlines()
-        keys = [line[4:].split("\t", 1) for line in found if line.startswith("KEY ")]
+        datasets = self.started_datasets()
+        found = self.save_on_resource(self._commit_script(datasets, save_message(job, failed)),
+                                      spec.encode()).stdout.splitlines()
+        changed = [int(line.split()[1]) for line in found if line.startswith("CHANGED ")]
+        keys = []
+        for line in found:
+            if line.startswith("KEY "):
+                index, _, rest = line[4:].partition(" ")
+                key, _, obj = rest.partition("\t")
+                keys.append((int(index), key, obj))
+        for line in found:
+            if line.startswith("NEWSUB "):
+                lgr.warning(
+                    "job %s created subdataset %s; its commits stay in the clone %s on resource %s",
+                    job.jobid, line[7:], job.working_directory, job.resource_name,
+                )
         stage = self.staging_dir()
+        tree = Hierarchy(job.local_directory, datasets)
         with tempfile.TemporaryDirectory(prefix="reproman-datalad-") as tmp:
-            bundle = Path(tmp) / "result.bundle"
-            pairs: list[tuple[str, str | os.PathLike[str]]] = [(posixpath.join(stage, "result.bundle"), bundle)]
+            pairs: list[tuple[str, str | os.PathLike[str]]] = [
+                (posixpath.join(stage, f"r{i}.bundle"), Path(tmp) / f"r{i}.bundle") for i in changed
+            ]
             pairs += [
-                (posixpath.join(job.working_directory, obj), Path(tmp) / f"k{i}") for i, (_k, obj) in enumerate(keys)
+                (posixpath.join(job.working_directory, obj), Path(tmp) / f"k{n}")
+                for n, (_i, _k, obj) in enumerate(keys)
             ]
             try:
                 self.session.get_many(pairs)
@@ -217,47 +318,80 @@ class PairOrchestrator(DataladOrchestrator):
                 raise OrchestratorError(f"downloading the results of job {job.jobid} failed: {exc}") from exc
             finally:
                 self.session.execute_command(["rm", "-rf", stage])
-            self._import(bundle, status)
-            for i, (key, _obj) in enumerate(keys):
-                self.local.git("annex", "setkey", key, str(Path(tmp) / f"k{i}"))
-        self.merge_results(str(job.extra.get("branch", "")))
+            for i in changed:
+                repo = tree.dataset(datasets[i].path)
+                if not repo.is_repository():
+                    raise OrchestratorError(
+                        f"job {job.jobid} changed subdataset {datasets[i].path}, which is no longer installed here",
+                        hint=f"Install it with 'datalad get -n {datasets[i].path}', then fetch again.",
+                    )
+                self._import(repo, Path(tmp) / f"r{i}.bundle")
+            for n, (i, key, _obj) in enumerate(keys):
+                tree.dataset(datasets[i].path).git("annex", "setkey", key, str(Path(tmp) / f"k{n}"))
+        self.finish_commit(status)
+        self.merge_results()
         if failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
         return self.local_results()
 
-    def _commit_script(self, message: str) -> str:
-        """Record and save in the clone, then bundle the commit and list the annexed outputs to download."""
+    def _commit_script(self, datasets: list[Node], message: str) -> str:
+        """Record and save in the clone, then bundle each changed dataset and list the annexed outputs."""
         job = self.job
         stage = self.staging_dir()
+        tree = Hierarchy(job.local_directory, datasets)
         outputs = self.outputs()
-        paths = " ".join(q(p) for p in outputs)
+        by_dataset = tree.split(outputs)
+        known = " ".join(q(n.path) for n in datasets if n.path != TOP)
         lines = [
             "set -e",
             f"cd {q(job.working_directory)}",
-            self.record_script(message),
+            self.record_script(message).rstrip("\n"),
             f"stage={q(stage)}; mkdir -p \"$stage\"",
-            f"set -- {q(self.ref)}",
-            'if git rev-parse -q --verify refs/heads/git-annex >/dev/null; then set -- "$@" refs/heads/git-annex; fi',
-            f'set -- "$@" --not {q(self.base)}',
-            f"if git rev-parse -q --verify refs/remotes/{ORIGIN}/git-annex >/dev/null; then "
-            f'set -- "$@" refs/remotes/{ORIGIN}/git-annex; fi',
-            'git bundle create -q "$stage/result.bundle" "$@"',
-            # The annexed files this job changed (under the outputs, if it declared any).
-            f"git diff -z --name-only --no-renames --diff-filter=AMT {q(self.base)} HEAD -- {paths} | "
-            "xargs -0 -r git annex find "
-            "--format='KEY ${key}\\t.git/annex/objects/${hashdirmixed}${key}/${key}\\n' -- 2>/dev/null || true",
         ]
-        if not self.local.has_annex():
-            lines.pop()
+        for i, node in enumerate(datasets):
+            p = q(node.path)
+            body = [
+                f"git -C {p} update-ref {q(self.ref)} HEAD",
+                f"echo 'CHANGED {i}'",
+                f"set -- {q(self.ref)}",
+                f'if git -C {p} rev-parse -q --verify refs/heads/git-annex >/dev/null; then '
+                'set -- "$@" refs/heads/git-annex; fi',
+                f'set -- "$@" --not {q(node.commit)}',
+                f"if git -C {p} rev-parse -q --verify refs/remotes/{ORIGIN}/git-annex >/dev/null; then "
+                f'set -- "$@" refs/remotes/{ORIGIN}/git-annex; fi',
+                f'git -C {p} bundle create -q "$stage/r{i}.bundle" "$@"',
+            ]
+            rels = by_dataset.get(node.path, [])
+            if tree.dataset(node.path).has_annex() and (rels or not outputs):
+                objects = posixpath.normpath(posixpath.join(node.path, ".git/annex/objects"))
+                fmt = q(f"KEY {i} ${{key}}\\t{objects}/${{hashdirmixed}}${{key}}/${{key}}\\n")
+                paths = " ".join(q(r) for r in rels)
+                body.append(
+                    f"(cd {p} && git diff -z --name-only --no-renames --ignore-submodules=all --diff-filter=AMT "
+                    f"{q(node.commit)} HEAD -- {paths} | xargs -0 -r git annex find --format={fmt} --) "
+                    "2>/dev/null || true"
+                )
+            # New subdatasets the job created are not brought back; say so.
+            body.append(
+                f"git -C {p} diff --raw --no-abbrev {q(node.commit)} HEAD | "
+                "while read -r m1 m2 s1 s2 st path; do "
+                f'if [ \"$m2\" = 160000 ]; then full={q(node.path)}/$path; full=${{full#./}}; '
+                f'case " {known} " in *" $full "*) ;; *) echo "NEWSUB $full" ;; esac; fi; done'
+            )
+            condition = "true" if node.path == TOP else f'[ "$(git -C {p} rev-parse HEAD)" != {q(node.commit)} ]'
+            lines.append(f"if {condition}; then\n  " + "\n  ".join(body) + "\nfi")
         return "\n".join(lines) + "\n"
 
-    def _import(self, bundle: Path, status: JobStatus) -> None:
-        """Fetch the resource's commit into ``refs/reproman/<jobid>``."""
-        heads = self.local.git("bundle", "list-heads", str(bundle)).stdout
+    def _import(self, repo: LocalDataset, bundle: Path) -> None:
+        """Fetch the resource's commit into the dataset's ``refs/reproman/<jobid>``."""
+        heads = repo.git("bundle", "list-heads", str(bundle)).stdout
         refspecs = [f"+{self.ref}:{self.ref}"]
         if " refs/heads/git-annex" in heads:
             refspecs.append(f"+refs/heads/git-annex:refs/remotes/reproman-{self.job.resource_name}/git-annex")
-        self.local.git("fetch", "-q", str(bundle), *refspecs)
+        repo.git("fetch", "-q", "--no-recurse-submodules", str(bundle), *refspecs)
+
+    def finish_commit(self, status: JobStatus) -> None:
+        """Hook for the top dataset's commit once it is here (``datalad-pair`` keeps the resource's)."""
 
 
 class PairRunOrchestrator(PairOrchestrator):
@@ -266,14 +400,13 @@ class PairRunOrchestrator(PairOrchestrator):
     name = "datalad-pair-run"
     run_record = True
 
-    def _import(self, bundle: Path, status: JobStatus) -> None:
-        """Fetch the resource's commit, then commit its tree locally with a run record as message.
+    def finish_commit(self, status: JobStatus) -> None:
+        """Commit the resource's tree locally with a run record as message.
 
-        The tree is exactly the resource's (outputs and job record), the
-        parent is the commit the job started from, so the history reads as if
-        ``datalad run`` had run the job here.
+        The tree is exactly the resource's (outputs, subdataset commits and
+        job record), the parent is the commit the job started from, so the
+        history reads as if ``datalad run`` had run the job here.
         """
-        super()._import(bundle, status)
         message = run_message(
             self.job, str(self.job.extra.get("dataset_id", "")), self.exit_code(status), len(status.failed)
         )

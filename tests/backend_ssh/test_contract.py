@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from reproman.testing.session_contract import SessionContract
+from reproman.testing.session_contract import FullSessionContract
 
 
-class TestSSHSession(SessionContract):
+class TestSSHSession(FullSessionContract):
+    listed_paths = 10_000
+
     @pytest.fixture
     def session(self, make_session: Callable[..., Any]) -> Iterator[Any]:
         with make_session() as session:
@@ -33,7 +35,7 @@ def alias_session(sshd: Any) -> Iterator[Any]:
         yield session
 
 
-class TestSSHSessionThroughAlias(SessionContract):
+class TestSSHSessionThroughAlias(FullSessionContract):
     """The same contract through an ssh_config alias, on ONE session kept across all its tests.
 
     HostName, Port, User and IdentityFile come from the file only. Sharing

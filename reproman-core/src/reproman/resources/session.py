@@ -28,6 +28,7 @@ container's working directory for Docker).
 
 from __future__ import annotations
 
+import collections
 import io
 import logging
 import os
@@ -562,11 +563,13 @@ def extract_to_staging(archive: Path | io.BufferedIOBase, prefixes: Sequence[tup
                 tar.extractall(tmp, filter=_ours)
             except tarfile.FilterError as exc:
                 raise SessionError(f"refusing an unsafe member in the transferred archive: {exc}") from None
-        names = [prefix for prefix, _path in prefixes]
+        counts = collections.Counter(prefix for prefix, _path in prefixes)
 
         def shared(prefix: str) -> bool:
             """Also needed by another request: the same path twice, or a path inside another requested tree."""
-            return names.count(prefix) > 1 or any(prefix.startswith(other + "/") for other in names if other)
+            parts = prefix.split("/")
+            # Ancestors are looked up, not compared pairwise: 10,000 listed paths stay linear.
+            return counts[prefix] > 1 or any(counts.get("/".join(parts[:i])) for i in range(1, len(parts)))
 
         # Copies first: moving a requested tree away would take nested requests with it.
         for prefix, path in sorted(prefixes, key=lambda item: not shared(item[0])):

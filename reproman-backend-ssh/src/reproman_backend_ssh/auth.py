@@ -22,7 +22,6 @@ asking again; one-time answers to keyboard-interactive questions are not.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import sys
@@ -33,6 +32,7 @@ import attrs
 import paramiko
 
 from reproman.errors import ConfigError
+from reproman.resources.persistent import ask_on_terminal
 
 log = logging.getLogger("reproman.backend_ssh.auth")
 
@@ -76,19 +76,6 @@ def terminal_asker(interactive: bool | None) -> Asker:
         return ask_on_terminal
 
     return asker
-
-
-def ask_on_terminal(prompt: str, echo: bool) -> str:
-    """One question on the controlling terminal (``getpass`` when the answer is secret)."""
-    if not echo:
-        return getpass.getpass(prompt)
-    try:
-        with open("/dev/tty", "r+") as tty:
-            tty.write(prompt)
-            tty.flush()
-            return tty.readline().rstrip("\n")
-    except OSError:
-        return input(prompt)
 
 
 def check_key_file(path: str) -> None:

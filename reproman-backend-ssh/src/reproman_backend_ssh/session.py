@@ -341,18 +341,19 @@ class SSHSession(Session):
         finally:
             channel.close()
 
-    def terminal_command(self, command: str | None) -> str | None:
+    def terminal_command(self, command: str | None, env: dict[str, str] | None = None) -> str | None:
         """What a pty channel runs for ``login`` (None: the login shell itself)."""
-        env = self._env or None
-        if command is None and env is None:
+        env = env if env is not None else (self._env or None)
+        if command is None and not env:
             return None
-        return wrap_command(command if command is not None else 'exec "${SHELL:-/bin/sh}" -l', env)
+        return wrap_command(command if command is not None else 'exec "${SHELL:-/bin/sh}" -l', env or None)
 
-    def open_terminal_channel(self, command: str | None, columns: int, lines: int) -> paramiko.Channel:
-        """A pty channel running ``command`` (or the login shell), for a host relaying ``login``."""
+    def open_terminal_channel(self, command: str | None, columns: int, lines: int, *,
+                              env: dict[str, str] | None = None, term: str | None = None) -> paramiko.Channel:
+        """A pty channel running ``command`` (or the login shell), for a session host relaying ``login``."""
         channel = self._transport().open_session()
-        channel.get_pty(term=os.environ.get("TERM", "xterm"), width=columns, height=lines)
-        line = self.terminal_command(command)
+        channel.get_pty(term=term or os.environ.get("TERM", "xterm"), width=columns, height=lines)
+        line = self.terminal_command(command, env)
         if line is None:
             channel.invoke_shell()
         else:

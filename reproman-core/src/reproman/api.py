@@ -188,26 +188,34 @@ def ls(
     verbose: bool = False,
     refresh: bool = False,
 ) -> list[dict[str, Any]]:
-    """Known resources as records (name, type, id, status, and with ``verbose`` all attributes)."""
+    """Known resources as records (name, type, id, status, and with ``verbose`` all attributes).
+
+    With ``refresh`` the resources are asked concurrently (a bounded number at a time).
+    """
     from reproman.resources.inventory import Inventory
     from reproman.resources.manage import find_record, instantiate, update_resource
 
     records = Inventory().load()
     if isinstance(resrefs, str):
         resrefs = [resrefs]
-    selected = [find_record(records, r, resref_type) for r in resrefs] if resrefs else list(records.values())
+    selected = [dict(find_record(records, r, resref_type)) for r in resrefs] if resrefs else [
+        dict(r) for r in records.values()]
+    if refresh:
+        from reproman.errors import ReproManError
+        from reproman.resources.parallel import map_bounded
+
+        def probe(record: dict[str, Any]) -> tuple[Resource, str | None]:
+            resource = instantiate(record)
+            return resource, resource.refresh_status()
+
+        for record, outcome in zip(selected, map_bounded(probe, selected)):
+            if isinstance(outcome, ReproManError):
+                record["status"] = f"ERROR: {outcome}"
+            else:
+                resource, record["status"] = outcome
+                update_resource(resource)
     rows: list[dict[str, Any]] = []
     for record in selected:
-        record = dict(record)
-        if refresh:
-            from reproman.errors import ReproManError
-
-            try:
-                resource = instantiate(record)
-                record["status"] = resource.refresh_status()
-                update_resource(resource)
-            except ReproManError as exc:
-                record["status"] = f"ERROR: {exc}"
         row = record if verbose else {k: record.get(k) for k in ("name", "type", "id", "status")}
         rows.append(row)
     return rows

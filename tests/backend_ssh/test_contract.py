@@ -53,3 +53,29 @@ class TestSSHSessionThroughAlias(FullSessionContract):
         path = session.execute_command("mktemp -d", check=True).stdout.strip()
         yield path
         session.remove(path, recursive=True)
+
+
+class TestSSHSessionThroughItsHost(FullSessionContract):
+    """The same contract through a persistent connection: the ssh session lives in a session host.
+
+    This is how the ssh resource's sessions work by default; 3,000 names are
+    already past the 128 KiB one command-line argument may hold.
+    """
+
+    listed_paths = 3_000
+
+    @pytest.fixture
+    def session(self, ssh_params: dict[str, Any]) -> Iterator[Any]:
+        from reproman.resources import persistent
+        from reproman_backend_ssh.resource import session_parameters
+
+        hosted = persistent.attach("ssh", session_parameters(ssh_params), label="contract")
+        assert hosted is not None
+        with hosted.open() as session:
+            yield session
+
+    @pytest.fixture
+    def remote_tmp(self, session: Any) -> Iterator[str]:
+        path = session.execute_command("mktemp -d", check=True).stdout.strip()
+        yield path
+        session.remove(path, recursive=True)

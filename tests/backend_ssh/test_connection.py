@@ -175,7 +175,12 @@ def test_nothing_is_asked_that_the_server_would_not_accept(
 ) -> None:
     """A key-only server: a wrong key fails in one line naming what the server accepts, without a prompt."""
     asked: list[str] = []
-    monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or "x")
+
+    def fake_getpass(prompt: str) -> str:
+        asked.append(prompt)
+        return "x"
+
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
     for interactive in (False, True):
         with pytest.raises(ResourceConnectionError) as info:
             make_session(key_filename=str(sshd.other_key), interactive=interactive).open()
@@ -224,7 +229,12 @@ def test_passphrase_is_asked_once_and_kept_for_reconnecting(
                                          serialization.BestAvailableEncryption(b"open sesame")))
     locked.chmod(0o600)
     asked: list[str] = []
-    monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or "open sesame")
+
+    def fake_getpass(prompt: str) -> str:
+        asked.append(prompt)
+        return "open sesame"
+
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
     session = make_session(key_filename=str(locked), interactive=True)
     assert session.execute_command("echo in").stdout == "in\n"
     session._conn.transport.close()

@@ -121,7 +121,9 @@ def test_job_status_polls_over_four_slow_hosts_overlap(slow_resources: list[str]
     monkeypatch.chdir(tmp_path)
     for name in slow_resources:
         run(command="true", resref=name, submitter="local", orchestrator="plain")
-    jobs = [j for j in Registry().entries() if hasattr(j, "resource_name")]
+    from reproman.jobs.spec import JobSpec
+
+    jobs = [j for j in Registry().entries() if isinstance(j, JobSpec)]
     groups = {name: [j for j in jobs if j.resource_name == name] for name in slow_resources}
     assert all(len(group) == 1 for group in groups.values())
 

@@ -68,7 +68,7 @@ def test_cli_calls_share_one_login(ssh_params: dict[str, Any], sshd: Any, sessio
 def test_without_persistence_every_call_logs_in(ssh_params: dict[str, Any], sshd: Any, sessions: Path) -> None:
     _create("h", ssh_params, persistent="no")
     logins = sshd.authentications()
-    for i in range(2):
+    for _ in range(2):
         assert run_cli(["execute", "-r", "h", "true"]).returncode == 0
     assert sshd.authentications() == logins + 2
     assert _hosts(sessions) == [] and not list(sessions.glob("*.sock"))

@@ -297,3 +297,21 @@ def test_two_factor_without_a_terminal_is_one_line(two_factor_sshd: Any, session
     assert result.returncode == 1
     assert "needs a password or a code" in result.stderr and result.stderr.count("\n") == 1
     assert not _hosts(sessions)  # the host started for it did not stay
+
+
+def test_a_command_served_by_the_host_never_loads_paramiko(ssh_params: dict[str, Any], sessions: Path) -> None:
+    """The client side stays light: paramiko and Fabric are imported by the host only."""
+    _create("h", ssh_params)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "reproman", "execute", "-r", "h", "true"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "reproman" in imported and not imported & {"paramiko", "fabric", "invoke", "cryptography"}
+
+
+def test_a_missing_key_file_starts_no_host(ssh_params: dict[str, Any], sessions: Path, tmp_path: Path) -> None:
+    result = run_cli(["create", "nokey", "-t", "ssh", "-b", "host=127.0.0.1", "-b", f"port={ssh_params['port']}",
+                      "-b", f"key_filename={tmp_path / 'id_missing'}"])
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert f"SSH key file {tmp_path / 'id_missing'} does not exist" in result.stderr
+    assert not list(sessions.glob("*.sock")) and not _hosts(sessions)

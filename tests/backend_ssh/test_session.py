@@ -295,3 +295,42 @@ def test_login_runs_command_on_a_pty_and_passes_exit_code(session: Any, capfd: p
     out = capfd.readouterr().out
     assert code == 3
     assert "/dev/pts/" in out and "v 1" in out
+
+
+# -- streaming and interrupts -----------------------------------------------------------
+def test_output_reaches_the_callback_while_the_command_still_runs(session: Any) -> None:
+    seen: list[tuple[float, bytes]] = []
+    start = time.monotonic()
+    result = session.execute_command("echo first; sleep 3; echo second",
+                                     on_output=lambda stream, data: seen.append((time.monotonic() - start, data)))
+    assert result.returncode == 0 and b"".join(d for _t, d in seen) == b"first\nsecond\n"
+    first_at = next(t for t, d in seen if b"first" in d)
+    assert first_at < 2.5, seen  # not held until the command ended
+
+
+def test_an_interrupted_command_never_leaves_its_shell_for_the_next(session: Any) -> None:
+    """The shell that ran an interrupted command is closed, not given back, and the next command is clean."""
+    import threading
+
+    taken: list[Any] = []
+    original = session._shells.take
+
+    def recording(transport: Any) -> Any:
+        shell = original(transport)
+        taken.append(shell)
+        return shell
+
+    session.execute_command("true")
+    session._shells.take = recording
+    main = threading.get_ident()
+    timer = threading.Timer(1.0, lambda: signal.pthread_kill(main, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        session.execute_interruptible("echo started; sleep 30; echo never")
+    timer.join()
+    interrupted = taken[0]
+    assert interrupted.channel.closed
+    assert interrupted not in session._shells._idle
+    result = session.execute_command("echo next")
+    assert (result.stdout, result.stderr, result.returncode) == ("next\n", "", 0)
+    assert taken[-1] is not interrupted

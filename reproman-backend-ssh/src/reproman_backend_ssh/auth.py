@@ -42,7 +42,6 @@ Ask = Callable[[str, bool], str]
 Asker = Callable[[], "Ask | None"]
 
 DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
-_PUBLIC_KEY_STARTS = (b"ssh-", b"ecdsa-", b"sk-ssh-", b"sk-ecdsa-")
 
 
 class AuthFailed(paramiko.AuthenticationException):
@@ -76,31 +75,6 @@ def terminal_asker(interactive: bool | None) -> Asker:
         return ask_on_terminal
 
     return asker
-
-
-def check_key_file(path: str) -> None:
-    """Refuse, before any network traffic, a ``key_filename`` that cannot be a private key."""
-    if not os.path.exists(path):
-        raise ConfigError(
-            f"SSH key file {path} does not exist",
-            hint="Check -b key_filename (it names the private key, e.g. ~/.ssh/id_ed25519).",
-        )
-    if os.path.isdir(path):
-        raise ConfigError(f"SSH key file {path} is a directory", hint="Name the private key file itself.")
-    if path.endswith(".pub") or _looks_public(path):
-        private = path[:-4] if path.endswith(".pub") else "the matching private key"
-        raise ConfigError(
-            f"SSH key file {path} is a public key; ReproMan needs the private key",
-            hint=f"Pass -b key_filename={private}.",
-        )
-
-
-def _looks_public(path: str) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(16).lstrip().startswith(_PUBLIC_KEY_STARTS)
-    except OSError:
-        return False
 
 
 class Authenticator:
@@ -184,8 +158,6 @@ class Authenticator:
 
     def _keys(self) -> Iterator[tuple[str, paramiko.PKey]]:
         seen: set[str] = set()
-        for path in self.explicit_keys:
-            check_key_file(path)
         named = self.explicit_keys + [k for k in self.config_keys if os.path.isfile(k)]
         for path in named:
             if path in seen:

@@ -19,7 +19,8 @@ import paramiko
 
 from reproman.errors import ConfigError, ResourceConnectionError
 from reproman_backend_ssh import hostkeys
-from reproman_backend_ssh.auth import Ask, Authenticator, AuthFailed, NothingToAsk, Secrets, check_key_file
+from reproman_backend_ssh.auth import Ask, Authenticator, AuthFailed, NothingToAsk, Secrets
+from reproman_backend_ssh.keyfiles import check_key_file
 
 if TYPE_CHECKING:
     from fabric import Connection

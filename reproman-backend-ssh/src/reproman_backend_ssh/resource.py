@@ -23,6 +23,7 @@ from reproman.errors import ReproManError, ResourceConnectionError, ResourceErro
 from reproman.resources import persistent
 from reproman.resources.base import CONNECTION_ERROR, ONLINE, Resource
 from reproman.resources.session import Session
+from reproman_backend_ssh.keyfiles import check_key_file
 
 #: The config section of this backend's settings (``persistent``, ``idle_timeout``).
 CONFIG_SECTION = "ssh"
@@ -52,6 +53,8 @@ def open_ssh_session(params: dict[str, Any], *, persist: bool | None, label: str
 
     Shared with other backends that reach their machines over SSH (aws-ec2).
     """
+    if params.get("key_filename"):
+        check_key_file(params["key_filename"])  # before a host is started for nothing
     if persistent.enabled(CONFIG_SECTION, persist):
         hosted = persistent.attach("ssh", params, idle=persistent.idle_seconds(CONFIG_SECTION), label=label)
         if hosted is not None:

@@ -19,7 +19,7 @@ import pytest
 
 from reproman import api
 
-DELAY = 1.5
+DELAY = 2.0
 
 
 class SlowLink:
@@ -92,7 +92,9 @@ def test_ls_refresh_over_four_slow_hosts_takes_about_the_time_of_one(slow_resour
     four, rows = _timed(lambda: api.ls(slow_resources, refresh=True))
     assert [r["status"] for r in rows] == ["ONLINE"] * 4
     assert one >= DELAY
-    assert four < one + DELAY, (one, four)  # one after the other would be at least 4 x DELAY
+    # One after the other would take 4 x one (at least 4 x DELAY); the handshakes' CPU work still
+    # competes for this machine's cores, hence the margin.
+    assert four < min(2 * one, 4 * DELAY), (one, four)
 
 
 def test_ls_refresh_respects_the_connection_limit(slow_resources: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,4 +137,4 @@ def test_job_status_polls_over_four_slow_hosts_overlap(slow_resources: list[str]
     one, _ = _timed(lambda: map_bounded(poll_resource, slow_resources[:1]))
     four, results = _timed(lambda: map_bounded(poll_resource, slow_resources))
     assert all(isinstance(r, dict) and len(r) == 1 for r in results), results
-    assert four < one + DELAY, (one, four)
+    assert four < min(2 * one, 4 * DELAY), (one, four)

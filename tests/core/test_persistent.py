@@ -150,3 +150,15 @@ def test_config_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     reset_config()
     with pytest.raises(ConfigError, match="idle_timeout must be a number"):
         persistent.idle_seconds("x")
+
+
+def test_a_host_that_cannot_start_is_one_line(control: Path) -> None:
+    from reproman.errors import ResourceError
+
+    session = persistent.attach("no-such-session-type", {}, label="broken")
+    assert session is not None
+    with pytest.raises(ResourceError) as info:
+        session.open()
+    text = str(info.value)
+    assert "\n" not in text and "cannot start the persistent connection process for broken" in text
+    assert "no-such-session-type" in text

@@ -243,11 +243,14 @@ class Endpoint:
             line = process.stdout.readline().decode("utf-8", "replace").strip() if ready else ""
         finally:
             process.stdout.close()
-        _children.append(process)
         if line != "ready":
             with contextlib.suppress(OSError):
                 process.kill()
-            said = _last_line(self.log_path) or line or "it did not start listening"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(START_TIMEOUT)  # the starter; a host that started has detached from it
+        if line != "ready":
+            said = line[len("error: "):] if line.startswith("error: ") else (
+                _last_line(self.log_path) or "it did not start listening")
             raise ResourceError(f"cannot start the persistent connection process for {self.label}: {said}",
                                 hint="Set persistent=no on the resource (or [ssh] persistent = no) to connect directly.")
         lgr.debug("started session host %s (pid %s) for %s", self.key, process.pid, self.label)
@@ -282,10 +285,6 @@ class Endpoint:
         while pid is not None and _running(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         return True
-
-
-#: Hosts started by this process (kept so the Popen objects are not collected while they run).
-_children: list[Any] = []
 
 
 def _key(type_name: str, params: Mapping[str, Any]) -> str:

@@ -101,6 +101,9 @@ class Host:
         self.listener.listen(64)
         os.rename(fresh, self.socket_path)
         self._inode = os.stat(self.socket_path).st_ino
+
+    def write_pid_file(self) -> None:
+        """Record this process, so a client can tell a hung host from a stranger before killing it."""
         if self.pid_path is not None:
             fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
@@ -306,7 +309,7 @@ def _make_session(spec: dict[str, Any]) -> Session:
 
 
 def main() -> int:
-    """Read the spec, listen, say ``ready`` on stdout, then serve until done."""
+    """Read the spec, listen, detach, say ``ready`` on stdout, then serve until done."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
@@ -320,6 +323,11 @@ def main() -> int:
         lgr.error("cannot start: %s", message)
         print(f"error: {message}", flush=True)
         return 1
+    # Fork once more and let the starter's child exit: the host is then nobody's child but init's,
+    # so the command that started it never keeps a zombie when the host exits later.
+    if os.fork():
+        os._exit(0)
+    host.write_pid_file()
     signal.signal(signal.SIGTERM, lambda signum, frame: host.stop())
     print("ready", flush=True)
     devnull = os.open(os.devnull, os.O_RDWR)

@@ -162,3 +162,15 @@ def test_a_host_that_cannot_start_is_one_line(control: Path) -> None:
     text = str(info.value)
     assert "\n" not in text and "cannot start the persistent connection process for broken" in text
     assert "no-such-session-type" in text
+
+
+def test_a_control_directory_too_deep_for_a_socket_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    from reproman.config import reset_config
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True, mode=0o700)
+    monkeypatch.setenv("REPROMAN_SESSIONS_CONTROL_DIR", str(deep))
+    reset_config()
+    assert persistent.attach("shell", {}) is None
+    assert "too long for a Unix socket" in caplog.text

@@ -61,6 +61,9 @@ lgr = logging.getLogger(__name__)
 #: Seconds a host has to acknowledge a request before it is taken for hung and replaced.
 ACCEPT_TIMEOUT = 15.0
 
+#: Longest socket path the kernel takes (sun_path holds 108 bytes on Linux, 104 on BSDs).
+UNIX_PATH_MAX = 100
+
 _warned: set[str] = set()
 
 
@@ -182,6 +185,8 @@ class PersistentSession(Session):
             sock = self.endpoint.connect()
             assert sock is not None
             try:
+                # A hung host must not hang us: bounded sending (a second per 10 MB of input) and waiting.
+                sock.settimeout(ACCEPT_TIMEOUT + (len(stdin) / 10e6 if stdin else 0))
                 wire.send_json(sock, wire.REQUEST, request)
                 if stdin is not None:
                     wire.send(sock, wire.STDIN, stdin)
@@ -270,12 +275,16 @@ def attach(type_name: str, params: Mapping[str, Any], *, idle: float = DEFAULT_I
     """
     try:
         directory = control_dir()
+        endpoint = Endpoint.for_session(directory, type_name, params, idle=idle, label=label)
+        if len(os.fsencode(endpoint.socket_path)) > UNIX_PATH_MAX:
+            raise ConfigError(f"not using {directory} for persistent connections: its path is too long for a "
+                              "Unix socket", hint="Set [sessions] control_dir to a shorter directory.")
     except ConfigError as exc:
         if str(exc) not in _warned:
             _warned.add(str(exc))
             lgr.warning("%s; connecting directly", exc)
         return None
-    return PersistentSession(Endpoint.for_session(directory, type_name, params, idle=idle, label=label), interactive)
+    return PersistentSession(endpoint, interactive)
 
 
 def shutdown(type_name: str, params: Mapping[str, Any]) -> bool:

@@ -28,7 +28,7 @@ import shlex
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import paramiko
 
@@ -37,7 +37,7 @@ from reproman.resources.session import CommandResult, OutputCallback, Session, w
 from reproman_backend_ssh import framing, transfer
 from reproman_backend_ssh.auth import Asker, Secrets, terminal_asker
 from reproman_backend_ssh.connection import Settings, close_quietly, open_connection
-from reproman_backend_ssh.shells import ShellPool, read_available
+from reproman_backend_ssh.shells import RemoteShell, ShellPool, read_available
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -206,7 +206,7 @@ class SSHSession(Session):
             stderr_bytes=b"".join(chunks[framing.STDERR]),
         )
 
-    def _send_line(self, line: bytes) -> Any:
+    def _send_line(self, line: bytes) -> RemoteShell:
         """A shell that has received ``line``; a line that provably never left is sent once more."""
         shell = self._shells.take(self._transport())
         try:

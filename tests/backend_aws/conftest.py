@@ -54,6 +54,14 @@ def aws_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
     return home
 
 
+@pytest.fixture(autouse=True)
+def sessions(isolated_user: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A control directory of this test's own for persistent SSH connections, stopped afterwards."""
+    from reproman_backend_ssh.testing import private_sessions
+
+    yield from private_sessions(monkeypatch)
+
+
 @pytest.fixture
 def ec2(moto: MotoServer) -> Any:
     """A plain boto3 client to the moto server, for checking what the backend did behind its back."""

@@ -82,7 +82,8 @@ def test_create_ls_stop_start_delete(
     assert record["owned_key_pair"] == record["key_name"] == info["KeyName"]
     assert record["key_name"].startswith("reproman-ec2-one-")
 
-    assert api.ls() == [{"name": "ec2-one", "type": "aws-ec2", "id": resource.id, "status": "running"}]
+    assert [r for r in api.ls() if r["name"] != "local"] == [
+        {"name": "ec2-one", "type": "aws-ec2", "id": resource.id, "status": "running"}]
 
     route(info["PublicIpAddress"])
     result = api.execute("printf", ["%s", "hello"], resref="ec2-one")

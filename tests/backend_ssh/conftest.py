@@ -2,7 +2,8 @@
 
 Everything it needs (host key, client keys, authorized_keys, known_hosts,
 ssh_config) lives in a temporary directory, and each test gets a temporary
-HOME with no agent, so nothing reads or writes the real ``~/.ssh``.
+HOME with no agent, so nothing reads or writes the real ``~/.ssh``, and a
+control directory of its own for session hosts, all stopped after the test.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ def ssh_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def sessions(isolated_user: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """This test's control directory for persistent connections; its hosts are stopped afterwards."""
+    from reproman_backend_ssh.testing import private_sessions
+
+    yield from private_sessions(monkeypatch)
 
 
 @pytest.fixture

@@ -99,7 +99,18 @@ def test_connect_timeout_covers_a_silent_server(make_session: Callable[..., Any]
     with pytest.raises(ResourceConnectionError) as info:
         session.open()
     assert time.monotonic() - start < 4
-    assert f"127.0.0.1:{silent_port}" in _one_line(info.value)
+    text = _one_line(info.value)
+    assert f"127.0.0.1:{silent_port} accepted the connection but sent no SSH greeting within 1 s" in text
+
+
+def test_silent_server_through_the_cli_is_one_line_without_traceback(silent_port: int, sshd: Any) -> None:
+    from reproman.testing.cli import run_cli
+
+    result = run_cli(["create", "mute", "-t", "ssh", "-b", "host=127.0.0.1", "-b", f"port={silent_port}",
+                      "-b", "connect_timeout=1", "-b", f"known_hosts={sshd.known_hosts}"])
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "no SSH greeting" in result.stderr
 
 
 # -- host keys ------------------------------------------------------------------------
@@ -159,20 +170,73 @@ def test_missing_ssh_config_file(make_session: Callable[..., Any], tmp_path: Pat
         make_session(ssh_config=str(tmp_path / "absent")).open()
 
 
-def test_password_is_asked_only_when_interactive(
+def test_nothing_is_asked_that_the_server_would_not_accept(
     make_session: Callable[..., Any], sshd: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A failed key login prompts once (getpass) when interactive, and the answer is never kept on disk."""
+    """A key-only server: a wrong key fails in one line naming what the server accepts, without a prompt."""
     asked: list[str] = []
+
     def fake_getpass(prompt: str) -> str:
         asked.append(prompt)
-        return "not-the-password"
+        return "x"
 
     monkeypatch.setattr("getpass.getpass", fake_getpass)
-    with pytest.raises(ResourceConnectionError, match="authentication"):
-        make_session(key_filename=str(sshd.other_key), interactive=False).open()
+    for interactive in (False, True):
+        with pytest.raises(ResourceConnectionError) as info:
+            make_session(key_filename=str(sshd.other_key), interactive=interactive).open()
+        text = _one_line(info.value)
+        assert "authentication" in text and "accepts publickey" in text and str(sshd.other_key) in text
     assert asked == []
-    session = make_session(key_filename=str(sshd.other_key), interactive=True)
-    with pytest.raises(ResourceConnectionError, match="authentication"):
-        session.open()
-    assert len(asked) == 1 and "Password for" in asked[0]
+
+
+def test_missing_key_file_is_named(make_session: Callable[..., Any], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_session(key_filename=str(tmp_path / "id_absent")).open()
+    text = _one_line(info.value)
+    assert f"SSH key file {tmp_path / 'id_absent'} does not exist" in text and "cannot reach" not in text
+
+
+def test_public_key_file_is_refused_with_the_private_one_named(
+    make_session: Callable[..., Any], sshd: Any
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_session(key_filename=f"{sshd.client_key}.pub").open()
+    text = _one_line(info.value)
+    assert "is a public key" in text and f"key_filename={sshd.client_key}." in text
+
+
+def test_encrypted_key_without_a_terminal(make_session: Callable[..., Any], tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = tmp_path / "locked"
+    path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.BestAvailableEncryption(b"secret")))
+    with pytest.raises(ConfigError, match="encrypted and there is no terminal") as info:
+        make_session(key_filename=str(path), interactive=False).open()
+    _one_line(info.value)
+
+
+def test_passphrase_is_asked_once_and_kept_for_reconnecting(
+    make_session: Callable[..., Any], sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_ssh_private_key(sshd.client_key.read_bytes(), password=None)
+    locked = tmp_path / "locked"
+    locked.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                         serialization.BestAvailableEncryption(b"open sesame")))
+    locked.chmod(0o600)
+    asked: list[str] = []
+
+    def fake_getpass(prompt: str) -> str:
+        asked.append(prompt)
+        return "open sesame"
+
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    session = make_session(key_filename=str(locked), interactive=True)
+    assert session.execute_command("echo in").stdout == "in\n"
+    session._conn.transport.close()
+    assert session.execute_command("echo again").stdout == "again\n"  # reconnected, not asked again
+    assert asked == [f"Passphrase for key {locked}: "]

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from reproman.testing.session_contract import SessionContract
+from reproman.testing.session_contract import FullSessionContract
 
 
-class TestSSHSession(SessionContract):
+class TestSSHSession(FullSessionContract):
+    listed_paths = 10_000
+
     @pytest.fixture
     def session(self, make_session: Callable[..., Any]) -> Iterator[Any]:
         with make_session() as session:
@@ -33,7 +35,7 @@ def alias_session(sshd: Any) -> Iterator[Any]:
         yield session
 
 
-class TestSSHSessionThroughAlias(SessionContract):
+class TestSSHSessionThroughAlias(FullSessionContract):
     """The same contract through an ssh_config alias, on ONE session kept across all its tests.
 
     HostName, Port, User and IdentityFile come from the file only. Sharing
@@ -45,6 +47,32 @@ class TestSSHSessionThroughAlias(SessionContract):
     def session(self, alias_session: Any) -> Iterator[Any]:
         yield alias_session
         alias_session._env.clear()
+
+    @pytest.fixture
+    def remote_tmp(self, session: Any) -> Iterator[str]:
+        path = session.execute_command("mktemp -d", check=True).stdout.strip()
+        yield path
+        session.remove(path, recursive=True)
+
+
+class TestSSHSessionThroughItsHost(FullSessionContract):
+    """The same contract through a persistent connection: the ssh session lives in a session host.
+
+    This is how the ssh resource's sessions work by default; 3,000 names are
+    already past the 128 KiB one command-line argument may hold.
+    """
+
+    listed_paths = 3_000
+
+    @pytest.fixture
+    def session(self, ssh_params: dict[str, Any]) -> Iterator[Any]:
+        from reproman.resources import persistent
+        from reproman_backend_ssh.resource import session_parameters
+
+        hosted = persistent.attach("ssh", session_parameters(ssh_params), label="contract")
+        assert hosted is not None
+        with hosted.open() as session:
+            yield session
 
     @pytest.fixture
     def remote_tmp(self, session: Any) -> Iterator[str]:

@@ -59,7 +59,7 @@ def test_create_execute_ls_delete_through_api(ssh_params: dict[str, Any]) -> Non
     with pytest.raises(ResourceError, match="cannot be stopped"):
         api.stop("myhost")
     assert api.delete("myhost", skip_confirmation=True) == "myhost"
-    assert api.ls() == []
+    assert [r["name"] for r in api.ls()] == ["local"]
 
 
 def test_create_unreachable_records_nothing(ssh_params: dict[str, Any]) -> None:
@@ -67,7 +67,7 @@ def test_create_unreachable_records_nothing(ssh_params: dict[str, Any]) -> None:
     with pytest.raises(ResourceConnectionError) as info:
         api.create("gone", "ssh", _b({**ssh_params, "port": port}))
     assert f"127.0.0.1:{port}" in str(info.value) and "\n" not in str(info.value)
-    assert api.ls() == []
+    assert [r["name"] for r in api.ls()] == ["local"]
 
 
 def test_ls_refresh_reports_connection_error(ssh_params: dict[str, Any], sshd: Any) -> None:

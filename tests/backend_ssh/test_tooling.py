@@ -34,3 +34,19 @@ def test_benchmark_runs_small(sshd: object) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "execute_command" in result.stdout and "per-file SFTP get" in result.stdout
+
+
+def test_fetch_and_persistent_benchmarks_run_small(sshd: object) -> None:
+    """Tiny runs of benchmarks/ssh_fetch.py and ssh_persistent.py: they must work standalone."""
+    fetch = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ssh_fetch.py"), "--counts", "20"],
+                           capture_output=True, text=True, timeout=300)
+    assert fetch.returncode == 0, fetch.stderr
+    assert "get_many, through the session host" in fetch.stdout and "yardstick" in fetch.stdout
+    import shutil
+
+    if shutil.which("ssh") is None:
+        pytest.skip("no OpenSSH client to compare with")
+    timing = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ssh_persistent.py"), "--runs", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert timing.returncode == 0, timing.stderr
+    assert "A/B =" in timing.stdout and "ControlMaster" in timing.stdout

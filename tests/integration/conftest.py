@@ -27,11 +27,17 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture
-def ssh_resource(sshd: Any) -> str:
-    """An ``ssh`` resource in the test's inventory, reaching the loopback sshd."""
-    name = f"ssh-{uuid.uuid4().hex[:6]}"
-    api.create(name, "ssh", {k: str(v) for k, v in sshd.session_params().items()})
-    return name
+def ssh_resource(sshd: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An ``ssh`` resource in the test's inventory, reaching the loopback sshd.
+
+    Its persistent connection lives in a control directory of the test's own and is stopped after it.
+    """
+    from reproman_backend_ssh.testing import private_sessions
+
+    for _control_dir in private_sessions(monkeypatch):
+        name = f"ssh-{uuid.uuid4().hex[:6]}"
+        api.create(name, "ssh", {k: str(v) for k, v in sshd.session_params().items()})
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,14 @@ PARAMETERS = (
         doc="known_hosts file for the instance (default: one file per instance under ReproMan's config directory)",
     ),
     Parameter(name="ssh_config", doc="SSH config file to use instead of ~/.ssh/config (e.g. for ProxyJump)"),
+    Parameter(
+        name="persistent",
+        doc=(
+            "Keep one SSH connection to the instance for all ReproMan commands, closed after [ssh] "
+            "idle_timeout seconds unused, on stop and on delete (default: [ssh] persistent, else yes)"
+        ),
+        type="bool",
+    ),
 )
 
 

@@ -27,6 +27,7 @@ import botocore.exceptions
 
 from reproman.errors import ConfigError, ReproManError, ResourceConnectionError, ResourceError
 from reproman.paths import config_dir
+from reproman.resources import persistent
 from reproman.resources.base import CONNECTION_ERROR, NOT_FOUND, Resource
 from reproman.resources.session import Session
 from reproman_backend_aws import client as aws
@@ -109,6 +110,7 @@ class EC2Resource(Resource):
     accept_new_host_key: bool
     known_hosts: str | None
     ssh_config: str | None
+    persistent: bool | None
     #: Recorded by create: the public IP at launch, and the key pair ReproMan made (deleted with the instance).
     public_ip: str | None
     owned_key_pair: str | None
@@ -389,6 +391,7 @@ class EC2Resource(Resource):
     def stop(self) -> None:
         """Stop the instance (its disk is kept and billed) and wait until it is stopped."""
         state = self._settled("stop")
+        self._close_persistent()
         if state == "stopped":
             return
         if state == "pending":
@@ -413,6 +416,7 @@ class EC2Resource(Resource):
                 self.connection_error or f"cannot reach EC2 for {self.name!r}",
                 hint="The instance may still be running; fix access and retry, or use --force to forget it anyway.",
             )
+        self._close_persistent()
         if self.status not in GONE:
             with self._aws(f"terminate instance {self.id}") as ec2:
                 ec2.terminate_instances(InstanceIds=[self.id])
@@ -425,12 +429,35 @@ class EC2Resource(Resource):
             (known_hosts_dir() / self.id).unlink(missing_ok=True)
 
     # -- sessions -------------------------------------------------------------------
+    def _ssh_params(self) -> dict[str, Any]:
+        """Keyword arguments of the ``ssh`` session to the instance's current public IP (JSON-able)."""
+        known_hosts = self.known_hosts
+        if not known_hosts:
+            # One file per instance: EC2 hands the same public IP to other
+            # instances later, whose keys must not clash with this one's.
+            known_hosts = str(_private_dir(known_hosts_dir()) / str(self.id))
+
+        def absolute(path: str | None) -> str | None:
+            return os.path.abspath(os.path.expanduser(path)) if path else None
+
+        return {
+            "host": self.public_ip,
+            "user": self.user or None,
+            "key_filename": absolute(self.key_filename),
+            "connect_timeout": self.connect_timeout,
+            "accept_new_host_key": bool(self.accept_new_host_key),
+            "ssh_config": absolute(self.ssh_config),
+            "known_hosts": absolute(known_hosts),
+        }
+
     def get_session(self, pty: bool = False, shared: bool | None = None) -> Session:
         """An open session of the registry's ``ssh`` type to the instance's current public IP.
 
         ``pty`` and ``shared`` are accepted for the contract and ignored, as
         by the ssh resource. The SSH session type is looked up by name so any
-        plugin registering ``ssh`` serves it.
+        plugin registering ``ssh`` serves it. Unless ``persistent=no`` (or
+        ``[ssh] persistent = no``), it lives in a session host shared by all
+        ReproMan commands, as for ssh resources.
         """
         from reproman.plugins.manager import get_plugin_manager
 
@@ -446,27 +473,28 @@ class EC2Resource(Resource):
                 f"EC2 instance {self.id} of {self.name!r} has no public IP address",
                 hint="Launch it in a subnet that assigns public IPs (-b subnet_id=...), or reach it via ssh_config.",
             )
-        known_hosts = self.known_hosts
-        if not known_hosts:
-            # One file per instance: EC2 hands the same public IP to other
-            # instances later, whose keys must not clash with this one's.
-            known_hosts = str(_private_dir(known_hosts_dir()) / str(self.id))
+        params = self._ssh_params()
+        if persistent.enabled("ssh", self.persistent):
+            hosted = persistent.attach("ssh", params, idle=persistent.idle_seconds("ssh"),
+                                       label=f"aws-ec2 resource {self.name!r}")
+            if hosted is not None:
+                return hosted.open()
         session_class = get_plugin_manager().session_type("ssh").load()
-        session: Session = session_class(
-            host=self.public_ip,
-            user=self.user or None,
-            key_filename=self.key_filename or None,
-            connect_timeout=self.connect_timeout,
-            accept_new_host_key=bool(self.accept_new_host_key),
-            ssh_config=self.ssh_config or None,
-            known_hosts=known_hosts,
-        )
+        session: Session = session_class(**params)
         try:
             session.open()
         except BaseException:
             session.close()
             raise
         return session
+
+    def _close_persistent(self) -> None:
+        """End the session host of the current address (before the instance stops or goes)."""
+        if self.public_ip and self.id:
+            try:
+                persistent.shutdown("ssh", self._ssh_params())
+            except ReproManError as exc:
+                log.debug("could not end the persistent connection to %s: %s", self.public_ip, exc)
 
     def refresh_status(self) -> str | None:
         self.connect()

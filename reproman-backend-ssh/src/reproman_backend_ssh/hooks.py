@@ -37,6 +37,14 @@ PARAMETERS = (
         name="known_hosts",
         doc="known_hosts file (default: UserKnownHostsFile from ssh_config, else ~/.ssh/known_hosts)",
     ),
+    Parameter(
+        name="persistent",
+        doc=(
+            "Keep one authenticated connection for all ReproMan commands of this user, closed after "
+            "[ssh] idle_timeout seconds unused (default: [ssh] persistent, else yes); no connects each time"
+        ),
+        type="bool",
+    ),
 )
 
 
@@ -45,7 +53,7 @@ def reproman_resource_types() -> list[ResourceType]:
     return [
         ResourceType(
             name="ssh",
-            description="An existing host over SSH (honours ~/.ssh/config; one connection per session)",
+            description="An existing host over SSH (honours ~/.ssh/config; one persistent connection for all commands)",
             factory="reproman_backend_ssh.resource:SSHResource",
             parameters=PARAMETERS,
         )

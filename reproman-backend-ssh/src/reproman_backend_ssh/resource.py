@@ -3,17 +3,78 @@
 Nothing is provisioned: ``create`` checks that the host answers and records
 it, ``delete`` forgets it, and start/stop are refused because an SSH host's
 power state is not ReproMan's to change.
+
+Sessions persist across commands by default: the first command that needs
+the host starts a session host (:mod:`reproman.resources.persistent`) that
+keeps the authenticated connection for every later ReproMan call of the
+user, so a password or two-factor code is asked once, not per command.
+``-b persistent=no`` (or ``[ssh] persistent = no``) connects directly each
+time. Importing this module does not import paramiko: a command served by
+a running host never loads it.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
-from reproman.errors import ResourceConnectionError, ResourceError
+from reproman.errors import ReproManError, ResourceConnectionError, ResourceError
+from reproman.resources import persistent
 from reproman.resources.base import CONNECTION_ERROR, ONLINE, Resource
 from reproman.resources.session import Session
-from reproman_backend_ssh.session import SSHSession
+from reproman_backend_ssh.keyfiles import check_key_file
+
+#: The config section of this backend's settings (``persistent``, ``idle_timeout``).
+CONFIG_SECTION = "ssh"
+
+
+def _absolute(path: Any) -> str | None:
+    """A path as the session host (whose working directory is ``/``) must see it."""
+    return os.path.abspath(os.path.expanduser(str(path))) if path else None
+
+
+def session_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of the ``ssh`` session type from backend parameters (JSON-able, paths absolute)."""
+    return {
+        "host": str(params["host"]),
+        "port": int(params["port"]) if params.get("port") else None,
+        "user": params.get("user") or None,
+        "key_filename": _absolute(params.get("key_filename")),
+        "connect_timeout": params.get("connect_timeout") or None,
+        "accept_new_host_key": bool(params.get("accept_new_host_key")),
+        "ssh_config": _absolute(params.get("ssh_config")),
+        "known_hosts": _absolute(params.get("known_hosts")),
+    }
+
+
+def open_ssh_session(params: dict[str, Any], *, persist: bool | None, label: str) -> Session:
+    """An open ``ssh`` session: through the session host when persistence is on, else direct.
+
+    Shared with other backends that reach their machines over SSH (aws-ec2).
+    """
+    if params.get("key_filename"):
+        check_key_file(params["key_filename"])  # before a host is started for nothing
+    if persistent.enabled(CONFIG_SECTION, persist):
+        hosted = persistent.attach("ssh", params, idle=persistent.idle_seconds(CONFIG_SECTION), label=label)
+        if hosted is not None:
+            return hosted.open()
+    from reproman_backend_ssh.session import SSHSession
+
+    session = SSHSession(**params)
+    try:
+        return session.open()
+    except BaseException:
+        session.close()
+        raise
+
+
+def close_persistent(params: dict[str, Any]) -> bool:
+    """End the session host for these parameters, if one runs (``stop``/``delete``)."""
+    try:
+        return persistent.shutdown("ssh", params)
+    except ReproManError:
+        return False
 
 
 class SSHResource(Resource):
@@ -23,44 +84,37 @@ class SSHResource(Resource):
 
     def __init__(self, name: str, *, id: str | None = None, status: str | None = None, **params: Any) -> None:
         super().__init__(name, id=id, status=status, **params)
-        self._session: SSHSession | None = None
+        self._session: Session | None = None
 
-    def _new_session(self) -> SSHSession:
-        get = self.params.get
-        if not get("host"):
+    def _params(self) -> dict[str, Any]:
+        if not self.params.get("host"):
             raise ResourceError(f"SSH resource {self.name!r} has no host", hint="Recreate it with -b host=HOST.")
-        return SSHSession(
-            str(get("host")),
-            port=get("port"),
-            user=get("user"),
-            key_filename=get("key_filename"),
-            connect_timeout=get("connect_timeout"),
-            accept_new_host_key=bool(get("accept_new_host_key")),
-            ssh_config=get("ssh_config"),
-            known_hosts=get("known_hosts"),
-        )
+        return session_parameters(self.params)
+
+    def _open(self) -> Session:
+        return open_ssh_session(self._params(), persist=self.params.get("persistent"),
+                                label=f"SSH resource {self.name!r}")
 
     def create(self) -> dict[str, Any]:
         """Check the host is reachable (and its key acceptable); raise a one-line error if not."""
-        session = self._new_session()
         try:
-            session.open()
-        finally:
-            session.close()
+            session = self._open()
+        except BaseException:
+            close_persistent(self._params())
+            raise
+        session.close()
         self.id = self.id or str(uuid.uuid4())
         self.status = ONLINE
         return {"id": self.id, "status": ONLINE}
 
     def connect(self) -> None:
         """Open the connection get_session will reuse; record ONLINE or CONNECTION ERROR, never raise."""
-        if self._session is not None and self._session.connected:
+        if self._session is not None and getattr(self._session, "connected", False):
             self.status = ONLINE
             return
-        session = self._new_session()
         try:
-            session.open()
+            session = self._open()
         except (ResourceConnectionError, ResourceError) as exc:
-            session.close()
             self.status = CONNECTION_ERROR
             self.connection_error = str(exc)
             return
@@ -69,8 +123,10 @@ class SSHResource(Resource):
         self.status = ONLINE
 
     def delete(self) -> None:
-        """Nothing to destroy on the host: close our connection; core forgets the record."""
+        """Nothing to destroy on the host: close our connection and its session host; core forgets the record."""
         self._forget_session()
+        if self.params.get("host"):
+            close_persistent(self._params())
 
     def start(self) -> None:
         raise ResourceError(
@@ -79,9 +135,13 @@ class SSHResource(Resource):
         )
 
     def stop(self) -> None:
+        """Refused (the host is not ReproMan's), but ReproMan's persistent connection to it is closed."""
+        self._forget_session()
+        closed = bool(self.params.get("host")) and close_persistent(self._params())
         raise ResourceError(
-            f"SSH hosts cannot be stopped: {self.name!r} is a host ReproMan only connects to",
-            hint="Nothing to do; 'reproman delete' forgets it.",
+            f"SSH hosts cannot be stopped: {self.name!r} is a host ReproMan only connects to"
+            + (" (its persistent connection was closed)" if closed else ""),
+            hint="Nothing else to do; 'reproman delete' forgets it.",
         )
 
     def get_session(self, pty: bool = False, shared: bool | None = None) -> Session:
@@ -90,13 +150,13 @@ class SSHResource(Resource):
         ``pty`` is accepted for the contract and ignored: commands never need
         one, and ``login`` always opens its own pty channel.
         """
-        if self._session is not None and self._session.connected:
+        if self._session is not None and getattr(self._session, "connected", False):
             session, self._session = self._session, None
             return session
-        return self._new_session().open()
+        return self._open()
 
     def refresh_status(self) -> str | None:
-        """Probe the host for ``ls --refresh`` without leaving a connection open."""
+        """Probe the host for ``ls --refresh`` (through the session host, which it leaves warm)."""
         self.connect()
         self._forget_session()
         return self.status

@@ -1,4 +1,4 @@
-"""A throwaway sshd on 127.0.0.1, for tests and benchmarks.
+"""A throwaway sshd on 127.0.0.1, and a private place for session hosts, for tests and benchmarks.
 
 The tests of this package, its benchmark and other packages' tests (the AWS
 backend, datalad-pair over SSH) need a real SSH server without touching the
@@ -7,19 +7,34 @@ host key, a client key, an ``authorized_keys``, a ``known_hosts`` and an
 ``ssh_config`` in a directory of its own, runs ``/usr/sbin/sshd -D`` on a
 free loopback port with a config that points at those files, and stops it
 again. Keys are generated with ``cryptography`` (a paramiko dependency) so
-``ssh-keygen`` is not needed.
+``ssh-keygen`` is not needed. Its log counts authentications
+(:meth:`LocalSSHD.authentications`), which is how tests prove that a
+persistent connection logged in once.
+
+With ``keyboard_code`` it asks for a key *and* a keyboard-interactive code
+(OpenSSH's ``AuthenticationMethods publickey,keyboard-interactive``, the
+shape of a two-factor login node). That needs PAM: the server runs under a
+name of its own (sshd uses its program name as the PAM service) with a PAM
+file in ``/etc/pam.d`` that accepts exactly that code, so it needs root;
+the file is removed when the server stops.
+
+:func:`private_sessions` gives a test its own control directory for
+session hosts and stops every host it started.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 
@@ -68,11 +83,14 @@ class LocalSSHD:
 
     host = "127.0.0.1"
 
-    def __init__(self, directory: str | os.PathLike[str], sshd: str | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike[str], sshd: str | None = None, *,
+                 keyboard_code: str | None = None) -> None:
         self.dir = Path(directory)
         self.sshd = sshd or find_sshd()
         if self.sshd is None:
             raise FileNotFoundError("sshd not found (install openssh-server, see tools/ci/sshd.sh)")
+        self.keyboard_code = keyboard_code
+        self.pam_service: str | None = None
         self.port = _free_port()
         self.user = getpass.getuser()
         self.client_key = self.dir / "client_key"
@@ -92,6 +110,7 @@ class LocalSSHD:
         make_ed25519_key(self.other_key)
         (self.dir / "authorized_keys").write_text(client_public + "\n")
         self.known_hosts.write_text(f"{self.known_hosts_name} {host_public}\n")
+        two_factor = self.keyboard_code is not None
         self.config.write_text(
             "\n".join(
                 [
@@ -101,17 +120,20 @@ class LocalSSHD:
                     f"PidFile {self.dir / 'sshd.pid'}",
                     f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
                     "StrictModes no",
-                    "PermitRootLogin prohibit-password",
+                    # sshd refuses keyboard-interactive for root unless root may log in without a key.
+                    f"PermitRootLogin {'yes' if two_factor else 'prohibit-password'}",
                     "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UsePAM no",
+                    f"KbdInteractiveAuthentication {'yes' if two_factor else 'no'}",
+                    f"UsePAM {'yes' if two_factor else 'no'}",
+                    *(["AuthenticationMethods publickey,keyboard-interactive"] if two_factor else []),
                     "PubkeyAuthentication yes",
                     "AllowTcpForwarding yes",
                     "MaxSessions 64",
                     "MaxStartups 64",
                     "PrintMotd no",
                     "Subsystem sftp internal-sftp",
-                    "LogLevel ERROR",
+                    # INFO logs one "Accepted ..." line per authentication: tests count them.
+                    "LogLevel INFO",
                     "",
                 ]
             )
@@ -154,6 +176,34 @@ class LocalSSHD:
             "ssh_config": str(self.ssh_config),
         }
 
+    def authentications(self) -> int:
+        """How many logins the server accepted so far (one per authenticated connection)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return 0
+        return len(re.findall(r"^Accepted \S+ for ", text, flags=re.MULTILINE))
+
+    def _install_pam(self) -> str:
+        """A program name and PAM service accepting ``keyboard_code``; the path sshd must run as."""
+        if os.geteuid() != 0 or not os.access("/etc/pam.d", os.W_OK):
+            raise RuntimeError("a keyboard-interactive test server needs root (it writes a PAM file to /etc/pam.d)")
+        service = f"reproman-test-sshd-{os.urandom(4).hex()}"
+        check = self.dir / "check-code"
+        check.write_text(f"#!/bin/sh\ncode=$(tr -d '\\000')\n[ \"$code\" = '{self.keyboard_code}' ]\n")
+        check.chmod(0o755)
+        Path(f"/etc/pam.d/{service}").write_text(
+            f"auth required pam_exec.so expose_authtok quiet {check}\n"
+            # pam_exec sets no credentials: without this sshd drops the session after the code was accepted.
+            "auth required pam_permit.so\n"
+            "account required pam_permit.so\nsession required pam_permit.so\npassword required pam_deny.so\n"
+        )
+        self.pam_service = service
+        program = self.dir / service
+        program.unlink(missing_ok=True)
+        program.symlink_to(str(self.sshd))
+        return str(program)
+
     # -- process --------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> LocalSSHD:
         """Run sshd and wait until it accepts connections."""
@@ -161,9 +211,10 @@ class LocalSSHD:
         # sshd insists on its privilege-separation directory existing.
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        program = self._install_pam() if self.keyboard_code is not None else str(self.sshd)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [str(self.sshd), "-D", "-e", "-f", str(self.config)],
+                [program, "-D", "-e", "-f", str(self.config)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -182,13 +233,15 @@ class LocalSSHD:
         raise RuntimeError(f"sshd did not listen on {self.host}:{self.port} within {timeout} s")
 
     def stop(self) -> None:
-        """Stop the listener and every connection it forked (one process group)."""
-        if self.process is None:
-            return
-        from reproman.testing.services import stop_process_group
+        """Stop the listener and every connection it forked (one process group); remove the PAM file."""
+        if self.process is not None:
+            from reproman.testing.services import stop_process_group
 
-        stop_process_group(self.process, timeout=5)
-        self.process = None
+            stop_process_group(self.process, timeout=5)
+            self.process = None
+        if self.pam_service is not None:
+            Path(f"/etc/pam.d/{self.pam_service}").unlink(missing_ok=True)
+            self.pam_service = None
 
     def connection_pids(self) -> list[int]:
         """PIDs of the per-connection sshd processes (children of the listener)."""
@@ -215,7 +268,7 @@ class LocalSSHD:
         self.stop()
 
 
-def running_sshd(directory: str | os.PathLike[str]) -> Iterator[LocalSSHD]:
+def running_sshd(directory: str | os.PathLike[str], **options: Any) -> Iterator[LocalSSHD]:
     """Body of a pytest fixture: a started :class:`LocalSSHD`, stopped afterwards.
 
     A missing or unstartable sshd skips the test on a developer machine and
@@ -229,7 +282,7 @@ def running_sshd(directory: str | os.PathLike[str]) -> Iterator[LocalSSHD]:
 
     if find_sshd() is None:
         service_missing("sshd not installed (tools/ci/sshd.sh installs openssh-server)")
-    server = LocalSSHD(directory)
+    server = LocalSSHD(directory, **options)
     try:
         server.start()
     except (OSError, RuntimeError) as exc:
@@ -239,3 +292,42 @@ def running_sshd(directory: str | os.PathLike[str]) -> Iterator[LocalSSHD]:
         yield server
     finally:
         server.stop()
+
+
+def private_sessions(monkeypatch: Any) -> Iterator[Path]:
+    """Body of a pytest fixture: session hosts of one test in a directory of their own, all stopped after it.
+
+    The directory is short (``/tmp/rm-ctl-*``: a Unix socket path must stay
+    under 108 bytes) and private, set as ``[sessions] control_dir``::
+
+        @pytest.fixture(autouse=True)
+        def sessions(monkeypatch):
+            yield from private_sessions(monkeypatch)
+    """
+    from reproman.config import reset_config
+    from reproman.resources.persistent import shutdown_all
+
+    path = Path(tempfile.mkdtemp(prefix="rm-ctl-", dir="/tmp"))
+    monkeypatch.setenv("REPROMAN_SESSIONS_CONTROL_DIR", str(path))
+    reset_config()
+    try:
+        yield path
+    finally:
+        shutdown_all(path)
+        deadline = time.monotonic() + 10
+        while host_pids(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def host_pids(directory: Path) -> list[int]:
+    """PIDs of the session hosts serving sockets in ``directory`` that are still running."""
+    pids = []
+    for pid_file in directory.glob("*.pid"):
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            if b"reproman.resources.sessionhost" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids

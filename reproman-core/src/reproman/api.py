@@ -229,18 +229,24 @@ def ls(
     else:
         builtin = [] if LOCAL_RESOURCE_NAME in records else [builtin_local_record()]
         selected = builtin + list(records.values())
+    if refresh:
+        from reproman.errors import ReproManError
+        from reproman.resources.parallel import map_bounded
+
+        selected = [dict(r) for r in selected]
+
+        def probe(record: dict[str, Any]) -> tuple[Resource, str | None]:
+            resource = instantiate(record)
+            return resource, resource.refresh_status()
+
+        for record, outcome in zip(selected, map_bounded(probe, selected)):
+            if isinstance(outcome, ReproManError):
+                record["status"] = f"ERROR: {outcome}"
+            else:
+                resource, record["status"] = outcome
+                update_resource(resource)
     rows: list[dict[str, Any]] = []
     for record in selected:
-        record = dict(record)
-        if refresh:
-            from reproman.errors import ReproManError
-
-            try:
-                resource = instantiate(record)
-                record["status"] = resource.refresh_status()
-                update_resource(resource)
-            except ReproManError as exc:
-                record["status"] = f"ERROR: {exc}"
         row = record if verbose else {k: record.get(k) for k in ("name", "type", "id", "status")}
         rows.append(row)
     return rows

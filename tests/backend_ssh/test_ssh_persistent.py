@@ -1,0 +1,317 @@
+"""One SSH login per resource, shared by every ReproMan process: the session host, against a real sshd.
+
+Each test has its own control directory (the autouse ``sessions`` fixture)
+and the shared sshd counts logins in its log, so "one authentication" is
+measured on the server, not assumed from the client.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reproman import api
+from reproman.resources import persistent
+from reproman.testing.cli import run_cli
+
+
+def _create(name: str, ssh_params: dict[str, Any], **extra: str) -> None:
+    api.create(name, "ssh", {**{k: str(v) for k, v in ssh_params.items() if v is not None}, **extra})
+
+
+def _hosts(directory: Path) -> list[int]:
+    from reproman_backend_ssh.testing import host_pids
+
+    return host_pids(directory)
+
+
+def _wait(condition: Any, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie child of this process is gone too (its exit is only unreported).
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+# -- one login --------------------------------------------------------------------------
+def test_cli_calls_share_one_login(ssh_params: dict[str, Any], sshd: Any, sessions: Path) -> None:
+    _create("h", ssh_params)
+    logins = sshd.authentications()
+    for i in range(3):
+        result = run_cli(["execute", "-r", "h", "sh", "-c", f"echo {i}"])
+        assert (result.returncode, result.stdout) == (0, f"{i}\n"), result.stderr
+    assert sshd.authentications() == logins  # create logged in; the three commands did not
+    assert len(_hosts(sessions)) == 1
+    assert oct(os.stat(sessions).st_mode & 0o777) == "0o700"
+    (sock,) = sessions.glob("*.sock")
+    assert os.stat(sock).st_mode & 0o077 == 0  # only its owner may connect
+
+
+def test_without_persistence_every_call_logs_in(ssh_params: dict[str, Any], sshd: Any, sessions: Path) -> None:
+    _create("h", ssh_params, persistent="no")
+    logins = sshd.authentications()
+    for _ in range(2):
+        assert run_cli(["execute", "-r", "h", "true"]).returncode == 0
+    assert sshd.authentications() == logins + 2
+    assert _hosts(sessions) == [] and not list(sessions.glob("*.sock"))
+
+
+def test_config_key_turns_persistence_off(ssh_params: dict[str, Any], sshd: Any, sessions: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPROMAN_SSH_PERSISTENT", "no")
+    from reproman.config import reset_config
+
+    reset_config()
+    _create("h", ssh_params)
+    assert run_cli(["execute", "-r", "h", "true"]).returncode == 0
+    assert _hosts(sessions) == []
+
+
+def test_concurrent_first_calls_start_one_host(ssh_params: dict[str, Any], sshd: Any, sessions: Path) -> None:
+    _create("h", ssh_params)
+    persistent.shutdown_all(sessions)
+    assert _wait(lambda: not _hosts(sessions))
+    logins = sshd.authentications()
+    procs = [subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "echo", str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
+    assert [out for out, _err in outputs] == [f"{i}\n" for i in range(4)]
+    assert len(_hosts(sessions)) == 1
+    assert sshd.authentications() == logins + 1
+
+
+def test_commands_run_side_by_side_through_one_host(ssh_params: dict[str, Any], sessions: Path) -> None:
+    """A long command in one process does not hold up another process's command."""
+    _create("h", ssh_params)
+    slow = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "sleep", "5"])
+    try:
+        time.sleep(0.5)
+        start = time.monotonic()
+        assert run_cli(["execute", "-r", "h", "echo", "quick"]).stdout == "quick\n"
+        assert time.monotonic() - start < 4
+    finally:
+        slow.wait(timeout=60)
+    assert slow.returncode == 0 and len(_hosts(sessions)) == 1
+
+
+# -- the host's life --------------------------------------------------------------------
+def test_host_exits_after_the_idle_time(ssh_params: dict[str, Any], sessions: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPROMAN_SSH_IDLE_TIMEOUT", "2")
+    from reproman.config import reset_config
+
+    reset_config()
+    _create("h", ssh_params)
+    assert run_cli(["execute", "-r", "h", "true"]).returncode == 0
+    (pid,) = _hosts(sessions)
+    used = time.monotonic()
+    assert _wait(lambda: _gone(pid), timeout=20)
+    assert time.monotonic() - used >= 1.5
+    assert not list(sessions.glob("*.sock")) and not list(sessions.glob("*.pid"))
+
+
+def test_delete_ends_the_host(ssh_params: dict[str, Any], sessions: Path) -> None:
+    _create("h", ssh_params)
+    (pid,) = _hosts(sessions)
+    result = run_cli(["delete", "-y", "h"])
+    assert result.returncode == 0, result.stderr
+    assert _wait(lambda: _gone(pid))
+    assert not list(sessions.glob("*.sock"))
+
+
+def test_stop_closes_the_persistent_connection(ssh_params: dict[str, Any], sessions: Path) -> None:
+    _create("h", ssh_params)
+    (pid,) = _hosts(sessions)
+    result = run_cli(["stop", "h"])
+    assert result.returncode == 1 and "cannot be stopped" in result.stderr
+    assert "persistent connection was closed" in result.stderr and result.stderr.count("\n") == 1
+    assert _wait(lambda: _gone(pid))
+    assert run_cli(["execute", "-r", "h", "echo", "again"]).stdout == "again\n"  # a new one starts
+
+
+def test_killed_host_is_replaced(ssh_params: dict[str, Any], sshd: Any, sessions: Path) -> None:
+    _create("h", ssh_params)
+    (pid,) = _hosts(sessions)
+    os.kill(pid, signal.SIGKILL)
+    assert _wait(lambda: _gone(pid))
+    assert list(sessions.glob("*.sock"))  # a stale socket is left behind
+    logins = sshd.authentications()
+    result = run_cli(["execute", "-r", "h", "echo", "back"])
+    assert (result.returncode, result.stdout, result.stderr) == (0, "back\n", "")
+    (new,) = _hosts(sessions)
+    assert new != pid and sshd.authentications() == logins + 1
+
+
+def test_hung_host_is_replaced(ssh_params: dict[str, Any], sessions: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that takes no request (here: stopped with SIGSTOP) is killed and replaced."""
+    _create("h", ssh_params)
+    (pid,) = _hosts(sessions)
+    os.kill(pid, signal.SIGSTOP)
+    monkeypatch.setattr(persistent, "ACCEPT_TIMEOUT", 1.0)
+    try:
+        result = api.execute("echo", ["fresh"], resref="h")
+    finally:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert result.stdout == "fresh\n"
+    assert _wait(lambda: _gone(pid))
+    assert len(_hosts(sessions)) == 1
+
+
+@pytest.mark.parametrize("damage", ["mode", "owner", "symlink"])
+def test_unsafe_control_directory_is_refused(ssh_params: dict[str, Any], sshd: Any, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    """Another user's, a group-readable or a linked directory is never used; commands connect directly."""
+    _create("h", ssh_params, persistent="no")
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    control = tmp_path / "control"
+    if damage == "symlink":
+        control.symlink_to(real)
+        reason = "symbolic link"
+    else:
+        control.mkdir(mode=0o700)
+        if damage == "mode":
+            control.chmod(0o755)
+            reason = "mode is 755"
+        else:
+            if os.geteuid() != 0:
+                pytest.skip("giving a directory to another user needs root")
+            os.chown(control, 65534, 65534)
+            reason = "belongs to uid 65534"
+    before = os.lstat(control)
+    from reproman.resources.inventory import Inventory
+
+    with Inventory().edit() as records:
+        records["h"]["persistent"] = True
+    logins = sshd.authentications()
+    monkeypatch.setenv("REPROMAN_SESSIONS_CONTROL_DIR", str(control))
+    result = run_cli(["execute", "-r", "h", "echo", "direct"])
+    assert (result.returncode, result.stdout) == (0, "direct\n"), result.stderr
+    assert f"not using {control} for persistent connections" in result.stderr and reason in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert sshd.authentications() == logins + 1  # a direct login
+    after = os.lstat(control)
+    assert (after.st_mode, after.st_uid) == (before.st_mode, before.st_uid)
+    assert os.listdir(real) == [] and (damage == "symlink" or os.listdir(control) == [])
+
+
+# -- interrupts -------------------------------------------------------------------------
+def _remote_sleeps(tag: str) -> list[str]:
+    """``sleep TAG?`` processes on the 'remote' host (this machine, behind the loopback sshd)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if len(argv) >= 2 and os.path.basename(argv[0]) == b"sleep" and argv[1].startswith(tag.encode()):
+                found.append(f"{entry.name}: {b' '.join(argv).decode(errors='replace')}")
+    return found
+
+
+@pytest.mark.parametrize("persist", ["yes", "no"])
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_to_cli_execute_leaves_no_remote_process(ssh_params: dict[str, Any], sessions: Path,
+                                                        persist: str, signum: int, code: int) -> None:
+    _create("h", ssh_params, persistent=persist)
+    tag = f"{int.from_bytes(os.urandom(2), 'big') % 9000 + 1000}"
+    command = f"sleep {tag}1 & sleep {tag}2 & sleep {tag}3; wait"
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "sh", "-c", command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: len(_remote_sleeps(tag)) == 3, timeout=30), proc.poll()
+        proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert "stopped on the resource" in err and "Traceback" not in err
+    assert _wait(lambda: not _remote_sleeps(tag), timeout=10), _remote_sleeps(tag)
+    assert run_cli(["execute", "-r", "h", "echo", "usable"]).stdout == "usable\n"
+
+
+# -- keyboard-interactive (two-factor) ---------------------------------------------------
+@pytest.fixture(scope="module")
+def two_factor_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """An sshd wanting a key AND a keyboard-interactive code (PAM): a two-factor login node."""
+    from reproman_backend_ssh.testing import running_sshd
+
+    yield from running_sshd(tmp_path_factory.mktemp("sshd-2fa"), keyboard_code="314159")
+
+
+def _spawn(args: list[str]) -> Any:
+    import pexpect
+
+    return pexpect.spawn(sys.executable, ["-m", "reproman", *args], env=dict(os.environ), encoding="utf-8",
+                         timeout=60)
+
+
+def test_two_factor_code_is_asked_once_on_the_terminal(two_factor_sshd: Any, sessions: Path) -> None:
+    import pexpect
+
+    params = two_factor_sshd.session_params()
+    args = ["create", "mfa", "-t", "ssh"] + [a for k, v in params.items() for a in ("-b", f"{k}={v}")]
+    create = _spawn(args)
+    create.expect("Password: ")  # the PAM module's question, relayed from the host to this terminal
+    create.sendline("314159")
+    create.expect(pexpect.EOF)
+    create.close()
+    assert create.exitstatus == 0, create.before
+    for word in ("one", "two"):
+        run = _spawn(["execute", "-r", "mfa", "echo", word])
+        index = run.expect(["Password: ", pexpect.EOF])
+        run.close()
+        assert index == 1, "asked again"
+        assert run.exitstatus == 0 and word in run.before
+    log = two_factor_sshd.log.read_text()
+    assert log.count("Accepted keyboard-interactive/pam for") == 1
+    assert two_factor_sshd.authentications() == 1
+
+
+def test_two_factor_without_a_terminal_is_one_line(two_factor_sshd: Any, sessions: Path) -> None:
+    params = two_factor_sshd.session_params()
+    args = ["create", "mfa2", "-t", "ssh"] + [a for k, v in params.items() for a in ("-b", f"{k}={v}")]
+    result = run_cli(args)
+    assert result.returncode == 1
+    assert "needs a password or a code" in result.stderr and result.stderr.count("\n") == 1
+    assert not _hosts(sessions)  # the host started for it did not stay
+
+
+def test_a_command_served_by_the_host_never_loads_paramiko(ssh_params: dict[str, Any], sessions: Path) -> None:
+    """The client side stays light: paramiko and Fabric are imported by the host only."""
+    _create("h", ssh_params)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "reproman", "execute", "-r", "h", "true"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "reproman" in imported and not imported & {"paramiko", "fabric", "invoke", "cryptography"}
+
+
+def test_a_missing_key_file_starts_no_host(ssh_params: dict[str, Any], sessions: Path, tmp_path: Path) -> None:
+    result = run_cli(["create", "nokey", "-t", "ssh", "-b", "host=127.0.0.1", "-b", f"port={ssh_params['port']}",
+                      "-b", f"key_filename={tmp_path / 'id_missing'}"])
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert f"SSH key file {tmp_path / 'id_missing'} does not exist" in result.stderr
+    assert not list(sessions.glob("*.sock")) and not _hosts(sessions)

@@ -28,7 +28,6 @@ container's working directory for Docker).
 
 from __future__ import annotations
 
-import collections
 import io
 import logging
 import os

@@ -49,7 +49,7 @@ def test_factories_load() -> None:
 def test_create_execute_ls_delete_through_api(ssh_params: dict[str, Any]) -> None:
     resource = api.create("myhost", "ssh", _b(ssh_params))
     assert resource.status == "ONLINE" and resource.id
-    row = api.ls(verbose=True)[0]
+    (row,) = [r for r in api.ls(verbose=True) if r["name"] == "myhost"]
     assert row["host"] == "127.0.0.1" and row["port"] == ssh_params["port"] and row["status"] == "ONLINE"
     result = api.execute("sh", ["-c", "echo out; echo err >&2; exit 5"], resref="myhost")
     assert (result.stdout, result.stderr, result.returncode) == ("out\n", "err\n", 5)

@@ -105,11 +105,11 @@ def test_symlinked_inventory_is_written_at_its_target(tmp_path: Path) -> None:
     created = run_cli(["create", "second", "-t", "shell"])
     assert created.returncode == 0, created.stderr
     assert link.is_symlink() and link.resolve() == target
-    assert "second:" in target.read_text() and "first:" in target.read_text()
+    assert set(Inventory(target).load()) == {"first", "second"}
     assert mode(target) == 0o600
     assert not list(link.parent.glob("*.tmp")) and not list(target.parent.glob(".*.tmp"))
     assert run_cli(["delete", "-y", "first"]).returncode == 0
-    assert link.is_symlink() and "first:" not in target.read_text()
+    assert link.is_symlink() and "first" not in Inventory(target).load()
 
 
 def test_dangling_inventory_link_is_an_empty_inventory_created_at_its_target(tmp_path: Path) -> None:
@@ -120,4 +120,4 @@ def test_dangling_inventory_link_is_an_empty_inventory_created_at_its_target(tmp
     link.symlink_to(target)
     assert [r["name"] for r in json.loads(run_cli(["ls", "--json"]).stdout)] == ["local"]
     assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
-    assert link.is_symlink() and "box:" in target.read_text()
+    assert link.is_symlink() and "box" in Inventory(target).load()

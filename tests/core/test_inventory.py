@@ -109,4 +109,4 @@ def test_inventory_location_from_config_env(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("REPROMAN_GENERAL_INVENTORY_FILE", str(target))
     reset_config()
     api.create("moved", "shell", [])
-    assert "moved:" in target.read_text()
+    assert "moved" in Inventory(target).load()

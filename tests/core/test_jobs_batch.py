@@ -118,3 +118,16 @@ def test_repeated_and_concurrent_expansion_share_no_state() -> None:
     assert not errors
     assert len(results) == 400
     assert all(r[0].startswith("echo ") and len(r) == 2 for r in results)
+
+
+def test_number_ranges() -> None:
+    from reproman.jobs.batch import parse_batch_parameters
+
+    assert parse_batch_parameters(["i=1..4"]) == {"i": ["1", "2", "3", "4"]}
+    assert parse_batch_parameters(["i=008..011,x"]) == {"i": ["008", "009", "010", "011", "x"]}
+    assert parse_batch_parameters(["i=10..0..5"]) == {"i": ["10", "5", "0"]}
+    assert parse_batch_parameters(["i=a..b"]) == {"i": ["a..b"]}  # not numbers: a plain value
+    with pytest.raises(UsageError, match="more than the 100,000"):
+        parse_batch_parameters(["i=1..1000000"])
+    with pytest.raises(UsageError, match="must be positive"):
+        parse_batch_parameters(["i=1..9..0"])

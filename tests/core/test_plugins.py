@@ -172,7 +172,10 @@ def test_third_party_plugin_appears_everywhere(toy_plugin_path: Path) -> None:
     from reproman.resources.inventory import inventory_path
 
     stored = inventory_path().read_text()
-    assert "s3cret" not in stored and "size: 3" in stored and "colour: red" in stored
+    from reproman.resources.inventory import Inventory
+
+    record = Inventory().load()["t1"]
+    assert "s3cret" not in stored and record["size"] == 3 and record["colour"] == "red"
     ran = run_cli(["execute", "-r", "t1", "sh", "-c", "exit 4"], env=env)
     assert ran.returncode == 4
 

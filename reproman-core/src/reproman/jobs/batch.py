@@ -58,7 +58,10 @@ def parse_batch_parameters(
 
     A value containing glob characters is replaced by the sorted matches
     relative to ``cwd``; a glob matching nothing is an error, because a
-    silently empty batch hides a typo. A key given twice adds values.
+    silently empty batch hides a typo. ``START..END`` (whole numbers, END
+    included, optionally ``START..END..STEP``) is the range of numbers, kept
+    as text with START's zero padding (``001..120`` gives ``001``...``120``).
+    A key given twice adds values.
     """
     if not items:
         return {}
@@ -91,7 +94,10 @@ def parse_batch_parameters(
             check_value(value, f"batch parameter {key}")
         expanded: list[Any] = []
         for value in raw:
-            if isinstance(value, str) and _GLOB_CHARS.search(value):
+            numbers = _RANGE.fullmatch(value) if isinstance(value, str) else None
+            if numbers:
+                expanded.extend(_number_range(key, *numbers.groups()))
+            elif isinstance(value, str) and _GLOB_CHARS.search(value):
                 # glob(root_dir=) needs Python 3.10; join and strip for 3.9.
                 if os.path.isabs(value):
                     matches = sorted(glob.glob(value))
@@ -107,6 +113,24 @@ def parse_batch_parameters(
                 expanded.append(value)
         result.setdefault(key, []).extend(expanded)
     return result
+
+
+_RANGE = re.compile(r"\s*(-?\d+)\.\.(-?\d+)(?:\.\.(\d+))?\s*")
+
+
+def _number_range(key: str, start: str, end: str, step: str | None) -> list[str]:
+    """``1..10`` -> ``["1", ..., "10"]``; bounded like any batch, so a typo cannot ask for a billion subjobs."""
+    first, last, by = int(start), int(end), int(step) if step else 1
+    if by <= 0:
+        raise UsageError(f"batch parameter {key}: the step of {start}..{end}..{step} must be positive")
+    count = abs(last - first) // by + 1
+    if count > MAX_SUBJOBS:
+        raise UsageError(f"batch parameter {key}: {start}..{end} has {count:,} values, more than the "
+                         f"{MAX_SUBJOBS:,} subjobs one run can have")
+    width = len(start.lstrip("-")) if start.lstrip("-").startswith("0") and len(start.lstrip("-")) > 1 else 0
+    sign = 1 if last >= first else -1
+    return [str(n).zfill(width) if n >= 0 else "-" + str(-n).zfill(width)
+            for n in range(first, last + sign, sign * by)]
 
 
 def check_value(value: Any, what: str) -> None:

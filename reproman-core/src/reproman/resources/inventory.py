@@ -48,7 +48,7 @@ class Inventory:
         untouched = "(inventory left untouched; fix or move it away)"
         try:
             text = read_text(self.path, what="inventory", limit=INVENTORY_LIMIT, error=InventoryError)
-            data = yamlio.load(text, str(self.path))
+            data = yamlio.load_json_first(text, str(self.path))
         except (InventoryError, SpecError) as exc:
             raise InventoryError(f"{exc} {untouched}") from None
         if data is None:
@@ -91,4 +91,4 @@ class Inventory:
         from reproman import yamlio
 
         clean = {name: {k: v for k, v in rec.items() if v is not None} for name, rec in sorted(records.items())}
-        yamlio.atomic_write(self.path, yamlio.dump(clean, header=HEADER), mode=0o600)
+        yamlio.atomic_write(self.path, yamlio.dump_json(clean, header=HEADER), mode=0o600)

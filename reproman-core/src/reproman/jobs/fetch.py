@@ -2,9 +2,9 @@
 
 The orchestrator moves the files; this module keeps the bookkeeping in one
 place: the job record kept with the results is rewritten with what is known
-now (submission id, final status), and the registry entry is marked
-``fetched`` but kept, so the job can still be shown, fetched again or
-deleted.
+now (submission id, each subjob's outcome), and the registry entry is marked
+``fetched`` (with the time) but kept, so the job can still be shown, fetched
+again or deleted, and still says how it ended.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from reproman.jobs import layout
+from reproman.jobs import layout, outcome
 from reproman.jobs.connection import Connection
 from reproman.jobs.registry import Registry, dump_record
 from reproman.jobs.spec import JobSpec
@@ -25,12 +25,16 @@ def fetch_job(connection: Connection, job: JobSpec, status: JobStatus, registry:
 
     registry = registry or Registry()
     orchestrator = connection.orchestrator(job)
+    outcome.record(job, status)
+    fetched_at = outcome.now_iso()
     if orchestrator.records_job:
         # The orchestrator writes (commits) the record itself: give it the final one.
         job.status = "fetched"
+        job.fetched = fetched_at
         job.extra["result"] = status.summary()
     paths = orchestrator.fetch()
     job.status = "fetched"
+    job.fetched = fetched_at
     job.extra["result"] = status.summary()
     registry.save(job)
     if not orchestrator.records_job:
@@ -40,10 +44,12 @@ def fetch_job(connection: Connection, job: JobSpec, status: JobStatus, registry:
 
 
 def failures(job: JobSpec, status: JobStatus, fetched: bool) -> list[dict[str, Any]]:
-    """Failed subjobs with the path of their stderr (local copy once fetched)."""
+    """Failed subjobs, named by their parameters, with the path of their stderr (local copy once fetched)."""
     return [
         {
             "index": s.index,
+            "subjob": outcome.subjob_label(job, s.index),
+            "p": dict(job.subjobs[s.index].p) if s.index < job.n_subjobs else {},
             "exit_code": s.exit_code,
             "reason": s.reason.value if s.reason else None,
             "detail": s.detail or None,

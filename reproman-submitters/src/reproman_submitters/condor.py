@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from reproman.errors import SubmissionError
@@ -169,7 +169,9 @@ class CondorSubmitter(BatchSubmitter):
             raise SubmissionError(f"condor_submit queued {last - first + 1} procs, expected {expected}")
         return cluster
 
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """One ``condor_q`` for all clusters; one ``condor_history`` for the clusters with procs it lacks."""
         clusters: dict[str, str] = {}
         for job in jobs:
@@ -179,8 +181,10 @@ class CondorSubmitter(BatchSubmitter):
             return {}
         states: dict[str, dict[int, SchedulerState]] = {}
         self._put_ads(states, clusters, self._ads("condor_q", list(clusters)))
-        counts = {job.jobid: self.n_subjobs(job) for job in jobs}
-        left = [c for c, jobid in clusters.items() if len(states.get(jobid, {})) < counts[jobid]]
+        # Procs the queue no longer lists, and whose status core still needs: look in the history.
+        needed = {job.jobid: set(range(self.n_subjobs(job))) if wanted is None else set(wanted.get(job.jobid, ()))
+                  for job in jobs}
+        left = [c for c, jobid in clusters.items() if needed[jobid] - set(states.get(jobid, {}))]
         if left:
             found = self._ads("condor_history", left)
             queued = {jobid: set(known) for jobid, known in states.items()}

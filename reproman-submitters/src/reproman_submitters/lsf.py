@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from reproman.errors import SubmissionError
@@ -216,7 +216,9 @@ class LSFSubmitter(BatchSubmitter):
             raise self.command_failed(result, f"bsub for job {job.jobid}")
         return parse_bsub_output(result.stdout)
 
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """One ``bjobs -a`` for all followed jobs: the queue and LSF's memory of finished ones."""
         ids = index_map(jobs, self.n_subjobs)
         if not ids:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from reproman.errors import ConfigError, SubmissionError
@@ -287,7 +287,9 @@ class PBSSubmitter(BatchSubmitter):
         return parse_qsub_output(result.stdout)
 
     # -- follow -------------------------------------------------------------------------------
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """One ``qstat -f -t`` (``-x`` on PBS Pro for its history) for all followed jobs, queue and history."""
         ids = index_map(jobs, self.n_subjobs)
         if not ids:

@@ -34,9 +34,8 @@ from __future__ import annotations
 import logging
 import re
 import shlex
-import time
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reproman.errors import SubmissionError
 from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
@@ -63,6 +62,9 @@ from reproman_submitters.common import (
     walltime_seconds,
 )
 from reproman_submitters.hooks import SLURM
+
+if TYPE_CHECKING:
+    from reproman.resources.session import CommandResult
 
 lgr = logging.getLogger(__name__)
 
@@ -94,11 +96,14 @@ NEVER_STARTS = frozenset({
     "InvalidQOS", "DependencyNeverSatisfied", "AccountNotAllowed", "QOSNotAllowed",
 })
 
-#: How long a task that ``squeue`` says ended badly is shown as "ending" while
-#: ``sacct`` has no final record of it yet (records arrive about a second later).
+#: How long after its end a task that ended badly is shown as "ending" while
+#: ``sacct`` has no complete record of it yet (records arrive about a second
+#: later; a step's MaxRSS, the out-of-memory evidence, a little after that).
+#: Measured from the end time Slurm reports, on the resource's own clock, so
+#: it holds across separate ``reproman jobs`` calls.
 SETTLE_SECONDS = 10.0
 
-SACCT_FIELDS = "JobID,State,ExitCode,Reason,Elapsed,TotalCPU,MaxRSS,AllocTRES,NodeList"
+SACCT_FIELDS = "JobID,State,ExitCode,Reason,Elapsed,TotalCPU,MaxRSS,AllocTRES,NodeList,End"
 
 
 def slurm_state(state: str, reason: str = "", exit_code: str = "", usage: Usage | None = None) -> SchedulerState | None:
@@ -196,9 +201,9 @@ def parse_sacct(text: str) -> dict[str, dict[str, Any]]:
     tasks: dict[str, dict[str, Any]] = {}
     for line in text.splitlines():
         fields = line.strip().split("|")
-        if len(fields) < 9:
+        if len(fields) < 10:
             continue
-        jobid, state, exit_code, reason, elapsed, total_cpu, max_rss, alloc_tres, nodes = fields[:9]
+        jobid, state, exit_code, reason, elapsed, total_cpu, max_rss, alloc_tres, nodes, end = fields[:10]
         base, _, step = jobid.partition(".")
         task = tasks.setdefault(base, {"max_rss": None})
         rss = size_bytes(max_rss) if max_rss else None
@@ -209,7 +214,8 @@ def parse_sacct(text: str) -> dict[str, dict[str, Any]]:
             task["step_cpu"] += duration_seconds(total_cpu) or 0.0
             continue
         task.update(state=state, exit_code=exit_code, reason=reason, elapsed=duration_seconds(elapsed),
-                    cpu=duration_seconds(total_cpu), allocated=tres_memory(alloc_tres), node=nodes)
+                    cpu=duration_seconds(total_cpu), allocated=tres_memory(alloc_tres), node=nodes,
+                    end=int(end) if end.isdigit() else None)
     return {k: v for k, v in tasks.items() if "state" in v}
 
 
@@ -236,8 +242,6 @@ class SlurmSubmitter(BatchSubmitter):
         super().__init__(session, resource)
         #: Whether sacct answers here (None: not asked yet); asked once per instance.
         self._sacct_available: bool | None = None
-        #: Tasks squeue says ended badly -> when first seen so, while sacct catches up.
-        self._settling: dict[tuple[str, str], float] = {}
         #: Partition -> the most CPUs one of its nodes has (launcher width).
         self._node_cpus: dict[str, int] = {}
 
@@ -388,37 +392,36 @@ class SlurmSubmitter(BatchSubmitter):
         return self._node_cpus[partition]
 
     # -- follow --------------------------------------------------------------------------
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """One ``squeue`` for every subjob of every job; one ``sacct`` for tasks it forgot or that ended badly."""
         ids = index_map(jobs, self.n_subjobs)
         if not ids:
             return {}
         launchers = {job.jobid: self.n_subjobs(job) for job in jobs if self._is_launcher(job)}
-        result = self.session.execute_command(
-            ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", "%F|%K|%T|%r"]
-        )
-        if result.returncode != 0 and "invalid job id" not in (result.stderr + result.stdout).lower():
+        now, result, out = self._timed(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o",
+                                        "%F|%K|%T|%r|%e"])
+        if result.returncode != 0 and "invalid job id" not in (result.stderr + out).lower():
             raise self.command_failed(result, "squeue")
         states: dict[str, dict[int, SchedulerState]] = {}
         history: set[str] = set()
-        now = time.monotonic()
-        for line in result.stdout.splitlines() if result.returncode == 0 else []:
+        for line in out.splitlines() if result.returncode == 0 else []:
             fields = line.strip().split("|")
-            if len(fields) != 4:
+            if len(fields) != 5:
                 continue
-            array_id, task, state_text, reason = fields
+            array_id, task, state_text, reason, end = fields
             state = slurm_state(state_text, reason)
-            if state is not None and state.state is State.FAILED:
+            if state is not None and state.state is State.FAILED and self._sacct_available is not False:
                 # Ended badly: sacct has the exit code (and any out-of-memory
-                # evidence) a second later; until then, or SETTLE_SECONDS, it is ending.
-                key = (array_id, task)
-                first = self._settling.setdefault(key, now)
-                if self._sacct_available is not False and now - first < SETTLE_SECONDS:
-                    history.add(array_id)
+                # evidence); until it does, for SETTLE_SECONDS, it is ending.
+                history.add(array_id)
+                if _settling(now, end):
                     state = running(f"ending ({state.detail})")
             self._record(states, ids, launchers, array_id, task, state)
         by_id = {job.jobid: job for job in jobs}
-        missing = {sid for sid, (jobid, _offset) in ids.items() if not self._all_seen(states, by_id[jobid], sid)}
+        missing = {sid for sid, (jobid, _offset) in ids.items()
+                   if not self._all_seen(states, by_id[jobid], sid, None if wanted is None else wanted.get(jobid))}
         history |= missing
         answered = True
         if history:
@@ -427,12 +430,13 @@ class SlurmSubmitter(BatchSubmitter):
             forget_missing(states, jobs, self.n_subjobs)
         return states
 
-    def _all_seen(self, states: Mapping[str, Mapping[int, SchedulerState]], job: Any, sid: str) -> bool:
-        """Every subjob of the piece ``sid`` of ``job`` was in squeue's answer."""
+    def _all_seen(self, states: Mapping[str, Mapping[int, SchedulerState]], job: Any, sid: str,
+                  wanted: Collection[int] | None) -> bool:
+        """Every wanted subjob of the piece ``sid`` of ``job`` was in squeue's answer."""
         pieces = split_ids(job.submission_id)
         offset, count = chunk_offsets(self.n_subjobs(job), len(pieces))[pieces.index(sid)]
         known = states.get(job.jobid, {})
-        return all(i in known for i in range(offset, offset + count))
+        return all(i in known for i in range(offset, offset + count) if wanted is None or i in wanted)
 
     def _is_launcher(self, job: Any) -> bool:
         try:
@@ -461,24 +465,32 @@ class SlurmSubmitter(BatchSubmitter):
         else:  # "N/A": not an array (a single subjob)
             put_state(states, jobid, offset, state)
 
-    def _sacct(self, ids: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+    def _timed(self, argv: Sequence[str]) -> tuple[int | None, CommandResult, str]:
+        """Run a Slurm client with times as epoch seconds; also the resource's clock, read just before.
+
+        Returns that clock, the result, and the client's own output (the
+        result's stdout without the clock's line).
+        """
+        result = self.session.execute_command(f"date +%s; SLURM_TIME_FORMAT=%s {shlex.join(argv)}")
+        first, _, rest = result.stdout.partition("\n")
+        return (int(first) if first.strip().isdigit() else None), result, rest
+
+    def _sacct(self, ids: Sequence[str]) -> tuple[int | None, dict[str, dict[str, Any]] | None]:
         """One ``sacct`` for ``ids`` (tasks grouped, see :func:`parse_sacct`); None without accounting."""
         if self._sacct_available is False:
-            return None
-        result = self.session.execute_command(
-            ["sacct", "-n", "-P", "-j", ",".join(ids), "-o", SACCT_FIELDS]
-        )
-        text = (result.stderr + result.stdout).lower()
+            return None, None
+        now, result, out = self._timed(["sacct", "-n", "-P", "-j", ",".join(ids), "-o", SACCT_FIELDS])
+        text = (result.stderr + out).lower()
         if "accounting storage is disabled" in text or "not configured" in text or result.returncode == 127:
             if self._sacct_available is None:
                 lgr.info("sacct unavailable (%s); relying on status files for finished jobs",
                          result.stderr.strip() or f"exit {result.returncode}")
             self._sacct_available = False
-            return None
+            return now, None
         if result.returncode != 0:
             raise self.command_failed(result, "sacct")
         self._sacct_available = True
-        return parse_sacct(result.stdout)
+        return now, parse_sacct(out)
 
     def _from_sacct(
         self,
@@ -489,7 +501,7 @@ class SlurmSubmitter(BatchSubmitter):
     ) -> bool:
         """Fill in from accounting the tasks of ``wanted`` ids; False when accounting did not answer."""
         try:
-            tasks = self._sacct(wanted)
+            now, tasks = self._sacct(wanted)
         except SubmissionError as exc:
             lgr.warning("sacct failed, will retry: %s", exc)
             return False
@@ -497,19 +509,38 @@ class SlurmSubmitter(BatchSubmitter):
             return True  # no accounting: what squeue does not know is gone
         for name, task in tasks.items():
             array_id, _, index = name.partition("_")
+            task_id = index or "N/A"
             state = sacct_verdict(task)
-            if state is None or not state.state.finished:
-                continue  # accounting lags behind squeue: squeue's word stands
-            self._settling.pop((array_id, index or "N/A"), None)
-            self._record(states, ids, launchers, array_id, index or "N/A", state)
+            if state is None:
+                continue
+            if not state.state.finished:
+                # Accounting lags behind squeue: squeue's word stands where it has one.
+                if array_id in ids and not self._has(states, ids, launchers, array_id, task_id):
+                    self._record(states, ids, launchers, array_id, task_id, state)
+                continue
+            _code, signal = parse_exit_code(task.get("exit_code", ""))
+            if (state.state is State.FAILED and signal == 9 and task.get("max_rss") is None
+                    and _settling(now, str(task.get("end") or ""))):
+                # A SIGKILL whose step record (MaxRSS) is not in yet: it may be the
+                # out-of-memory kill; wait a few seconds for the evidence.
+                self._record(states, ids, launchers, array_id, task_id, running(f"ending ({state.detail})"))
+                continue
+            self._record(states, ids, launchers, array_id, task_id, state)
         return True
+
+    @staticmethod
+    def _has(states: Mapping[str, Mapping[int, SchedulerState]], ids: Mapping[str, tuple[str, int]],
+             launchers: Mapping[str, int], array_id: str, task: str) -> bool:
+        jobid, offset = ids[array_id]
+        index = offset if jobid in launchers or not task.isdigit() else offset + int(task)
+        return index in states.get(jobid, {})
 
     def usage(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, Usage]] | None:
         """Elapsed, CPU time, MaxRSS and node of the finished tasks of ``jobs``, from one ``sacct``."""
         ids = index_map(jobs, self.n_subjobs)
         if not ids:
             return {}
-        tasks = self._sacct(sorted(ids))
+        _now, tasks = self._sacct(sorted(ids))
         if tasks is None:
             return None
         launchers = {job.jobid: self.n_subjobs(job) for job in jobs if self._is_launcher(job)}
@@ -531,6 +562,11 @@ class SlurmSubmitter(BatchSubmitter):
     # -- cancel -----------------------------------------------------------------------------
     def cancel(self, job: Any) -> None:
         self.cancel_all(job, ["scancel"], ignore=("already completing or completed", "invalid job id"))
+
+
+def _settling(now: int | None, end: str) -> bool:
+    """Ended less than SETTLE_SECONDS ago (by the resource's clock and Slurm's end time)."""
+    return now is not None and end.strip().isdigit() and now - int(end) < SETTLE_SECONDS
 
 
 def parse_sbatch_parsable(stdout: str) -> str:

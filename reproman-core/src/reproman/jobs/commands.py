@@ -379,7 +379,8 @@ def _describe(entry: JobSpec | BrokenRecord, status: JobStatus | str | None, ful
             "command": job.command, "created": job.created,
         }
     row["outcome"] = outcome.outcome_text(job)
-    row["fetched"] = job.was_fetched
+    if not record:  # a record says when, in its own 'fetched'
+        row["fetched"] = job.was_fetched
     if record:
         row["failed"] = outcome.failure_rows(job, outcome.statuses_from_record(job))
         row["usage"] = outcome.usage_rows(job)

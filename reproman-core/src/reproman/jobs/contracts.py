@@ -13,20 +13,37 @@ life on the resource is the same whatever the submitter:
    ``status.INDEX`` and its output in ``stdout.INDEX``/``stderr.INDEX``;
 4. core polls: one remote command reads every status file of every followed
    job on a resource, and one :meth:`Submitter.scheduler_states` call asks the
-   scheduler about subjobs whose status file does not say they finished;
-5. when every subjob is finished, the orchestrator brings outputs and logs
-   back (:meth:`Orchestrator.fetch`).
+   scheduler (its queue, and its memory of finished jobs for what left the
+   queue) about subjobs whose status file does not say they finished; each
+   subjob's final outcome is stored in the job record the first time it is
+   seen, so it stays true after the scheduler forgets the job;
+5. when every subjob is finished, :meth:`Submitter.usage` reads what they
+   used from the scheduler's accounting (one query), and the orchestrator
+   brings outputs and logs back (:meth:`Orchestrator.fetch`).
 
 Completion is therefore decided from the status files (plus the scheduler's
 word for subjobs that died before writing one), never by a subjob that
 waits for the others inside a scheduler slot.
+
+For submitter authors, what core needs from a scheduler, all per poll and
+batched over every followed job (see :meth:`Submitter.scheduler_states`):
+
+* the pending reason of queued subjobs, and whether the scheduler will never
+  start them as submitted (``SchedulerState.blocked``);
+* for subjobs that ended, ``SUCCEEDED`` or ``FAILED`` with a normalised
+  :class:`FailureReason`, the exit code (128 + N for a signal) and, where the
+  scheduler keeps it, :class:`Usage`; looked up in the scheduler's history
+  (``sacct``, ``qstat -x``, ``condor_history``, ``bjobs -a``, ``qacct``) once
+  the queue no longer lists them;
+* :meth:`SchedulerState.forgotten` for subjobs neither knows, so core can
+  tell "gone" from "no information".
 """
 
 from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -183,14 +200,19 @@ class Submitter(ABC):
         Raise :class:`reproman.errors.SubmissionError` on failure.
         """
 
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """The scheduler's word on the subjobs of ``jobs``, keyed by ``jobid`` then subjob index.
 
         Cost: ONE query of the queue for all ``jobs`` together, plus at most
         ONE query of the scheduler's history for the ids that left the queue
         (whatever the number of jobs and subjobs): sites ban users for less
         than one query per job per poll. Core calls it only for jobs with
-        subjobs that wrote no final status line (or ended by a signal).
+        subjobs that wrote no final status line (or ended by a signal), and
+        says which in ``wanted`` (jobid -> subjob indices; None: all): a
+        subjob that left the queue but is not wanted (its status file told
+        everything) needs no history lookup.
 
         Report every subjob the scheduler knows (see :class:`SchedulerState`):
         pending with the pending reason, running, or finished (``SUCCEEDED``

@@ -6,11 +6,12 @@ while nothing changes the interval grows to a few seconds, and as the job
 ages the ceiling grows with it (a twentieth of the time followed so far), up
 to a maximum: 60 s by default, ``[jobs] max_poll_interval`` in the
 configuration, or the ``max_poll_interval`` job parameter. Following a
-one-hour job so costs about a hundred scheduler queries, where a fixed 3 s
-interval cost 1,200 (``python benchmarks/poll_load.py`` measures it). A
-change in the counts keeps the interval short, but even a busy job's
-interval grows with its age. Each poll is one status read plus at most one
-scheduler query (see :func:`reproman.jobs.status.poll`).
+one-hour job so costs about 130 scheduler queries (225 for a 1,000-subjob
+array that changes at every poll), where the former 3 s ceiling cost 1,200
+(``python benchmarks/poll_load.py`` measures it). A change in the counts
+keeps the interval short, but even a busy job's interval grows with its age
+(a fiftieth of it). Each poll is one status read plus at most one scheduler
+query (see :func:`reproman.jobs.status.poll`).
 
 Following stops early when the only subjobs left are ones the scheduler
 says can never start (Slurm ``PartitionConfig`` and the like): waiting would
@@ -42,6 +43,10 @@ AGE_FRACTION = 0.05
 BUSY_AGE_FRACTION = 0.02
 #: Default of the maximum interval (seconds).
 MAX_INTERVAL = 60.0
+#: How long the scheduler must keep saying "can never start" before following stops:
+#: a reason seen once may be the scheduler's first guess (Slurm shows PartitionConfig
+#: before it settles on PartitionTimeLimit).
+STUCK_CONFIRM = 5.0
 
 
 def next_interval(interval: float, changed: bool, maximum: float = MAX_INTERVAL, elapsed: float = 0.0) -> float:
@@ -103,6 +108,7 @@ def follow(
     deadline = None if timeout is None else started + timeout
     interval = initial
     last: dict[str, int] | None = None
+    stuck_since: float | None = None
     while True:
         changed: set[str] = set()
         status = poll(connection.session, submitter, [job], changed=changed)[job.jobid]
@@ -110,8 +116,14 @@ def follow(
             on_change(job)
         if progress is not None:
             progress(status)
-        if status.finished or status.stuck:
+        if status.finished:
             return status
+        if status.stuck:
+            stuck_since = stuck_since if stuck_since is not None else time.monotonic()
+            if time.monotonic() - stuck_since >= STUCK_CONFIRM:
+                return status
+        else:
+            stuck_since = None
         if status.missing:
             raise JobError(
                 f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}",
@@ -122,5 +134,7 @@ def follow(
         counts = status.counts()
         interval = next_interval(interval, last is not None and counts != last, maximum,
                                  time.monotonic() - started)
+        if stuck_since is not None:
+            interval = min(interval, STUCK_CONFIRM / 2)  # confirm soon rather than a minute later
         last = counts
         time.sleep(interval)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from reproman.errors import SubmissionError
@@ -71,7 +71,9 @@ awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' |
             )
         return pid[0]
 
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """Ask, in one command, whether anything of each job's launcher is still alive.
 
         The launcher leads its own process group (``setsid``), and xargs and

@@ -98,9 +98,19 @@ def merge(recorded: Outcome | None, seen: SubjobStatus, *, own_line: bool = Fals
             and seen.reason.specific and not (recorded.reason and recorded.reason.specific)):
         result = attrs.evolve(result, reason=seen.reason, detail=seen.detail or result.detail,
                               exit_code=result.exit_code if result.exit_code is not None else seen.exit_code)
-    if result.usage is None and seen.usage is not None:
-        result = attrs.evolve(result, usage=seen.usage)
+    if seen.usage is not None:
+        result = attrs.evolve(result, usage=_fill(result.usage, seen.usage))
     return result
+
+
+def _fill(old: Usage | None, new: Usage) -> Usage:
+    """Usage figures: what was recorded, completed by what accounting knows now (records arrive in parts)."""
+    if old is None:
+        return new
+    return Usage(elapsed=old.elapsed if old.elapsed is not None else new.elapsed,
+                 cpu_time=old.cpu_time if old.cpu_time is not None else new.cpu_time,
+                 max_rss=old.max_rss if old.max_rss is not None else new.max_rss,
+                 node=old.node or new.node)
 
 
 def recorded(job: JobSpec, index: int) -> Outcome | None:
@@ -115,8 +125,10 @@ def record(job: JobSpec, status: JobStatus) -> bool:
         if not sub.state.finished or sub.index >= job.n_subjobs:
             continue
         old = recorded(job, sub.index)
-        new = merge(old, sub, own_line=True) if old is None else _as_kept(old, sub)
-        if new is not None and new != old:
+        # ``status`` was computed with the recorded outcome already merged in
+        # (see status.interpret): keep it as shown, with the first sighting's time.
+        new = Outcome.from_status(sub, seen=old.seen if old is not None else None)
+        if new != old:
             job.subjobs[sub.index].outcome = new.to_dict()
             changed = True
         if job.unaccounted.pop(str(sub.index), None) is not None:
@@ -124,28 +136,24 @@ def record(job: JobSpec, status: JobStatus) -> bool:
     return changed
 
 
-def _as_kept(old: Outcome, shown: SubjobStatus) -> Outcome:
-    """``shown`` was computed with ``old`` already merged in (see status.interpret)."""
-    return attrs.evolve(old, state=shown.state, exit_code=shown.exit_code, reason=shown.reason,
-                        detail=shown.detail, usage=shown.usage)
-
-
 def record_usage(job: JobSpec, usage: Mapping[int, Usage]) -> bool:
     changed = False
     for index, figures in usage.items():
         old = recorded(job, index)
-        if old is not None and old.usage is None:
-            job.subjobs[index].outcome = attrs.evolve(old, usage=figures).to_dict()
-            changed = True
+        if old is not None:
+            filled = _fill(old.usage, figures)
+            if filled != old.usage:
+                job.subjobs[index].outcome = attrs.evolve(old, usage=filled).to_dict()
+                changed = True
     return changed
 
 
 def missing_usage(job: JobSpec) -> list[int]:
-    """Finished subjobs whose usage is not recorded yet."""
+    """Finished subjobs whose usage is not recorded yet (no figures at all, or no elapsed time)."""
     result = []
     for index in range(job.n_subjobs):
         old = recorded(job, index)
-        if old is not None and old.usage is None:
+        if old is not None and (old.usage is None or (old.usage.elapsed is None and not old.usage.node)):
             result.append(index)
     return result
 

@@ -204,8 +204,8 @@ def interpret(
         old = outcome.recorded(job, index)
         kept = outcome.merge(old, seen, own_line=word in _FINAL)
         shown = kept.as_status(index) if kept is not None else seen
-        if kept is None and seen.state.finished and word == "failed" and _signalled(code) and index not in scheduler:
-            unsettled.add(index)  # killed by a signal: the scheduler may know why
+        if old is None and seen.state.finished and word == "failed" and _signalled(code) and index not in scheduler:
+            unsettled.add(index)  # killed by a signal, not yet recorded: the scheduler may know why
         elif not shown.state.finished:
             unsettled.add(index)
         subjobs.append(shown)
@@ -372,7 +372,7 @@ def poll(
     ages: dict[str, dict[int, float]] = {}
     if open_jobs:
         try:
-            said = submitter.scheduler_states(open_jobs)
+            said = submitter.scheduler_states(open_jobs, {j.jobid: first[j.jobid].unsettled for j in open_jobs})
         except ReproManError as exc:
             # A scheduler that does not answer this time (controller restarting,
             # network hiccup) must not end a follow: status files still count,

@@ -62,16 +62,14 @@ def _subjob_lines(ui: UI, row: dict[str, Any]) -> None:
     ui.out(f"Job {row['jobid']}: {row.get('summary', '')}")
     shown = [s for s in status["subjobs"] if s["state"] != "succeeded"]
     for sub in shown[:SUBJOB_LINES]:
-        words = [sub["state"]]
-        if sub.get("reason"):
-            words.append(sub["reason"])
+        why = [sub["reason"]] if sub.get("reason") and sub["reason"] != "non-zero exit" else []
         if sub.get("exit_code") is not None:
-            words.append(f"exit code {sub['exit_code']}")
+            why.append(f"exit code {sub['exit_code']}")
         if sub.get("detail"):
-            words.append(f"({sub['detail']})")
+            why.append(sub["detail"])
         if sub.get("blocked"):
-            words.append("- can never start as submitted")
-        ui.out(f"  {sub['subjob']}: {' '.join(words)}")
+            why.append("can never start as submitted")
+        ui.out(f"  {sub['subjob']}: {sub['state']}" + (f" ({', '.join(why)})" if why else ""))
     if len(shown) > SUBJOB_LINES:
         ui.out(f"  ... and {len(shown) - SUBJOB_LINES} more")
 

@@ -111,6 +111,11 @@ def test_states_stay_true_after_squeue_forgets(project, monkeypatch, tmp_path):
     (bindir / "sacct").write_text("#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2\nexit 1\n")
     (bindir / "sacct").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    # squeue forgets a job 5-60 s after it ends: a shorter grace than the default 60 s.
+    monkeypatch.setenv("REPROMAN_JOBS_LOST_AFTER", "2")
+    from reproman.config import reset_config
+
+    reset_config()
     blind = states(jobids)
     assert blind[walltime] == [("failed", LOST)]
     assert blind[cancelled] == [("failed", "cancelled")] * 2
@@ -193,8 +198,10 @@ def test_launcher_without_throttle_asks_for_what_the_node_has(session, jobroot):
     """1,000 subjobs in launcher mode: --ntasks is the node's CPUs, not 1,000, and the job runs."""
     sub = SlurmSubmitter(session)
     job = submit(session, sub, jobroot, [f"echo {i}" for i in range(1000)], {"launcher": True})
+    cpus = subprocess.run(["sinfo", "-h", "-N", "-p", "debug", "-o", "%c"], capture_output=True,
+                          text=True).stdout.split()[0]
     script = Path(job.job_dir, "submit.slurm").read_text()
-    assert f"#SBATCH --ntasks={os.cpu_count()}\n" in script and "-P " + str(os.cpu_count()) in script
+    assert f"#SBATCH --ntasks={cpus}\n" in script and f"-P {cpus} " in script
     status = wait(session, sub, job, timeout=180)
     assert status.ok and Path(job.job_dir, "stdout.999").read_text() == "999\n"
 

@@ -89,6 +89,20 @@ def test_cancelled_stays_cancelled_after_the_scheduler_forgets(flavour, project,
     assert api.jobs(job.jobid, action="list")[0]["outcome"] == "cancelled"
 
 
+@pytest.mark.parametrize("flavour", ["pbs", "lsf"])
+def test_cancelled_job_the_scheduler_forgot_at_once_is_cancelled_not_lost(flavour, project, monkeypatch):
+    """Nobody polls between 'jobs --cancel' and the scheduler forgetting (PBS Pro without job history
+    forgets at once): the cancellation kept in the record still names the cause."""
+    sub = use(flavour, monkeypatch)
+    job = run(command="sleep 30", submitter=sub).job
+    wait_states(job.jobid, lambda s: s[0][0] == "running")
+    monkeypatch.setenv("FAKE_SCHED_FORGET_AFTER", "0")
+    monkeypatch.setenv("REPROMAN_JOBS_LOST_AFTER", "0")
+    reset_config()
+    assert api.jobs(job.jobid, action="cancel") == [{"jobid": job.jobid, "cancelled": True}]
+    assert wait_states(job.jobid, lambda s: s[0][0] == "failed") == [("failed", "cancelled")]
+
+
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_removed_behind_reprommans_back_is_cancelled(flavour, project, monkeypatch):
     """qdel / condor_rm / bkill typed by the user: the scheduler's memory of finished jobs says so."""

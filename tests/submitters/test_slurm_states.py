@@ -151,6 +151,8 @@ def test_usage_in_show_and_json(project, capsys):
         assert row["elapsed"] >= 3 and row["node"] and row["cpu_time"] is not None
     record = Registry().load(jobid)
     assert all(s.outcome and s.outcome["usage"]["elapsed"] >= 3 for s in record.subjobs)
+    kept = json.loads(Path(project, ".reproman", "jobs", "local", jobid, "spec.yaml").read_text())
+    assert [s["outcome"]["usage"]["node"] for s in kept["subjobs"]] == [usage[0]["node"]] * 2  # with the results
     assert main(["jobs", "--show", "--json", jobid]) == 0
     assert json.loads(capsys.readouterr().out)[0]["usage"] == usage
     assert main(["jobs", "--show", jobid]) == 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ import attrs
 from reproman.errors import JobError, ReproManError, UsageError
 from reproman.jobs import outcome
 from reproman.jobs.connection import Connection
-from reproman.jobs.fetch import failures, fetch_job
+from reproman.jobs.fetch import failures, fetch_job, save_record
 from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.follow import follow as follow_job
 from reproman.jobs.registry import BrokenRecord, Registry
@@ -37,6 +38,10 @@ DEFAULT_SUBMITTER = "local"
 DEFAULT_ORCHESTRATOR = "plain"
 FOLLOW_ACTIONS = ("stop", "stop-if-success", "delete", "delete-if-success")
 JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "log")
+#: Accounting queries for a followed job's usage, USAGE_RETRY_DELAY seconds apart,
+#: while the accounting has not recorded every subjob yet.
+USAGE_ATTEMPTS = 2
+USAGE_RETRY_DELAY = 1.0
 
 
 @attrs.define(kw_only=True)
@@ -185,12 +190,17 @@ def run(
 
 
 def _usage_after_fetch(connection: Connection, job: JobSpec, registry: Registry) -> None:
-    """Accounting records of the last subjobs often arrive a moment after they end: ask once more."""
-    if job.usage_available and outcome.missing_usage(job):
-        changed: set[str] = set()
+    """Read what the subjobs used, once, after the fetch: one accounting query off the path to the
+    results, and the fetch gave the accounting time to record the last subjobs."""
+    changed: set[str] = set()
+    for attempt in range(USAGE_ATTEMPTS):
+        if job.usage_available is False or not outcome.missing_usage(job):
+            break
+        if attempt:
+            time.sleep(USAGE_RETRY_DELAY)  # the accounting records a task a moment after it ends
         collect_usage(connection.submitter(job.submitter), [job], changed)
-        if changed:
-            registry.save(job)
+    if changed:
+        save_record(job, registry)
 
 
 def _act_on_resource(job: JobSpec, action: str, ok: bool) -> str:

@@ -21,8 +21,6 @@ from reproman.jobs.status import JobStatus, local_log_dir, stderr_path
 
 def fetch_job(connection: Connection, job: JobSpec, status: JobStatus, registry: Registry | None = None) -> list[str]:
     """Fetch outputs and logs of ``job``; return the local paths written."""
-    from reproman.yamlio import atomic_write
-
     registry = registry or Registry()
     orchestrator = connection.orchestrator(job)
     outcome.record(job, status)
@@ -36,11 +34,21 @@ def fetch_job(connection: Connection, job: JobSpec, status: JobStatus, registry:
     job.status = "fetched"
     job.fetched = fetched_at
     job.extra["result"] = status.summary()
-    registry.save(job)
-    if not orchestrator.records_job:
-        spec = os.path.join(local_log_dir(job), layout.SPEC_FILE)
-        atomic_write(spec, dump_record(job))
+    save_record(job, registry, orchestrator.records_job)
     return paths
+
+
+def save_record(job: JobSpec, registry: Registry, records_job: bool | None = None) -> None:
+    """The registry entry, and the copy kept with the results unless the orchestrator keeps its own."""
+    from reproman.yamlio import atomic_write
+
+    registry.save(job)
+    if records_job is None:
+        from reproman.plugins.manager import get_plugin_manager
+
+        records_job = bool(get_plugin_manager().orchestrator(job.orchestrator).load().records_job)
+    if job.was_fetched and not records_job:
+        atomic_write(os.path.join(local_log_dir(job), layout.SPEC_FILE), dump_record(job))
 
 
 def failures(job: JobSpec, status: JobStatus, fetched: bool) -> list[dict[str, Any]]:

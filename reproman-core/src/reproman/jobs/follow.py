@@ -111,7 +111,8 @@ def follow(
     stuck_since: float | None = None
     while True:
         changed: set[str] = set()
-        status = poll(connection.session, submitter, [job], changed=changed)[job.jobid]
+        # Usage is read once the results are in (see commands.run), not on the path to them.
+        status = poll(connection.session, submitter, [job], changed=changed, usage=False)[job.jobid]
         if changed and on_change is not None:
             on_change(job)
         if progress is not None:

@@ -349,12 +349,14 @@ def poll(
     *,
     changed: set[str] | None = None,
     now: float | None = None,
+    usage: bool = True,
 ) -> dict[str, JobStatus]:
     """Status of every subjob of ``jobs`` on one resource; finished subjobs recorded in the jobs.
 
     Costs one status read, plus, only for jobs with unsettled subjobs, one
-    :meth:`Submitter.scheduler_states` call, plus one :meth:`Submitter.usage`
-    call for jobs that finished without their usage recorded. When the
+    :meth:`Submitter.scheduler_states` call, plus (with ``usage``) one
+    :meth:`Submitter.usage` call for jobs that finished without their usage
+    recorded. When the
     scheduler says a subjob ended (or forgot it) while its file says nothing
     final, the files of those jobs are read once more (it may have just
     finished), and the silence of forgotten ones is measured (one command).
@@ -400,7 +402,7 @@ def poll(
     for job in jobs:
         if outcome.record(job, statuses[job.jobid]) and changed is not None:
             changed.add(job.jobid)
-    wanting = [j for j in jobs if statuses[j.jobid].finished and j.usage_available is not False
+    wanting = [j for j in jobs if usage and statuses[j.jobid].finished and j.usage_available is not False
                and outcome.missing_usage(j)]
     if wanting and collect_usage(submitter, wanting, changed):
         statuses.update({j.jobid: interpret(j, files[j.jobid], now=now, lost_after=grace) for j in wanting})

@@ -143,7 +143,8 @@ def test_exit_codes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_log_of_a_running_subjob_then_of_the_fetched_copy(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     job = submit(command="echo out-{p[i]}; echo err-{p[i]} >&2; test {p[i]} = 1 || sleep 30",
                  batch_parameters=["i=1,2"]).job
-    wait_for(lambda: running(job.jobid, 1) and Path(job.job_dir, "stdout.1").read_text() == "out-2\n")
+    stdout = Path(job.job_dir, "stdout.1")
+    wait_for(lambda: running(job.jobid, 1) and stdout.exists() and stdout.read_text() == "out-2\n")
     assert main(["jobs", "--log", job.jobid, "i=2"]) == 0
     out = capsys.readouterr().out
     assert "==> stdout of subjob i=2 (on the resource" in out and "out-2" in out and "err-2" in out

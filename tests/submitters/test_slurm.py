@@ -20,7 +20,7 @@ from submitters_helpers import make_job, submit, wait
 
 from reproman.errors import ConfigError, SubmissionError
 from reproman.jobs.contracts import FailureReason, State
-from reproman_submitters.slurm import SlurmSubmitter, parse_sbatch_parsable, slurm_state
+from reproman_submitters.slurm import SlurmSubmitter, parse_sbatch_parsable, slurm_state, task_names
 
 pytestmark = pytest.mark.usefixtures("slurm")
 
@@ -164,6 +164,8 @@ def test_state_normalisation():
     assert slurm_state("TIMEOUT").reason is FailureReason.WALLTIME  # type: ignore[union-attr]
     assert slurm_state("COMPLETED", exit_code="0:0").state is State.SUCCEEDED  # type: ignore[union-attr]
     assert parse_sbatch_parsable("123\n") == "123" and parse_sbatch_parsable("5;cluster1\n") == "5"
+    # sacct groups array tasks that never started: each one gets the group's state.
+    assert task_names("12_[2-4,7%2]") == ["12_2", "12_3", "12_4", "12_7"] and task_names("12_5") == ["12_5"]
     for bad in ("", "Submitted batch job 12\n", "12\n13\n"):
         with pytest.raises(SubmissionError):
             parse_sbatch_parsable(bad)

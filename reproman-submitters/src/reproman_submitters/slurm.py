@@ -216,7 +216,29 @@ def parse_sacct(text: str) -> dict[str, dict[str, Any]]:
         task.update(state=state, exit_code=exit_code, reason=reason, elapsed=duration_seconds(elapsed),
                     cpu=duration_seconds(total_cpu), allocated=tres_memory(alloc_tres), node=nodes,
                     end=int(end) if end.isdigit() else None)
-    return {k: v for k, v in tasks.items() if "state" in v}
+    expanded: dict[str, dict[str, Any]] = {}
+    for name, task in tasks.items():
+        if "state" not in task:
+            continue
+        for one in task_names(name):
+            expanded[one] = task
+    return expanded
+
+
+_RANGE_RE = re.compile(r"^(\d+)_\[([^\]]+)\]$")
+
+
+def task_names(name: str) -> list[str]:
+    """``123_[2-3,7%2]`` (tasks that never started, as sacct groups them) -> ``123_2``, ``123_3``, ``123_7``."""
+    match = _RANGE_RE.match(name)
+    if not match:
+        return [name]
+    names = []
+    for part in match.group(2).split("%")[0].split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            names += [f"{match.group(1)}_{i}" for i in range(int(first), int(last or first) + 1)]
+    return names
 
 
 def sacct_verdict(task: Mapping[str, Any]) -> SchedulerState | None:

@@ -2,7 +2,9 @@
 
 Targets (issue 7): submission < 1 s; from the last subjob's end to results
 known < 3 s (and to ``reproman run --follow`` returning with results
-fetched); scheduler queries per poll = 1.
+fetched); scheduler queries per poll = 1 (``squeue``; with accounting, one
+``sacct`` more only on polls where a task left squeue without a final status
+line or ended badly, and one for the usage of the finished job).
 
 Two measurements:
 
@@ -57,6 +59,11 @@ class CountingSession(ShellSession):
         return super().execute_command(command, env, cwd, check=check, stdin=stdin)
 
 
+def is_scheduler_query(command: str) -> bool:
+    """A command that asks Slurm (``squeue ...``, or ``date +%s; SLURM_TIME_FORMAT=%s sacct ...``)."""
+    return any(word in SCHEDULER_COMMANDS for word in command.replace(";", " ").split())
+
+
 def last_status_mtime(job_dir: Path) -> float:
     return max(p.stat().st_mtime for p in job_dir.glob("status.*") if not p.name.endswith(".tmp"))
 
@@ -88,11 +95,12 @@ def direct(n: int, root: Path) -> dict[str, Any]:
     interval = 0.05
     last_counts = None
     started = time.time()
+    followed = time.monotonic()
     while True:
         before = len(session.commands)
         status = poll(session, submitter, [job])[job.jobid]
         issued = session.commands[before:]
-        queries_per_poll.append(sum(1 for c in issued if c.split()[0] in SCHEDULER_COMMANDS))
+        queries_per_poll.append(sum(1 for c in issued if is_scheduler_query(c)))
         polls += 1
         if status.finished:
             known = time.time()
@@ -100,7 +108,8 @@ def direct(n: int, root: Path) -> dict[str, Any]:
         if time.time() - started > 1800:
             raise SystemExit(f"benchmark: job not finished after 30 min: {status.summary()}")
         counts = status.counts()
-        interval = next_interval(interval, last_counts is not None and counts != last_counts)
+        interval = next_interval(interval, last_counts is not None and counts != last_counts,
+                                 elapsed=time.monotonic() - followed)
         last_counts = counts
         time.sleep(interval)
     latency = known - last_status_mtime(job_dir)
@@ -113,6 +122,7 @@ def direct(n: int, root: Path) -> dict[str, Any]:
         "polls": polls,
         "scheduler_queries_per_poll_max": max(queries_per_poll),
         "scheduler_queries_per_poll_mean": round(sum(queries_per_poll) / len(queries_per_poll), 3),
+        "sacct_queries": sum(1 for c in session.commands if " sacct " in f" {c} "),
         "ok": status.ok,
     }
 

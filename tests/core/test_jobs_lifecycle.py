@@ -24,9 +24,10 @@ from reproman.jobs.status import JobStatus
 
 def wait_finished(jobid: str, timeout: float = 60) -> JobStatus:
     """Follow a registered job to its end (the same loop as ``run --follow``)."""
-    job = Registry().load(jobid)
+    registry = Registry()
+    job = registry.load(jobid)
     with Connection.for_job(job) as connection:
-        return follow(connection, job, timeout=timeout)
+        return follow(connection, job, timeout=timeout, on_change=registry.save)
 
 
 def wait_for(predicate: object, timeout: float = 30) -> None:
@@ -76,9 +77,13 @@ def test_detached_run_list_show_status_fetch_delete(workdir: Path, capsys: pytes
     assert "Fetched job" in capsys.readouterr().err
     assert [(workdir / f"o{i}").read_text() for i in range(3)] == ["0\n", "1\n", "2\n"]
 
-    # auto --all skips what was fetched already
+    # auto --all skips what was fetched already, and says so in one line
     rows = api.jobs(all_=True)
-    assert rows == [{"jobid": jobid, "fetched": False, "reason": "already fetched (use --fetch to fetch again)"}]
+    assert rows == [{"jobid": jobid, "fetched": False, "skipped": True,
+                     "reason": "already fetched (use --fetch to fetch again)"}]
+    assert main(["jobs", "--all"]) == 0
+    assert capsys.readouterr().err == (
+        "Skipped 1 job(s) fetched already (fetch one again with 'reproman jobs --fetch JOB').\n")
 
     assert main(["jobs", "--delete", jobid]) == 0
     capsys.readouterr()
@@ -115,7 +120,9 @@ def test_fetch_of_unfinished_job_is_refused_then_cancel(workdir: Path, capsys: p
     status = wait_finished(job.jobid, timeout=20)
     assert {s.reason.value for s in status.subjobs if s.reason} == {"cancelled"}
     wait_for(lambda: not live_processes_in_group(pgid), timeout=10)
-    assert Registry().load(job.jobid).status == "cancelled"
+    record = Registry().load(job.jobid)
+    assert record.cancelled and record.status == "submitted"
+    assert {s.outcome["reason"] for s in record.subjobs if s.outcome} == {"cancelled"}
 
 
 def test_killing_the_cli_loses_nothing(workdir: Path) -> None:

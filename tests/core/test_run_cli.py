@@ -46,7 +46,7 @@ def test_follow_with_action_value(workdir: Path, capsys: pytest.CaptureFixture[s
     code = main(["run", "--follow", "stop-if-success", "false"])
     err = capsys.readouterr().err
     assert code == 1
-    assert "subjob 0 failed (exit code 1)" in err and "not stopped" in err
+    assert "subjob #0 failed (exit code 1)" in err and "not stopped" in err
 
 
 def test_cli_batch_of_100_subprocess(workdir: Path) -> None:
@@ -63,7 +63,7 @@ def test_cli_failures_exit_non_zero_and_name_stderr(workdir: Path) -> None:
     assert proc.returncode == 1
     jobid = proc.stdout.strip()
     stderr_path = workdir / ".reproman" / "jobs" / "local" / jobid / "stderr.2"
-    assert f"subjob 2 failed (exit code 1); stderr: {stderr_path}" in proc.stderr
+    assert f"subjob x=2 failed (exit code 1); stderr: {stderr_path}" in proc.stderr
     assert stderr_path.read_text() == "bad-2\n"
     assert "1 failed" in proc.stderr and "2 succeeded" in proc.stderr
 

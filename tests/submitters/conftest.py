@@ -64,3 +64,30 @@ def slurm(_slurm_up: bool) -> None:
     """A running Slurm (tools/ci/slurm.sh); skipped locally, a failure under CI."""
     if not _slurm_up:
         service_missing("Slurm is not running (sinfo does not answer); run tools/ci/slurm.sh as root")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A user's project directory (the current directory) with its own HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    work = tmp_path / "project"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield work
+
+
+@pytest.fixture
+def no_accounting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``sacct`` first on PATH that answers as Slurm does where accounting is off.
+
+    Fault injection: the CI cluster has accounting, and these tests need a
+    cluster without it (the case of many small sites).
+    """
+    bindir = tmp_path / "no-accounting-bin"
+    bindir.mkdir()
+    fake = bindir / "sacct"
+    fake.write_text("#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")

@@ -23,7 +23,8 @@ from reproman.resources.session import CommandResult, Session
 from reproman.resources.shell import ShellSession
 
 FAKES = Path(__file__).parent / "fakes" / "fakesched.py"
-FAKE_TOOLS = ("qsub", "qstat", "qdel", "condor_submit", "condor_q", "condor_rm", "bsub", "bjobs", "bkill")
+FAKE_TOOLS = ("qsub", "qstat", "qdel", "condor_submit", "condor_q", "condor_history", "condor_rm", "bsub", "bjobs",
+              "bkill")
 
 
 class CountingSession(ShellSession):

@@ -75,5 +75,5 @@ def test_hold_reasons():
     assert condor_state({"JobStatus": 5, "HoldReasonCode": 47}).reason is FailureReason.WALLTIME  # type: ignore[union-attr]
     held = condor_state({"JobStatus": 5, "HoldReasonCode": 1, "HoldReason": "via condor_hold"})
     assert held is not None and held.state is State.PENDING and "condor_hold" in held.detail
-    assert condor_state({"JobStatus": 4}) is None
+    assert condor_state({"JobStatus": 4, "ExitCode": 0}).state is State.SUCCEEDED  # type: ignore[union-attr]
     assert condor_state({"JobStatus": 2}).state is State.RUNNING  # type: ignore[union-attr]

@@ -81,7 +81,8 @@ def test_exit_reasons():
     assert lsf_state("EXIT", "137", "TERM_MEMLIMIT: job killed after reaching LSF memory usage limit").reason is FailureReason.OUT_OF_MEMORY  # type: ignore[union-attr]
     assert lsf_state("EXIT", "-", "TERM_PREEMPT: job killed after preemption").reason is FailureReason.PREEMPTED  # type: ignore[union-attr]
     assert lsf_state("EXIT", "1", "-").reason is FailureReason.EXIT_CODE  # type: ignore[union-attr]
-    assert lsf_state("DONE") is None and lsf_state("PEND").state is State.PENDING  # type: ignore[union-attr]
+    assert lsf_state("DONE").state is State.SUCCEEDED  # type: ignore[union-attr]
+    assert lsf_state("PEND").state is State.PENDING  # type: ignore[union-attr]
 
 
 def test_unsupported_qos(lsf, session, jobroot):

@@ -99,10 +99,10 @@ def test_cancel_queued_and_states(pbs, session, jobroot, fake_scheduler, monkeyp
     pbs.cancel(job)  # a second cancel of a finished job is not an error
 
 
-def test_unknown_ids_are_not_an_error(pbs, session, jobroot):
+def test_unknown_ids_are_forgotten_not_an_error(pbs, session, jobroot):
     job, _ = make_job(session, pbs, jobroot, ["true"])
     job.submission_id = "999[].fakeserver"
-    assert pbs.scheduler_states([job]) == {}
+    assert pbs.scheduler_states([job])[job.jobid][0].known is False
 
 
 def test_launcher_one_allocation(pbs, session, jobroot, fake_scheduler):
@@ -171,6 +171,6 @@ def test_failure_reasons_from_qstat():
     reasons = [pbs_state(r).reason for r in records]  # type: ignore[union-attr]
     assert reasons == [FailureReason.WALLTIME, FailureReason.OUT_OF_MEMORY, FailureReason.CANCELLED,
                        FailureReason.NODE_FAILURE]
-    assert pbs_state({"job_state": "F", "Exit_status": "0"}) is None
+    assert pbs_state({"job_state": "F", "Exit_status": "0"}).state is State.SUCCEEDED  # type: ignore[union-attr]
     assert pbs_state({"job_state": "Q"}).state is State.PENDING  # type: ignore[union-attr]
     assert pbs_state({"job_state": "C", "exit_status": "2"}).reason is FailureReason.EXIT_CODE  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from submitters_helpers import make_job, submit, wait
 
 from reproman.errors import ConfigError, SubmissionError
 from reproman.jobs.contracts import FailureReason, State
-from reproman_submitters.slurm import SlurmSubmitter, parse_sbatch_parsable, slurm_state
+from reproman_submitters.slurm import SlurmSubmitter, parse_sbatch_parsable, slurm_state, task_names
 
 pytestmark = pytest.mark.usefixtures("slurm")
 
@@ -57,7 +57,7 @@ def test_one_query_per_poll(sub, session, jobroot):
     try:
         session.commands.clear()
         states = sub.scheduler_states([job, job])
-        assert len(session.commands) == 1 and session.commands[0].startswith("squeue")
+        assert len(session.commands) == 1 and " squeue " in session.commands[0]
         assert set(states[job.jobid]) == {0, 1, 2}
     finally:
         sub.cancel(job)
@@ -138,10 +138,11 @@ def test_config_defaults_and_errors_from_sbatch(sub, session, jobroot, monkeypat
         sub.submit(job, script)
 
 
-def test_forgotten_ids_rely_on_status_files(sub, session, jobroot):
+def test_ids_neither_squeue_nor_sacct_know_are_forgotten(sub, session, jobroot):
     job, _ = make_job(session, sub, jobroot, ["true"])
     job.submission_id = "99999999"
-    assert sub.scheduler_states([job]) == {}
+    said = sub.scheduler_states([job])[job.jobid][0]
+    assert said.known is False
 
 
 @pytest.mark.slow
@@ -161,8 +162,10 @@ def test_state_normalisation():
     assert slurm_state("PREEMPTED").reason is FailureReason.PREEMPTED  # type: ignore[union-attr]
     assert slurm_state("CANCELLED by 0").reason is FailureReason.CANCELLED  # type: ignore[union-attr]
     assert slurm_state("TIMEOUT").reason is FailureReason.WALLTIME  # type: ignore[union-attr]
-    assert slurm_state("COMPLETED") is None
+    assert slurm_state("COMPLETED", exit_code="0:0").state is State.SUCCEEDED  # type: ignore[union-attr]
     assert parse_sbatch_parsable("123\n") == "123" and parse_sbatch_parsable("5;cluster1\n") == "5"
+    # sacct groups array tasks that never started: each one gets the group's state.
+    assert task_names("12_[2-4,7%2]") == ["12_2", "12_3", "12_4", "12_7"] and task_names("12_5") == ["12_5"]
     for bad in ("", "Submitted batch job 12\n", "12\n13\n"):
         with pytest.raises(SubmissionError):
             parse_sbatch_parsable(bad)

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from reproman.errors import ConfigError, SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State, Submitter
+from reproman.jobs.contracts import FailureReason, SchedulerState, State, Submitter, Usage
 from reproman.jobs.layout import RUNSCRIPT
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ lgr = logging.getLogger(__name__)
 
 #: Job parameters that are about ReproMan's staging, not the scheduler; every
 #: submitter accepts them (mirrors :data:`reproman.jobs.parameters.GENERIC`).
-GENERIC_PARAMETERS = frozenset({"root_directory", "working_directory", "container", "env"})
+GENERIC_PARAMETERS = frozenset({"root_directory", "working_directory", "container", "env", "max_poll_interval"})
 
 #: Settings of a submitter (not job parameters) that may appear in its config section.
 SUBMITTER_SETTINGS = frozenset({"flavor"})
@@ -331,8 +331,44 @@ class BatchSubmitter(Submitter):
         return max(n, 1)
 
     def launcher_concurrency(self, job: Any, params: Mapping[str, Any]) -> int:
-        """Subjobs at once in launcher mode: ``throttle``, else all of them."""
-        return min(int(params.get("throttle") or self.n_subjobs(job)), self.n_subjobs(job))
+        """Subjobs at once in launcher mode: ``throttle``, else the width the queue can give.
+
+        Never one task per subjob by default: an allocation of N tasks for
+        a 1,000-subjob batch waits forever on most clusters.
+        """
+        n = self.n_subjobs(job)
+        if params.get("throttle"):
+            return min(int(params["throttle"]), n)
+        return max(1, min(self.launcher_width(job, params), n))
+
+    def launcher_width(self, job: Any, params: Mapping[str, Any]) -> int:
+        """How many subjobs at once the queue offers one launcher allocation (no throttle given).
+
+        Schedulers that can be asked cheaply override this (Slurm asks
+        ``sinfo``); the others need ``throttle``.
+        """
+        raise SubmissionError(
+            f"launcher mode on {self.name} needs throttle=N: how many subjobs run at once in the one allocation",
+            hint="Add --jp throttle=N, N at most the CPUs of a node divided by num_processes.",
+        )
+
+    def usage(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, Usage]] | None:
+        """Usage of finished subjobs from the same records :meth:`scheduler_states` reads.
+
+        Batch schedulers keep usage with the finished job (PBS
+        ``resources_used``, HTCondor's history ads, LSF's ``bjobs`` fields),
+        so one status query serves. When the scheduler has forgotten every
+        one of them, there is nothing to ask any more: ``None``.
+        """
+        states = self.scheduler_states(jobs)
+        found: dict[str, dict[int, Usage]] = {}
+        known = False
+        for jobid, subjobs in states.items():
+            for index, state in subjobs.items():
+                known = known or state.known
+                if state.known and state.state.finished and state.usage is not None:
+                    found.setdefault(jobid, {})[index] = state.usage
+        return found if known else None
 
     def cancel_all(self, job: Any, argv_prefix: Sequence[str], ignore: Sequence[str]) -> None:
         """Cancel every scheduler id of ``job``; messages about finished jobs are not errors."""
@@ -369,16 +405,62 @@ def put_state(
         states.setdefault(jobid, {})[index] = state
 
 
-def failed(reason: FailureReason, detail: str = "") -> SchedulerState:
-    return SchedulerState(state=State.FAILED, reason=reason, detail=detail)
+def failed(reason: FailureReason, detail: str = "", exit_code: int | None = None,
+           usage: Usage | None = None) -> SchedulerState:
+    return SchedulerState(state=State.FAILED, reason=reason, detail=detail, exit_code=exit_code, usage=usage)
 
 
-def pending(detail: str = "") -> SchedulerState:
-    return SchedulerState(state=State.PENDING, detail=detail)
+def ended(detail: str = "", exit_code: int | None = 0, usage: Usage | None = None) -> SchedulerState:
+    """Finished, with no failure to report: the subjob's own status line says the rest."""
+    return SchedulerState(state=State.SUCCEEDED, detail=detail, exit_code=exit_code, usage=usage)
+
+
+def pending(detail: str = "", blocked: bool = False) -> SchedulerState:
+    return SchedulerState(state=State.PENDING, detail=detail, blocked=blocked)
 
 
 def running(detail: str = "") -> SchedulerState:
     return SchedulerState(state=State.RUNNING, detail=detail)
+
+
+def for_launcher(state: SchedulerState | None) -> SchedulerState | None:
+    """The one allocation's state, as said of each subjob it runs.
+
+    While the allocation is queued its state (and pending reason) applies to
+    every subjob; while it runs, subjobs without a status line of their own
+    are waiting for a slot in it. Once it ended, a known cause (walltime,
+    cancelled, out of memory...) explains the subjobs that wrote no final
+    line; any other end (the launcher's own exit code reflects only whether
+    some subjob failed) just says the allocation is over, so subjobs that
+    wrote nothing are declared lost after the grace period.
+    """
+    if state is None or not state.known:
+        return state
+    if state.state is State.RUNNING:
+        # Subjobs that wrote no status yet wait for a slot inside the allocation.
+        return pending("waiting for a slot in the running launcher allocation")
+    if not state.state.finished:
+        return state
+    if state.state is State.FAILED and state.reason is not None and state.reason.specific:
+        return failed(state.reason, state.detail)
+    return ended("its launcher allocation ended", exit_code=None)
+
+
+def forget_missing(states: dict[str, dict[int, SchedulerState]], jobs: Sequence[Any], n_of: Any) -> None:
+    """Every subjob of ``jobs`` (with a submission id) that no answer mentioned: unknown to the scheduler."""
+    for job in jobs:
+        if not split_ids(getattr(job, "submission_id", None)):
+            continue
+        known = states.setdefault(job.jobid, {})
+        for index in range(n_of(job)):
+            known.setdefault(index, SchedulerState.forgotten())
+
+
+def exit_status(code: int | None, signal: int | None = None) -> int | None:
+    """A shell-style exit code: the code, or 128 + the signal that killed it."""
+    if signal:
+        return 128 + signal
+    return code
 
 
 def as_mapping(states: dict[str, dict[int, SchedulerState]]) -> Mapping[str, Mapping[int, SchedulerState]]:

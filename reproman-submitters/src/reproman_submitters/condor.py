@@ -3,15 +3,21 @@
 NOT run against a live HTCondor pool here (Debian 12 has no HTCondor
 daemons; the PyPI wheel holds bindings only): tested against the documented
 command-line behaviour and output formats with fake ``condor_submit``,
-``condor_q`` and ``condor_rm`` executables (``tests/submitters/fakes``).
+``condor_q``, ``condor_history`` and ``condor_rm`` executables
+(``tests/submitters/fakes``).
 
 * The submission "script" is a submit description file (``submit.condor``)
   running ``/bin/sh runscript $(Process)`` in the vanilla universe on a
   shared filesystem (ReproMan's orchestrator has already staged the data).
 * ``condor_submit -terse`` prints ``CLUSTER.FIRST - CLUSTER.LAST``.
-* One ``condor_q -json`` per poll for all clusters. Jobs that completed leave
-  the queue (the status files then decide); held jobs stay, and are reported
-  failed when the hold says a limit was exceeded.
+* One ``condor_q -json`` per poll for all clusters. Jobs that completed or
+  were removed (``condor_rm``) leave the queue for the history: procs the
+  queue does not list are looked up with one ``condor_history -json`` for
+  their clusters (exit code or signal, ``RemoveReason``, usage); procs
+  neither knows are reported forgotten. Held jobs stay in the queue, and are
+  reported failed when the hold says a limit was exceeded, else pending
+  with the hold reason; idle ones carry ``LastRejMatchReason`` when the
+  negotiator gave one.
 * ``throttle`` is ``max_materialize`` (late materialization), ``walltime`` is
   ``allowed_execute_duration``, ``account`` is ``accounting_group``.
   HTCondor has no queues, node counts or maximum array size, and its schedd
@@ -23,15 +29,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from reproman.errors import SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State
+from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
 from reproman_submitters.common import (
     BatchSubmitter,
     check_directive_values,
+    ended,
+    exit_status,
     failed,
+    forget_missing,
     memory_mb,
     pending,
     put_state,
@@ -63,17 +72,24 @@ def condor_arg(text: str) -> str:
     return "'" + text.replace("'", "''").replace('"', '""') + "'"
 
 
+#: ClassAd attributes read from ``condor_q`` and ``condor_history``.
+ATTRIBUTES = ("ClusterId,ProcId,JobStatus,HoldReason,HoldReasonCode,RemoveReason,ExitBySignal,ExitSignal,"
+              "ExitCode,LastRejMatchReason,RemoteWallClockTime,RemoteUserCpu,RemoteSysCpu,ResidentSetSize,"
+              "LastRemoteHost")
+
+
 def condor_state(ad: Mapping[str, Any]) -> SchedulerState | None:
-    """Normalise one job ClassAd from ``condor_q -json``."""
+    """Normalise one job ClassAd from ``condor_q -json`` or ``condor_history -json``."""
     status = int(ad.get("JobStatus", 0) or 0)
     if status == 1:
-        return pending("idle")
+        return pending(str(ad.get("LastRejMatchReason") or "idle"))
     if status in (2, 6):
         return running("" if status == 2 else "transferring output")
     if status == 7:
         return running("suspended")
+    usage = condor_usage(ad)
     if status == 3:
-        return failed(FailureReason.CANCELLED, str(ad.get("RemoveReason", "") or "removed"))
+        return failed(FailureReason.CANCELLED, str(ad.get("RemoveReason", "") or "removed"), usage=usage)
     if status == 5:
         code = int(ad.get("HoldReasonCode", 0) or 0)
         reason = str(ad.get("HoldReason", "") or "held")
@@ -85,9 +101,26 @@ def condor_state(ad: Mapping[str, Any]) -> SchedulerState | None:
         return pending(f"held: {reason}")
     if status == 4:
         if ad.get("ExitBySignal"):
-            return failed(FailureReason.EXIT_CODE, f"killed by signal {ad.get('ExitSignal')}")
-        return None
+            signal = int(ad.get("ExitSignal", 0) or 0)
+            return failed(FailureReason.EXIT_CODE, f"killed by signal {signal}", exit_status(None, signal), usage)
+        code = int(ad.get("ExitCode", 0) or 0)
+        if code:
+            return failed(FailureReason.EXIT_CODE, f"exit code {code}", code, usage)
+        return ended(exit_code=0, usage=usage)
     return SchedulerState(state=State.UNKNOWN, detail=f"JobStatus {status}")
+
+
+def condor_usage(ad: Mapping[str, Any]) -> Usage | None:
+    """Usage from a finished job's ad (``ResidentSetSize`` is in KiB)."""
+    wall = ad.get("RemoteWallClockTime")
+    cpu = [ad.get("RemoteUserCpu"), ad.get("RemoteSysCpu")]
+    rss = ad.get("ResidentSetSize")
+    host = str(ad.get("LastRemoteHost") or "").rpartition("@")[2]
+    if wall is None and all(c is None for c in cpu) and rss is None and not host:
+        return None
+    return Usage(elapsed=float(wall) if wall is not None else None,
+                 cpu_time=sum(float(c) for c in cpu if c is not None) if any(c is not None for c in cpu) else None,
+                 max_rss=int(rss) * 1024 if rss is not None else None, node=host)
 
 
 class CondorSubmitter(BatchSubmitter):
@@ -145,31 +178,50 @@ class CondorSubmitter(BatchSubmitter):
             raise SubmissionError(f"condor_submit queued {last - first + 1} procs, expected {expected}")
         return cluster
 
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
+        """One ``condor_q`` for all clusters; one ``condor_history`` for the clusters with procs it lacks."""
         clusters: dict[str, str] = {}
         for job in jobs:
             for cluster in split_ids(getattr(job, "submission_id", None)):
                 clusters[cluster] = job.jobid
         if not clusters:
             return {}
-        result = self.session.execute_command(
-            ["condor_q", "-json", "-attributes",
-             "ClusterId,ProcId,JobStatus,HoldReason,HoldReasonCode,RemoveReason,ExitBySignal,ExitSignal",
-             *clusters]
-        )
+        states: dict[str, dict[int, SchedulerState]] = {}
+        self._put_ads(states, clusters, self._ads("condor_q", list(clusters)))
+        # Procs the queue no longer lists, and whose status core still needs: look in the history.
+        needed = {job.jobid: set(range(self.n_subjobs(job))) if wanted is None else set(wanted.get(job.jobid, ()))
+                  for job in jobs}
+        left = [c for c, jobid in clusters.items() if needed[jobid] - set(states.get(jobid, {}))]
+        if left:
+            found = self._ads("condor_history", left)
+            queued = {jobid: set(known) for jobid, known in states.items()}
+            for ad in found:
+                jobid = clusters.get(str(ad.get("ClusterId", "")))
+                if jobid is not None and int(ad.get("ProcId", 0)) not in queued.get(jobid, set()):
+                    put_state(states, jobid, int(ad.get("ProcId", 0)), condor_state(ad))
+        forget_missing(states, jobs, self.n_subjobs)
+        return states
+
+    def _ads(self, tool: str, clusters: Sequence[str]) -> list[dict[str, Any]]:
+        result = self.session.execute_command([tool, "-json", "-attributes", ATTRIBUTES, *clusters])
         if result.returncode != 0:
-            raise self.command_failed(result, "condor_q")
+            raise self.command_failed(result, tool)
         text = result.stdout.strip()
         try:
             ads = json.loads(text) if text else []
         except ValueError as exc:
-            raise SubmissionError(f"cannot read condor_q -json output: {exc}") from exc
-        states: dict[str, dict[int, SchedulerState]] = {}
+            raise SubmissionError(f"cannot read {tool} -json output: {exc}") from exc
+        return [ad for ad in ads if isinstance(ad, dict)]
+
+    @staticmethod
+    def _put_ads(states: dict[str, dict[int, SchedulerState]], clusters: Mapping[str, str],
+                 ads: Sequence[Mapping[str, Any]]) -> None:
         for ad in ads:
             cluster = str(ad.get("ClusterId", ""))
             if cluster in clusters:
                 put_state(states, clusters[cluster], int(ad.get("ProcId", 0)), condor_state(ad))
-        return states
 
     def cancel(self, job: Any) -> None:
         self.cancel_all(job, ["condor_rm"], ignore=("couldn't find", "not found", "already"))

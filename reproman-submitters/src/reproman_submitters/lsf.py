@@ -12,29 +12,43 @@ against the documented command-line behaviour and output formats with fake
   copies to the job.
 * ``bsub`` says ``Job <123> is submitted to [default ]queue <normal>.``; only
   that exact sentence is accepted.
-* One ``bjobs -a -noheader -o '...'`` per poll; finished elements stay
-  visible for ``CLEAN_PERIOD`` (1 h by default) with their ``exit_reason``.
-* Memory limits use an explicit ``MB`` unit, which LSF 9.1.1 and later read
-  whatever ``LSF_UNIT_FOR_LIMITS`` says; walltime (``-W``) is in whole minutes,
-  rounded up.
+* One ``bjobs -a -noheader -o '...'`` per poll is both the queue and LSF's
+  memory of finished jobs: finished elements stay visible for
+  ``CLEAN_PERIOD`` (1 h by default) with their ``exit_reason`` and usage
+  (``run_time``, ``cpu_used``, ``max_mem``, ``exec_host``); after that bjobs
+  says "is not found" and they are reported forgotten. Pending elements
+  carry ``pend_reason``.
+* Memory: ``memory`` is what one subjob needs. ``-M`` (the limit, written
+  with an explicit ``MB`` unit, which LSF 9.1.1 and later read whatever
+  ``LSF_UNIT_FOR_LIMITS`` says) is per process by default and per job with
+  ``LSB_JOB_MEMLIMIT=y``; it gets the whole amount, right in both cases.
+  The reservation names its method, so it does not depend on
+  ``RESOURCE_RESERVE_PER_TASK`` (which makes a plain ``rusage[mem=]`` per
+  task instead of per host): ``rusage[mem=NMB/job]`` reserves the whole
+  request once for the job (LSF 10.1.0.9 and later), ``/host`` per host when
+  ``num_nodes`` spreads it (memory is per node there, as on Slurm and PBS).
+* Walltime (``-W``) is in whole minutes, rounded up.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from reproman.errors import SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State
+from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
 from reproman_submitters.common import (
     OPTION_DIRECTIVE,
     BatchSubmitter,
     check_directive_values,
     chunks,
     directive_lines,
+    ended,
     failed,
+    for_launcher,
+    forget_missing,
     index_map,
     launcher_body,
     memory_mb,
@@ -48,7 +62,10 @@ from reproman_submitters.common import (
 from reproman_submitters.hooks import LSF
 
 _SUBMITTED_RE = re.compile(r"^Job <(\d+)> is submitted to (?:default )?queue <[^<>]+>\.$")
-BJOBS_FORMAT = "jobid jobindex stat exit_code exit_reason delimiter='|'"
+#: bjobs -o fields; pend_reason last, so a reason that contains the delimiter still parses.
+BJOBS_FIELDS = ("jobid", "jobindex", "stat", "exit_code", "exit_reason", "run_time", "cpu_used", "max_mem",
+                "exec_host", "pend_reason")
+BJOBS_FORMAT = " ".join(BJOBS_FIELDS) + " delimiter='|'"
 
 _TERM_REASONS: dict[str, FailureReason] = {
     "TERM_RUNLIMIT": FailureReason.WALLTIME,
@@ -67,26 +84,44 @@ _TERM_REASONS: dict[str, FailureReason] = {
 }
 
 
-def lsf_state(stat: str, exit_code: str = "-", exit_reason: str = "-") -> SchedulerState | None:
-    """Normalise one ``bjobs -o`` row (``stat``, ``exit_code``, ``exit_reason``)."""
+def lsf_state(stat: str, exit_code: str = "-", exit_reason: str = "-", pend_reason: str = "",
+              usage: Usage | None = None) -> SchedulerState | None:
+    """Normalise one ``bjobs -o`` row (``stat``, ``exit_code``, ``exit_reason``, ``pend_reason``)."""
     stat = stat.strip().upper()
     exit_reason = "" if exit_reason.strip() == "-" else exit_reason.strip()
+    pend_reason = "" if pend_reason.strip() == "-" else pend_reason.strip().rstrip(";")
     if stat in ("PEND", "PSUSP", "WAIT"):
-        return pending("suspended while pending" if stat == "PSUSP" else "")
+        return pending("suspended while pending" if stat == "PSUSP" else pend_reason)
     if stat in ("RUN", "PROV"):
         return running()
     if stat in ("USUSP", "SSUSP"):
         return running("suspended")
+    code = int(exit_code) if exit_code.strip().isdigit() else None
     if stat == "DONE":
-        return None
+        return ended(exit_code=0, usage=usage)
     if stat == "EXIT":
         term = exit_reason.split(":", 1)[0].strip()
-        detail = ", ".join(x for x in (exit_reason, f"exit code {exit_code}" if exit_code.strip() != "-" else "") if x)
-        return failed(_TERM_REASONS.get(term, FailureReason.EXIT_CODE), detail)
+        detail = ", ".join(x for x in (exit_reason, f"exit code {code}" if code is not None else "") if x)
+        return failed(_TERM_REASONS.get(term, FailureReason.EXIT_CODE), detail, code, usage)
     if stat in ("ZOMBI", "UNKWN"):
         return failed(FailureReason.NODE_FAILURE, stat) if stat == "ZOMBI" else \
             SchedulerState(state=State.UNKNOWN, detail="the execution host does not answer (UNKWN)")
     return SchedulerState(state=State.UNKNOWN, detail=f"stat {stat}")
+
+
+def lsf_usage(run_time: str, cpu_used: str, max_mem: str, exec_host: str) -> Usage | None:
+    """``12 second(s)``, ``0.40 second(s)``, ``3 Mbytes``, ``2*host1`` -> Usage."""
+    def seconds(text: str) -> float | None:
+        match = re.match(r"^\s*([\d.]+)\s*second", text)
+        return float(match.group(1)) if match else None
+
+    match = re.match(r"^\s*([\d.]+)\s*([KMGT])bytes", max_mem, re.IGNORECASE)
+    rss = int(float(match.group(1)) * 1024 ** " KMGT".index(match.group(2).upper())) if match else None
+    host = exec_host.strip()
+    host = "" if host == "-" else host.split(":")[0].split("*")[-1]
+    if seconds(run_time) is None and seconds(cpu_used) is None and rss is None and not host:
+        return None
+    return Usage(elapsed=seconds(run_time), cpu_time=seconds(cpu_used), max_rss=rss, node=host)
 
 
 class LSFSubmitter(BatchSubmitter):
@@ -121,9 +156,12 @@ class LSFSubmitter(BatchSubmitter):
         elif slots > 1:
             opts += [f"-n {slots}", '-R "span[hosts=1]"']
         if "memory" in params:
-            mb = memory_mb(params["memory"])
-            # -M is per job on most sites (LSB_JOB_MEMLIMIT); rusage reserves it per slot.
-            opts += [f"-M {mb * concurrency}MB", f'-R "rusage[mem={max(1, -(-mb // per))}MB]"']
+            mb = memory_mb(params["memory"]) * concurrency
+            if "num_nodes" in params:
+                # Per node, as on Slurm and PBS: reserve it on each host, limit the whole job.
+                opts += [f"-M {mb * int(params['num_nodes'])}MB", f'-R "rusage[mem={mb}MB/host]"']
+            else:
+                opts += [f"-M {mb}MB", f'-R "rusage[mem={mb}MB/job]"']
         if "walltime" in params:
             minutes = -(-walltime_seconds(params["walltime"]) // 60)
             opts.append(f"-W {minutes // 60}:{minutes % 60:02d}")
@@ -182,7 +220,10 @@ class LSFSubmitter(BatchSubmitter):
             raise self.command_failed(result, f"bsub for job {job.jobid}")
         return parse_bsub_output(result.stdout)
 
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
+        """One ``bjobs -a`` for all followed jobs: the queue and LSF's memory of finished ones."""
         ids = index_map(jobs, self.n_subjobs)
         if not ids:
             return {}
@@ -194,18 +235,20 @@ class LSFSubmitter(BatchSubmitter):
         launchers = {j.jobid: self.n_subjobs(j) for j in jobs if (j.parameters or {}).get("launcher")}
         states: dict[str, dict[int, SchedulerState]] = {}
         for line in result.stdout.splitlines():
-            fields = line.strip().split("|")
-            if len(fields) != 5 or fields[0] not in ids:
+            fields = line.strip().split("|", len(BJOBS_FIELDS) - 1)
+            if len(fields) != len(BJOBS_FIELDS) or fields[0] not in ids:
                 continue
-            lsf_id, index_text, stat, exit_code, exit_reason = fields
-            jobid, offset = ids[lsf_id]
-            state = lsf_state(stat, exit_code, exit_reason)
+            row = dict(zip(BJOBS_FIELDS, fields))
+            jobid, offset = ids[row["jobid"]]
+            usage = lsf_usage(row["run_time"], row["cpu_used"], row["max_mem"], row["exec_host"])
+            state = lsf_state(row["stat"], row["exit_code"], row["exit_reason"], row["pend_reason"], usage)
             if jobid in launchers:
                 for index in range(launchers[jobid]):
-                    put_state(states, jobid, index, state)
+                    put_state(states, jobid, index, for_launcher(state))
                 continue
-            element = int(index_text) if index_text.isdigit() else 0
+            element = int(row["jobindex"]) if row["jobindex"].isdigit() else 0
             put_state(states, jobid, offset + max(element - 1, 0), state)
+        forget_missing(states, jobs, self.n_subjobs)
         return states
 
     def cancel(self, job: Any) -> None:

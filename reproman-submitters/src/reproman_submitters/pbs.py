@@ -21,24 +21,42 @@ array dependency   ``afterany:ID``                    ``afteranyarray:ID``
 and nothing else on stdout; that line is parsed strictly. ``qsub`` passes no
 arguments to a script, so the subjob offset of a split array travels as
 ``-v REPROMAN_OFFSET=N``.
+
+Finished jobs: one ``qstat -f -t`` per poll covers the queue and the
+scheduler's memory at once (``-x`` adds PBS Pro's job history, kept only
+where ``job_history_enable`` is set, which it is not by default; Torque keeps
+finished jobs as ``C`` for ``keep_completed`` seconds). A subjob that query
+does not know is reported forgotten. Pending subjobs carry the scheduler's
+``comment`` ("Not Running: ..."); PBS Pro's "Can Never Run" marks them
+blocked. Exit statuses of 256 and more mean "killed by signal N-256".
+Usage comes from ``resources_used`` (walltime, cput, mem) and ``exec_host``
+of the same records.
+
+Memory: ``mem`` in a ``select`` chunk is per chunk, one chunk per node, so
+``memory`` is per node on PBS Pro as on Slurm; Torque's ``mem`` is per job,
+so it is multiplied by ``num_nodes`` there.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from reproman.errors import ConfigError, SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State
+from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
 from reproman_submitters.common import (
     OPTION_DIRECTIVE,
     BatchSubmitter,
     check_directive_values,
     chunks,
     directive_lines,
+    ended,
+    exit_status,
     failed,
+    for_launcher,
+    forget_missing,
     hms,
     index_map,
     launcher_body,
@@ -99,36 +117,69 @@ def pbs_state(record: Mapping[str, str]) -> SchedulerState | None:
     state = record.get("job_state", "")
     comment = record.get("comment", "")
     if state in ("Q", "H", "W", "T", "M"):
-        return pending({"H": "held", "W": "waiting"}.get(state, comment))
+        detail = {"H": "held", "W": "waiting for its start time"}.get(state, "") or comment
+        if state != "Q" and comment:
+            detail = f"{detail}: {comment}"
+        return pending(detail, blocked=comment.startswith("Can Never Run"))
     if state in ("R", "E", "S", "U", "B"):
         return running({"S": "suspended", "E": "exiting"}.get(state, ""))
     if state not in ("F", "X", "C"):
         return SchedulerState(state=State.UNKNOWN, detail=f"job_state {state}")
+    usage = pbs_usage(record)
     exit_text = record.get("Exit_status", record.get("exit_status", ""))
     if not exit_text.lstrip("-").isdigit():
         # Finished without running (deleted while queued, or aborted).
         if re.search(r"delet|abort|cancel", comment, re.IGNORECASE):
             return failed(FailureReason.CANCELLED, comment)
-        return None
+        return ended(comment or "finished without an exit status", exit_code=None)
     code = int(exit_text)
     if code == 0:
-        return None
+        return ended(exit_code=0, usage=usage)
     detail = ", ".join(x for x in (f"Exit_status {code}", comment) if x)
     if code in _PRO_EXIT:
-        return failed(_PRO_EXIT[code], detail)
+        return failed(_PRO_EXIT[code], detail, usage=usage)
     if code in _NODE_FAILURE_CODES:
-        return failed(FailureReason.NODE_FAILURE, detail)
+        return failed(FailureReason.NODE_FAILURE, detail, usage=usage)
     if code >= 256:
         signal = code - 256
+        code_seen = exit_status(None, signal)
         if re.search(r"walltime", comment, re.IGNORECASE):
-            return failed(FailureReason.WALLTIME, detail)
+            return failed(FailureReason.WALLTIME, detail, code_seen, usage)
         if re.search(r"mem", comment, re.IGNORECASE) and "exceed" in comment.lower():
-            return failed(FailureReason.OUT_OF_MEMORY, detail)
+            return failed(FailureReason.OUT_OF_MEMORY, detail, code_seen, usage)
         reason = FailureReason.CANCELLED if signal in (9, 15) else FailureReason.EXIT_CODE
-        return failed(reason, f"{detail}, killed by signal {signal}")
+        return failed(reason, f"{detail}, killed by signal {signal}", code_seen, usage)
     if code < 0:
-        return failed(FailureReason.LOST, detail)
-    return failed(FailureReason.EXIT_CODE, detail)
+        return failed(FailureReason.LOST, detail, usage=usage)
+    return failed(FailureReason.EXIT_CODE, detail, code, usage)
+
+
+def pbs_usage(record: Mapping[str, str]) -> Usage | None:
+    """``resources_used.*`` and ``exec_host`` of a finished record, when it has them."""
+    walltime = _hms_seconds(record.get("resources_used.walltime", ""))
+    cput = _hms_seconds(record.get("resources_used.cput", ""))
+    mem = _kb_bytes(record.get("resources_used.mem", ""))
+    host = record.get("exec_host", "").split("/")[0]
+    if walltime is None and cput is None and mem is None and not host:
+        return None
+    return Usage(elapsed=walltime, cpu_time=cput, max_rss=mem, node=host)
+
+
+def _hms_seconds(text: str) -> float | None:
+    parts = text.strip().split(":")
+    if not text.strip() or not all(p.isdigit() for p in parts):
+        return None
+    seconds = 0.0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return seconds
+
+
+def _kb_bytes(text: str) -> int | None:
+    match = re.match(r"^(\d+)([kmgt]?)b$", text.strip(), re.IGNORECASE)
+    if not match:
+        return None
+    return int(match.group(1)) * 1024 ** (" kmgt".index(match.group(2).lower() or " "))
 
 
 class PBSSubmitter(BatchSubmitter):
@@ -166,6 +217,8 @@ class PBSSubmitter(BatchSubmitter):
             per *= self.launcher_concurrency(job, params)
         mem = memory_mb(params["memory"]) * (self.launcher_concurrency(job, params) if launcher else 1) \
             if "memory" in params else None
+        if mem and not pro:
+            mem *= nodes  # Torque's mem is for the whole job; ReproMan's memory is per node
         gpus = int(params["gpus"]) if "gpus" in params else None
         if pro:
             chunk = f"select={nodes}:ncpus={per}"
@@ -238,8 +291,10 @@ class PBSSubmitter(BatchSubmitter):
         return parse_qsub_output(result.stdout)
 
     # -- follow -------------------------------------------------------------------------------
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
-        """One ``qstat -f -t`` (``-x`` on PBS Pro for finished jobs) for all followed jobs."""
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
+        """One ``qstat -f -t`` (``-x`` on PBS Pro for its history) for all followed jobs, queue and history."""
         ids = index_map(jobs, self.n_subjobs)
         if not ids:
             return {}
@@ -263,9 +318,10 @@ class PBSSubmitter(BatchSubmitter):
             state = pbs_state(record)
             if jobid in launchers:
                 for index in range(launchers[jobid]):
-                    put_state(states, jobid, index, state)
+                    put_state(states, jobid, index, for_launcher(state))
             else:
                 put_state(states, jobid, offset + (int(sub.group(2)) if sub else 0), state)
+        forget_missing(states, jobs, self.n_subjobs)
         return states
 
     def cancel(self, job: Any) -> None:

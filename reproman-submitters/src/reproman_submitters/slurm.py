@@ -1,6 +1,7 @@
-"""Slurm: a batch is one ``sbatch --array`` job; one ``squeue`` per poll.
+"""Slurm: a batch is one ``sbatch --array`` job; one ``squeue`` per poll, ``sacct`` for what left it.
 
-Tested against a real single-node Slurm 22.05 (``tools/ci/slurm.sh``).
+Tested against a real single-node Slurm 22.05 with accounting (slurmdbd and
+MariaDB, ``tools/ci/slurm.sh``).
 
 * The submission script (``submit`` in the job directory) carries every
   directive as ``#SBATCH`` lines; only what differs between the pieces of a
@@ -9,9 +10,23 @@ Tested against a real single-node Slurm 22.05 (``tools/ci/slurm.sh``).
 * ``sbatch --parsable`` prints ``JOBID[;CLUSTER]``; nothing else is trusted.
 * State: ``squeue -h -r -t all -j ID,ID -o '%F|%K|%T|%r'`` shows queued,
   running and recently finished tasks (finished ones stay for the
-  controller's ``MinJobAge``, 300 s by default) for every followed job at
-  once. Only when ids have left the controller is ``sacct`` asked, and only
-  if accounting is configured; otherwise the status files decide.
+  controller's ``MinJobAge``, 300 s by default), with the pending reason,
+  for every followed job at once. ``sacct`` (the history, when accounting is
+  configured) is asked, in one query, about tasks that left ``squeue`` and
+  about tasks that ended badly (for the exit code and the evidence of an
+  out-of-memory kill); tasks neither knows are reported forgotten.
+* Usage (elapsed, CPU time, MaxRSS, node) comes from one ``sacct`` query for
+  all jobs that finished (:meth:`SlurmSubmitter.usage`).
+* Out of memory: with cgroups Slurm says ``OUT_OF_MEMORY``. Without them
+  (``JobAcctGatherParams=OverMemoryKill``) a task over its ``--mem`` is
+  killed with signal 9 and shows ``FAILED 0:9`` (the step ``CANCELLED``),
+  like any task killed with SIGKILL; it is reported as out of memory only
+  when ``sacct`` also shows a step whose MaxRSS reached the memory the job
+  was allocated (``AllocTRES mem=``), the same evidence Slurm's own kill
+  used. A SIGKILL without that evidence stays "non-zero exit" with the signal
+  in the detail.
+* A pending reason that means the request can never start as submitted
+  (:data:`NEVER_STARTS`) marks the subjob blocked, so followers stop waiting.
 """
 
 from __future__ import annotations
@@ -19,18 +34,23 @@ from __future__ import annotations
 import logging
 import re
 import shlex
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reproman.errors import SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State
+from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
 from reproman_submitters.common import (
     OPTION_DIRECTIVE,
     BatchSubmitter,
     check_directive_values,
+    chunk_offsets,
     chunks,
     directive_lines,
+    ended,
+    exit_status,
     failed,
+    for_launcher,
+    forget_missing,
     hms,
     index_map,
     launcher_body,
@@ -44,6 +64,9 @@ from reproman_submitters.common import (
     walltime_seconds,
 )
 from reproman_submitters.hooks import SLURM
+
+if TYPE_CHECKING:
+    from reproman.resources.session import CommandResult
 
 lgr = logging.getLogger(__name__)
 
@@ -68,27 +91,165 @@ _FAILED: dict[str, FailureReason] = {
 }
 
 
-def slurm_state(state: str, reason: str = "", exit_code: str = "") -> SchedulerState | None:
-    """Normalise a Slurm state (``CANCELLED by 0`` as sacct prints it is fine) and reason.
+#: Pending reasons (``squeue %r``) after which Slurm will not start the job as
+#: submitted until someone changes the request or the partition.
+NEVER_STARTS = frozenset({
+    "PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidAccount",
+    "InvalidQOS", "DependencyNeverSatisfied", "AccountNotAllowed", "QOSNotAllowed",
+})
 
-    ``COMPLETED`` gives ``None``: the scheduler has nothing to add to the
-    status file the subjob wrote.
-    """
+#: How long after its end a task that ended badly is shown as "ending" while
+#: ``sacct`` has no complete record of it yet (records arrive about a second
+#: later; a step's MaxRSS, the out-of-memory evidence, a little after that).
+#: Measured from the end time Slurm reports, on the resource's own clock, so
+#: it holds across separate ``reproman jobs`` calls.
+SETTLE_SECONDS = 10.0
+
+SACCT_FIELDS = "JobID,State,ExitCode,Reason,Elapsed,TotalCPU,MaxRSS,AllocTRES,NodeList,End"
+
+
+def slurm_state(state: str, reason: str = "", exit_code: str = "", usage: Usage | None = None) -> SchedulerState | None:
+    """Normalise a Slurm state (``CANCELLED by 0`` as sacct prints it is fine), reason and ``CODE:SIGNAL``."""
     word = state.split()[0].rstrip("+").upper() if state.strip() else ""
     reason = "" if reason in ("None", "(null)") else reason
-    detail = ", ".join(x for x in (state.strip() if word not in _PENDING | _RUNNING else "", reason) if x)
     if word in _PENDING:
-        return pending(reason)
+        return pending(reason, blocked=reason.split(",")[0].strip() in NEVER_STARTS)
     if word in _RUNNING:
         return running(reason if word == "RUNNING" else ", ".join(x for x in (word.lower(), reason) if x))
+    code, signal = parse_exit_code(exit_code)
+    if word == "COMPLETED":
+        return ended(exit_code=code if code is not None else 0, usage=usage)
     if word in _FAILED:
-        if exit_code and exit_code not in ("0:0", ""):
-            detail = ", ".join(x for x in (detail, f"exit code {exit_code}") if x)
-        return failed(_FAILED[word], detail)
-    if word == "COMPLETED" or not word:
+        detail = ", ".join(x for x in (state.strip(), reason) if x)
+        if signal:
+            detail += f", killed by signal {signal}"
+        elif code:
+            detail += f", exit code {code}"
+        return failed(_FAILED[word], detail, exit_code=exit_status(code, signal), usage=usage)
+    if not word:
         return None
     # A state this Slurm version invented: say so rather than guess.
     return SchedulerState(state=State.UNKNOWN, detail=state.strip())
+
+
+def parse_exit_code(text: str) -> tuple[int | None, int | None]:
+    """``"1:0"`` -> (1, 0), ``"0:9"`` -> (0, 9); anything else -> (None, None)."""
+    code, sep, signal = text.strip().partition(":")
+    if not sep or not code.isdigit() or not signal.isdigit():
+        return None, None
+    return int(code), int(signal)
+
+
+def duration_seconds(text: str) -> float | None:
+    """``[D-]HH:MM:SS``, ``MM:SS.mmm`` (sacct's TotalCPU) or ``SS`` -> seconds."""
+    text = text.strip()
+    if not text or text in ("INVALID", "UNLIMITED", "Partition_Limit"):
+        return None
+    days = 0
+    if "-" in text:
+        day_text, _, text = text.partition("-")
+        if not day_text.isdigit():
+            return None
+        days = int(day_text)
+    seconds = 0.0
+    try:
+        for part in text.split(":"):
+            seconds = seconds * 60 + float(part)
+    except ValueError:
+        return None
+    return days * 86400 + seconds
+
+
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)$", re.IGNORECASE)
+
+
+def size_bytes(text: str) -> int | None:
+    """Slurm's sizes (``322072K``, ``100M``, ``1.5G``; a bare number is bytes for MaxRSS) -> bytes."""
+    match = _SIZE_RE.match(text.strip())
+    if not match:
+        return None
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** " KMGTP".index(unit.upper() or " "))
+
+
+def tres_memory(text: str) -> int | None:
+    """The ``mem=`` of an ``AllocTRES`` value (``billing=1,cpu=1,mem=100M,node=1``), in bytes."""
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key == "mem":
+            return size_bytes(value)
+    return None
+
+
+def out_of_memory(state: SchedulerState | None, signal: int | None, max_rss: int | None,
+                  allocated: int | None) -> SchedulerState | None:
+    """``state`` as out of memory when a SIGKILL comes with a MaxRSS at the allocated memory."""
+    if state is None or state.state is not State.FAILED or state.reason is FailureReason.OUT_OF_MEMORY:
+        return state
+    if signal == 9 and max_rss is not None and allocated and max_rss >= allocated:
+        detail = (f"killed by signal 9 with MaxRSS {max_rss // 2**20} MiB, at or over the "
+                  f"{allocated // 2**20} MiB allocated ({state.detail})")
+        return failed(FailureReason.OUT_OF_MEMORY, detail, exit_code=state.exit_code, usage=state.usage)
+    return state
+
+
+def parse_sacct(text: str) -> dict[str, dict[str, Any]]:
+    """``sacct -P -n -o SACCT_FIELDS`` rows grouped per task (``123_4`` or ``123``), steps folded in.
+
+    Each task gets its allocation row's state, exit code, reason, elapsed,
+    CPU time, node list and allocated memory, and the largest MaxRSS of its
+    steps (the batch step is where the command ran).
+    """
+    tasks: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 10:
+            continue
+        jobid, state, exit_code, reason, elapsed, total_cpu, max_rss, alloc_tres, nodes, end = fields[:10]
+        base, _, step = jobid.partition(".")
+        task = tasks.setdefault(base, {"max_rss": None})
+        rss = size_bytes(max_rss) if max_rss else None
+        if rss is not None and (task["max_rss"] is None or rss > task["max_rss"]):
+            task["max_rss"] = rss
+        if step:
+            task.setdefault("step_cpu", 0.0)
+            task["step_cpu"] += duration_seconds(total_cpu) or 0.0
+            continue
+        task.update(state=state, exit_code=exit_code, reason=reason, elapsed=duration_seconds(elapsed),
+                    cpu=duration_seconds(total_cpu), allocated=tres_memory(alloc_tres), node=nodes,
+                    end=int(end) if end.isdigit() else None)
+    expanded: dict[str, dict[str, Any]] = {}
+    for name, task in tasks.items():
+        if "state" not in task:
+            continue
+        for one in task_names(name):
+            expanded[one] = task
+    return expanded
+
+
+_RANGE_RE = re.compile(r"^(\d+)_\[([^\]]+)\]$")
+
+
+def task_names(name: str) -> list[str]:
+    """``123_[2-3,7%2]`` (tasks that never started, as sacct groups them) -> ``123_2``, ``123_3``, ``123_7``."""
+    match = _RANGE_RE.match(name)
+    if not match:
+        return [name]
+    names = []
+    for part in match.group(2).split("%")[0].split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            names += [f"{match.group(1)}_{i}" for i in range(int(first), int(last or first) + 1)]
+    return names
+
+
+def sacct_verdict(task: Mapping[str, Any]) -> SchedulerState | None:
+    """The scheduler state, with usage and the out-of-memory evidence, of one :func:`parse_sacct` task."""
+    usage = Usage(elapsed=task.get("elapsed"), cpu_time=task.get("cpu") or task.get("step_cpu"),
+                  max_rss=task.get("max_rss"), node=task.get("node") or "")
+    state = slurm_state(task["state"], task.get("reason", ""), task.get("exit_code", ""), usage)
+    _code, signal = parse_exit_code(task.get("exit_code", ""))
+    return out_of_memory(state, signal, task.get("max_rss"), task.get("allocated"))
 
 
 class SlurmSubmitter(BatchSubmitter):
@@ -99,8 +260,14 @@ class SlurmSubmitter(BatchSubmitter):
     supported: ClassVar[frozenset[str]] = frozenset(SLURM_PARAMETERS)
     probe: ClassVar[str] = "sbatch"
 
-    _sacct_available: bool | None = None
     _max_array_size: int | None = None
+
+    def __init__(self, session: Any, resource: Any = None) -> None:
+        super().__init__(session, resource)
+        #: Whether sacct answers here (None: not asked yet); asked once per instance.
+        self._sacct_available: bool | None = None
+        #: Partition -> the most CPUs one of its nodes has (launcher width).
+        self._node_cpus: dict[str, int] = {}
 
     # -- script ----------------------------------------------------------------------
     def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
@@ -215,31 +382,86 @@ class SlurmSubmitter(BatchSubmitter):
         result = self.run(argv, f"sbatch for job {job.jobid}", cwd=cwd)
         return parse_sbatch_parsable(result.stdout)
 
+    # -- launcher width --------------------------------------------------------------------
+    def launcher_width(self, job: Any, params: Mapping[str, Any]) -> int:
+        """Without a throttle: the CPUs of the partition's largest node (per node asked), per subjob's CPUs.
+
+        The launcher starts subjobs on the batch host unless ``num_nodes``
+        spreads them with ``srun``, so one node's CPUs is what it can use.
+        """
+        partition = str(params.get("queue") or "")
+        cpus = self.node_cpus(partition)
+        per = int(params.get("num_processes", 1))
+        return max(1, cpus // per) * max(1, int(params.get("num_nodes", 1)))
+
+    def node_cpus(self, partition: str) -> int:
+        """The most CPUs a node of ``partition`` ('' for the default partition) has, from one ``sinfo``."""
+        if partition not in self._node_cpus:
+            result = self.run(["sinfo", "-h", "-N", "-o", "%P|%c"], "sinfo (to size the launcher)")
+            best: dict[str, int] = {}
+            default = ""
+            for line in result.stdout.splitlines():
+                name, _, cpus = line.strip().partition("|")
+                if name.endswith("*"):
+                    name = default = name[:-1]
+                if cpus.strip().rstrip("+").isdigit():
+                    best[name] = max(best.get(name, 0), int(cpus.strip().rstrip("+")))
+            wanted = partition or default
+            if not best.get(wanted):
+                raise SubmissionError(
+                    f"cannot tell how many CPUs partition {wanted or '(default)'!r} offers a launcher "
+                    f"(sinfo lists {', '.join(sorted(best)) or 'no partitions'})",
+                    hint="Give throttle=N: how many subjobs run at once in the one allocation.",
+                )
+            self._node_cpus[partition] = best[wanted]
+        return self._node_cpus[partition]
+
     # -- follow --------------------------------------------------------------------------
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
-        """One ``squeue`` for every subjob of every job; ``sacct`` only for ids the controller forgot."""
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
+        """One ``squeue`` for every subjob of every job; one ``sacct`` for tasks it forgot or that ended badly."""
         ids = index_map(jobs, self.n_subjobs)
         if not ids:
             return {}
         launchers = {job.jobid: self.n_subjobs(job) for job in jobs if self._is_launcher(job)}
-        result = self.session.execute_command(
-            ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", "%F|%K|%T|%r"]
-        )
-        if result.returncode != 0 and "invalid job id" not in (result.stderr + result.stdout).lower():
+        now, result, out = self._timed(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o",
+                                        "%F|%K|%T|%r|%e"])
+        if result.returncode != 0 and "invalid job id" not in (result.stderr + out).lower():
             raise self.command_failed(result, "squeue")
         states: dict[str, dict[int, SchedulerState]] = {}
-        seen: set[str] = set()
-        for line in result.stdout.splitlines() if result.returncode == 0 else []:
+        history: set[str] = set()
+        for line in out.splitlines() if result.returncode == 0 else []:
             fields = line.strip().split("|")
-            if len(fields) != 4:
+            if len(fields) != 5:
                 continue
-            array_id, task, state, reason = fields
-            seen.add(array_id)
-            self._record(states, ids, launchers, array_id, task, slurm_state(state, reason))
-        missing = [sid for sid in ids if sid not in seen]
-        if missing:
-            self._from_sacct(states, ids, launchers, missing)
+            array_id, task, state_text, reason, end = fields
+            state = slurm_state(state_text, reason)
+            if state is not None and state.state is State.FAILED and self._sacct_available is not False:
+                # Ended badly: sacct has the exit code (and any out-of-memory
+                # evidence); until it does, for SETTLE_SECONDS, it is ending.
+                history.add(array_id)
+                if _settling(now, end):
+                    state = running(f"ending ({state.detail})")
+            self._record(states, ids, launchers, array_id, task, state)
+        by_id = {job.jobid: job for job in jobs}
+        missing = {sid for sid, (jobid, _offset) in ids.items()
+                   if not self._all_seen(states, by_id[jobid], sid, None if wanted is None else wanted.get(jobid))}
+        history |= missing
+        answered = True
+        if history:
+            answered = self._from_sacct(states, ids, launchers, sorted(history))
+        if answered:
+            forget_missing(states, jobs, self.n_subjobs)
         return states
+
+    def _all_seen(self, states: Mapping[str, Mapping[int, SchedulerState]], job: Any, sid: str,
+                  wanted: Collection[int] | None) -> bool:
+        """Every wanted subjob of the piece ``sid`` of ``job`` was in squeue's answer."""
+        pieces = split_ids(job.submission_id)
+        offset, count = chunk_offsets(self.n_subjobs(job), len(pieces))[pieces.index(sid)]
+        known = states.get(job.jobid, {})
+        return all(i in known for i in range(offset, offset + count) if wanted is None or i in wanted)
 
     def _is_launcher(self, job: Any) -> bool:
         try:
@@ -262,46 +484,114 @@ class SlurmSubmitter(BatchSubmitter):
         if jobid in launchers:
             # One allocation stands for all subjobs; their status files say more.
             for index in range(launchers[jobid]):
-                put_state(states, jobid, index, state)
+                put_state(states, jobid, index, for_launcher(state))
         elif task.isdigit():
             put_state(states, jobid, offset + int(task), state)
         else:  # "N/A": not an array (a single subjob)
             put_state(states, jobid, offset, state)
+
+    def _timed(self, argv: Sequence[str]) -> tuple[int | None, CommandResult, str]:
+        """Run a Slurm client with times as epoch seconds; also the resource's clock, read just before.
+
+        Returns that clock, the result, and the client's own output (the
+        result's stdout without the clock's line).
+        """
+        result = self.session.execute_command(f"date +%s; SLURM_TIME_FORMAT=%s {shlex.join(argv)}")
+        first, _, rest = result.stdout.partition("\n")
+        return (int(first) if first.strip().isdigit() else None), result, rest
+
+    def _sacct(self, ids: Sequence[str]) -> tuple[int | None, dict[str, dict[str, Any]] | None]:
+        """One ``sacct`` for ``ids`` (tasks grouped, see :func:`parse_sacct`); None without accounting."""
+        if self._sacct_available is False:
+            return None, None
+        now, result, out = self._timed(["sacct", "-n", "-P", "-j", ",".join(ids), "-o", SACCT_FIELDS])
+        text = (result.stderr + out).lower()
+        if "accounting storage is disabled" in text or "not configured" in text or result.returncode == 127:
+            if self._sacct_available is None:
+                lgr.info("sacct unavailable (%s); relying on status files for finished jobs",
+                         result.stderr.strip() or f"exit {result.returncode}")
+            self._sacct_available = False
+            return now, None
+        if result.returncode != 0:
+            raise self.command_failed(result, "sacct")
+        self._sacct_available = True
+        return now, parse_sacct(out)
 
     def _from_sacct(
         self,
         states: dict[str, dict[int, SchedulerState]],
         ids: Mapping[str, tuple[str, int]],
         launchers: Mapping[str, int],
-        missing: Sequence[str],
-    ) -> None:
-        """Ask accounting about ids that left the controller, if there is accounting."""
-        if self._sacct_available is False:
-            return
-        result = self.session.execute_command(
-            ["sacct", "-n", "-P", "-X", "-j", ",".join(missing), "-o", "JobID,State,ExitCode,Reason"]
-        )
-        text = (result.stderr + result.stdout).lower()
-        if result.returncode != 0 or "accounting storage is disabled" in text or "not configured" in text:
-            if type(self)._sacct_available is None:
-                lgr.info("sacct unavailable (%s); relying on status files for finished jobs",
-                         result.stderr.strip() or f"exit {result.returncode}")
-            # Remember for this process: every later poll would get the same answer.
-            type(self)._sacct_available = False
-            return
-        type(self)._sacct_available = True
-        for line in result.stdout.splitlines():
-            fields = line.strip().split("|")
-            if len(fields) < 3:
+        wanted: Sequence[str],
+    ) -> bool:
+        """Fill in from accounting the tasks of ``wanted`` ids; False when accounting did not answer."""
+        try:
+            now, tasks = self._sacct(wanted)
+        except SubmissionError as exc:
+            lgr.warning("sacct failed, will retry: %s", exc)
+            return False
+        if tasks is None:
+            return True  # no accounting: what squeue does not know is gone
+        for name, task in tasks.items():
+            array_id, _, index = name.partition("_")
+            task_id = index or "N/A"
+            state = sacct_verdict(task)
+            if state is None:
                 continue
-            jobid_field, state, exit_code = fields[0], fields[1], fields[2]
-            reason = fields[3] if len(fields) > 3 else ""
-            array_id, _, task = jobid_field.partition("_")
-            self._record(states, ids, launchers, array_id, task or "N/A", slurm_state(state, reason, exit_code))
+            if not state.state.finished:
+                # Accounting lags behind squeue: squeue's word stands where it has one.
+                if array_id in ids and not self._has(states, ids, launchers, array_id, task_id):
+                    self._record(states, ids, launchers, array_id, task_id, state)
+                continue
+            _code, signal = parse_exit_code(task.get("exit_code", ""))
+            if (state.state is State.FAILED and signal == 9 and task.get("max_rss") is None
+                    and _settling(now, str(task.get("end") or ""))):
+                # A SIGKILL whose step record (MaxRSS) is not in yet: it may be the
+                # out-of-memory kill; wait a few seconds for the evidence.
+                self._record(states, ids, launchers, array_id, task_id, running(f"ending ({state.detail})"))
+                continue
+            self._record(states, ids, launchers, array_id, task_id, state)
+        return True
+
+    @staticmethod
+    def _has(states: Mapping[str, Mapping[int, SchedulerState]], ids: Mapping[str, tuple[str, int]],
+             launchers: Mapping[str, int], array_id: str, task: str) -> bool:
+        jobid, offset = ids[array_id]
+        index = offset if jobid in launchers or not task.isdigit() else offset + int(task)
+        return index in states.get(jobid, {})
+
+    def usage(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, Usage]] | None:
+        """Elapsed, CPU time, MaxRSS and node of the finished tasks of ``jobs``, from one ``sacct``."""
+        ids = index_map(jobs, self.n_subjobs)
+        if not ids:
+            return {}
+        _now, tasks = self._sacct(sorted(ids))
+        if tasks is None:
+            return None
+        launchers = {job.jobid: self.n_subjobs(job) for job in jobs if self._is_launcher(job)}
+        found: dict[str, dict[int, Usage]] = {}
+        for name, task in tasks.items():
+            array_id, _, index = name.partition("_")
+            state = sacct_verdict(task)
+            if array_id not in ids or state is None or not state.state.finished or state.usage is None:
+                continue
+            jobid, offset = ids[array_id]
+            if jobid in launchers:
+                # One allocation for all: only where they ran is theirs to report.
+                for i in range(launchers[jobid]):
+                    found.setdefault(jobid, {})[i] = Usage(node=state.usage.node)
+            elif index.isdigit() or not index:
+                found.setdefault(jobid, {})[offset + (int(index) if index else 0)] = state.usage
+        return found
 
     # -- cancel -----------------------------------------------------------------------------
     def cancel(self, job: Any) -> None:
         self.cancel_all(job, ["scancel"], ignore=("already completing or completed", "invalid job id"))
+
+
+def _settling(now: int | None, end: str) -> bool:
+    """Ended less than SETTLE_SECONDS ago (by the resource's clock and Slurm's end time)."""
+    return now is not None and end.strip().isdigit() and now - int(end) < SETTLE_SECONDS
 
 
 def parse_sbatch_parsable(stdout: str) -> str:

@@ -11,7 +11,29 @@ submitters can be tested where those schedulers cannot be installed. It
 * really runs the script once per array index in a detached process, with
   the scheduler's environment variables, so status files appear;
 * answers the status commands in the real output formats, including array
-  parents, finished jobs and unknown ids.
+  parents, finished jobs and unknown ids;
+* remembers finished jobs the way each scheduler does, and forgets them the
+  same way:
+
+  - PBS Pro: ``qstat -x`` shows finished jobs (``F``, subjobs ``X``) only
+    while the server keeps job history (``job_history_enable``); a finished
+    job is otherwise "Unknown Job Id". Deleted running jobs end with
+    ``Exit_status`` 256 + signal (271 for SIGTERM).
+  - Torque: finished jobs stay as ``C`` for ``keep_completed`` seconds, then
+    are unknown.
+  - HTCondor: completed and removed (``condor_rm``) jobs leave the queue at
+    once and are found with ``condor_history`` (``JobStatus`` 4 with
+    ``ExitCode``/``ExitBySignal``, or 3 with ``RemoveReason``).
+  - LSF: ``bjobs -a`` shows ``DONE``/``EXIT`` jobs for ``CLEAN_PERIOD``,
+    then says "Job <N> is not found".
+
+  ``FAKE_SCHED_FORGET_AFTER=SECONDS`` sets that retention (PBS history,
+  ``keep_completed``, ``CLEAN_PERIOD``; unset: kept for the whole test);
+  ``FAKE_CONDOR_HISTORY=0`` turns HTCondor's history off;
+* refuses to start requests no node can satisfy, as the schedulers document:
+  PBS Pro leaves them queued with the comment "Can Never Run: Insufficient
+  amount of resource", LSF pending with "Not enough processors to meet the
+  job's spanning requirement"; a node has ``FAKE_NODE_CPUS`` CPUs (8).
 
 Invoked as ``fakesched.py TOOL ARGS...`` by small wrappers named after the
 tools. State lives in ``$FAKE_SCHED_STATE``; ``FAKE_SCHED_HOLD=1`` keeps new
@@ -29,6 +51,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,19 +93,24 @@ def new_id() -> str:
     return str(value)
 
 
+def node_cpus() -> int:
+    return int(os.environ.get("FAKE_NODE_CPUS", "8"))
+
+
 def create(kind: str, count: int, array: bool, env: dict[str, str], argv: list[str], options: dict[str, Any],
-           first: int = 0) -> dict[str, Any]:
-    """Record a job with ``count`` elements and start running it unless held."""
+           first: int = 0, never: str = "") -> dict[str, Any]:
+    """Record a job with ``count`` elements and start running it unless held (or it can ``never`` run)."""
     with locked():
         jid = new_id()
         job = {
             "id": jid, "kind": kind, "array": array, "argv": argv, "env": env, "options": options,
-            "elements": {str(first + i): {"state": "queued", "exit": None, "reason": ""} for i in range(count)},
-            "runner": None,
+            "elements": {str(first + i): {"state": "queued", "exit": None, "reason": "", "signal": None}
+                         for i in range(count)},
+            "runner": None, "never": never,
         }
         save(job)
     (STATE / f"{jid}.options.json").write_text(json.dumps(options))
-    if os.environ.get("FAKE_SCHED_HOLD") != "1":
+    if os.environ.get("FAKE_SCHED_HOLD") != "1" and not never:
         proc = subprocess.Popen(
             [sys.executable, __file__, "_run", jid], start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -110,6 +138,7 @@ def run_elements(jid: str) -> None:
         env.update(element_env(job, int(index)))
         argv = [a.replace("$(Process)", index) for a in job["argv"]]
         stdin = open(job["options"]["stdin_file"]) if job["options"].get("stdin_file") else subprocess.DEVNULL
+        started = time.time()
         rc = subprocess.call(argv, env=env, cwd=job["options"].get("cwd") or None, stdin=stdin,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with locked():
@@ -117,7 +146,10 @@ def run_elements(jid: str) -> None:
             assert job is not None
             element = job["elements"][index]
             if element["state"] == "running":
-                element["state"], element["exit"] = "done", rc
+                element["state"], element["ended"] = "done", time.time()
+                element["wall"] = element["ended"] - started
+                # A process killed by a signal: the shell convention, and the signal kept.
+                element["exit"], element["signal"] = (128 - rc, -rc) if rc < 0 else (rc, None)
                 save(job)
 
 
@@ -136,15 +168,16 @@ def kill(jid: str, queued_reason: str, running_reason: str, running_exit: int) -
     """Cancel a job's elements; False when it had finished already."""
     with locked():
         job = load(jid)
-        if job is None:
+        if job is None or forgotten(job):
             return False
         live = False
         for element in job["elements"].values():
             if element["state"] == "queued":
-                element.update(state="cancelled", reason=queued_reason)
+                element.update(state="cancelled", reason=queued_reason, ended=time.time())
                 live = True
             elif element["state"] == "running":
-                element.update(state="cancelled", exit=running_exit, reason=running_reason)
+                element.update(state="cancelled", exit=running_exit, reason=running_reason, ended=time.time(),
+                               ran=True)
                 live = True
         save(job)
     if job.get("runner"):
@@ -153,6 +186,23 @@ def kill(jid: str, queued_reason: str, running_reason: str, running_exit: int) -
         except ProcessLookupError:
             pass
     return live
+
+
+def finished(job: dict[str, Any]) -> bool:
+    return all(e["state"] in ("done", "cancelled") for e in job["elements"].values())
+
+
+def forgotten(job: dict[str, Any], retention: float | None = None) -> bool:
+    """A finished job older than the retention (``FAKE_SCHED_FORGET_AFTER``) is gone from the scheduler."""
+    if retention is None:
+        text = os.environ.get("FAKE_SCHED_FORGET_AFTER")
+        if text is None:
+            return False
+        retention = float(text)
+    if not finished(job):
+        return False
+    last = max((e.get("ended") or 0.0) for e in job["elements"].values())
+    return time.time() - last >= retention
 
 
 # -- PBS -----------------------------------------------------------------------------------
@@ -215,8 +265,14 @@ def qsub(args: list[str]) -> None:
             die(f"qsub: invalid option -- '{flag.lstrip('-')}'", 2)
     options["cwd"] = os.getcwd()
     count = array[1] - array[0] + 1 if array else 1
+    never = ""
+    asked = max([int(m) for r in options["resources"] for m in re.findall(r"(?:ncpus|ppn)=(\d+)", r)] or [1])
+    if asked > node_cpus():
+        # PBS Pro's scheduler comment for a request no node can meet (Torque just leaves it queued).
+        never = (f"Can Never Run: Insufficient amount of resource: ncpus (R: {asked} A: {node_cpus()} "
+                 f"T: {node_cpus()})") if flavor == "pro" else " "
     job = create(f"pbs-{flavor}", count, array is not None, options["vars"], ["/bin/sh", script], options,
-                 first=array[0] if array else 0)
+                 first=array[0] if array else 0, never=never)
     print(f"{job['id']}[].{SERVER}" if array else f"{job['id']}.{SERVER}")
 
 
@@ -231,9 +287,17 @@ def pbs_record(job: dict[str, Any], index: str | None, element: dict[str, Any], 
              "    Job_Owner = user@host", f"    job_state = {letter}", f"    queue = {job['options'].get('-q', 'workq')}"]
     if element.get("exit") is not None:
         key = "Exit_status" if flavor == "pro" else "exit_status"
-        lines.append(f"    {key} = {element['exit']}")
+        # PBS reports a job killed by signal N as 256 + N.
+        code = 256 + element["signal"] if element.get("signal") else element["exit"]
+        lines.append(f"    {key} = {code}")
     if element.get("reason"):
         lines.append(f"    comment = {element['reason']}")
+    elif state == "queued" and job.get("never", "").strip():
+        lines.append(f"    comment = {job['never']}")
+    if state == "done" or element.get("ran"):
+        wall = int(element.get("wall") or 0)
+        lines += [f"    resources_used.cput = 00:00:{min(wall, 59):02d}", "    resources_used.mem = 3904kb",
+                  f"    resources_used.walltime = 00:00:{min(wall, 59):02d}", "    exec_host = fakenode/0"]
     if index is not None:
         lines.append(f"    {'array_index' if flavor == 'pro' else 'job_array_id'} = {index}")
     lines.append("    Variable_List = PBS_O_HOME=/root,PBS_O_LANG=C.UTF-8,PBS_O_LOGNAME=root,PBS_O_PATH=/usr/bin:/b\n"
@@ -254,7 +318,7 @@ def qstat(args: list[str]) -> None:
     for ref in (a for a in args if not a.startswith("-")):
         jid = re.match(r"^(\d+)", ref)
         job = load(jid.group(1)) if jid else None
-        if job is None:
+        if job is None or forgotten(job):
             sys.stderr.write(f"qstat: Unknown Job Id {ref}\n")
             rc = 153
             continue
@@ -362,9 +426,16 @@ def condor_submit(args: list[str]) -> None:
     print(f"{job['id']}.0 - {job['id']}.{count - 1}")
 
 
-def condor_q(args: list[str]) -> None:
-    if "-json" not in args:
-        die("fake condor_q supports only -json", 2)
+def condor_attributes(args: list[str]) -> set[str] | None:
+    """The ``-attributes a,b,c`` projection (None: all), as condor_q and condor_history take it."""
+    if "-attributes" not in args:
+        return None
+    return set(args[args.index("-attributes") + 1].split(","))
+
+
+def condor_ads(args: list[str], history: bool) -> list[dict[str, Any]]:
+    """Queue ads (idle 1, running 2) or history ads (completed 4, removed 3), projected."""
+    wanted = condor_attributes(args)
     clusters = [a for a in args if a.isdigit()]
     ads = []
     for cluster in clusters:
@@ -372,13 +443,41 @@ def condor_q(args: list[str]) -> None:
         if job is None:
             continue
         for index, element in job["elements"].items():
-            status = {"queued": 1, "running": 2, "cancelled": 3}.get(element["state"])
-            if status is None:
-                continue  # completed jobs leave the queue for the history
-            ad: dict[str, Any] = {"ClusterId": int(cluster), "ProcId": int(index), "JobStatus": status}
-            if status == 3:
+            state = element["state"]
+            in_queue = state in ("queued", "running")
+            if in_queue == history:
+                continue  # completed and removed jobs leave the queue for the history
+            ad: dict[str, Any] = {"ClusterId": int(cluster), "ProcId": int(index),
+                                  "JobStatus": {"queued": 1, "running": 2, "done": 4, "cancelled": 3}[state]}
+            if state == "cancelled":
                 ad["RemoveReason"] = "via condor_rm (by user root)"
-            ads.append(ad)
+            if state == "done":
+                ad["ExitBySignal"] = bool(element.get("signal"))
+                if element.get("signal"):
+                    ad["ExitSignal"] = element["signal"]
+                else:
+                    ad["ExitCode"] = element["exit"]
+            if state == "done" or element.get("ran"):
+                ad.update(RemoteWallClockTime=float(int(element.get("wall") or 0)), RemoteUserCpu=0.0,
+                          RemoteSysCpu=0.0, ResidentSetSize=3904, LastRemoteHost="slot1@fakenode")
+            ads.append({k: v for k, v in ad.items() if wanted is None or k in wanted})
+    return ads
+
+
+def condor_q(args: list[str]) -> None:
+    if "-json" not in args:
+        die("fake condor_q supports only -json", 2)
+    ads = condor_ads(args, history=False)
+    if ads:
+        print(json.dumps(ads, indent=2))
+
+
+def condor_history(args: list[str]) -> None:
+    if "-json" not in args:
+        die("fake condor_history supports only -json", 2)
+    if os.environ.get("FAKE_CONDOR_HISTORY") == "0":
+        return  # history disabled: nothing is ever found
+    ads = condor_ads(args, history=True)
     if ads:
         print(json.dumps(ads, indent=2))
 
@@ -429,6 +528,11 @@ def bsub(args: list[str]) -> None:
                 die(f"{value}: Bad RUNLIMIT specification. Job not submitted.", 255)
             options[flag] = value
         elif flag == "-R":
+            for usage in re.findall(r"rusage\[([^\]]*)\]", value):
+                # LSF 10.1.0.9: mem=VALUE[UNIT][/job|/host|/task], sections separated by ':'.
+                if not all(re.match(r"^mem=\d+(KB|MB|GB|TB)?(/(job|host|task))?$", part)
+                           for part in usage.split(":")):
+                    die(f"{value}: Bad resource requirement syntax. Job not submitted.", 255)
             options["R"].append(value)
         elif flag in ("-n", "-o", "-q", "-P", "-cwd", "-w", "-gpu"):
             options[flag] = value
@@ -437,7 +541,12 @@ def bsub(args: list[str]) -> None:
     options["cwd"] = options.get("-cwd") or os.getcwd()
     env = {"REPROMAN_OFFSET": os.environ.get("REPROMAN_OFFSET", "0")}
     count = array[1] - array[0] + 1 if array else 1
-    job = create("lsf", count, array is not None, env, ["/bin/sh"], options, first=array[0] if array else 0)
+    slots = int(options.get("-n") or 1)
+    never = ""
+    if slots > node_cpus() and any("span[hosts=1]" in r for r in options["R"]):
+        never = "Not enough processors to meet the job's spanning requirement: 1 host;"
+    job = create("lsf", count, array is not None, env, ["/bin/sh"], options, first=array[0] if array else 0,
+                 never=never)
     queue = options.get("-q")
     print(f"Job <{job['id']}> is submitted to queue <{queue}>." if queue
           else f"Job <{job['id']}> is submitted to default queue <normal>.")
@@ -454,7 +563,7 @@ def bjobs(args: list[str]) -> None:
     rc = 0
     for jid in ids:
         job = load(jid)
-        if job is None:
+        if job is None or forgotten(job) or ("-a" not in args and finished(job)):
             sys.stderr.write(f"Job <{jid}> is not found\n")
             rc = 255
             continue
@@ -463,10 +572,17 @@ def bjobs(args: list[str]) -> None:
             stat = {"queued": "PEND", "running": "RUN"}.get(state)
             if stat is None:
                 stat = "DONE" if state == "done" and element["exit"] == 0 else "EXIT"
+            ran = state == "done" or element.get("ran")
+            wall = int(element.get("wall") or 0)
             values = {
                 "jobid": jid, "jobindex": index if job["array"] else "0", "stat": stat,
                 "exit_code": str(element["exit"]) if stat == "EXIT" and element["exit"] is not None else "-",
                 "exit_reason": "TERM_OWNER: job killed by owner" if state == "cancelled" else "-",
+                "run_time": f"{wall} second(s)" if ran else "-",
+                "cpu_used": "0.01 second(s)" if ran else "-",
+                "max_mem": "3 Mbytes" if ran else "-",
+                "exec_host": "fakehost" if ran or state == "running" else "-",
+                "pend_reason": (job.get("never") or "New job is waiting for scheduling;") if state == "queued" else "-",
             }
             print("|".join(values[f] for f in fields))
     sys.exit(rc)
@@ -488,7 +604,7 @@ def bkill(args: list[str]) -> None:
 
 TOOLS = {
     "qsub": qsub, "qstat": qstat, "qdel": qdel,
-    "condor_submit": condor_submit, "condor_q": condor_q, "condor_rm": condor_rm,
+    "condor_submit": condor_submit, "condor_q": condor_q, "condor_history": condor_history, "condor_rm": condor_rm,
     "bsub": bsub, "bjobs": bjobs, "bkill": bkill,
     "_run": lambda a: run_elements(a[0]),
 }

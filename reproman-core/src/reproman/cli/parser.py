@@ -14,7 +14,7 @@ from typing import NoReturn
 RESREF_TYPES = ("auto", "name", "id")
 FOLLOW_CHOICES = ("stop", "stop-if-success", "delete", "delete-if-success")
 LIST_CHOICES = ("submitters", "orchestrators", "parameters")
-JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "report")
+JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "report", "log")
 
 #: Commands whose trailing words are a command to run, and where it goes.
 TRAILING_COMMAND = {"execute": ("command", "args"), "run": ("command", None)}
@@ -58,8 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="Show tracebacks of handled errors.")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
 
-    def add(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help)
+    def add(name: str, help: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        if epilog is None:
+            return sub.add_parser(name, help=help, description=help)
+        return sub.add_parser(name, help=help, description=help, epilog=epilog,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
     p = add("create", "Create a computation environment.")
     p.add_argument("name", help="Name of the resource to create.")
@@ -101,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Import every component and validate its record; report each broken one (exit 1 if any).")
     _json(p)
 
-    p = add("run", "Run a command on a resource, through a submitter and an orchestrator.")
+    from reproman.cli.commands.jobs import EPILOG as JOBS_EPILOG
+    from reproman.cli.commands.run import EPILOG as RUN_EPILOG
+
+    p = add("run", "Run a command on a resource, through a submitter and an orchestrator.", RUN_EPILOG)
     _resref(p, optional=True)
     p.add_argument("-m", "--message", help="Message to use when saving the run (commit message).")
     p.add_argument("--list", dest="list_", nargs="?", const="", metavar="WHAT",
@@ -112,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-parameter", "--bp", dest="batch_parameters", action="append", metavar="KEY=V1,V2",
                    help="Batch parameter values (repeatable; the product of keys is taken; globs expand).")
     p.add_argument("--job-spec", "--js", dest="job_specs", action="append", metavar="FILE",
-                   help="YAML file of job parameters (repeatable; later files win).")
+                   help="YAML job spec: job parameters, and optionally the command, inputs, outputs, resource, "
+                        "submitter, orchestrator and batch; what 'reproman jobs --show JOB' prints loads too "
+                        "(repeatable; later files win; the command line wins over them).")
     p.add_argument("--job-parameter", "--jp", dest="job_parameters", action="append", metavar="KEY=VALUE",
                    help="Job parameter (repeatable; wins over job specs).")
     p.add_argument("-i", "--input", dest="inputs", action="append", metavar="PATH", help="Input path (repeatable).")
@@ -140,15 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="After fetching, keep the rerun's files on the resource (default: free them).")
     _json(p)
 
-    p = add("jobs", "View and manage jobs started with 'reproman run'.")
-    p.add_argument("queries", nargs="*", metavar="JOB", help="Full job ID or unique substring.")
+    p = add("jobs", "View and manage jobs started with 'reproman run'.", JOBS_EPILOG)
+    p.add_argument("queries", nargs="*", metavar="JOB",
+                   help="Full job ID or unique substring (with --log: JOB then SUBJOB, an index or KEY=VALUE).")
     p.add_argument("--action", choices=JOB_ACTIONS, default="auto",
-                   help="auto: fetch named jobs, else list. Shortcuts: --list --show --delete --fetch --cancel --report.")
+                   help="auto: fetch named jobs (or, with --all, every job not fetched yet), else list. "
+                        "Shortcuts: --list --show --delete --fetch --cancel --report --log.")
     for action in JOB_ACTIONS[1:]:
+        if action == "log":
+            p.add_argument("--log", dest="action", action="store_const", const="log",
+                           help="Print the tail of a subjob's stdout and stderr: --log JOB [SUBJOB], read on "
+                                "the resource while it runs, from the fetched copy after.")
+            continue
         p.add_argument(f"--{action}", dest="action", action="store_const", const=action,
                        help=argparse.SUPPRESS)
     p.add_argument("-a", "--all", dest="all_", action="store_true", help="Operate on all jobs.")
-    p.add_argument("-s", "--status", action="store_true", help="Ask the resource for per-subjob status.")
+    p.add_argument("-s", "--status", action="store_true",
+                   help="Ask the resources for each subjob's status now (with the scheduler's pending reasons); "
+                        "never fetches.")
+    p.add_argument("-n", "--lines", type=int, default=20, metavar="N", help="Lines of each stream for --log "
+                   "(default: 20).")
     p.add_argument("--overwrite", action="store_true",
                    help="When fetching, replace local outputs even if they changed after the job was submitted.")
     p.add_argument("--keep-remote", action="store_true",

@@ -4,32 +4,44 @@ Both return data and raise :class:`reproman.errors.ReproManError` subclasses;
 printing, progress bars and exit codes belong to the CLI handlers. The
 optional ``progress`` callback (not part of the public API signature) lets
 the CLI draw a progress display from each status poll.
+
+Every ``jobs`` action that looks at many jobs polls them together: one
+connection per resource, one status read and at most one scheduler query
+per submitter on it (see :func:`reproman.jobs.status.poll`), never one query
+per job. What a poll learns about finished subjobs is saved in the job
+records at once, so it outlives the scheduler's memory.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from reproman.errors import JobError, ReproManError, UsageError
+from reproman.jobs import outcome
 from reproman.jobs.connection import Connection
-from reproman.jobs.fetch import failures, fetch_job, release_remote
+from reproman.jobs.fetch import failures, fetch_job, release_remote, save_record
 from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.follow import follow as follow_job
 from reproman.jobs.registry import BrokenRecord, Registry
 from reproman.jobs.spec import JobSpec
-from reproman.jobs.status import JobStatus, poll
+from reproman.jobs.status import JobStatus, collect_usage, poll
 
 lgr = logging.getLogger(__name__)
 
 DEFAULT_SUBMITTER = "local"
 DEFAULT_ORCHESTRATOR = "plain"
 FOLLOW_ACTIONS = ("stop", "stop-if-success", "delete", "delete-if-success")
-JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel")
+JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "log")
+#: Accounting queries for a followed job's usage, USAGE_RETRY_DELAY seconds apart,
+#: while the accounting has not recorded every subjob yet.
+USAGE_ATTEMPTS = 2
+USAGE_RETRY_DELAY = 1.0
 
 
 @attrs.define(kw_only=True)
@@ -44,10 +56,15 @@ class RunResult:
 
     @property
     def failed(self) -> list[dict[str, Any]]:
-        """Failed subjobs with the path of their stderr (empty until followed)."""
+        """Failed subjobs, named by their parameters, with the path of their stderr (empty until followed)."""
         if self.status is None:
             return []
         return failures(self.job, self.status, fetched=bool(self.fetched))
+
+    @property
+    def stuck(self) -> bool:
+        """Followed, and stopped because the scheduler will never start what is left."""
+        return self.status is not None and self.status.stuck
 
     @property
     def ok(self) -> bool:
@@ -58,7 +75,9 @@ class RunResult:
             "jobid": self.job.jobid,
             "job": self.job.to_dict(),
             "status": self.status.to_dict() if self.status else None,
+            "outcome": outcome.outcome_text(self.job),
             "failed": self.failed,
+            "stuck": self.stuck,
             "fetched": list(self.fetched),
             "resource_action": self.resource_action,
         }
@@ -100,10 +119,14 @@ def run(
 ) -> RunResult | dict[str, list[dict[str, Any]]]:
     """Submit ``command`` (N subjobs with a batch); with ``follow`` wait, fetch, act on the resource.
 
-    Returns the catalogue dict for ``list_``, else a :class:`RunResult`.
-    Subjob failures are data (``result.failed``), not exceptions: their
-    outputs and logs have been fetched and the caller decides what a
-    failure means.
+    Anything not given here may come from the job spec files (see
+    :mod:`reproman.jobs.options`): a job can be submitted again from what
+    ``reproman jobs --show`` printed. Returns the catalogue dict for
+    ``list_``, else a :class:`RunResult`. Subjob failures are data
+    (``result.failed``), not exceptions: their outputs and logs have been
+    fetched and the caller decides what a failure means. A followed job
+    whose remaining subjobs can never start is returned unfetched with
+    ``result.stuck`` set (it stays queued; cancel it or fix the request).
     """
     from reproman.plugins.manager import get_plugin_manager
 
@@ -111,44 +134,76 @@ def run(
         from reproman.jobs.catalogue import catalogue
 
         return catalogue(list_)
+    from reproman.jobs.options import load_request
+
+    request = load_request(_as_list(job_specs))
+    command = command or request.command
     if not command:
         raise UsageError("no command given", hint="Example: reproman run --follow -o out.txt sh -c 'date > out.txt'")
     follow = _check_follow(follow)
     manager = get_plugin_manager()
-    submitter_type = manager.submitter(submitter or DEFAULT_SUBMITTER)
-    orchestrator_type = manager.orchestrator(orchestrator or DEFAULT_ORCHESTRATOR)
+    submitter_type = manager.submitter(submitter or request.submitter or DEFAULT_SUBMITTER)
+    orchestrator_type = manager.orchestrator(orchestrator or request.orchestrator or DEFAULT_ORCHESTRATOR)
 
     from reproman.jobs.batch import batch_records
     from reproman.jobs.options import resolve_job_parameters
     from reproman.jobs.submit import build_job, submit_job
 
     cwd = os.getcwd()
-    parameters = resolve_job_parameters(_as_list(job_specs), job_parameters, submitter_type)
-    records = batch_records(batch_spec, batch_parameters, cwd)
+    parameters = resolve_job_parameters(request, job_parameters, submitter_type)
+    if batch_spec or batch_parameters or not request.batch:
+        records = batch_records(batch_spec if (batch_spec or batch_parameters) else request.batch_spec,
+                                batch_parameters if (batch_spec or batch_parameters) else request.batch_parameters,
+                                cwd)
+    else:
+        records = request.batch
+    input_patterns = _as_list(inputs) or list(request.inputs or [])
+    output_patterns = _as_list(outputs) or list(request.outputs or [])
+    if resref is None and request.resource is not None:
+        resref, resref_type = request.resource, request.resource_type
     registry = Registry()
     with Connection.open(resref, resref_type) as connection:
         job = build_job(
             connection,
             command=command,
-            message=message,
+            message=message if message is not None else request.message,
             submitter=submitter_type.name,
             orchestrator=orchestrator_type.name,
             records=records,
-            inputs=_as_list(inputs),
-            outputs=_as_list(outputs),
+            inputs=input_patterns,
+            outputs=output_patterns,
             parameters=parameters,
             local_directory=cwd,
             trace=trace,
         )
+        job.input_patterns = input_patterns
+        job.output_patterns = output_patterns
         submit_job(connection, job, registry)
         result = RunResult(job=job)
         if not follow:
             return result
-        result.status = follow_job(connection, job, progress)
+        result.status = follow_job(connection, job, progress, on_change=registry.save)
+        if not result.status.finished:
+            return result
         result.fetched = fetch_job(connection, job, result.status, registry, keep_remote=keep_remote)
+        _usage_after_fetch(connection, job, registry)
     if isinstance(follow, str):
         result.resource_action = _act_on_resource(job, follow, result.status.ok)
     return result
+
+
+def _usage_after_fetch(connection: Connection, job: JobSpec, registry: Registry) -> None:
+    """Read what the subjobs used, once, after the fetch: one accounting query off the path to the
+    results, and the fetch gave the accounting time to record the last subjobs."""
+    changed: set[str] = set()
+    for attempt in range(USAGE_ATTEMPTS):
+        if job.usage_available is False or not outcome.missing_usage(job):
+            break
+        if attempt:
+            time.sleep(USAGE_RETRY_DELAY)  # the accounting records a task a moment after it ends
+        collect_usage(connection.submitter(job.submitter), [job], changed)
+    if changed:
+        save_record(job, registry)
 
 
 def _act_on_resource(job: JobSpec, action: str, ok: bool) -> str:
@@ -179,27 +234,37 @@ def jobs(
     progress: ProgressCallback | None = None,
     overwrite: bool = False,
     keep_remote: bool = False,
+    lines: int = 20,
 ) -> list[dict[str, Any]]:
-    """List, show, fetch, cancel or delete registered jobs; one dict per job.
+    """List, show, fetch, cancel or delete registered jobs, or read a subjob's log; one dict per job.
 
-    ``auto`` fetches the named jobs (or, with ``all_``, every finished job
-    not fetched yet) and otherwise lists. Unreadable registry records appear
-    as rows with ``status: malformed`` and an ``error``; they are never
-    removed except by an explicit ``delete``.
+    ``auto`` fetches the named jobs (or, with ``all_``, every job not
+    fetched yet) and otherwise lists; with ``status`` it never fetches but
+    shows each job's per-subjob status as the resource and scheduler see it
+    now. ``log`` takes a job and optionally a subjob (``3`` or
+    ``KEY=VALUE``) and returns the last ``lines`` lines of its stdout and
+    stderr. Unreadable registry records appear as rows with ``status:
+    malformed`` and an ``error``; they are never removed except by an
+    explicit ``delete``.
     """
     queries = _as_list(queries)
     if action not in JOB_ACTIONS:
         raise UsageError(f"unknown action {action!r}; choose one of {', '.join(JOB_ACTIONS)}")
     registry = Registry()
-    if action == "auto":
-        action = "fetch" if (queries or all_) else "list"
-        auto = True
-    else:
-        auto = False
+    if action == "log":
+        from reproman.jobs.logs import subjob_log
+
+        return [subjob_log(registry, queries, lines)]
+    auto = action == "auto"
+    if auto:
+        action = "list" if status or not (queries or all_) else "fetch"
     if action in ("list", "show"):
         entries = registry.find(queries, all_) if (queries or all_) else registry.entries()
-        statuses = _statuses([e for e in entries if isinstance(e, JobSpec)]) if status else {}
-        return [_describe(e, statuses.get(e.jobid), full=action == "show") for e in entries]
+        specs = [e for e in entries if isinstance(e, JobSpec)]
+        statuses = _statuses(specs, registry) if status else {}
+        # 'jobs --status JOB': every subjob's state; a plain list keeps the counts.
+        full = action == "show" or bool(auto and status and queries)
+        return [_describe(e, statuses.get(e.jobid), full=full, record=action == "show") for e in entries]
     if not queries and not all_:
         raise UsageError(f"'{action}' needs job IDs (or substrings) or --all", hint="See 'reproman jobs'.")
     entries = registry.find(queries, all_)
@@ -213,13 +278,13 @@ def jobs(
     if action == "cancel":
         return rows + _for_each_resource(specs, _cancel, registry)
     if auto and all_:
-        skipped = [j for j in specs if j.status == "fetched"]
-        specs = [j for j in specs if j.status != "fetched"]
-        rows += [{"jobid": j.jobid, "fetched": False, "reason": "already fetched (use --fetch to fetch again)"}
-                 for j in skipped]
+        skipped = [j for j in specs if j.was_fetched]
+        specs = [j for j in specs if not j.was_fetched]
+        rows += [{"jobid": j.jobid, "fetched": False, "skipped": True,
+                  "reason": "already fetched (use --fetch to fetch again)"} for j in skipped]
 
-    def fetch_one(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:
-        return _fetch(connection, job, registry, overwrite=overwrite, keep_remote=keep_remote)
+    def fetch_one(connection: Connection, job: JobSpec, registry: Registry, status: JobStatus) -> dict[str, Any]:
+        return _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
 
     return rows + _for_each_resource(specs, fetch_one, registry)
 
@@ -231,24 +296,40 @@ def _group(specs: Sequence[JobSpec]) -> dict[str, list[JobSpec]]:
     return groups
 
 
-def _statuses(specs: Sequence[JobSpec]) -> dict[str, JobStatus | str]:
-    """Subjob status per job, one poll per resource (or the error that prevented it)."""
+def _poll_group(connection: Connection, group: Sequence[JobSpec], registry: Registry) -> dict[str, JobStatus]:
+    """One poll per submitter on this resource for all of ``group``; changed records saved."""
+    by_submitter: dict[str, list[JobSpec]] = {}
+    for job in group:
+        by_submitter.setdefault(job.submitter, []).append(job)
+    result: dict[str, JobStatus] = {}
+    for name, jobs_ in by_submitter.items():
+        changed: set[str] = set()
+        result.update(poll(connection.session, connection.submitter(name), jobs_, changed=changed))
+        for job in jobs_:
+            if job.jobid in changed:
+                registry.save(job)
+    return result
+
+
+def _statuses(specs: Sequence[JobSpec], registry: Registry) -> dict[str, JobStatus | str]:
+    """Subjob status per job, one poll per resource and submitter (or the error that prevented it)."""
     result: dict[str, JobStatus | str] = {}
     for resource_name, group in _group(specs).items():
         try:
             with Connection.open(resource_name) as connection:
-                by_submitter: dict[str, list[JobSpec]] = {}
-                for job in group:
-                    by_submitter.setdefault(job.submitter, []).append(job)
-                for name, jobs_ in by_submitter.items():
-                    result.update(poll(connection.session, connection.submitter(name), jobs_))
+                result.update(_poll_group(connection, group, registry))
         except ReproManError as exc:
             for job in group:
                 result[job.jobid] = f"cannot query resource {resource_name!r}: {exc}"
     return result
 
 
-def _for_each_resource(specs: Sequence[JobSpec], act: Any, registry: Registry) -> list[dict[str, Any]]:
+GroupAction = Callable[[Connection, JobSpec, Registry, JobStatus], dict[str, Any]]
+
+
+def _for_each_resource(specs: Sequence[JobSpec], act: GroupAction, registry: Registry,
+                       *, needs_status: bool = True) -> list[dict[str, Any]]:
+    """Open each resource once, poll its jobs together (unless not ``needs_status``), then ``act`` on each."""
     rows: list[dict[str, Any]] = []
     for resource_name, group in _group(specs).items():
         try:
@@ -257,33 +338,45 @@ def _for_each_resource(specs: Sequence[JobSpec], act: Any, registry: Registry) -
             rows += [{"jobid": j.jobid, "error": f"cannot reach resource {resource_name!r}: {exc}"} for j in group]
             continue
         with connection:
+            try:
+                statuses = _poll_group(connection, group, registry) if needs_status else {}
+            except ReproManError as exc:
+                rows += [{"jobid": j.jobid, "error": str(exc)} for j in group]
+                continue
             for job in group:
                 try:
-                    rows.append(act(connection, job, registry))
+                    rows.append(act(connection, job, registry, statuses.get(job.jobid)))  # type: ignore[arg-type]
                 except ReproManError as exc:
                     rows.append({"jobid": job.jobid, "error": str(exc)})
     return rows
 
 
 def _fetch(
-    connection: Connection, job: JobSpec, registry: Registry, *, overwrite: bool = False, keep_remote: bool = False
+    connection: Connection,
+    job: JobSpec,
+    registry: Registry,
+    status: JobStatus,
+    *,
+    overwrite: bool = False,
+    keep_remote: bool = False,
 ) -> dict[str, Any]:
-    if job.status == "fetched" and job.extra.get("remote_released"):
+    if job.was_fetched and job.extra.get("remote_released"):
         if overwrite and job.extra.get("kept"):
             return _restore_kept(job, registry)
         raise JobError(
             f"job {job.jobid} was fetched to {job.local_directory} and its files on the resource were freed",
             hint="Its results and logs are there; run with --keep-remote to keep a job's files for a later fetch.",
         )
-    status = poll(connection.session, connection.submitter(job.submitter), [job])[job.jobid]
-    if status.missing and job.status != "fetched":
+    if status.missing and not job.was_fetched:
         raise JobError(f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}")
     if not status.finished:
-        return {"jobid": job.jobid, "fetched": False, "reason": f"not finished ({status.summary()})",
-                "status": status.to_dict()}
+        why = "it cannot start as submitted" if status.stuck else "not finished"
+        return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
+                "reason": f"{why} ({status.summary()})", "status": status.to_dict()}
     paths = fetch_job(connection, job, status, registry, overwrite=overwrite, keep_remote=keep_remote)
-    return {"jobid": job.jobid, "fetched": True, "paths": paths, "status": status.to_dict(),
-            "failed": failures(job, status, fetched=True), "kept": job.extra.get("kept", [])}
+    return {"jobid": job.jobid, "fetched": True, "finished": True, "paths": paths, "status": status.to_dict(),
+            "outcome": outcome.outcome_text(job), "failed": failures(job, status, fetched=True),
+            "kept": job.extra.get("kept", [])}
 
 
 def _delete(
@@ -323,13 +416,12 @@ def _restore_kept(job: JobSpec, registry: Registry) -> dict[str, Any]:
             "restored": [str(p) for p in report.written], "kept": []}
 
 
-def _release(keep_remote: bool) -> Any:
+def _release(keep_remote: bool) -> GroupAction:
     """The per-job step of ``delete``: free the resource's side before the record is forgotten."""
 
-    def release(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:
+    def release(connection: Connection, job: JobSpec, registry: Registry, status: JobStatus) -> dict[str, Any]:
         orchestrator = connection.orchestrator(job)
-        if job.status != "fetched":
-            status = poll(connection.session, connection.submitter(job.submitter), [job])[job.jobid]
+        if not job.was_fetched:
             if not status.missing and not status.finished:
                 return {"jobid": job.jobid, "refused": True,
                         "error": f"not deleting job {job.jobid}: it is still running ({status.summary()}); "
@@ -343,19 +435,23 @@ def _release(keep_remote: bool) -> Any:
     return release
 
 
-def _cancel(connection: Connection, job: JobSpec, registry: Registry) -> dict[str, Any]:
+def _cancel(connection: Connection, job: JobSpec, registry: Registry, status: JobStatus) -> dict[str, Any]:
+    """Cancel, after the poll that recorded what had finished before: those keep their own outcome."""
+    if status.finished:
+        return {"jobid": job.jobid, "cancelled": False, "reason": f"already finished ({status.summary()})"}
     connection.submitter(job.submitter).cancel(job)
-    job.status = "cancelled"
+    job.cancelled = outcome.now_iso()
     registry.save(job)
     return {"jobid": job.jobid, "cancelled": True}
 
 
-def _describe(entry: JobSpec | BrokenRecord, status: JobStatus | str | None, full: bool) -> dict[str, Any]:
+def _describe(entry: JobSpec | BrokenRecord, status: JobStatus | str | None, full: bool,
+              record: bool = False) -> dict[str, Any]:
     if isinstance(entry, BrokenRecord):
         return {"jobid": entry.jobid, "status": "malformed", "error": entry.error, "path": str(entry.path)}
     job = entry
     row: dict[str, Any]
-    if full:
+    if record:
         row = job.to_dict()
     else:
         row = {
@@ -363,9 +459,19 @@ def _describe(entry: JobSpec | BrokenRecord, status: JobStatus | str | None, ful
             "orchestrator": job.orchestrator, "status": job.status, "n_subjobs": job.n_subjobs,
             "command": job.command, "created": job.created,
         }
+    row["outcome"] = outcome.outcome_text(job)
+    if not record:  # a record says when, in its own 'fetched'
+        row["fetched"] = job.was_fetched
+    if record:
+        row["failed"] = outcome.failure_rows(job, outcome.statuses_from_record(job))
+        row["usage"] = outcome.usage_rows(job)
     if isinstance(status, JobStatus):
         row["subjobs_status"] = status.to_dict() if full else status.counts()
         row["summary"] = status.summary()
+        row["stuck"] = status.stuck
+        if full:
+            row["failed"] = outcome.failure_rows(job, status.subjobs)
     elif isinstance(status, str):
         row["summary"] = status
+        row["error"] = status
     return row

@@ -13,20 +13,37 @@ life on the resource is the same whatever the submitter:
    ``status.INDEX`` and its output in ``stdout.INDEX``/``stderr.INDEX``;
 4. core polls: one remote command reads every status file of every followed
    job on a resource, and one :meth:`Submitter.scheduler_states` call asks the
-   scheduler about subjobs whose status file does not say they finished;
-5. when every subjob is finished, the orchestrator brings outputs and logs
-   back (:meth:`Orchestrator.fetch`).
+   scheduler (its queue, and its memory of finished jobs for what left the
+   queue) about subjobs whose status file does not say they finished; each
+   subjob's final outcome is stored in the job record the first time it is
+   seen, so it stays true after the scheduler forgets the job;
+5. when every subjob is finished, :meth:`Submitter.usage` reads what they
+   used from the scheduler's accounting (one query), and the orchestrator
+   brings outputs and logs back (:meth:`Orchestrator.fetch`).
 
 Completion is therefore decided from the status files (plus the scheduler's
 word for subjobs that died before writing one), never by a subjob that
 waits for the others inside a scheduler slot.
+
+For submitter authors, what core needs from a scheduler, all per poll and
+batched over every followed job (see :meth:`Submitter.scheduler_states`):
+
+* the pending reason of queued subjobs, and whether the scheduler will never
+  start them as submitted (``SchedulerState.blocked``);
+* for subjobs that ended, ``SUCCEEDED`` or ``FAILED`` with a normalised
+  :class:`FailureReason`, the exit code (128 + N for a signal) and, where the
+  scheduler keeps it, :class:`Usage`; looked up in the scheduler's history
+  (``sacct``, ``qstat -x``, ``condor_history``, ``bjobs -a``, ``qacct``) once
+  the queue no longer lists them;
+* :meth:`SchedulerState.forgotten` for subjobs neither knows, so core can
+  tell "gone" from "no information".
 """
 
 from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -53,7 +70,13 @@ class State(str, enum.Enum):
 
 
 class FailureReason(str, enum.Enum):
-    """Why a subjob failed, normalised across schedulers."""
+    """Why a subjob failed, normalised across schedulers.
+
+    Every reason but :attr:`EXIT_CODE` and :attr:`LOST` names a cause the
+    scheduler (or ``reproman jobs --cancel``) knows; those two are what is
+    left when nobody does, so a known cause may replace them later and never
+    the other way round (see :mod:`reproman.jobs.outcome`).
+    """
 
     EXIT_CODE = "non-zero exit"
     OUT_OF_MEMORY = "out of memory"
@@ -62,7 +85,39 @@ class FailureReason(str, enum.Enum):
     CANCELLED = "cancelled"
     PREEMPTED = "preempted"
     SUBMISSION = "submission failed"
-    LOST = "lost (left the scheduler without a status)"
+    LOST = "lost (ended without writing its status)"
+
+    @property
+    def specific(self) -> bool:
+        """A cause someone knows, as opposed to "it exited non-zero" or "it vanished"."""
+        return self not in (FailureReason.EXIT_CODE, FailureReason.LOST)
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """What a finished subjob used, as the scheduler's accounting recorded it.
+
+    Every field is optional: a scheduler reports what it keeps (Slurm's
+    ``sacct`` has all of them; a step shorter than the sampling interval has
+    no ``max_rss``).
+    """
+
+    #: Wall-clock seconds from start to end.
+    elapsed: float | None = None
+    #: CPU seconds actually used (user + system), not the CPUs reserved.
+    cpu_time: float | None = None
+    #: Peak resident memory, bytes.
+    max_rss: int | None = None
+    #: Where it ran (a node name, or a compressed list for multi-node subjobs).
+    node: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"elapsed": self.elapsed, "cpu_time": self.cpu_time, "max_rss": self.max_rss, "node": self.node}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
+        return cls(elapsed=data.get("elapsed"), cpu_time=data.get("cpu_time"), max_rss=data.get("max_rss"),
+                   node=str(data.get("node") or ""))
 
 
 @attrs.frozen(kw_only=True)
@@ -73,22 +128,44 @@ class SubjobStatus:
     state: State
     exit_code: int | None = None
     reason: FailureReason | None = None
+    #: Free text: the scheduler's pending reason, its words about a failure.
     detail: str = ""
+    #: The scheduler says this pending subjob can never start as requested.
+    blocked: bool = False
+    usage: Usage | None = None
 
 
 @attrs.frozen(kw_only=True)
 class SchedulerState:
-    """The scheduler's word on one subjob that has not written a final status.
+    """The scheduler's word on one subjob (see :meth:`Submitter.scheduler_states`).
 
-    ``state`` is PENDING or RUNNING while the scheduler still holds it, or
-    FAILED with a ``reason`` once it left the queue abnormally. Return
-    ``None`` for subjobs the scheduler no longer knows (core then relies on
-    the status file, and declares the subjob lost after a grace period).
+    * ``PENDING`` or ``RUNNING`` while the queue holds it; ``detail`` carries
+      the scheduler's pending reason (Slurm ``%r``, PBS ``comment``, LSF
+      ``pend_reason``, HTCondor ``HoldReason``) and ``blocked`` says the
+      scheduler will never start it as submitted (Slurm ``PartitionConfig``,
+      PBS "Can Never Run"...), so followers stop waiting and say why.
+    * ``SUCCEEDED`` or ``FAILED`` once it ended, from the queue or from the
+      scheduler's memory of finished jobs (``sacct``, ``qstat -x``,
+      ``condor_history``, ``bjobs -a``), with ``exit_code`` and, for
+      failures, a normalised ``reason``; ``usage`` where the scheduler keeps it.
+    * :meth:`forgotten` for a subjob neither the queue nor the history
+      knows: core then declares it lost once its status file has been silent
+      for a grace period, unless the file says it finished.
     """
 
     state: State
     reason: FailureReason | None = None
     detail: str = ""
+    exit_code: int | None = None
+    blocked: bool = False
+    usage: Usage | None = None
+    #: False only for :meth:`forgotten`.
+    known: bool = True
+
+    @classmethod
+    def forgotten(cls) -> SchedulerState:
+        """The scheduler has no record of this subjob any more (nor ever had)."""
+        return cls(state=State.UNKNOWN, known=False, detail="unknown to the scheduler")
 
 
 class Submitter(ABC):
@@ -125,13 +202,41 @@ class Submitter(ABC):
         Raise :class:`reproman.errors.SubmissionError` on failure.
         """
 
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
-        """The scheduler's view of unfinished subjobs, for all ``jobs`` in ONE query.
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
+        """The scheduler's word on the subjobs of ``jobs``, keyed by ``jobid`` then subjob index.
 
-        Keyed by ``jobid`` then subjob index. The default (no scheduler)
-        returns nothing and core relies on the status files alone.
+        Cost: ONE query of the queue for all ``jobs`` together, plus at most
+        ONE query of the scheduler's history for the ids that left the queue
+        (whatever the number of jobs and subjobs): sites ban users for less
+        than one query per job per poll. Core calls it only for jobs with
+        subjobs that wrote no final status line (or ended by a signal), and
+        says which in ``wanted`` (jobid -> subjob indices; None: all): a
+        subjob that left the queue but is not wanted (its status file told
+        everything) needs no history lookup.
+
+        Report every subjob the scheduler knows (see :class:`SchedulerState`):
+        pending with the pending reason, running, or finished (``SUCCEEDED``
+        or ``FAILED`` with ``reason``, ``exit_code`` and ``usage`` where
+        known), and :meth:`SchedulerState.forgotten` for those neither the
+        queue nor the history knows. Leave out subjobs the scheduler cannot
+        speak about; the default (no scheduler) returns nothing, and core
+        relies on the status files alone.
         """
         return {}
+
+    def usage(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, Usage]] | None:
+        """Resources used by the finished subjobs of ``jobs``, in ONE accounting query.
+
+        Called once a job's subjobs have all finished, for the subjobs whose
+        usage is not recorded yet (and again on later polls for those the
+        accounting did not have yet). Return ``None`` when this resource
+        keeps no accounting (core then records and shows usage as
+        unavailable); leave out subjobs the accounting does not know yet.
+        The default keeps no accounting.
+        """
+        return None
 
     @abstractmethod
     def cancel(self, job: Any) -> None:

@@ -2,9 +2,9 @@
 
 The orchestrator moves the files; this module keeps the bookkeeping in one
 place: the job record kept with the results is rewritten with what is known
-now (submission id, final status), and the registry entry is marked
-``fetched`` but kept, so the job can still be shown, fetched again or
-deleted.
+now (submission id, each subjob's outcome), and the registry entry is marked
+``fetched`` (with the time) but kept, so the job can still be shown, fetched
+again or deleted, and still says how it ended.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from reproman.errors import OutputConflictError
-from reproman.jobs import layout
+from reproman.jobs import layout, outcome
 from reproman.jobs.connection import Connection
 from reproman.jobs.contracts import Orchestrator
 from reproman.jobs.provenance import fetch_outputs
@@ -43,14 +43,15 @@ def fetch_job(
     orchestrator frees what the job staged on the resource, unless
     ``keep_remote``.
     """
-    from reproman.yamlio import atomic_write
-
     registry = registry or Registry()
     orchestrator = connection.orchestrator(job)
     orchestrator.overwrite = overwrite
+    outcome.record(job, status)
+    fetched_at = outcome.now_iso()
     if orchestrator.records_job:
         # The orchestrator writes (commits) the record itself: give it the final one.
         job.status = "fetched"
+        job.fetched = fetched_at
         job.extra["result"] = status.summary()
     try:
         paths = fetch_outputs(connection, job, orchestrator, status)
@@ -64,11 +65,9 @@ def fetch_job(
     if report is not None and report.kept:
         job.extra["kept"] = [{"local": str(k.local), "fetched": str(k.fetched)} for k in report.kept]
     job.status = "fetched"
+    job.fetched = fetched_at
     job.extra["result"] = status.summary()
-    registry.save(job)
-    if not orchestrator.records_job:
-        spec = os.path.join(local_log_dir(job), layout.SPEC_FILE)
-        atomic_write(spec, dump_record(job))
+    save_record(job, registry, orchestrator.records_job)
     if not keep_remote:
         release_remote(orchestrator)
         job.extra["remote_released"] = True
@@ -84,11 +83,26 @@ def release_remote(orchestrator: Orchestrator) -> None:
         lgr.warning("job %s: could not free what it staged on the resource: %s", orchestrator.job.jobid, exc)
 
 
+def save_record(job: JobSpec, registry: Registry, records_job: bool | None = None) -> None:
+    """The registry entry, and the copy kept with the results unless the orchestrator keeps its own."""
+    from reproman.yamlio import atomic_write
+
+    registry.save(job)
+    if records_job is None:
+        from reproman.plugins.manager import get_plugin_manager
+
+        records_job = bool(get_plugin_manager().orchestrator(job.orchestrator).load().records_job)
+    if job.was_fetched and not records_job:
+        atomic_write(os.path.join(local_log_dir(job), layout.SPEC_FILE), dump_record(job))
+
+
 def failures(job: JobSpec, status: JobStatus, fetched: bool) -> list[dict[str, Any]]:
-    """Failed subjobs with the path of their stderr (local copy once fetched)."""
+    """Failed subjobs, named by their parameters, with the path of their stderr (local copy once fetched)."""
     return [
         {
             "index": s.index,
+            "subjob": outcome.subjob_label(job, s.index),
+            "p": dict(job.subjobs[s.index].p) if s.index < job.n_subjobs else {},
             "exit_code": s.exit_code,
             "reason": s.reason.value if s.reason else None,
             "detail": s.detail or None,

@@ -1,19 +1,30 @@
-"""Wait for a job by polling, with an interval that adapts to how fast it moves.
+"""Wait for a job by polling, with an interval that adapts to how fast it moves and how old it is.
 
 The first polls come quickly (a trivial batch finishes in a fraction of a
-second, and a fixed multi-second interval would dominate its run time); while
-nothing changes the interval grows to a few seconds, so following a day-long
-cluster job costs a handful of remote commands a minute. Any change in the
-counts keeps it below a second. Each poll is one status read plus at
-most one scheduler query (see :func:`reproman.jobs.status.poll`).
+second, and a fixed multi-second interval would dominate its run time);
+while nothing changes the interval grows to a few seconds, and as the job
+ages the ceiling grows with it (a twentieth of the time followed so far), up
+to a maximum: 60 s by default, ``[jobs] max_poll_interval`` in the
+configuration, or the ``max_poll_interval`` job parameter. Following a
+one-hour job so costs about 130 scheduler queries (225 for a 1,000-subjob
+array that changes at every poll), where the former 3 s ceiling cost 1,200
+(``python benchmarks/poll_load.py`` measures it). A change in the counts
+keeps the interval short, but even a busy job's interval grows with its age
+(a fiftieth of it). Each poll is one status read plus at most one scheduler
+query (see :func:`reproman.jobs.status.poll`).
+
+Following stops early when the only subjobs left are ones the scheduler
+says can never start (Slurm ``PartitionConfig`` and the like): waiting would
+be forever.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from reproman.errors import JobError
+from reproman.errors import ConfigError, JobError
 from reproman.jobs.connection import Connection
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, poll
@@ -21,22 +32,55 @@ from reproman.jobs.status import JobStatus, poll
 ProgressCallback = Callable[[JobStatus], None]
 
 INITIAL_INTERVAL = 0.05
-MAX_INTERVAL = 3.0
+#: The ceiling while a job is young (the first minute).
+YOUNG_CEILING = 3.0
 BACKOFF = 1.5
 BUSY_GROWTH = 1.25
 BUSY_INTERVAL = 1.0
+#: The ceiling grows to this fraction of the time followed so far...
+AGE_FRACTION = 0.05
+#: ...and a busy job's interval to this fraction.
+BUSY_AGE_FRACTION = 0.02
+#: Default of the maximum interval (seconds).
+MAX_INTERVAL = 60.0
+#: How long the scheduler must keep saying "can never start" before following stops:
+#: a reason seen once may be the scheduler's first guess (Slurm shows PartitionConfig
+#: before it settles on PartitionTimeLimit).
+STUCK_CONFIRM = 5.0
 
 
-def next_interval(interval: float, changed: bool, maximum: float = MAX_INTERVAL) -> float:
-    """Grow slowly while the job moves (up to :data:`BUSY_INTERVAL`), faster while it does not.
+def next_interval(interval: float, changed: bool, maximum: float = MAX_INTERVAL, elapsed: float = 0.0) -> float:
+    """The next sleep: grow slowly while the job moves, faster while it does not, and with its age.
 
     Even a moving job gets a growing interval: on a small machine every poll
     takes CPU from the subjobs, and a job that is still moving after a
-    second will not finish in the next 50 ms.
+    second will not finish in the next 50 ms; after an hour, one query a
+    minute tells the user as much as one a second.
     """
+    ceiling = min(maximum, max(YOUNG_CEILING, elapsed * AGE_FRACTION))
     if changed:
-        return min(maximum, BUSY_INTERVAL, interval * BUSY_GROWTH)
-    return min(maximum, interval * BACKOFF)
+        return min(ceiling, max(BUSY_INTERVAL, elapsed * BUSY_AGE_FRACTION), interval * BUSY_GROWTH)
+    return min(ceiling, interval * BACKOFF)
+
+
+def max_interval(parameters: Mapping[str, Any] | None = None) -> float:
+    """The job parameter ``max_poll_interval``, else ``[jobs] max_poll_interval``, else 60 s."""
+    from reproman.config import get_config
+
+    raw = (parameters or {}).get("max_poll_interval")
+    source = "job parameter max_poll_interval"
+    if raw is None:
+        raw = get_config().get("jobs", "max_poll_interval")
+        source = "[jobs] max_poll_interval"
+    if raw is None:
+        return MAX_INTERVAL
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source} = {raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ConfigError(f"{source} must be positive, got {raw!r}")
+    return value
 
 
 def follow(
@@ -45,25 +89,42 @@ def follow(
     progress: ProgressCallback | None = None,
     *,
     initial: float = INITIAL_INTERVAL,
-    maximum: float = MAX_INTERVAL,
+    maximum: float | None = None,
     timeout: float | None = None,
+    on_change: Callable[[JobSpec], None] | None = None,
 ) -> JobStatus:
-    """Poll until every subjob has finished; return the final status.
+    """Poll until every subjob has finished, or only subjobs that can never start remain.
 
     ``progress`` is called with every status read (the CLI draws its
-    progress bar from it). ``timeout`` (seconds) raises :class:`JobError`;
-    the job itself keeps running.
+    progress bar from it); ``on_change`` with the job whenever a poll
+    recorded something in it (the caller saves the record, so what was
+    learned survives an interrupted follow). ``timeout`` (seconds) raises
+    :class:`JobError`; the job itself keeps running. The returned status is
+    finished, or :attr:`JobStatus.stuck`.
     """
     submitter = connection.submitter(job.submitter)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    maximum = max_interval(job.parameters) if maximum is None else maximum
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
     interval = initial
     last: dict[str, int] | None = None
+    stuck_since: float | None = None
     while True:
-        status = poll(connection.session, submitter, [job])[job.jobid]
+        changed: set[str] = set()
+        # Usage is read once the results are in (see commands.run), not on the path to them.
+        status = poll(connection.session, submitter, [job], changed=changed, usage=False)[job.jobid]
+        if changed and on_change is not None:
+            on_change(job)
         if progress is not None:
             progress(status)
         if status.finished:
             return status
+        if status.stuck:
+            stuck_since = stuck_since if stuck_since is not None else time.monotonic()
+            if time.monotonic() - stuck_since >= STUCK_CONFIRM:
+                return status
+        else:
+            stuck_since = None
         if status.missing:
             raise JobError(
                 f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}",
@@ -72,6 +133,9 @@ def follow(
         if deadline is not None and time.monotonic() >= deadline:
             raise JobError(f"job {job.jobid} did not finish within {timeout} s ({status.summary()})")
         counts = status.counts()
-        interval = next_interval(interval, last is not None and counts != last, maximum)
+        interval = next_interval(interval, last is not None and counts != last, maximum,
+                                 time.monotonic() - started)
+        if stuck_since is not None:
+            interval = min(interval, STUCK_CONFIRM / 2)  # confirm soon rather than a minute later
         last = counts
         time.sleep(interval)

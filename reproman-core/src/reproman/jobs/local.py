@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from reproman.errors import SubmissionError
@@ -44,12 +44,13 @@ printf '%s\\n' "$$" > "$jobdir/{layout.SUBMISSION_ID}"
 if [ -z "$procs" ]; then
   procs=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 fi
-# xargs stops at an exit status of 255, and one failing subjob must not stop
-# the others: each subjob runs the runscript in a shell whose EXIT trap makes
-# it exit 0 (sourcing it with the index as $1 saves a process per subjob).
+# xargs stops launching at an exit status of 255 or a child killed by a
+# signal, and one failing or killed subjob must not stop the others: each
+# subjob sources the runscript (index as $1) in a subshell, and the shell
+# xargs started exits 0 whatever became of it (a fork, no exec, per subjob).
 awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
   umask "$reproman_umask"
-  xargs -n 1 -P "$procs" sh -c 'trap "exit 0" EXIT; . "$0"' "$jobdir/{layout.RUNSCRIPT}"
+  xargs -n 1 -P "$procs" sh -c '(. "$0"); exit 0' "$jobdir/{layout.RUNSCRIPT}"
 }}
 : > "$jobdir/{layout.COMPLETED}"
 """
@@ -73,13 +74,19 @@ awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
             )
         return pid[0]
 
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
-        """Ask, in one command, whether each job's launcher is still alive.
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
+        """Ask, in one command, whether anything of each job's launcher is still alive.
 
-        A launcher that is gone without writing ``completed`` was killed:
-        its unfinished subjobs are cancelled (``cancel`` left a marker) or
-        lost. The ``completed`` test comes after the liveness test, so a
-        launcher that finishes between the two is not taken for dead.
+        The launcher leads its own process group (``setsid``), and xargs and
+        every subjob run in it: while any process of the group lives, the job
+        is going (a launcher killed alone leaves xargs starting the rest).
+        A group that is gone without the launcher writing ``completed`` was
+        killed (SIGKILL, OOM killer, reboot): its unfinished subjobs are
+        cancelled (``cancel`` left a marker) or lost. The ``completed`` test
+        comes after the liveness test, so a launcher that finishes between
+        the two is not taken for dead.
         """
         if not jobs:
             return {}
@@ -91,7 +98,7 @@ awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
                 f"pid=; IFS= read -r pid < {d}/{layout.SUBMISSION_ID} 2>/dev/null; pid=${{pid:-{fallback}}}; "
                 f'if [ -z "$pid" ]; then :; '
                 f"elif [ -e {d}/{layout.CANCELLED} ]; then echo {shlex.quote(job.jobid)} cancelled; "
-                f'elif kill -0 "$pid" 2>/dev/null; then :; '
+                f'elif kill -0 "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null; then :; '
                 f"elif [ -e {d}/{layout.COMPLETED} ]; then :; "
                 f"else echo {shlex.quote(job.jobid)} lost; fi"
             )
@@ -104,7 +111,8 @@ awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
             if job is None:
                 continue
             reason = FailureReason.CANCELLED if verdict == "cancelled" else FailureReason.LOST
-            detail = "cancelled with 'reproman jobs --cancel'" if verdict == "cancelled" else "launcher died"
+            detail = ("cancelled with 'reproman jobs --cancel'" if verdict == "cancelled"
+                      else "its launcher and every process it started are gone (killed?)")
             state = SchedulerState(state=State.FAILED, reason=reason, detail=detail)
             states[jobid] = {i: state for i in range(job.n_subjobs)}
         return states

@@ -1,10 +1,27 @@
-"""Job parameters: merge ``--job-spec`` files and ``--job-parameter`` values, then validate.
+"""Job specs and job parameters: merge ``--job-spec`` files and ``--job-parameter`` values, then validate.
+
+A job spec file holds a whole request, so a saved job can be submitted
+again: ``command`` (shell code, or a list of words), ``inputs``,
+``outputs``, ``resource``, ``submitter``, ``orchestrator``, ``message``,
+``batch_parameters`` (``KEY: [v1, v2]``) or ``batch_spec`` (a file) or
+``batch`` (the records themselves), and the job parameters, either under
+``job_parameters`` or as top-level keys. Two other shapes load too:
+
+* what ``reproman jobs --show JOB`` prints (a job record, YAML or the
+  ``--json`` list): command, input/output patterns, batch records,
+  resource, submitter, orchestrator and job parameters are taken from it;
+  what the record says about that one run (ids, directories, outcomes) is
+  not;
+* the old ReproMan's job specs: ``command_str``, ``resource_name`` /
+  ``resource_id``, job parameters at the top level, ``_resolved_*`` keys
+  (other ``_`` keys are its internals and are ignored).
 
 Precedence, lowest first: each job spec file in the order given (nested
-mappings merged key by key), then ``KEY=VALUE`` job parameters. Names are
-checked against :data:`reproman.jobs.parameters.JOB_PARAMETERS` and against
-what the chosen submitter honours, so a ``queue`` given to the ``local``
-submitter fails before anything runs instead of being silently ignored.
+mappings merged key by key), then ``KEY=VALUE`` job parameters, then the
+command line's own options. Parameter names are checked against
+:data:`reproman.jobs.parameters.JOB_PARAMETERS` and against what the chosen
+submitter honours, so a ``queue`` given to the ``local`` submitter fails
+before anything runs instead of being silently ignored.
 """
 
 from __future__ import annotations
@@ -14,11 +31,134 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from reproman.errors import UsageError
 from reproman.jobs.parameters import GENERIC, JOB_PARAMETERS, check_env_name, check_job_spec
 from reproman.plugins.records import Parameter, SubmitterType
 
 KNOWN: dict[str, Parameter] = {p.name: p for p in JOB_PARAMETERS}
+
+#: Keys of a job spec that describe the request itself rather than job parameters.
+REQUEST_KEYS = frozenset({
+    "command", "command_str", "message", "resource", "resource_name", "resource_id", "submitter",
+    "orchestrator", "inputs", "outputs", "batch_parameters", "batch_spec", "batch", "job_parameters",
+})
+
+
+@attrs.frozen(kw_only=True)
+class JobRequest:
+    """What the job spec files ask for (None: not given there)."""
+
+    command: str | list[str] | None = None
+    message: str | None = None
+    resource: str | None = None
+    #: How ``resource`` is meant: ``name`` or ``id`` (the old ``resource_id`` key).
+    resource_type: str = "auto"
+    submitter: str | None = None
+    orchestrator: str | None = None
+    inputs: list[str] | None = None
+    outputs: list[str] | None = None
+    batch_spec: str | None = None
+    batch_parameters: dict[str, Any] | list[str] | None = None
+    #: Batch records given literally (``batch``, or a record's subjobs).
+    batch: list[dict[str, Any]] | None = None
+    parameters: dict[str, Any] = attrs.Factory(dict)
+
+
+def load_request(paths: Sequence[str | os.PathLike[str]] | None) -> JobRequest:
+    """The merged request of the job spec files (later files win, job parameters merged key by key)."""
+    from reproman.yamlio import load_file
+
+    fields: dict[str, Any] = {}
+    parameters: dict[str, Any] = {}
+    for path in paths or ():
+        data = load_file(path, what="job spec")
+        if data is None:
+            continue
+        if isinstance(data, list) and len(data) == 1 and isinstance(data[0], Mapping):
+            data = data[0]  # 'reproman jobs --show --json JOB'
+        if not isinstance(data, Mapping):
+            raise UsageError(f"job spec {path} must be a YAML mapping (a request, job parameters or a job record)")
+        found, params = _from_record(data, str(path)) if "jobid" in data else _from_spec(data, str(path))
+        check_job_spec(params, path)
+        fields.update(found)
+        parameters = deep_merge(parameters, params)
+    return JobRequest(parameters=parameters, **fields)
+
+
+def _words(value: Any, key: str, source: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and all(isinstance(v, (str, int, float)) for v in value):
+        return [str(v) for v in value]
+    raise UsageError(f"job spec {source}: {key} must be a path or a list of paths")
+
+
+def _from_spec(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A request written by hand (or by the old ReproMan)."""
+    found: dict[str, Any] = {}
+    command = data.get("command_str", data.get("command", data.get("_resolved_command_str")))
+    if command is not None:
+        if not isinstance(command, (str, list)) or not command:
+            raise UsageError(f"job spec {source}: command must be shell code or a list of words")
+        found["command"] = command if isinstance(command, str) else [str(w) for w in command]
+    for key in ("message", "submitter", "orchestrator", "batch_spec"):
+        if data.get(key) is not None:
+            found[key] = str(data[key])
+    if data.get("resource") is not None or data.get("resource_name") is not None:
+        found["resource"] = str(data.get("resource") or data.get("resource_name"))
+        found["resource_type"] = "name" if data.get("resource_name") is not None else "auto"
+    elif data.get("resource_id") is not None:
+        found["resource"], found["resource_type"] = str(data["resource_id"]), "id"
+    for key in ("inputs", "outputs"):
+        if data.get(key) is not None:
+            found[key] = _words(data[key], key, source)
+    if data.get("batch_parameters") is not None:
+        value = data["batch_parameters"]
+        if not isinstance(value, (Mapping, list)):
+            raise UsageError(f"job spec {source}: batch_parameters must map KEY to values")
+        found["batch_parameters"] = dict(value) if isinstance(value, Mapping) else [str(v) for v in value]
+    batch = data.get("batch", data.get("_resolved_batch_parameters"))
+    if batch is not None:
+        if not isinstance(batch, list) or not all(isinstance(r, Mapping) for r in batch):
+            raise UsageError(f"job spec {source}: batch must be a list of mappings (one record per subjob)")
+        found["batch"] = [dict(r) for r in batch]
+    nested = data.get("job_parameters") or {}
+    if not isinstance(nested, Mapping):
+        raise UsageError(f"job spec {source}: job_parameters must be a mapping")
+    top = {k: v for k, v in data.items() if k not in REQUEST_KEYS and not str(k).startswith("_")}
+    return found, deep_merge(top, nested)
+
+
+def _from_record(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A job record as ``reproman jobs --show`` prints it: the request part only."""
+    found: dict[str, Any] = {}
+    if data.get("command"):
+        found["command"] = str(data["command"])
+    for key in ("message", "submitter", "orchestrator"):
+        if data.get(key) is not None:
+            found[key] = str(data[key])
+    if data.get("resource_name"):
+        found["resource"], found["resource_type"] = str(data["resource_name"]), "name"
+    subjobs = [s for s in data.get("subjobs") or [] if isinstance(s, Mapping)]
+    records = [dict(s.get("p") or {}) for s in subjobs]
+    if len(records) > 1 or any(records):
+        found["batch"] = records
+    for key in ("inputs", "outputs"):
+        patterns = data.get(key[:-1] + "_patterns")
+        if patterns:
+            found[key] = _words(patterns, key, source)
+        elif len(subjobs) <= 1 or len({tuple(s.get(key) or ()) for s in subjobs}) == 1:
+            # An older record without patterns: each subjob had the same paths.
+            found[key] = _words(data.get(key) or [], key, source)
+        else:
+            raise UsageError(f"job record {source} predates {key} patterns and its subjobs differ",
+                             hint=f"Give the {key} again with {'-i' if key == 'inputs' else '-o'}.")
+    parameters = data.get("parameters") or {}
+    if not isinstance(parameters, Mapping):
+        raise UsageError(f"job record {source}: parameters must be a mapping")
+    return found, dict(parameters)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,22 +169,6 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
-    return merged
-
-
-def load_job_specs(paths: Sequence[str | os.PathLike[str]] | None) -> dict[str, Any]:
-    """The merged content of the job spec files (later files win)."""
-    from reproman.yamlio import load_file
-
-    merged: dict[str, Any] = {}
-    for path in paths or ():
-        data = load_file(path, what="job spec")
-        if data is None:
-            continue
-        if not isinstance(data, Mapping):
-            raise UsageError(f"job spec {path} must be a YAML mapping of job parameters")
-        check_job_spec(data, path)
-        merged = deep_merge(merged, data)
     return merged
 
 
@@ -64,12 +188,16 @@ def parse_job_parameters(items: Sequence[str] | Mapping[str, Any] | None) -> dic
 
 
 def resolve_job_parameters(
-    job_specs: Sequence[str | os.PathLike[str]] | None,
+    job_specs: Sequence[str | os.PathLike[str]] | JobRequest | None,
     job_parameters: Sequence[str] | Mapping[str, Any] | None,
     submitter: SubmitterType,
 ) -> dict[str, Any]:
-    """Merged, validated and converted job parameters for ``submitter``."""
-    given = deep_merge(load_job_specs(job_specs), parse_job_parameters(job_parameters))
+    """Merged, validated and converted job parameters for ``submitter``.
+
+    ``job_specs`` are job spec files, or the request already loaded from them.
+    """
+    request = job_specs if isinstance(job_specs, JobRequest) else load_request(job_specs)
+    given = deep_merge(request.parameters, parse_job_parameters(job_parameters))
     supported = set(GENERIC) | set(submitter.job_parameters)
     values: dict[str, Any] = {}
     for key, raw in given.items():

@@ -33,10 +33,12 @@ JOB_PARAMETERS: tuple[Parameter, ...] = (
               "comma-separated, e.g. '--constraint=skylake,--exclusive' (write \\, for a comma inside one, or give a "
               "list in a job spec)."),
     Parameter(name="env", type="list", doc="Environment variables for the command, KEY=VALUE, comma-separated."),
+    Parameter(name="max_poll_interval", type="float", doc="Longest wait in seconds between two status polls of a "
+              "followed job (default: [jobs] max_poll_interval, else 60); polls back off up to it as the job ages."),
 )
 
 #: Parameters that are about where and how ReproMan stages work, not the scheduler.
-GENERIC = frozenset({"root_directory", "working_directory", "container", "env"})
+GENERIC = frozenset({"root_directory", "working_directory", "container", "env", "max_poll_interval"})
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)

@@ -1,8 +1,14 @@
-"""The job record: what ``reproman run`` decided, kept locally and on the resource.
+"""The job record: what ``reproman run`` decided, and what became of it.
 
 The same record is the local registry entry (``<data dir>/jobs/JOBID.yaml``)
 and ``spec.yaml`` in the job directory on the resource, so a job can be
-understood from either side.
+understood from either side. Besides the request (command and the
+patterns it was given, batch records, job parameters) it keeps the facts
+learned while following the job: each subjob's final outcome the first time
+it was seen finished (see :mod:`reproman.jobs.outcome`), whether and when
+the user cancelled it, and when it was fetched. Those facts must outlive the
+scheduler's memory: a scheduler forgets finished jobs after minutes, and
+checking back the next morning is how HPC users work.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ class Subjob:
     inputs: list[str] = attrs.Factory(list)
     outputs: list[str] = attrs.Factory(list)
     p: dict[str, Any] = attrs.Factory(dict)
+    #: The final outcome once seen (:class:`reproman.jobs.outcome.Outcome` as a dict), else None.
+    outcome: dict[str, Any] | None = None
 
 
 @attrs.define(kw_only=True)
@@ -45,19 +53,34 @@ class JobSpec:
     orchestrator: str
     parameters: dict[str, Any] = attrs.Factory(dict)
     subjobs: list[Subjob] = attrs.Factory(list)
+    #: Rendered inputs and outputs of all subjobs (what orchestrators move).
     inputs: list[str] = attrs.Factory(list)
     outputs: list[str] = attrs.Factory(list)
+    #: The inputs and outputs as the user gave them, ``{p[KEY]}`` placeholders
+    #: unrendered, so the job can be submitted again from its record.
+    input_patterns: list[str] = attrs.Factory(list)
+    output_patterns: list[str] = attrs.Factory(list)
     local_directory: str = attrs.Factory(os.getcwd)
     root_directory: str = ""
     working_directory: str = ""
     job_dir: str = ""
     submission_id: str | None = None
-    #: registered -> submitted -> (fetched | failed to submit); see registry.
+    #: Where the job is in its life: registered -> submitted -> fetched (or
+    #: "submission failed"). How it ended is in the subjobs' outcomes.
     status: str = "registered"
     created: str = attrs.Factory(lambda: datetime.datetime.now().isoformat(timespec="seconds"))
     #: A ctime from the local directory's file system taken at submission
     #: (:func:`reproman.resources.landing.stamp`): local outputs changed after it are never overwritten.
     local_stamp: int | None = None
+    #: When ``reproman jobs --cancel`` stopped it (ISO time), else None.
+    cancelled: str | None = None
+    #: When its results were last fetched (ISO time), else None.
+    fetched: str | None = None
+    #: Whether the resource reports resource usage: None until asked.
+    usage_available: bool | None = None
+    #: Subjob index -> epoch seconds (local clock) since which the scheduler
+    #: says it ended, or forgot it, while its status file says nothing final.
+    unaccounted: dict[str, float] = attrs.Factory(dict)
     #: Anything an orchestrator or submitter needs to remember (commit ids...).
     extra: dict[str, Any] = attrs.Factory(dict)
     # -- provenance (reproman.jobs.provenance) ------------------------------------
@@ -81,6 +104,11 @@ class JobSpec:
     def n_subjobs(self) -> int:
         return len(self.subjobs)
 
+    @property
+    def was_fetched(self) -> bool:
+        """Fetched at least once (records from before ``fetched`` existed say so in ``status``)."""
+        return self.fetched is not None or self.status == "fetched"
+
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=True, filter=lambda a, _v: a.metadata.get("record", True))
 
@@ -88,5 +116,9 @@ class JobSpec:
     def from_dict(cls, data: dict[str, Any]) -> JobSpec:
         fields = {f.name for f in attrs.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields and k != "secret_env"}
-        values["subjobs"] = [Subjob(**s) if isinstance(s, dict) else s for s in values.get("subjobs", [])]
+        subjob_fields = {f.name for f in attrs.fields(Subjob)}
+        values["subjobs"] = [
+            Subjob(**{k: v for k, v in s.items() if k in subjob_fields}) if isinstance(s, dict) else s
+            for s in values.get("subjobs", [])
+        ]
         return cls(**values)

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import logging
 import shlex
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from reproman.errors import ReproManError
-from reproman.jobs import layout
-from reproman.jobs.contracts import FailureReason, SchedulerState, SubjobStatus, Submitter
+from reproman.errors import ConfigError, ReproManError
+from reproman.jobs import layout, outcome
+from reproman.jobs.contracts import FailureReason, SchedulerState, State, SubjobStatus, Submitter
 from reproman.jobs.spec import JobSpec
 from reproman.resources.session import Session
 
 lgr = logging.getLogger(__name__)
 
 _HEADER = "== "
+#: Default of ``[jobs] lost_after``: seconds a subjob the scheduler is done with
+#: may stay silent before it is declared lost. Covers a shared filesystem
+#: showing the final status line late (NFS attribute caches hold for up to 60 s).
+LOST_AFTER = 60.0
 
 
 @attrs.frozen(kw_only=True)
@@ -46,6 +51,11 @@ class JobStatus:
     subjobs: tuple[SubjobStatus, ...]
     #: The job directory was not (yet) found on the resource.
     missing: bool = False
+    #: Each subjob's name (its batch parameters, see :func:`reproman.jobs.outcome.subjob_label`).
+    labels: tuple[str, ...] = ()
+    #: Subjobs that still want the scheduler's word (not final, or killed by a
+    #: signal and not yet explained); :func:`poll` asks only about these jobs.
+    unsettled: frozenset[int] = frozenset()
 
     @property
     def finished(self) -> bool:
@@ -59,15 +69,45 @@ class JobStatus:
     def ok(self) -> bool:
         return self.finished and not self.failed
 
+    @property
+    def blocked(self) -> list[SubjobStatus]:
+        """Pending subjobs the scheduler says can never start as requested."""
+        return [s for s in self.subjobs if s.blocked and not s.state.finished]
+
+    @property
+    def stuck(self) -> bool:
+        """Nothing left but subjobs that can never start: waiting longer is pointless."""
+        unfinished = [s for s in self.subjobs if not s.state.finished]
+        return bool(unfinished) and all(s.blocked for s in unfinished)
+
+    def label(self, index: int) -> str:
+        return self.labels[index] if index < len(self.labels) else f"#{index}"
+
     def counts(self) -> dict[str, int]:
         counts = {"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "unknown": 0}
         for s in self.subjobs:
             counts[s.state.value] += 1
         return counts
 
+    def pending_reasons(self) -> dict[str, int]:
+        """The scheduler's reasons for pending subjobs, most common first."""
+        reasons: dict[str, int] = {}
+        for s in self.subjobs:
+            if s.state.value == "pending" and s.detail:
+                reasons[s.detail] = reasons.get(s.detail, 0) + 1
+        return dict(sorted(reasons.items(), key=lambda item: -item[1]))
+
     def summary(self) -> str:
-        """``"3 running, 97 succeeded"``: non-zero counts only."""
-        parts = [f"{n} {state}" for state, n in self.counts().items() if n]
+        """``"3 running, 97 succeeded"``: non-zero counts only; the main pending reason in brackets."""
+        reasons = self.pending_reasons()
+        parts = []
+        for state, n in self.counts().items():
+            if not n:
+                continue
+            text = f"{n} {state}"
+            if state == "pending" and reasons:
+                text += f" ({next(iter(reasons))})"
+            parts.append(text)
         return ", ".join(parts) or "no subjobs"
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,13 +115,18 @@ class JobStatus:
             "jobid": self.jobid,
             "finished": self.finished,
             "counts": self.counts(),
+            "pending_reasons": self.pending_reasons(),
+            "blocked": bool(self.blocked),
             "subjobs": [
                 {
                     "index": s.index,
+                    "subjob": self.label(s.index),
                     "state": s.state.value,
                     "exit_code": s.exit_code,
                     "reason": s.reason.value if s.reason else None,
                     "detail": s.detail or None,
+                    "blocked": s.blocked,
+                    "usage": s.usage.to_dict() if s.usage else None,
                 }
                 for s in self.subjobs
             ],
@@ -131,48 +176,127 @@ def parse_status_output(text: str) -> dict[str, RemoteFiles]:
 
 
 def interpret(
-    job: JobSpec, files: RemoteFiles, scheduler: Mapping[int, SchedulerState] | None = None
+    job: JobSpec,
+    files: RemoteFiles,
+    scheduler: Mapping[int, SchedulerState] | None = None,
+    *,
+    ages: Mapping[int, float] | None = None,
+    now: float | None = None,
+    lost_after: float | None = None,
 ) -> JobStatus:
-    """Combine status files, completion marker and the scheduler's view into subjob states."""
-    from reproman.jobs.contracts import State
+    """Combine recorded outcomes, status files, markers and the scheduler's word into subjob states.
 
+    Recorded outcomes win (see :mod:`reproman.jobs.outcome`); then the
+    subjob's own final status line; then the scheduler. ``ages`` gives, for
+    subjobs the scheduler forgot, how long ago their status file (or the job
+    directory) last changed; with ``job.unaccounted`` it decides when silence
+    means lost. Pure: nothing is written to ``job``.
+    """
     scheduler = scheduler or {}
+    now = time.time() if now is None else now
+    grace = lost_after_seconds() if lost_after is None else lost_after
     subjobs: list[SubjobStatus] = []
+    unsettled: set[int] = set()
     for index in range(job.n_subjobs):
         line = files.lines.get(index)
         word, code = layout.parse_status_line(line) if line is not None else ("", None)
-        if word == "succeeded":
-            subjobs.append(SubjobStatus(index=index, state=State.SUCCEEDED, exit_code=code or 0))
-            continue
-        said = scheduler.get(index)
-        if word == "failed":
-            # A subjob killed by a signal (walltime, scancel, OOM killer) exits
-            # 128+N; the scheduler knows why, so its reason wins over "exit 143".
-            if _signalled(code) and said is not None and said.state is State.FAILED and said.reason is not None:
-                subjobs.append(SubjobStatus(index=index, state=State.FAILED, exit_code=code,
-                                            reason=said.reason, detail=said.detail))
-            else:
-                subjobs.append(SubjobStatus(index=index, state=State.FAILED, exit_code=code,
-                                            reason=FailureReason.EXIT_CODE))
-            continue
-        if said is not None and (said.state.finished or word != "running"):
-            subjobs.append(SubjobStatus(index=index, state=said.state, reason=said.reason, detail=said.detail))
-        elif files.cancelled and files.completed:
-            subjobs.append(SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED))
-        elif files.completed:
-            # The launcher finished, yet this subjob never wrote a final line.
-            subjobs.append(SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST))
-        elif word == "running":
-            subjobs.append(SubjobStatus(index=index, state=State.RUNNING))
-        elif files.exists or job.status == "submitted":
-            subjobs.append(SubjobStatus(index=index, state=State.PENDING))
-        else:
-            subjobs.append(SubjobStatus(index=index, state=State.UNKNOWN))
-    return JobStatus(jobid=job.jobid, subjobs=tuple(subjobs), missing=not files.exists)
+        seen = _evidence(job, index, word, code, scheduler.get(index), files, ages or {}, now, grace)
+        old = outcome.recorded(job, index)
+        kept = outcome.merge(old, seen, own_line=word in _FINAL)
+        shown = kept.as_status(index) if kept is not None else seen
+        if old is None and seen.state.finished and word == "failed" and _signalled(code) and index not in scheduler:
+            unsettled.add(index)  # killed by a signal, not yet recorded: the scheduler may know why
+        elif not shown.state.finished:
+            unsettled.add(index)
+        subjobs.append(shown)
+    labels = tuple(outcome.subjob_label(job, i) for i in range(job.n_subjobs))
+    return JobStatus(jobid=job.jobid, subjobs=tuple(subjobs), missing=not files.exists, labels=labels,
+                     unsettled=frozenset(unsettled))
+
+
+_FINAL = ("succeeded", "failed")
+
+
+def _evidence(
+    job: JobSpec,
+    index: int,
+    word: str,
+    code: int | None,
+    said: SchedulerState | None,
+    files: RemoteFiles,
+    ages: Mapping[int, float],
+    now: float,
+    grace: float,
+) -> SubjobStatus:
+    """What this poll saw of one subjob, before the record is consulted."""
+    cancelled = bool(job.cancelled) or files.cancelled
+    finished_said = said is not None and said.known and said.state.finished
+    usage = said.usage if finished_said and said is not None else None
+    if word == "succeeded":
+        return SubjobStatus(index=index, state=State.SUCCEEDED, exit_code=code or 0, usage=usage)
+    if word == "failed":
+        if finished_said and said is not None and said.reason is not None and said.reason.specific:
+            return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=said.reason,
+                                detail=said.detail, usage=usage)
+        if (_signalled(code) and said is not None and said.known and said.state is State.RUNNING
+                and not job.parameters.get("launcher")):
+            # Killed, and the scheduler is still ending it: its verdict (walltime,
+            # cancelled, out of memory) comes with the next poll.
+            return SubjobStatus(index=index, state=State.RUNNING, detail=f"ending (exit code {code})")
+        reason = FailureReason.CANCELLED if cancelled and _signalled(code) else FailureReason.EXIT_CODE
+        return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=reason, usage=usage,
+                            detail=CANCEL_DETAIL if reason is FailureReason.CANCELLED else "")
+    if finished_said and said is not None and said.state is State.FAILED:
+        reason = said.reason or FailureReason.EXIT_CODE
+        detail = said.detail
+        if cancelled and not reason.specific:
+            reason, detail = FailureReason.CANCELLED, CANCEL_DETAIL
+        return SubjobStatus(index=index, state=State.FAILED, exit_code=said.exit_code, reason=reason,
+                            detail=detail, usage=usage)
+    if said is not None and (not said.known or said.state is State.SUCCEEDED):
+        # The scheduler is done with it, yet it wrote nothing final: wait a
+        # grace period (a shared filesystem may show the file late), then say so.
+        since = job.unaccounted.get(str(index), now)
+        age = max(now - since, ages.get(index, 0.0) if not said.known else 0.0)
+        if age >= grace:
+            if cancelled:
+                return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED,
+                                    detail=CANCEL_DETAIL)
+            why = ("the scheduler says it completed, but it wrote no final status" if said.known
+                   else "the scheduler no longer knows it, and it wrote no final status")
+            return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST, detail=why)
+    if files.completed:
+        # The launcher finished, yet this subjob never wrote a final line.
+        if cancelled:
+            return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED, detail=CANCEL_DETAIL)
+        return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST,
+                            detail="its launcher finished without it writing a final status")
+    if said is not None and said.known and said.state is State.PENDING and word != "running":
+        return SubjobStatus(index=index, state=State.PENDING, detail=said.detail, blocked=said.blocked)
+    if word == "running" or (said is not None and said.known and said.state is State.RUNNING):
+        detail = said.detail if said is not None and said.known and said.state is State.RUNNING else ""
+        return SubjobStatus(index=index, state=State.RUNNING, detail=detail)
+    if files.exists or job.status == "submitted":
+        return SubjobStatus(index=index, state=State.PENDING)
+    return SubjobStatus(index=index, state=State.UNKNOWN)
+
+
+CANCEL_DETAIL = "cancelled with 'reproman jobs --cancel'"
 
 
 def _signalled(code: int | None) -> bool:
     return code is not None and code > 128
+
+
+def lost_after_seconds() -> float:
+    """``[jobs] lost_after``: seconds of silence before a subjob the scheduler is done with counts as lost."""
+    from reproman.config import get_config
+
+    raw = get_config().get("jobs", "lost_after")
+    try:
+        return max(0.0, float(raw)) if raw else LOST_AFTER
+    except ValueError:
+        raise ConfigError(f"[jobs] lost_after = {raw!r} is not a number of seconds") from None
 
 
 def read_files(session: Session, jobs: Sequence[JobSpec]) -> dict[str, RemoteFiles]:
@@ -184,35 +308,142 @@ def read_files(session: Session, jobs: Sequence[JobSpec]) -> dict[str, RemoteFil
     return {j.jobid: by_dir.get(j.job_dir, RemoteFiles()) for j in jobs}
 
 
-def poll(session: Session, submitter: Submitter, jobs: Sequence[JobSpec]) -> dict[str, JobStatus]:
-    """Status of every subjob of ``jobs`` on one resource: one read, at most one scheduler query.
+def silence(session: Session, suspects: Sequence[tuple[JobSpec, Sequence[int]]]) -> dict[str, dict[int, float]]:
+    """Seconds since each suspect subjob's status file (or, without one, its job directory) last changed.
 
-    The scheduler is asked only about jobs with subjobs that have no final
-    status line; when its answer finishes a subjob, the status files are
-    read once more so that a subjob which finished meanwhile is reported
-    from its own file rather than from the scheduler.
+    One remote command for all of them, ages measured on the resource's own
+    clock. GNU ``stat -c`` first, BSD ``stat -f`` as the fallback; a
+    resource with neither gives no ages (the grace period then runs from
+    the first poll that saw the subjob unaccounted).
     """
+    paths: list[str] = []
+    for job, indices in suspects:
+        paths.append(job.job_dir)
+        paths.extend(layout.status_file(job.job_dir, i) for i in indices)
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    result = session.execute_command(
+        f"date +%s; stat -c '%Y %n' -- {quoted} 2>/dev/null || stat -f '%m %N' -- {quoted} 2>/dev/null; true"
+    )
+    lines = result.stdout.splitlines()
+    if not lines or not lines[0].strip().isdigit():
+        return {}
+    remote_now = int(lines[0].strip())
+    mtimes: dict[str, int] = {}
+    for line in lines[1:]:
+        stamp, _, path = line.partition(" ")
+        if stamp.isdigit():
+            mtimes[path] = int(stamp)
+    ages: dict[str, dict[int, float]] = {}
+    for job, indices in suspects:
+        for i in indices:
+            mtime = mtimes.get(layout.status_file(job.job_dir, i), mtimes.get(job.job_dir))
+            if mtime is not None:
+                ages.setdefault(job.jobid, {})[i] = float(max(0, remote_now - mtime))
+    return ages
+
+
+def poll(
+    session: Session,
+    submitter: Submitter,
+    jobs: Sequence[JobSpec],
+    *,
+    changed: set[str] | None = None,
+    now: float | None = None,
+    usage: bool = True,
+) -> dict[str, JobStatus]:
+    """Status of every subjob of ``jobs`` on one resource; finished subjobs recorded in the jobs.
+
+    Costs one status read, plus, only for jobs with unsettled subjobs, one
+    :meth:`Submitter.scheduler_states` call, plus (with ``usage``) one
+    :meth:`Submitter.usage` call for jobs that finished without their usage
+    recorded. When the
+    scheduler says a subjob ended (or forgot it) while its file says nothing
+    final, the files of those jobs are read once more (it may have just
+    finished), and the silence of forgotten ones is measured (one command).
+
+    Finished subjobs are recorded in each :class:`JobSpec` (``outcome``);
+    the ``jobid`` of every job whose record changed is added to ``changed``,
+    for the caller to save.
+    """
+    now = time.time() if now is None else now
+    grace = lost_after_seconds()
     files = read_files(session, jobs)
-    first = {j.jobid: interpret(j, files[j.jobid]) for j in jobs}
-    open_jobs = [
-        j for j in jobs
-        if files[j.jobid].exists
-        and (not first[j.jobid].finished or any(_signalled(s.exit_code) for s in first[j.jobid].failed))
-    ]
-    if not open_jobs:
-        return first
+    first = {j.jobid: interpret(j, files[j.jobid], now=now, lost_after=grace) for j in jobs}
+    open_jobs = [j for j in jobs if files[j.jobid].exists and first[j.jobid].unsettled]
+    said: Mapping[str, Mapping[int, SchedulerState]] = {}
+    ages: dict[str, dict[int, float]] = {}
+    if open_jobs:
+        try:
+            said = submitter.scheduler_states(open_jobs, {j.jobid: first[j.jobid].unsettled for j in open_jobs})
+        except ReproManError as exc:
+            # A scheduler that does not answer this time (controller restarting,
+            # network hiccup) must not end a follow: status files still count,
+            # and the next poll asks again.
+            lgr.warning("could not ask the scheduler about %d job(s), will retry: %s", len(open_jobs), exc)
+        done = [j for j in open_jobs if _ended_silently(files[j.jobid], said.get(j.jobid, {}))]
+        if done:
+            files = {**files, **read_files(session, done)}
+        suspects: dict[str, tuple[JobSpec, list[int]]] = {}
+        for job in done:
+            for index in _ended_silently(files[job.jobid], said.get(job.jobid, {}), unaccounted_only=True):
+                key = str(index)
+                if key not in job.unaccounted:
+                    job.unaccounted[key] = now
+                    if changed is not None:
+                        changed.add(job.jobid)
+                if not said[job.jobid][index].known and now - job.unaccounted[key] < grace:
+                    suspects.setdefault(job.jobid, (job, []))[1].append(index)
+        if suspects:
+            ages = silence(session, list(suspects.values()))
+    statuses = {
+        j.jobid: interpret(j, files[j.jobid], said.get(j.jobid), ages=ages.get(j.jobid), now=now, lost_after=grace)
+        for j in jobs
+    }
+    for job in jobs:
+        if outcome.record(job, statuses[job.jobid]) and changed is not None:
+            changed.add(job.jobid)
+    wanting = [j for j in jobs if usage and statuses[j.jobid].finished and j.usage_available is not False
+               and outcome.missing_usage(j)]
+    if wanting and collect_usage(submitter, wanting, changed):
+        statuses.update({j.jobid: interpret(j, files[j.jobid], now=now, lost_after=grace) for j in wanting})
+    return statuses
+
+
+def collect_usage(submitter: Submitter, jobs: Sequence[JobSpec], changed: set[str] | None = None) -> bool:
+    """Ask the accounting once for the finished subjobs of ``jobs`` lacking usage; True if any was recorded."""
     try:
-        said = submitter.scheduler_states(open_jobs)
+        got = submitter.usage(jobs)
     except ReproManError as exc:
-        # A scheduler that does not answer this time (controller restarting,
-        # network hiccup) must not end a follow: status files still count,
-        # and the next poll asks again.
-        lgr.warning("could not ask the scheduler about %d job(s), will retry: %s", len(open_jobs), exc)
-        said = {}
-    if not any(s.state.finished for states in said.values() for s in states.values()):
-        return {j.jobid: interpret(j, files[j.jobid], said.get(j.jobid)) for j in jobs}
-    files = {**files, **read_files(session, open_jobs)}
-    return {j.jobid: interpret(j, files[j.jobid], said.get(j.jobid)) for j in jobs}
+        lgr.warning("could not read resource usage of %d job(s): %s", len(jobs), exc)
+        return False
+    recorded_any = False
+    for job in jobs:
+        available = got is not None
+        touched = job.usage_available is not available
+        job.usage_available = available
+        if got is not None and outcome.record_usage(job, got.get(job.jobid, {})):
+            touched = recorded_any = True
+        if touched and changed is not None:
+            changed.add(job.jobid)
+    return recorded_any
+
+
+def _ended_silently(
+    files: RemoteFiles, said: Mapping[int, SchedulerState], *, unaccounted_only: bool = False
+) -> list[int]:
+    """Subjobs the scheduler is done with (or forgot) that wrote no final status line.
+
+    With ``unaccounted_only``, only those the scheduler cannot explain:
+    forgotten, or "completed" without the line that completion writes.
+    """
+    result = []
+    for index, state in said.items():
+        line = files.lines.get(index)
+        if line is not None and layout.parse_status_line(line)[0] in _FINAL:
+            continue
+        if not state.known or state.state is State.SUCCEEDED or (state.state.finished and not unaccounted_only):
+            result.append(index)
+    return result
 
 
 def stderr_path(job: JobSpec, index: int, local: bool) -> str:

@@ -1,8 +1,17 @@
-"""``reproman jobs``: list, show, fetch, cancel and delete jobs.
+"""``reproman jobs``: list, show, fetch, cancel and delete jobs; read a subjob's log.
 
-Exit codes: 0 on success; 1 when a fetched job had failing subjobs (each
-named with the path of its stderr) or a job could not be acted on; 2 for
-usage errors such as an ambiguous job name.
+Exit codes (also in ``reproman jobs --help``), for scripts that wait for jobs:
+
+* 0: done: every named job was fetched and all its subjobs succeeded (or a
+  list/show/status/cancel/delete/log action worked);
+* 1: a fetched job had failed subjobs (each named by its parameters, with
+  the path of its stderr), or a job could not be acted on;
+* 2: usage error (unknown option, ambiguous job name...);
+* 3: a job is not finished, so nothing was fetched for it (or it can never
+  start as submitted); try again later.
+
+With several jobs, an error wins over "not finished", which wins over
+failed subjobs.
 """
 
 from __future__ import annotations
@@ -13,7 +22,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from reproman.cli.ui import UI
 
-_COLUMNS = ["JOB", "RESOURCE", "SUBMITTER", "ORCHESTRATOR", "STATUS", "COMMAND"]
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FINISHED = 3
+
+EPILOG = """\
+exit codes:
+  0  every named job fetched and all its subjobs succeeded (or the action worked)
+  1  a fetched job had failed subjobs, or a job could not be acted on
+  2  usage error
+  3  a job is not finished (nothing fetched for it) or can never start as submitted; try later
+"""
+
+_COLUMNS = ["JOB", "RESOURCE", "SUBMITTER", "OUTCOME", "FETCHED", "COMMAND"]
+#: Per-subjob lines printed for one job by --status before "... N more".
+SUBJOB_LINES = 50
 
 
 def _one_line(text: str, width: int = 60) -> str:
@@ -21,21 +45,49 @@ def _one_line(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _show(ui: UI, row: dict[str, Any]) -> None:
+def _show(ui: UI, row: dict[str, Any], first: bool) -> None:
+    """The whole record as a YAML document: readable, and loadable again with 'run --job-spec'."""
     from reproman.yamlio import dump
 
-    ui.out(f"Job {row['jobid']}")
-    body = {k: v for k, v in row.items() if k != "jobid"}
+    if not first:
+        ui.out("---")
+    body = dict(row)
     if body.get("environment"):
         from reproman.jobs.environment import brief
 
         body["environment"] = brief(body["environment"])
     if body.get("checksums"):
         body["checksums"] = f"{len(body['checksums'])} output files (see --json)"
-    if "subjobs" in body and len(body["subjobs"]) > 10:
-        body["subjobs"] = body["subjobs"][:10] + [f"... {len(row['subjobs']) - 10} more"]
-    for line in dump(body).splitlines():
-        ui.out(f"  {line}")
+    ui.out(dump(body, header=f"Job {row['jobid']}: {row.get('outcome', '')}").rstrip("\n"))
+
+
+def _subjob_lines(ui: UI, row: dict[str, Any]) -> None:
+    """Each subjob that did not (yet) succeed: its name, state and the scheduler's words."""
+    status = row.get("subjobs_status")
+    if not isinstance(status, dict) or "subjobs" not in status:
+        return
+    ui.out(f"Job {row['jobid']}: {row.get('summary', '')}")
+    shown = [s for s in status["subjobs"] if s["state"] != "succeeded"]
+    for sub in shown[:SUBJOB_LINES]:
+        why = [sub["reason"]] if sub.get("reason") and sub["reason"] != "non-zero exit" else []
+        if sub.get("exit_code") is not None:
+            why.append(f"exit code {sub['exit_code']}")
+        if sub.get("detail"):
+            why.append(sub["detail"])
+        if sub.get("blocked"):
+            why.append("can never start as submitted")
+        ui.out(f"  {sub['subjob']}: {sub['state']}" + (f" ({', '.join(why)})" if why else ""))
+    if len(shown) > SUBJOB_LINES:
+        ui.out(f"  ... and {len(shown) - SUBJOB_LINES} more")
+
+
+def _log(ui: UI, row: dict[str, Any]) -> None:
+    where = "fetched copy" if row.get("source") == "local" else "on the resource"
+    for stream in ("stdout", "stderr"):
+        ui.out(f"==> {stream} of subjob {row['subjob']} ({where}: {row[f'{stream}_path']}) <==")
+        text = row.get(stream) or ""
+        if text:
+            ui.out(text.rstrip("\n"))
 
 
 def _export(args: argparse.Namespace, ui: UI) -> int:
@@ -67,7 +119,7 @@ def _report(args: argparse.Namespace, ui: UI) -> int:
 
 
 def handle(args: argparse.Namespace, ui: UI) -> int:
-    from reproman.cli.commands.run import SUBJOBS_FAILED, report_failures, report_kept
+    from reproman.cli.commands.run import report_failures, report_kept
 
     if getattr(args, "export", None):
         return _export(args, ui)
@@ -81,8 +133,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
 
         raise UsageError("-o/--output goes with --report", hint="Example: reproman jobs --report JOB -o report.html")
     if action == "auto":
-        action = "fetch" if (args.queries or args.all_) else "list"
-    rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status,
+        action = "list" if args.status or not (args.queries or args.all_) else "fetch"
+    rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status, lines=args.lines,
                 overwrite=args.overwrite, keep_remote=args.keep_remote)
     if not args.show_env:
         from reproman.jobs.registry import hide_env
@@ -90,51 +142,80 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         rows = [hide_env(r) for r in rows]
     if args.json:
         ui.json(rows)
+    elif action == "log":
+        _log(ui, rows[0])
     elif action == "list":
         if not rows:
             ui.info("No jobs. Start one with 'reproman run'.")
         else:
             ui.table(_COLUMNS, [
-                [r["jobid"], r.get("resource"), r.get("submitter"), r.get("orchestrator"),
-                 r.get("summary") or r.get("status"), _one_line(r.get("command") or r.get("error") or "")]
+                [r["jobid"], r.get("resource"), f"{r.get('submitter')}/{r.get('orchestrator')}"
+                 if r.get("submitter") else None, r.get("summary") or r.get("outcome") or r.get("status"),
+                 ("yes" if r.get("fetched") else "no") if "fetched" in r else "",
+                 _one_line(r.get("command") or r.get("error") or "")]
                 for r in rows
             ])
+            for row in rows:
+                _subjob_lines(ui, row)
     elif action == "show":
-        for row in rows:
-            _show(ui, row)
-    code = 0
+        for i, row in enumerate(rows):
+            _show(ui, row, first=i == 0)
+    failed = not_finished = errors = False
+    skipped = 0
     for row in rows:
         if action == "delete" and not row.get("deleted", True):
-            code = max(code, 1)
+            errors = True
             if not args.json:
                 ui.error(row["error"])
             continue
         if row.get("error") and action not in ("list", "show", "delete"):
-            code = max(code, 1)
+            errors = True
             if not args.json:
                 ui.error(f"job {row['jobid']}: {row['error']}")
         elif row.get("status") == "malformed" and not args.json and action in ("list", "show"):
             ui.info(f"warning: job record {row.get('path', row['jobid'])} is malformed: {row.get('error')}")
+        if row.get("stuck") and action in ("list", "show") and not args.json:
+            ui.error(f"job {row['jobid']} can never start as submitted: {_blocked_reason(row)}")
+        if action == "fetch" and "fetched" in row:
+            if row.get("skipped"):
+                skipped += 1
+            elif row["fetched"]:
+                failed = failed or bool(row.get("failed"))
+            else:
+                not_finished = True
         if args.json:
-            if row.get("failed"):
-                code = SUBJOBS_FAILED
             continue
         if action == "delete":
             if row.get("warning"):
                 ui.info(f"warning: job {row['jobid']}: {row['warning']}")
             ui.info(f"Deleted job {row['jobid']} from the registry.")
-        elif action == "cancel" and row.get("cancelled"):
-            ui.info(f"Cancelled job {row['jobid']}.")
-        elif action == "fetch" and "fetched" in row:
+        elif action == "cancel" and "cancelled" in row:
+            ui.info(f"Cancelled job {row['jobid']}." if row["cancelled"]
+                    else f"Not cancelling job {row['jobid']}: {row['reason']}.")
+        elif action == "fetch" and "fetched" in row and not row.get("skipped"):
             if "restored" in row:
                 ui.info(f"Job {row['jobid']}: replaced {len(row['restored'])} local file(s) with the job's versions.")
             elif row["fetched"]:
-                summary = ", ".join(f"{n} {s}" for s, n in row["status"]["counts"].items() if n)
-                ui.info(f"Fetched job {row['jobid']}: {summary}.")
+                ui.info(f"Fetched job {row['jobid']}: {row.get('outcome') or row['status']['counts']}.")
                 if row.get("failed"):
                     report_failures(ui, row["failed"])
-                    code = SUBJOBS_FAILED
                 report_kept(ui, row["jobid"], row.get("kept", []))
+            elif row.get("stuck"):
+                ui.error(f"job {row['jobid']} can never start as submitted: {_blocked_reason(row)}")
             else:
                 ui.info(f"Not fetching job {row['jobid']}: {row['reason']}.")
-    return code
+    if skipped and not args.json:
+        ui.info(f"Skipped {skipped} job(s) fetched already (fetch one again with 'reproman jobs --fetch JOB').")
+    if errors:
+        return EXIT_FAILED
+    if not_finished:
+        return EXIT_NOT_FINISHED
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _blocked_reason(row: dict[str, Any]) -> str:
+    status = row.get("subjobs_status") if isinstance(row.get("subjobs_status"), dict) else row.get("status")
+    reasons = status.get("pending_reasons", {}) if isinstance(status, dict) else {}
+    reason = next(iter(reasons), "the scheduler refuses to start it")
+    return (f"the scheduler says {reason!r}. It stays queued: cancel it with "
+            f"'reproman jobs --cancel {row['jobid']}' and submit it again with a request the queue can meet")

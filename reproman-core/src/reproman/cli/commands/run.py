@@ -1,11 +1,14 @@
 """``reproman run``: submit a command, optionally follow it to the end.
 
-Exit codes: 0 when the job was submitted (detached) or every subjob
-succeeded (``--follow``); :data:`SUBJOBS_FAILED` (1) when a followed job had
-failing subjobs (their outputs and logs are fetched all the same, and each
-failure is named with the path of its stderr); 2 for usage errors; 130 when
-interrupted (the job keeps running). The job ID is printed on stdout, so
-``JOB=$(reproman run ...)`` works; everything else goes to stderr.
+Exit codes (also in ``reproman run --help``): 0 when the job was submitted
+(detached) or every subjob succeeded (``--follow``); :data:`SUBJOBS_FAILED`
+(1) when a followed job had failing subjobs (their outputs and logs are
+fetched all the same, and each failure is named by its parameters with the
+path of its stderr); 2 for usage errors; :data:`CANNOT_START` (3) when the
+scheduler says what is left of a followed job can never start as submitted
+(it stays queued, unfetched); 130 when interrupted (the job keeps running).
+The job ID is printed on stdout, so ``JOB=$(reproman run ...)`` works;
+everything else goes to stderr.
 """
 
 from __future__ import annotations
@@ -20,28 +23,49 @@ if TYPE_CHECKING:
 
 #: Exit code of ``run --follow`` and ``jobs --fetch`` when a subjob failed.
 SUBJOBS_FAILED = 1
+#: Exit code of ``run --follow`` when the scheduler will never start the job as submitted.
+CANNOT_START = 3
+
+EPILOG = """\
+exit codes:
+  0    submitted (detached), or followed and every subjob succeeded
+  1    followed, and some subjobs failed (outputs and logs fetched all the same)
+  2    usage error
+  3    followed, and the scheduler says the job can never start as submitted (it stays queued)
+  130  interrupted (the job keeps running; fetch it later with 'reproman jobs JOB')
+"""
 
 
 class ProgressDisplay:
-    """A rich progress bar with pending/running/succeeded/failed counts, on a terminal only.
+    """A rich progress bar with pending/running/succeeded/failed counts on a terminal; else a line per change.
 
     Created lazily from the first status, so a run that fails before
-    submission draws nothing.
+    submission draws nothing. Without a terminal (a batch script, a log
+    file) a line is written whenever the counts or the scheduler's pending
+    reason change, so a job waiting in the queue says why.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ui: UI | None = None) -> None:
         self.enabled = sys.stderr.isatty()
+        self.ui = ui
         self.jobid: str | None = None
         self._progress: Any = None
         self._task: Any = None
+        self._last = ""
 
     def update(self, status: JobStatus) -> None:
         self.jobid = status.jobid
         if not self.enabled:
+            line = status.summary()
+            if self.ui is not None and line != self._last:
+                self.ui.info(f"Job {status.jobid}: {line}")
+            self._last = line
             return
         counts = status.counts()
         done = counts["succeeded"] + counts["failed"]
-        text = (f"[yellow]{counts['pending']} pending[/] [blue]{counts['running']} running[/] "
+        reasons = status.pending_reasons()
+        why = f" ({next(iter(reasons))})" if reasons and counts["pending"] else ""
+        text = (f"[yellow]{counts['pending']} pending{why}[/] [blue]{counts['running']} running[/] "
                 f"[green]{counts['succeeded']} succeeded[/] [red]{counts['failed']} failed[/]")
         if self._progress is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -63,11 +87,23 @@ class ProgressDisplay:
             self._progress = None
 
 
+def failure_text(item: dict[str, Any]) -> str:
+    """``walltime exceeded, exit code 143``: the reason first (a signal's exit code says little), then the code."""
+    words = []
+    if item.get("reason") and item["reason"] != "non-zero exit":
+        words.append(item["reason"])
+    if item.get("exit_code") is not None:
+        words.append(f"exit code {item['exit_code']}")
+    if item.get("detail"):
+        words.append(str(item["detail"]))
+    return ", ".join(words) or item.get("reason") or "failed"
+
+
 def report_failures(ui: UI, failed: list[dict[str, Any]], limit: int = 20) -> None:
-    """Name each failed subjob with its exit code or reason and the path of its stderr."""
+    """Name each failed subjob by its parameters, with its reason, exit code and the path of its stderr."""
     for item in failed[:limit]:
-        why = f"exit code {item['exit_code']}" if item.get("exit_code") is not None else item.get("reason") or "failed"
-        ui.info(f"  subjob {item['index']} failed ({why}); stderr: {item['stderr']}")
+        name = item.get("subjob") or f"#{item['index']}"
+        ui.info(f"  subjob {name} failed ({failure_text(item)}); stderr: {item['stderr']}")
     if len(failed) > limit:
         ui.info(f"  ... and {len(failed) - limit} more failed subjobs")
 
@@ -110,7 +146,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         else:
             _print_catalogue(ui, catalogue)
         return 0
-    display = ProgressDisplay() if args.follow and not args.json else None
+    display = ProgressDisplay(ui) if args.follow and not args.json else None
     try:
         result = run(
             command=args.command, message=args.message, resref=args.resref, resref_type=args.resref_type,
@@ -144,6 +180,14 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                     f"with {job.submitter}/{job.orchestrator}. "
                     f"Check with 'reproman jobs --status {job.jobid}'; fetch with 'reproman jobs {job.jobid}'.")
         return 0
+    if result.stuck:
+        if not args.json:
+            reasons = result.status.pending_reasons()
+            reason = next(iter(reasons), "the scheduler refuses to start it")
+            ui.error(f"job {job.jobid} can never start as submitted: the scheduler says {reason!r} "
+                     f"({result.status.summary()}). It stays queued: cancel it with "
+                     f"'reproman jobs --cancel {job.jobid}' and submit it again with a request the queue can meet.")
+        return CANNOT_START
     if not args.json:
         ui.info(f"Job {job.jobid}: {result.status.summary()}. Results in {job.local_directory}.")
         report_failures(ui, result.failed)

@@ -1,0 +1,128 @@
+"""``reproman jobs --log JOB [SUBJOB]``: the tail of one subjob's stdout and stderr.
+
+While the job runs (or before it is fetched) the logs are read on the
+resource, both streams in one remote command; once fetched, from the copy
+kept with the results. A subjob is named by its index or by its batch
+parameters (``i=2``, several ``KEY=VALUE`` words for several keys); without
+one, a single-subjob job's only subjob, else the first failed one.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+from reproman.errors import JobNotFoundError, UsageError
+from reproman.jobs import layout, outcome
+from reproman.jobs.contracts import State
+from reproman.jobs.registry import Registry
+from reproman.jobs.spec import JobSpec
+from reproman.jobs.status import local_log_dir
+
+STREAMS = ("stdout", "stderr")
+_MARK = "==reproman-log== "
+
+
+def subjob_log(registry: Registry, queries: Sequence[str], lines: int) -> dict[str, Any]:
+    """The last ``lines`` lines of both streams of the subjob ``queries`` name."""
+    if not queries:
+        raise UsageError("--log needs a job", hint="Usage: reproman jobs --log JOB [SUBJOB], e.g. --log 4b76c6 i=2")
+    if lines < 1:
+        raise UsageError(f"--lines must be at least 1, got {lines}")
+    (entry,) = registry.find(queries[:1])
+    if not isinstance(entry, JobSpec):
+        raise JobNotFoundError(f"job record {entry.jobid} is malformed: {entry.error}")
+    job = entry
+    index = select_subjob(job, queries[1:])
+    row: dict[str, Any] = {"jobid": job.jobid, "index": index, "subjob": outcome.subjob_label(job, index)}
+    local = {s: os.path.join(local_log_dir(job), f"{s}.{index}") for s in STREAMS}
+    if job.was_fetched and all(os.path.exists(p) for p in local.values()):
+        row["source"] = "local"
+        for stream, path in local.items():
+            row[stream] = _tail_file(path, lines)
+            row[f"{stream}_path"] = path
+        return row
+    from reproman.jobs.connection import Connection
+
+    with Connection.for_job(job) as connection:
+        remote = {"stdout": layout.stdout_file(job.job_dir, index), "stderr": layout.stderr_file(job.job_dir, index)}
+        script = "; ".join(
+            f"printf '{_MARK}%s\\n' {stream}; tail -n {int(lines)} {shlex.quote(path)} 2>/dev/null"
+            for stream, path in remote.items()
+        )
+        result = connection.session.execute_command(script + "; true")
+    row["source"] = "resource"
+    row.update(_split(result.stdout))
+    for stream, path in remote.items():
+        row[f"{stream}_path"] = path
+    return row
+
+
+def select_subjob(job: JobSpec, words: Sequence[str]) -> int:
+    """The subjob ``words`` name: an index (``3``, ``#3``) or ``KEY=VALUE`` words matching its parameters."""
+    if not words:
+        if job.n_subjobs == 1:
+            return 0
+        for index, found in enumerate(outcome.outcomes(job)):
+            if found is not None and found.state is State.FAILED:
+                return index
+        raise UsageError(f"job {job.jobid} has {job.n_subjobs} subjobs; say which",
+                         hint=f"E.g. 'reproman jobs --log {job.jobid} {_example(job)}'.")
+    if len(words) == 1 and words[0].lstrip("#").isdigit():
+        index = int(words[0].lstrip("#"))
+        if index >= job.n_subjobs:
+            raise UsageError(f"job {job.jobid} has no subjob {index} (it has {job.n_subjobs}, counted from 0)")
+        return index
+    wanted: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise UsageError(f"cannot read subjob {word!r}: give an index or KEY=VALUE",
+                             hint=f"E.g. {_example(job)}.")
+        wanted[key] = value
+    matches = [i for i, s in enumerate(job.subjobs)
+               if all(k in s.p and str(s.p[k]) == v for k, v in wanted.items())]
+    if len(matches) == 1:
+        return matches[0]
+    named = " ".join(words)
+    if not matches:
+        raise UsageError(f"no subjob of job {job.jobid} has {named}", hint=f"E.g. {_example(job)}.")
+    shown = ", ".join(outcome.subjob_label(job, i) for i in matches[:5])
+    raise UsageError(f"{named} matches {len(matches)} subjobs of job {job.jobid} ({shown}...)",
+                     hint="Give more KEY=VALUE words.")
+
+
+def _example(job: JobSpec) -> str:
+    label = outcome.subjob_label(job, 0)
+    return "0" if label.startswith("#") else label
+
+
+def _tail_file(path: str, lines: int) -> str:
+    """The last ``lines`` lines of a local file, read from the end (logs can be large)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        block = 65536
+        data = b""
+        while size > 0 and data.count(b"\n") <= lines:
+            step = min(block, size)
+            size -= step
+            handle.seek(size)
+            data = handle.read(step) + data
+    text = data.decode("utf-8", errors="replace")
+    kept = text.splitlines(keepends=True)[-lines:]
+    return "".join(kept)
+
+
+def _split(text: str) -> dict[str, str]:
+    parts: dict[str, list[str]] = {s: [] for s in STREAMS}
+    current: list[str] | None = None
+    for line in text.splitlines(keepends=True):
+        if line.startswith(_MARK):
+            current = parts.get(line[len(_MARK):].strip())
+            continue
+        if current is not None:
+            current.append(line)
+    return {s: "".join(v) for s, v in parts.items()}

@@ -1,0 +1,232 @@
+"""Final subjob outcomes: recorded the first time they are seen, refined, never regressed.
+
+A scheduler forgets a finished job within minutes (Slurm's ``MinJobAge``,
+Torque's ``keep_completed``, LSF's ``CLEAN_PERIOD``), and a subjob killed by
+the scheduler never writes its final status line. What was learned while the
+scheduler still knew must therefore be kept in the job record: the first
+time a subjob is seen finished, its state, exit code and reason are stored
+(``Subjob.outcome``), and later polls may only add to them:
+
+* a known cause (walltime, cancelled, out of memory...) may replace "non-zero
+  exit" or "lost", never the other way round;
+* the subjob's own final status line replaces a "lost" verdict, which was
+  only an inference from silence;
+* usage figures are added when accounting has them.
+
+A succeeded subjob stays succeeded and a failed one stays failed.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from reproman.jobs.contracts import FailureReason, State, SubjobStatus, Usage
+
+if TYPE_CHECKING:
+    from reproman.jobs.spec import JobSpec
+    from reproman.jobs.status import JobStatus
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """How a subjob ended, as stored in its ``outcome`` in the job record."""
+
+    state: State
+    exit_code: int | None = None
+    reason: FailureReason | None = None
+    detail: str = ""
+    usage: Usage | None = None
+    #: When it was first seen finished (local ISO time).
+    seen: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "state": self.state.value, "exit_code": self.exit_code,
+            "reason": self.reason.value if self.reason else None, "detail": self.detail or None,
+            "seen": self.seen,
+        }
+        if self.usage is not None:
+            data["usage"] = self.usage.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Outcome | None:
+        """The stored outcome, or None when it is not one (a hand-edited record)."""
+        try:
+            state = State(data["state"])
+            reason = FailureReason(data["reason"]) if data.get("reason") else None
+        except (KeyError, ValueError, TypeError):
+            return None
+        if not state.finished:
+            return None
+        usage = data.get("usage")
+        return cls(state=state, exit_code=data.get("exit_code"), reason=reason, detail=str(data.get("detail") or ""),
+                   usage=Usage.from_dict(usage) if isinstance(usage, Mapping) else None, seen=str(data.get("seen") or ""))
+
+    @classmethod
+    def from_status(cls, status: SubjobStatus, seen: str | None = None) -> Outcome:
+        return cls(state=status.state, exit_code=status.exit_code, reason=status.reason, detail=status.detail,
+                   usage=status.usage, seen=seen or now_iso())
+
+    def as_status(self, index: int) -> SubjobStatus:
+        return SubjobStatus(index=index, state=self.state, exit_code=self.exit_code, reason=self.reason,
+                            detail=self.detail, usage=self.usage)
+
+
+def now_iso() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def merge(recorded: Outcome | None, seen: SubjobStatus, *, own_line: bool = False) -> Outcome | None:
+    """What to keep, given the recorded outcome and what this poll saw.
+
+    ``own_line`` says ``seen`` comes from the subjob's final status line.
+    Returns None while nothing final is known.
+    """
+    if recorded is None:
+        return Outcome.from_status(seen) if seen.state.finished else None
+    if not seen.state.finished:
+        return recorded
+    if recorded.reason is FailureReason.LOST and own_line:
+        return attrs.evolve(Outcome.from_status(seen, recorded.seen), usage=seen.usage or recorded.usage)
+    result = recorded
+    if (recorded.state is State.FAILED and seen.state is State.FAILED and seen.reason is not None
+            and seen.reason.specific and not (recorded.reason and recorded.reason.specific)):
+        result = attrs.evolve(result, reason=seen.reason, detail=seen.detail or result.detail,
+                              exit_code=result.exit_code if result.exit_code is not None else seen.exit_code)
+    if seen.usage is not None:
+        result = attrs.evolve(result, usage=_fill(result.usage, seen.usage))
+    return result
+
+
+def _fill(old: Usage | None, new: Usage) -> Usage:
+    """Usage figures: what was recorded, completed by what accounting knows now (records arrive in parts)."""
+    if old is None:
+        return new
+    return Usage(elapsed=old.elapsed if old.elapsed is not None else new.elapsed,
+                 cpu_time=old.cpu_time if old.cpu_time is not None else new.cpu_time,
+                 max_rss=old.max_rss if old.max_rss is not None else new.max_rss,
+                 node=old.node or new.node)
+
+
+def recorded(job: JobSpec, index: int) -> Outcome | None:
+    data = job.subjobs[index].outcome if index < job.n_subjobs else None
+    return Outcome.from_dict(data) if isinstance(data, Mapping) else None
+
+
+def record(job: JobSpec, status: JobStatus) -> bool:
+    """Store every finished subjob of ``status`` in ``job``; True when the record changed."""
+    changed = False
+    for sub in status.subjobs:
+        if not sub.state.finished or sub.index >= job.n_subjobs:
+            continue
+        old = recorded(job, sub.index)
+        # ``status`` was computed with the recorded outcome already merged in
+        # (see status.interpret): keep it as shown, with the first sighting's time.
+        new = Outcome.from_status(sub, seen=old.seen if old is not None else None)
+        if new != old:
+            job.subjobs[sub.index].outcome = new.to_dict()
+            changed = True
+        if job.unaccounted.pop(str(sub.index), None) is not None:
+            changed = True
+    return changed
+
+
+def record_usage(job: JobSpec, usage: Mapping[int, Usage]) -> bool:
+    changed = False
+    for index, figures in usage.items():
+        old = recorded(job, index)
+        if old is not None:
+            filled = _fill(old.usage, figures)
+            if filled != old.usage:
+                job.subjobs[index].outcome = attrs.evolve(old, usage=filled).to_dict()
+                changed = True
+    return changed
+
+
+def missing_usage(job: JobSpec) -> list[int]:
+    """Finished subjobs whose usage is not recorded yet (no figures at all, or no elapsed time)."""
+    result = []
+    for index in range(job.n_subjobs):
+        old = recorded(job, index)
+        if old is not None and (old.usage is None or (old.usage.elapsed is None and not old.usage.node)):
+            result.append(index)
+    return result
+
+
+# -- naming and summarising ------------------------------------------------------------------------
+
+def subjob_label(job: JobSpec, index: int) -> str:
+    """A subjob named by its batch parameters (``i=2``), as the user wrote them; ``#0`` without any."""
+    if 0 <= index < job.n_subjobs and job.subjobs[index].p:
+        return " ".join(f"{k}={v}" for k, v in job.subjobs[index].p.items())
+    return f"#{index}"
+
+
+def outcomes(job: JobSpec) -> list[Outcome | None]:
+    return [recorded(job, i) for i in range(job.n_subjobs)]
+
+
+def outcome_text(job: JobSpec) -> str:
+    """One phrase for listings: ``succeeded``, ``2 failed``, ``cancelled``, ``3/10 finished``..."""
+    known = outcomes(job)
+    done = [o for o in known if o is not None]
+    failed = [o for o in done if o.state is State.FAILED]
+    cancelled = [o for o in failed if o.reason is FailureReason.CANCELLED]
+    total = job.n_subjobs
+    if job.status == "submission failed":
+        return "submission failed"
+    if not done:
+        return "cancelled" if job.cancelled else "unknown"
+    if len(done) < total:
+        parts = [f"{len(done)}/{total} finished"]
+        if failed:
+            parts.append(f"{len(failed)} failed")
+        return ", ".join(parts) + (" (cancelled)" if job.cancelled else "")
+    if not failed:
+        return "succeeded"
+    if cancelled and len(cancelled) == len(failed):
+        rest = len(done) - len(cancelled)
+        return "cancelled" + (f" ({rest} succeeded)" if rest else "")
+    text = f"{len(failed) - len(cancelled)} failed"
+    if cancelled:
+        text += f", {len(cancelled)} cancelled"
+    return text
+
+
+def failure_rows(job: JobSpec, subjobs: Iterable[SubjobStatus]) -> list[dict[str, Any]]:
+    """Failed subjobs as rows: name, parameters, exit code, reason, detail."""
+    return [
+        {
+            "index": s.index, "subjob": subjob_label(job, s.index),
+            "p": dict(job.subjobs[s.index].p) if s.index < job.n_subjobs else {},
+            "exit_code": s.exit_code, "reason": s.reason.value if s.reason else None, "detail": s.detail or None,
+        }
+        for s in subjobs
+        if s.state is State.FAILED
+    ]
+
+
+def usage_rows(job: JobSpec) -> list[dict[str, Any]] | str:
+    """Per-subjob usage from the record, or why there is none."""
+    if job.usage_available is False:
+        return "unavailable (the resource keeps no accounting)"
+    rows = []
+    for index, out in enumerate(outcomes(job)):
+        if out is not None and out.usage is not None:
+            rows.append({"subjob": subjob_label(job, index), **out.usage.to_dict()})
+    if rows:
+        return rows
+    return "not recorded yet" if job.usage_available else "unavailable (not asked: see 'reproman jobs --status')"
+
+
+def statuses_from_record(job: JobSpec) -> Sequence[SubjobStatus]:
+    """What the record alone says: recorded outcomes, UNKNOWN for the rest."""
+    return [
+        out.as_status(i) if out is not None else SubjobStatus(index=i, state=State.UNKNOWN)
+        for i, out in enumerate(outcomes(job))
+    ]

@@ -1,0 +1,224 @@
+"""Job states that stay true, on the local submitter: killed launchers, silent subjobs, cancel,
+``--status`` that never fetches, ``--log``, exit codes, outcomes after fetch, jobs submitted again
+from their record."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reproman import api
+from reproman.cli.main import main
+from reproman.jobs.commands import RunResult
+from reproman.jobs.connection import Connection
+from reproman.jobs.follow import follow
+from reproman.jobs.registry import Registry
+from reproman.jobs.status import JobStatus
+
+
+def submit(**kwargs: object) -> RunResult:
+    result = api.run(**kwargs)  # type: ignore[arg-type]
+    assert isinstance(result, RunResult)
+    return result
+
+
+def wait_finished(jobid: str, timeout: float = 60) -> JobStatus:
+    registry = Registry()
+    job = registry.load(jobid)
+    with Connection.for_job(job) as connection:
+        return follow(connection, job, timeout=timeout, on_change=registry.save)
+
+
+def wait_for(predicate: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+def states(jobid: str) -> list[tuple[str, str | None]]:
+    row = api.jobs(jobid, action="show", status=True)[0]
+    return [(s["state"], s["reason"]) for s in row["subjobs_status"]["subjobs"]]
+
+
+def running(jobid: str, n: int) -> bool:
+    return api.jobs(jobid, action="list", status=True)[0]["subjobs_status"]["running"] == n
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_launcher_killed_with_sigkill_is_reported_lost(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The launcher, xargs and the subjobs die at once (OOM killer, reboot): lost, fetchable, exit 1."""
+    job = submit(command="sleep 60", batch_parameters=["i=1,2"]).job
+    wait_for(lambda: running(job.jobid, 2))
+    os.killpg(int(job.submission_id or 0), signal.SIGKILL)
+    status = wait_finished(job.jobid, timeout=20)
+    assert [(s.state.value, s.reason.value if s.reason else None) for s in status.subjobs] == [
+        ("failed", "lost (ended without writing its status)")] * 2
+    assert main(["jobs", job.jobid]) == 1
+    err = capsys.readouterr().err
+    assert "subjob i=1 failed (lost" in err and "subjob i=2 failed (lost" in err
+    assert main(["jobs"]) == 0
+    assert "2 failed" in capsys.readouterr().out
+
+
+def test_launcher_killed_alone_lets_the_job_finish(workdir: Path) -> None:
+    """Only the launcher shell dies: xargs and the subjobs go on, and the job is not taken for dead."""
+    job = submit(command="sleep 1; echo {p[i]} > r{p[i]}", batch_parameters=["i=1,2,3"], outputs=["r{p[i]}"],
+                 job_parameters=["num_processes=1"]).job
+    wait_for(lambda: running(job.jobid, 1))
+    os.kill(int(job.submission_id or 0), signal.SIGKILL)
+    assert wait_finished(job.jobid, timeout=30).ok
+
+
+def test_subjob_killed_before_its_final_line_is_lost_not_running(workdir: Path) -> None:
+    """Subjob i=1 kills its own runscript with SIGKILL: no final line. It is lost; the others still run."""
+    job = submit(command='if [ {p[i]} = 1 ]; then kill -9 $PPID; fi; echo {p[i]}',
+                 batch_parameters=["i=1,2,3"], job_parameters=["num_processes=1"]).job
+    status = wait_finished(job.jobid, timeout=30)
+    assert [(s.state.value, s.reason.value if s.reason else None) for s in status.subjobs] == [
+        ("failed", "lost (ended without writing its status)"), ("succeeded", None), ("succeeded", None)]
+
+
+def test_status_of_a_job_never_fetches(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'jobs --status JOB' after the job finished: the user's edited output and every other file stay as they are."""
+    (workdir / "out.txt").write_text("precious local edit\n")
+    job = submit(command="echo {p[i]} > out.txt; sleep 0.2", batch_parameters=["i=1,2"], outputs=["out.txt"]).job
+    wait_finished(job.jobid)
+    before = snapshot(workdir)
+    assert main(["jobs", "--status", job.jobid]) == 0
+    out = capsys.readouterr().out
+    assert f"Job {job.jobid}: 2 succeeded" in out
+    assert snapshot(workdir) == before
+    assert (workdir / "out.txt").read_text() == "precious local edit\n"
+    assert not Registry().load(job.jobid).was_fetched
+
+
+def test_status_shows_each_subjob_and_detached_run_names_both_commands(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--bp", "i=1,2", "sh", "-c", "sleep 30"]) == 0
+    out, err = capsys.readouterr()
+    jobid = out.strip()
+    assert f"'reproman jobs --status {jobid}'" in err and f"'reproman jobs {jobid}'" in err
+    wait_for(lambda: running(jobid, 2))
+    assert main(["jobs", "--status", jobid]) == 0
+    shown = capsys.readouterr().out
+    assert "i=1: running" in shown and "i=2: running" in shown
+    assert main(["jobs", "--cancel", jobid]) == 0
+
+
+def test_exit_codes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    slow = submit(command="sleep 30").job
+    assert main(["jobs", slow.jobid]) == 3  # not finished: nothing fetched, try later
+    assert "Not fetching job" in capsys.readouterr().err
+    assert main(["jobs", "--fetch", slow.jobid]) == 3
+    ok = submit(command="true").job
+    bad = submit(command="exit 4").job
+    wait_finished(ok.jobid)
+    wait_finished(bad.jobid)
+    assert main(["jobs", ok.jobid]) == 0
+    assert main(["jobs", bad.jobid]) == 1
+    assert main(["jobs", "--fetch", ok.jobid, bad.jobid, slow.jobid]) == 3  # something is still to come
+    assert main(["jobs", "--cancel", slow.jobid]) == 0
+    with pytest.raises(SystemExit) as usage:
+        main(["jobs", "--bogus"])
+    assert usage.value.code == 2
+    capsys.readouterr()
+    help_text = subprocess.run([sys.executable, "-m", "reproman", "jobs", "--help"], capture_output=True,
+                               text=True).stdout
+    assert "exit codes:" in help_text and "3  a job is not finished" in help_text
+
+
+def test_log_of_a_running_subjob_then_of_the_fetched_copy(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = submit(command="echo out-{p[i]}; echo err-{p[i]} >&2; test {p[i]} = 1 || sleep 30",
+                 batch_parameters=["i=1,2"]).job
+    stdout = Path(job.job_dir, "stdout.1")
+    wait_for(lambda: running(job.jobid, 1) and stdout.exists() and stdout.read_text() == "out-2\n")
+    assert main(["jobs", "--log", job.jobid, "i=2"]) == 0
+    out = capsys.readouterr().out
+    assert "==> stdout of subjob i=2 (on the resource" in out and "out-2" in out and "err-2" in out
+    assert "out-1" not in out
+    assert main(["jobs", "--log", job.jobid, "i=9"]) == 2
+    assert "no subjob" in capsys.readouterr().err
+    assert main(["jobs", "--cancel", job.jobid]) == 0
+    wait_finished(job.jobid)
+    assert main(["jobs", job.jobid]) == 1  # i=2 was cancelled
+    capsys.readouterr()
+    assert main(["jobs", "--log", "--lines", "1", job.jobid, "0"]) == 0
+    out = capsys.readouterr().out
+    assert "(fetched copy" in out and "out-1" in out and "err-1" in out
+
+
+def test_outcome_kept_after_fetch_and_shown(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = submit(command="echo {p[i]}; exit $(( {p[i]} == 2 ? 3 : 0 ))", batch_parameters=["i=1,2,3"]).job
+    wait_finished(job.jobid)
+    assert main(["jobs", job.jobid]) == 1
+    capsys.readouterr()
+    assert main(["jobs"]) == 0
+    listing = capsys.readouterr().out
+    assert "1 failed" in listing and "yes" in listing
+    assert main(["jobs", "--show", "--json", job.jobid]) == 0
+    shown = json.loads(capsys.readouterr().out)[0]
+    assert shown["outcome"] == "1 failed" and shown["fetched"].startswith("20")  # when it was fetched
+    assert shown["failed"] == [{"index": 1, "subjob": "i=2", "p": {"i": "2"}, "exit_code": 3,
+                                "reason": "non-zero exit", "detail": None}]
+    assert shown["usage"].startswith("unavailable")
+    assert shown["subjobs"][1]["outcome"]["exit_code"] == 3
+
+
+def test_job_submitted_again_from_what_show_prints(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "in-a.txt").write_text("a\n")
+    (workdir / "in-b.txt").write_text("bb\n")
+    first = submit(command=["sh", "-c", "wc -c < in-{p[x]}.txt > out-{p[x]}.txt"], batch_parameters=["x=a,b"],
+                   inputs=["in-{p[x]}.txt"], outputs=["out-{p[x]}.txt"], job_parameters=["num_processes=1"],
+                   message="count", follow=True)
+    assert first.ok
+    for name in ("out-a.txt", "out-b.txt"):
+        (workdir / name).unlink()
+    assert main(["jobs", "--show", first.job.jobid]) == 0
+    (workdir / "again.yaml").write_text(capsys.readouterr().out)
+    assert main(["run", "--follow", "--job-spec", "again.yaml"]) == 0
+    second = Registry().load(capsys.readouterr().out.strip())
+    assert [(workdir / n).read_text().strip() for n in ("out-a.txt", "out-b.txt")] == ["2", "3"]
+    assert (second.command, second.input_patterns, second.output_patterns, second.parameters, second.message) == (
+        first.job.command, ["in-{p[x]}.txt"], ["out-{p[x]}.txt"], {"num_processes": 1}, "count")
+    assert [s.p for s in second.subjobs] == [{"x": "a"}, {"x": "b"}]
+    assert second.working_directory != first.job.working_directory
+    # The JSON form loads too, and the command line still wins.
+    assert main(["jobs", "--show", "--json", first.job.jobid]) == 0
+    (workdir / "again.json").write_text(capsys.readouterr().out)
+    assert main(["run", "--follow", "--job-spec", "again.json", "--bp", "x=a", "--jp", "num_processes=2"]) == 0
+    third = Registry().load(capsys.readouterr().out.strip())
+    assert [s.p for s in third.subjobs] == [{"x": "a"}] and third.parameters == {"num_processes": 2}
+
+
+def test_old_reproman_job_spec_loads(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "old.yaml").write_text(
+        "_jobid: 20190101-000000-0000\n"
+        "resource_name: local\n"
+        "orchestrator: plain\n"
+        "submitter: local\n"
+        "command_str: echo {p[n]} > n{p[n]}.out\n"
+        "outputs: ['n{p[n]}.out']\n"
+        "_resolved_batch_parameters: [{n: 1}, {n: 2}]\n"
+        "num_processes: 1\n"
+        "message: from the old tool\n"
+    )
+    assert main(["run", "--follow", "--job-spec", "old.yaml"]) == 0
+    job = Registry().load(capsys.readouterr().out.strip())
+    assert (workdir / "n1.out").read_text() == "1\n" and (workdir / "n2.out").read_text() == "2\n"
+    assert job.parameters == {"num_processes": 1} and job.message == "from the old tool"
+    (workdir / "bad.yaml").write_text("command: echo hi\nnum_proceses: 2\n")
+    assert main(["run", "--job-spec", "bad.yaml"]) == 2
+    assert "unknown job parameter 'num_proceses'" in capsys.readouterr().err

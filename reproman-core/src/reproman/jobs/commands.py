@@ -363,10 +363,9 @@ def _fetch(
     if job.was_fetched and job.extra.get("remote_released"):
         if overwrite and job.extra.get("kept"):
             return _restore_kept(job, registry)
-        raise JobError(
-            f"job {job.jobid} was fetched to {job.local_directory} and its files on the resource were freed",
-            hint="Its results and logs are there; run with --keep-remote to keep a job's files for a later fetch.",
-        )
+        return {"jobid": job.jobid, "fetched": False, "already": True, "finished": True,
+                "reason": f"it was fetched to {job.local_directory} already, and its files on the resource were "
+                          "freed after that (run with --keep-remote to keep them for a later fetch)"}
     if status.missing and not job.was_fetched:
         raise JobError(f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}")
     if not status.finished:

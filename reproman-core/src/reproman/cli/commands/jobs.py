@@ -179,6 +179,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         if action == "fetch" and "fetched" in row:
             if row.get("skipped"):
                 skipped += 1
+            elif row.get("already"):
+                pass
             elif row["fetched"]:
                 failed = failed or bool(row.get("failed"))
             else:

@@ -107,34 +107,28 @@ def test_ls_refresh_respects_the_connection_limit(slow_resources: list[str], mon
     assert four >= 4 * DELAY
 
 
-def test_job_status_polls_over_four_slow_hosts_overlap(slow_resources: list[str], tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """What ``jobs --status`` does per resource (open a connection, poll its jobs), run through map_bounded.
-
-    This is the call ``reproman.jobs.commands._statuses`` makes once per
-    resource; with map_bounded around it, four resources cost about one.
-    """
+def test_jobs_status_over_four_slow_hosts_takes_about_the_time_of_one(
+    slow_resources: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``reproman jobs --status`` (and ``--all``) polls every resource concurrently: four cost about one."""
+    from reproman import api
     from reproman.jobs.commands import run
-    from reproman.jobs.connection import Connection
     from reproman.jobs.registry import Registry
-    from reproman.jobs.status import poll
-    from reproman.resources.parallel import map_bounded
 
     monkeypatch.chdir(tmp_path)
     for name in slow_resources:
-        run(command="true", resref=name, submitter="local", orchestrator="plain")
-    from reproman.jobs.spec import JobSpec
-
-    jobs = [j for j in Registry().entries() if isinstance(j, JobSpec)]
-    groups = {name: [j for j in jobs if j.resource_name == name] for name in slow_resources}
-    assert all(len(group) == 1 for group in groups.values())
-
-    def poll_resource(name: str) -> dict[str, Any]:
-        with Connection.open(name) as connection:
-            group = groups[name]
-            return poll(connection.session, connection.submitter(group[0].submitter), group)
-
-    one, _ = _timed(lambda: map_bounded(poll_resource, slow_resources[:1]))
-    four, results = _timed(lambda: map_bounded(poll_resource, slow_resources))
-    assert all(isinstance(r, dict) and len(r) == 1 for r in results), results
+        run(command="true", resref=name, submitter="local", orchestrator="plain", job_parameters={"env": "A=1"})
+    jobids = [j.jobid for j in Registry().entries()]
+    assert len(jobids) == 4
+    one, rows = _timed(lambda: api.jobs([jobids[0]], action="list", status=True))
+    assert rows[0].get("summary") and "cannot" not in rows[0]["summary"], rows
+    four, rows = _timed(lambda: api.jobs(jobids, action="list", status=True))
+    assert len(rows) == 4 and all(r.get("summary") and "cannot" not in r["summary"] for r in rows), rows
+    assert one >= DELAY
     assert four < min(2 * one, 4 * DELAY), (one, four)
+    monkeypatch.setenv("REPROMAN_GENERAL_MAX_CONNECTIONS", "1")
+    from reproman.config import reset_config
+
+    reset_config()
+    sequential, _rows = _timed(lambda: api.jobs(jobids, action="list", status=True))
+    assert sequential >= 4 * DELAY, sequential

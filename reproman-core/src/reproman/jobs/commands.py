@@ -312,15 +312,24 @@ def _poll_group(connection: Connection, group: Sequence[JobSpec], registry: Regi
 
 
 def _statuses(specs: Sequence[JobSpec], registry: Registry) -> dict[str, JobStatus | str]:
-    """Subjob status per job, one poll per resource and submitter (or the error that prevented it)."""
+    """Subjob status per job, one poll per resource and submitter (or the error that prevented it).
+
+    Resources are asked concurrently (a bounded number at a time, see
+    :mod:`reproman.resources.parallel`): four clusters take the time of one.
+    """
+    from reproman.resources.parallel import map_bounded
+
+    def ask(item: tuple[str, list[JobSpec]]) -> dict[str, JobStatus]:
+        with Connection.open(item[0]) as connection:
+            return _poll_group(connection, item[1], registry)
+
+    groups = list(_group(specs).items())
     result: dict[str, JobStatus | str] = {}
-    for resource_name, group in _group(specs).items():
-        try:
-            with Connection.open(resource_name) as connection:
-                result.update(_poll_group(connection, group, registry))
-        except ReproManError as exc:
-            for job in group:
-                result[job.jobid] = f"cannot query resource {resource_name!r}: {exc}"
+    for (resource_name, group), answer in zip(groups, map_bounded(ask, groups)):
+        if isinstance(answer, ReproManError):
+            result.update({job.jobid: f"cannot query resource {resource_name!r}: {answer}" for job in group})
+        else:
+            result.update(answer)
     return result
 
 
@@ -329,26 +338,46 @@ GroupAction = Callable[[Connection, JobSpec, Registry, JobStatus], dict[str, Any
 
 def _for_each_resource(specs: Sequence[JobSpec], act: GroupAction, registry: Registry,
                        *, needs_status: bool = True) -> list[dict[str, Any]]:
-    """Open each resource once, poll its jobs together (unless not ``needs_status``), then ``act`` on each."""
-    rows: list[dict[str, Any]] = []
-    for resource_name, group in _group(specs).items():
+    """Open each resource once, poll its jobs together (unless not ``needs_status``), then ``act`` on each.
+
+    Opening and polling run concurrently across resources (bounded); the
+    acts (fetching files, cancelling) run one resource after the other, so
+    fetched files land in a predictable order and messages do not interleave.
+    """
+    from reproman.resources.parallel import map_bounded
+
+    def open_and_poll(item: tuple[str, list[JobSpec]]) -> tuple[Connection, dict[str, JobStatus]]:
         try:
-            connection = Connection.open(resource_name)
+            connection = Connection.open(item[0])
         except ReproManError as exc:
-            rows += [{"jobid": j.jobid, "error": f"cannot reach resource {resource_name!r}: {exc}"} for j in group]
+            raise _Unreachable(str(exc)) from None
+        try:
+            return connection, _poll_group(connection, item[1], registry) if needs_status else {}
+        except BaseException:
+            connection.close()
+            raise
+
+    groups = list(_group(specs).items())
+    rows: list[dict[str, Any]] = []
+    for (resource_name, group), answer in zip(groups, map_bounded(open_and_poll, groups)):
+        if isinstance(answer, _Unreachable):
+            rows += [{"jobid": j.jobid, "error": f"cannot reach resource {resource_name!r}: {answer}"} for j in group]
             continue
+        if isinstance(answer, ReproManError):
+            rows += [{"jobid": j.jobid, "error": str(answer)} for j in group]
+            continue
+        connection, statuses = answer
         with connection:
-            try:
-                statuses = _poll_group(connection, group, registry) if needs_status else {}
-            except ReproManError as exc:
-                rows += [{"jobid": j.jobid, "error": str(exc)} for j in group]
-                continue
             for job in group:
                 try:
                     rows.append(act(connection, job, registry, statuses.get(job.jobid)))  # type: ignore[arg-type]
                 except ReproManError as exc:
                     rows.append({"jobid": job.jobid, "error": str(exc)})
     return rows
+
+
+class _Unreachable(ReproManError):
+    """A resource that could not be opened (as opposed to one whose poll failed)."""
 
 
 def _fetch(

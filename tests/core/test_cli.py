@@ -108,3 +108,43 @@ def test_login_is_an_interactive_pty(tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 5
+
+
+def test_command_list_matches_the_parser() -> None:
+    """The CLI builds only the running command's options; the list it picks from must be complete."""
+    import argparse
+
+    from reproman.cli.parser import COMMANDS, build_parser
+
+    full = build_parser()
+    sub = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
+    assert tuple(sub.choices) == COMMANDS
+    help_text = run_cli(["--help"]).stdout
+    assert all(name in help_text for name in COMMANDS)
+
+
+def test_start_up_imports_stay_light(tmp_path: Path) -> None:
+    """``--help`` and ``ls`` import neither the YAML library, logging, typing nor any plugin SDK."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from reproman.cli.main import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('ruamel.yaml', 'logging', 'typing', 'rich', 'attrs', 'pluggy', 'docker', 'boto3',"
+        " 'fabric', 'paramiko', 'datalad', 'configparser') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
+    )
+    for argv in (["--help"], ["ls"], ["ls", "--json"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+        assert "HEAVY=\n" in proc.stderr, (argv, proc.stderr)
+
+
+def test_log_level_still_applies_to_modules_imported_later(tmp_path: Path) -> None:
+    """Logging is configured lazily (on its first import), yet -l debug shows library messages."""
+    result = run_cli(["-l", "debug", "retrace", "/bin/sh"])
+    assert result.returncode == 0, result.stderr
+    assert "reproman: DEBUG:" in result.stderr
+    bad = run_cli(["-l", "loud", "ls"])
+    assert bad.returncode != 0 and "unknown log level" in bad.stderr

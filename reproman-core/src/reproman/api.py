@@ -9,9 +9,13 @@ imported inside each function so ``import reproman.api`` stays cheap.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
+
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from reproman.resources.base import Resource
     from reproman.resources.session import CommandResult
     from reproman.tracing.spec import EnvironmentSpec

@@ -11,7 +11,6 @@ use dashes.
 
 from __future__ import annotations
 
-import configparser
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,10 +26,15 @@ _NOT_CONFIG = {"REPROMAN_PLUGINS_STRICT", "REPROMAN_PLUGINS_DISABLE", "REPROMAN_
 
 
 class Config:
-    """Read-only view of the merged configuration."""
+    """Read-only view of the merged configuration.
+
+    Values live in a plain mapping; :mod:`configparser` is imported only to
+    read a file that exists, so the usual start-up (no config file) does
+    not pay for it.
+    """
 
     def __init__(self, extra_files: Iterable[str | os.PathLike[str]] = (), environ: Mapping[str, str] | None = None):
-        self._parser = configparser.ConfigParser(interpolation=None)
+        self._values: dict[str, dict[str, str]] = {}
         environ = os.environ if environ is None else environ
         extra = list(extra_files)
         if environ.get("REPROMAN_CONFIG"):
@@ -49,24 +53,27 @@ class Config:
             section, sep, key = name[len(ENV_PREFIX):].partition("_")
             if not sep or not key:
                 continue
-            section = section.lower()
-            if not self._parser.has_section(section):
-                self._parser.add_section(section)
-            self._parser.set(section, key.lower(), value)
+            self._values.setdefault(section.lower(), {})[key.lower()] = value
 
     def _read(self, path: Path) -> None:
+        import configparser
+
         from reproman.localfiles import read_text
 
         text = read_text(path, what="config file", limit=CONFIG_LIMIT, error=ConfigError)
+        parser = configparser.ConfigParser(interpolation=None)
         try:
-            self._parser.read_string(text, source=str(path))
+            parser.read_string(text, source=str(path))
         except configparser.Error as exc:
             line = getattr(exc, "lineno", None)
             where = f"{path}:{line}" if line else str(path)
             raise ConfigError(f"cannot parse config file {where}: {exc.message if hasattr(exc, 'message') else exc}") from exc
+        for section in parser.sections():
+            # Later files win key by key, as configparser's own read() of several files does.
+            self._values.setdefault(section, {}).update(parser.items(section))
 
     def get(self, section: str, key: str, default: str | None = None) -> str | None:
-        return self._parser.get(section, key, fallback=default)
+        return self._values.get(section, {}).get(key.lower(), default)
 
     def getbool(self, section: str, key: str, default: bool = False) -> bool:
         value = self.get(section, key)
@@ -75,12 +82,10 @@ class Config:
         return value.strip().lower() in {"1", "yes", "true", "on"}
 
     def section(self, section: str) -> dict[str, str]:
-        if not self._parser.has_section(section):
-            return {}
-        return dict(self._parser.items(section))
+        return dict(self._values.get(section, {}))
 
     def sections(self) -> list[str]:
-        return self._parser.sections()
+        return list(self._values)
 
 
 _config: Config | None = None

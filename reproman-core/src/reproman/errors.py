@@ -7,7 +7,10 @@ Embedding applications catch the subclasses to tell failures apart.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ReproManError(Exception):

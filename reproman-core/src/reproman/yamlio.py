@@ -21,12 +21,14 @@ from __future__ import annotations
 import io
 import itertools
 import os
-import warnings
-from typing import Any
 
 from reproman.errors import SpecError
 from reproman.localfiles import atomic_write
 from reproman.localfiles import read_text as _read_text
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["atomic_write", "dump", "dump_json", "load", "load_file", "load_json_first", "read_text"]
 
@@ -60,6 +62,8 @@ def load(text: str, source: str = "<string>", constructor: Any = None) -> Any:
     if constructor is not None:
         yaml.Constructor = constructor
     try:
+        import warnings
+
         with warnings.catch_warnings():
             # ruamel warns (on stderr, several lines) about legal oddities such as a reused anchor.
             warnings.simplefilter("ignore")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from reproman.cli.parser import TRAILING_COMMAND, build_parser, split_trailing_command
+from reproman.cli.logsetup import setup_logging
+from reproman.cli.parser import COMMANDS, TRAILING_COMMAND, build_parser, split_trailing_command
 
 _GLOBAL_WITH_VALUE = {"-l", "--log-level", "-c", "--config"}
 
@@ -33,10 +33,10 @@ def _split_global(argv: list[str], commands: set[str]) -> int:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = build_parser()
     words = list(argv)
+    at = _split_global(words, set(COMMANDS))
+    parser = build_parser(only=words[at] if at < len(words) else "")
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    at = _split_global(words, set(subparsers.choices))
     trailing: list[str] | None = None
     if at < len(words) and words[at] in TRAILING_COMMAND:
         own, trailing = split_trailing_command(subparsers.choices[words[at]], words[at + 1:])
@@ -55,29 +55,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _setup_logging(level: str | None, debug: bool) -> None:
-    name = (level or ("debug" if debug else "warning")).upper()
-    numeric = int(name) if name.isdigit() else getattr(logging, name, None)
-    if not isinstance(numeric, int):
-        raise SystemExit(f"reproman: error: unknown log level {level!r}")
-    handler: logging.Handler
-    if sys.stderr.isatty():
-        from rich.logging import RichHandler
-
-        from reproman.cli.ui import stderr_console
-
-        handler = RichHandler(console=stderr_console(), show_time=False, show_path=False, rich_tracebacks=debug,
-                              markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("reproman: %(levelname)s: %(message)s"))
-    root = logging.getLogger("reproman")
-    root.handlers[:] = [handler]
-    root.setLevel(numeric)
-    root.propagate = False
-
-
 def _os_error_line(exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     paths = [p for p in (exc.filename, exc.filename2) if p is not None]
@@ -87,7 +64,7 @@ def _os_error_line(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    _setup_logging(args.log_level, args.debug)
+    setup_logging(args.log_level, args.debug)
     from reproman.cli.ui import UI
     from reproman.errors import ReproManError
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import NoReturn
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
+
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 RESREF_TYPES = ("auto", "name", "id")
 FOLLOW_CHOICES = ("stop", "stop-if-success", "delete", "delete-if-success")
@@ -43,7 +47,25 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Every command, in the order ``--help`` lists them (a test checks this against :func:`build_parser`).
+COMMANDS = ("create", "delete", "start", "stop", "login", "execute", "ls", "backend-parameters", "plugins", "run",
+            "rerun", "jobs", "retrace", "diff", "install")
+
+
+class _Unused:
+    """Stands in for the parser of a command that is not being run: its arguments are never needed.
+
+    Building every command's options costs about 20 ms, as much as Python's
+    own start-up; a CLI call needs one command's, plus the names and one-line
+    help of the others for ``--help``.
+    """
+
+    def add_argument(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI (``only=None``), or the top level plus the options of command ``only``."""
     from reproman import __version__
 
     parser = OneLineParser(
@@ -58,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="Show tracebacks of handled errors.")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
 
-    def add(name: str, help: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    def add(name: str, help: str, epilog: str | None = None) -> Any:
+        if only is not None and name != only:
+            # Listed in --help, never parsed: argparse would only use it if `name` were the command.
+            sub._name_parser_map[name] = _Unused()  # type: ignore[assignment]
+            sub._choices_actions.append(sub._ChoicesPseudoAction(name, (), help))
+            return _Unused()
         if epilog is None:
             return sub.add_parser(name, help=help, description=help)
         return sub.add_parser(name, help=help, description=help, epilog=epilog,
@@ -104,8 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Import every component and validate its record; report each broken one (exit 1 if any).")
     _json(p)
 
-    from reproman.cli.commands.jobs import EPILOG as JOBS_EPILOG
-    from reproman.cli.commands.run import EPILOG as RUN_EPILOG
+    # The epilogs live with their commands; import them only for the command being run.
+    RUN_EPILOG: str | None = None
+    JOBS_EPILOG: str | None = None
+    if only in (None, "run"):
+        from reproman.cli.commands.run import EPILOG as RUN_EPILOG
+    if only in (None, "jobs"):
+        from reproman.cli.commands.jobs import EPILOG as JOBS_EPILOG
 
     p = add("run", "Run a command on a resource, through a submitter and an orchestrator.", RUN_EPILOG)
     _resref(p, optional=True)

@@ -8,10 +8,13 @@ keeps scripted calls fast.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
+
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 def _text(value: Any) -> str:
@@ -51,6 +54,8 @@ class UI:
         return self.stdout.isatty()
 
     def json(self, data: Any) -> None:
+        import json
+
         json.dump(data, self.stdout, indent=2, default=str, sort_keys=False)
         self.stdout.write("\n")
 

@@ -14,10 +14,13 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from reproman.errors import InventoryError, SpecError
 from reproman.paths import config_dir
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
 
 #: A thousand resources take ~100 KiB; anything near this is not an inventory.
 INVENTORY_LIMIT = 16 * 1024 * 1024

@@ -7,10 +7,8 @@ the inventory in step with what the backends did.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from reproman.errors import (
     AmbiguousResourceError,
@@ -24,7 +22,11 @@ from reproman.errors import (
 )
 from reproman.resources.inventory import Inventory
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from reproman.plugins.records import ResourceType
     from reproman.resources.base import Resource
 
@@ -104,6 +106,8 @@ def validate_parameters(rtype: ResourceType, given: Mapping[str, Any]) -> dict[s
     for key, raw in given.items():
         param = known.get(key)
         if param is None:
+            import difflib
+
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f"Did you mean {close[0]!r}?" if close else (
                 f"Known: {', '.join(known)}." if known else f"Type {rtype.name!r} takes no parameters."

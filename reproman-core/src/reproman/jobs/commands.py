@@ -392,7 +392,9 @@ def _fetch(
     if job.was_fetched and job.extra.get("remote_released"):
         if overwrite and job.extra.get("kept"):
             return _restore_kept(job, registry)
+        recorded = JobStatus(jobid=job.jobid, subjobs=tuple(outcome.statuses_from_record(job)))
         return {"jobid": job.jobid, "fetched": False, "already": True, "finished": True,
+                "outcome": outcome.outcome_text(job), "failed": failures(job, recorded, fetched=True),
                 "reason": f"it was fetched to {job.local_directory} already, and its files on the resource were "
                           "freed after that (run with --keep-remote to keep them for a later fetch)"}
     if status.missing and not job.was_fetched:

@@ -40,6 +40,8 @@ jobdir={jobdir}
 n={int(job.n_subjobs)}
 procs={shlex.quote(str(procs)) if procs else '""'}
 reproman_umask=$(umask); umask 077
+# The runscript restores the caller's umask for the command; handing it over saves a process per subjob.
+REPROMAN_UMASK=$reproman_umask; export REPROMAN_UMASK
 printf '%s\\n' "$$" > "$jobdir/{layout.SUBMISSION_ID}"
 if [ -z "$procs" ]; then
   procs=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)

@@ -180,7 +180,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             if row.get("skipped"):
                 skipped += 1
             elif row.get("already"):
-                pass
+                failed = failed or bool(row.get("failed"))
             elif row["fetched"]:
                 failed = failed or bool(row.get("failed"))
             else:
@@ -195,7 +195,11 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             ui.info(f"Cancelled job {row['jobid']}." if row["cancelled"]
                     else f"Not cancelling job {row['jobid']}: {row['reason']}.")
         elif action == "fetch" and "fetched" in row and not row.get("skipped"):
-            if "restored" in row:
+            if row.get("already"):
+                ui.info(f"Job {row['jobid']} ({row.get('outcome')}): {row['reason']}.")
+                if row.get("failed"):
+                    report_failures(ui, row["failed"])
+            elif "restored" in row:
                 ui.info(f"Job {row['jobid']}: replaced {len(row['restored'])} local file(s) with the job's versions.")
             elif row["fetched"]:
                 ui.info(f"Fetched job {row['jobid']}: {row.get('outcome') or row['status']['counts']}.")

@@ -138,7 +138,8 @@ def test_outcome_text_and_labels() -> None:
 
 def test_poll_interval_backs_off_with_age_up_to_the_maximum(monkeypatch: pytest.MonkeyPatch) -> None:
     # Young and moving: around a second; young and idle: at most 3 s.
-    assert next_interval(0.5, changed=True, elapsed=10) == pytest.approx(0.625)
+    assert next_interval(0.5, changed=True, elapsed=10) == pytest.approx(0.5)
+    assert next_interval(0.5, changed=True, elapsed=60) == pytest.approx(0.625)
     assert next_interval(2.5, changed=False, elapsed=30) == 3.0
     # An hour in, idle: a minute between polls; busy: the age keeps it from polling every second.
     assert next_interval(50.0, changed=False, elapsed=3600) == MAX_INTERVAL

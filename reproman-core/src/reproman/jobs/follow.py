@@ -36,13 +36,17 @@ INITIAL_INTERVAL = 0.05
 YOUNG_CEILING = 3.0
 BACKOFF = 1.5
 BUSY_GROWTH = 1.25
-BUSY_INTERVAL = 1.0
+#: While a job moves its polls stay this close at first (a short batch should not wait a second for nothing).
+BUSY_INTERVAL = 0.5
 #: The ceiling grows to this fraction of the time followed so far...
 AGE_FRACTION = 0.05
 #: ...and a busy job's interval to this fraction.
 BUSY_AGE_FRACTION = 0.02
 #: Default of the maximum interval (seconds).
 MAX_INTERVAL = 60.0
+#: Records learned while following are saved at most this often (and when the job ends): rewriting a
+#: 1,000-subjob record at every poll of a short job would cost more than the job.
+SAVE_INTERVAL = 5.0
 #: How long the scheduler must keep saying "can never start" before following stops:
 #: a reason seen once may be the scheduler's first guess (Slurm shows PartitionConfig
 #: before it settles on PartitionTimeLimit).
@@ -109,12 +113,18 @@ def follow(
     interval = initial
     last: dict[str, int] | None = None
     stuck_since: float | None = None
+    unsaved = False
+    saved_at = started
     while True:
         changed: set[str] = set()
         # Usage is read once the results are in (see commands.run), not on the path to them.
         status = poll(connection.session, submitter, [job], changed=changed, usage=False)[job.jobid]
-        if changed and on_change is not None:
+        unsaved = unsaved or bool(changed)
+        if unsaved and on_change is not None and (
+            status.finished or status.stuck or time.monotonic() - saved_at >= SAVE_INTERVAL
+        ):
             on_change(job)
+            unsaved, saved_at = False, time.monotonic()
         if progress is not None:
             progress(status)
         if status.finished:

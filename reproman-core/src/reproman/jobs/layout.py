@@ -37,7 +37,7 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -86,8 +86,16 @@ def render_runscript(
     wrapper: str | None = None,
     env: Mapping[str, str] | None = None,
     provenance: Blocks | None = None,
+    chunked: bool = False,
 ) -> str:
     """The runscript for a job's subjobs.
+
+    With ``chunked`` the subjobs' commands are not in the runscript but in
+    ``commands.K`` files of :data:`CHUNK` subjobs each (see
+    :func:`command_chunks`), which the runscript sources: ``sh`` parses a
+    script's ``case`` whole before running it, so a 1,000-arm runscript
+    costs every subjob a millisecond or two of parsing, more than the rest
+    of what it does.
 
     Each command runs as ``sh -c COMMAND`` in the working directory, so an
     ``exit`` in it cannot skip recording its status. ``wrapper`` (for the
@@ -103,7 +111,16 @@ def render_runscript(
     capture_before = provenance.before if provenance is not None else ""
     capture_after = provenance.after if provenance is not None else ""
     exports = "".join(f"{k}={shlex.quote(str(v))}; export {k}\n" for k, v in (env or {}).items())
-    arms = "\n".join(f"  {i}) {_arm(cmd, prefix)} ;;" for i, cmd in enumerate(commands))
+    if chunked:
+        dispatch = (
+            'case "$i" in ""|*[!0-9]*) echo "runscript: no subjob $i in job ' + jobid + '" >&2; mark "failed 2"; '
+            'exit 2 ;; esac\n'
+            f'chunk="$jobdir/{COMMANDS}.$((i / {CHUNK}))"\n'
+            '[ -r "$chunk" ] || { echo "runscript: no subjob $i in job ' + jobid + '" >&2; mark "failed 2"; exit 2; }\n'
+            '. "$chunk"\n'
+        )
+    else:
+        dispatch = _case(jobid, enumerate(commands), prefix)
     return f"""#!/bin/sh
 # ReproMan runscript for job {jobid}.
 # Usage: sh runscript INDEX   (INDEX counts subjobs from 0)
@@ -118,11 +135,7 @@ printf 'running\n' > "$jobdir/status.$i"
 cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
 REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB
 {exports}{capture_before}umask "$reproman_umask"
-case "$i" in
-{arms}
-  *) echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2 ;;
-esac
-rc=$?
+{dispatch}rc=$?
 {capture_after}if [ "$rc" -eq 0 ]; then mark "succeeded 0"; else mark "failed $rc"; fi
 exit "$rc"
 """
@@ -135,6 +148,31 @@ _SHELL_SPECIAL = frozenset({
     "times", "trap", "type", "typeset", "ulimit", "umask", "unalias", "unset", "wait",
 })
 _PROGRAM = re.compile(r"[A-Za-z0-9_./+-][A-Za-z0-9_./+=-]*")
+
+
+#: Subjobs per ``commands.K`` file of a chunked runscript.
+CHUNK = 100
+COMMANDS = "commands"
+
+
+def _case(jobid: str, commands: Iterable[tuple[int, str]], prefix: str) -> str:
+    arms = "\n".join(f"  {i}) {_arm(cmd, prefix)} ;;" for i, cmd in commands)
+    return (f'case "$i" in\n{arms}\n'
+            f'  *) echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2 ;;\nesac\n')
+
+
+def command_chunks(
+    jobid: str, commands: Sequence[str], wrapper: str | None = None, provenance: Blocks | None = None
+) -> dict[str, str]:
+    """The ``commands.K`` files a chunked runscript sources: file name -> text."""
+    prefix = f"{wrapper} " if wrapper else ""
+    if provenance is not None and provenance.runner:
+        prefix = f"{provenance.runner} {prefix}"
+    numbered = list(enumerate(commands))
+    return {
+        f"{COMMANDS}.{k}": _case(jobid, numbered[k * CHUNK:(k + 1) * CHUNK], prefix)
+        for k in range((len(numbered) + CHUNK - 1) // CHUNK)
+    }
 
 
 def _arm(command: str, prefix: str) -> str:

@@ -109,8 +109,20 @@ class JobSpec:
         """Fetched at least once (records from before ``fetched`` existed say so in ``status``)."""
         return self.fetched is not None or self.status == "fetched"
 
-    def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, recurse=True, filter=lambda a, _v: a.metadata.get("record", True))
+    def to_dict(self, *, copy: bool = True) -> dict[str, Any]:
+        """The record as plain data, without the fields kept out of records.
+
+        A deep copy unless ``copy`` is false: serialising (every save of a
+        job that may have 100,000 subjobs) reads the data once and needs
+        none. Either way several times faster than ``attrs.asdict``.
+        """
+        if not copy:
+            data = {f.name: getattr(self, f.name) for f in _RECORD_FIELDS}
+            data["subjobs"] = [{name: getattr(s, name) for name in _SUBJOB_FIELDS} for s in self.subjobs]
+            return data
+        data = {f.name: _plain(getattr(self, f.name)) for f in _RECORD_FIELDS}
+        data["subjobs"] = [{name: _plain(getattr(s, name)) for name in _SUBJOB_FIELDS} for s in self.subjobs]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobSpec:
@@ -122,3 +134,18 @@ class JobSpec:
             for s in values.get("subjobs", [])
         ]
         return cls(**values)
+
+
+_RECORD_FIELDS = [f for f in attrs.fields(JobSpec) if f.metadata.get("record", True)]
+_SUBJOB_FIELDS = [f.name for f in attrs.fields(Subjob)]
+
+
+def _plain(value: Any) -> Any:
+    """A copy of JSON-like data: new dicts and lists, the same scalars."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if attrs.has(type(value)):
+        return attrs.asdict(value)
+    return value

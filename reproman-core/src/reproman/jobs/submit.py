@@ -111,19 +111,28 @@ def build_job(
     return job
 
 
-def runscript_for(job: JobSpec) -> str:
+def runscript_for(job: JobSpec) -> dict[str, str]:
+    """The runscript and, for a large batch, the ``commands.K`` files it sources: file name -> text."""
     from reproman.jobs import provenance
 
     container = job.parameters.get("container")
-    return layout.render_runscript(
+    wrapper = f"singularity exec {shlex.quote(str(container))}" if container else None
+    blocks = provenance.runscript_blocks(job)
+    commands = [s.command for s in job.subjobs]
+    chunked = len(commands) > layout.CHUNK
+    files = {layout.RUNSCRIPT: layout.render_runscript(
         jobid=job.jobid,
         jobdir=job.job_dir,
         working_directory=job.working_directory,
-        commands=[s.command for s in job.subjobs],
-        wrapper=f"singularity exec {shlex.quote(str(container))}" if container else None,
+        commands=commands,
+        wrapper=wrapper,
         env=provenance.exported_env(job) or None,
-        provenance=provenance.runscript_blocks(job),
-    )
+        provenance=blocks,
+        chunked=chunked,
+    )}
+    if chunked:
+        files.update(layout.command_chunks(job.jobid, commands, wrapper, blocks))
+    return files
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -158,7 +167,7 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
             staging.chmod(0o700)
             for name, text in (
                 (layout.SPEC_FILE, dump_record(job)),
-                (layout.RUNSCRIPT, runscript_for(job)),
+                *runscript_for(job).items(),
                 (submitter.script_name, submitter.submission_script(job)),
             ):
                 _write_private(staging / name, text)

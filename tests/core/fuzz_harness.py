@@ -106,7 +106,7 @@ def invoke(argv: Sequence[str], timeout: float = 30) -> Outcome:
 #: Exit codes that are answers, not failures: ``diff`` exits 3 when the specs differ.
 #: Exit codes that answer a question rather than report an error: diff's "different", jobs' "some subjobs
 #: failed" (1) and "not finished" (3). Their stderr may carry information (which subjobs failed), never a traceback.
-ANSWERS = {"diff": {3}, "jobs": {1, 3}}
+ANSWERS = {"diff": {3}, "jobs": {1, 3}, "isdir": {1}}  # execute --internal isdir: 1 is "no"
 
 
 def assert_clean(outcome: Outcome) -> None:

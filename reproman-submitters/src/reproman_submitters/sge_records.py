@@ -30,10 +30,12 @@ _QACCT_SEPARATOR = re.compile(r"^={20,}\s*$")
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)B?$", re.IGNORECASE)
 _SIZE_UNIT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 
-#: Grid Engine's ``failed`` codes (sge_status(5)) that mean it killed the task:
-#: 37 "qmaster enforced h_rt, h_cpu, or h_vmem limit"; 100 "assumedly after
-#: job", a signal from Grid Engine (``qdel``, or a limit the execution daemon
-#: enforces). Any other non-zero code is a failure to set the task up.
+#: Grid Engine's ``failed`` codes (sge_status(5)) for a task that ran and was
+#: killed: 37 "qmaster enforced h_rt, h_cpu, or h_vmem limit"; 100 "assumedly
+#: after job", the job script ended by a signal, whoever sent it (``qdel``, a
+#: limit the execution daemon enforces, the kernel's OOM killer, or a ``kill``
+#: from the job itself all give the same record). Any other non-zero code is
+#: a failure to set the task up.
 LIMIT_KILL = 37
 AFTER_JOB = 100
 
@@ -217,7 +219,10 @@ def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cance
             return failed(FailureReason.OUT_OF_MEMORY, detail, status, usage)
         if fail == LIMIT_KILL or _over_walltime(record, params):
             return failed(FailureReason.WALLTIME, detail, status, usage)
-        return failed(FailureReason.CANCELLED, detail, status, usage)
+        # Killed by a signal that accounting does not attribute: a qdel outside
+        # ReproMan reads the same as a kill -9, so no cause is claimed.
+        signal = f"killed by signal {status - 128}" if status and status > 128 else "killed by a signal"
+        return failed(FailureReason.EXIT_CODE, f"{signal} (qdel or another kill; {detail})", status, usage)
     # Setup failures before or around the job (output file, shell, working
     # directory, prolog...): the execution host could not run it.
     return failed(FailureReason.NODE_FAILURE, detail, status, usage)

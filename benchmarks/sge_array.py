@@ -10,8 +10,10 @@ Two measurements:
    (:func:`reproman.jobs.status.poll`: one status read plus one scheduler
    query) is driven at core's own adaptive interval
    (:func:`reproman.jobs.follow.next_interval`). Every command the session
-   runs is counted: ``qstat`` calls and accounting calls (``qacct``, made
-   only for ids that left ``qstat``) per poll are measured, not assumed.
+   runs is counted: ``qstat`` calls and accounting commands (``qacct``, made
+   only for tasks without a final status line that ``qstat`` no longer
+   lists, e.g. one that ended between the status read and the ``qstat`` of
+   the same poll) per poll are measured, not assumed.
 2. **end to end**: ``reproman run --submitter sge --follow`` with 500 batch
    values, timed from outside; "end" is the newest status file's mtime.
 

@@ -17,11 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from reproman import api
-from reproman.jobs import timing
+from reproman.jobs import outcome, timing
 from reproman.jobs.commands import RunResult
+from reproman.jobs.contracts import FailureReason, Usage
 from reproman.jobs.registry import Registry
 from reproman.testing.cli import run_cli
 
@@ -64,7 +66,7 @@ def test_report_of_a_failed_batch(failed_batch: RunResult, workdir: Path) -> Non
     failures = text[text.index("<h2>Failures</h2>"):text.index("<h2>Resource usage</h2>")]
     assert "<td>4</td><td>non-zero exit</td><td>3</td>" in failures and "<td>x=e</td>" in failures
     assert "stderr.4" in failures
-    assert "Usage unavailable" in text
+    assert "Unavailable (the resource keeps no accounting)." in text
     assert "States and times from resource &#x27;local&#x27;" in text  # asked live, not the fetched copy
 
 
@@ -151,18 +153,43 @@ def test_report_falls_back_to_the_fetched_copy(failed_batch: RunResult, workdir:
     assert "The resource could not be asked" in text and "<td>x=e</td>" in text
 
 
-def test_usage_from_the_record(failed_batch: RunResult, workdir: Path) -> None:
+def _record_usage(jobid: str, reason: FailureReason | None = None) -> None:
+    """Store usage in the job record's outcomes, as core does when a scheduler's accounting answers
+    (the local shell keeps no accounting); with ``reason``, also what a scheduler said of subjob 4."""
     registry = Registry()
-    job = registry.load(failed_batch.job.jobid)
-    job.extra["usage"] = {str(i): {"node": "n1", "elapsed_s": 2.0 + i, "cpu_s": 1.5, "max_rss_bytes": 50 * 1024**2}
-                          for i in range(8)}
+    job = registry.load(jobid)
+    outcome.record_usage(job, {i: Usage(node="n1", elapsed=2.0 + i, cpu_time=1.5, max_rss=50 * 1024**2)
+                               for i in range(8)})
+    if reason is not None:
+        old = outcome.recorded(job, 4)
+        assert old is not None
+        job.subjobs[4].outcome = attrs.evolve(old, reason=reason, detail="said by the scheduler").to_dict()
+    job.usage_available = True
     registry.save(job)
+
+
+def test_usage_from_the_record(failed_batch: RunResult, workdir: Path) -> None:
+    _record_usage(failed_batch.job.jobid)
     out = workdir / "u.html"
-    assert _report(job.jobid, out).returncode == 0
+    assert _report(failed_batch.job.jobid, out).returncode == 0
     text = out.read_text(encoding="utf-8")
-    assert "Usage unavailable" not in text
+    assert "Unavailable (" not in text
     assert "8 of 8 subjobs have accounting figures" in text and "total CPU time: 12 s" in text
     assert "largest peak RSS: 50.0 MiB" in text and "nodes: n1" in text
+
+
+def test_fetched_job_keeps_reasons_and_usage_offline(failed_batch: RunResult, workdir: Path) -> None:
+    """The resource no longer has the job: reasons and usage come from the record, nothing is asked."""
+    _record_usage(failed_batch.job.jobid, FailureReason.WALLTIME)
+    shutil.rmtree(failed_batch.job.job_dir)
+    out = workdir / "offline.html"
+    result = _report(failed_batch.job.jobid, out, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "fetched copy" in json.loads(result.stdout)["source"]
+    text = out.read_text(encoding="utf-8")
+    failures = text[text.index("<h2>Failures</h2>"):text.index("<h2>Resource usage</h2>")]
+    assert "<td>4</td><td>walltime exceeded</td><td>3</td><td>said by the scheduler</td>" in failures
+    assert "8 of 8 subjobs have accounting figures" in text and "nodes: n1" in text
 
 
 def test_text_from_the_job_is_escaped(workdir: Path) -> None:

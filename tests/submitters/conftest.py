@@ -6,14 +6,17 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from submitters_helpers import FAKE_TOOLS, FAKES, CountingSession, slurm_available
+from submitters_helpers import FAKE_TOOLS, FAKES, CountingSession, sge_available, slurm_available
 
 from reproman.testing.services import service_missing
+from reproman_submitters.sge import SGESubmitter
 
 
 @pytest.fixture
@@ -64,6 +67,37 @@ def slurm(_slurm_up: bool) -> None:
     """A running Slurm (tools/ci/slurm.sh); skipped locally, a failure under CI."""
     if not _slurm_up:
         service_missing("Slurm is not running (sinfo does not answer); run tools/ci/slurm.sh as root")
+
+
+@pytest.fixture(scope="session")
+def _sge_up() -> bool:
+    return sge_available()
+
+
+@pytest.fixture
+def sge(_sge_up: bool) -> None:
+    """A running Grid Engine cell (tools/ci/sge.sh); skipped locally, a failure under CI."""
+    if not _sge_up:
+        service_missing("Grid Engine is not running (qstat -f shows no all.q); run tools/ci/sge.sh as root")
+
+
+@pytest.fixture
+def sge_sub(session: CountingSession, sge: None) -> Iterator[SGESubmitter]:
+    """A Grid Engine submitter; whatever it submitted is deleted after the test, passed or not,
+    so a failing test leaves no job holding the cell's two slots."""
+    submitter = SGESubmitter(session)
+    submitted: list[str] = []
+    plain_submit = submitter.submit
+
+    def tracked(job: Any, script: str) -> str:
+        sid = plain_submit(job, script)
+        submitted.extend(sid.split(","))
+        return sid
+
+    submitter.submit = tracked  # type: ignore[method-assign]
+    yield submitter
+    if submitted:
+        subprocess.run(["qdel", *submitted], capture_output=True)
 
 
 @pytest.fixture

@@ -116,3 +116,14 @@ def slurm_available() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and any(s.strip() in ("idle", "mixed", "allocated") for s in out.stdout.split())
+
+
+def sge_available() -> bool:
+    """A Grid Engine cell answers and has the queue tools/ci/sge.sh makes."""
+    if shutil.which("qstat") is None:
+        return False
+    try:
+        out = subprocess.run(["qstat", "-f"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "all.q@" in out.stdout

@@ -23,9 +23,10 @@ from reproman_submitters.common import check_directive_values
 from reproman_submitters.condor import CondorSubmitter
 from reproman_submitters.lsf import LSFSubmitter
 from reproman_submitters.pbs import PBSSubmitter
+from reproman_submitters.sge import SGESubmitter
 from reproman_submitters.slurm import SlurmSubmitter
 
-SUBMITTERS = [SlurmSubmitter, PBSSubmitter, CondorSubmitter, LSFSubmitter]
+SUBMITTERS = [SlurmSubmitter, PBSSubmitter, CondorSubmitter, LSFSubmitter, SGESubmitter]
 INJECTION = 'debug"\ntouch /tmp/pwned\n#SBATCH --comment="x'
 
 
@@ -63,8 +64,9 @@ def test_pass_through_directive_and_job_directory_checked(cls: Any) -> None:
         sub.submission_script(_job(sub, {"directives": ["touch /tmp/pwned"]}))
 
 
-@pytest.mark.parametrize(("cls", "char"), [(PBSSubmitter, '"'), (LSFSubmitter, '"'), (CondorSubmitter, "$")],
-                         ids=["pbs", "lsf", "condor"])
+@pytest.mark.parametrize(("cls", "char"), [(PBSSubmitter, '"'), (LSFSubmitter, '"'), (CondorSubmitter, "$"),
+                                           (SGESubmitter, '"')],
+                         ids=["pbs", "lsf", "condor", "sge"])
 def test_per_scheduler_characters(cls: Any, char: str) -> None:
     sub = cls(ShellSession())
     with pytest.raises(SubmissionError, match=f"cannot contain '{re.escape(char)}'"):

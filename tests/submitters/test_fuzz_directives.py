@@ -24,10 +24,11 @@ from reproman.resources.shell import ShellSession
 from reproman_submitters.condor import CondorSubmitter
 from reproman_submitters.lsf import LSFSubmitter
 from reproman_submitters.pbs import PBSSubmitter
+from reproman_submitters.sge import SGESubmitter
 from reproman_submitters.slurm import SlurmSubmitter
 
 SCALE = float(os.environ.get("REPROMAN_FUZZ_SCALE", "1"))
-SUBMITTERS = [SlurmSubmitter, PBSSubmitter, CondorSubmitter, LSFSubmitter]
+SUBMITTERS = [SlurmSubmitter, PBSSubmitter, CondorSubmitter, LSFSubmitter, SGESubmitter]
 
 TEXT = st.text(alphabet=st.sampled_from(string.printable + "\x00\x1b\x85\u2028\u2029\u00e9#$\"'`\\;&|"), max_size=30)
 VALUES: dict[str, Any] = {
@@ -61,7 +62,7 @@ def _shape(script: str, directive_prefix: str | None) -> list[str]:
     return shape
 
 
-PREFIX = {"slurm": "#SBATCH", "pbs": "#PBS", "lsf": "#BSUB", "condor": None}
+PREFIX = {"slurm": "#SBATCH", "pbs": "#PBS", "lsf": "#BSUB", "condor": None, "sge": "#$"}
 
 
 @pytest.mark.parametrize("cls", SUBMITTERS, ids=lambda c: c.name)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,8 +20,7 @@ import pytest
 from submitters_helpers import make_job, submit, wait
 
 from reproman.errors import ConfigError, SubmissionError
-from reproman.jobs.contracts import FailureReason, State
-from reproman.testing.services import service_missing
+from reproman.jobs.contracts import FailureReason, SchedulerState, State
 from reproman_submitters.sge import (
     SGESubmitter,
     accounting_state,
@@ -34,31 +32,9 @@ from reproman_submitters.sge import (
 )
 
 
-def sge_available() -> bool:
-    if shutil.which("qstat") is None:
-        return False
-    try:
-        out = subprocess.run(["qstat", "-f"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "all.q@" in out.stdout
-
-
-@pytest.fixture(scope="module")
-def _sge_up() -> bool:
-    return sge_available()
-
-
 @pytest.fixture
-def sge(_sge_up: bool) -> None:
-    """A running Grid Engine cell (tools/ci/sge.sh); skipped locally, a failure under CI."""
-    if not _sge_up:
-        service_missing("Grid Engine is not running (qstat -f shows no all.q); run tools/ci/sge.sh as root")
-
-
-@pytest.fixture
-def sub(session, sge) -> SGESubmitter:
-    return SGESubmitter(session)
+def sub(sge_sub: SGESubmitter) -> SGESubmitter:
+    return sge_sub
 
 
 def qstat_j(number: str) -> str:
@@ -94,7 +70,7 @@ def test_one_query_per_poll(sub, session, jobroot):
     try:
         session.commands.clear()
         states = sub.scheduler_states([job, job])
-        assert session.commands == ["qstat -xml -u $user"]
+        assert session.commands == ["qstat -xml -u $user -s prsz"]
         # 2 slots: two tasks run, three wait as one range "3-5:1" that must be expanded.
         assert set(states[job.jobid]) == {0, 1, 2, 3, 4}
         assert {s.state for s in states[job.jobid].values()} <= {State.PENDING, State.RUNNING}
@@ -104,7 +80,7 @@ def test_one_query_per_poll(sub, session, jobroot):
 
 def test_cancel_running_and_queued(sub, session, jobroot):
     job = submit(session, sub, jobroot, ["sleep 300"] * 5)
-    wait(session, sub, job, until="any-running", timeout=30)
+    wait(session, sub, job, until="any-running", timeout=120)
     sub.cancel(job)
     status = wait(session, sub, job, timeout=30)
     # Running tasks were killed (qacct: failed 100); queued ones never ran and
@@ -115,15 +91,16 @@ def test_cancel_running_and_queued(sub, session, jobroot):
     sub.cancel(job)  # cancelling a finished job is harmless
 
 
-def test_qdel_by_hand_reads_cancelled(sub, session, jobroot):
-    """A job the scheduler forgot because someone ran qdel outside ReproMan."""
+def test_qdel_by_hand_reads_killed_not_cancelled(sub, session, jobroot):
+    """qdel outside ReproMan: Grid Engine's accounting records it exactly as any SIGKILL (failed 100,
+    exit 137), so the reason is a non-zero exit with the signal, not a cause nobody recorded."""
     job = submit(session, sub, jobroot, ["sleep 300"])
-    wait(session, sub, job, until="any-running", timeout=30)
+    wait(session, sub, job, until="any-running", timeout=120)
     subprocess.run(["qdel", str(job.submission_id)], capture_output=True, check=True)
     status = wait(session, sub, job, timeout=30)
     subjob = status.subjobs[0]
-    assert subjob.state is State.FAILED and subjob.reason is FailureReason.CANCELLED
-    assert "failed 100" in subjob.detail
+    assert (subjob.state, subjob.reason, subjob.exit_code) == (State.FAILED, FailureReason.EXIT_CODE, 137)
+    assert "killed by signal 9" in subjob.detail and "failed 100" in subjob.detail
 
 
 def test_parameters_reach_sge(sub, session, jobroot):
@@ -230,11 +207,13 @@ def test_accounting_is_cached_and_gives_usage(sub, session, jobroot):
     said = fresh.scheduler_states([job])[job.jobid]
     fresh.scheduler_states([job])
     assert [c.split()[0] for c in session.commands] == ["qstat", "printf", "qstat"]  # qacct once, then remembered
-    assert 0 not in said  # exit 0: nothing to add to the status file
+    assert (said[0].state, said[0].exit_code) == (State.SUCCEEDED, 0)
     assert said[1].reason is FailureReason.EXIT_CODE and said[1].detail == "exit status 3"
-    usage = fresh.usage([job])[job.jobid]
-    assert set(usage) == {0, 1}
-    assert usage[0]["node"] and usage[0]["elapsed_s"] >= 1 and usage[1]["exit_status"] == 3
+    assert said[1].exit_code == 3
+    usage = fresh.usage([job])
+    assert usage is not None and set(usage[job.jobid]) == {0, 1}
+    first = usage[job.jobid][0]
+    assert first.node and first.elapsed is not None and first.elapsed >= 1 and first.cpu_time is not None
 
 
 def test_rejections(sub, session, jobroot, monkeypatch):
@@ -261,10 +240,10 @@ def test_errors_from_qsub_are_one_line(sub, session, jobroot, monkeypatch):
     assert "\n" not in str(info.value)
 
 
-def test_forgotten_ids_rely_on_status_files(sub, session, jobroot):
+def test_an_id_neither_qstat_nor_qacct_knows_is_forgotten(sub, session, jobroot):
     job, _ = make_job(session, sub, jobroot, ["true"])
     job.submission_id = "9999999"
-    assert sub.scheduler_states([job]) == {}
+    assert sub.scheduler_states([job]) == {job.jobid: {0: SchedulerState.forgotten()}}
 
 
 # -- parsers, on text Grid Engine 8.1.9 printed --------------------------------------------------------
@@ -279,10 +258,15 @@ QSTAT_XML = """<?xml version='1.0'?>
   </queue_info>
   <job_info>
     <job_list state="pending">
-      <JB_job_number>4</JB_job_number><state>qw</state><slots>1</slots><tasks>3-9:2,12</tasks>
+      <JB_job_number>4</JB_job_number><JB_name>reproman-x</JB_name><state>qw</state><slots>1</slots>
+      <tasks>3-9:2,12</tasks>
     </job_list>
     <job_list state="pending">
       <JB_job_number>7</JB_job_number><state>Eqw</state><slots>1</slots>
+    </job_list>
+    <job_list state="zombie">
+      <JB_job_number>9</JB_job_number><JB_name>reproman-y</JB_name><state>z</state><slots>1</slots>
+      <tasks>1-4:1</tasks>
     </job_list>
   </job_info>
 </job_info>
@@ -321,7 +305,10 @@ def test_parsers():
     assert expand_tasks("3-9:2,12") == [3, 5, 7, 9, 12] and expand_tasks("1-3:1") == [1, 2, 3]
     with pytest.raises(SubmissionError):
         expand_tasks("1-x")
-    assert parse_qstat_xml(QSTAT_XML) == [("4", "r", "2"), ("4", "qw", "3-9:2,12"), ("7", "Eqw", "")]
+    assert [tuple(e) for e in parse_qstat_xml(QSTAT_XML)] == [
+        ("4", "reproman-x", "r", "2"), ("4", "reproman-x", "qw", "3-9:2,12"), ("7", "", "Eqw", ""),
+        ("9", "reproman-y", "z", "1-4:1")]
+    assert [e.zombie for e in parse_qstat_xml(QSTAT_XML)] == [False, False, False, True]
     with pytest.raises(SubmissionError, match="qstat -xml"):
         parse_qstat_xml("error: commlib error")
     records = parse_qacct(QACCT)
@@ -333,28 +320,32 @@ def test_state_normalisation():
     assert sge_state("qw", "1").state is State.PENDING
     assert "qrls 1" in sge_state("hqw", "1").detail
     eqw = sge_state("Eqw", "8")
-    assert eqw.state is State.PENDING and "qstat -j 8" in eqw.detail
+    assert eqw.state is State.PENDING and eqw.blocked and "qstat -j 8" in eqw.detail
+    assert not sge_state("hqw", "1").blocked and not sge_state("qw", "1").blocked
+    chained = sge_state("hqw", "9", held_by_predecessor=True)
+    assert "previous array" in chained.detail and "qrls" not in chained.detail
     assert sge_state("r", "1").state is State.RUNNING and sge_state("dr", "1").state is State.RUNNING
     assert "suspended" in sge_state("s", "1").detail
     assert sge_state("zz", "1").state is State.UNKNOWN
     h_rt, qdel = parse_qacct(QACCT)
 
     def reason(record: dict[str, str], params: dict[str, str], cancelled: bool = False) -> FailureReason | None:
-        said = accounting_state(record, params, cancelled)
-        return said.reason if said is not None else None
+        return accounting_state(record, params, cancelled).reason
 
     assert reason(h_rt, {"walltime": "0:0:3"}) is FailureReason.WALLTIME
     # Code 37 covers h_vmem too: peak memory at the requested limit says which.
     assert reason({**h_rt, "maxvmem": "100MB"}, {"memory": "100M"}) is FailureReason.OUT_OF_MEMORY
     assert reason(qdel, {}, cancelled=True) is FailureReason.CANCELLED
-    assert reason(qdel, {}) is FailureReason.CANCELLED
+    assert reason(qdel, {}) is FailureReason.EXIT_CODE  # failed 100 is any signal: a kill -9 reads the same
     assert reason({**qdel, "ru_wallclock": "60s"}, {"walltime": "00:01:00"}) is FailureReason.WALLTIME
     clean = {"failed": "0", "exit_status": "0"}
-    assert accounting_state(clean, {}, False) is None
+    ok = accounting_state(clean, {}, False)
+    assert (ok.state, ok.exit_code, ok.reason) == (State.SUCCEEDED, 0, None)
+    assert accounting_state(h_rt, {"walltime": "0:0:3"}, False).exit_code == 137
     assert reason({**clean, "exit_status": "3"}, {}) is FailureReason.EXIT_CODE
     setup = {"failed": "28  : changing into working directory", "exit_status": "0"}
     said = accounting_state(setup, {}, False)
-    assert said is not None and said.reason is FailureReason.NODE_FAILURE and "changing into working" in said.detail
+    assert said.reason is FailureReason.NODE_FAILURE and "changing into working" in said.detail
 
 
 # -- end to end through `reproman run` ------------------------------------------------------------------

@@ -7,17 +7,30 @@ Tested against a real single-node Son of Grid Engine 8.1.9 (``tools/ci/sge.sh``)
   ``-tc``, ``-hold_jid``) and the subjob offset (the script's first
   argument) are given on the ``qsub`` command line. Array task ids count
   from 1, so subjob ``offset + SGE_TASK_ID - 1`` runs.
+* ``-w e``: Grid Engine checks the request against every queue at
+  submission, so a request no queue can ever meet ("no suitable queues")
+  is refused by ``qsub`` with Grid Engine's words instead of waiting
+  forever. A job Grid Engine could not start (state ``Eqw``) waits for
+  someone to act and is reported as blocked.
 * ``qsub -terse`` prints ``ID`` (``ID.1-N:1`` for an array); nothing else is
   trusted.
-* State: one ``qstat -xml -u $user`` lists the user's queued and running tasks (queued
-  tasks of an array come as ranges, ``3-500:1``). Grid Engine forgets a task
-  the moment it ends, so only ids that left ``qstat`` entirely are looked up
-  in accounting: ONE remote command runs ``qacct -j ID`` for each of them
-  and checks the job directories for ReproMan's cancel marker. ``qacct``
-  scans the whole accounting file, so its answers are kept per submitter.
+* State: ONE ``qstat -xml -u $user -s prsz`` per poll lists the queued,
+  running and recently finished (zombie) tasks of every followed job; the
+  job name is checked too, so a recycled job number is never taken for
+  ours. Grid Engine forgets a task the moment it ends, so tasks that core
+  still wants to hear about (see :meth:`SGESubmitter.scheduler_states`)
+  and that ``qstat`` no longer lists are looked up in the history:
+  ONE remote command runs ``qacct -j ID`` for each such id and checks the
+  job directories for ReproMan's cancel marker (``qacct`` takes one id, and
+  ``-j A -j B`` keeps only the last). A task ``qacct`` does not know is
+  "ended moments ago" while the qmaster still lists it as a zombie (its
+  record may be waiting for the next accounting flush, 15 s by default) and
+  forgotten after that, so core declares it lost after its grace period.
+* Usage (elapsed, CPU time, peak RSS, node) comes from the same ``qacct``
+  records, one command for all finished jobs (:meth:`SGESubmitter.usage`).
 * Cancel: the ``cancelled`` marker is written first, then ``qdel``. Queued
   tasks that ``qdel`` removed never reach accounting; the marker is how they
-  read as cancelled rather than lost.
+  read as cancelled rather than lost, from any later process.
 
 Memory requests in Grid Engine are per slot and sites name the complex
 differently, hence two settings, read from the same config sections as the
@@ -29,42 +42,55 @@ job-parameter defaults::
 
 ``num_processes`` P becomes ``-pe smp P`` and ``memory`` M becomes
 ``-l h_vmem=M/P`` (per slot), so a subjob gets M in all. In launcher mode the
-one job asks for ``throttle * P`` slots. Jobs are submitted with ``-V`` (the
-submitting environment travels with the job), as Slurm does by default.
+one job asks for ``throttle * P`` slots, or without a throttle as many as
+the largest queue instance (one host) offers. Jobs are submitted with ``-V``
+(the submitting environment travels with the job), as Slurm does by default.
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 import math
 import re
 import shlex
-import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
+
+import attrs
 
 from reproman.errors import ConfigError, SubmissionError
 from reproman.jobs import layout
-from reproman.jobs.contracts import FailureReason, SchedulerState, State
+from reproman.jobs.contracts import FailureReason, SchedulerState, Usage
 from reproman_submitters.common import (
+    OPTION_DIRECTIVE,
     BatchSubmitter,
+    check_directive_values,
     chunk_offsets,
     chunks,
     directive_lines,
+    ended,
     failed,
+    for_launcher,
     hms,
     launcher_body,
     memory_mb,
-    pending,
     put_state,
     quote_option,
-    running,
     runscript_path,
     split_ids,
     walltime_seconds,
 )
 from reproman_submitters.hooks import SGE
+from reproman_submitters.sge_records import (
+    accounting_state,
+    expand_tasks,
+    parse_qacct,
+    parse_qstat_xml,
+    parse_qsub_terse,
+    parse_queue_slots,
+    sge_state,
+    usage_of,
+)
 
 lgr = logging.getLogger("reproman.submitters.sge")
 
@@ -72,205 +98,28 @@ SGE_PARAMETERS = SGE
 #: Settings of this submitter (not job parameters) read from its config sections.
 SGE_SETTINGS = {"memory_complex": "h_vmem", "parallel_environment": "smp"}
 
-_TERSE_RE = re.compile(r"^(\d+)(?:\.\d+-\d+:\d+)?$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_QACCT_SEPARATOR = re.compile(r"^={20,}\s*$")
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)B?$", re.IGNORECASE)
-_SIZE_UNIT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
-
-#: Grid Engine's ``failed`` codes (sge_status): the job could not be started or
-#: ended by the execution host. The words are Grid Engine's own; shown as detail.
-_LIMIT_KILL = 37  # "qmaster enforced h_rt, h_cpu, or h_vmem limit"
-_AFTER_JOB = 100  # "assumedly after job": killed by a signal from Grid Engine (qdel, execd limits)
+#: What qacct prints when the accounting file does not exist (accounting off, or nothing ever ran).
+_NO_ACCOUNTING = "No jobs running since startup"
+_CANCELLED_SECTION = "+cancelled"
 
 
-# -- reading Grid Engine's answers --------------------------------------------------------------
-
-
-def parse_qsub_terse(stdout: str) -> str:
-    """The job number from ``qsub -terse`` (``123`` or ``123.1-10:1``), strictly."""
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
-    match = _TERSE_RE.match(lines[0]) if len(lines) == 1 else None
-    if match is None:
-        raise SubmissionError(f"cannot read a job id from qsub -terse output: {stdout.strip()!r}")
-    return match.group(1)
-
-
-def expand_tasks(text: str) -> list[int]:
-    """``"3-9:2,12"`` -> ``[3, 5, 7, 9, 12]``: the task ranges ``qstat`` prints for queued tasks."""
-    tasks: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        span, _, step = part.partition(":")
-        first, _, last = span.partition("-")
-        if not first.isdigit() or (last and not last.isdigit()) or (step and not step.isdigit()):
-            raise SubmissionError(f"cannot read task range {text!r} from qstat -xml")
-        stop = int(last) if last else int(first)
-        tasks.extend(range(int(first), stop + 1, int(step) if step else 1))
-    return tasks
-
-
-def parse_qstat_xml(text: str) -> list[tuple[str, str, str]]:
-    """``(job number, state letters, tasks)`` for every ``job_list`` entry of ``qstat -xml``."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise SubmissionError(f"cannot read qstat -xml output: {exc}") from exc
-    entries = []
-    for item in root.iter("job_list"):
-        number = (item.findtext("JB_job_number") or "").strip()
-        if number:
-            entries.append((number, (item.findtext("state") or "").strip(), (item.findtext("tasks") or "").strip()))
-    return entries
-
-
-def sge_state(code: str, number: str) -> SchedulerState:
-    """Normalise ``qstat``'s state letters (``qw``, ``hqw``, ``Eqw``, ``r``, ``dr``, ``s``...)."""
-    if "E" in code:
-        # The job cannot start (e.g. its directory is missing) and stays queued
-        # until someone acts; it has not failed, so it is not reported as such.
-        return pending(f"error state ({code}): 'qstat -j {number}' says why; "
-                       f"'qmod -cj {number}' retries it, 'qdel {number}' removes it")
-    if "d" in code:
-        return running(f"being deleted ({code})") if "r" in code or "t" in code else pending(f"being deleted ({code})")
-    if any(letter in code for letter in "sST"):
-        return running(f"suspended ({code})")
-    if "r" in code or "t" in code or "R" in code:
-        return running("" if code == "r" else code)
-    if "h" in code:
-        return pending(f"on hold ({code}); 'qrls {number}' releases it")
-    if "w" in code or "q" in code:
-        return pending("")
-    return SchedulerState(state=State.UNKNOWN, detail=code)
-
-
-def parse_qacct(text: str) -> list[dict[str, str]]:
-    """``qacct -j`` output -> one ``{field: value}`` per record (task); errors give no records."""
-    records: list[dict[str, str]] = []
-    current: dict[str, str] | None = None
-    for line in text.splitlines():
-        if _QACCT_SEPARATOR.match(line):
-            current = {}
-            records.append(current)
-            continue
-        if current is None or not line.strip():
-            continue
-        key, _, value = line.partition(" ")
-        current[key.strip()] = value.strip()
-    return [r for r in records if r.get("jobnumber")]
-
-
-def size_bytes(text: str) -> int | None:
-    """``"3.430MB"`` -> bytes (Grid Engine prints powers of 1024); ``None`` when unreadable."""
-    match = _SIZE_RE.match(text.strip())
-    if not match:
-        return None
-    return int(float(match.group(1)) * _SIZE_UNIT[match.group(2).upper()])
-
-
-def seconds(text: str) -> float | None:
-    """``"3s"``, ``"0.010s"`` or ``"3"`` -> seconds."""
-    try:
-        return float(text.strip().rstrip("s"))
-    except ValueError:
-        return None
-
-
-def qacct_time(text: str) -> str | None:
-    """``"Tue Dec  1 10:37:34 2026"`` -> ISO 8601 (local time of the qmaster, as qacct prints it)."""
-    try:
-        return datetime.datetime.strptime(" ".join(text.split()), "%a %b %d %H:%M:%S %Y").isoformat()
-    except ValueError:
-        return None
-
-
-def _code(text: str) -> int | None:
-    word = text.split()[0] if text.split() else ""
-    return int(word) if word.lstrip("-").isdigit() else None
-
-
-def accounting_state(
-    record: Mapping[str, str], params: Mapping[str, Any], cancelled: bool
-) -> SchedulerState | None:
-    """Why a finished task ended, from its ``qacct`` record; ``None`` for a clean exit 0.
-
-    Grid Engine's ``failed`` code tells who ended the task; the limits the job
-    asked for (``params``) tell which limit a kill was about, because code 37
-    covers h_rt, h_cpu and h_vmem alike and code 100 covers ``qdel`` as well as
-    limits the execution daemon enforces.
-    """
-    fail = _code(record.get("failed", "")) or 0
-    exit_status = _code(record.get("exit_status", ""))
-    words = " ".join(record.get("failed", "").split())
-    detail = f"Grid Engine: failed {words}" + (f", exit status {exit_status}" if exit_status is not None else "")
-    if fail == 0:
-        if not exit_status:
-            return None
-        if exit_status > 128:
-            return failed(FailureReason.EXIT_CODE, f"killed by signal {exit_status - 128}")
-        return failed(FailureReason.EXIT_CODE, f"exit status {exit_status}")
-    if cancelled and fail == _AFTER_JOB:
-        return failed(FailureReason.CANCELLED, "cancelled with 'reproman jobs --cancel' (qdel)")
-    if fail in (_LIMIT_KILL, _AFTER_JOB):
-        if _over_memory(record, params):
-            return failed(FailureReason.OUT_OF_MEMORY, detail)
-        if fail == _LIMIT_KILL or _over_walltime(record, params):
-            return failed(FailureReason.WALLTIME, detail)
-        return failed(FailureReason.CANCELLED, detail)
-    # Setup failures before or around the job (output file, shell, working
-    # directory, prolog...): the execution host could not run it.
-    return failed(FailureReason.NODE_FAILURE, detail)
-
-
-def _over_memory(record: Mapping[str, str], params: Mapping[str, Any]) -> bool:
-    if "memory" not in params:
-        return False
-    used = size_bytes(record.get("maxvmem", ""))
-    return used is not None and used >= 0.95 * memory_mb(params["memory"]) * 1024**2
-
-
-def _over_walltime(record: Mapping[str, str], params: Mapping[str, Any]) -> bool:
-    if "walltime" not in params:
-        return False
-    used = seconds(record.get("ru_wallclock", ""))
-    return used is not None and used >= walltime_seconds(params["walltime"]) - 1
-
-
-def usage_of(record: Mapping[str, str]) -> dict[str, Any]:
-    """The figures users ask for, from one ``qacct`` record, in plain units."""
-    return {
-        "node": record.get("hostname"),
-        "start": qacct_time(record.get("start_time", "")),
-        "end": qacct_time(record.get("end_time", "")),
-        "elapsed_s": seconds(record.get("ru_wallclock", "")),
-        "cpu_s": seconds(record.get("cpu", "")),
-        # ru_maxrss is left out: Grid Engine 8.1.9 prints the kilobyte count
-        # with a thousands point ("107.863KB" for 105 MiB), which reads wrong.
-        "max_vmem_bytes": size_bytes(record.get("maxvmem", "")),
-        "exit_status": _code(record.get("exit_status", "")),
-        "failed": " ".join(record.get("failed", "").split()) or None,
-    }
-
-
-# -- the submitter ---------------------------------------------------------------------------------
-
-
+@attrs.frozen(kw_only=True)
 class _Piece:
     """One Grid Engine job (an array, or the launcher job) of a ReproMan job."""
 
-    __slots__ = ("count", "job", "launcher", "offset", "params")
+    job: Any
+    params: Mapping[str, Any]
+    offset: int
+    count: int
+    #: Number of subjobs when this is a launcher job (it stands for all of them), else 0.
+    launcher: int
+    #: The job name Grid Engine must show for it (``-N``).
+    name: str
+    #: Waits for the previous piece (``-hold_jid``): a split array under one throttle.
+    chained: bool = False
 
-    def __init__(self, job: Any, params: Mapping[str, Any], offset: int, count: int, launcher: int) -> None:
-        self.job = job
-        self.params = params
-        self.offset = offset
-        self.count = count
-        #: Number of subjobs when this is a launcher job (it stands for all of them), else 0.
-        self.launcher = launcher
-
-    def indices(self, tasks: Sequence[int] | None) -> list[int]:
+    def indices(self, tasks: Sequence[int] | None = None) -> list[int]:
         """Subjob indices of array ``tasks`` (1-based); ``None``: the whole piece."""
         if self.launcher:
             return list(range(self.launcher))
@@ -281,6 +130,24 @@ class _Piece:
     def indices_of(self, record: Mapping[str, str]) -> list[int]:
         task = record.get("taskid", "undefined")
         return self.indices([int(task)] if task.isdigit() else None)
+
+    def say(self, state: SchedulerState | None) -> SchedulerState | None:
+        """What ``state`` of this Grid Engine job says of each of its subjobs."""
+        return for_launcher(state) if self.launcher else state
+
+
+@attrs.frozen(kw_only=True)
+class _History:
+    """What one accounting command found."""
+
+    #: Grid Engine id -> its ``qacct`` records (every task that ran).
+    records: Mapping[str, list[dict[str, str]]]
+    #: Ids qacct answered about (records, or "not found"); the others get no verdict this time.
+    answered: frozenset[str]
+    #: False when the cell keeps no accounting file at all.
+    kept: bool
+    #: Job directories holding ReproMan's cancel marker.
+    cancelled: frozenset[str]
 
 
 class SGESubmitter(BatchSubmitter):
@@ -294,6 +161,8 @@ class SGESubmitter(BatchSubmitter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_array_size: int | None = None
+        #: Queue ('' for any) -> the most slots one of its instances offers (launcher width).
+        self._queue_slots: dict[str, int] = {}
         #: Final states of ids that left qstat and are fully accounted for (they cannot change).
         self._final: dict[str, dict[int, SchedulerState]] = {}
 
@@ -314,6 +183,9 @@ class SGESubmitter(BatchSubmitter):
     # -- script ----------------------------------------------------------------------------------
     def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
         """``#$`` options, in the order a person would write them."""
+        # Grid Engine's directive parser has no escape for '"' inside a quoted value.
+        check_directive_values(self.name, {**params, "job directory": job.job_dir}, forbidden='"',
+                               directive_form=OPTION_DIRECTIVE)
         jobdir = str(job.job_dir).rstrip("/")
         opts = [
             f"-N reproman-{job.jobid}",
@@ -324,6 +196,8 @@ class SGESubmitter(BatchSubmitter):
             quote_option("-o", f"{jobdir}/sge.log", " "),
             "-j y",
             "-V",
+            # Refuse at submission a request no queue can ever meet.
+            "-w e",
         ]
         if "queue" in params:
             opts.append(quote_option("-q", params["queue"], " "))
@@ -402,33 +276,82 @@ class SGESubmitter(BatchSubmitter):
         return ",".join(ids)
 
     def _qsub(self, args: Sequence[str], cwd: str | None, job: Any) -> str:
-        result = self.run(["qsub", "-terse", *args], f"qsub for job {job.jobid}", cwd=cwd)
+        result = self.session.execute_command(["qsub", "-terse", *args], cwd=cwd)
+        if result.returncode != 0:
+            error = self.command_failed(result, f"qsub for job {job.jobid}")
+            if "no suitable queues" in result.stderr + result.stdout:
+                error.hint = ("Grid Engine checked the request against every queue (qsub -w e) and none can "
+                              "ever run it: ask for fewer slots, less memory or time, or another queue.")
+            raise error
         return parse_qsub_terse(result.stdout)
 
+    # -- launcher width --------------------------------------------------------------------------
+    def launcher_width(self, job: Any, params: Mapping[str, Any]) -> int:
+        """Without a throttle: the slots of the largest queue instance, per subjob's slots.
+
+        The parallel environment puts all of a job's slots on one host
+        (``allocation_rule $pe_slots``), so one queue instance's slots is what
+        the launcher can use.
+        """
+        slots = self.queue_slots(str(params.get("queue") or ""))
+        return max(1, slots // int(params.get("num_processes", 1)))
+
+    def queue_slots(self, queue: str) -> int:
+        """The most slots an instance of ``queue`` ('' for any queue) offers, from one ``qstat -f -xml``."""
+        if queue not in self._queue_slots:
+            argv = ["qstat", "-f", "-xml", "-u", "$user"] + (["-q", queue] if queue else [])
+            result = self.run(argv, "qstat -f (to size the launcher)")
+            slots = parse_queue_slots(result.stdout)
+            if not slots:
+                raise SubmissionError(
+                    f"cannot tell how many slots {'queue ' + repr(queue) if queue else 'a queue'} offers a "
+                    "launcher (qstat -f lists no queue instance)",
+                    hint="Give throttle=N: how many subjobs run at once in the one job.",
+                )
+            self._queue_slots[queue] = max(slots.values())
+        return self._queue_slots[queue]
+
     # -- follow ----------------------------------------------------------------------------------------
-    def scheduler_states(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, SchedulerState]]:
-        """One ``qstat -xml`` for every task of every job; accounting only for ids ``qstat`` forgot."""
+    def scheduler_states(
+        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+    ) -> Mapping[str, Mapping[int, SchedulerState]]:
+        """One ``qstat -xml`` for every task of every job; one accounting command for wanted tasks it no longer lists.
+
+        A wanted task (core has no final status line from it) that is not
+        queued or running is looked up in ``qacct`` even while the rest of
+        its array still runs: a task killed mid-array is reported at once.
+        """
         pieces = self._pieces(jobs)
         if not pieces:
             return {}
         # "$user" is qstat's own placeholder (not the shell's): this user's jobs
         # only, even where a site's sge_qstat file makes "-u *" the default.
-        result = self.session.execute_command(["qstat", "-xml", "-u", "$user"])
+        # "-s prsz": pending, running, suspended, and zombies (recently finished).
+        result = self.session.execute_command(["qstat", "-xml", "-u", "$user", "-s", "prsz"])
         if result.returncode != 0:
             raise self.command_failed(result, "qstat -xml")
         states: dict[str, dict[int, SchedulerState]] = {}
-        seen: set[str] = set()
-        for number, code, tasks in parse_qstat_xml(result.stdout):
-            piece = pieces.get(number)
-            if piece is None:
+        recently_ended: dict[str, set[int]] = {}
+        for entry in parse_qstat_xml(result.stdout):
+            piece = pieces.get(entry.number)
+            if piece is None or entry.name != piece.name:
+                continue  # not ours, or a recycled job number
+            indices = piece.indices(expand_tasks(entry.tasks) if entry.tasks else None)
+            if entry.zombie:
+                recently_ended.setdefault(entry.number, set()).update(indices)
                 continue
-            seen.add(number)
-            state = sge_state(code, number)
-            for index in piece.indices(expand_tasks(tasks) if tasks else None):
-                put_state(states, piece.job.jobid, index, state)
-        missing = {sid: piece for sid, piece in pieces.items() if sid not in seen}
-        if missing:
-            self._from_accounting(states, missing)
+            state = sge_state(entry.state, entry.number, held_by_predecessor=piece.chained)
+            for index in indices:
+                put_state(states, piece.job.jobid, index, piece.say(state))
+        lookup: dict[str, list[int]] = {}
+        for sid, piece in pieces.items():
+            want = None if wanted is None else wanted.get(piece.job.jobid)
+            known = states.get(piece.job.jobid, {})
+            missing = [i for i in piece.indices() if i not in known and (want is None or i in want)]
+            if missing:
+                lookup[sid] = missing
+        if lookup:
+            self._from_history(states, pieces, lookup, recently_ended)
         return states
 
     def _pieces(self, jobs: Sequence[Any]) -> dict[str, _Piece]:
@@ -438,8 +361,11 @@ class SGESubmitter(BatchSubmitter):
             ids = split_ids(getattr(job, "submission_id", None))
             params = self._job_params(job)
             n = self.n_subjobs(job)
-            for sid, (offset, count) in zip(ids, chunk_offsets(n, len(ids))):
-                out[sid] = _Piece(job, params, offset, count, n if params.get("launcher") else 0)
+            name = job_name(job, params)
+            launcher = n if params.get("launcher") else 0
+            for k, (sid, (offset, count)) in enumerate(zip(ids, chunk_offsets(n, len(ids)))):
+                out[sid] = _Piece(job=job, params=params, offset=offset, count=count, launcher=launcher,
+                                  name=name, chained=bool(k and params.get("throttle")))
         return out
 
     def _job_params(self, job: Any) -> Mapping[str, Any]:
@@ -448,10 +374,10 @@ class SGESubmitter(BatchSubmitter):
         except Exception:  # a job submitted under another configuration
             return job.parameters or {}
 
-    def accounting(self, sids: Sequence[str], job_dirs: Sequence[str] = ()) -> tuple[dict[str, list[dict[str, str]]], set[str]]:
-        """``qacct`` records of ``sids`` and the ``job_dirs`` holding a cancel marker, in ONE command."""
+    def history(self, sids: Sequence[str], job_dirs: Sequence[str] = ()) -> _History:
+        """``qacct`` records of ``sids`` and the ``job_dirs`` holding a cancel marker, in ONE remote command."""
         script = "".join(f"printf '== %s\\n' {shlex.quote(s)}; qacct -j {shlex.quote(s)} 2>&1; " for s in sids)
-        script += "printf '== +cancelled\\n'; "
+        script += f"printf '== {_CANCELLED_SECTION}\\n'; "
         script += "".join(
             f"[ -e {shlex.quote(d + '/' + layout.CANCELLED)} ] && printf '%s\\n' {shlex.quote(d)}; " for d in job_dirs
         )
@@ -465,57 +391,97 @@ class SGESubmitter(BatchSubmitter):
             elif name:
                 sections[name].append(line)
         records: dict[str, list[dict[str, str]]] = {}
+        answered: set[str] = set()
+        kept = True
         for sid in sids:
             text = "\n".join(sections.get(sid, []))
             records[sid] = parse_qacct(text)
-            if not records[sid] and "not found" not in text:
-                lgr.info("qacct -j %s gave no records: %s", sid, text.strip()[:200] or "no output")
-        return records, set(sections.get("+cancelled", []))
+            if records[sid] or "not found" in text:
+                answered.add(sid)
+            elif _NO_ACCOUNTING in text:
+                answered.add(sid)
+                kept = False
+            else:
+                lgr.warning("qacct -j %s did not answer, will ask again: %s", sid,
+                            " / ".join(text.strip().splitlines()[-2:])[:200] or "no output")
+        return _History(records=records, answered=frozenset(answered), kept=kept,
+                        cancelled=frozenset(sections.get(_CANCELLED_SECTION, [])))
 
-    def _from_accounting(self, states: dict[str, dict[int, SchedulerState]], missing: Mapping[str, _Piece]) -> None:
-        """States of tasks that left ``qstat``: their ``qacct`` record, or the cancel marker.
+    def _from_history(
+        self,
+        states: dict[str, dict[int, SchedulerState]],
+        pieces: Mapping[str, _Piece],
+        lookup: Mapping[str, list[int]],
+        recently_ended: Mapping[str, set[int]],
+    ) -> None:
+        """States of the ``lookup`` tasks, which ``qstat`` no longer lists: qacct, the cancel marker, or forgotten.
 
         ``qacct`` scans the whole accounting file, so once every task of an id
-        is accounted for, its states are remembered and it is not asked again.
+        that left ``qstat`` is accounted for, its states are remembered and it
+        is not asked again.
         """
-        for sid, piece in missing.items():
-            for index, state in self._final.get(sid, {}).items():
-                put_state(states, piece.job.jobid, index, state)
-        asked = {sid: piece for sid, piece in missing.items() if sid not in self._final}
+        asked = [sid for sid in lookup if sid not in self._final]
+        for sid in lookup:
+            if sid in self._final:
+                piece = pieces[sid]
+                for index in lookup[sid]:
+                    put_state(states, piece.job.jobid, index, self._final[sid].get(index))
         if not asked:
             return
-        dirs = sorted({str(piece.job.job_dir) for piece in asked.values()})
-        records, cancelled_dirs = self.accounting(list(asked), dirs)
-        for sid, piece in asked.items():
-            cancelled = str(piece.job.job_dir) in cancelled_dirs
-            found: dict[int, SchedulerState | None] = {}
-            for record in records.get(sid, []):
-                said = accounting_state(record, piece.params, cancelled)
+        found = self.history(asked, sorted({str(pieces[sid].job.job_dir) for sid in asked}))
+        for sid in asked:
+            piece = pieces[sid]
+            jobid = piece.job.jobid
+            cancelled = str(piece.job.job_dir) in found.cancelled
+            said: dict[int, SchedulerState] = {}
+            for record in found.records.get(sid, []):
+                if record.get("jobname", piece.name) != piece.name:
+                    continue  # an older job that had the same number
+                verdict = accounting_state(record, piece.params, cancelled)
                 for index in piece.indices_of(record):
-                    found[index] = said
-            expected = set(piece.indices(None))
-            if cancelled:
-                # Queued tasks removed by qdel never ran, so accounting never hears of them.
-                for index in sorted(expected - set(found)):
-                    found[index] = failed(FailureReason.CANCELLED,
-                                          "cancelled with 'reproman jobs --cancel' before it started")
-            for index, said in found.items():
-                put_state(states, piece.job.jobid, index, said)
-            if set(found) >= expected:
-                self._final[sid] = {i: st for i, st in found.items() if st is not None}
+                    said[index] = verdict
+            for index in lookup[sid]:
+                state = piece.say(said.get(index))
+                if state is None and sid in found.answered:
+                    state = self._unaccounted(sid, index, cancelled, recently_ended)
+                put_state(states, jobid, index, state)
+            if not any(i in states.get(jobid, {}) and i not in lookup[sid] for i in piece.indices()) \
+                    and set(said) >= set(piece.indices()):
+                self._final[sid] = {i: s for i in piece.indices() if (s := piece.say(said[i])) is not None}
 
-    def usage(self, jobs: Sequence[Any]) -> dict[str, dict[int, dict[str, Any]]]:
-        """Per-subjob usage (node, times, wallclock, CPU, peak memory) from accounting, in ONE command.
+    @staticmethod
+    def _unaccounted(sid: str, index: int, cancelled: bool, recently_ended: Mapping[str, set[int]]) -> SchedulerState:
+        """A task neither ``qstat`` nor ``qacct`` knows."""
+        if cancelled:
+            # Queued tasks removed by qdel never ran, so accounting never hears of them.
+            return failed(FailureReason.CANCELLED, "cancelled with 'reproman jobs --cancel' before it started")
+        if index in recently_ended.get(sid, ()):
+            # The qmaster says it ended; its accounting record may wait for the next flush.
+            return ended("ended moments ago; Grid Engine's accounting has no record of it (yet)", exit_code=None)
+        return SchedulerState.forgotten()
 
-        Only tasks that accounting knows (finished ones) appear.
+    def usage(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, Usage]] | None:
+        """Elapsed, CPU time, peak RSS and node of the finished tasks of ``jobs``, from ONE accounting command.
+
+        ``None`` when the cell keeps no accounting file; tasks accounting does
+        not know (yet, or ever: deleted while queued) are left out.
         """
         pieces = self._pieces(jobs)
-        records, _ = self.accounting(list(pieces))
-        usage: dict[str, dict[int, dict[str, Any]]] = {}
+        if not pieces:
+            return {}
+        found = self.history(list(pieces))
+        if not found.kept:
+            return None
+        usage: dict[str, dict[int, Usage]] = {}
         for sid, piece in pieces.items():
-            for record in records.get(sid, []):
+            for record in found.records.get(sid, []):
+                if record.get("jobname", piece.name) != piece.name:
+                    continue
+                figures = usage_of(record)
                 for index in piece.indices_of(record):
-                    usage.setdefault(piece.job.jobid, {})[index] = usage_of(record)
+                    # A launcher's one record covers all its subjobs: only where they ran is theirs.
+                    usage.setdefault(piece.job.jobid, {})[index] = Usage(node=figures.node) if piece.launcher \
+                        else figures
         return usage
 
     # -- cancel ------------------------------------------------------------------------------------------
@@ -534,11 +500,22 @@ class SGESubmitter(BatchSubmitter):
             raise self.command_failed(result, f"cancelling job {job.jobid}")
 
 
+def job_name(job: Any, params: Mapping[str, Any]) -> str:
+    """The name Grid Engine knows the job by: ReproMan's ``-N``, or the last ``-N`` among the directives."""
+    name = f"reproman-{job.jobid}"
+    for directive in params.get("directives", []) or []:
+        words = str(directive).split()
+        if len(words) == 2 and words[0] == "-N":
+            name = words[1]
+    return name
+
+
 __all__ = [
     "SGE_PARAMETERS",
     "SGESubmitter",
     "accounting_state",
     "expand_tasks",
+    "job_name",
     "parse_qacct",
     "parse_qstat_xml",
     "parse_qsub_terse",

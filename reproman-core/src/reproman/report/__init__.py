@@ -69,7 +69,8 @@ def write_report(query: str, output: str | None = None) -> dict[str, object]:
     """Write the report of the job named by ``query`` (ID or unique part); return what was written."""
     from reproman.jobs.registry import BrokenRecord, Registry
 
-    (entry,) = Registry().find([query])
+    registry = Registry()
+    (entry,) = registry.find([query])
     if isinstance(entry, BrokenRecord):
         raise ReportError(f"job record {entry.path} is malformed: {entry.error}")
     path = output or default_path(entry.jobid)
@@ -82,7 +83,12 @@ def write_report(query: str, output: str | None = None) -> dict[str, object]:
     from reproman.report.collect import collect
     from reproman.report.render import render_html
 
-    data = collect(entry)
+    changed: set[str] = set()
+    data = collect(entry, changed)
+    if changed:
+        from reproman.jobs.fetch import save_record
+
+        save_record(entry, registry)  # outcomes and usage learned while gathering: kept, as every poll keeps them
     text = render_html(data)
     try:
         write_file(path, text)

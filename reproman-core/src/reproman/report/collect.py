@@ -2,18 +2,20 @@
 
 Sources, best first:
 
-* the resource: one status read and at most one scheduler query (core's
-  :func:`~reproman.jobs.status.poll`, so scheduler reasons such as
-  "walltime exceeded" are included), one ``find`` for the subjobs' start and
-  end times (:mod:`reproman.jobs.timing`), and the submitter's accounting
-  when it offers any (a ``usage(jobs)`` method, e.g. Grid Engine's ``qacct``);
+* the resource: core's :func:`~reproman.jobs.status.poll` (one status read,
+  at most one scheduler query, and one accounting query for finished
+  subjobs whose usage is not recorded yet), which records every final
+  outcome and its usage in the job record, and one ``find`` for the
+  subjobs' start and end times (:mod:`reproman.jobs.timing`);
 * the fetched copy of the job directory next to the results, when the
   resource cannot be reached or no longer has the job: the status files and
   their times are read there, and the report says so.
 
-Per-subjob usage recorded in the job record (a ``usage`` field, or
-``extra["usage"]``: index -> figures) is used when present; otherwise the
-report says usage is unavailable.
+States, failure reasons, exit codes and usage figures are those the job
+record keeps (``Subjob.outcome``, see :mod:`reproman.jobs.outcome`): the
+first time a subjob is seen finished its outcome is stored, so a fetched
+job's report keeps "walltime exceeded" and the accounting figures long
+after the scheduler forgot the job, with no network.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from typing import Any
 import attrs
 
 from reproman.errors import JobError, ReproManError
-from reproman.jobs import layout, timing
+from reproman.jobs import layout, outcome, timing
+from reproman.jobs.contracts import Usage
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, RemoteFiles, interpret, local_log_dir, stderr_path
 
@@ -64,6 +67,8 @@ class ReportData:
     #: Where states and times came from, in words.
     source: str
     notes: tuple[str, ...] = ()
+    #: Why there are no usage figures, when there are none ("unavailable (the resource keeps no accounting)").
+    usage_note: str = ""
 
     def counts(self) -> dict[str, int]:
         counts = {"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "unknown": 0}
@@ -86,21 +91,19 @@ def parse_created(text: str | None) -> float | None:
         return None
 
 
-def recorded_usage(job: JobSpec) -> dict[int, Mapping[str, Any]]:
-    """Per-subjob usage stored in the job record, if any (index -> figures)."""
-    raw = getattr(job, "usage", None) or job.extra.get("usage")
-    out: dict[int, Mapping[str, Any]] = {}
-    items: list[tuple[Any, Any]]
-    if isinstance(raw, Mapping):
-        items = list(raw.items())
-    elif isinstance(raw, list):
-        items = [(entry.get("index"), entry) for entry in raw if isinstance(entry, Mapping)]
-    else:
-        return out
-    for key, value in items:
-        if isinstance(value, Mapping) and str(key).lstrip("-").isdigit():
-            out[int(str(key))] = {k: v for k, v in value.items() if k != "index"}
-    return out
+def usage_figures(usage: Usage | None) -> dict[str, Any] | None:
+    """A recorded :class:`~reproman.jobs.contracts.Usage` as the report shows it (``*_s`` seconds, ``*_bytes``)."""
+    if usage is None:
+        return None
+    figures = {"node": usage.node or None, "elapsed_s": usage.elapsed, "cpu_s": usage.cpu_time,
+               "max_rss_bytes": usage.max_rss}
+    return {k: v for k, v in figures.items() if v is not None} or None
+
+
+def usage_note(job: JobSpec) -> str:
+    """Why no usage figures are shown (:func:`reproman.jobs.outcome.usage_rows`' words)."""
+    rows = outcome.usage_rows(job)
+    return rows if isinstance(rows, str) else "not recorded for any subjob"
 
 
 def local_files(job_dir: str) -> RemoteFiles:
@@ -127,48 +130,41 @@ def local_files(job_dir: str) -> RemoteFiles:
     )
 
 
-def from_resource(job: JobSpec) -> tuple[JobStatus, dict[str, dict[int, float]], dict[int, Mapping[str, Any]]]:
-    """States, file times and accounting usage from the resource (raises :class:`ReproManError`)."""
+def from_resource(
+    job: JobSpec, changed: set[str] | None = None
+) -> tuple[JobStatus, RemoteFiles, dict[str, dict[int, float]]]:
+    """States (outcomes and usage recorded in ``job``), status lines and file times, from the resource.
+
+    Raises :class:`ReproManError` when the resource cannot be asked. The
+    jobid is added to ``changed`` when the poll recorded something in ``job``.
+    """
     from reproman.jobs.connection import Connection
-    from reproman.jobs.contracts import FailureReason
     from reproman.jobs.status import poll, read_files
 
     with Connection.for_job(job) as connection:
         submitter = connection.submitter(job.submitter)
-        status = poll(connection.session, submitter, [job])[job.jobid]
+        status = poll(connection.session, submitter, [job], changed=changed)[job.jobid]
         if status.missing:
             raise JobError(f"its directory {job.job_dir} is not on resource {job.resource_name!r}")
-        if any(s.reason is FailureReason.LOST for s in status.failed):
-            # Once a job is fetched its "completed" marker makes subjobs without a
-            # final status read "lost" without the scheduler being asked; its
-            # accounting may know better (e.g. walltime exceeded).
-            try:
-                said = submitter.scheduler_states([job]).get(job.jobid)
-            except ReproManError as exc:
-                lgr.info("could not ask the scheduler about job %s: %s", job.jobid, exc)
-                said = None
-            if said:
-                status = interpret(job, read_files(connection.session, [job])[job.jobid], said)
+        # The status lines as they are now (the poll may have been answered a moment
+        # earlier): a file's time is an end only when its line is final.
+        files = read_files(connection.session, [job])[job.jobid]
         raw = timing.read_remote(connection.session, job.job_dir)
-        usage: dict[int, Mapping[str, Any]] = {}
-        usage_of = getattr(submitter, "usage", None)
-        if callable(usage_of):
-            try:
-                usage = dict(usage_of([job]).get(job.jobid, {}))
-            except ReproManError as exc:
-                lgr.info("no accounting for job %s: %s", job.jobid, exc)
-    return status, raw, usage
+    return status, files, raw
 
 
-def collect(job: JobSpec) -> ReportData:
-    """Gather a report's data for ``job``: from the resource, else from the fetched copy."""
+def collect(job: JobSpec, changed: set[str] | None = None) -> ReportData:
+    """Gather a report's data for ``job``: from the resource, else from the fetched copy.
+
+    What the resource tells is recorded in ``job`` (its jobid added to
+    ``changed``), for the caller to save.
+    """
     notes: list[str] = []
     local_dir = local_log_dir(job)
     status: JobStatus | None = None
-    usage: dict[int, Mapping[str, Any]] = {}
     problem = ""
     try:
-        status, raw, usage = from_resource(job)
+        status, files, raw = from_resource(job, changed)
         source = f"resource {job.resource_name!r} ({job.job_dir})"
     except ReproManError as exc:
         problem = str(exc)
@@ -178,24 +174,25 @@ def collect(job: JobSpec) -> ReportData:
                 f"job {job.jobid}: cannot read its state: {problem or 'no fetched copy'}",
                 hint=f"Its fetched copy ({local_dir}) is not there either; fetch it with 'reproman jobs {job.jobid}'.",
             )
-        status = interpret(job, local_files(local_dir))
+        # The record's outcomes win over the copy's status files (see status.interpret).
+        files = local_files(local_dir)
+        status = interpret(job, files)
         raw = timing.read_local(local_dir)
-        source = f"the fetched copy in {local_dir}"
+        source = f"the job record and the fetched copy in {local_dir}"
         if problem:
-            notes.append(f"The resource could not be asked ({problem}); scheduler reasons may be missing.")
-    usage = {**usage, **recorded_usage(job)}
-    final = {s.index: s.state.finished and s.exit_code is not None for s in status.subjobs}
+            notes.append(f"The resource could not be asked ({problem}); states and usage are those the job "
+                         "record kept.")
+    final = {index: layout.parse_status_line(line)[0] in ("succeeded", "failed") for index, line in files.lines.items()}
     times = timing.combine(raw, final)
     if not any(t.start for t in times.values()):
         notes.append("No start or end times were found (job directories from before ReproMan recorded them).")
-    fetched = job.status == "fetched" and os.path.isdir(local_dir)
+    fetched = job.was_fetched and os.path.isdir(local_dir)
     rows = []
     for s in status.subjobs:
         span = times.get(s.index, timing.SubjobTimes())
-        figures = usage.get(s.index)
         end = span.end
-        if end is None and s.state.finished and figures:
-            end = parse_created(figures.get("end"))  # killed before writing a status: accounting knows
+        if end is None and span.start is not None and s.state.finished and s.usage and s.usage.elapsed is not None:
+            end = span.start + s.usage.elapsed  # killed before writing its end: accounting knows how long it ran
         subjob = job.subjobs[s.index] if s.index < job.n_subjobs else None
         rows.append(SubjobRow(
             index=s.index,
@@ -207,7 +204,7 @@ def collect(job: JobSpec) -> ReportData:
             params=dict(subjob.p) if subjob else {},
             start=span.start,
             end=end,
-            usage=figures,
+            usage=usage_figures(s.usage),
             stderr=stderr_path(job, s.index, local=fetched) if s.state.value == "failed" else None,
         ))
     # The record's time is whole seconds; the job directory's, written just
@@ -215,4 +212,4 @@ def collect(job: JobSpec) -> ReportData:
     created, staged = parse_created(job.created), timing.written(raw)
     queued = max(created, staged) if created is not None and staged is not None else (created or staged)
     return ReportData(job=job, subjobs=tuple(rows), queued=queued, generated=time.time(),
-                      source=source, notes=tuple(notes))
+                      source=source, notes=tuple(notes), usage_note=usage_note(job))

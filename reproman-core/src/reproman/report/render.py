@@ -231,19 +231,19 @@ def _failures(data: ReportData) -> str:
     return f"<p>{len(failing)} failed ({summary}).</p>{table}{more}"
 
 
-_USAGE_ORDER = ("node", "start", "end", "elapsed_s", "cpu_s", "max_rss_bytes", "max_vmem_bytes", "exit_status", "failed")
+_USAGE_ORDER = ("node", "elapsed_s", "cpu_s", "max_rss_bytes")
 
 
 def _usage(data: ReportData) -> str:
     rows = [row for row in data.subjobs if row.usage]
     if not rows:
-        return ('<p class="muted">Usage unavailable: no accounting figures for this job '
-                "(the scheduler keeps no accounting here, or its submitter does not read it).</p>")
+        note = data.usage_note or "unavailable"
+        return f'<p class="muted">{html.escape(note[:1].upper() + note[1:])}.</p>'
     keys = [k for k in _USAGE_ORDER if any(k in (r.usage or {}) for r in rows)]
     keys += sorted({k for r in rows for k in (r.usage or {})} - set(keys))
     totals = []
     for key, label, combine in (("elapsed_s", "total elapsed", sum), ("cpu_s", "total CPU time", sum),
-                                ("max_rss_bytes", "largest peak RSS", max), ("max_vmem_bytes", "largest peak virtual memory", max)):
+                                ("max_rss_bytes", "largest peak RSS", max)):
         values = [float(r.usage[key]) for r in rows if r.usage and isinstance(r.usage.get(key), (int, float))]
         if values:
             totals.append(f"{label}: {html.escape(_figure_value(key, combine(values)))}")

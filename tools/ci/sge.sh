@@ -221,6 +221,20 @@ while :; do
         || die "queue $QUEUE not ready after ${WAIT} s (states: ${states:-no queue instance}); see $QMASTER_LOG"
     sleep 1
 done
+# Jobs left by a test run that was killed (a machine image taken mid-run, a
+# cancelled CI) stay in the spool and hold the slots: the proof job below
+# would then wait for ever. Only jobs this project submitted are removed.
+stale=$(qstat -u '*' 2>/dev/null | awk 'NR > 2 && $3 ~ /^reproman-/ { print $1 }' | sort -u)
+if [ -n "$stale" ]; then
+    say "removing jobs left by an earlier run: $(echo $stale)"
+    # shellcheck disable=SC2086
+    qdel -f $stale >/dev/null 2>&1 || true
+    i=0
+    while qstat -u '*' 2>/dev/null | awk 'NR > 2 && $3 ~ /^reproman-/ { found = 1 } END { exit !found }'; do
+        i=$((i + 1)); [ "$i" -le "$WAIT" ] || die "jobs of an earlier run are still listed after ${WAIT} s: $(qstat -u '*')"
+        sleep 1
+    done
+fi
 proof=$(cd /tmp && timeout "$WAIT" qsub -sync y -b y -N reproman-sge-check -o /dev/null -e /dev/null /bin/true 2>&1) \
-    || die "a test job did not run: $proof; see $QMASTER_LOG"
+    || die "a test job did not run: $proof; queue: $(qstat -f -u '*' 2>&1 | tr '\n' ' '); see $QMASTER_LOG"
 say "ready: queue $QUEUE@$master with $CPUS slots, parallel environment $PE"

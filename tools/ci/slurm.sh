@@ -306,5 +306,12 @@ acct_ok() {
     out=$(sacct -n -X -S now-1minutes -o JobID 2>&1) || return 1
     case "$out" in *disabled*|*"not configured"*|*"Connection refused"*) return 1 ;; esac
 }
+# Jobs a killed test run left in slurmctld's saved state would hold the node's CPUs.
+stale=$(squeue -h -o '%i %j' 2>/dev/null | awk '$2 ~ /^reproman-/ { print $1 }' | sort -u)
+if [ -n "$stale" ]; then
+    say "cancelling jobs left by an earlier run: $(echo $stale)"
+    # shellcheck disable=SC2086
+    scancel $stale >/dev/null 2>&1 || true
+fi
 wait_for 30 "sacct (accounting)" "$LOGDIR/slurmdbd.log and $LOGDIR/slurmctld.log" acct_ok
 say "ready: node $HOST ($CPUS CPUs) is $state; accounting answers; partitions: $(sinfo -h -o '%P' | tr '\n' ' ')"

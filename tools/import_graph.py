@@ -221,9 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", action="store_true", help="print only the cycles")
     parser.add_argument("--runtime-only", action="store_true", help="ignore imports under 'if TYPE_CHECKING:'")
     parser.add_argument("--json", action="store_true", help="the graph and cycles as JSON")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the monorepo (default: this tool's)")
     args = parser.parse_args(argv)
 
-    every = discover()
+    every = discover(args.root)
     selected = {}
     for wanted in args.packages or list(every):
         key = wanted.replace("-", "_").rstrip("/").split("/")[0]

@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from reproman.errors import JobError, ReproManError, UsageError
-from reproman.jobs.commands import FOLLOW_ACTIONS, RunResult
+from reproman.jobs.commands import FOLLOW_ACTIONS, RunResult, act_on_resource
 from reproman.jobs.compare import JobDiff
 from reproman.jobs.connection import Connection
 from reproman.jobs.follow import ProgressCallback
@@ -141,7 +141,6 @@ def rerun(
     ``verify`` implies following and adds the comparison with the original
     (``result.comparison``, see :mod:`reproman.jobs.compare`).
     """
-    from reproman.jobs.commands import _act_on_resource
     from reproman.jobs.fetch import fetch_job
     from reproman.jobs.follow import follow as follow_job
     from reproman.jobs.submit import build_job, submit_job
@@ -183,6 +182,6 @@ def rerun(
         except ReproManError as exc:
             raise JobError(f"rerun {new.jobid} finished, but cannot be compared with {original.jobid}: {exc}") from None
     if isinstance(follow, str):
-        result.resource_action = _act_on_resource(new, follow, result.status.ok)
+        result.resource_action = act_on_resource(new, follow, result.status.ok)
     return result
 

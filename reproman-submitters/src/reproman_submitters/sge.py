@@ -44,9 +44,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from reproman.errors import ConfigError, SubmissionError
-from reproman.jobs import layout
-from reproman.jobs.contracts import FailureReason, SchedulerState, State
+from reproman.plugins import ConfigError, FailureReason, SchedulerState, State, SubmissionError
+from reproman.plugins import JobFiles as layout  # only the file names (layout.CANCELLED)
 from reproman_submitters.common import (
     BatchSubmitter,
     chunk_offsets,

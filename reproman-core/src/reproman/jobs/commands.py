@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -31,6 +31,9 @@ from reproman.jobs.follow import follow as follow_job
 from reproman.jobs.registry import BrokenRecord, Registry
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, collect_usage, poll
+
+if TYPE_CHECKING:
+    from reproman.resources.base import Resource
 
 lgr = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ def _check_follow(follow: bool | str | None) -> bool | str:
 def run(
     command: Sequence[str] | str | None = None,
     message: str | None = None,
-    resref: Any = None,
+    resref: str | Resource | None = None,
     resref_type: str = "auto",
     list_: str | None = None,
     submitter: str | None = None,

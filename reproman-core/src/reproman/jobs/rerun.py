@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -35,6 +35,9 @@ from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.registry import Registry
 from reproman.jobs.secrets import REDACTED
 from reproman.jobs.spec import JobSpec, Subjob
+
+if TYPE_CHECKING:
+    from reproman.resources.base import Resource
 
 lgr = logging.getLogger(__name__)
 
@@ -126,7 +129,7 @@ def _parameters(job: JobSpec) -> dict[str, Any]:
 
 def rerun(
     job: str,
-    resref: Any = None,
+    resref: str | Resource | None = None,
     resref_type: str = "auto",
     failed: bool = False,
     follow: bool | str = False,

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reproman.errors import TracingError, UsageError
 from reproman.tracing.spec import EnvironmentSpec, as_spec
 
 if TYPE_CHECKING:
     from reproman.jobs.compare import JobDiff
+    from reproman.resources.base import Resource
+    from reproman.resources.session import Session
     from reproman.tracing.diff import DiffReport
 
 lgr = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ def retrace(
     path: Sequence[str] | str | None = None,
     spec: str | None = None,
     output_file: str | None = None,
-    resref: Any = None,
+    resref: str | Resource | Session | None = None,
     resref_type: str = "auto",
 ) -> EnvironmentSpec:
     """Trace paths (and the files of a ReproZip ``config.yml``) into an environment spec.

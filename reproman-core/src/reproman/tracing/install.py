@@ -51,7 +51,7 @@ class InstallResult:
 Plan = list[tuple[str, dict[str, Any], "TracerType"]]
 
 
-def install(resref: Any, spec: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec,
+def install(resref: str | Resource | Session | None, spec: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec,
             resref_type: str = "auto") -> list[InstallResult]:
     """What ``reproman.api.install`` runs: plan from the specs, then open the resource and install.
 

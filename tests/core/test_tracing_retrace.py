@@ -232,7 +232,7 @@ def _strace_works() -> bool:
 def test_trace_execution_records_opened_files() -> None:
     if not _strace_works():
         pytest.skip("strace cannot trace here")
-    from reproman.tracing.commands import trace_execution
+    from reproman.tracing.strace import trace_execution
 
     result = trace_execution(ShellSession(), ["cat", "/etc/debian_version"])
     assert result.returncode == 0 and result.stdout.strip()
@@ -243,7 +243,7 @@ def test_trace_execution_records_opened_files() -> None:
 
 
 def test_trace_execution_without_strace_says_what_to_install() -> None:
-    from reproman.tracing.commands import trace_execution
+    from reproman.tracing.strace import trace_execution
 
     session = ShellSession()
     session.set_envvar("PATH", "/nonexistent")

@@ -19,7 +19,7 @@ import botocore.exceptions
 import botocore.parsers
 import botocore.session
 
-from reproman.errors import ConfigError, ResourceConnectionError, ResourceError
+from reproman.plugins import ConfigError, ResourceConnectionError, ResourceError
 
 log = logging.getLogger("reproman.backend_aws")
 

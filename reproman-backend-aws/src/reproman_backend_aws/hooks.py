@@ -13,8 +13,7 @@ The parameter names are the old ReproMan ``aws-ec2`` backend's
 
 from __future__ import annotations
 
-from reproman.plugins import hookimpl
-from reproman.plugins.records import Parameter, ResourceType
+from reproman.plugins import Parameter, ResourceType, hookimpl
 
 #: Default seconds to wait for the instance to reach a state (running, stopped...).
 DEFAULT_WAIT_TIMEOUT = 600

@@ -25,11 +25,22 @@ from typing import Any
 
 import botocore.exceptions
 
-from reproman.errors import ConfigError, ReproManError, ResourceConnectionError, ResourceError
-from reproman.paths import config_dir
-from reproman.resources import persistent
-from reproman.resources.base import CONNECTION_ERROR, NOT_FOUND, Resource
-from reproman.resources.session import Session
+from reproman.plugins import (
+    CONNECTION_ERROR,
+    NOT_FOUND,
+    ConfigError,
+    ReproManError,
+    Resource,
+    ResourceConnectionError,
+    ResourceError,
+    Session,
+    attach_persistent_session,
+    config_dir,
+    persistent_idle_seconds,
+    persistent_sessions_enabled,
+    session_class,
+    shutdown_persistent_session,
+)
 from reproman_backend_aws import client as aws
 from reproman_backend_aws.hooks import PARAMETERS
 
@@ -459,8 +470,6 @@ class EC2Resource(Resource):
         ``[ssh] persistent = no``), it lives in a session host shared by all
         ReproMan commands, as for ssh resources.
         """
-        from reproman.plugins.manager import get_plugin_manager
-
         self.connect()
         state = self._settled("open a session on")
         if state != "running":
@@ -474,13 +483,12 @@ class EC2Resource(Resource):
                 hint="Launch it in a subnet that assigns public IPs (-b subnet_id=...), or reach it via ssh_config.",
             )
         params = self._ssh_params()
-        if persistent.enabled("ssh", self.persistent):
-            hosted = persistent.attach("ssh", params, idle=persistent.idle_seconds("ssh"),
-                                       label=f"aws-ec2 resource {self.name!r}")
+        if persistent_sessions_enabled("ssh", self.persistent):
+            hosted = attach_persistent_session("ssh", params, idle=persistent_idle_seconds("ssh"),
+                                               label=f"aws-ec2 resource {self.name!r}")
             if hosted is not None:
                 return hosted.open()
-        session_class = get_plugin_manager().session_type("ssh").load()
-        session: Session = session_class(**params)
+        session: Session = session_class("ssh")(**params)
         try:
             session.open()
         except BaseException:
@@ -492,7 +500,7 @@ class EC2Resource(Resource):
         """End the session host of the current address (before the instance stops or goes)."""
         if self.public_ip and self.id:
             try:
-                persistent.shutdown("ssh", self._ssh_params())
+                shutdown_persistent_session("ssh", self._ssh_params())
             except ReproManError as exc:
                 log.debug("could not end the persistent connection to %s: %s", self.public_ip, exc)
 

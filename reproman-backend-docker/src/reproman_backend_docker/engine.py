@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from reproman.errors import ReproManError, ResourceConnectionError, ResourceError
+from reproman.plugins import ReproManError, ResourceConnectionError, ResourceError
 
 if TYPE_CHECKING:
     import docker

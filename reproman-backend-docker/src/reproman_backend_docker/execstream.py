@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reproman.errors import SessionError
+from reproman.plugins import SessionError
 from reproman_backend_docker.engine import short_reason
 
 if TYPE_CHECKING:

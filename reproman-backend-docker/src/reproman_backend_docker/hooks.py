@@ -8,8 +8,7 @@ pay for it (a test checks this).
 
 from __future__ import annotations
 
-from reproman.plugins import hookimpl
-from reproman.plugins.records import Parameter, ResourceType, SessionType
+from reproman.plugins import Parameter, ResourceType, SessionType, hookimpl
 
 #: Kept equal to ``resource.DEFAULT_IMAGE`` (not imported from there: that module loads docker lazily, but
 #: importing it still costs more than this record needs).

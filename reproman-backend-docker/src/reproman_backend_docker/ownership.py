@@ -36,7 +36,7 @@ CREATOR_LABEL = "org.reproman.creator"
 
 def inventory_id() -> str:
     """This host, user and inventory file, as a short stable token for a label."""
-    from reproman.resources.inventory import inventory_path
+    from reproman.plugins import inventory_path
 
     path = os.path.realpath(inventory_path())
     token = f"{socket.gethostname()}\0{os.getuid()}\0{path}"

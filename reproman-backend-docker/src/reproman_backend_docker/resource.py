@@ -15,9 +15,16 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from reproman.errors import BackendParameterError, ResourceConnectionError, ResourceError
-from reproman.resources.base import CONNECTION_ERROR, NOT_FOUND, RUNNING, Resource
-from reproman.resources.session import Session
+from reproman.plugins import (
+    CONNECTION_ERROR,
+    NOT_FOUND,
+    RUNNING,
+    BackendParameterError,
+    Resource,
+    ResourceConnectionError,
+    ResourceError,
+    Session,
+)
 from reproman_backend_docker.engine import engine_errors, open_client
 from reproman_backend_docker.ownership import (
     CREATOR_LABEL,
@@ -231,7 +238,7 @@ class DockerContainer(Resource):
         """
         import docker
 
-        from reproman.resources.inventory import Inventory
+        from reproman.plugins import recorded_resources
 
         with engine_errors("list containers", self.engine_url):
             candidates = [
@@ -240,7 +247,7 @@ class DockerContainer(Resource):
             ]
         if not candidates:
             return
-        recorded = {str(r.get("id")) for r in Inventory().load().values()}
+        recorded = {str(r.get("id")) for r in recorded_resources().values()}
         for row in candidates:
             if row["Id"] in recorded:
                 continue

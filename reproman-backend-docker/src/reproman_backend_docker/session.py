@@ -29,12 +29,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reproman.errors import ReproManError, ResourceConnectionError, SessionError
-from reproman.resources.session import (
+from reproman.plugins import (
     TEXT_ERRORS,
     CommandResult,
     OutputCallback,
+    ReproManError,
+    ResourceConnectionError,
     Session,
+    SessionError,
     extract_to_staging,
     group_wrapper,
 )

@@ -20,7 +20,7 @@ import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from reproman.errors import SessionError
+from reproman.plugins import SessionError
 
 lgr = logging.getLogger("reproman.backend_docker.tarstream")
 

@@ -31,8 +31,7 @@ from typing import Any
 import attrs
 import paramiko
 
-from reproman.errors import ConfigError
-from reproman.resources.persistent import ask_on_terminal
+from reproman.plugins import ConfigError, ask_on_terminal
 
 log = logging.getLogger("reproman.backend_ssh.auth")
 

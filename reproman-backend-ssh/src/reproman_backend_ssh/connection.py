@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import paramiko
 
-from reproman.errors import ConfigError, ResourceConnectionError
+from reproman.plugins import ConfigError, ResourceConnectionError
 from reproman_backend_ssh import hostkeys
 from reproman_backend_ssh.auth import Ask, Authenticator, AuthFailed, NothingToAsk, Secrets
 from reproman_backend_ssh.keyfiles import check_key_file

@@ -7,8 +7,7 @@ imports the implementation.
 
 from __future__ import annotations
 
-from reproman.plugins import hookimpl
-from reproman.plugins.records import Parameter, ResourceType, SessionType
+from reproman.plugins import Parameter, ResourceType, SessionType, hookimpl
 
 PARAMETERS = (
     Parameter(name="host", doc="Host name, address or a Host alias from ~/.ssh/config", required=True),

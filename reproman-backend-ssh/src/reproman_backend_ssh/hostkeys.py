@@ -19,7 +19,7 @@ from pathlib import Path
 
 import paramiko
 
-from reproman.errors import ConfigError, ResourceConnectionError
+from reproman.plugins import ConfigError, ResourceConnectionError
 
 log = logging.getLogger("reproman.backend_ssh.hostkeys")
 

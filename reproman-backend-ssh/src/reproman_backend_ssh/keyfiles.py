@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from reproman.errors import ConfigError
+from reproman.plugins import ConfigError
 
 _PUBLIC_KEY_STARTS = (b"ssh-", b"ecdsa-", b"sk-ssh-", b"sk-ecdsa-")
 

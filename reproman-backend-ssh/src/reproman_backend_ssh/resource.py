@@ -19,10 +19,19 @@ import os
 import uuid
 from typing import Any
 
-from reproman.errors import ReproManError, ResourceConnectionError, ResourceError
-from reproman.resources import persistent
-from reproman.resources.base import CONNECTION_ERROR, ONLINE, Resource
-from reproman.resources.session import Session
+from reproman.plugins import (
+    CONNECTION_ERROR,
+    ONLINE,
+    ReproManError,
+    Resource,
+    ResourceConnectionError,
+    ResourceError,
+    Session,
+    attach_persistent_session,
+    persistent_idle_seconds,
+    persistent_sessions_enabled,
+    shutdown_persistent_session,
+)
 from reproman_backend_ssh.keyfiles import check_key_file
 
 #: The config section of this backend's settings (``persistent``, ``idle_timeout``).
@@ -55,8 +64,8 @@ def open_ssh_session(params: dict[str, Any], *, persist: bool | None, label: str
     """
     if params.get("key_filename"):
         check_key_file(params["key_filename"])  # before a host is started for nothing
-    if persistent.enabled(CONFIG_SECTION, persist):
-        hosted = persistent.attach("ssh", params, idle=persistent.idle_seconds(CONFIG_SECTION), label=label)
+    if persistent_sessions_enabled(CONFIG_SECTION, persist):
+        hosted = attach_persistent_session("ssh", params, idle=persistent_idle_seconds(CONFIG_SECTION), label=label)
         if hosted is not None:
             return hosted.open()
     from reproman_backend_ssh.session import SSHSession
@@ -72,7 +81,7 @@ def open_ssh_session(params: dict[str, Any], *, persist: bool | None, label: str
 def close_persistent(params: dict[str, Any]) -> bool:
     """End the session host for these parameters, if one runs (``stop``/``delete``)."""
     try:
-        return persistent.shutdown("ssh", params)
+        return shutdown_persistent_session("ssh", params)
     except ReproManError:
         return False
 

@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from reproman.errors import ConfigError, SessionError
-from reproman.resources.session import CommandResult, OutputCallback, Session, wrap_command
+from reproman.plugins import CommandResult, ConfigError, OutputCallback, Session, SessionError, wrap_command
 from reproman_backend_ssh import framing, transfer
 from reproman_backend_ssh.auth import Asker, Secrets, terminal_asker
 from reproman_backend_ssh.connection import Settings, close_quietly, open_connection

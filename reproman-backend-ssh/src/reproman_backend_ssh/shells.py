@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import paramiko
 
-from reproman.errors import SessionError
+from reproman.plugins import SessionError
 from reproman_backend_ssh.framing import STDERR, STDOUT, FrameParser
 
 log = logging.getLogger("reproman.backend_ssh.shells")

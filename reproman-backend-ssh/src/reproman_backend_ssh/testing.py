@@ -304,16 +304,15 @@ def private_sessions(monkeypatch: Any) -> Iterator[Path]:
         def sessions(monkeypatch):
             yield from private_sessions(monkeypatch)
     """
-    from reproman.config import reset_config
-    from reproman.resources.persistent import shutdown_all
+    from reproman.testing.isolation import reset_configuration, stop_session_hosts
 
     path = Path(tempfile.mkdtemp(prefix="rm-ctl-", dir="/tmp"))
     monkeypatch.setenv("REPROMAN_SESSIONS_CONTROL_DIR", str(path))
-    reset_config()
+    reset_configuration()
     try:
         yield path
     finally:
-        shutdown_all(path)
+        stop_session_hosts(path)
         deadline = time.monotonic() + 10
         while host_pids(path) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -29,8 +29,7 @@ from typing import Any
 import attrs
 import paramiko
 
-from reproman.errors import SessionError
-from reproman.resources.session import decode, extract_to_staging
+from reproman.plugins import SessionError, decode_output, extract_to_staging
 from reproman_backend_ssh.shells import CHUNK, read_available
 
 log = logging.getLogger("reproman.backend_ssh.transfer")
@@ -170,7 +169,7 @@ def _run(channel: paramiko.Channel, feed: Callable[[_ChannelWriter], object],
         thread.join(timeout=30)
     if failures:
         raise failures[0]
-    return status, decode(bytes(reader.stderr)).strip()
+    return status, decode_output(bytes(reader.stderr)).strip()
 
 
 def send(channel: paramiko.Channel, flavour: TarFlavour, pairs: Sequence[tuple[Path, str]], where: str) -> None:

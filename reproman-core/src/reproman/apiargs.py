@@ -21,6 +21,10 @@ TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
+    from reproman.resources.base import Resource
+    from reproman.resources.session import Session
+    from reproman.tracing.spec import EnvironmentSpec
+
 
 def _kind(value: Any) -> str:
     return "None" if value is None else type(value).__name__
@@ -90,12 +94,12 @@ def key_values(value: Any, name: str) -> list[str] | dict[str, Any] | None:
     raise _fail(name, "a list of KEY=VALUE strings or a mapping", value)
 
 
-def resref(value: Any, name: str = "resref", *, optional: bool = False) -> Any:
+def resref(value: Any, name: str = "resref", *, optional: bool = False) -> str | Resource | None:
     """A resource name or ID, or a :class:`~reproman.resources.base.Resource` the API returned."""
     from reproman.resources.base import Resource
 
     if isinstance(value, Resource) or (value is None and optional):
-        return value
+        return value  # type: ignore[no-any-return]
     if not isinstance(value, str) or not value:
         raise _fail(name, "a resource name or ID" + (" or None" if optional else ""), value)
     return value
@@ -105,8 +109,8 @@ def resref_name(value: Any, name: str = "resref") -> str:
     """Like :func:`resref`, but always the name (for commands that look it up in the inventory)."""
     from reproman.resources.base import Resource
 
-    value = resref(value, name)
-    return value.name if isinstance(value, Resource) else value  # type: ignore[no-any-return]
+    checked = resref(value, name)
+    return checked.name if isinstance(checked, Resource) else str(checked)
 
 
 def resref_type(value: Any) -> str:
@@ -115,30 +119,32 @@ def resref_type(value: Any) -> str:
     return text(value, "resref_type", choices=RESREF_TYPES)
 
 
-def session_or_resref(value: Any, name: str = "resref") -> Any:
+def session_or_resref(value: Any, name: str = "resref") -> str | Resource | Session | None:
     """For commands that also take an open :class:`~reproman.resources.session.Session`."""
     from reproman.resources.session import Session
 
-    return value if isinstance(value, Session) else resref(value, name, optional=True)
+    if isinstance(value, Session):
+        return value
+    return resref(value, name, optional=True)
 
 
-def spec(value: Any, name: str) -> Any:
+def spec(value: Any, name: str) -> str | EnvironmentSpec:
     """A spec file name, or an :class:`~reproman.tracing.spec.EnvironmentSpec` (as ``retrace`` returns)."""
     from reproman.tracing.spec import EnvironmentSpec
 
     if isinstance(value, EnvironmentSpec):
         return value
-    return path(value, name)
+    return str(path(value, name))
 
 
-def specs(value: Any, name: str) -> list[Any]:
+def specs(value: Any, name: str) -> list[str | EnvironmentSpec]:
     """One spec or a list of them (file names or spec objects)."""
     from reproman.tracing.spec import EnvironmentSpec
 
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     if not items:
         raise UsageError(f"argument {name} needs at least one spec")
-    return [v if isinstance(v, EnvironmentSpec) else path(v, name) for v in items]
+    return [v if isinstance(v, EnvironmentSpec) else str(path(v, name)) for v in items]
 
 
 def command(value: Any, name: str = "command") -> str | list[str] | None:

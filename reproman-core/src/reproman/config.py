@@ -23,6 +23,8 @@ ENV_PREFIX = "REPROMAN_"
 CONFIG_LIMIT = 1024 * 1024
 #: Variables that configure the tool itself rather than a config key.
 _NOT_CONFIG = {"REPROMAN_PLUGINS_STRICT", "REPROMAN_PLUGINS_DISABLE", "REPROMAN_CONFIG"}
+#: Secret resource parameters (see ``ResourceType.secret_variable``): never configuration, never kept here.
+SECRET_PREFIX = "REPROMAN_SECRET_"
 
 
 class Config:
@@ -48,7 +50,7 @@ class Config:
                 raise ConfigError(f"config file {path} does not exist")
             self._read(path)
         for name, value in environ.items():
-            if not name.startswith(ENV_PREFIX) or name in _NOT_CONFIG:
+            if not name.startswith(ENV_PREFIX) or name in _NOT_CONFIG or name.startswith(SECRET_PREFIX):
                 continue
             section, sep, key = name[len(ENV_PREFIX):].partition("_")
             if not sep or not key:
@@ -100,6 +102,12 @@ def set_config_files(paths: Iterable[str]) -> None:
 
 
 def get_config() -> Config:
+    """The merged configuration of this process (files, then ``REPROMAN_<SECTION>_<KEY>`` variables).
+
+    Read once and kept; a plugin reads its own section, e.g.
+    ``get_config().get("submitter-slurm", "queue")`` or
+    ``get_config().getbool("ssh", "persistent", True)``.
+    """
     global _config
     if _config is None:
         _config = Config(_extra)

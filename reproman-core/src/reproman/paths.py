@@ -7,6 +7,12 @@ from pathlib import Path
 
 
 def config_dir() -> Path:
+    """ReproMan's configuration directory, ``$XDG_CONFIG_HOME/reproman`` (``~/.config/reproman``).
+
+    Where backends keep per-user state that is not a resource record (key
+    pairs ReproMan created, per-host ``known_hosts``); make private
+    subdirectories (0700) for anything secret.
+    """
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "reproman"
 
 

@@ -29,21 +29,27 @@ import shlex
 import shutil
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from reproman.errors import OrchestratorError
-from reproman.jobs.contracts import Orchestrator, State, SubjobStatus
-from reproman.jobs.plain import relative_path
-from reproman.jobs.status import JobStatus, interpret, read_files
-from reproman.resources.session import CommandResult
+from reproman.plugins import (
+    CommandResult,
+    JobStatus,
+    Orchestrator,
+    OrchestratorError,
+    State,
+    SubjobStatus,
+    dump_record,
+    relative_path,
+    status_from_files,
+)
 from reproman_orchestrators_datalad import requirements
+from reproman_orchestrators_datalad.changes import changes
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
 from reproman_orchestrators_datalad.local_dataset import DatasetState, LocalDataset
-from reproman_orchestrators_datalad.merging import HierarchyMerge, changes
+from reproman_orchestrators_datalad.merging import HierarchyMerge
 
 if TYPE_CHECKING:
-    from reproman.resources.base import Resource
-    from reproman.resources.session import Session
+    from reproman.plugins import JobSpec, Resource, Session
 
 lgr = logging.getLogger("reproman.orchestrators_datalad")
 
@@ -85,7 +91,7 @@ class DataladOrchestrator(Orchestrator):
     #: The job record is committed with the results, so core must not rewrite it after fetch.
     records_job = True
 
-    def __init__(self, resource: Resource, session: Session, job: Any) -> None:
+    def __init__(self, resource: Resource, session: Session, job: JobSpec) -> None:
         super().__init__(resource, session, job)
         self.local = LocalDataset(job.local_directory)
         self._tree: Hierarchy | None = None
@@ -302,8 +308,7 @@ class DataladOrchestrator(Orchestrator):
         Core only fetches finished jobs, so a subjob without a final status
         line (killed, lost) counts as failed, as core counts it.
         """
-        files = read_files(self.session, [self.job])[self.job.jobid]
-        status = interpret(self.job, files)
+        status = status_from_files(self.session, self.job)
         subjobs = tuple(
             s if s.state.finished else SubjobStatus(index=s.index, state=State.FAILED, detail="no final status")
             for s in status.subjobs
@@ -333,12 +338,6 @@ class DataladOrchestrator(Orchestrator):
         """
         self.job.status = "fetched"
         self.job.extra["result"] = status.summary()
-        try:
-            from reproman.jobs.registry import dump_record
-        except ImportError:  # an older core wrote YAML with a header
-            from reproman.yamlio import dump
-
-            return dump(self.job.to_dict(), header=f"ReproMan job {self.job.jobid}")
         return dump_record(self.job)
 
     def merge_results(self) -> None:

@@ -6,8 +6,7 @@ they run as a command) load when a job uses them.
 
 from __future__ import annotations
 
-from reproman.plugins import hookimpl
-from reproman.plugins.records import OrchestratorType
+from reproman.plugins import OrchestratorType, hookimpl
 
 _PACKAGE = "reproman_orchestrators_datalad"
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from reproman.errors import OrchestratorError
+from reproman.plugins import OrchestratorError
 
 #: Job records that core rewrites after a fetch; never a reason to refuse a run.
 _RECORD_SPEC = re.compile(r"^\.reproman/jobs/[^/]+/[^/]+/spec\.yaml$")

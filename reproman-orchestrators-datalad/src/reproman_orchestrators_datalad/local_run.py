@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from reproman.errors import OrchestratorError, SessionError
+from reproman.plugins import OrchestratorError, SessionError
 from reproman_orchestrators_datalad import requirements
 from reproman_orchestrators_datalad.base import GITATTRIBUTES, DataladOrchestrator, datalad_executable, not_utf8, q
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join, relative

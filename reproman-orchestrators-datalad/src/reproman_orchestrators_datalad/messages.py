@@ -11,7 +11,7 @@ import json
 import shlex
 from typing import Any
 
-from reproman.jobs.spec import JobSpec
+from reproman.plugins import JobSpec
 
 RUN_TEMPLATE = """\
 [DATALAD RUNCMD] {subject}

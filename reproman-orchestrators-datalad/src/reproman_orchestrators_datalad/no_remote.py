@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from reproman.errors import OrchestratorError
+from reproman.plugins import OrchestratorError
 from reproman_orchestrators_datalad.base import ACTIVE_DIR, DataladOrchestrator, q
 from reproman_orchestrators_datalad.messages import save_message
 

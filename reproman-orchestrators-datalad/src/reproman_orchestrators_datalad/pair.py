@@ -40,8 +40,7 @@ from pathlib import Path
 
 import attrs
 
-from reproman.errors import OrchestratorError, SessionError
-from reproman.jobs.status import JobStatus
+from reproman.plugins import JobStatus, OrchestratorError, SessionError
 from reproman_orchestrators_datalad.base import ACTIVE_DIR, ORIGIN, DataladOrchestrator, q
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
 from reproman_orchestrators_datalad.local_dataset import LocalDataset

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from reproman.errors import OrchestratorError
+from reproman.plugins import OrchestratorError
 
 _LINE = "TOOL "
 

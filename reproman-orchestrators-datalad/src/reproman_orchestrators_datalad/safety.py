@@ -24,11 +24,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reproman.errors import OutputConflictError
+from reproman.plugins import OutputConflictError
 from reproman_orchestrators_datalad.hierarchy import repository
 
 if TYPE_CHECKING:
-    from reproman_orchestrators_datalad.merging import Change
+    from reproman_orchestrators_datalad.changes import Change
 
 _SUBDATASET = "160000"
 #: ``git status`` takes paths as arguments only: this many per call stays far below any length limit.

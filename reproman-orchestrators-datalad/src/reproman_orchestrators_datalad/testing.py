@@ -26,7 +26,10 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reproman.plugins import JobSpec
 
 INPUTS = 20
 COUNT_SCRIPT = """#!/bin/sh
@@ -114,7 +117,7 @@ def commits_since(ds: Path, base: str, sub: str = ".") -> list[str]:
     return git(ds / sub, "rev-list", f"{base}..HEAD").split()
 
 
-def record(ds: Path, job: Any) -> Path:
+def record(ds: Path, job: JobSpec) -> Path:
     return ds / ".reproman" / "jobs" / job.resource_name / job.jobid
 
 

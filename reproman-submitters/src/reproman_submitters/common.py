@@ -17,7 +17,7 @@ everywhere lives here, written once:
 * **running scheduler commands** through the session, turning failures into
   :class:`~reproman.errors.SubmissionError` with the scheduler's own words.
 
-Configuration (read with :func:`reproman.config.get_config`)::
+Configuration (read with :func:`reproman.plugins.get_config`)::
 
     [submitter-slurm]              # defaults for every resource
     queue = short
@@ -40,21 +40,29 @@ import logging
 import math
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from reproman.errors import ConfigError, SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State, Submitter, Usage
-from reproman.jobs.layout import RUNSCRIPT
+from reproman.plugins import (
+    GENERIC_JOB_PARAMETERS,
+    ConfigError,
+    FailureReason,
+    JobFiles,
+    JobSpec,
+    SchedulerState,
+    State,
+    SubmissionError,
+    Submitter,
+    Usage,
+)
 
 if TYPE_CHECKING:
-    from reproman.resources.session import CommandResult
+    from reproman.plugins import CommandResult
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.submitters.common")
 
-#: Job parameters that are about ReproMan's staging, not the scheduler; every
-#: submitter accepts them (mirrors :data:`reproman.jobs.parameters.GENERIC`).
-GENERIC_PARAMETERS = frozenset({"root_directory", "working_directory", "container", "env", "max_poll_interval"})
+#: Job parameters that are about ReproMan's staging, not the scheduler; every submitter accepts them.
+GENERIC_PARAMETERS = GENERIC_JOB_PARAMETERS
 
 #: Settings of a submitter (not job parameters) that may appear in its config section.
 SUBMITTER_SETTINGS = frozenset({"flavor"})
@@ -159,8 +167,8 @@ def launcher_body(runscript: str, n_subjobs: int, concurrency: int, runner: str 
     )
 
 
-def runscript_path(job: Any) -> str:
-    return f"{str(job.job_dir).rstrip('/')}/{RUNSCRIPT}"
+def runscript_path(job: JobSpec) -> str:
+    return f"{str(job.job_dir).rstrip('/')}/{JobFiles.RUNSCRIPT}"
 
 
 #: Characters that end or split a directive line in some parser: C0/C1 controls
@@ -259,7 +267,7 @@ class BatchSubmitter(Submitter):
 
     def settings(self) -> dict[str, str]:
         """Raw merged config for this submitter and resource (defaults and settings)."""
-        from reproman.config import get_config
+        from reproman.plugins import get_config
 
         config = get_config()
         merged: dict[str, str] = {}
@@ -267,14 +275,14 @@ class BatchSubmitter(Submitter):
             merged.update(config.section(section))
         return merged
 
-    def parameters(self, job: Any) -> dict[str, Any]:
+    def parameters(self, job: JobSpec) -> dict[str, Any]:
         """The job's parameters over configured defaults, typed and checked.
 
         Raises :class:`SubmissionError` naming the parameter and the
         scheduler when something cannot be honoured, because a silently
         ignored ``memory=64G`` is a job killed hours later.
         """
-        from reproman.jobs.parameters import JOB_PARAMETERS
+        from reproman.plugins import JOB_PARAMETERS
 
         declared = {p.name: p for p in JOB_PARAMETERS}
         defaults = {k: v for k, v in self.settings().items() if k not in SUBMITTER_SETTINGS}
@@ -326,11 +334,11 @@ class BatchSubmitter(Submitter):
             hint = f"Is {self.name} installed on the resource ({self.probe} not found)?"
         return SubmissionError(f"{what} failed (exit {result.returncode}): {detail}", hint=hint)
 
-    def n_subjobs(self, job: Any) -> int:
+    def n_subjobs(self, job: JobSpec) -> int:
         n = int(getattr(job, "n_subjobs", 0) or len(getattr(job, "subjobs", []) or []))
         return max(n, 1)
 
-    def launcher_concurrency(self, job: Any, params: Mapping[str, Any]) -> int:
+    def launcher_concurrency(self, job: JobSpec, params: Mapping[str, Any]) -> int:
         """Subjobs at once in launcher mode: ``throttle``, else the width the queue can give.
 
         Never one task per subjob by default: an allocation of N tasks for
@@ -341,7 +349,7 @@ class BatchSubmitter(Submitter):
             return min(int(params["throttle"]), n)
         return max(1, min(self.launcher_width(job, params), n))
 
-    def launcher_width(self, job: Any, params: Mapping[str, Any]) -> int:
+    def launcher_width(self, job: JobSpec, params: Mapping[str, Any]) -> int:
         """How many subjobs at once the queue offers one launcher allocation (no throttle given).
 
         Schedulers that can be asked cheaply override this (Slurm asks
@@ -352,7 +360,7 @@ class BatchSubmitter(Submitter):
             hint="Add --jp throttle=N, N at most the CPUs of a node divided by num_processes.",
         )
 
-    def usage(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, Usage]] | None:
+    def usage(self, jobs: Sequence[JobSpec]) -> Mapping[str, Mapping[int, Usage]] | None:
         """Usage of finished subjobs from the same records :meth:`scheduler_states` reads.
 
         Batch schedulers keep usage with the finished job (PBS
@@ -370,7 +378,7 @@ class BatchSubmitter(Submitter):
                     found.setdefault(jobid, {})[index] = state.usage
         return found if known else None
 
-    def cancel_all(self, job: Any, argv_prefix: Sequence[str], ignore: Sequence[str]) -> None:
+    def cancel_all(self, job: JobSpec, argv_prefix: Sequence[str], ignore: Sequence[str]) -> None:
         """Cancel every scheduler id of ``job``; messages about finished jobs are not errors."""
         ids = split_ids(getattr(job, "submission_id", None))
         if not ids:
@@ -386,7 +394,7 @@ class BatchSubmitter(Submitter):
         return ids
 
 
-def index_map(jobs: Sequence[Any], n_of: Any) -> dict[str, tuple[str, int]]:
+def index_map(jobs: Sequence[JobSpec], n_of: Callable[[JobSpec], int]) -> dict[str, tuple[str, int]]:
     """Scheduler id -> (jobid, offset of its first subjob) for all followed jobs."""
     out: dict[str, tuple[str, int]] = {}
     for job in jobs:
@@ -446,7 +454,7 @@ def for_launcher(state: SchedulerState | None) -> SchedulerState | None:
     return ended("its launcher allocation ended", exit_code=None)
 
 
-def forget_missing(states: dict[str, dict[int, SchedulerState]], jobs: Sequence[Any], n_of: Any) -> None:
+def forget_missing(states: dict[str, dict[int, SchedulerState]], jobs: Sequence[JobSpec], n_of: Callable[[JobSpec], int]) -> None:
     """Every subjob of ``jobs`` (with a submission id) that no answer mentioned: unknown to the scheduler."""
     for job in jobs:
         if not split_ids(getattr(job, "submission_id", None)):

@@ -32,8 +32,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from reproman.errors import SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
+from reproman.plugins import FailureReason, JobSpec, SchedulerState, State, SubmissionError, Usage
 from reproman_submitters.common import (
     BatchSubmitter,
     check_directive_values,
@@ -131,7 +130,7 @@ class CondorSubmitter(BatchSubmitter):
     supported: ClassVar[frozenset[str]] = frozenset(CONDOR)
     probe: ClassVar[str] = "condor_submit"
 
-    def submission_script(self, job: Any) -> str:
+    def submission_script(self, job: JobSpec) -> str:
         params = self.parameters(job)
         check_directive_values(self.name, {**params, "job directory": job.job_dir}, forbidden="$",
                                directive_form=CONDOR_DIRECTIVE)
@@ -167,7 +166,7 @@ class CondorSubmitter(BatchSubmitter):
         lines.append(f"queue {n}")
         return "\n".join(lines) + "\n"
 
-    def submit(self, job: Any, script_path: str) -> str:
+    def submit(self, job: JobSpec, script_path: str) -> str:
         self.parameters(job)  # reject unsupported parameters before submitting
         cwd = str(job.job_dir).rstrip("/") or None
         result = self.run(["condor_submit", "-terse", script_path], f"condor_submit for job {job.jobid}", cwd=cwd)
@@ -179,7 +178,7 @@ class CondorSubmitter(BatchSubmitter):
         return cluster
 
     def scheduler_states(
-        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+        self, jobs: Sequence[JobSpec], wanted: Mapping[str, Collection[int]] | None = None
     ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """One ``condor_q`` for all clusters; one ``condor_history`` for the clusters with procs it lacks."""
         clusters: dict[str, str] = {}
@@ -223,7 +222,7 @@ class CondorSubmitter(BatchSubmitter):
             if cluster in clusters:
                 put_state(states, clusters[cluster], int(ad.get("ProcId", 0)), condor_state(ad))
 
-    def cancel(self, job: Any) -> None:
+    def cancel(self, job: JobSpec) -> None:
         self.cancel_all(job, ["condor_rm"], ignore=("couldn't find", "not found", "already"))
 
 

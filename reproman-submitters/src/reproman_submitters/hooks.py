@@ -8,8 +8,7 @@ to directives; core rejects any other (non-generic) job parameter.
 
 from __future__ import annotations
 
-from reproman.plugins import hookimpl
-from reproman.plugins.records import SubmitterType
+from reproman.plugins import SubmitterType, hookimpl
 
 #: Kept in sync with each module's ``supported`` set (a test checks it).
 SLURM = ("memory", "num_processes", "num_nodes", "walltime", "queue", "account", "qos", "gpus",

@@ -37,8 +37,7 @@ import shlex
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from reproman.errors import SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
+from reproman.plugins import FailureReason, JobSpec, SchedulerState, State, SubmissionError, Usage
 from reproman_submitters.common import (
     OPTION_DIRECTIVE,
     BatchSubmitter,
@@ -132,7 +131,7 @@ class LSFSubmitter(BatchSubmitter):
     supported: ClassVar[frozenset[str]] = frozenset(LSF)
     probe: ClassVar[str] = "bsub"
 
-    def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
+    def directives(self, job: JobSpec, params: Mapping[str, Any]) -> list[str]:
         check_directive_values(self.name, {**params, "job directory": job.job_dir}, forbidden='"',
                                directive_form=OPTION_DIRECTIVE)
         jobdir = str(job.job_dir).rstrip("/")
@@ -170,7 +169,7 @@ class LSFSubmitter(BatchSubmitter):
         opts.extend(str(d) for d in params.get("directives", []))
         return opts
 
-    def submission_script(self, job: Any) -> str:
+    def submission_script(self, job: JobSpec) -> str:
         params = self.parameters(job)
         n = self.n_subjobs(job)
         runscript = runscript_path(job)
@@ -190,7 +189,7 @@ class LSFSubmitter(BatchSubmitter):
             + f'exec sh {shlex.quote(runscript)} "$index"\n'
         )
 
-    def submit(self, job: Any, script_path: str) -> str:
+    def submit(self, job: JobSpec, script_path: str) -> str:
         params = self.parameters(job)
         n = self.n_subjobs(job)
         cwd = str(job.job_dir).rstrip("/") or None
@@ -213,7 +212,7 @@ class LSFSubmitter(BatchSubmitter):
             raise
         return ",".join(ids)
 
-    def _bsub(self, args: Sequence[str], script_path: str, offset: int, cwd: str | None, job: Any) -> str:
+    def _bsub(self, args: Sequence[str], script_path: str, offset: int, cwd: str | None, job: JobSpec) -> str:
         command = " ".join(["bsub", *(shlex.quote(a) for a in args)]) + f" < {shlex.quote(script_path)}"
         result = self.session.execute_command(command, env={"REPROMAN_OFFSET": str(offset)}, cwd=cwd)
         if result.returncode != 0:
@@ -221,7 +220,7 @@ class LSFSubmitter(BatchSubmitter):
         return parse_bsub_output(result.stdout)
 
     def scheduler_states(
-        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+        self, jobs: Sequence[JobSpec], wanted: Mapping[str, Collection[int]] | None = None
     ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """One ``bjobs -a`` for all followed jobs: the queue and LSF's memory of finished ones."""
         ids = index_map(jobs, self.n_subjobs)
@@ -251,7 +250,7 @@ class LSFSubmitter(BatchSubmitter):
         forget_missing(states, jobs, self.n_subjobs)
         return states
 
-    def cancel(self, job: Any) -> None:
+    def cancel(self, job: JobSpec) -> None:
         self.cancel_all(job, ["bkill"], ignore=("already finished", "not found"))
 
 

@@ -44,8 +44,7 @@ import shlex
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from reproman.errors import ConfigError, SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
+from reproman.plugins import ConfigError, FailureReason, JobSpec, SchedulerState, State, SubmissionError, Usage
 from reproman_submitters.common import (
     OPTION_DIRECTIVE,
     BatchSubmitter,
@@ -198,7 +197,7 @@ class PBSSubmitter(BatchSubmitter):
         return value
 
     # -- script ------------------------------------------------------------------------
-    def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
+    def directives(self, job: JobSpec, params: Mapping[str, Any]) -> list[str]:
         check_directive_values(self.name, {**params, "job directory": job.job_dir}, forbidden='"',
                                directive_form=OPTION_DIRECTIVE)
         jobdir = str(job.job_dir).rstrip("/")
@@ -237,7 +236,7 @@ class PBSSubmitter(BatchSubmitter):
         opts.extend(str(d) for d in params.get("directives", []))
         return opts
 
-    def submission_script(self, job: Any) -> str:
+    def submission_script(self, job: JobSpec) -> str:
         params = self.parameters(job)
         n = self.n_subjobs(job)
         runscript = runscript_path(job)
@@ -260,7 +259,7 @@ class PBSSubmitter(BatchSubmitter):
         )
 
     # -- submit ---------------------------------------------------------------------------
-    def submit(self, job: Any, script_path: str) -> str:
+    def submit(self, job: JobSpec, script_path: str) -> str:
         params = self.parameters(job)
         n = self.n_subjobs(job)
         pro = self.flavor == "pro"
@@ -286,13 +285,13 @@ class PBSSubmitter(BatchSubmitter):
             raise
         return ",".join(ids)
 
-    def _qsub(self, args: Sequence[str], cwd: str | None, job: Any) -> str:
+    def _qsub(self, args: Sequence[str], cwd: str | None, job: JobSpec) -> str:
         result = self.run(["qsub", *args], f"qsub for job {job.jobid}", cwd=cwd)
         return parse_qsub_output(result.stdout)
 
     # -- follow -------------------------------------------------------------------------------
     def scheduler_states(
-        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+        self, jobs: Sequence[JobSpec], wanted: Mapping[str, Collection[int]] | None = None
     ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """One ``qstat -f -t`` (``-x`` on PBS Pro for its history) for all followed jobs, queue and history."""
         ids = index_map(jobs, self.n_subjobs)
@@ -324,7 +323,7 @@ class PBSSubmitter(BatchSubmitter):
         forget_missing(states, jobs, self.n_subjobs)
         return states
 
-    def cancel(self, job: Any) -> None:
+    def cancel(self, job: JobSpec) -> None:
         self.cancel_all(job, ["qdel"], ignore=("unknown job id", "has finished", "invalid state", "request invalid"))
 
 

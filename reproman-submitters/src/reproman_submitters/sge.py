@@ -58,9 +58,8 @@ from typing import Any, ClassVar
 
 import attrs
 
-from reproman.errors import ConfigError, SubmissionError
-from reproman.jobs import layout
-from reproman.jobs.contracts import FailureReason, SchedulerState, Usage
+from reproman.plugins import ConfigError, FailureReason, SchedulerState, SubmissionError, Usage
+from reproman.plugins import JobFiles as layout  # only the file names (layout.CANCELLED)
 from reproman_submitters.common import (
     OPTION_DIRECTIVE,
     BatchSubmitter,

@@ -21,8 +21,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from reproman.errors import SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
+from reproman.plugins import FailureReason, SchedulerState, State, SubmissionError, Usage
 from reproman_submitters.common import ended, failed, memory_mb, pending, running, walltime_seconds
 
 _TERSE_RE = re.compile(r"^(\d+)(?:\.\d+-\d+:\d+)?$")

@@ -37,8 +37,7 @@ import shlex
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from reproman.errors import SubmissionError
-from reproman.jobs.contracts import FailureReason, SchedulerState, State, Usage
+from reproman.plugins import FailureReason, JobSpec, SchedulerState, State, SubmissionError, Usage
 from reproman_submitters.common import (
     OPTION_DIRECTIVE,
     BatchSubmitter,
@@ -66,9 +65,9 @@ from reproman_submitters.common import (
 from reproman_submitters.hooks import SLURM
 
 if TYPE_CHECKING:
-    from reproman.resources.session import CommandResult
+    from reproman.plugins import CommandResult, Resource, Session
 
-lgr = logging.getLogger(__name__)
+lgr = logging.getLogger("reproman.submitters.slurm")
 
 SLURM_PARAMETERS = SLURM
 
@@ -262,7 +261,7 @@ class SlurmSubmitter(BatchSubmitter):
 
     _max_array_size: int | None = None
 
-    def __init__(self, session: Any, resource: Any = None) -> None:
+    def __init__(self, session: Session, resource: Resource | None = None) -> None:
         super().__init__(session, resource)
         #: Whether sacct answers here (None: not asked yet); asked once per instance.
         self._sacct_available: bool | None = None
@@ -270,7 +269,7 @@ class SlurmSubmitter(BatchSubmitter):
         self._node_cpus: dict[str, int] = {}
 
     # -- script ----------------------------------------------------------------------
-    def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
+    def directives(self, job: JobSpec, params: Mapping[str, Any]) -> list[str]:
         """``#SBATCH`` options, in the order a person would write them."""
         check_directive_values(self.name, {**params, "job directory": job.job_dir}, directive_form=OPTION_DIRECTIVE)
         jobdir = str(job.job_dir).rstrip("/")
@@ -314,7 +313,7 @@ class SlurmSubmitter(BatchSubmitter):
         opts.extend(str(d) for d in params.get("directives", []))
         return opts
 
-    def submission_script(self, job: Any) -> str:
+    def submission_script(self, job: JobSpec) -> str:
         params = self.parameters(job)
         n = self.n_subjobs(job)
         runscript = runscript_path(job)
@@ -349,7 +348,7 @@ class SlurmSubmitter(BatchSubmitter):
             self._max_array_size = int(match.group(1)) if match else 0
         return self._max_array_size or None
 
-    def submit(self, job: Any, script_path: str) -> str:
+    def submit(self, job: JobSpec, script_path: str) -> str:
         params = self.parameters(job)
         n = self.n_subjobs(job)
         jobdir = str(job.job_dir).rstrip("/") or None
@@ -377,13 +376,13 @@ class SlurmSubmitter(BatchSubmitter):
             raise
         return ",".join(ids)
 
-    def _sbatch(self, args: Sequence[str], cwd: str | None, job: Any) -> str:
+    def _sbatch(self, args: Sequence[str], cwd: str | None, job: JobSpec) -> str:
         argv = ["sbatch", "--parsable", *args]
         result = self.run(argv, f"sbatch for job {job.jobid}", cwd=cwd)
         return parse_sbatch_parsable(result.stdout)
 
     # -- launcher width --------------------------------------------------------------------
-    def launcher_width(self, job: Any, params: Mapping[str, Any]) -> int:
+    def launcher_width(self, job: JobSpec, params: Mapping[str, Any]) -> int:
         """Without a throttle: the CPUs of the partition's largest node (per node asked), per subjob's CPUs.
 
         The launcher starts subjobs on the batch host unless ``num_nodes``
@@ -418,7 +417,7 @@ class SlurmSubmitter(BatchSubmitter):
 
     # -- follow --------------------------------------------------------------------------
     def scheduler_states(
-        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+        self, jobs: Sequence[JobSpec], wanted: Mapping[str, Collection[int]] | None = None
     ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """One ``squeue`` for every subjob of every job; one ``sacct`` for tasks it forgot or that ended badly."""
         ids = index_map(jobs, self.n_subjobs)
@@ -455,7 +454,7 @@ class SlurmSubmitter(BatchSubmitter):
             forget_missing(states, jobs, self.n_subjobs)
         return states
 
-    def _all_seen(self, states: Mapping[str, Mapping[int, SchedulerState]], job: Any, sid: str,
+    def _all_seen(self, states: Mapping[str, Mapping[int, SchedulerState]], job: JobSpec, sid: str,
                   wanted: Collection[int] | None) -> bool:
         """Every wanted subjob of the piece ``sid`` of ``job`` was in squeue's answer."""
         pieces = split_ids(job.submission_id)
@@ -463,7 +462,7 @@ class SlurmSubmitter(BatchSubmitter):
         known = states.get(job.jobid, {})
         return all(i in known for i in range(offset, offset + count) if wanted is None or i in wanted)
 
-    def _is_launcher(self, job: Any) -> bool:
+    def _is_launcher(self, job: JobSpec) -> bool:
         try:
             return bool(self.parameters(job).get("launcher"))
         except Exception:  # a job submitted under another configuration
@@ -560,7 +559,7 @@ class SlurmSubmitter(BatchSubmitter):
         index = offset if jobid in launchers or not task.isdigit() else offset + int(task)
         return index in states.get(jobid, {})
 
-    def usage(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, Usage]] | None:
+    def usage(self, jobs: Sequence[JobSpec]) -> Mapping[str, Mapping[int, Usage]] | None:
         """Elapsed, CPU time, MaxRSS and node of the finished tasks of ``jobs``, from one ``sacct``."""
         ids = index_map(jobs, self.n_subjobs)
         if not ids:
@@ -585,7 +584,7 @@ class SlurmSubmitter(BatchSubmitter):
         return found
 
     # -- cancel -----------------------------------------------------------------------------
-    def cancel(self, job: Any) -> None:
+    def cancel(self, job: JobSpec) -> None:
         self.cancel_all(job, ["scancel"], ignore=("already completing or completed", "invalid job id"))
 
 

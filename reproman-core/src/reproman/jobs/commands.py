@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -31,6 +31,9 @@ from reproman.jobs.follow import follow as follow_job
 from reproman.jobs.registry import BrokenRecord, Registry
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, collect_usage, poll
+
+if TYPE_CHECKING:
+    from reproman.resources.base import Resource
 
 lgr = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ def _check_follow(follow: bool | str | None) -> bool | str:
 def run(
     command: Sequence[str] | str | None = None,
     message: str | None = None,
-    resref: Any = None,
+    resref: str | Resource | None = None,
     resref_type: str = "auto",
     list_: str | None = None,
     submitter: str | None = None,
@@ -188,7 +191,7 @@ def run(
         result.fetched = fetch_job(connection, job, result.status, registry, keep_remote=keep_remote)
         _usage_after_fetch(connection, job, registry)
     if isinstance(follow, str):
-        result.resource_action = _act_on_resource(job, follow, result.status.ok)
+        result.resource_action = act_on_resource(job, follow, result.status.ok)
     return result
 
 
@@ -206,18 +209,18 @@ def _usage_after_fetch(connection: Connection, job: JobSpec, registry: Registry)
         save_record(job, registry)
 
 
-def _act_on_resource(job: JobSpec, action: str, ok: bool) -> str:
-    """Stop or delete the resource after a followed job, as ``--follow ACTION`` asked."""
-    from reproman import api
+def act_on_resource(job: JobSpec, action: str, ok: bool) -> str:
+    """Stop or delete the resource after a followed job, as ``--follow ACTION`` asked; say what was done."""
+    from reproman.resources.commands import delete, stop
 
     verb, _, condition = action.partition("-if-")
     if condition and not ok:
         return f"not {verb}ped: some subjobs failed" if verb == "stop" else f"not {verb}d: some subjobs failed"
     try:
         if verb == "stop":
-            api.stop(job.resource_name)
+            stop(job.resource_name)
             return "stopped"
-        api.delete(job.resource_name, skip_confirmation=True)
+        delete(job.resource_name, skip_confirmation=True)
         return "deleted"
     except ReproManError as exc:
         # The results are safe locally; a resource that cannot be stopped is a warning.

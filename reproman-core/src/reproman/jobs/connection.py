@@ -8,8 +8,6 @@ one cluster opens one session and polls once.
 
 from __future__ import annotations
 
-from typing import Any
-
 from reproman.jobs.contracts import Orchestrator, Submitter
 from reproman.jobs.spec import JobSpec
 from reproman.resources.base import Resource
@@ -26,7 +24,7 @@ class Connection:
         self._submitters: dict[str, Submitter] = {}
 
     @classmethod
-    def open(cls, resref: Any = None, resref_type: str = "auto") -> Connection:
+    def open(cls, resref: str | Resource | None = None, resref_type: str = "auto") -> Connection:
         from reproman.resources.manage import get_resource
 
         return cls(get_resource(resref, resref_type))

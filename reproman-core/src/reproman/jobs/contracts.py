@@ -51,6 +51,7 @@ import attrs
 from reproman.resources.landing import Landing, LandingReport
 
 if TYPE_CHECKING:
+    from reproman.jobs.spec import JobSpec
     from reproman.resources.base import Resource
     from reproman.resources.session import Session
 
@@ -187,7 +188,7 @@ class Submitter(ABC):
         self.resource = resource
 
     @abstractmethod
-    def submission_script(self, job: Any) -> str:
+    def submission_script(self, job: JobSpec) -> str:
         """Text of the submission script (kept, readable, in the job directory).
 
         It must run ``sh <job_dir>/runscript INDEX`` once per subjob, INDEX
@@ -195,7 +196,7 @@ class Submitter(ABC):
         """
 
     @abstractmethod
-    def submit(self, job: Any, script_path: str) -> str:
+    def submit(self, job: JobSpec, script_path: str) -> str:
         """Submit the script already written at ``script_path``; return the submission id.
 
         Parse the id from machine-readable output (``sbatch --parsable``...).
@@ -203,7 +204,7 @@ class Submitter(ABC):
         """
 
     def scheduler_states(
-        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+        self, jobs: Sequence[JobSpec], wanted: Mapping[str, Collection[int]] | None = None
     ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """The scheduler's word on the subjobs of ``jobs``, keyed by ``jobid`` then subjob index.
 
@@ -226,7 +227,7 @@ class Submitter(ABC):
         """
         return {}
 
-    def usage(self, jobs: Sequence[Any]) -> Mapping[str, Mapping[int, Usage]] | None:
+    def usage(self, jobs: Sequence[JobSpec]) -> Mapping[str, Mapping[int, Usage]] | None:
         """Resources used by the finished subjobs of ``jobs``, in ONE accounting query.
 
         Called once a job's subjobs have all finished, for the subjobs whose
@@ -239,7 +240,7 @@ class Submitter(ABC):
         return None
 
     @abstractmethod
-    def cancel(self, job: Any) -> None:
+    def cancel(self, job: JobSpec) -> None:
         """Stop every subjob of ``job`` that is queued or running."""
 
 
@@ -248,7 +249,7 @@ class Orchestrator(ABC):
 
     name: ClassVar[str] = ""
 
-    def __init__(self, resource: Resource, session: Session, job: Any) -> None:
+    def __init__(self, resource: Resource, session: Session, job: JobSpec) -> None:
         self.resource = resource
         self.session = session
         self.job = job

@@ -54,6 +54,30 @@ SUBMISSION_ID = "submission-id"
 STARTED = "started"
 
 
+class JobFiles:
+    """Names of the files core keeps in a job directory, for submitters and orchestrators.
+
+    The submission script runs ``sh <job_dir>/<RUNSCRIPT> INDEX`` once per
+    subjob. A submitter's ``cancel`` writes ``<job_dir>/<CANCELLED>`` before
+    it stops anything, so subjobs it kills read as cancelled rather than
+    lost or failed. ``SPEC`` is the job record, ``SUBMISSION_ID`` what the
+    scheduler called the job, ``COMPLETED`` the marker that every subjob has
+    finished; ``status.INDEX`` and ``started.INDEX`` are per subjob (see
+    the module docstring of :mod:`reproman.jobs.layout`).
+    """
+
+    RUNSCRIPT = RUNSCRIPT
+    SPEC = SPEC_FILE
+    CANCELLED = CANCELLED
+    COMPLETED = COMPLETED
+    SUBMISSION_ID = SUBMISSION_ID
+
+    @staticmethod
+    def path(job_dir: str, name: str) -> str:
+        """``<job_dir>/<name>`` on the resource (POSIX paths whatever the local system)."""
+        return posixpath.join(str(job_dir), name)
+
+
 def local_record_dir(local_directory: str, resource_name: str, jobid: str) -> str:
     """``<local_directory>/.reproman/jobs/<resource>/<jobid>``: logs and spec kept with the results."""
     import os

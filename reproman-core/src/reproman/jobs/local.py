@@ -15,11 +15,11 @@ from __future__ import annotations
 import posixpath
 import shlex
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
 
 from reproman.errors import SubmissionError
 from reproman.jobs import layout
 from reproman.jobs.contracts import FailureReason, SchedulerState, State, Submitter
+from reproman.jobs.spec import JobSpec
 
 LAUNCHER_LOG = "launcher.log"
 
@@ -30,7 +30,7 @@ class LocalSubmitter(Submitter):
     name = "local"
     script_name = "submit"
 
-    def submission_script(self, job: Any) -> str:
+    def submission_script(self, job: JobSpec) -> str:
         procs = job.parameters.get("num_processes")
         jobdir = shlex.quote(job.job_dir)
         return f"""#!/bin/sh
@@ -57,7 +57,7 @@ awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
 : > "$jobdir/{layout.COMPLETED}"
 """
 
-    def submit(self, job: Any, script_path: str) -> str:
+    def submit(self, job: JobSpec, script_path: str) -> str:
         jobdir = shlex.quote(job.job_dir)
         script = shlex.quote(script_path)
         log = shlex.quote(posixpath.join(job.job_dir, LAUNCHER_LOG))
@@ -77,7 +77,7 @@ awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
         return pid[0]
 
     def scheduler_states(
-        self, jobs: Sequence[Any], wanted: Mapping[str, Collection[int]] | None = None
+        self, jobs: Sequence[JobSpec], wanted: Mapping[str, Collection[int]] | None = None
     ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """Ask, in one command, whether anything of each job's launcher is still alive.
 
@@ -109,17 +109,17 @@ awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
         by_id = {j.jobid: j for j in jobs}
         for line in result.stdout.splitlines():
             jobid, _, verdict = line.partition(" ")
-            job = by_id.get(jobid)
-            if job is None:
+            found = by_id.get(jobid)
+            if found is None:
                 continue
             reason = FailureReason.CANCELLED if verdict == "cancelled" else FailureReason.LOST
             detail = ("cancelled with 'reproman jobs --cancel'" if verdict == "cancelled"
                       else "its launcher and every process it started are gone (killed?)")
             state = SchedulerState(state=State.FAILED, reason=reason, detail=detail)
-            states[jobid] = {i: state for i in range(job.n_subjobs)}
+            states[jobid] = {i: state for i in range(found.n_subjobs)}
         return states
 
-    def cancel(self, job: Any) -> None:
+    def cancel(self, job: JobSpec) -> None:
         """Mark the job cancelled, then signal the launcher's process group (all subjobs)."""
         d = shlex.quote(job.job_dir)
         fallback = shlex.quote(str(job.submission_id or ""))

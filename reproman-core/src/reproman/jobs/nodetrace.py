@@ -186,7 +186,7 @@ def node(args: argparse.Namespace) -> int:
 
 
 def strace(args: argparse.Namespace) -> int:
-    from reproman.tracing.commands import parse_strace
+    from reproman.tracing.strace import parse_strace
 
     try:
         with open(args.log, encoding="utf-8", errors="surrogateescape") as handle:

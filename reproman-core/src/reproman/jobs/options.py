@@ -20,8 +20,10 @@ Precedence, lowest first: each job spec file in the order given (nested
 mappings merged key by key), then ``KEY=VALUE`` job parameters, then the
 command line's own options. Parameter names are checked against
 :data:`reproman.jobs.parameters.JOB_PARAMETERS` and against what the chosen
-submitter honours, so a ``queue`` given to the ``local`` submitter fails
-before anything runs instead of being silently ignored.
+submitter honours (its own typed parameters included, see
+:func:`reproman.jobs.parameters.submitter_parameters`), so a ``queue`` given
+to the ``local`` submitter fails before anything runs instead of being
+silently ignored, and values arrive converted to their declared types.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 import attrs
 
 from reproman.errors import UsageError
-from reproman.jobs.parameters import GENERIC, JOB_PARAMETERS, check_env_name, check_job_spec
+from reproman.jobs.parameters import JOB_PARAMETERS, check_env_name, check_job_spec, submitter_parameters
 from reproman.plugins.records import Parameter, SubmitterType
 
 KNOWN: dict[str, Parameter] = {p.name: p for p in JOB_PARAMETERS}
@@ -198,22 +200,22 @@ def resolve_job_parameters(
     """
     request = job_specs if isinstance(job_specs, JobRequest) else load_request(job_specs)
     given = deep_merge(request.parameters, parse_job_parameters(job_parameters))
-    supported = set(GENERIC) | set(submitter.job_parameters)
+    supported = submitter_parameters(submitter)
     values: dict[str, Any] = {}
     for key, raw in given.items():
-        if key not in KNOWN and key not in supported:
-            close = difflib.get_close_matches(key, list(KNOWN), n=1)
-            hint = f"Did you mean {close[0]!r}?" if close else "See 'reproman run --list parameters'."
-            raise UsageError(f"unknown job parameter {key!r}.", hint=hint)
-        if key not in supported:
+        param = supported.get(key)
+        if param is None:
+            if key not in KNOWN:
+                close = difflib.get_close_matches(key, [*KNOWN, *supported], n=1)
+                hint = f"Did you mean {close[0]!r}?" if close else "See 'reproman run --list parameters'."
+                raise UsageError(f"unknown job parameter {key!r}.", hint=hint)
             raise UsageError(
                 f"job parameter {key!r} is not supported by submitter {submitter.name!r}"
                 f" (it supports: {', '.join(sorted(supported))}).",
                 hint="Choose another submitter with --submitter, or drop the parameter.",
             )
-        param = KNOWN.get(key)
         try:
-            values[key] = _convert(param, raw) if param is not None else raw
+            values[key] = _convert(param, raw)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"job parameter {key!r}: {exc}") from None
     return values

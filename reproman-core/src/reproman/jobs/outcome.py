@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -28,7 +28,6 @@ from reproman.jobs.contracts import FailureReason, State, SubjobStatus, Usage
 
 if TYPE_CHECKING:
     from reproman.jobs.spec import JobSpec
-    from reproman.jobs.status import JobStatus
 
 
 @attrs.frozen(kw_only=True)
@@ -118,7 +117,14 @@ def recorded(job: JobSpec, index: int) -> Outcome | None:
     return Outcome.from_dict(data) if isinstance(data, Mapping) else None
 
 
-def record(job: JobSpec, status: JobStatus) -> bool:
+class Observed(Protocol):
+    """What :func:`record` reads of a poll's answer: a :class:`reproman.jobs.status.JobStatus`."""
+
+    @property
+    def subjobs(self) -> Sequence[SubjobStatus]: ...
+
+
+def record(job: JobSpec, status: Observed) -> bool:
     """Store every finished subjob of ``status`` in ``job``; True when the record changed."""
     changed = False
     for sub in status.subjobs:

@@ -1,17 +1,28 @@
-"""The job parameters every submitter understands (``reproman run --list parameters``)."""
+"""Job parameters: core's own (``reproman run --list parameters``) and those submitters declare.
+
+Core's parameters have one meaning for every submitter that names them in
+its :class:`~reproman.plugins.records.SubmitterType` (``memory`` is memory
+everywhere); a submitter adds its own with :class:`Parameter` records.
+:func:`submitter_parameters` is the one place both are put together, for
+validation (:mod:`reproman.jobs.options`), ``run --list`` and
+``plugins --check``.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reproman.plugins.records import Parameter
 
+if TYPE_CHECKING:
+    from reproman.plugins.records import SubmitterType
+
 JOB_PARAMETERS: tuple[Parameter, ...] = (
     Parameter(name="root_directory", doc="Directory on the resource under which jobs and working directories live. "
-              "Default: ~/.reproman/run-root (plain orchestrator)."),
+              "Default: the resource's own (~/.reproman/run-root unless its backend chooses another)."),
     Parameter(name="working_directory", doc="Directory on the resource the command runs in. "
               "Default: a per-job directory under root_directory (plain), the dataset (datalad)."),
     Parameter(name="memory", doc="Memory per subjob, e.g. 4G or 500M (scheduler directive)."),
@@ -37,8 +48,48 @@ JOB_PARAMETERS: tuple[Parameter, ...] = (
               "followed job (default: [jobs] max_poll_interval, else 60); polls back off up to it as the job ages."),
 )
 
-#: Parameters that are about where and how ReproMan stages work, not the scheduler.
+#: Parameters that are about where and how ReproMan stages work, not the scheduler: every submitter takes them.
 GENERIC = frozenset({"root_directory", "working_directory", "container", "env", "max_poll_interval"})
+
+CORE = {p.name: p for p in JOB_PARAMETERS}
+
+
+def submitter_parameters(submitter: SubmitterType) -> dict[str, Parameter]:
+    """Every job parameter ``submitter`` takes, by name: the generic ones, core's it names, and its own.
+
+    A name that is not core's (a plugin written before parameters had
+    types) becomes an undocumented text parameter, as it always behaved.
+    Raises :class:`~reproman.errors.PluginError` when the submitter
+    redeclares one of core's parameters (``memory`` cannot mean one thing
+    for Slurm and another for a plugin).
+    """
+    from reproman.errors import PluginError
+
+    found = {name: CORE[name] for name in sorted(GENERIC)}
+    for item in submitter.job_parameters:
+        if isinstance(item, Parameter):
+            if item.name in CORE:
+                raise PluginError(
+                    submitter.describe_problem(f"its job parameter {item.name!r} redeclares one of core's"),
+                    hint=f"Name it as a string (\"{item.name}\") to take core's, or give it another name.",
+                )
+            found[item.name] = item
+        else:
+            found[item] = CORE.get(item) or Parameter(
+                name=item, doc=f"(declared by the {submitter.name} submitter without a type or description)")
+    return found
+
+
+def declaration_problems(submitter: SubmitterType) -> list[str]:
+    """What ``plugins --check`` reports about a submitter's job parameters beyond the record's own checks."""
+    problems = []
+    unknown = [name for name in submitter.job_parameters if isinstance(name, str) and name not in CORE]
+    if unknown:
+        problems.append(f"job parameters {', '.join(map(repr, unknown))} are not known to core; declare "
+                        f"{'it' if len(unknown) == 1 else 'them'} as Parameter records to give a type and a description")
+    problems += [f"its job parameter {p.name!r} redeclares one of core's; name it as a string instead"
+                 for p in submitter.own_parameters if p.name in CORE]
+    return problems
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
@@ -65,9 +116,8 @@ def check_job_spec(data: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
     """
     from reproman.errors import UsageError
 
-    known = {p.name: p for p in JOB_PARAMETERS}
     for key, value in data.items():
-        param = known.get(str(key))
+        param = CORE.get(str(key))
         if param is None or value is None:
             continue
         try:

@@ -23,18 +23,21 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from reproman.errors import JobError, ReproManError, UsageError
-from reproman.jobs.commands import FOLLOW_ACTIONS, RunResult
+from reproman.jobs.commands import FOLLOW_ACTIONS, RunResult, act_on_resource
 from reproman.jobs.compare import JobDiff
 from reproman.jobs.connection import Connection
 from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.registry import Registry
 from reproman.jobs.secrets import REDACTED
 from reproman.jobs.spec import JobSpec, Subjob
+
+if TYPE_CHECKING:
+    from reproman.resources.base import Resource
 
 lgr = logging.getLogger(__name__)
 
@@ -126,7 +129,7 @@ def _parameters(job: JobSpec) -> dict[str, Any]:
 
 def rerun(
     job: str,
-    resref: Any = None,
+    resref: str | Resource | None = None,
     resref_type: str = "auto",
     failed: bool = False,
     follow: bool | str = False,
@@ -141,7 +144,6 @@ def rerun(
     ``verify`` implies following and adds the comparison with the original
     (``result.comparison``, see :mod:`reproman.jobs.compare`).
     """
-    from reproman.jobs.commands import _act_on_resource
     from reproman.jobs.fetch import fetch_job
     from reproman.jobs.follow import follow as follow_job
     from reproman.jobs.submit import build_job, submit_job
@@ -183,6 +185,6 @@ def rerun(
         except ReproManError as exc:
             raise JobError(f"rerun {new.jobid} finished, but cannot be compared with {original.jobid}: {exc}") from None
     if isinstance(follow, str):
-        result.resource_action = _act_on_resource(new, follow, result.status.ok)
+        result.resource_action = act_on_resource(new, follow, result.status.ok)
     return result
 

@@ -308,6 +308,15 @@ def read_files(session: Session, jobs: Sequence[JobSpec]) -> dict[str, RemoteFil
     return {j.jobid: by_dir.get(j.job_dir, RemoteFiles()) for j in jobs}
 
 
+def status_from_files(session: Session, job: JobSpec) -> JobStatus:
+    """Each subjob's state as its status file (and the job's recorded outcomes) say, in one remote read.
+
+    No scheduler is asked: for an orchestrator that records a finished
+    job's outcome with its results (core fetches only finished jobs).
+    """
+    return interpret(job, read_files(session, [job])[job.jobid])
+
+
 def silence(session: Session, suspects: Sequence[tuple[JobSpec, Sequence[int]]]) -> dict[str, dict[int, float]]:
     """Seconds since each suspect subjob's status file (or, without one, its job directory) last changed.
 

@@ -37,9 +37,6 @@ from reproman.resources.manage import check_job_directory_name
 
 lgr = logging.getLogger(__name__)
 
-DEFAULT_ROOT = "~/.reproman/run-root"
-
-
 def resolve_remote(path: str, home: str) -> str:
     """``~`` and relative paths made absolute against the resource's home directory."""
     if path == "~" or path.startswith("~/"):
@@ -78,7 +75,7 @@ def build_job(
     jobid = new_jobid()
     resource = connection.resource
     check_job_directory_name(resource.name)
-    root_param = parameters.get("root_directory") or DEFAULT_ROOT
+    root_param = parameters.get("root_directory") or resource.default_root_directory()
     wd_param = parameters.get("working_directory")
     needs_home = not posixpath.isabs(root_param) or (wd_param and not posixpath.isabs(wd_param))
     home = connection.session.home() if needs_home else "/"

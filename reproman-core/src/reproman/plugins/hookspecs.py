@@ -14,6 +14,8 @@ A plugin is a module named by an entry point in the ``reproman`` group::
 and that module implements any subset of the hooks below with
 ``@reproman.plugins.hookimpl``. Keep that module cheap to import: refer to
 implementations by import path, never import an SDK at module level.
+Everything a plugin needs comes from :mod:`reproman.plugins`, the records
+included (``from reproman.plugins import hookimpl, ResourceType``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class ReproManHookSpecs:
         Called when core builds the registry (on ``create``, ``ls --refresh``,
         ``backend-parameters``, ``plugins`` and any command that opens a
         resource). Return one :class:`ResourceType` per type; its parameters
-        are what ``reproman create -b KEY=VALUE`` accepts and validates.
+        are what ``reproman create -b KEY=VALUE`` accepts and validates. The
+        factory names a :class:`reproman.plugins.Resource` subclass.
 
         Example::
 
@@ -60,10 +63,10 @@ class ReproManHookSpecs:
     def reproman_session_types(self) -> list[SessionType]:  # type: ignore[empty-body]
         """Register session types that other plugins may reuse by name.
 
-        Called when a component asks ``registry.session_type(name)``, e.g.
-        when the AWS backend needs an SSH session to an instance. Return
-        :class:`SessionType` records whose factory names a ``Session``
-        subclass.
+        Called when a component asks :func:`reproman.plugins.session_class`
+        for one, e.g. when the AWS backend needs an SSH session to an
+        instance. Return :class:`SessionType` records whose factory names a
+        :class:`reproman.plugins.Session` subclass.
 
         Example::
 
@@ -79,9 +82,11 @@ class ReproManHookSpecs:
 
         Called when ``reproman run`` or ``reproman jobs`` needs a submitter,
         and by ``run --list``. The factory names a
-        :class:`reproman.jobs.submitter.Submitter` subclass. List the job
+        :class:`reproman.plugins.Submitter` subclass. List the job
         parameters the submitter maps to scheduler directives in
-        ``job_parameters``; core rejects others.
+        ``job_parameters``: core's by name, its own as typed
+        :class:`~reproman.plugins.Parameter` records (shown by ``run
+        --list``, validated and converted by core); core rejects others.
 
         Example::
 
@@ -89,7 +94,9 @@ class ReproManHookSpecs:
             def reproman_submitters():
                 return [SubmitterType(name="slurm", description="Slurm arrays via sbatch",
                                       factory="reproman_submitters.slurm:SlurmSubmitter",
-                                      job_parameters=("memory", "walltime", "queue"))]
+                                      job_parameters=("memory", "walltime", "queue",
+                                                      Parameter(name="nice", type="int", minimum=0,
+                                                                doc="Scheduling priority adjustment")))]
         """
 
     @hookspec
@@ -98,7 +105,7 @@ class ReproManHookSpecs:
 
         Called when ``reproman run`` or ``reproman jobs fetch`` needs an
         orchestrator, and by ``run --list``. The factory names a
-        :class:`reproman.jobs.orchestrator.Orchestrator` subclass.
+        :class:`reproman.plugins.Orchestrator` subclass.
 
         Example::
 
@@ -113,15 +120,14 @@ class ReproManHookSpecs:
         """Register distribution tracers.
 
         Called by ``retrace``, ``diff`` and ``install``. The factory names a
-        :class:`reproman.tracing.tracer.Tracer` subclass; ``order`` decides
-        which tracer sees the files first and ``spec_name`` is the
-        distribution name it writes into specs.
+        :class:`reproman.plugins.Tracer` subclass; ``order`` decides
+        which tracer sees the files first and ``spec_name`` (default: the
+        tracer's name) is the distribution name it writes into specs.
 
         Example::
 
             @hookimpl
             def reproman_tracers():
                 return [TracerType(name="nix", description="Nix store paths",
-                                   factory="reproman_nix.tracer:NixTracer",
-                                   order=50, spec_name="nix")]
+                                   factory="reproman_nix.tracer:NixTracer", order=50)]
         """

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Iterable
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import pluggy
@@ -30,6 +30,9 @@ from reproman.plugins.records import (
     _Component,
     normalize_name,
 )
+
+if TYPE_CHECKING:
+    from reproman.resources.session import Session
 
 if sys.version_info >= (3, 10):
     from importlib import metadata as importlib_metadata
@@ -258,11 +261,12 @@ class PluginManager:
                                   f"failed to load: {failure.error}"})
         for kind, registry in built.items():
             for record in registry.values():
+                problems = []
                 try:
                     record.load()
-                    problems = [record.describe_problem(p) for p in record.problems()]
                 except PluginError as exc:
-                    problems = [exc.args[0] if exc.args else str(exc)]
+                    problems.append(exc.args[0] if exc.args else str(exc))
+                problems += [record.describe_problem(p) for p in record.problems() + _core_problems(record)]
                 rows.append({"kind": kind, "name": record.name, "distribution": record.distribution,
                              "version": record.version, "factory": record.factory,
                              "error": "; ".join(problems) or None})
@@ -302,7 +306,28 @@ class PluginManager:
         return rows
 
 
+def _core_problems(record: _Component) -> list[str]:
+    """Problems only core's own tables can show (a submitter naming job parameters core does not have)."""
+    if isinstance(record, SubmitterType):
+        from reproman.jobs.parameters import declaration_problems
+
+        return declaration_problems(record)
+    return []
+
+
 _manager: PluginManager | None = None
+
+
+def session_class(name: str) -> type[Session]:
+    """The :class:`~reproman.resources.session.Session` subclass registered as session type ``name``, imported now.
+
+    How a backend reuses another plugin's way of talking to a host without
+    importing that plugin: the ``aws-ec2`` backend reaches its instances
+    through whatever distribution registers ``ssh``. An unknown name is an
+    :class:`~reproman.errors.UnknownComponentError` saying what to install.
+    """
+    cls: type[Session] = get_plugin_manager().session_type(name).load()
+    return cls
 
 
 def get_plugin_manager() -> PluginManager:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, ClassVar
 
 import attrs
@@ -20,6 +20,11 @@ BROKEN_HINT = "Reinstall or fix that plugin, or switch it off with REPROMAN_PLUG
     "'reproman plugins --check' lists every broken component."
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def secret_variable(type_name: str, parameter: str) -> str:
+    """``REPROMAN_SECRET_<TYPE>_<NAME>``, upper case, dashes as underscores (see :meth:`ResourceType.secret_variable`)."""
+    return f"REPROMAN_SECRET_{type_name}_{parameter}".upper().replace("-", "_")
 
 
 def normalize_name(name: str) -> str:
@@ -170,12 +175,44 @@ class Parameter:
         return converted
 
 
+def parameter_problems(parameters: Sequence[Any], *, names_allowed: bool = False) -> list[str]:
+    """What is wrong with a declared list of parameters: wrong kinds, unknown types, bad defaults, duplicates.
+
+    ``names_allowed``: plain strings are accepted too (a submitter naming
+    core's job parameters).
+    """
+    found = []
+    names = []
+    for param in parameters:
+        if names_allowed and isinstance(param, str):
+            names.append(param)
+            continue
+        if not isinstance(param, Parameter):
+            found.append(f"parameter {param!r} is not a Parameter record")
+            continue
+        names.append(param.name)
+        if param.type not in _CONVERTERS:
+            found.append(f"parameter {param.name!r} has unknown type {param.type!r} "
+                         f"(one of {', '.join(PARAMETER_TYPES)})")
+            continue
+        try:
+            param.convert(param.default)
+        except ValueError as exc:
+            found.append(f"parameter {param.name!r}: default {param.default!r}: {exc}")
+    if len(set(names)) != len(names):
+        found.append("two parameters have the same name")
+    return found
+
+
 @attrs.frozen(kw_only=True)
 class _Component:
     #: What users call this kind of component, in messages.
     kind: ClassVar[str] = "component"
     #: The class every factory of this kind must be (a subclass of), as an import path.
     base: ClassVar[str] = ""
+    #: Class attributes of the factory that name what this record declares (attribute -> record field):
+    #: declared once, here; see :meth:`load`.
+    bound: ClassVar[Mapping[str, str]] = {}
 
     name: str = attrs.field(converter=normalize_name, validator=_check_name)
     description: str
@@ -208,7 +245,32 @@ class _Component:
                     self.describe_problem(f"its factory {self.factory!r} is not a subclass of {self.base}"),
                     hint=BROKEN_HINT,
                 )
+        self._bind(obj)
         return obj
+
+    def _bind(self, cls: Any) -> None:
+        """Give the class the names this record declares (:attr:`bound`), or refuse one that disagrees.
+
+        A name is declared once, in the record: a class that does not state
+        it gets it here (its code may read ``self.name``, ``cls.spec_name``);
+        a class that states its own must agree, or it would write one name
+        into job records and specs while users select it by another. Only
+        the class's own attributes count, so a subclass registered under a
+        new name gets that name rather than its parent's.
+        """
+        from reproman.errors import PluginError
+
+        for attribute, field in self.bound.items():
+            wanted = getattr(self, field)
+            declared = vars(cls).get(attribute)
+            if declared in (None, ""):
+                setattr(cls, attribute, wanted)
+            elif declared != wanted:
+                raise PluginError(
+                    self.describe_problem(f"its factory {self.factory!r} declares {attribute} = {declared!r}, "
+                                          f"but the record says {wanted!r}"),
+                    hint="Declare it once, in the record: drop the class attribute (core sets it on load).",
+                )
 
     def describe_problem(self, problem: str) -> str:
         source = f"{self.distribution} {self.version}".strip() or "an unknown distribution"
@@ -223,35 +285,39 @@ class _Component:
 class ResourceType(_Component):
     """A kind of computation resource (``shell``, ``ssh``, ``docker-container``...).
 
-    ``factory`` names a :class:`reproman.resources.base.Resource` subclass.
+    ``factory`` names a :class:`reproman.resources.base.Resource` subclass,
+    which gets the record's name as ``Resource.type`` when loaded.
+    ``parameters`` are what ``reproman create -b KEY=VALUE`` accepts; core
+    validates and converts them, applies defaults and passes them to the
+    class as keyword arguments. A ``secret`` parameter is never written to
+    the inventory; in every later command it comes back to the resource
+    from the environment variable :meth:`secret_variable` names (or is
+    ``None``).
     """
 
     kind: ClassVar[str] = "resource type"
     base: ClassVar[str] = "reproman.resources.base:Resource"
+    bound: ClassVar[Mapping[str, str]] = {"type": "name"}
 
     parameters: tuple[Parameter, ...] = ()
 
     def problems(self) -> list[str]:
-        found = []
-        for param in self.parameters:
-            if not isinstance(param, Parameter):
-                found.append(f"parameter {param!r} is not a Parameter record")
-                continue
-            if param.type not in _CONVERTERS:
-                found.append(f"parameter {param.name!r} has unknown type {param.type!r} "
-                             f"(one of {', '.join(PARAMETER_TYPES)})")
-                continue
-            try:
-                param.convert(param.default)
-            except ValueError as exc:
-                found.append(f"parameter {param.name!r}: default {param.default!r}: {exc}")
-        names = [p.name for p in self.parameters if isinstance(p, Parameter)]
-        if len(set(names)) != len(names):
-            found.append("two parameters have the same name")
-        return found
+        return parameter_problems(self.parameters)
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
+
+    def secret_variable(self, parameter: str) -> str:
+        """The environment variable a secret parameter's value is read from: ``REPROMAN_SECRET_<TYPE>_<NAME>``.
+
+        For ``aws-ec2``'s ``secret_access_key``:
+        ``REPROMAN_SECRET_AWS_EC2_SECRET_ACCESS_KEY``. Read when the
+        resource is created without ``-b NAME=...`` and whenever a recorded
+        resource is used again, so a script or an agent can hand the
+        secret over without it reaching the inventory, a command line or
+        the shell history.
+        """
+        return secret_variable(self.name, parameter)
 
 
 @attrs.frozen(kw_only=True)
@@ -267,25 +333,51 @@ class SessionType(_Component):
     base: ClassVar[str] = "reproman.resources.session:Session"
 
 
+def _declared(items: Iterable[str | Parameter]) -> tuple[str | Parameter, ...]:
+    return tuple(items)
+
+
 @attrs.frozen(kw_only=True)
 class SubmitterType(_Component):
     """A way of handing a job to the resource (``local``, ``slurm``, ``pbs``...).
 
-    ``job_parameters`` lists the job parameters this submitter honours;
-    any other non-generic parameter given by the user is an error.
+    ``job_parameters`` lists the job parameters this submitter honours
+    besides the generic ones every submitter takes (``root_directory``,
+    ``working_directory``, ``container``, ``env``, ``max_poll_interval``):
+
+    * core's job parameters by name (``"memory"``, ``"walltime"``...; see
+      ``reproman run --list parameters``);
+    * the submitter's own as :class:`Parameter` records, e.g.
+      ``Parameter(name="nice", type="int", minimum=0, doc="Scheduling niceness")``:
+      core lists them in ``run --list``, rejects them for other submitters,
+      and validates and converts their values (the submitter receives an
+      ``int``, not the text typed after ``--jp nice=``).
+
+    Any other parameter the user gives is an error naming this submitter.
+    A bare name that is not one of core's (the only way before typed
+    parameters) still works as an undocumented text parameter;
+    ``reproman plugins --check`` reports it.
     """
 
     kind: ClassVar[str] = "submitter"
     base: ClassVar[str] = "reproman.jobs.contracts:Submitter"
+    bound: ClassVar[Mapping[str, str]] = {"name": "name"}
 
-    job_parameters: tuple[str, ...] = ()
+    job_parameters: tuple[str | Parameter, ...] = attrs.field(default=(), converter=_declared)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The names of :attr:`job_parameters`, core's and the submitter's own alike."""
+        return tuple(p if isinstance(p, str) else p.name for p in self.job_parameters)
+
+    @property
+    def own_parameters(self) -> tuple[Parameter, ...]:
+        """The parameters this submitter declares itself (its :class:`Parameter` records)."""
+        return tuple(p for p in self.job_parameters if isinstance(p, Parameter))
 
     def problems(self) -> list[str]:
-        from reproman.jobs.parameters import JOB_PARAMETERS
-
-        known = {p.name for p in JOB_PARAMETERS}
-        unknown = [name for name in self.job_parameters if name not in known]
-        return [f"job parameters {', '.join(map(repr, unknown))} are not known to core"] if unknown else []
+        # Whether names are core's is checked where core's are known: reproman.jobs.parameters.
+        return parameter_problems(self.job_parameters, names_allowed=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -294,6 +386,7 @@ class OrchestratorType(_Component):
 
     kind: ClassVar[str] = "orchestrator"
     base: ClassVar[str] = "reproman.jobs.contracts:Orchestrator"
+    bound: ClassVar[Mapping[str, str]] = {"name": "name"}
 
 
 @attrs.frozen(kw_only=True)
@@ -301,12 +394,14 @@ class TracerType(_Component):
     """A distribution tracer (``debian``, ``conda``, ``venv``, ``git``...).
 
     Tracers run in ascending ``order``; each gets the files the earlier ones
-    did not claim. ``distribution`` on the spec side is the YAML ``name:``
-    under ``distributions:`` that this tracer writes and reads.
+    did not claim. ``spec_name`` is the ``name:`` under ``distributions:``
+    in specs that this tracer writes and reads (default: the tracer's
+    name); the tracer class gets it as ``Tracer.spec_name`` when loaded.
     """
 
     kind: ClassVar[str] = "tracer"
     base: ClassVar[str] = "reproman.tracing.tracer:Tracer"
+    bound: ClassVar[Mapping[str, str]] = {"spec_name": "spec_name"}
 
     order: int = 100
-    spec_name: str = ""
+    spec_name: str = attrs.field(default=attrs.Factory(lambda self: self.name, takes_self=True))

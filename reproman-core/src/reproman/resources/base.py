@@ -22,6 +22,9 @@ STOPPED = "stopped"
 CONNECTION_ERROR = "CONNECTION ERROR"
 NOT_FOUND = "NOT FOUND"
 
+#: Where jobs live on a resource unless its backend or the user says otherwise.
+DEFAULT_ROOT_DIRECTORY = "~/.reproman/run-root"
+
 
 class Resource(ABC):
     """Base class of every resource type.
@@ -33,7 +36,8 @@ class Resource(ABC):
     :meth:`create` returns them so the inventory can keep them.
     """
 
-    #: The resource type name this class implements (``"shell"``, ``"ssh"``...).
+    #: The resource type name this class implements (``"shell"``, ``"ssh"``...); set from the
+    #: :class:`~reproman.plugins.records.ResourceType` record when core loads the class.
     type: ClassVar[str] = ""
 
     def __init__(self, name: str, *, id: str | None = None, status: str | None = None, **params: Any) -> None:
@@ -93,6 +97,16 @@ class Resource(ABC):
         ``reproman run``; the default says nothing more.
         """
         return {}
+
+    def default_root_directory(self) -> str:
+        """Where jobs live on this resource when the user gives no ``root_directory`` job parameter.
+
+        Relative paths and ``~`` are taken from the home directory on the
+        resource. A backend overrides this where the home directory is the
+        wrong place (a container whose home is not writable, a cluster whose
+        home is small and whose jobs belong on scratch space).
+        """
+        return DEFAULT_ROOT_DIRECTORY
 
     def refresh_status(self) -> str | None:
         """Ask the backend for the current status (``ls --refresh``)."""

@@ -29,10 +29,21 @@ HEADER = "ReproMan inventory: resources created with 'reproman create'.\nEdit wi
 
 
 def inventory_path() -> Path:
+    """The inventory file in use: ``[general] inventory_file``, else ``<config dir>/inventory.yml``."""
     from reproman.config import get_config
 
     configured = get_config().get("general", "inventory_file")
     return Path(os.path.expanduser(configured)) if configured else config_dir() / "inventory.yml"
+
+
+def recorded_resources() -> dict[str, dict[str, Any]]:
+    """The inventory's resource records by name, read now (a copy: changing it changes nothing).
+
+    For backends that must tell their own leftovers from resources the user
+    still has (a container an interrupted ``create`` left behind is in no
+    record). Secret parameters are never in a record.
+    """
+    return Inventory().load()
 
 
 class Inventory:

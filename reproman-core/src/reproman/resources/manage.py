@@ -99,11 +99,35 @@ def parse_key_values(items: Iterable[str] | Mapping[str, Any] | None, what: str 
     return result
 
 
+def secrets_from_environment(rtype: ResourceType, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``rtype``'s secret parameters missing from ``given`` that the environment holds.
+
+    This is how a secret comes back to a backend after ``create``: it is
+    never written to the inventory, and each later command reads it from
+    ``REPROMAN_SECRET_<TYPE>_<NAME>`` (see
+    :meth:`~reproman.plugins.records.ResourceType.secret_variable`).
+    """
+    import os
+
+    found: dict[str, Any] = {}
+    for param in rtype.parameters:
+        if param.secret and given.get(param.name) is None:
+            value = os.environ.get(rtype.secret_variable(param.name))
+            if value is not None:
+                found[param.name] = value
+    return found
+
+
 def validate_parameters(rtype: ResourceType, given: Mapping[str, Any]) -> dict[str, Any]:
-    """Check names, convert types, apply defaults; raise with a suggestion on a typo."""
+    """Check names, convert types, apply defaults; raise with a suggestion on a typo.
+
+    Secret parameters not given are taken from the environment (see
+    :func:`secrets_from_environment`).
+    """
     known = {p.name: p for p in rtype.parameters}
     values: dict[str, Any] = {}
-    for key, raw in given.items():
+    from_environment = secrets_from_environment(rtype, given)
+    for key, raw in {**given, **from_environment}.items():
         param = known.get(key)
         if param is None:
             import difflib
@@ -116,11 +140,14 @@ def validate_parameters(rtype: ResourceType, given: Mapping[str, Any]) -> dict[s
         try:
             values[key] = param.convert(raw)
         except (ValueError, TypeError) as exc:
-            raise BackendParameterError(f"backend parameter {key!r}: {exc}") from None
-    missing = [p.name for p in rtype.parameters if p.required and values.get(p.name) in (None, "")]
+            where = rtype.secret_variable(key) if key in from_environment else f"backend parameter {key!r}"
+            raise BackendParameterError(f"{where}: {exc}") from None
+    missing = [p for p in rtype.parameters if p.required and values.get(p.name) in (None, "")]
     if missing:
+        secret = [f"{p.name} (or {rtype.secret_variable(p.name)} in the environment)" for p in missing if p.secret]
         raise BackendParameterError(
-            f"missing required backend parameter(s) for type {rtype.name!r}: {', '.join(missing)}",
+            f"missing required backend parameter(s) for type {rtype.name!r}: "
+            f"{', '.join([p.name for p in missing if not p.secret] + secret)}",
             hint=f"Pass them with -b KEY=VALUE; see 'reproman backend-parameters {rtype.name}'.",
         )
     for param in rtype.parameters:
@@ -168,10 +195,14 @@ def instantiate(record: Mapping[str, Any]) -> Resource:
     cls = rtype.load()
     name = str(record["name"])
     params = {k: v for k, v in record.items() if k not in ("name", "type", "id", "status")}
+    secrets = secrets_from_environment(rtype, params)
+    params.update(secrets)
     for param in rtype.parameters:
         try:
             params[param.name] = param.convert(params[param.name]) if params.get(param.name) is not None else param.default
         except ValueError as exc:
+            if param.name in secrets:
+                raise BackendParameterError(f"{rtype.secret_variable(param.name)}: {exc}") from None
             raise InventoryError(
                 f"the record of resource {name!r} in {Inventory().path} is damaged: {param.name}: {exc}",
                 hint="Fix it in the inventory, or forget the resource with 'reproman delete --force'.",

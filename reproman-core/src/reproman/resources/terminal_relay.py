@@ -12,21 +12,33 @@ import os
 import select
 import shutil
 import signal
+import socket
 import sys
 import threading
+from collections.abc import Mapping
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from reproman.errors import SessionError
 from reproman.resources import wire
-
-if TYPE_CHECKING:
-    from reproman.resources.persistent import PersistentSession
+from reproman.resources.endpoint import Endpoint
 
 _CHUNK = 64 * 1024
 
 
-def relay_terminal(session: PersistentSession, command: str | None) -> int:
+class HostedSession(Protocol):
+    """What the relay needs of a session served by a host: a :class:`reproman.resources.persistent.PersistentSession`."""
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    def get_envvars(self) -> dict[str, str]: ...
+
+    def connect_request(self, op: str, args: Mapping[str, Any],
+                        stdin: bytes | None = None) -> tuple[socket.socket, Any]: ...
+
+
+def relay_terminal(session: HostedSession, command: str | None) -> int:
     """Run ``command`` (or the login shell) on a pty through the host; return its exit status."""
     size = shutil.get_terminal_size((80, 24))
     env = session.get_envvars() or None

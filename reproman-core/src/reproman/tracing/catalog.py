@@ -1,6 +1,8 @@
 """Records of the tracers built into core (cheap: no tracer is imported here).
 
-``order`` decides who sees a file first: the system package managers (dpkg,
+Each record's name is also the ``name:`` its tracer writes under
+``distributions:`` (``TracerType.spec_name`` defaults to it). ``order``
+decides who sees a file first: the system package managers (dpkg,
 rpm) own most files and answer fastest, so they go first; environments
 (conda, venv, pip) and checkouts (git, svn) take what is left; docker looks at
 arguments that are image references rather than files.
@@ -32,56 +34,48 @@ _ALL: tuple[TracerType, ...] = (
         description="Debian/Ubuntu packages (dpkg, APT sources and versions)",
         factory="reproman.tracing.debian:DebianTracer",
         order=10,
-        spec_name="debian",
     ),
     TracerType(
         name="redhat",
         description="Red Hat/Fedora/SUSE packages (rpm)",
         factory="reproman.tracing.redhat:RedhatTracer",
         order=15,
-        spec_name="redhat",
     ),
     TracerType(
         name="conda",
         description="Conda environments, channels, packages and the pip packages inside",
         factory="reproman.tracing.conda:CondaTracer",
         order=20,
-        spec_name="conda",
     ),
     TracerType(
         name="venv",
         description="Python virtual environments and their packages",
         factory="reproman.tracing.venv:VenvTracer",
         order=30,
-        spec_name="venv",
     ),
     TracerType(
         name="pip",
         description="Python packages installed with pip outside any environment",
         factory="reproman.tracing.pip:PipTracer",
         order=40,
-        spec_name="pip",
     ),
     TracerType(
         name="git",
         description="Git checkouts (root, commit, branch, remotes, dirty state)",
         factory="reproman.tracing.vcs:GitTracer",
         order=50,
-        spec_name="git",
     ),
     TracerType(
         name="svn",
         description="Subversion checkouts",
         factory="reproman.tracing.vcs:SvnTracer",
         order=60,
-        spec_name="svn",
     ),
     TracerType(
         name="docker",
         description="Docker images named by ID, digest or tag",
         factory="reproman.tracing.dockerimage:DockerTracer",
         order=70,
-        spec_name="docker",
     ),
 )
 

@@ -140,7 +140,7 @@ def tracer_for(name: str) -> type[Tracer] | None:
 
     name = _ALIASES.get(name, name)
     for record in get_plugin_manager().tracers():
-        if (record.spec_name or record.name) == name:
+        if record.spec_name == name:
             cls: type[Tracer] = record.load()
             return cls
     return None

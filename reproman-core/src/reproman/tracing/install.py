@@ -51,14 +51,14 @@ class InstallResult:
 Plan = list[tuple[str, dict[str, Any], "TracerType"]]
 
 
-def install(resref: Any, spec: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec,
+def install(resref: str | Resource | Session | None, spec: Sequence[str | EnvironmentSpec] | str | EnvironmentSpec,
             resref_type: str = "auto") -> list[InstallResult]:
     """What ``reproman.api.install`` runs: plan from the specs, then open the resource and install.
 
     The specs are read before the resource is contacted, so a malformed
     spec fails fast and without side effects.
     """
-    from reproman.tracing.commands import open_session
+    from reproman.resources.commands import open_session
 
     notes: list[str] = []
     plan = plan_install(spec, notes)
@@ -94,8 +94,7 @@ def plan_install(spec_paths: Sequence[str | EnvironmentSpec] | str | Environment
     Warnings about what will not be installed are logged, or appended to
     ``notes`` for the caller to log when it is about to install.
     """
-    from reproman.tracing.commands import as_spec
-    from reproman.tracing.spec import EnvironmentSpec
+    from reproman.tracing.spec import EnvironmentSpec, as_spec
 
     specs = [spec_paths] if isinstance(spec_paths, (str, EnvironmentSpec)) else list(spec_paths)
     if not specs:
@@ -108,7 +107,7 @@ def plan_install(spec_paths: Sequence[str | EnvironmentSpec] | str | Environment
         for entry in spec.distributions:
             record = _record_for(str(entry.get("name")), records)
             if record is None:
-                known = ", ".join(sorted({r.spec_name or r.name for r in records}))
+                known = ", ".join(sorted({r.spec_name for r in records}))
                 raise TracingError(f"{path}: no installed tracer handles {entry.get('name')!r} distributions "
                                    f"(known: {known})", hint="Install the plugin that provides it.")
             plan.append((path, entry, record))

@@ -359,6 +359,11 @@ def loads_spec(text: str, source: str = "<string>") -> EnvironmentSpec:
     return EnvironmentSpec.from_dict(parse_yaml(text, source), source, text)
 
 
+def as_spec(spec: str | os.PathLike[str] | EnvironmentSpec) -> EnvironmentSpec:
+    """A spec object as is, a file name loaded (``retrace`` returns the former, users give the latter)."""
+    return spec if isinstance(spec, EnvironmentSpec) else load_spec(spec)
+
+
 # -- validation ------------------------------------------------------------------
 def _line_of(text: str | None, path: Sequence[Any]) -> int | None:
     """1-based line of the node at ``path`` (keys and indexes), found only on errors."""

@@ -26,6 +26,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 flags.append(f"default: {p['default']}")
             if p["choices"]:
                 flags.append("one of " + "|".join(p["choices"]))
+            if p.get("secret_variable"):
+                flags.append(f"secret, never stored: later read from ${p['secret_variable']}")
             ui.out(f"  {p['name']} ({', '.join(flags)})")
             ui.out(f"      {p['doc']}")
     return 0

@@ -1,0 +1,216 @@
+"""The resource commands behind :mod:`reproman.api`: create, delete, start, stop, login, execute, ls.
+
+Each returns data and raises :class:`reproman.errors.ReproManError`
+subclasses; arguments are already checked by the API front
+(:mod:`reproman.apiargs`). :func:`open_session` is the one way every command
+(here, tracing, install) turns a resource reference into an open session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from reproman.errors import ReproManError, ResourceError, UsageError
+from reproman.resources.inventory import Inventory
+from reproman.resources.manage import (
+    LOCAL_RESOURCE_NAME,
+    builtin_local_record,
+    create_resource,
+    find_record,
+    forget_resource,
+    get_resource,
+    instantiate,
+    update_resource,
+)
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
+
+    from reproman.resources.base import Resource
+    from reproman.resources.landing import LandingReport
+    from reproman.resources.session import CommandResult, OutputCallback, Session
+
+#: What ``execute --internal`` runs: session operations, with their number of arguments.
+INTERNAL_COMMANDS: dict[str, tuple[int, int]] = {
+    "mkdir": (1, 1), "isdir": (1, 1), "put": (2, 2), "get": (1, 2), "chown": (2, 2), "chmod": (2, 2),
+}
+
+
+def backend_parameters(backends: Sequence[str] = ()) -> dict[str, list[dict[str, Any]]]:
+    """Parameters of each resource type (all installed types, or ``backends``), as plain data.
+
+    A secret parameter also names the environment variable its value is
+    read from in later commands (``secret_variable``; None for the others).
+    """
+    from reproman.plugins.manager import get_plugin_manager
+
+    manager = get_plugin_manager()
+    types = [manager.resource_type(b) for b in backends] if backends else list(manager.components("resource type").values())
+    return {
+        t.name: [
+            {"name": p.name, "type": p.type, "default": p.default, "required": p.required,
+             "choices": list(p.choices) if p.choices else None, "doc": p.doc,
+             "secret_variable": t.secret_variable(p.name) if p.secret else None}
+            for p in t.parameters
+        ]
+        for t in types
+    }
+
+
+def create(name: str, resource_type: str, backend_parameters: Sequence[str] | Mapping[str, Any] | None) -> Resource:
+    """Create the real thing through its backend and record it in the inventory."""
+    return create_resource(name, resource_type, backend_parameters)
+
+
+def delete(resref: str, resref_type: str = "auto", skip_confirmation: bool = False, force: bool = False,
+           confirm: Callable[[str], bool] | None = None) -> str:
+    """Delete a resource and forget it; returns its name.
+
+    Without ``skip_confirmation`` the deletion must be confirmed by
+    ``confirm(question)``; without a ``confirm`` callable nothing is
+    deleted. ``force`` forgets the resource even when its backend fails.
+    """
+    record = find_record(Inventory().load(), resref, resref_type)
+    name = str(record["name"])
+    if record.get("id") == "local" and record.get("type") == "shell" and name not in Inventory().load():
+        raise ResourceError("the built-in local resource cannot be deleted")
+    if not skip_confirmation:
+        question = f"Delete resource {name!r} ({record.get('type')})?"
+        if confirm is None or not confirm(question):
+            raise ResourceError(f"not deleting {name!r}: not confirmed", hint="Pass skip_confirmation (-y) to skip the question.")
+    try:
+        resource = instantiate(record)
+        resource.connect()
+        resource.delete()
+    except ReproManError:
+        if not force:
+            raise
+    forget_resource(name)
+    return name
+
+
+def _lifecycle(resref: str | Resource | None, resref_type: str, verb: str) -> Resource:
+    resource = get_resource(resref, resref_type)
+    resource.connect()
+    getattr(resource, verb)()
+    update_resource(resource)
+    return resource
+
+
+def start(resref: str | Resource | None, resref_type: str = "auto") -> Resource:
+    """Start a resource; the inventory keeps what changed (status, a new address)."""
+    return _lifecycle(resref, resref_type, "start")
+
+
+def stop(resref: str | Resource | None, resref_type: str = "auto") -> Resource:
+    """Stop a resource; the inventory keeps its new status."""
+    return _lifecycle(resref, resref_type, "stop")
+
+
+def login(resref: str | Resource | None, resref_type: str = "auto") -> int:
+    """An interactive shell on the resource; returns its exit status."""
+    resource = get_resource(resref, resref_type)
+    resource.connect()
+    return resource.login()
+
+
+@contextmanager
+def open_session(resref: str | Resource | Session | None = None, resref_type: str = "auto") -> Iterator[Session]:
+    """An open session on the resource ``resref`` names, closed on leaving.
+
+    ``None`` is the default resource; a :class:`~reproman.resources.base.Resource`
+    is used as is; an open :class:`~reproman.resources.session.Session`
+    passed in is yielded as is and left open (the caller owns it).
+    """
+    from reproman.resources.session import Session
+
+    if isinstance(resref, Session):
+        yield resref
+        return
+    resource = get_resource(resref, resref_type)
+    resource.connect()
+    session = resource.get_session()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def execute(
+    command: str,
+    args: Sequence[str] = (),
+    resref: str | Resource | None = None,
+    resref_type: str = "auto",
+    internal: bool = False,
+    trace: bool = False,
+    *,
+    on_output: OutputCallback | None = None,
+) -> CommandResult | LandingReport | bool | None:
+    """Run ``command args`` on the resource; see :func:`reproman.api.execute`."""
+    with open_session(resref, resref_type) as session:
+        if internal:
+            if command not in INTERNAL_COMMANDS:
+                raise UsageError(f"unknown internal command {command!r}; known: {', '.join(INTERNAL_COMMANDS)}")
+            return _internal(session, command, list(args))
+        if trace:
+            from reproman.tracing.strace import trace_execution
+
+            return trace_execution(session, [command, *args])
+        return session.execute_interruptible([command, *args], on_output=on_output)
+
+
+def _internal(session: Session, command: str, args: list[str]) -> LandingReport | bool | None:
+    low, high = INTERNAL_COMMANDS[command]
+    if not low <= len(args) <= high:
+        raise UsageError(f"internal {command} takes {low}{'' if low == high else f'-{high}'} argument(s)")
+    if command == "isdir":
+        return session.isdir(args[0])
+    if command == "get":
+        return session.get(args[0], args[1] if len(args) > 1 else None)
+    if command == "mkdir":
+        session.mkdir(args[0], parents=True)
+    elif command == "put":
+        session.put(args[0], args[1])
+    elif command == "chown":
+        session.chown(args[0], args[1])
+    else:
+        session.chmod(int(args[0], 8) if args[0].isdigit() else args[0], args[1])
+    return None
+
+
+def ls(resrefs: Sequence[str] = (), resref_type: str = "auto", verbose: bool = False,
+       refresh: bool = False) -> list[dict[str, Any]]:
+    """Known resources as records (name, type, id, status; with ``verbose`` every attribute).
+
+    The built-in ``local`` resource (this machine, the default) is listed
+    first unless the inventory has its own resource of that name. With
+    ``refresh`` every listed backend is asked, concurrently (bounded).
+    """
+    records = Inventory().load()
+    if resrefs:
+        selected = [find_record(records, r, resref_type) for r in resrefs]
+    else:
+        builtin = [] if LOCAL_RESOURCE_NAME in records else [builtin_local_record()]
+        selected = builtin + list(records.values())
+    if refresh:
+        from reproman.resources.parallel import map_bounded
+
+        selected = [dict(r) for r in selected]
+
+        def probe(record: dict[str, Any]) -> tuple[Resource, str | None]:
+            resource = instantiate(record)
+            return resource, resource.refresh_status()
+
+        for record, outcome in zip(selected, map_bounded(probe, selected)):
+            if isinstance(outcome, ReproManError):
+                record["status"] = f"ERROR: {outcome}"
+            else:
+                resource, record["status"] = outcome
+                update_resource(resource)
+    rows: list[dict[str, Any]] = []
+    for record in selected:
+        row = record if verbose else {k: record.get(k) for k in ("name", "type", "id", "status")}
+        rows.append(row)
+    return rows

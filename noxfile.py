@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "integration", "lint", "typecheck"]
+nox.options.sessions = ["tests", "integration", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = "."
@@ -69,7 +69,8 @@ def integration(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Check style and common bugs with ruff."""
     session.install("ruff")
-    session.run("ruff", "check", *session.posargs, *[f"{p}/src" for p in ALL_PACKAGES], "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", *session.posargs, *[f"{p}/src" for p in ALL_PACKAGES], "tests", "benchmarks", "docs",
+                "noxfile.py")
 
 
 @nox.session
@@ -77,6 +78,20 @@ def typecheck(session: nox.Session) -> None:
     """Type-check every package with mypy."""
     session.install("mypy", *[f"./{p}" for p in ALL_PACKAGES])
     session.run("mypy", *session.posargs, *[f"{p}/src" for p in ALL_PACKAGES])
+
+
+#: The plugin written in docs/plugin-authors.md; its tests keep the guide true.
+EXAMPLE_PLUGIN = "docs/examples/reproman-example"
+DOCS_DEPS = ["sphinx>=7", "myst-parser>=2", "furo"]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Test the plugin guide's example plugin, then build the API reference (warnings are errors, offline)."""
+    session.install(*TEST_DEPS, *DOCS_DEPS)
+    session.install("./reproman-core", f"./{EXAMPLE_PLUGIN}")
+    session.run("pytest", f"{EXAMPLE_PLUGIN}/tests", *session.posargs)
+    session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html")
 
 
 @nox.session

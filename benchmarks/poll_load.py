@@ -76,7 +76,7 @@ class FakeSession:
             line = self.scenario.line(index, self.clock.now)
             if line is not None:
                 lines.append(f"{index} {line}")
-        return CommandResult(command=str(command), returncode=0, stdout="\n".join(lines) + "\n", stderr="")
+        return CommandResult(command=str(command), returncode=0, stdout_bytes=("\n".join(lines) + "\n").encode())
 
 
 class FakeScheduler(Submitter):

@@ -102,6 +102,7 @@ if TYPE_CHECKING:
     from reproman.jobs.contracts import Submitter as Submitter
     from reproman.jobs.contracts import Usage as Usage
     from reproman.jobs.layout import JobFiles as JobFiles
+    from reproman.jobs.layout import local_record_dir as local_record_dir
     from reproman.jobs.parameters import GENERIC as GENERIC_JOB_PARAMETERS  # noqa: F401 - exported as renamed
     from reproman.jobs.parameters import JOB_PARAMETERS as JOB_PARAMETERS
     from reproman.jobs.plain import relative_path as relative_path
@@ -203,6 +204,7 @@ _EXPORTS: dict[str, str] = {
     "GENERIC_JOB_PARAMETERS": "reproman.jobs.parameters:GENERIC",
     "JobFiles": "reproman.jobs.layout:JobFiles",
     "relative_path": "reproman.jobs.plain:relative_path",
+    "local_record_dir": "reproman.jobs.layout:local_record_dir",
     "dump_record": "reproman.jobs.registry:dump_record",
     # tracers
     "Tracer": "reproman.tracing.tracer:Tracer",

@@ -51,3 +51,22 @@ class TestShellSessionGenericPaths(FullSessionContract):
         path = tmp_path / "remote"
         path.mkdir()
         return str(path)
+
+
+def test_wait_for_path_ends_when_the_file_appears(tmp_path: Path) -> None:
+    """Following a local job wakes on the completion marker instead of sleeping a whole interval."""
+    import threading
+    import time
+
+    session = ShellSession()
+    marker = tmp_path / "completed"
+    assert session.wait_for_path(str(marker), 0.05) is False
+    timer = threading.Timer(0.2, marker.touch)
+    timer.start()
+    started = time.monotonic()
+    try:
+        assert session.wait_for_path(str(marker), 30.0) is True
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 15.0  # woke on the file, not at the 30 s timeout
+    assert session.wait_for_path(str(marker), 30.0) is True  # already there: at once

@@ -20,11 +20,13 @@ be forever.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from reproman.errors import ConfigError, JobError
+from reproman.jobs import layout
 from reproman.jobs.connection import Connection
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, poll
@@ -115,6 +117,10 @@ def follow(
     stuck_since: float | None = None
     unsaved = False
     saved_at = started
+    # Submitters that write the completion marker (local, plain) let a session
+    # that watches files cheaply end each sleep the moment it appears. Once it
+    # exists, plain sleeps: a job may finish with subjobs still to be declared lost.
+    marker: str | None = posixpath.join(job.job_dir, layout.COMPLETED)
     while True:
         changed: set[str] = set()
         # Usage is read once the results are in (see commands.run), not on the path to them.
@@ -148,4 +154,7 @@ def follow(
         if stuck_since is not None:
             interval = min(interval, STUCK_CONFIRM / 2)  # confirm soon rather than a minute later
         last = counts
-        time.sleep(interval)
+        if marker is None:
+            time.sleep(interval)
+        elif connection.session.wait_for_path(marker, interval):
+            marker = None  # it appeared: poll now, and plain sleeps from then on

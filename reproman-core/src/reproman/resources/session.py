@@ -335,6 +335,20 @@ class Session(ABC):
         return env
 
     # -- file queries --------------------------------------------------------
+    def wait_for_path(self, path: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``path`` to exist; whether it appeared.
+
+        Following a job sleeps between polls. A session that can watch a file
+        for the cost of a ``stat`` (this machine's file system) overrides this
+        to end the sleep as soon as a job's completion marker appears, instead
+        of up to one poll interval later. The default only sleeps: asking a
+        remote host more often would cost more than the wait it saves.
+        """
+        import time
+
+        time.sleep(max(0.0, timeout))
+        return False
+
     def exists(self, path: str) -> bool:
         return self.execute_command(["test", "-e", path]).returncode == 0 or self.islink(path)
 

@@ -26,6 +26,11 @@ _SHELL = "/bin/sh"
 _CHUNK = 1 << 16
 
 
+#: How often a wait for a file looks (a stat each time: a 1,000-subjob batch
+#: is seen finished within this, not within a poll interval).
+WATCH_STEP = 0.02
+
+
 class ShellSession(Session):
     """Runs commands with ``/bin/sh`` and moves files with local copies."""
 
@@ -67,6 +72,19 @@ class ShellSession(Session):
         return subprocess.call(argv, env={**os.environ, **self._env})
 
     # Local fast paths: the same semantics as the generic versions, no fork.
+    def wait_for_path(self, path: str, timeout: float) -> bool:
+        import time
+
+        local = _local(path)
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if os.path.lexists(local):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(WATCH_STEP, left))
+
     def exists(self, path: str) -> bool:
         return os.path.lexists(_local(path))
 

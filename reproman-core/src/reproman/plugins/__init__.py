@@ -46,8 +46,9 @@ A secret resource parameter comes back from the environment variable
 (:func:`status_from_files` reads one from the job's status files). Core's
 job parameters are :data:`JOB_PARAMETERS` (every submitter takes
 :data:`GENERIC_JOB_PARAMETERS`); the job directory's files are named in
-:class:`JobFiles`. An :class:`Orchestrator` may use :func:`relative_path`
-and :func:`dump_record`.
+:class:`JobFiles`. An :class:`Orchestrator` may use :func:`relative_path`,
+:func:`dump_record` and :func:`local_record_dir` (where a job's record is
+kept in the user's directory).
 
 **Tracers**: :class:`Tracer`, returning :class:`TraceResult` and
 :class:`Comparison` s of :class:`PackageDifference` s.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,10 @@ def verify(checksums: Mapping[str, Mapping[str, Any]], base: str | os.PathLike[s
     matched: list[str] = []
     mismatched: list[str] = []
     absent: list[str] = []
+    # Keys name the same file however the output was written (``./a.txt`` under ``-o .``, ``a.txt``).
+    kept = {posixpath.normpath(k): v for k, v in (elsewhere or {}).items()}
     for rel, expected in checksums.items():
-        local = Path((elsewhere or {}).get(rel) or Path(base, rel))
+        local = Path(kept.get(posixpath.normpath(rel)) or Path(base, rel))
         try:
             size = local.stat().st_size
         except OSError:

@@ -68,6 +68,12 @@ def fetch_job(
     job.fetched = fetched_at
     job.extra["result"] = status.summary()
     save_record(job, registry, orchestrator.records_job)
+    mismatched = (job.extra.get("verified") or {}).get("mismatched") or []
+    if mismatched and not keep_remote:
+        # The copy on the resource may be the only good one: never free it on a doubt.
+        lgr.warning("job %s: its files stay on the resource, since %d fetched file(s) differ from them",
+                    job.jobid, len(mismatched))
+        keep_remote = True
     if not keep_remote:
         release_remote(orchestrator)
         job.extra["remote_released"] = True

@@ -16,15 +16,23 @@ deleted users' files:
   submission stamp), a local file that changed after that moment and differs
   from the incoming one stays as it is; the incoming copy goes to
   :attr:`Landing.keep_dir` and the report names both;
-* **version-control metadata is never written**: a ``.git`` directory inside
-  an incoming tree is skipped, so a job's working directory cannot graft its
-  repository onto the user's;
+* **version control and ReproMan's records are never written**: a ``.git``
+  or ``.reproman`` directory inside an incoming tree is skipped (and the user
+  told), so a job's working directory cannot graft its repository onto the
+  user's or rewrite the records of earlier jobs;
+* **nothing lands outside the destination**: with a root set (a job's
+  working directory), a local symbolic link that would carry a write outside
+  that root, or into a ``.git`` or ``.reproman`` directory, is a conflict,
+  reported before anything is written. A job can make such a link itself
+  (its outputs arrive as links), so following it on the next fetch would let
+  one job write anywhere the user can;
 * files are replaced by a rename (never half-written), keep their modes, and
   belong to the local user.
 
 Symbolic links that arrive are created as links and never followed; local
-symbolic links to directories are followed, since a user who linked
-``results/`` to a scratch disk wants results there.
+symbolic links are followed only where they stay inside the root: a user
+who keeps ``results/`` on a scratch disk fetches into it by naming that
+directory (``cd`` there), not through a link.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from reproman.errors import OutputConflictError, SessionError
 lgr = logging.getLogger(__name__)
 
 #: Directory names never written into locally from an incoming tree.
-SKIPPED_NAMES = frozenset({".git"})
+SKIPPED_NAMES = frozenset({".git", ".reproman"})
 
 
 @attrs.frozen(kw_only=True)
@@ -179,15 +187,55 @@ def _walk(staged: Path, target: Path, skipped: list[Path]) -> Iterator[_Step]:
         yield from _walk(staged / name, target / name, skipped)
 
 
-def plan(pairs: Sequence[tuple[Path, Path]]) -> tuple[list[_Step], list[Path]]:
-    """All steps for ``(staged, destination)`` pairs, or :class:`OutputConflictError` naming every conflict."""
+class _Confinement:
+    """Where writes may go: inside ``root`` once local symbolic links are resolved, never into skipped names."""
+
+    def __init__(self, root: Path | None, exempt: Sequence[Path] = ()) -> None:
+        self.root = Path(os.path.realpath(root)) if root is not None else None
+        self.exempt = tuple(Path(os.path.realpath(e)) for e in exempt)
+        #: realpath of parent directories already looked at (a 10,000-file tree has few parents).
+        self._parents: dict[Path, Path] = {}
+
+    def problem(self, target: Path) -> str | None:
+        if self.root is None:
+            return None
+        parent = target.parent
+        real_parent = self._parents.get(parent)
+        if real_parent is None:
+            real_parent = self._parents[parent] = Path(os.path.realpath(parent))
+        real = real_parent / target.name
+        if os.path.islink(real):
+            real = Path(os.path.realpath(real))
+        if any(real == e or e in real.parents for e in self.exempt):
+            return None
+        try:
+            inside = real.relative_to(self.root)
+        except ValueError:
+            return f"{target} leads to {real} through a symbolic link, outside {self.root}"
+        if any(part in SKIPPED_NAMES for part in inside.parts):
+            return f"{target} leads into {real} through a symbolic link (never written by a fetch)"
+        return None
+
+
+def plan(pairs: Sequence[tuple[Path, Path]], root: Path | None = None,
+         exempt: Sequence[Path] = ()) -> tuple[list[_Step], list[Path]]:
+    """All steps for ``(staged, destination)`` pairs, or :class:`OutputConflictError` naming every conflict.
+
+    With ``root``, every write must stay inside it after local symbolic links
+    are resolved (``exempt`` directories, ReproMan's own record, may be elsewhere).
+    """
     steps: list[_Step] = []
     skipped: list[Path] = []
     conflicts: list[str] = []
+    confinement = _Confinement(root, exempt)
     #: Directories known to exist (or to be created by an earlier step): no need to look again.
     directories: set[Path] = set()
     for staged, dest in pairs:
         for step in _walk(staged, dest, skipped):
+            escape = confinement.problem(step.target)
+            if escape is not None:
+                conflicts.append(escape)
+                continue
             local = _lstat(step.target)
             if local is None:
                 parent = step.target.parent
@@ -235,10 +283,11 @@ def land(pairs: Sequence[tuple[Path, Path]], landing: Landing | None = None) -> 
     landing the same files again later is harmless.
     """
     landing = landing or Landing()
-    steps, skipped = plan(pairs)
+    steps, skipped = plan(pairs, landing.keep_root, landing.exempt)
     report = LandingReport(skipped=skipped)
-    for path in skipped:
-        lgr.info("not fetching %s: version-control metadata is never written over local files", path)
+    if skipped:
+        shown = ", ".join(str(p) for p in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        lgr.warning("not fetched: %s (a fetch never writes into .git or .reproman directories)", shown)
     for step in steps:
         try:
             _apply(step, landing, report)

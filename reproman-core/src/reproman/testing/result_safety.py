@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from reproman.errors import OutputConflictError
+from reproman.errors import OutputConflictError, ReproManError
 from reproman.jobs.commands import RunResult, jobs, run
 from reproman.jobs.registry import Registry
 
@@ -182,6 +182,51 @@ class ResultSafetyContract:
         files = sorted(os.listdir(project / "out"))
         assert len(files) == n
         assert (project / "out" / f"{n - 1}.txt").read_text() == f"{n - 1}\n"
+
+    def test_a_link_made_by_a_job_is_never_a_way_out(self, project: Path, runner: Any) -> None:
+        """A job's output may be a symbolic link; a later fetch must not write through it."""
+        victim = project.parent / "victim"
+        victim.mkdir()
+        (victim / "f.txt").write_text("precious\n")
+        first = runner(f"ln -s {victim} res", outputs=["res"], follow=True)
+        assert first.ok
+        assert os.readlink(project / "res") == str(victim)  # links arrive as links
+        self.commit(project, "the first job's link")
+        try:
+            runner("rm -f res; mkdir res; echo clobbered > res/f.txt", outputs=["res"], follow=True)
+        except ReproManError:
+            pass  # refusing is right; writing through the link is not
+        assert (victim / "f.txt").read_text() == "precious\n"
+        assert os.listdir(victim) == ["f.txt"]
+
+    def test_a_local_link_into_git_is_not_a_way_in(self, project: Path, runner: Any) -> None:
+        if not (project / ".git").exists():
+            subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+        (project / "gitlink").symlink_to(".git")
+        self.commit(project, "a link to .git")
+        head = (project / ".git" / "HEAD").read_bytes()
+        try:
+            runner("rm -f gitlink; mkdir gitlink; echo 'ref: refs/heads/evil' > gitlink/HEAD",
+                   outputs=["gitlink/HEAD"], follow=True)
+        except ReproManError:
+            pass
+        assert (project / ".git" / "HEAD").read_bytes() == head
+
+    def test_dot_output_never_rewrites_the_records_of_earlier_jobs(self, project: Path, runner: Any) -> None:
+        first = runner("echo one > one.txt", outputs=["."], follow=True)
+        assert first.ok
+        records = project / ".reproman" / "jobs"
+        before = snapshot(records, skip=())
+        assert any(name.endswith("spec.yaml") for name in before), before
+        self.commit(project, "the first job")
+        victim = f".reproman/jobs/{first.job.resource_name}/{first.job.jobid}/spec.yaml"
+        second = runner(f"mkdir -p {os.path.dirname(victim)} && echo hacked > {victim} && echo two > two.txt",
+                        outputs=["."], follow=True)
+        assert second.ok
+        assert (project / "two.txt").read_text() == "two\n"
+        after = snapshot(records, skip=())
+        assert {k: v for k, v in after.items() if first.job.jobid in k} == \
+               {k: v for k, v in before.items() if first.job.jobid in k}
 
     # -- steps a subclass may adapt ------------------------------------------------
     def wait(self, result: RunResult, timeout: float = 300) -> None:

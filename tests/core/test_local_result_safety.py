@@ -50,3 +50,34 @@ def test_a_mismatch_keeps_the_files_on_the_resource(tmp_path: Path, monkeypatch:
     assert record.extra["verified"]["mismatched"] == ["out.txt"]
     assert not record.extra.get("remote_released")
     assert os.path.exists(os.path.join(result.job.working_directory, "out.txt"))
+
+
+def test_a_killed_fetch_leaves_no_staging_behind_the_next_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetch killed with -9 cannot clean up; the next fetch into the same place removes what it left."""
+    import subprocess
+
+    from reproman.resources import landing
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        host = landing._host()
+        abandoned = tmp_path / f"{landing.STAGING_PREFIX}{host}-{dead.pid}-abc123"
+        busy = tmp_path / f"{landing.STAGING_PREFIX}{host}-{alive.pid}-def456"
+        elsewhere = tmp_path / f"{landing.STAGING_PREFIX}otherhost-{dead.pid}-ghi789"
+        for directory in (abandoned, busy, elsewhere):
+            (directory / "1").mkdir(parents=True)
+            (directory / "1" / "big.bin").write_bytes(b"x" * 1000)
+        result = run(command="echo job > out.txt", outputs=["out.txt"], follow=True)
+        assert isinstance(result, RunResult) and result.ok
+        assert not abandoned.exists()
+        assert busy.exists() and elsewhere.exists()  # a running fetch's, and another machine's
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(landing.STAGING_PREFIX)
+                    and p not in (busy, elsewhere)]
+    finally:
+        alive.kill()
+        alive.wait()

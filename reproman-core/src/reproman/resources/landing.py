@@ -122,13 +122,58 @@ def stamp(directory: str | os.PathLike[str]) -> int:
         return time.time_ns()
 
 
+STAGING_PREFIX = ".reproman-incoming-"
+
+
 def staging_dir(destinations: Sequence[Path]) -> Path:
-    """A fresh hidden directory on the destinations' file system, so landing is a rename, not a copy."""
+    """A fresh hidden directory on the destinations' file system, so landing is a rename, not a copy.
+
+    Its name carries this host and process; staging directories left there
+    by a fetch whose process is gone (``kill -9``, a crash, a lost terminal)
+    are removed first, since nothing else would ever free that space.
+    """
     anchor = _nearest_existing(destinations[0].parent if destinations else Path.cwd())
+    owner = f"{_host()}-{os.getpid()}-"
+    _remove_abandoned(anchor)
     try:
-        return Path(tempfile.mkdtemp(prefix=".reproman-incoming-", dir=anchor))
+        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + owner, dir=anchor))
     except OSError:
-        return Path(tempfile.mkdtemp(prefix="reproman-incoming-"))
+        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX.lstrip(".") + owner))
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname().replace("-", "_") or "localhost"
+
+
+def _remove_abandoned(directory: Path) -> None:
+    """Staging directories of this host's fetches whose process no longer exists."""
+    host = _host()
+    try:
+        with os.scandir(directory) as entries:
+            names = [e.name for e in entries if e.name.startswith(STAGING_PREFIX) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for name in names:
+        parts = name[len(STAGING_PREFIX):].split("-")
+        if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
+            continue  # another machine's (a shared file system), or an older name: not ours to judge
+        pid = int(parts[1])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        lgr.info("removing %s, left by an interrupted fetch (process %d)", directory / name, pid)
+        shutil.rmtree(directory / name, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -180,3 +180,17 @@ def test_ambiguous_and_unknown_job_names(workdir: Path, capsys: pytest.CaptureFi
     assert "no job matches" in capsys.readouterr().err
     wait_finished(first.job.jobid)
     wait_finished(second.job.jobid)
+
+
+def test_status_of_a_job_whose_resource_is_gone_is_an_error(workdir: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`jobs --status` cannot say a job's state: one line, exit 1 (not a table row and exit 0)."""
+    assert main(["run", "true"]) == 0
+    jobid = capsys.readouterr().out.strip()
+    registry = Registry()
+    job = registry.load(jobid)
+    job.resource_name = "vanished"
+    registry.save(job)
+    assert main(["jobs", "--status", jobid]) == 1
+    err = capsys.readouterr().err
+    assert f"job {jobid}: cannot query resource 'vanished': no resource 'vanished'" in err

@@ -108,7 +108,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p = add(name, f"{verb} a computation environment.")
         _resref(p, optional=False)
 
-    p = add("execute", "Execute a command in a computation environment (exit code passed through).")
+    p = add("execute", "Execute a command in a computation environment (exit code passed through).",
+            "Standard input is not passed to the command (as with 'ssh -n'): send data as a file\n"
+            "('reproman execute --internal put FILE DEST') or run the job with 'reproman run -i FILE'.")
     _resref(p, optional=True)
     p.add_argument("--internal", action="store_true",
                    help="Run a ReproMan session operation: mkdir, isdir, put, get, chown, chmod.")

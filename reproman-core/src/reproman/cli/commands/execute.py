@@ -3,7 +3,9 @@
 Output is streamed byte for byte as it arrives (binary output, non-UTF-8
 bytes and NULs included). SIGINT (Ctrl-C) or SIGTERM stops the command and
 its whole process group on the resource before ``reproman`` exits with
-130 or 143.
+130 or 143. Standard input is never read: a ``reproman execute`` inside a
+``while read`` loop must not eat the loop's input, and a pipe that never
+closes must not hang it.
 """
 
 from __future__ import annotations

@@ -168,7 +168,9 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             if not args.json:
                 ui.error(row["error"])
             continue
-        if row.get("error") and action not in ("list", "show", "delete"):
+        # --status promises each job's state now: a job it could not ask about is an error, not a row.
+        if row.get("error") and row.get("status") != "malformed" and (
+                action not in ("list", "show", "delete") or (action == "list" and args.status)):
             errors = True
             if not args.json:
                 ui.error(f"job {row['jobid']}: {row['error']}")

@@ -252,6 +252,24 @@ def test_signal_to_cli_execute_leaves_no_remote_process(ssh_params: dict[str, An
     assert run_cli(["execute", "-r", "h", "echo", "usable"]).stdout == "usable\n"
 
 
+def test_kill_9_of_cli_execute_leaves_no_remote_process(ssh_params: dict[str, Any], sessions: Path) -> None:
+    """A CLI killed without a chance to clean up: the persistent host notices and stops the command."""
+    _create("h", ssh_params, persistent="yes")
+    tag = f"{int.from_bytes(os.urandom(2), 'big') % 9000 + 1000}"
+    command = f"sleep {tag}1 & sleep {tag}2; wait"
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "sh", "-c", command],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait(lambda: len(_remote_sleeps(tag)) == 2, timeout=30), proc.poll()
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _wait(lambda: not _remote_sleeps(tag), timeout=15), _remote_sleeps(tag)
+    assert run_cli(["execute", "-r", "h", "echo", "usable"]).stdout == "usable\n"
+
+
 # -- keyboard-interactive (two-factor) ---------------------------------------------------
 @pytest.fixture(scope="module")
 def two_factor_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:

@@ -136,6 +136,14 @@ class PersistentSession(Session):
         return CommandResult(command=command, returncode=int(result["returncode"]),
                              stdout_bytes=b"".join(chunks[1]), stderr_bytes=b"".join(chunks[2]))
 
+    def _execute_grouped(self, line: str, pgfile: str, stdin: bytes | None,
+                         on_output: OutputCallback | None) -> CommandResult:
+        chunks: dict[int, list[bytes]] = {1: [], 2: []}
+        emit = on_output or (lambda stream, data: chunks[stream].append(data))
+        result = self._call("execute", command=line, pgfile=pgfile, stdin=stdin, on_output=emit)
+        return CommandResult(command=line, returncode=int(result["returncode"]),
+                             stdout_bytes=b"".join(chunks[1]), stderr_bytes=b"".join(chunks[2]))
+
     def _execute_aside(self, command: str) -> CommandResult:
         chunks: dict[int, list[bytes]] = {1: [], 2: []}
         result = self._call("aside", command=command, on_output=lambda stream, data: chunks[stream].append(data))

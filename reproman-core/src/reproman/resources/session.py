@@ -289,16 +289,25 @@ class Session(ABC):
         pgfile = f"/tmp/.reproman-pg-{os.getpid()}-{os.urandom(6).hex()}"
         line = group_wrapper(wrap_command(command, merged or None, cwd), pgfile)
         try:
-            if on_output is None:
-                result = self._execute(line, stdin=stdin)
-            else:
-                result = self._execute(line, stdin=stdin, on_output=on_output)
+            result = self._execute_grouped(line, pgfile, stdin, on_output)
         except (KeyboardInterrupt, BrokenPipeError) as exc:
             # A reader that went away (output piped to `head`) stops the command as a local pipe would.
             signal_name = "PIPE" if isinstance(exc, BrokenPipeError) else "TERM" if isinstance(exc, Terminated) else "INT"
             self.stop_interrupted(pgfile, signal_name)
             raise
         return attrs.evolve(result, command=to_shell(command))
+
+    def _execute_grouped(self, line: str, pgfile: str, stdin: bytes | None,
+                         on_output: OutputCallback | None) -> CommandResult:
+        """Run a line made by :func:`group_wrapper`; ``pgfile`` names its process group on the resource.
+
+        A session served by another process (a persistent connection host)
+        passes ``pgfile`` along, so that process can stop the group itself
+        when this one dies without a word (``kill -9``).
+        """
+        if on_output is None:
+            return self._execute(line, stdin=stdin)
+        return self._execute(line, stdin=stdin, on_output=on_output)
 
     def stop_interrupted(self, pgfile: str, signal_name: str = "INT") -> None:
         """Stop the process group recorded in ``pgfile``; never raises (the caller is already failing)."""

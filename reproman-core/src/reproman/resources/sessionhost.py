@@ -69,6 +69,50 @@ class _Client:
         return str(answer)
 
 
+class _ClientWatch:
+    """Calls ``on_gone`` once if the client's end of ``conn`` closes before :meth:`done`.
+
+    A client killed with ``kill -9`` cannot ask for its command to be
+    stopped, and a command that prints nothing would never notice the
+    closed connection: without this it runs on, orphaned, on the resource.
+    The client sends nothing while a command runs (but answers to
+    questions), so a readable socket with nothing to peek is its end closing.
+    """
+
+    def __init__(self, conn: socket.socket, on_gone: Any) -> None:
+        self._conn = conn
+        self._on_gone = on_gone
+        self._done = threading.Event()
+        threading.Thread(target=self._run, name="reproman-host-watch", daemon=True).start()
+
+    def done(self) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        import select
+
+        while not self._done.is_set():
+            try:
+                readable, _, _ = select.select([self._conn], [], [], 0.5)
+            except (OSError, ValueError):
+                return
+            if self._done.is_set() or not readable:
+                continue
+            try:
+                peeked = self._conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                peeked = b""
+            if peeked:
+                time.sleep(0.2)  # an answer to a question, for the thread that asked
+                continue
+            if not self._done.is_set():
+                lgr.info("the client went away while its command ran: stopping the command")
+                self._on_gone()
+            return
+
+
 class Host:
     """Serves one session until idle, told to stop, or terminated."""
 
@@ -204,7 +248,13 @@ class Host:
             session.open()
             return None
         if op == "execute":
-            result = session._execute(request["command"], stdin=stdin, on_output=client.output)
+            pgfile = request.get("pgfile")
+            watch = _ClientWatch(client.conn, lambda: session.stop_interrupted(str(pgfile), "HUP")) if pgfile else None
+            try:
+                result = session._execute(request["command"], stdin=stdin, on_output=client.output)
+            finally:
+                if watch is not None:
+                    watch.done()
             return {"returncode": result.returncode}
         if op == "aside":
             result = session._execute_aside(request["command"])

@@ -15,8 +15,12 @@ Written into the runscript by :func:`blocks` and read back at fetch time by
     the shell's noclobber, so concurrent subjobs never both win) records the
     node's facts (``/etc/os-release``, ``uname``, CPU model and count,
     memory; one ``uname`` process) and the package spec of the executable.
-    It does this in the background while its command runs, and waits for it
-    before writing its final status, so fetching never sees half a record;
+    It does this after its command has ended and before writing its final
+    status, so fetching never sees half a record. Not alongside the command:
+    the tracer's interpreter (tens of MB when the cache is cold) would count
+    against the subjob's memory limit on top of the command's own, and a
+    scheduler enforcing it (Slurm's OverMemoryKill, SGE's h_vmem) would
+    kill the user's work for ReproMan's bookkeeping;
 ``trace.INDEX.json`` (``run --trace``)
     the strace-based trace of that subjob.
 
@@ -116,7 +120,7 @@ _SCHED = ("printf '" + "".join(f"sched.{v}=%s\\n" for v in SCHEDULER_VARIABLES) 
           + " ".join(f'"${{{v}-}}"' for v in SCHEDULER_VARIABLES))
 
 _BEFORE = r"""# -- provenance: environment capture (reproman.jobs.capture) ------------------
-rm_env="$jobdir/@ENV@"; rm_tool=@TOOL@; rm_cache=@CACHE@; rm_pid=
+rm_env="$jobdir/@ENV@"; rm_tool=@TOOL@; rm_cache=@CACHE@; rm_mine=
 rm_host=; { IFS= read -r rm_host < /proc/sys/kernel/hostname; } 2>/dev/null
 [ -n "$rm_host" ] || rm_host=${HOSTNAME:-$(uname -n 2>/dev/null)}
 @EXE@rm_ctx="exe=$rm_exe;path=$PATH;ld=${LD_LIBRARY_PATH-};modules=${LOADEDMODULES-};modulefiles=${_LMFILES_-};venv=${VIRTUAL_ENV-};conda=${CONDA_PREFIX-}"
@@ -163,8 +167,7 @@ rm_node() {
   @SPEC@
 }
 if { set -C; printf '%s\n' "$i" > "$rm_env/n.$rm_key.lock"; } 2>/dev/null; then
-  set +C; rm_node </dev/null >"$rm_env/n.$rm_key.log" 2>&1 &
-  rm_pid=$!
+  set +C; rm_mine=y
 else
   set +C
 fi
@@ -196,8 +199,8 @@ rm_run() {
 }
 """
 
-_AFTER = r"""# -- provenance: finish the environment capture -----------------------------
-[ -z "$rm_pid" ] || wait "$rm_pid"
+_AFTER = r"""# -- provenance: the node's record, once the command no longer needs its memory --
+[ -z "$rm_mine" ] || rm_node </dev/null >"$rm_env/n.$rm_key.log" 2>&1
 """
 
 _TRACE_AFTER = r"""if [ -s "$rm_env/strace.$i" ]; then

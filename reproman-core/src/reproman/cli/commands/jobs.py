@@ -173,7 +173,9 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 action not in ("list", "show", "delete") or (action == "list" and args.status)):
             errors = True
             if not args.json:
-                ui.error(f"job {row['jobid']}: {row['error']}")
+                error = str(row["error"])
+                # Errors raised deep down often name the job already: say it once.
+                ui.error(error if f"job {row['jobid']}" in error else f"job {row['jobid']}: {error}")
         elif row.get("status") == "malformed" and not args.json and action in ("list", "show"):
             ui.info(f"warning: job record {row.get('path', row['jobid'])} is malformed: {row.get('error')}")
         if row.get("stuck") and action in ("list", "show") and not args.json:

@@ -8,6 +8,8 @@ options literally; see :func:`split_trailing_command`.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
@@ -36,6 +38,35 @@ def _resref(p: argparse.ArgumentParser, *, optional: bool) -> None:
 
 def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="Print machine-readable JSON on stdout.")
+
+
+def _columns() -> int:
+    """The terminal's width as argparse wants it, without the ``shutil`` import argparse would do.
+
+    argparse builds a formatter for every ``add_argument`` (to check the
+    metavar) and, without a width, imports ``shutil`` for it: 2 ms, 10% of
+    ``reproman ls``.
+    """
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 80
+        except (OSError, ValueError, AttributeError):
+            columns = 80
+    return columns - 2
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width if width is not None else _columns())
+
+
+class _RawFormatter(argparse.RawDescriptionHelpFormatter, _Formatter):
+    pass
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -71,6 +102,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="reproman",
         description="Manage computation environments and run reproducible work on them.",
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"reproman {__version__}")
     parser.add_argument("-l", "--log-level", default=None,
@@ -87,9 +119,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             sub._choices_actions.append(sub._ChoicesPseudoAction(name, (), help))
             return _Unused()
         if epilog is None:
-            return sub.add_parser(name, help=help, description=help)
-        return sub.add_parser(name, help=help, description=help, epilog=epilog,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+            return sub.add_parser(name, help=help, description=help, formatter_class=_Formatter)
+        return sub.add_parser(name, help=help, description=help, epilog=epilog, formatter_class=_RawFormatter)
 
     p = add("create", "Create a computation environment.")
     p.add_argument("name", help="Name of the resource to create.")

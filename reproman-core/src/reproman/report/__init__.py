@@ -18,8 +18,6 @@ import tempfile
 
 from reproman.errors import ReproManError, UsageError
 
-#: First line of every report: a file that starts with it may be replaced by a new report.
-MARKER = "<!DOCTYPE html>\n<!-- ReproMan job report -->"
 
 
 class ReportError(ReproManError):
@@ -35,6 +33,8 @@ def check_output(path: str) -> None:
     if os.path.isdir(path):
         raise UsageError(f"{path} is a directory", hint="Give a file name, e.g. -o report.html.")
     if os.path.lexists(path):
+        from reproman.report.render import MARKER
+
         try:
             with open(path, "rb") as handle:
                 head = handle.read(len(MARKER.encode()))

@@ -14,8 +14,10 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reproman.report import MARKER
 from reproman.report.collect import ReportData, SubjobRow
+
+#: The first bytes of every report: a file that starts otherwise is not overwritten by a new report.
+MARKER = "<!DOCTYPE html>\n<!-- ReproMan job report -->"
 
 COLOURS = {
     "queued": "#cfd8dc",

@@ -19,7 +19,6 @@ import tempfile
 from reproman.errors import ReproManError, UsageError
 
 
-
 class ReportError(ReproManError):
     """A report could not be made (missing extra, unwritable path)."""
 

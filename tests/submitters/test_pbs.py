@@ -1,4 +1,4 @@
-"""PBS submitter against a FAKE qsub/qstat/qdel (tests/submitters/fakes/fakesched.py).
+"""PBS submitter against a FAKE qsub/qstat/qdel (reproman/testing/fakesched.py).
 
 NOT run against a live PBS Pro, OpenPBS or Torque server: none can be
 installed here. The fake checks directives and answers ``qstat -f`` in the

@@ -2,7 +2,7 @@
 
 NOT run against a live LSF here (LSF is proprietary, not in Debian): tested
 against the documented command-line behaviour and output formats with fake
-``bsub``, ``bjobs`` and ``bkill`` executables (``tests/submitters/fakes``).
+``bsub``, ``bjobs`` and ``bkill`` executables (:mod:`reproman.testing.fakesched`).
 
 * The script goes to ``bsub`` on standard input, the only way LSF reads its
   ``#BSUB`` lines; the array range and dependency, which differ between the

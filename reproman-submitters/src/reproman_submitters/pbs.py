@@ -2,7 +2,7 @@
 
 NOT run against a live PBS here (no PBS in Debian 12): tested against the
 documented command-line behaviour and output formats with fake ``qsub``,
-``qstat`` and ``qdel`` executables (``tests/submitters/fakes``).
+``qstat`` and ``qdel`` executables (:mod:`reproman.testing.fakesched`).
 
 Two flavours, chosen with ``flavor`` in the ``[submitter-pbs]`` config
 section (see :mod:`reproman_submitters.common`), because the two forks

@@ -231,7 +231,7 @@ class LSFSubmitter(BatchSubmitter):
         if result.returncode != 0 and not result.stdout.strip():
             if "not found" not in (result.stderr + result.stdout).lower():
                 raise self.command_failed(result, "bjobs")
-        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if (j.parameters or {}).get("launcher")}
+        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if self.is_launcher(j)}
         states: dict[str, dict[int, SchedulerState]] = {}
         for line in result.stdout.splitlines():
             fields = line.strip().split("|", len(BJOBS_FIELDS) - 1)

@@ -302,7 +302,7 @@ class PBSSubmitter(BatchSubmitter):
         if result.returncode != 0 and not result.stdout.strip():
             if "unknown job id" not in (result.stderr + result.stdout).lower():
                 raise self.command_failed(result, "qstat")
-        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if (j.parameters or {}).get("launcher")}
+        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if self.is_launcher(j)}
         by_number = {_number(sid): (sid, jobid, offset) for sid, (jobid, offset) in ids.items()}
         states: dict[str, dict[int, SchedulerState]] = {}
         for record in parse_qstat_f(result.stdout):

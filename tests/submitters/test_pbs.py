@@ -114,6 +114,30 @@ def test_launcher_one_allocation(pbs, session, jobroot, fake_scheduler):
     check_results(wait(session, pbs, job))
 
 
+@pytest.mark.parametrize("where", ["configuration", "job"])
+def test_launcher_is_followed_as_one_allocation(where, pbs, session, jobroot, fake_scheduler, monkeypatch):
+    """``[submitter-pbs] launcher = yes`` is honoured as ``--jp launcher=true`` is: script AND queue reading.
+
+    Held in the queue, the one launcher job stands for every subjob: all
+    pending, none unknown to the scheduler (which core would call lost).
+    """
+    from reproman.config import reset_config
+
+    monkeypatch.setenv("FAKE_SCHED_HOLD", "1")
+    parameters: dict[str, object] = {"throttle": 2}
+    if where == "configuration":
+        monkeypatch.setenv("REPROMAN_SUBMITTER-PBS_LAUNCHER", "yes")
+        reset_config()
+    else:
+        parameters["launcher"] = True
+    job = submit(session, pbs, jobroot, CMDS, parameters)
+    assert job.submission_id == "100.fakeserver"
+    assert "xargs -n 1 -P 2" in Path(job.job_dir, "submit.pbs").read_text()
+    states = pbs.scheduler_states([job])[job.jobid]
+    assert sorted(states) == list(range(len(CMDS)))
+    assert {(s.state, s.known) for s in states.values()} == {(State.PENDING, True)}
+
+
 def test_directives_verbatim_and_bad_ones_fail(pbs, session, jobroot):
     job, script = make_job(session, pbs, jobroot, ["true"], {"directives": ["-l place=scatter"]})
     assert "#PBS -l place=scatter\n" in Path(script).read_text()

@@ -34,6 +34,7 @@ import pytest
 from reproman import api
 from reproman.errors import ReproManError, ResourceExistsError, ResourceNotFoundError
 from reproman.resources.base import ONLINE, RUNNING, STOPPED
+from reproman.resources.session import CommandResult
 
 
 class ResourceContract:
@@ -70,6 +71,12 @@ class ResourceContract:
     def assert_gone(self, record: Mapping[str, Any]) -> None:
         """The real thing behind a deleted resource no longer exists (a backend with one overrides this)."""
 
+    def run(self, name: str, command: str, *args: str) -> CommandResult:
+        """``reproman execute`` of a command on the resource."""
+        result = api.execute(command, list(args), resref=name)
+        assert isinstance(result, CommandResult), result
+        return result
+
     def row(self, name: str, refresh: bool = False) -> dict[str, Any]:
         (row,) = api.ls([name], refresh=refresh)
         return row
@@ -83,7 +90,7 @@ class ResourceContract:
         row = self.row(created)
         assert row["type"] == self.resource_type and row["id"], row
         assert row["status"] in self.running_statuses, row
-        result = api.execute("sh", ["-c", "printf '%s' \"$((6 * 7))\""], resref=created)
+        result = self.run(created, "sh", "-c", "printf '%s' \"$((6 * 7))\"")
         assert (result.returncode, result.stdout) == (0, "42")
 
     def test_create_of_a_taken_name_is_refused_with_nothing_changed(
@@ -116,13 +123,13 @@ class ResourceContract:
                 with pytest.raises(ReproManError) as info:
                     action(created)
                 self.assert_one_line(info.value)
-            assert api.execute("true", [], resref=created).returncode == 0, "refusing to stop broke the resource"
+            assert self.run(created, "true").returncode == 0, "refusing to stop broke the resource"
             return
         api.stop(created)
         assert self.row(created, refresh=True)["status"] in self.stopped_statuses
         api.start(created)
         assert self.row(created, refresh=True)["status"] in self.running_statuses
-        assert api.execute("true", [], resref=created).returncode == 0
+        assert self.run(created, "true").returncode == 0
 
     # -- delete --------------------------------------------------------------------------------
     def test_delete_forgets_the_resource_and_destroys_it(self, created: str) -> None:

@@ -1,9 +1,9 @@
-"""The result-safety suite on the built-in local resource with the plain orchestrator."""
+"""The orchestrator contract (result safety included) on the built-in local resource with the plain orchestrator."""
 
 from __future__ import annotations
 
-from reproman.testing.result_safety import ResultSafetyContract
+from reproman.testing.orchestrator_contract import OrchestratorContract
 
 
-class TestLocalPlainResults(ResultSafetyContract):
+class TestLocalPlainResults(OrchestratorContract):
     """shell resource, local submitter, plain orchestrator: what `pip install reproman-core` gives."""

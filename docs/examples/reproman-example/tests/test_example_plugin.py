@@ -18,7 +18,8 @@ from reproman import api
 from reproman.errors import TracingError
 from reproman.resources.session import CommandResult, Session
 from reproman.testing.cli import run_cli
-from reproman.testing.result_safety import ResultSafetyContract
+from reproman.testing.orchestrator_contract import OrchestratorContract
+from reproman.testing.resource_contract import ResourceContract
 from reproman.testing.session_contract import FullSessionContract
 from reproman.testing.submitter_contract import SubmitterContract
 from reproman_example.session import LocalDirSession
@@ -40,6 +41,15 @@ class TestLocalDirSession(FullSessionContract):
         path = session.execute_command("mktemp -d", check=True).stdout.strip()
         yield path
         session.remove(path, recursive=True)
+
+
+class TestLocalDirResource(ResourceContract):
+    resource_type = "local-dir"
+    supports_start_stop = False  # a directory is neither started nor stopped
+
+    @pytest.fixture
+    def backend_parameters(self, tmp_path: Path) -> dict[str, Any]:
+        return {"path": str(tmp_path / "box"), "make": True}
 
 
 def test_relative_paths_resolve_in_the_directory(tmp_path: Path) -> None:
@@ -73,7 +83,7 @@ def test_plugins_check_passes_and_lists_every_component() -> None:
 # -- the submitter and the orchestrator: users' results stay safe ----------------------
 
 
-class TestSerialCopyResultSafety(ResultSafetyContract):
+class TestSerialCopyResultSafety(OrchestratorContract):
     batch_outputs = 50
 
     @pytest.fixture

@@ -24,8 +24,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reproman import api
+from reproman.jobs import commands as job_commands
 from reproman.jobs.registry import Registry
+from reproman.resources import commands as resource_commands
 from reproman.resources.session import CommandResult
 from reproman.testing.result_safety import ResultSafetyContract, snapshot
 
@@ -38,7 +39,7 @@ class OrchestratorContract(ResultSafetyContract):
     per_job_working_directory: bool = True
 
     def exists_on_resource(self, resref: str | None, path: str) -> bool:
-        result = api.execute("test", ["-e", path], resref=resref)
+        result = resource_commands.execute("test", ["-e", path], resref=resref)
         assert isinstance(result, CommandResult), result
         return result.returncode == 0
 
@@ -72,7 +73,7 @@ class OrchestratorContract(ResultSafetyContract):
         result = runner("echo never fetched > out.txt", outputs=["out.txt"])
         self.wait(result)
         before = snapshot(project)
-        (row,) = api.jobs([result.job.jobid], action="delete")
+        (row,) = job_commands.jobs([result.job.jobid], action="delete")
         assert not row.get("error"), row
         assert not self.exists_on_resource(resref, result.job.job_dir), "the job directory outlived its deletion"
         if self.per_job_working_directory:

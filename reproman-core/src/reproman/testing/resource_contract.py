@@ -2,8 +2,9 @@
 
 Users meet a resource through ``reproman create``/``ls``/``start``/``stop``/
 ``delete`` and the sessions it opens; the suite does the same with
-:mod:`reproman.api`: the inventory records what ``create`` made, a second
-``create`` of the same name is refused with nothing changed, ``ls
+:mod:`reproman.resources.commands` (what :mod:`reproman.api` calls): the
+inventory records what ``create`` made, a second ``create`` of the same
+name is refused with nothing changed, ``ls
 --refresh`` says what the backend says, a stopped resource is not used as if
 it ran, ``delete`` forgets it and destroys the real thing, and a bad backend
 parameter is refused with one line before anything is made. Subclass in
@@ -31,8 +32,8 @@ from typing import Any
 
 import pytest
 
-from reproman import api
 from reproman.errors import ReproManError, ResourceExistsError, ResourceNotFoundError
+from reproman.resources import commands as resource_commands
 from reproman.resources.base import ONLINE, RUNNING, STOPPED
 from reproman.resources.session import CommandResult
 
@@ -59,13 +60,13 @@ class ResourceContract:
         name = f"contract-{uuid.uuid4().hex[:8]}"
         yield name
         try:
-            api.delete(name, skip_confirmation=True, force=True)
+            resource_commands.delete(name, skip_confirmation=True, force=True)
         except ResourceNotFoundError:
             pass
 
     @pytest.fixture
     def created(self, name: str, backend_parameters: Mapping[str, Any]) -> str:
-        api.create(name, self.resource_type, dict(backend_parameters))
+        resource_commands.create(name, self.resource_type, dict(backend_parameters))
         return name
 
     def assert_gone(self, record: Mapping[str, Any]) -> None:
@@ -73,12 +74,12 @@ class ResourceContract:
 
     def run(self, name: str, command: str, *args: str) -> CommandResult:
         """``reproman execute`` of a command on the resource."""
-        result = api.execute(command, list(args), resref=name)
+        result = resource_commands.execute(command, list(args), resref=name)
         assert isinstance(result, CommandResult), result
         return result
 
     def row(self, name: str, refresh: bool = False) -> dict[str, Any]:
-        (row,) = api.ls([name], refresh=refresh)
+        (row,) = resource_commands.ls([name], refresh=refresh)
         return row
 
     def assert_one_line(self, error: BaseException) -> None:
@@ -96,21 +97,21 @@ class ResourceContract:
     def test_create_of_a_taken_name_is_refused_with_nothing_changed(
         self, created: str, backend_parameters: Mapping[str, Any]
     ) -> None:
-        before = api.ls(verbose=True)
+        before = resource_commands.ls(verbose=True)
         with pytest.raises(ResourceExistsError) as info:
-            api.create(created, self.resource_type, dict(backend_parameters))
+            resource_commands.create(created, self.resource_type, dict(backend_parameters))
         self.assert_one_line(info.value)
-        assert api.ls(verbose=True) == before
+        assert resource_commands.ls(verbose=True) == before
 
     def test_a_bad_backend_parameter_is_refused_before_anything_is_made(
         self, name: str, backend_parameters: Mapping[str, Any]
     ) -> None:
-        before = api.ls(verbose=True)
+        before = resource_commands.ls(verbose=True)
         with pytest.raises(ReproManError) as info:
-            api.create(name, self.resource_type, {**backend_parameters, "reproman_contract_no_such_parameter": "1"})
+            resource_commands.create(name, self.resource_type, {**backend_parameters, "reproman_contract_no_such_parameter": "1"})
         self.assert_one_line(info.value)
         assert "reproman_contract_no_such_parameter" in str(info.value)
-        assert api.ls(verbose=True) == before
+        assert resource_commands.ls(verbose=True) == before
 
     # -- refresh -----------------------------------------------------------------------------
     def test_refresh_says_what_the_backend_says(self, created: str) -> None:
@@ -119,25 +120,25 @@ class ResourceContract:
     # -- start and stop ------------------------------------------------------------------------
     def test_stop_and_start(self, created: str) -> None:
         if not self.supports_start_stop:
-            for action in (api.stop, api.start):
+            for action in (resource_commands.stop, resource_commands.start):
                 with pytest.raises(ReproManError) as info:
                     action(created)
                 self.assert_one_line(info.value)
             assert self.run(created, "true").returncode == 0, "refusing to stop broke the resource"
             return
-        api.stop(created)
+        resource_commands.stop(created)
         assert self.row(created, refresh=True)["status"] in self.stopped_statuses
-        api.start(created)
+        resource_commands.start(created)
         assert self.row(created, refresh=True)["status"] in self.running_statuses
         assert self.run(created, "true").returncode == 0
 
     # -- delete --------------------------------------------------------------------------------
     def test_delete_forgets_the_resource_and_destroys_it(self, created: str) -> None:
-        (record,) = api.ls([created], verbose=True)
-        api.delete(created, skip_confirmation=True)
+        (record,) = resource_commands.ls([created], verbose=True)
+        resource_commands.delete(created, skip_confirmation=True)
         with pytest.raises(ResourceNotFoundError) as info:
-            api.ls([created])
+            resource_commands.ls([created])
         self.assert_one_line(info.value)
         with pytest.raises(ResourceNotFoundError):
-            api.execute("true", [], resref=created)
+            resource_commands.execute("true", [], resref=created)
         self.assert_gone(record)

@@ -1,7 +1,9 @@
 """The contract every submitter must pass, whatever the scheduler behind it.
 
-It drives the submitter the way users do, through :func:`reproman.api.run`
-and :func:`reproman.api.jobs` on a resource where the scheduler runs, and
+It drives the submitter the way users do, through ``run`` and ``jobs`` (the
+command functions behind :func:`reproman.api.run` and
+:func:`reproman.api.jobs`, which core never imports back) on a resource
+where the scheduler runs, and
 checks what users rely on: every subjob of an array runs once with its own
 parameters and its outputs come back; a failing subjob is reported with its
 exit code; throttling, splitting large arrays and launcher mode (from job
@@ -50,10 +52,11 @@ from typing import Any
 
 import pytest
 
-from reproman import api
 from reproman.errors import ReproManError
+from reproman.jobs import commands as job_commands
 from reproman.jobs.commands import RunResult
 from reproman.jobs.contracts import FailureReason, State, Submitter
+from reproman.resources import commands as resource_commands
 from reproman.testing.cli import run_cli
 
 
@@ -116,11 +119,11 @@ class SubmitterContract:
     @pytest.fixture
     def runner(self, project: Path, resref: str | None, submitter: str,
                job_parameters: Mapping[str, Any]) -> Callable[..., RunResult]:
-        """``runner(command, parameters={...}, **run_kwargs)``: :func:`reproman.api.run` with the suite's settings."""
+        """``runner(command, parameters={...}, **run_kwargs)``: ``run`` with the suite's settings."""
         def go(command: str, parameters: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
             merged = {"max_poll_interval": "1", **job_parameters, **(parameters or {})}
             kwargs.setdefault("orchestrator", "plain")
-            result = api.run(command=command, resref=resref, submitter=submitter, job_parameters=merged, **kwargs)
+            result = job_commands.run(command=command, resref=resref, submitter=submitter, job_parameters=merged, **kwargs)
             assert isinstance(result, RunResult)
             return result
         return go
@@ -176,7 +179,7 @@ class SubmitterContract:
     def processes_of(self, resref: str | None, tag: str) -> list[str]:
         """Processes on the resource whose command line holds ``tag`` (as ``PID CMDLINE``).
 
-        Asked on the resource with :func:`reproman.api.execute`, which is
+        Asked on the resource with :func:`reproman.resource_commands.execute`, which is
         where the scheduler runs the subjobs on single-host test
         installations; a cluster whose subjobs run on other nodes overrides
         this.
@@ -185,14 +188,14 @@ class SubmitterContract:
         pattern = f"{tag[:-1]}[{tag[-1]}]"
         probe = (f"for f in /proc/[0-9]*/cmdline; do c=$(tr '\\0' ' ' < \"$f\" 2>/dev/null) || continue; "
                  f"case $c in *{pattern}*) echo \"${{f%/cmdline}} $c\";; esac; done; true")
-        result = api.execute("sh", ["-c", probe], resref=resref)
+        result = resource_commands.execute("sh", ["-c", probe], resref=resref)
         return [line for line in str(getattr(result, "stdout", "")).splitlines() if line.strip()]
 
     def stop_leftovers(self, resref: str | None, tag: str) -> None:
         """Kill what a failed cancel left running (by process id, tagged processes only): a failing test leaks nothing."""
         pids = [line.split()[0].rsplit("/", 1)[-1] for line in self.processes_of(resref, tag)]
         if pids:
-            api.execute("kill", ["-KILL", *pids], resref=resref)
+            resource_commands.execute("kill", ["-KILL", *pids], resref=resref)
 
     def submission_count(self, submission_id: str) -> int:
         """How many scheduler submissions a recorded id stands for (batch submitters join them with commas)."""
@@ -205,7 +208,7 @@ class SubmitterContract:
 
     # -- helpers --------------------------------------------------------------------------------
     def subjob_rows(self, jobid: str) -> list[dict[str, Any]]:
-        (row,) = api.jobs([jobid], action="show", status=True)
+        (row,) = job_commands.jobs([jobid], action="show", status=True)
         assert not row.get("error"), row
         rows: list[dict[str, Any]] = row["subjobs_status"]["subjobs"]
         return rows
@@ -240,7 +243,7 @@ class SubmitterContract:
         message = str(info.value)
         assert message.strip() and "\n" not in message.strip(), f"not one line: {message!r}"
         assert submissions == [], f"{parameters} reached the scheduler"
-        assert api.jobs() == [], f"{parameters} left a job record"
+        assert job_commands.jobs() == [], f"{parameters} left a job record"
         return message
 
     #: The array test's command: each subjob writes its own parameter into its own output.
@@ -351,14 +354,14 @@ class SubmitterContract:
         jobs = [runner(f"sleep {tag}", batch_parameters=self.batch(2)).job for _ in range(3)]
         try:
             scheduler_queries.clear()
-            rows = api.jobs([j.jobid for j in jobs], status=True)
+            rows = job_commands.jobs([j.jobid for j in jobs], status=True)
             assert len(rows) == 3 and not any(r.get("error") for r in rows), rows
             assert len(scheduler_queries) == 1, f"scheduler asked {len(scheduler_queries)} times in one poll"
             (asked, commands), = scheduler_queries
             assert sorted(asked) == sorted(j.jobid for j in jobs)
             assert 1 <= commands <= self.max_scheduler_commands, f"{commands} commands for one poll of 3 jobs"
         finally:
-            api.jobs([j.jobid for j in jobs], action="cancel")
+            job_commands.jobs([j.jobid for j in jobs], action="cancel")
             try:
                 self.wait_for(lambda: not self.processes_of(resref, tag), self.cancel_timeout, "the jobs to stop")
             finally:
@@ -374,7 +377,7 @@ class SubmitterContract:
         try:
             self.wait_for(lambda: self.processes_of(resref, tag), self.start_timeout, "a subjob to start")
         finally:
-            (row,) = api.jobs([jobid], action="cancel")
+            (row,) = job_commands.jobs([jobid], action="cancel")
         assert row.get("cancelled") is True and not row.get("error"), row
         try:
             self.wait_for(lambda: not self.processes_of(resref, tag), self.cancel_timeout,
@@ -390,7 +393,7 @@ class SubmitterContract:
         assert [(r["state"], r["reason"]) for r in rows] == [("failed", "cancelled")] * n, rows
         # The outcome was recorded: it reads the same from the record alone, and stays so.
         time.sleep(1)
-        (again,) = api.jobs([jobid], action="show")
+        (again,) = job_commands.jobs([jobid], action="show")
         assert [(f["index"], f["reason"]) for f in again["failed"]] == [(i, "cancelled") for i in range(n)], again
         assert again["outcome"] and "cancel" in again["outcome"], again["outcome"]
         assert not self.processes_of(resref, tag), "a cancelled subjob started later"
@@ -414,7 +417,7 @@ class SubmitterContract:
         lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
         assert "Traceback" not in result.stderr and lines, result.stderr
         assert len([ln for ln in lines if not ln.lstrip().lower().startswith("hint")]) == 1, result.stderr
-        assert api.jobs() == []
+        assert job_commands.jobs() == []
 
     # -- submission ids --------------------------------------------------------------------------------------
     def test_submission_output_is_read_strictly(self) -> None:

@@ -89,7 +89,7 @@ DOCS_DEPS = ["sphinx>=7", "myst-parser>=2", "furo"]
 def docs(session: nox.Session) -> None:
     """Test the plugin guide's example plugin, then build the API reference (warnings are errors, offline)."""
     session.install(*TEST_DEPS, *DOCS_DEPS)
-    session.install("./reproman-core", f"./{EXAMPLE_PLUGIN}")
+    session.install("./reproman-core[testing]", f"./{EXAMPLE_PLUGIN}")
     session.run("pytest", f"{EXAMPLE_PLUGIN}/tests", *session.posargs)
     session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html")
 

@@ -1,7 +1,8 @@
-"""The result-safety suite on the built-in local resource with the plain orchestrator."""
+"""The orchestrator contract (result safety included) on the built-in local resource with the plain orchestrator."""
 
 from __future__ import annotations
 
+<<<<<<< HEAD
 import os
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,12 @@ import pytest
 from reproman.jobs.commands import RunResult, run
 from reproman.jobs.registry import Registry
 from reproman.testing.result_safety import ResultSafetyContract
+=======
+from reproman.testing.orchestrator_contract import OrchestratorContract
+>>>>>>> wip/suites14
 
 
-class TestLocalPlainResults(ResultSafetyContract):
+class TestLocalPlainResults(OrchestratorContract):
     """shell resource, local submitter, plain orchestrator: what `pip install reproman-core` gives."""
 
     def test_a_kept_edit_under_dot_output_is_no_checksum_mismatch(self, project: Path, runner: Any) -> None:

@@ -6,10 +6,11 @@ archive; the venv round trip goes through the ssh resource on loopback.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ import pytest
 from reproman import api
 from reproman.resources.manage import get_resource
 from reproman.resources.session import Session
+from reproman.testing.services import service_missing
+from reproman.testing.tracer_contract import TracerInstallContract
+from reproman.tracing.debian import DebianTracer
 from reproman.tracing.spec import EnvironmentSpec, load_spec
 
 
@@ -106,3 +110,27 @@ def test_venv_install_roundtrip_over_ssh(ssh_resource: str, tmp_path: Path) -> N
     api.retrace(path=[str(p) for p in (venv / "lib").rglob("six.py")], output_file=str(rebuilt), resref=ssh_resource)
     report = api.diff(str(rebuilt), str(original), satisfies=True)
     assert report.equal, report.to_dict()
+
+
+class TestDebianInstallContract(TracerInstallContract):
+    """The debian tracer's install round trip: this machine's ``bc`` (a rebuilt package, ``+b1``) into a container.
+
+    Installing from Debian's archive needs it reachable, as the round trip above does.
+    """
+
+    tracer_class = DebianTracer
+
+    @pytest.fixture
+    def installable_paths(self) -> list[str]:
+        found = shutil.which("bc")
+        if found is None or not shutil.which("dpkg-query"):
+            service_missing("needs bc installed from Debian's archive on this machine")
+        return [os.path.realpath(str(found))]
+
+    @pytest.fixture
+    def install_session(self, make_container: Callable[[], str]) -> Iterator[Session]:
+        resource = get_resource(make_container())
+        resource.connect()
+        session = resource.get_session()
+        yield session
+        session.close()

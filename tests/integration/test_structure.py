@@ -115,7 +115,7 @@ def _imported(tree: ast.AST) -> Iterator[tuple[int, str]]:
 def test_plugin_packages_import_core_only_through_the_plugin_api() -> None:
     """``reproman.plugins`` for everything; ``reproman.testing`` too in a package's own ``testing`` module."""
     offending = []
-    for _package, directory in PLUGIN_PACKAGES.items():
+    for directory in PLUGIN_PACKAGES.values():
         for name, path, tree in _modules(directory):
             testing = name.split(".")[-1] == "testing"
             for line, module in _imported(tree):
@@ -173,7 +173,7 @@ def test_every_package_logs_under_the_reproman_logger() -> None:
 
 def test_loggers_created_at_import_are_all_under_reproman() -> None:
     """Every plugin module imported: no logger outside ``reproman`` appears for our packages."""
-    for _package, directory in PLUGIN_PACKAGES.items():
+    for directory in PLUGIN_PACKAGES.values():
         for name, _, _ in _modules(directory):
             importlib.import_module(name)
     names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in PLUGIN_PACKAGES]

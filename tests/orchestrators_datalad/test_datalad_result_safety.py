@@ -1,4 +1,4 @@
-"""Core's result-safety suite on the DataLad orchestrators (shell resource, a dataset as the project).
+"""Core's orchestrator contract (the result-safety suite included) on the DataLad orchestrators (shell resource, a dataset as the project).
 
 DataLad orchestrators land results with git, not with core's landing
 rules, and keep the same promises. Where they differ, by design, the
@@ -30,7 +30,7 @@ from datalad_testlib import sh
 
 import reproman.testing.result_safety as suite
 from reproman.jobs.commands import jobs
-from reproman.testing.result_safety import ResultSafetyContract
+from reproman.testing.orchestrator_contract import OrchestratorContract
 from reproman_orchestrators_datalad.testing import datalad_command
 
 _snapshot = suite.snapshot
@@ -43,8 +43,10 @@ def _work_tree_snapshot(root: Path, *, skip: tuple[str, ...] = (".reproman",)) -
     return _snapshot(root, skip=(*skip, ".git"))
 
 
-class DataladResultSafety(ResultSafetyContract):
+class DataladResultSafety(OrchestratorContract):
     batch_outputs = 50
+    #: datalad-pair runs jobs in the dataset's clone on the resource, which every job of the dataset reuses.
+    per_job_working_directory = False
 
     @pytest.fixture(autouse=True)
     def _datalad(self, datalad_tools: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -105,6 +107,8 @@ class TestPairResultSafety(DataladResultSafety):
 
 class TestLocalRunResultSafety(DataladResultSafety):
     edit_refusal = "{path.parent} has unsaved changes (out.txt)"
+    # Each job runs in a clone of its own, made for it and removed after its fetch.
+    per_job_working_directory = True
 
     @pytest.fixture
     def orchestrator(self) -> str:

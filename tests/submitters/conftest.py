@@ -1,20 +1,17 @@
-"""Fixtures for the submitters' tests: sessions, fake schedulers on PATH, a real Slurm."""
+"""Fixtures for the submitters' tests: sessions, fake schedulers on PATH (from reproman.testing), a real Slurm."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from submitters_helpers import FAKE_TOOLS, FAKES, CountingSession, sge_available, slurm_available
+from submitters_helpers import CountingSession, sge_available, slurm_available
 
+from reproman.testing.fake_schedulers import fake_scheduler  # noqa: F401 - a fixture
 from reproman.testing.services import service_missing
 from reproman_submitters.sge import SGESubmitter
 
@@ -30,31 +27,6 @@ def jobroot(tmp_path: Path) -> Path:
     root = tmp_path / "run root"
     root.mkdir()
     return root
-
-
-@pytest.fixture
-def fake_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Fake qsub/qstat/qdel, condor_*, bsub/bjobs/bkill first on PATH; yields their state directory."""
-    bindir = tmp_path / "fake-bin"
-    bindir.mkdir()
-    for tool in FAKE_TOOLS:
-        wrapper = bindir / tool
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKES}" {tool} "$@"\n')
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    state = tmp_path / "fake-state"
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SCHED_STATE", str(state))
-    yield state
-    # Stop runners the fake started for this test, by their recorded process groups only.
-    for record in state.glob("[0-9]*.json"):
-        if record.name.endswith(".options.json"):
-            continue
-        pid = json.loads(record.read_text()).get("runner")
-        if pid:
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,7 @@ from reproman.jobs.spec import JobSpec, Subjob, new_jobid
 from reproman.jobs.status import JobStatus, poll
 from reproman.resources.session import CommandResult, Session
 from reproman.resources.shell import ShellSession
-
-FAKES = Path(__file__).parent / "fakes" / "fakesched.py"
-FAKE_TOOLS = ("qsub", "qstat", "qdel", "condor_submit", "condor_q", "condor_history", "condor_rm", "bsub", "bjobs",
-              "bkill")
+from reproman.testing.fake_schedulers import fake_calls, fake_options  # noqa: F401 - re-exported for the tests
 
 
 class CountingSession(ShellSession):
@@ -86,26 +83,6 @@ def wait(session: Session, submitter: Submitter, job: JobSpec, timeout: float = 
             return status
         time.sleep(0.2)
     raise AssertionError(f"job {job.jobid} not {until} after {timeout} s: {status.summary()}")
-
-
-def fake_options(state: Path, submission_id: str) -> dict[str, Any]:
-    """What the fake scheduler parsed from the script and command line of one submission."""
-    import json
-    import re
-
-    number = re.match(r"^(\d+)", submission_id)
-    assert number is not None
-    return json.loads((state / f"{number.group(1)}.options.json").read_text())
-
-
-def fake_calls(state: Path, tool: str) -> list[list[str]]:
-    import json
-
-    log = state / "calls.log"
-    if not log.exists():
-        return []
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
-    return [c[1:] for c in calls if c[0] == tool]
 
 
 def slurm_available() -> bool:

@@ -1,4 +1,4 @@
-"""HTCondor submitter against a FAKE condor_submit/condor_q/condor_rm (fakes/fakesched.py).
+"""HTCondor submitter against a FAKE condor_submit/condor_q/condor_rm (reproman/testing/fakesched.py).
 
 NOT run against a live HTCondor pool: its daemons cannot be installed here.
 The fake parses the submit description (unknown commands fail), prints

@@ -1,4 +1,4 @@
-"""LSF submitter against a FAKE bsub/bjobs/bkill (tests/submitters/fakes/fakesched.py).
+"""LSF submitter against a FAKE bsub/bjobs/bkill (reproman/testing/fakesched.py).
 
 NOT run against a live LSF cluster (proprietary; not installable here). The
 fake reads the script from stdin as bsub does, checks ``#BSUB`` lines and

@@ -1,4 +1,4 @@
-"""PBS submitter against a FAKE qsub/qstat/qdel (tests/submitters/fakes/fakesched.py).
+"""PBS submitter against a FAKE qsub/qstat/qdel (reproman/testing/fakesched.py).
 
 NOT run against a live PBS Pro, OpenPBS or Torque server: none can be
 installed here. The fake checks directives and answers ``qstat -f`` in the
@@ -112,6 +112,30 @@ def test_launcher_one_allocation(pbs, session, jobroot, fake_scheduler):
     assert "xargs -n 1 -P 2" in script and "-J" not in fake_calls(fake_scheduler, "qsub")[0]
     assert fake_options(fake_scheduler, str(job.submission_id))["resources"] == ["select=1:ncpus=2"]
     check_results(wait(session, pbs, job))
+
+
+@pytest.mark.parametrize("where", ["configuration", "job"])
+def test_launcher_is_followed_as_one_allocation(where, pbs, session, jobroot, fake_scheduler, monkeypatch):
+    """``[submitter-pbs] launcher = yes`` is honoured as ``--jp launcher=true`` is: script AND queue reading.
+
+    Held in the queue, the one launcher job stands for every subjob: all
+    pending, none unknown to the scheduler (which core would call lost).
+    """
+    from reproman.config import reset_config
+
+    monkeypatch.setenv("FAKE_SCHED_HOLD", "1")
+    parameters: dict[str, object] = {"throttle": 2}
+    if where == "configuration":
+        monkeypatch.setenv("REPROMAN_SUBMITTER-PBS_LAUNCHER", "yes")
+        reset_config()
+    else:
+        parameters["launcher"] = True
+    job = submit(session, pbs, jobroot, CMDS, parameters)
+    assert job.submission_id == "100.fakeserver"
+    assert "xargs -n 1 -P 2" in Path(job.job_dir, "submit.pbs").read_text()
+    states = pbs.scheduler_states([job])[job.jobid]
+    assert sorted(states) == list(range(len(CMDS)))
+    assert {(s.state, s.known) for s in states.values()} == {(State.PENDING, True)}
 
 
 def test_directives_verbatim_and_bad_ones_fail(pbs, session, jobroot):

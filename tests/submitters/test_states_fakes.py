@@ -1,7 +1,7 @@
 """Job states on PBS Pro, Torque, HTCondor and LSF, through ``reproman run`` and ``reproman jobs``.
 
 NOT run against live PBS, HTCondor or LSF (none can be installed here): the
-fake tools in ``fakes/fakesched.py`` answer as the vendors document for
+fake tools in :mod:`reproman.testing.fakesched` answer as the vendors document for
 finished, removed and cancelled jobs, history commands included, and forget
 finished jobs the way each scheduler does (``FAKE_SCHED_FORGET_AFTER``). The
 cases are the ones users hit: cancelling, removing a job behind ReproMan's

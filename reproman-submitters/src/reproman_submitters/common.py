@@ -318,6 +318,20 @@ class BatchSubmitter(Submitter):
                 raise SubmissionError(f"job parameter {key} must be at least 1, got {merged[key]}")
         return merged
 
+    def is_launcher(self, job: JobSpec) -> bool:
+        """Whether ``job`` went in as one launcher allocation: from its parameters over the configuration.
+
+        The same decision :meth:`submission_script` took, so a
+        ``[submitter-NAME] launcher = yes`` default is followed as a launcher
+        too (its subjobs are not array tasks the scheduler could name). A job
+        whose parameters the configuration now refuses was submitted under
+        another one: its own parameters decide.
+        """
+        try:
+            return bool(self.parameters(job).get("launcher"))
+        except (ConfigError, SubmissionError):
+            return bool((job.parameters or {}).get("launcher"))
+
     # -- running scheduler commands -----------------------------------------------------
     def run(self, command: str | Sequence[str], what: str, *, cwd: str | None = None) -> CommandResult:
         """Run a scheduler command; a non-zero exit becomes a :class:`SubmissionError`."""

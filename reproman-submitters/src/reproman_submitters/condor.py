@@ -4,7 +4,7 @@ NOT run against a live HTCondor pool here (Debian 12 has no HTCondor
 daemons; the PyPI wheel holds bindings only): tested against the documented
 command-line behaviour and output formats with fake ``condor_submit``,
 ``condor_q``, ``condor_history`` and ``condor_rm`` executables
-(``tests/submitters/fakes``).
+(:mod:`reproman.testing.fakesched`).
 
 * The submission "script" is a submit description file (``submit.condor``)
   running ``/bin/sh runscript $(Process)`` in the vanilla universe on a

@@ -2,7 +2,7 @@
 
 NOT run against a live LSF here (LSF is proprietary, not in Debian): tested
 against the documented command-line behaviour and output formats with fake
-``bsub``, ``bjobs`` and ``bkill`` executables (``tests/submitters/fakes``).
+``bsub``, ``bjobs`` and ``bkill`` executables (:mod:`reproman.testing.fakesched`).
 
 * The script goes to ``bsub`` on standard input, the only way LSF reads its
   ``#BSUB`` lines; the array range and dependency, which differ between the
@@ -231,7 +231,7 @@ class LSFSubmitter(BatchSubmitter):
         if result.returncode != 0 and not result.stdout.strip():
             if "not found" not in (result.stderr + result.stdout).lower():
                 raise self.command_failed(result, "bjobs")
-        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if (j.parameters or {}).get("launcher")}
+        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if self.is_launcher(j)}
         states: dict[str, dict[int, SchedulerState]] = {}
         for line in result.stdout.splitlines():
             fields = line.strip().split("|", len(BJOBS_FIELDS) - 1)

@@ -2,7 +2,7 @@
 
 NOT run against a live PBS here (no PBS in Debian 12): tested against the
 documented command-line behaviour and output formats with fake ``qsub``,
-``qstat`` and ``qdel`` executables (``tests/submitters/fakes``).
+``qstat`` and ``qdel`` executables (:mod:`reproman.testing.fakesched`).
 
 Two flavours, chosen with ``flavor`` in the ``[submitter-pbs]`` config
 section (see :mod:`reproman_submitters.common`), because the two forks
@@ -302,7 +302,7 @@ class PBSSubmitter(BatchSubmitter):
         if result.returncode != 0 and not result.stdout.strip():
             if "unknown job id" not in (result.stderr + result.stdout).lower():
                 raise self.command_failed(result, "qstat")
-        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if (j.parameters or {}).get("launcher")}
+        launchers = {j.jobid: self.n_subjobs(j) for j in jobs if self.is_launcher(j)}
         by_number = {_number(sid): (sid, jobid, offset) for sid, (jobid, offset) in ids.items()}
         states: dict[str, dict[int, SchedulerState]] = {}
         for record in parse_qstat_f(result.stdout):

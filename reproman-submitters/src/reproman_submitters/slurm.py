@@ -423,7 +423,7 @@ class SlurmSubmitter(BatchSubmitter):
         ids = index_map(jobs, self.n_subjobs)
         if not ids:
             return {}
-        launchers = {job.jobid: self.n_subjobs(job) for job in jobs if self._is_launcher(job)}
+        launchers = {job.jobid: self.n_subjobs(job) for job in jobs if self.is_launcher(job)}
         now, result, out = self._timed(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o",
                                         "%F|%K|%T|%r|%e"])
         if result.returncode != 0 and "invalid job id" not in (result.stderr + out).lower():
@@ -461,12 +461,6 @@ class SlurmSubmitter(BatchSubmitter):
         offset, count = chunk_offsets(self.n_subjobs(job), len(pieces))[pieces.index(sid)]
         known = states.get(job.jobid, {})
         return all(i in known for i in range(offset, offset + count) if wanted is None or i in wanted)
-
-    def _is_launcher(self, job: JobSpec) -> bool:
-        try:
-            return bool(self.parameters(job).get("launcher"))
-        except Exception:  # a job submitted under another configuration
-            return bool((job.parameters or {}).get("launcher"))
 
     @staticmethod
     def _record(
@@ -567,7 +561,7 @@ class SlurmSubmitter(BatchSubmitter):
         _now, tasks = self._sacct(sorted(ids))
         if tasks is None:
             return None
-        launchers = {job.jobid: self.n_subjobs(job) for job in jobs if self._is_launcher(job)}
+        launchers = {job.jobid: self.n_subjobs(job) for job in jobs if self.is_launcher(job)}
         found: dict[str, dict[int, Usage]] = {}
         for name, task in tasks.items():
             array_id, _, index = name.partition("_")

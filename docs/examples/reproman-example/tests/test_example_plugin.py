@@ -2,14 +2,12 @@
 
 Run from a checkout with the plugin installed (``nox -s docs`` does this)::
 
-    pip install ./reproman-core ./docs/examples/reproman-example pytest
+    pip install './reproman-core[testing]' ./docs/examples/reproman-example
     python -m pytest docs/examples/reproman-example/tests
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,10 @@ from reproman import api
 from reproman.errors import TracingError
 from reproman.resources.session import CommandResult, Session
 from reproman.testing.cli import run_cli
-from reproman.testing.result_safety import ResultSafetyContract
+from reproman.testing.orchestrator_contract import OrchestratorContract
+from reproman.testing.resource_contract import ResourceContract
 from reproman.testing.session_contract import FullSessionContract
+from reproman.testing.submitter_contract import SubmitterContract
 from reproman_example.session import LocalDirSession
 from reproman_example.tracer import UsrLocalTracer
 
@@ -41,6 +41,15 @@ class TestLocalDirSession(FullSessionContract):
         path = session.execute_command("mktemp -d", check=True).stdout.strip()
         yield path
         session.remove(path, recursive=True)
+
+
+class TestLocalDirResource(ResourceContract):
+    resource_type = "local-dir"
+    supports_start_stop = False  # a directory is neither started nor stopped
+
+    @pytest.fixture
+    def backend_parameters(self, tmp_path: Path) -> dict[str, Any]:
+        return {"path": str(tmp_path / "box"), "make": True}
 
 
 def test_relative_paths_resolve_in_the_directory(tmp_path: Path) -> None:
@@ -74,7 +83,7 @@ def test_plugins_check_passes_and_lists_every_component() -> None:
 # -- the submitter and the orchestrator: users' results stay safe ----------------------
 
 
-class TestSerialCopyResultSafety(ResultSafetyContract):
+class TestSerialCopyResultSafety(OrchestratorContract):
     batch_outputs = 50
 
     @pytest.fixture
@@ -91,6 +100,23 @@ class TestSerialCopyResultSafety(ResultSafetyContract):
         return "copy"
 
 
+class TestSerialSubmitterContract(SubmitterContract):
+    # One subjob at a time is all it does: no throttle, no array to split, no allocation to launch in.
+    # The suite checks that each is refused rather than ignored.
+    supports_throttle = False
+    supports_split = False
+    supports_launcher = False
+    # Its submission id is the loop's process id, which the shell that starts it prints.
+    parses_scheduler_output = False
+    submission_id_pattern = r"[1-9][0-9]*"
+    # scheduler_states asks about every job in one command.
+    max_scheduler_commands = 1
+
+    @pytest.fixture
+    def submitter(self) -> str:
+        return "serial"
+
+
 def test_subjobs_run_one_after_another_in_index_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = api.run(command="echo start {p[i]} >> order.txt; sleep 0.2; echo end {p[i]} >> order.txt",
@@ -99,29 +125,6 @@ def test_subjobs_run_one_after_another_in_index_order(tmp_path: Path, monkeypatc
     assert result.ok
     assert (tmp_path / "order.txt").read_text().split("\n")[:-1] == [
         f"{what} {i}" for i in range(3) for what in ("start", "end")]
-
-
-def _wait_for(predicate: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
-def test_cancel_reports_cancelled_and_leaves_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = api.run(command="touch started.{p[i]}; sleep 300", batch_parameters={"i": ["0", "1", "2"]},
-                     submitter="serial", orchestrator="copy")
-    job = result.job
-    _wait_for(lambda: os.path.exists(os.path.join(job.working_directory, "started.0")))
-    pid = int(Path(job.job_dir, "submission-id").read_text())
-    (row,) = api.jobs([job.jobid], action="cancel")
-    assert not row.get("error"), row
-    _wait_for(lambda: not _group_alive(pid))
-    (row,) = api.jobs([job.jobid], status=True)
-    states = [(s["state"], s.get("reason")) for s in row["subjobs_status"]["subjobs"]]
-    assert states == [("failed", "cancelled")] * 3, row["subjobs_status"]
-    assert not os.path.exists(os.path.join(job.working_directory, "started.1")), "a cancelled loop started more"
 
 
 def _count_commands(session: LocalDirSession, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -135,31 +138,6 @@ def _count_commands(session: LocalDirSession, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(session, "_execute", counting)
     return calls
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def test_one_command_asks_about_every_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """scheduler_states is called once per poll for all followed jobs: it must cost one remote command."""
-    from reproman.jobs.registry import Registry
-    from reproman_example.submitter import SerialSubmitter
-
-    monkeypatch.chdir(tmp_path)
-    jobs = [api.run(command="sleep 30", submitter="serial", orchestrator="copy").job for _ in range(3)]
-    session = LocalDirSession(str(tmp_path))
-    calls = _count_commands(session, monkeypatch)
-    try:
-        assert SerialSubmitter(session).scheduler_states([Registry().load(j.jobid) for j in jobs]) == {}
-        assert len(calls) == 1
-    finally:
-        for job in jobs:
-            api.jobs([job.jobid], action="cancel")
 
 
 # -- the tracer ------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-<<<<<<< HEAD
 import os
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,7 @@ import pytest
 
 from reproman.jobs.commands import RunResult, run
 from reproman.jobs.registry import Registry
-from reproman.testing.result_safety import ResultSafetyContract
-=======
 from reproman.testing.orchestrator_contract import OrchestratorContract
->>>>>>> wip/suites14
 
 
 class TestLocalPlainResults(OrchestratorContract):

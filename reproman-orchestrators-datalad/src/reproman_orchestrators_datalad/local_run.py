@@ -106,7 +106,7 @@ class LocalRunOrchestrator(DataladOrchestrator):
         return found
 
     # -- fetch -----------------------------------------------------------------------
-    def fetch(self) -> list[str]:
+    def fetch_results(self) -> list[str]:
         job = self.job
         if self.already_merged():
             return self.local_results()

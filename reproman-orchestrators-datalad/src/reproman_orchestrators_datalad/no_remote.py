@@ -25,6 +25,7 @@ lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 _NOT_SHARED = 3
 _IN_USE = 4
+_IGNORED = 7
 
 
 class NoRemoteOrchestrator(DataladOrchestrator):
@@ -53,6 +54,9 @@ class NoRemoteOrchestrator(DataladOrchestrator):
             f'for f in {ACTIVE_DIR}/*; do if [ -e "$f" ]; then echo "${{f##*/}}"; exit {_IN_USE}; fi; done',
             "set -e",
         ]
+        ignored = self.ignored_outputs_script(_IGNORED)
+        if ignored:
+            lines.append(ignored)
         inputs = self.inputs()
         if inputs:
             lines.append("datalad get -- " + " ".join(q(p) for p in inputs) + " >/dev/null")
@@ -69,6 +73,8 @@ class NoRemoteOrchestrator(DataladOrchestrator):
             )
         if result.returncode == _IN_USE:
             raise self._in_use(result.stdout.strip())
+        if result.returncode == _IGNORED:
+            raise self.ignored_outputs_error(result.stdout, f"the dataset {job.working_directory}")
         if result.returncode != 0:
             lines_out = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
             raise OrchestratorError(
@@ -82,7 +88,7 @@ class NoRemoteOrchestrator(DataladOrchestrator):
             hint=f"Fetch it with 'reproman jobs {other}'; if it is gone, remove {workdir}/{ACTIVE_DIR}/{other}.",
         )
 
-    def fetch(self) -> list[str]:
+    def fetch_results(self) -> list[str]:
         """Copy the job record into the dataset and save everything the job changed."""
         job = self.job
         if self.already_merged():

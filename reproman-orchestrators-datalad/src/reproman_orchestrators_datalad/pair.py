@@ -52,6 +52,8 @@ lgr = logging.getLogger("reproman.orchestrators_datalad")
 _ABSENT = 5
 #: Exit status of the setup command when the clone is not in the job's starting state.
 _UNCLEAN = 6
+#: Exit status of the setup command when git ignores an output in the clone.
+_IGNORED = 7
 
 
 @attrs.frozen(kw_only=True)
@@ -125,6 +127,10 @@ class PairOrchestrator(DataladOrchestrator):
                 f"match this dataset at {state.head[:10]} ({', '.join(paths[:5])})",
                 hint="A subdataset installed there but not here is the usual cause: install it here "
                 "('datalad get -n PATH') or remove it from the clone.",
+            )
+        if result.returncode == _IGNORED:
+            raise self.ignored_outputs_error(
+                result.stdout, f"the dataset clone {self.job.working_directory} on resource {self.job.resource_name}"
             )
         if result.returncode != 0:
             said = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
@@ -270,6 +276,9 @@ class PairOrchestrator(DataladOrchestrator):
             "dirty=$(git status --porcelain --untracked-files=normal); "
             f"if [ -n \"$dirty\" ]; then printf '%s\\n' \"$dirty\" | sed 's/^/DIRTY /'; exit {_UNCLEAN}; fi"
         )
+        ignored = self.ignored_outputs_script(_IGNORED)
+        if ignored:
+            lines.append(ignored)
         unlock = self.unlock_outputs_script()
         if unlock:
             lines.append(unlock)
@@ -277,7 +286,7 @@ class PairOrchestrator(DataladOrchestrator):
         return "\n".join(lines) + "\n"
 
     # -- fetch -----------------------------------------------------------------------
-    def fetch(self) -> list[str]:
+    def fetch_results(self) -> list[str]:
         """Commit on the resource, download the commits and annexed outputs, merge."""
         job = self.job
         if self.already_merged():

@@ -1,0 +1,153 @@
+"""New-user trial C: what a job, a fetch or the user can do to a dataset with subdatasets.
+
+Every test starts from the user's world: a real dataset with subdatasets
+(the YODA layout of :mod:`reproman_orchestrators_datalad.testing`), real
+DataLad and git-annex, jobs on the local shell resource, and the user
+editing, killing or fetching twice while a job holds the dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datalad_testlib import fetch_when_done, git, run_job
+
+from reproman_orchestrators_datalad import testing as yoda
+
+#: A job that writes a file name DataLad cannot save (byte 0xFF), after a pause the user works in.
+BAD_NAME_JOB = "sleep 2; mkdir -p nu && echo bad > \"nu/$(printf 'b\\377d')\""
+BAD = os.fsdecode(b"b\xffd")
+
+
+def _tree(ds: Path, sub: str = ".") -> str:
+    """Everything git knows of one dataset: HEAD, its refs and the work tree's status."""
+    return "\n".join([
+        git(ds / sub, "rev-parse", "HEAD"),
+        git(ds / sub, "for-each-ref", "--format=%(refname) %(objectname)"),
+        git(ds / sub, "status", "--porcelain", "--untracked-files=all", "--ignore-submodules=none"),
+    ])
+
+
+def _gitlinks(ds: Path) -> list[str]:
+    return [line.split("\t")[1] for line in git(ds, "ls-tree", "-r", "HEAD").splitlines() if line.startswith("160000")]
+
+
+def _wait_finished(job: Any, timeout: float = 60) -> None:
+    """Until the job's command has ended (its status file is written), without fetching."""
+    status = Path(job.job_dir, "status.0")
+    deadline = time.monotonic() + timeout
+    while not (status.exists() and status.read_text().split()[:1] in (["succeeded"], ["failed"])):
+        assert time.monotonic() < deadline, f"job {job.jobid} did not finish"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-no-remote", "datalad-pair"])
+def test_non_utf8_name_is_refused_before_anything_is_saved(
+    yoda_ds: Path, root: Path, orchestrator: str
+) -> None:
+    """Trial C findings 1 and 2: nothing saved, no subdataset removed, the user's edit kept; rename, fetch."""
+    before_links = _gitlinks(yoda_ds)
+    result = run_job(root, orchestrator, BAD_NAME_JOB, outputs=["nu"], follow=False)
+    jobid = result.job.jobid
+    # The user works in a subdataset while the job holds the dataset.
+    (yoda_ds / "outputs" / "precious.txt").write_text("precious work\n")
+    _wait_finished(result.job)
+    workdir = Path(result.job.working_directory)
+    local_before = {s: _tree(yoda_ds, s) for s in (".", "outputs", "outputs/derived")}
+    clone_before = {s: _tree(workdir, s) for s in (".", "outputs", "outputs/derived")}
+
+    row = fetch_when_done(jobid)
+    assert "not valid UTF-8" in row.get("error", "") and "nothing was saved" in row["error"], row
+    assert "Rename those files there" in row["error"], row
+    # Exactly as it was, here and (pair) in the clone; the subdatasets are on disk with the user's file.
+    assert {s: _tree(yoda_ds, s) for s in local_before} == local_before
+    assert {s: _tree(workdir, s) for s in clone_before} == clone_before
+    assert (yoda_ds / "outputs" / "precious.txt").read_text() == "precious work\n"
+    assert os.path.lexists(workdir / "outputs" / "derived" / "ref.csv")
+    assert not (workdir / ".reproman" / "jobs").exists() or not any((workdir / ".reproman" / "jobs").iterdir())
+
+    # As the message says: rename the file there, fetch again.
+    os.rename(workdir / "nu" / BAD, workdir / "nu" / "bad.txt")
+    row = fetch_when_done(jobid)
+    assert row.get("fetched"), row
+    assert (yoda_ds / "nu" / "bad.txt").read_text() == "bad\n"
+    assert _gitlinks(yoda_ds) == before_links
+    assert (yoda_ds / "outputs" / "precious.txt").read_text() == "precious work\n"
+    assert (yoda_ds / "inputs" / ".git").exists() and (yoda_ds / "outputs" / "derived" / ".git").exists()
+    assert git(yoda_ds, "log", "--format=%s", "-1").startswith(("[ReproMan]", "Merge"))
+
+
+def _job_commits(ds: Path, jobid: str) -> list[str]:
+    return git(ds, "log", "--all", "--format=%H", f"--grep=^ReproMan job: {jobid}$").split()
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-no-remote"])
+def test_killed_fetch_records_the_job_once_with_its_checksums(
+    yoda_ds: Path, root: Path, orchestrator: str
+) -> None:
+    """Trial C finding 4: kill -9 of the CLI mid-fetch; its child keeps saving; the next fetch records nothing twice."""
+    from reproman import api
+    from reproman.jobs.checksums import sha256_file
+    from reproman.jobs.registry import Registry
+
+    command = "mkdir -p outputs/df && head -c 30000000 /dev/urandom > outputs/df/a && echo 2 > outputs/df/b"
+    result = run_job(root, orchestrator, command, outputs=["outputs/df"], follow=False)
+    job = result.job
+    _wait_finished(job)
+    workdir = Path(job.working_directory)
+    copied = workdir / ".reproman" / "jobs" / job.resource_name / job.jobid / "spec.yaml"
+    cli = subprocess.Popen([sys.executable, "-m", "reproman", "jobs", job.jobid],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not copied.exists():
+        assert cli.poll() is None and time.monotonic() < deadline, "the fetch never reached the save"
+        time.sleep(0.02)
+    cli.kill()  # SIGKILL: the shell saving on the resource is not told
+    cli.wait()
+    # Its child goes on and commits the job there (its outputs become annexed links).
+    while subprocess.run(["git", "-C", str(workdir), "rev-parse", "-q", "--verify", f"refs/reproman/{job.jobid}"],
+                         capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, "the interrupted fetch's child made no commit"
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+    row = fetch_when_done(job.jobid)
+    assert row.get("fetched"), row
+    assert len(_job_commits(yoda_ds, job.jobid)) == 1, git(yoda_ds, "log", "--oneline", "-5")
+    assert api.jobs([job.jobid], action="fetch")[0].get("already"), "a third fetch did something"
+    assert len(_job_commits(yoda_ds, job.jobid)) == 1
+    fetched = Registry().load(job.jobid)
+    local = yoda_ds / "outputs" / "df" / "a"
+    assert fetched.checksums.get("outputs/df/a", {}).get("sha256") == sha256_file(local), fetched.checksums
+    committed = git(yoda_ds, "show", f"HEAD:.reproman/jobs/{job.resource_name}/{job.jobid}/spec.yaml")
+    assert '"outputs/df/a"' in committed
+    yoda.assert_clean(yoda_ds)
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-no-remote"])
+def test_output_git_ignores_is_refused_before_anything_is_written(
+    yoda_ds: Path, root: Path, orchestrator: str
+) -> None:
+    """Trial C finding 3 (and 9's raw unlock error): refused at submission, nothing written, no false warning."""
+    from reproman import api
+    from reproman.errors import OrchestratorError
+
+    (yoda_ds / ".gitignore").write_text("ign.txt\n")
+    yoda.datalad(yoda_ds, "save", "-m", "ignore ign.txt")
+    (yoda_ds / "ign.txt").write_text("precious\n")
+    head = yoda.head(yoda_ds)
+    with pytest.raises(OrchestratorError, match=r"output\(s\) ign.txt are ignored by git in .*nothing was submitted"):
+        run_job(root, orchestrator, "echo job > ign.txt", outputs=["ign.txt"])
+    assert api.jobs() == []
+    assert (yoda_ds / "ign.txt").read_text() == "precious\n"
+    assert yoda.head(yoda_ds) == head
+    # The dataset (or clone) is not held: a job with a saved output runs and comes back.
+    result = run_job(root, orchestrator, "echo job > kept.txt", outputs=["kept.txt"])
+    assert result.status.ok and (yoda_ds / "kept.txt").read_text() == "job\n"
+    yoda.assert_clean(yoda_ds)

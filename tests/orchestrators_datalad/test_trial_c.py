@@ -151,3 +151,42 @@ def test_output_git_ignores_is_refused_before_anything_is_written(
     result = run_job(root, orchestrator, "echo job > kept.txt", outputs=["kept.txt"])
     assert result.status.ok and (yoda_ds / "kept.txt").read_text() == "job\n"
     yoda.assert_clean(yoda_ds)
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-no-remote"])
+def test_two_fetches_of_one_job_at_once(yoda_ds: Path, root: Path, orchestrator: str) -> None:
+    """Trial C finding 5: the second fetch waits for the first, then finds the job fetched; one commit."""
+    command = "mkdir -p outputs/df && head -c 5000000 /dev/urandom > outputs/df/a"
+    result = run_job(root, orchestrator, command, outputs=["outputs/df"], follow=False)
+    _wait_finished(result.job)
+    clis = [subprocess.Popen([sys.executable, "-m", "reproman", "jobs", result.job.jobid],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    said = [cli.communicate(timeout=120) for cli in clis]
+    assert [cli.returncode for cli in clis] == [0, 0], said
+    assert not any("cannot get" in err or "Traceback" in err for _out, err in said), said
+    assert len(_job_commits(yoda_ds, result.job.jobid)) == 1
+    assert (yoda_ds / "outputs" / "df" / "a").stat().st_size == 5000000
+    yoda.assert_clean(yoda_ds)
+
+
+def test_a_fetch_waits_while_another_holds_the_dataset(yoda_ds: Path, root: Path) -> None:
+    """Trial C finding 5: while a fetch into the dataset runs (its lock held here), another only waits."""
+    import fcntl
+
+    result = run_job(root, "datalad-pair", "echo job > waited.txt", outputs=["waited.txt"], follow=False)
+    _wait_finished(result.job)
+    head = yoda.head(yoda_ds)
+    lock_path = yoda_ds / ".git" / "reproman" / "fetch.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cli = subprocess.Popen([sys.executable, "-m", "reproman", "jobs", result.job.jobid],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4)
+        assert cli.poll() is None, cli.communicate()
+        assert yoda.head(yoda_ds) == head and not (yoda_ds / "waited.txt").exists()
+        clone = Path(result.job.working_directory)
+        assert not (clone / ".reproman" / "jobs" / result.job.resource_name / result.job.jobid).exists()
+    out, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0 and "succeeded" in out + err, (out, err)
+    assert (yoda_ds / "waited.txt").read_text() == "job\n"

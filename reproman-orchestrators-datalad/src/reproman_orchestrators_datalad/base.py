@@ -485,7 +485,7 @@ class DataladOrchestrator(Orchestrator):
         return os.path.join(gitdir or os.path.join(self.local.path, ".git"), "reproman", "fetch.lock")
 
     def adopt_record(self) -> None:
-        """Take the output checksums from the committed job record when it has some."""
+        """Take the output checksums (and environment) from the committed job record when it has them."""
         from reproman.jobs.registry import load_record
 
         if not self.local.rev(self.ref):
@@ -497,10 +497,16 @@ class DataladOrchestrator(Orchestrator):
             recorded = load_record(shown.stdout, f"{self.ref}:{self.record_dir}/spec.yaml")
         except Exception:  # an unreadable committed record leaves the fresh checksums alone
             return
-        sums = recorded.get("checksums") if isinstance(recorded, dict) else None
+        if not isinstance(recorded, dict):
+            return
+        sums = recorded.get("checksums")
         if isinstance(sums, dict) and sums and sums != self.job.checksums:
             lgr.debug("job %s: output checksums taken from the committed record", self.job.jobid)
             self.job.checksums = sums
+        environment = recorded.get("environment")
+        if isinstance(environment, dict) and environment:
+            # Collected by the fetch that recorded the job, not by one racing it on the resource.
+            self.job.environment = environment
 
     def merge_results(self) -> None:
         """Bring ``refs/reproman/<jobid>`` (and the subdataset commits it records) into the job's branch.

@@ -190,3 +190,33 @@ def test_a_fetch_waits_while_another_holds_the_dataset(yoda_ds: Path, root: Path
     out, err = cli.communicate(timeout=120)
     assert cli.returncode == 0 and "succeeded" in out + err, (out, err)
     assert (yoda_ds / "waited.txt").read_text() == "job\n"
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-local-run"])
+def test_rerun_verify_keeps_the_outputs_it_is_compared_with(yoda_ds: Path, root: Path, orchestrator: str) -> None:
+    """Trial C finding 7: the rerun's version lands in fetched/; the original's outputs and export stay valid."""
+    from reproman import api
+    from reproman.jobs.checksums import verify
+    from reproman.jobs.registry import Registry
+
+    command = "sh code/count.sh inputs/s01.csv outputs/derived/n.txt"
+    original = run_job(root, orchestrator, command, inputs=[yoda.CODE, "inputs/s01.csv"],
+                       outputs=["outputs/derived/n.txt"]).job
+    output = yoda_ds / "outputs" / "derived" / "n.txt"
+    before = output.read_text()
+    heads = {sub: yoda.head(yoda_ds, sub) for sub in (".", "outputs", "outputs/derived")}
+
+    rerun = api.rerun(original.jobid, verify=True)
+    assert rerun.comparison is not None and not rerun.comparison.equal  # count.sh writes a nonce
+    assert output.read_text() == before
+    assert {sub: yoda.head(yoda_ds, sub) for sub in heads} == heads
+    kept = yoda_ds / ".reproman" / "jobs" / rerun.job.resource_name / rerun.job.jobid / "fetched" / "outputs" / \
+        "derived" / "n.txt"
+    assert kept.read_text() != before and yoda.rows(kept) == yoda.rows(output)
+    yoda.assert_clean(yoda_ds)
+    # What 'reproman jobs --export ORIGINAL' checks: the original's outputs are what it produced.
+    stored = Registry().load(original.jobid)
+    assert not verify(stored.checksums, yoda_ds).mismatched
+    assert "outputs/derived/n.txt" in verify(stored.checksums, yoda_ds).matched
+    # The rerun's own record checks its kept copy, not the original.
+    assert not Registry().load(rerun.job.jobid).extra.get("verified", {}).get("mismatched")

@@ -518,6 +518,28 @@ class DataladOrchestrator(Orchestrator):
         plan = changes(self.local.path, self.base, self.local.rev(self.ref))
         HierarchyMerge(self.local.path, self.job.jobid, self.ref, str(self.job.extra.get("branch", ""))).run(plan)
 
+    def keep_rerun_results(self) -> list[str] | None:
+        """A rerun's commits stay on its ref; its changed outputs are copied to ``fetched/`` beside the originals.
+
+        ``None`` when no existing output differs: merge as for any job.
+
+        A rerun may be compared with the job it repeats (``rerun
+        --verify``), and the original's outputs must stay what that job
+        produced (``reproman export`` checks them): see
+        :mod:`reproman_orchestrators_datalad.keeping`.
+        """
+        from reproman_orchestrators_datalad.keeping import keep_beside
+
+        plan = changes(self.local.path, self.base, self.local.rev(self.ref))
+        report = keep_beside(self.local.path, self.record_dir, plan, self.outputs())
+        if report is None:
+            return None
+        self.landing_report = report
+        if report.kept:
+            lgr.info("job %s is a rerun: its results are kept in %s/fetched and on %s (merge it to take them)",
+                     self.job.jobid, self.record_dir, self.ref)
+        return [str(k.fetched) for k in report.kept]
+
     def already_merged(self) -> bool:
         """Fetched before and merged: fetching again must not record the job twice."""
         if not self.local.rev(self.ref):

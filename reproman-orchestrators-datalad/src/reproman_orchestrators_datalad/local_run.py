@@ -144,6 +144,9 @@ class LocalRunOrchestrator(DataladOrchestrator):
                 self.session.get_many(pairs)
             except (SessionError, OSError) as exc:
                 raise OrchestratorError(f"downloading the results of job {job.jobid} failed: {exc}") from exc
+            kept = self._keep_rerun(files, changed, logs, spec) if job.rerun_of else None
+            if kept is not None:
+                return kept
             self._check_destinations(tree, changed, files)
             message = run_message(job, str(job.extra.get("dataset_id", "")), self.exit_code(status),
                                   len(status.failed))
@@ -152,6 +155,30 @@ class LocalRunOrchestrator(DataladOrchestrator):
         if status.failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
         return self.local_results()
+
+    def _keep_rerun(self, files: Path, changed: list[str], logs: Path, spec: str) -> list[str] | None:
+        """A rerun: results that differ go to ``fetched/`` beside the originals, nothing is committed.
+
+        ``None`` when no existing local file differs: commit as for any job.
+
+        The record (logs and spec) goes to the job's record directory,
+        excluded from ``git status`` in this clone only, like the copies.
+        """
+        from reproman_orchestrators_datalad.keeping import exclude_kept_copies, keep_files
+
+        root = Path(self.job.local_directory)
+        report = keep_files(str(root), self.record_dir, files, changed)
+        if report is None:
+            return None
+        record = root / self.record_dir
+        record.mkdir(parents=True, exist_ok=True)
+        for item in logs.iterdir():
+            if item.is_file() and not item.name.endswith(".tmp"):
+                shutil.copyfile(item, record / item.name)
+        (record / "spec.yaml").write_text(spec)
+        exclude_kept_copies(self.local, f"/{self.record_dir}/")
+        self.landing_report = report
+        return [str(k.fetched) for k in report.kept]
 
     def _recorded_before(self) -> bool:
         commit = self.local.rev(self.ref)

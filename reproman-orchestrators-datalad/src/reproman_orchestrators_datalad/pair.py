@@ -337,6 +337,11 @@ class PairOrchestrator(DataladOrchestrator):
             for n, (i, key, _obj) in enumerate(keys):
                 tree.dataset(datasets[i].path).git("annex", "setkey", key, str(Path(tmp) / f"k{n}"))
         self.finish_commit(status)
+        kept = self.keep_rerun_results() if job.rerun_of else None
+        if kept is not None:
+            if failed:
+                lgr.warning("job %s: %s; the record is on %s", job.jobid, status.summary(), self.ref)
+            return kept
         self.merge_results()
         if failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)

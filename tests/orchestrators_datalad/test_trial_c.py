@@ -220,3 +220,37 @@ def test_rerun_verify_keeps_the_outputs_it_is_compared_with(yoda_ds: Path, root:
     assert "outputs/derived/n.txt" in verify(stored.checksums, yoda_ds).matched
     # The rerun's own record checks its kept copy, not the original.
     assert not Registry().load(rerun.job.jobid).extra.get("verified", {}).get("mismatched")
+
+
+def test_no_remote_input_with_no_copy_anywhere_is_one_clear_line(yoda_ds: Path, root: Path) -> None:
+    """Trial C finding 9: not "preparing the dataset failed ...: " with nothing after the colon."""
+    from reproman import api
+    from reproman.errors import OrchestratorError
+
+    yoda.sh(yoda_ds / "inputs", "git", "annex", "drop", "--force", "s02.csv")
+    with pytest.raises(OrchestratorError) as caught:
+        run_job(root, "datalad-no-remote", "cat inputs/s02.csv > outputs/x.txt", inputs=["inputs/s02.csv"],
+                outputs=["outputs/x.txt"])
+    message = str(caught.value)
+    assert "could not get the content of input(s) inputs/s02.csv" in message, message
+    assert "\n" not in message and caught.value.hint and "git annex whereis" in caught.value.hint
+    assert api.jobs() == []
+    assert not (yoda_ds / ".git" / "reproman" / "active").is_dir() or \
+        not any((yoda_ds / ".git" / "reproman" / "active").iterdir())
+
+
+def test_deleting_an_unfetched_pair_job_frees_its_leftovers_in_the_clone(yoda_ds: Path, root: Path) -> None:
+    """Trial C finding 10: the partial output of a failed, deleted job must not stay in the clone."""
+    from reproman import api
+
+    result = run_job(root, "datalad-pair", "head -c 1000000 /dev/urandom > outputs/partial.bin; exit 1",
+                     outputs=["outputs/partial.bin"], follow=False)
+    _wait_finished(result.job)
+    clone = Path(result.job.working_directory)
+    assert (clone / "outputs" / "partial.bin").exists()
+    api.jobs([result.job.jobid], action="delete")
+    assert not (clone / "outputs" / "partial.bin").exists()
+    assert git(clone, "status", "--porcelain") == ""
+    # The next job runs in the clone.
+    again = run_job(root, "datalad-pair", "echo ok > outputs/ok.txt", outputs=["outputs/ok.txt"])
+    assert again.status.ok and (yoda_ds / "outputs" / "ok.txt").read_text() == "ok\n"

@@ -225,7 +225,9 @@ class DataladOrchestrator(Orchestrator):
         lines = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
         return OrchestratorError(
             f"{what} failed on resource {self.job.resource_name} (exit {result.returncode})"
-            + (": " + " | ".join(lines) if lines else "")
+            + (": " + " | ".join(lines) if lines else ", with no message"),
+            hint=f"Look at the dataset {self.job.working_directory} there ('datalad status'), fix what it "
+            "shows, then try again.",
         )
 
     def save_on_resource(self, script: str, stdin: bytes) -> CommandResult:

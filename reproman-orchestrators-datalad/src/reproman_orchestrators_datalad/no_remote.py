@@ -25,6 +25,7 @@ lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 _NOT_SHARED = 3
 _IN_USE = 4
+_ABSENT = 5
 _IGNORED = 7
 
 
@@ -59,7 +60,7 @@ class NoRemoteOrchestrator(DataladOrchestrator):
             lines.append(ignored)
         inputs = self.inputs()
         if inputs:
-            lines.append("datalad get -- " + " ".join(q(p) for p in inputs) + " >/dev/null")
+            lines.append("datalad get -- " + " ".join(q(p) for p in inputs) + f" >/dev/null 2>&1 || exit {_ABSENT}")
         unlock = self.unlock_outputs_script()
         if unlock:
             lines.append(unlock)
@@ -75,11 +76,15 @@ class NoRemoteOrchestrator(DataladOrchestrator):
             raise self._in_use(result.stdout.strip())
         if result.returncode == _IGNORED:
             raise self.ignored_outputs_error(result.stdout, f"the dataset {job.working_directory}")
-        if result.returncode != 0:
-            lines_out = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
+        if result.returncode == _ABSENT:
             raise OrchestratorError(
-                f"preparing the dataset failed on resource {job.resource_name}: {' | '.join(lines_out)}"
+                f"resource {job.resource_name} could not get the content of input(s) {', '.join(inputs)} "
+                f"in the dataset {job.working_directory}: no copy of it is reachable from there",
+                hint="See where it is with 'git annex whereis PATH' (in the subdataset holding it), "
+                "get it with 'datalad get PATH', then run again.",
             )
+        if result.returncode != 0:
+            raise self.failure(result, "preparing the dataset")
 
     def _in_use(self, other: str) -> OrchestratorError:
         workdir = self.job.working_directory or self.job.local_directory

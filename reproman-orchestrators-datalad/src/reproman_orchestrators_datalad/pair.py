@@ -195,7 +195,8 @@ class PairOrchestrator(DataladOrchestrator):
             raise OrchestratorError(
                 f"the dataset clone {wd} on resource {self.job.resource_name} has unsaved changes "
                 f"({', '.join(dirty[:5])})",
-                hint="Save or remove them there (e.g. 'datalad save' or 'git reset --hard'), then run again.",
+                hint=f"Save them there ('datalad save'), or discard them ('cd {wd} && git reset --hard && "
+                "git clean -fd'), then run again.",
             )
         state = _CloneState(exists=True)
         for line in found:
@@ -402,6 +403,30 @@ class PairOrchestrator(DataladOrchestrator):
         if " refs/heads/git-annex" in heads:
             refspecs.append(f"+refs/heads/git-annex:refs/remotes/reproman-{self.job.resource_name}/git-annex")
         repo.git("fetch", "-q", "--no-recurse-submodules", str(bundle), *refspecs)
+
+    def abandon(self) -> None:
+        """Free the clone for later jobs: what this never-fetched job left in it is discarded, then the hold.
+
+        Only when the job still holds the clone (its marker is there) and
+        the clone is ReproMan's own (the default working directory): a job
+        deleted unfetched, or refused after staging, would otherwise leave
+        its partial outputs there (a full disk, and every later job refused
+        for unsaved changes in the clone).
+        """
+        wd = self.job.working_directory
+        if wd and not self.job.parameters.get("working_directory"):
+            marker = f"{ACTIVE_DIR}/{self.job.jobid}"
+            discard = "git reset -q --hard && git clean -q -fd"
+            script = (f"cd {q(wd)} 2>/dev/null || exit 0\n[ -e {q(marker)} ] || exit 0\n{discard}\n"
+                      f"git submodule foreach -q --recursive {q(discard)}\n")
+            try:
+                result = self.session.execute_command(script)
+                if result.returncode != 0:
+                    lgr.warning("could not discard what job %s left in %s on resource %s: %s", self.job.jobid, wd,
+                                self.job.resource_name, result.stderr.strip() or f"exit {result.returncode}")
+            except Exception as exc:  # the resource may be gone; this is best effort by contract
+                lgr.warning("could not discard what job %s left in %s: %s", self.job.jobid, wd, exc)
+        super().abandon()
 
     def finish_commit(self, status: JobStatus) -> None:
         """Hook for the top dataset's commit once it is here (``datalad-pair`` keeps the resource's)."""

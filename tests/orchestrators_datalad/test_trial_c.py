@@ -254,3 +254,13 @@ def test_deleting_an_unfetched_pair_job_frees_its_leftovers_in_the_clone(yoda_ds
     # The next job runs in the clone.
     again = run_job(root, "datalad-pair", "echo ok > outputs/ok.txt", outputs=["outputs/ok.txt"])
     assert again.status.ok and (yoda_ds / "outputs" / "ok.txt").read_text() == "ok\n"
+
+
+def test_local_run_creates_the_parent_directory_of_an_output(yoda_ds: Path, root: Path) -> None:
+    """Trial C finding 11: 'outputs/deep/x.txt' failed with "Directory nonexistent" under datalad-local-run."""
+    result = run_job(root, "datalad-local-run", "sh code/count.sh inputs/s01.csv outputs/deep/x.txt 2>/dev/null; "
+                     "echo done > outputs/deeper/still/y.txt", inputs=[yoda.CODE, "inputs/s01.csv"],
+                     outputs=["outputs/deep/x.txt", "outputs/deeper/still/y.txt"])
+    assert result.status.ok, result.failed
+    assert (yoda_ds / "outputs" / "deeper" / "still" / "y.txt").read_text() == "done\n"
+    yoda.assert_clean(yoda_ds)

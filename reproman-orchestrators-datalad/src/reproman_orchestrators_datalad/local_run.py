@@ -69,8 +69,13 @@ class LocalRunOrchestrator(DataladOrchestrator):
             except (SessionError, OSError) as exc:
                 raise OrchestratorError(f"copying inputs to {self.job.resource_name} failed: {exc}") from exc
         stamp = self.stamp()
+        # The command may write an output into a directory that is not in the inputs (as with the
+        # other orchestrators, whose working directory is the whole dataset): create the parents.
+        parents = sorted({posixpath.join(self.job.working_directory, posixpath.dirname(o))
+                          for o in self.outputs() if posixpath.dirname(o)})
         self.remote(
-            f"mkdir -p {q(self.job.working_directory)} {q(posixpath.dirname(stamp))} && : > {q(stamp)}",
+            f"mkdir -p {q(self.job.working_directory)} {q(posixpath.dirname(stamp))} "
+            + "".join(f"{q(p)} " for p in parents) + f"&& : > {q(stamp)}",
             "creating the working directory",
         )
 

@@ -8,10 +8,13 @@ editing, killing or fetching twice while a job holds the dataset.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +267,45 @@ def test_local_run_creates_the_parent_directory_of_an_output(yoda_ds: Path, root
     assert result.status.ok, result.failed
     assert (yoda_ds / "outputs" / "deeper" / "still" / "y.txt").read_text() == "done\n"
     yoda.assert_clean(yoda_ds)
+
+
+@pytest.fixture
+def full_root(tmp_path: Path) -> Iterator[Path]:
+    """A real full disk as the resource's root directory: a 256 KiB tmpfs, filled (root only)."""
+    from reproman.testing.services import service_missing
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        service_missing("mounting a small tmpfs for disk-full tests needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        service_missing(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        try:
+            with open(mount / "filler", "wb", buffering=0) as handle:
+                while True:
+                    handle.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_on_the_resource_is_one_line_and_leaves_nothing(yoda_ds: Path, full_root: Path) -> None:
+    """Trial C finding 9: not "cannot put : [(...), ...]", and no empty per-job directory left behind."""
+    from reproman import api
+    from reproman.errors import ReproManError
+
+    with pytest.raises(ReproManError) as caught:
+        run_job(full_root, "datalad-local-run", "echo hi > out.txt", outputs=["out.txt"])
+    message = str(caught.value)
+    assert "\n" not in message and "[(" not in message, message
+    assert re.search(r"cannot put /\S+: No space left on device", message), message
+    assert api.jobs() == []
+    assert sorted(p.name for p in full_root.iterdir() if p.name != "filler") in ([], [".reproman"])
+    leftovers = [p for p in full_root.rglob("*") if p.is_file() and p.name != "filler"]
+    assert not leftovers and not [p for p in full_root.iterdir() if p.name.startswith(".reproman-incoming")]
+    assert not [p for p in full_root.iterdir() if p.name not in ("filler", ".reproman")], list(full_root.iterdir())

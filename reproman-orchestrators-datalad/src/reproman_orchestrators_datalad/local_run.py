@@ -334,6 +334,14 @@ class LocalRunOrchestrator(DataladOrchestrator):
             shutil.rmtree(root / self.record_dir, ignore_errors=True)
 
     # -- releasing the resource ---------------------------------------------------------
+    def abandon(self) -> None:
+        """A job that will never be fetched: its stamp and per-job working directory go too.
+
+        Submission can fail after :meth:`prepare_remote` made them (a full
+        disk when core sends the job's files); nothing is running there.
+        """
+        self._remove(self.staged_paths(), "release")
+
     def staged_paths(self) -> list[str]:
         """The stamp and, when it is the per-job default, the working directory with the staged inputs."""
         job = self.job

@@ -309,3 +309,41 @@ def test_full_disk_on_the_resource_is_one_line_and_leaves_nothing(yoda_ds: Path,
     leftovers = [p for p in full_root.rglob("*") if p.is_file() and p.name != "filler"]
     assert not leftovers and not [p for p in full_root.iterdir() if p.name.startswith(".reproman-incoming")]
     assert not [p for p in full_root.iterdir() if p.name not in ("filler", ".reproman")], list(full_root.iterdir())
+
+
+def test_a_save_that_fails_half_way_is_undone_and_never_followed_by_a_second_commit(
+    yoda_ds: Path, root: Path
+) -> None:
+    """Trial C finding 1, the class of bug: a save failing in one subdataset leaves no commit anywhere."""
+    result = run_job(root, "datalad-no-remote", "echo a > outputs/a.txt; echo d > outputs/derived/d.txt; echo t > t.txt",
+                     outputs=["outputs", "t.txt"], follow=False)
+    _wait_finished(result.job)
+    heads = {sub: yoda.head(yoda_ds, sub) for sub in (".", "outputs", "outputs/derived")}
+    lock = Path(git(yoda_ds / "outputs", "rev-parse", "--absolute-git-dir")) / "index.lock"
+    lock.write_text("")  # git cannot update this subdataset's index: its save fails
+    row = fetch_when_done(result.job.jobid)
+    assert "recording the job's results failed" in row.get("error", ""), row
+    assert "put back to their state before the save" in row["error"], row
+    assert {sub: yoda.head(yoda_ds, sub) for sub in heads} == heads
+    assert not _job_commits(yoda_ds, result.job.jobid)
+    assert (yoda_ds / "outputs" / "derived" / "d.txt").read_text() == "d\n"
+    lock.unlink()
+    assert fetch_when_done(result.job.jobid).get("fetched")
+    assert len(_job_commits(yoda_ds, result.job.jobid)) == 1
+    assert (yoda_ds / "t.txt").read_text() == "t\n" and (yoda_ds / "outputs" / "a.txt").read_text() == "a\n"
+    yoda.assert_clean(yoda_ds)
+
+
+def test_a_subdataset_gone_is_never_saved_as_removed(yoda_ds: Path, root: Path) -> None:
+    """A subdataset the job started with and that is gone at fetch would be committed as deleted: refused."""
+    result = run_job(root, "datalad-pair", "echo x > outputs/x.txt", outputs=["outputs/x.txt"], follow=False)
+    _wait_finished(result.job)
+    clone = Path(result.job.working_directory)
+    before = git(clone, "rev-parse", "HEAD")
+    import shutil
+
+    shutil.rmtree(clone / "outputs" / "derived")
+    row = fetch_when_done(result.job.jobid)
+    assert "subdataset outputs/derived" in row.get("error", "") and "nothing was saved" in row["error"], row
+    assert git(clone, "rev-parse", "HEAD") == before
+    assert "derived" in git(clone / "outputs", "ls-tree", "HEAD")

@@ -347,3 +347,23 @@ def test_a_subdataset_gone_is_never_saved_as_removed(yoda_ds: Path, root: Path) 
     assert "subdataset outputs/derived" in row.get("error", "") and "nothing was saved" in row["error"], row
     assert git(clone, "rev-parse", "HEAD") == before
     assert "derived" in git(clone / "outputs", "ls-tree", "HEAD")
+
+
+def test_no_remote_rerun_says_it_overwrites_the_outputs(
+    yoda_ds: Path, root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Trial C finding 7 under datalad-no-remote: the rerun runs in the dataset itself, and says so."""
+    from reproman import api
+
+    original = run_job(root, "datalad-no-remote", "sh code/count.sh inputs/s01.csv outputs/n.txt",
+                       inputs=[yoda.CODE, "inputs/s01.csv"], outputs=["outputs/n.txt"]).job
+    first, before = yoda.head(yoda_ds), (yoda_ds / "outputs" / "n.txt").read_text()
+    rerun = api.rerun(original.jobid, verify=True)
+    assert rerun.comparison is not None
+    assert f"the original's outputs stay in commit {first[:10]}" in caplog.text
+    assert "overwrites outputs/n.txt" in caplog.text
+    assert (yoda_ds / "outputs" / "n.txt").read_text() != before
+    # The original's version is in its commit, content and all.
+    sub = git(yoda_ds, "rev-parse", f"{first}:outputs")
+    key = os.path.basename(git(yoda_ds / "outputs", "show", f"{sub}:n.txt"))
+    assert (yoda_ds / "outputs" / git(yoda_ds / "outputs", "annex", "contentlocation", key)).read_text() == before

@@ -15,6 +15,7 @@ to leave its results unsaved.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from reproman.plugins import OrchestratorError
@@ -48,6 +49,14 @@ class NoRemoteOrchestrator(DataladOrchestrator):
         if busy:
             raise self._in_use(busy[0])
         state = self.start()
+        if job.rerun_of:
+            existing = [o for o in self.outputs() if os.path.lexists(os.path.join(state.path, o))]
+            if existing:
+                lgr.warning(
+                    "job %s reruns %s in the dataset itself (%s): it overwrites %s, and its fetch commits that; "
+                    "the original's outputs stay in commit %s", job.jobid, job.rerun_of.get("jobid"), self.name,
+                    ", ".join(existing[:5]), state.head[:10],
+                )
         lines = [
             f"cd {q(job.working_directory)} || exit {_NOT_SHARED}",
             f'h=$(git rev-parse -q --verify HEAD 2>/dev/null) || exit {_NOT_SHARED}; [ "$h" = {q(state.head)} ] || '

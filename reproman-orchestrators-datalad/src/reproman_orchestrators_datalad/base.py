@@ -79,6 +79,11 @@ def not_utf8(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
+def shown_name(text: str) -> str:
+    """A path as the user can read it: undecodable bytes as ``\\xNN`` (not Python's surrogates), quoted."""
+    return "'" + os.fsencode(text).decode("utf-8", "backslashreplace") + "'"
+
+
 def datalad_executable() -> str:
     """The ``datalad`` command next to this Python if there is one (a venv without PATH set up)."""
     beside = os.path.join(os.path.dirname(sys.executable), "datalad")
@@ -275,8 +280,8 @@ class DataladOrchestrator(Orchestrator):
         names = self.unsavable_names()
         if names:
             raise OrchestratorError(
-                f"job {self.job.jobid} wrote file names that are not valid UTF-8, which DataLad cannot save: "
-                f"{', '.join(repr(n) for n in names[:5])}; nothing was saved and the results stay in "
+                "the job wrote file names that are not valid UTF-8, which DataLad cannot save: "
+                f"{', '.join(shown_name(n) for n in names[:5])}; nothing was saved and the results stay in "
                 f"{self.job.working_directory} on resource {self.job.resource_name}",
                 hint=f"Rename those files there (or have the command write UTF-8 names), then fetch again "
                 f"with 'reproman jobs {self.job.jobid}'.",

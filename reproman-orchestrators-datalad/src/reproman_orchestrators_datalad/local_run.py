@@ -31,7 +31,14 @@ from pathlib import Path
 
 from reproman.plugins import OrchestratorError, SessionError
 from reproman_orchestrators_datalad import requirements
-from reproman_orchestrators_datalad.base import GITATTRIBUTES, DataladOrchestrator, datalad_executable, not_utf8, q
+from reproman_orchestrators_datalad.base import (
+    GITATTRIBUTES,
+    DataladOrchestrator,
+    datalad_executable,
+    not_utf8,
+    q,
+    shown_name,
+)
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join, relative
 from reproman_orchestrators_datalad.messages import run_message
 from reproman_orchestrators_datalad.safety import local_state, refuse, type_problems
@@ -132,8 +139,8 @@ class LocalRunOrchestrator(DataladOrchestrator):
         unsavable = [c for c in changed if not_utf8(c)]
         if unsavable:
             raise OrchestratorError(
-                f"job {job.jobid} wrote file names that are not valid UTF-8, which DataLad cannot save: "
-                f"{', '.join(repr(n) for n in unsavable[:5])}; the results stay in {job.working_directory} "
+                "the job wrote file names that are not valid UTF-8, which DataLad cannot save: "
+                f"{', '.join(shown_name(n) for n in unsavable[:5])}; nothing was saved and the results stay in {job.working_directory} "
                 f"on resource {job.resource_name}",
                 hint=f"Rename those files there (or have the command write UTF-8 names), then fetch again "
                 f"with 'reproman jobs {job.jobid}'.",

@@ -61,6 +61,13 @@ GITATTRIBUTES = "* annex.largefiles=nothing\n"
 ORIGIN = "reproman-origin"
 #: Installing subdatasets may reveal deeper ones; a hierarchy deeper than this is an error.
 _MAX_NESTING = 32
+#: Exit statuses of :meth:`DataladOrchestrator.record_script`: another fetch still records the job there,
+#: a subdataset the job started with is gone, ``datalad save`` failed (and was undone).
+RECORD_BUSY = 75
+SUBDATASET_GONE = 76
+SAVE_FAILED = 77
+#: Seconds the record script waits for an interrupted fetch still running on the resource.
+_LOCK_WAIT = 600
 
 
 def q(text: str) -> str:
@@ -70,6 +77,11 @@ def q(text: str) -> str:
 def not_utf8(text: str) -> bool:
     """Was ``text`` decoded from bytes that are not valid UTF-8 (surrogate escapes, as core decodes)?"""
     return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def shown_name(text: str) -> str:
+    """A path as the user can read it: undecodable bytes as ``\\xNN`` (not Python's surrogates), quoted."""
+    return "'" + os.fsencode(text).decode("utf-8", "backslashreplace") + "'"
 
 
 def datalad_executable() -> str:
@@ -218,29 +230,62 @@ class DataladOrchestrator(Orchestrator):
         lines = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
         return OrchestratorError(
             f"{what} failed on resource {self.job.resource_name} (exit {result.returncode})"
-            + (": " + " | ".join(lines) if lines else "")
+            + (": " + " | ".join(lines) if lines else ", with no message"),
+            hint=f"Look at the dataset {self.job.working_directory} there ('datalad status'), fix what it "
+            "shows, then try again.",
         )
 
     def save_on_resource(self, script: str, stdin: bytes) -> CommandResult:
-        """Run the script that saves the job's results there; explain the failures DataLad words badly.
+        """Run the script that saves the job's results there, once nothing DataLad mishandles is in the way.
 
-        DataLad cannot save a file whose name is not valid UTF-8 (it fails
-        with "unprocessed data in AssemblingDecoderMixIn"); such names are
-        found with git and named, and the results stay where they are.
+        DataLad cannot save a file whose name is not valid UTF-8, and
+        failing on one, ``datalad save -r`` records every subdataset as
+        deleted and removes it from disk (DataLad 1.7): such names are
+        looked for first (one command) and the job is refused before
+        anything is copied or saved. The script itself refuses to save when
+        a subdataset the job started with is gone, and undoes the commits
+        of a save that failed half-way (see :meth:`record_script`).
         """
+        self.refuse_unsavable()
         result = self.remote(script, "recording the job's results", stdin=stdin, check=False)
         if result.returncode == 0:
             return result
+        said = result.stdout.splitlines()
+        if result.returncode == RECORD_BUSY:
+            raise OrchestratorError(
+                f"another fetch of job {self.job.jobid} is still recording its results on resource "
+                f"{self.job.resource_name} (it was interrupted here but kept running there)",
+                hint=f"Wait for it to finish, then fetch again with 'reproman jobs {self.job.jobid}'.",
+            )
+        if result.returncode == SUBDATASET_GONE:
+            gone = [line[5:] for line in said if line.startswith("GONE ")]
+            raise OrchestratorError(
+                f"subdataset {', '.join(gone[:5]) or '?'} of {self.job.working_directory} on resource "
+                f"{self.job.resource_name} was installed when job {self.job.jobid} started and is gone now; "
+                "saving would record its removal, so nothing was saved",
+                hint=f"Install it there again ('datalad get -n PATH'), then fetch again with "
+                f"'reproman jobs {self.job.jobid}'.",
+            )
+        self.refuse_unsavable()
+        error = self.failure(result, "recording the job's results")
+        if result.returncode == SAVE_FAILED:
+            raise OrchestratorError(
+                f"{error}; the datasets there were put back to their state before the save",
+                hint=f"Fix what DataLad reported there, then fetch again with 'reproman jobs {self.job.jobid}'.",
+            )
+        raise error
+
+    def refuse_unsavable(self) -> None:
+        """Refuse the job, with nothing touched, if it wrote names DataLad cannot save."""
         names = self.unsavable_names()
         if names:
             raise OrchestratorError(
-                f"job {self.job.jobid} wrote file names that are not valid UTF-8, which DataLad cannot save: "
-                f"{', '.join(repr(n) for n in names[:5])}; the results stay in {self.job.working_directory} "
-                f"on resource {self.job.resource_name}",
+                "the job wrote file names that are not valid UTF-8, which DataLad cannot save: "
+                f"{', '.join(shown_name(n) for n in names[:5])}; nothing was saved and the results stay in "
+                f"{self.job.working_directory} on resource {self.job.resource_name}",
                 hint=f"Rename those files there (or have the command write UTF-8 names), then fetch again "
                 f"with 'reproman jobs {self.job.jobid}'.",
             )
-        raise self.failure(result, "recording the job's results")
 
     def unsavable_names(self) -> list[str]:
         """Paths in the datasets on the resource whose names are not valid UTF-8 (one command)."""
@@ -275,30 +320,102 @@ class DataladOrchestrator(Orchestrator):
             )
         return "\n".join(lines)
 
-    def record_script(self, message: str, save: bool = True) -> str:
+    def ignored_outputs_script(self, code: int) -> str:
+        """Shell code run in the dataset on the resource: exit ``code`` naming outputs git ignores there.
+
+        ``datalad save`` leaves ignored files out, so such an output would
+        never be recorded nor come back (and ``git annex unlock`` of an
+        existing one fails with git's raw pathspec error). Asked where the
+        save happens, before the job holds the dataset; tracked files are
+        never reported (git only ignores untracked ones).
+        """
+        checks = []
+        for dataset, rels in self.tree.split(self.outputs()).items():
+            named = [r for r in rels if r != TOP]
+            if not named:
+                continue
+            prefix = "" if dataset == TOP else dataset + "/"
+            for special in ("\\", "|", "&"):
+                prefix = prefix.replace(special, "\\" + special)
+            checks.append(f"(cd {q(dataset)} && git check-ignore -- {' '.join(q(r) for r in named)} 2>/dev/null "
+                          f"| sed {q('s|^|IGNORED ' + prefix + '|')})")
+        if not checks:
+            return ""
+        return (f"ign=$( {'; '.join(checks)}; true)\n"
+                f'if [ -n "$ign" ]; then printf \'%s\\n\' "$ign"; exit {code}; fi')
+
+    def ignored_outputs_error(self, stdout: str, where: str) -> OrchestratorError:
+        """The refusal for the outputs :meth:`ignored_outputs_script` named."""
+        paths = [line[8:] for line in stdout.splitlines() if line.startswith("IGNORED ")]
+        return OrchestratorError(
+            f"output(s) {', '.join(paths[:5])} are ignored by git in {where}; DataLad does not save ignored "
+            "files, so the job's results there would never be recorded or come back; nothing was submitted",
+            hint="Remove the pattern from .gitignore (and save), or write the outputs to paths git does not ignore.",
+        )
+
+    def record_script(self, message: str) -> str:
         """Shell code run in the dataset on the resource: copy the job record in, save, set the ref.
 
         The final ``spec.yaml`` comes on standard input. ``completed`` is
         marked first so the record says the job is over whatever the
         submitter. The save is recursive: results inside subdatasets are
         committed there and the new subdataset state in the top dataset.
+
+        Fetching again never records the job twice: a fetch interrupted here
+        may have left its shell running on the resource, so the script
+        waits for a running one (a lock directory holding its process id),
+        and a commit already made for this job (the ref, or ``HEAD``'s
+        message naming the job) is taken as the record. A save that failed
+        half-way is undone in every dataset (``git reset``, the work tree
+        kept), so the next fetch saves everything again, and a subdataset
+        the job started with that is gone is refused, never saved as removed.
         """
         job = self.job
         rec = self.record_dir
+        nodes = self.started_datasets()
+        subs = " ".join(q(n.path) for n in nodes if n.path != TOP)
+        marker = f"ReproMan job: {job.jobid}"
         lines = [
             f"jobdir={q(job.job_dir)}; rec={q(rec)}",
             ': > "$jobdir/completed" 2>/dev/null || true',
-            'mkdir -p "$rec"',
-            'for f in "$jobdir"/*; do case "$f" in *.tmp) ;; *) if [ -f "$f" ]; then cp "$f" "$rec/"; fi ;; esac; done',
-            'cat > "$rec/spec.yaml"',
-            f"[ -e .reproman/jobs/.gitattributes ] || printf %s {q(GITATTRIBUTES)} > .reproman/jobs/.gitattributes",
+            f"lock={q(ACTIVE_DIR.rsplit('/', 1)[0] + '/fetching-' + job.jobid)}; waited=0",
+            'mkdir -p "${lock%/*}"',
+            'while ! mkdir "$lock" 2>/dev/null; do',
+            '  pid=$(cat "$lock/pid" 2>/dev/null || true)',
+            '  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$lock"; continue; fi',
+            '  if [ -z "$pid" ] && [ "$waited" -ge 4 ]; then rm -rf "$lock"; continue; fi',
+            f'  waited=$((waited + 1)); [ "$waited" -lt {_LOCK_WAIT} ] || exit {RECORD_BUSY}; sleep 1',
+            "done",
+            'echo $$ > "$lock/pid"',
+            """trap 'rm -rf "$lock"' EXIT""",
+            f"if git rev-parse -q --verify {q(self.ref)} >/dev/null || "
+            f"git log -1 --format=%B HEAD | grep -qxF {q(marker)}; then",
+            "  echo RECORDED",
+            f"  git rev-parse -q --verify {q(self.ref)} >/dev/null || git update-ref {q(self.ref)} HEAD",
+            "else",
+            *([f'  for p in {subs}; do [ -e "$p/.git" ] || echo "GONE $p"; done | grep . && exit {SUBDATASET_GONE}']
+              if subs else []),
+            '  mkdir -p "$rec"',
+            '  for f in "$jobdir"/*; do case "$f" in *.tmp) ;; *) if [ -f "$f" ]; then cp "$f" "$rec/"; fi ;; esac; done',
+            '  cat > "$rec/spec.yaml"',
+            f"  [ -e .reproman/jobs/.gitattributes ] || printf %s {q(GITATTRIBUTES)} > .reproman/jobs/.gitattributes",
         ]
-        if save:
-            lines += [
-                f"datalad save -r -m {q(message)} >/dev/null",
-                f"git update-ref {q(self.ref)} HEAD",
-                f"rm -f {ACTIVE_DIR}/{q(job.jobid)}",
-            ]
+        for i, node in enumerate(nodes):
+            lines.append(f"  pre{i}=$(git -C {q(node.path)} rev-parse HEAD)")
+        lines.append(f"  if ! datalad save -r -m {q(message)} >/dev/null; then")
+        for i, node in enumerate(reversed(nodes)):
+            index = len(nodes) - 1 - i
+            p = q(node.path)
+            lines.append(f'    if [ -e {p}/.git ] && [ "$(git -C {p} rev-parse HEAD)" != "$pre{index}" ]; then '
+                         f'git -C {p} reset -q "$pre{index}" || true; fi')
+        lines += [
+            '    git ls-files --error-unmatch -- "$rec" >/dev/null 2>&1 || rm -rf "$rec"',
+            f"    exit {SAVE_FAILED}",
+            "  fi",
+            f"  git update-ref {q(self.ref)} HEAD",
+            "fi",
+            f"rm -f {ACTIVE_DIR}/{q(job.jobid)}",
+        ]
         return "\n".join(lines) + "\n"
 
     # -- finishing ------------------------------------------------------------------
@@ -340,6 +457,64 @@ class DataladOrchestrator(Orchestrator):
         self.job.extra["result"] = status.summary()
         return dump_record(self.job)
 
+    def fetch(self) -> list[str]:
+        """Bring the results in (:meth:`fetch_results`), one fetch per dataset at a time.
+
+        Two fetches into one dataset (the same job fetched twice at once,
+        or two jobs) would move the same branch and the same staging files
+        under each other: the second waits for the first, then finds the
+        job already recorded. Afterwards the checksums of the committed
+        record are the job's: a fetch that was interrupted after the commit
+        was made leaves annexed outputs on the resource (symbolic links core
+        cannot hash), so only the first fetch computed them.
+        """
+        import fcntl
+
+        lock_path = self.fetch_lock_path()
+        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lgr.info("waiting for another fetch into %s to finish", self.local.path)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            paths = self.fetch_results()
+        self.adopt_record()
+        return paths
+
+    def fetch_results(self) -> list[str]:
+        """Record the job's results and bring them into the local dataset (subclasses)."""
+        raise NotImplementedError
+
+    def fetch_lock_path(self) -> str:
+        """The lock every fetch into the local dataset holds (inside ``.git``, never committed)."""
+        gitdir = self.local.git("rev-parse", "--absolute-git-dir", check=False).stdout.strip()
+        return os.path.join(gitdir or os.path.join(self.local.path, ".git"), "reproman", "fetch.lock")
+
+    def adopt_record(self) -> None:
+        """Take the output checksums (and environment) from the committed job record when it has them."""
+        from reproman.jobs.registry import load_record
+
+        if not self.local.rev(self.ref):
+            return
+        shown = self.local.git("show", f"{self.ref}:{self.record_dir}/spec.yaml", check=False)
+        if shown.returncode != 0:
+            return
+        try:
+            recorded = load_record(shown.stdout, f"{self.ref}:{self.record_dir}/spec.yaml")
+        except Exception:  # an unreadable committed record leaves the fresh checksums alone
+            return
+        if not isinstance(recorded, dict):
+            return
+        sums = recorded.get("checksums")
+        if isinstance(sums, dict) and sums and sums != self.job.checksums:
+            lgr.debug("job %s: output checksums taken from the committed record", self.job.jobid)
+            self.job.checksums = sums
+        environment = recorded.get("environment")
+        if isinstance(environment, dict) and environment:
+            # Collected by the fetch that recorded the job, not by one racing it on the resource.
+            self.job.environment = environment
+
     def merge_results(self) -> None:
         """Bring ``refs/reproman/<jobid>`` (and the subdataset commits it records) into the job's branch.
 
@@ -349,6 +524,28 @@ class DataladOrchestrator(Orchestrator):
         """
         plan = changes(self.local.path, self.base, self.local.rev(self.ref))
         HierarchyMerge(self.local.path, self.job.jobid, self.ref, str(self.job.extra.get("branch", ""))).run(plan)
+
+    def keep_rerun_results(self) -> list[str] | None:
+        """A rerun's commits stay on its ref; its changed outputs are copied to ``fetched/`` beside the originals.
+
+        ``None`` when no existing output differs: merge as for any job.
+
+        A rerun may be compared with the job it repeats (``rerun
+        --verify``), and the original's outputs must stay what that job
+        produced (``reproman export`` checks them): see
+        :mod:`reproman_orchestrators_datalad.keeping`.
+        """
+        from reproman_orchestrators_datalad.keeping import keep_beside
+
+        plan = changes(self.local.path, self.base, self.local.rev(self.ref))
+        report = keep_beside(self.local.path, self.record_dir, plan, self.outputs())
+        if report is None:
+            return None
+        self.landing_report = report
+        if report.kept:
+            lgr.info("job %s is a rerun: its results are kept in %s/fetched and on %s (merge it to take them)",
+                     self.job.jobid, self.record_dir, self.ref)
+        return [str(k.fetched) for k in report.kept]
 
     def already_merged(self) -> bool:
         """Fetched before and merged: fetching again must not record the job twice."""

@@ -31,7 +31,14 @@ from pathlib import Path
 
 from reproman.plugins import OrchestratorError, SessionError
 from reproman_orchestrators_datalad import requirements
-from reproman_orchestrators_datalad.base import GITATTRIBUTES, DataladOrchestrator, datalad_executable, not_utf8, q
+from reproman_orchestrators_datalad.base import (
+    GITATTRIBUTES,
+    DataladOrchestrator,
+    datalad_executable,
+    not_utf8,
+    q,
+    shown_name,
+)
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join, relative
 from reproman_orchestrators_datalad.messages import run_message
 from reproman_orchestrators_datalad.safety import local_state, refuse, type_problems
@@ -69,8 +76,13 @@ class LocalRunOrchestrator(DataladOrchestrator):
             except (SessionError, OSError) as exc:
                 raise OrchestratorError(f"copying inputs to {self.job.resource_name} failed: {exc}") from exc
         stamp = self.stamp()
+        # The command may write an output into a directory that is not in the inputs (as with the
+        # other orchestrators, whose working directory is the whole dataset): create the parents.
+        parents = sorted({posixpath.join(self.job.working_directory, posixpath.dirname(o))
+                          for o in self.outputs() if posixpath.dirname(o)})
         self.remote(
-            f"mkdir -p {q(self.job.working_directory)} {q(posixpath.dirname(stamp))} && : > {q(stamp)}",
+            f"mkdir -p {q(self.job.working_directory)} {q(posixpath.dirname(stamp))} "
+            + "".join(f"{q(p)} " for p in parents) + f"&& : > {q(stamp)}",
             "creating the working directory",
         )
 
@@ -106,7 +118,7 @@ class LocalRunOrchestrator(DataladOrchestrator):
         return found
 
     # -- fetch -----------------------------------------------------------------------
-    def fetch(self) -> list[str]:
+    def fetch_results(self) -> list[str]:
         job = self.job
         if self.already_merged():
             return self.local_results()
@@ -127,8 +139,8 @@ class LocalRunOrchestrator(DataladOrchestrator):
         unsavable = [c for c in changed if not_utf8(c)]
         if unsavable:
             raise OrchestratorError(
-                f"job {job.jobid} wrote file names that are not valid UTF-8, which DataLad cannot save: "
-                f"{', '.join(repr(n) for n in unsavable[:5])}; the results stay in {job.working_directory} "
+                "the job wrote file names that are not valid UTF-8, which DataLad cannot save: "
+                f"{', '.join(shown_name(n) for n in unsavable[:5])}; nothing was saved and the results stay in {job.working_directory} "
                 f"on resource {job.resource_name}",
                 hint=f"Rename those files there (or have the command write UTF-8 names), then fetch again "
                 f"with 'reproman jobs {job.jobid}'.",
@@ -144,6 +156,9 @@ class LocalRunOrchestrator(DataladOrchestrator):
                 self.session.get_many(pairs)
             except (SessionError, OSError) as exc:
                 raise OrchestratorError(f"downloading the results of job {job.jobid} failed: {exc}") from exc
+            kept = self._keep_rerun(files, changed, logs, spec) if job.rerun_of else None
+            if kept is not None:
+                return kept
             self._check_destinations(tree, changed, files)
             message = run_message(job, str(job.extra.get("dataset_id", "")), self.exit_code(status),
                                   len(status.failed))
@@ -152,6 +167,30 @@ class LocalRunOrchestrator(DataladOrchestrator):
         if status.failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
         return self.local_results()
+
+    def _keep_rerun(self, files: Path, changed: list[str], logs: Path, spec: str) -> list[str] | None:
+        """A rerun: results that differ go to ``fetched/`` beside the originals, nothing is committed.
+
+        ``None`` when no existing local file differs: commit as for any job.
+
+        The record (logs and spec) goes to the job's record directory,
+        excluded from ``git status`` in this clone only, like the copies.
+        """
+        from reproman_orchestrators_datalad.keeping import exclude_kept_copies, keep_files
+
+        root = Path(self.job.local_directory)
+        report = keep_files(str(root), self.record_dir, files, changed)
+        if report is None:
+            return None
+        record = root / self.record_dir
+        record.mkdir(parents=True, exist_ok=True)
+        for item in logs.iterdir():
+            if item.is_file() and not item.name.endswith(".tmp"):
+                shutil.copyfile(item, record / item.name)
+        (record / "spec.yaml").write_text(spec)
+        exclude_kept_copies(self.local, f"/{self.record_dir}/")
+        self.landing_report = report
+        return [str(k.fetched) for k in report.kept]
 
     def _recorded_before(self) -> bool:
         commit = self.local.rev(self.ref)
@@ -302,6 +341,14 @@ class LocalRunOrchestrator(DataladOrchestrator):
             shutil.rmtree(root / self.record_dir, ignore_errors=True)
 
     # -- releasing the resource ---------------------------------------------------------
+    def abandon(self) -> None:
+        """A job that will never be fetched: its stamp and per-job working directory go too.
+
+        Submission can fail after :meth:`prepare_remote` made them (a full
+        disk when core sends the job's files); nothing is running there.
+        """
+        self._remove(self.staged_paths(), "release")
+
     def staged_paths(self) -> list[str]:
         """The stamp and, when it is the per-job default, the working directory with the staged inputs."""
         job = self.job

@@ -15,6 +15,7 @@ to leave its results unsaved.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from reproman.plugins import OrchestratorError
@@ -25,6 +26,8 @@ lgr = logging.getLogger("reproman.orchestrators_datalad")
 
 _NOT_SHARED = 3
 _IN_USE = 4
+_ABSENT = 5
+_IGNORED = 7
 
 
 class NoRemoteOrchestrator(DataladOrchestrator):
@@ -46,6 +49,14 @@ class NoRemoteOrchestrator(DataladOrchestrator):
         if busy:
             raise self._in_use(busy[0])
         state = self.start()
+        if job.rerun_of:
+            existing = [o for o in self.outputs() if os.path.lexists(os.path.join(state.path, o))]
+            if existing:
+                lgr.warning(
+                    "job %s reruns %s in the dataset itself (%s): it overwrites %s, and its fetch commits that; "
+                    "the original's outputs stay in commit %s", job.jobid, job.rerun_of.get("jobid"), self.name,
+                    ", ".join(existing[:5]), state.head[:10],
+                )
         lines = [
             f"cd {q(job.working_directory)} || exit {_NOT_SHARED}",
             f'h=$(git rev-parse -q --verify HEAD 2>/dev/null) || exit {_NOT_SHARED}; [ "$h" = {q(state.head)} ] || '
@@ -53,9 +64,12 @@ class NoRemoteOrchestrator(DataladOrchestrator):
             f'for f in {ACTIVE_DIR}/*; do if [ -e "$f" ]; then echo "${{f##*/}}"; exit {_IN_USE}; fi; done',
             "set -e",
         ]
+        ignored = self.ignored_outputs_script(_IGNORED)
+        if ignored:
+            lines.append(ignored)
         inputs = self.inputs()
         if inputs:
-            lines.append("datalad get -- " + " ".join(q(p) for p in inputs) + " >/dev/null")
+            lines.append("datalad get -- " + " ".join(q(p) for p in inputs) + f" >/dev/null 2>&1 || exit {_ABSENT}")
         unlock = self.unlock_outputs_script()
         if unlock:
             lines.append(unlock)
@@ -69,11 +83,17 @@ class NoRemoteOrchestrator(DataladOrchestrator):
             )
         if result.returncode == _IN_USE:
             raise self._in_use(result.stdout.strip())
-        if result.returncode != 0:
-            lines_out = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
+        if result.returncode == _IGNORED:
+            raise self.ignored_outputs_error(result.stdout, f"the dataset {job.working_directory}")
+        if result.returncode == _ABSENT:
             raise OrchestratorError(
-                f"preparing the dataset failed on resource {job.resource_name}: {' | '.join(lines_out)}"
+                f"resource {job.resource_name} could not get the content of input(s) {', '.join(inputs)} "
+                f"in the dataset {job.working_directory}: no copy of it is reachable from there",
+                hint="See where it is with 'git annex whereis PATH' (in the subdataset holding it), "
+                "get it with 'datalad get PATH', then run again.",
             )
+        if result.returncode != 0:
+            raise self.failure(result, "preparing the dataset")
 
     def _in_use(self, other: str) -> OrchestratorError:
         workdir = self.job.working_directory or self.job.local_directory
@@ -82,7 +102,7 @@ class NoRemoteOrchestrator(DataladOrchestrator):
             hint=f"Fetch it with 'reproman jobs {other}'; if it is gone, remove {workdir}/{ACTIVE_DIR}/{other}.",
         )
 
-    def fetch(self) -> list[str]:
+    def fetch_results(self) -> list[str]:
         """Copy the job record into the dataset and save everything the job changed."""
         job = self.job
         if self.already_merged():

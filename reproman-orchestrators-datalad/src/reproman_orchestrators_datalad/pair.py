@@ -52,6 +52,8 @@ lgr = logging.getLogger("reproman.orchestrators_datalad")
 _ABSENT = 5
 #: Exit status of the setup command when the clone is not in the job's starting state.
 _UNCLEAN = 6
+#: Exit status of the setup command when git ignores an output in the clone.
+_IGNORED = 7
 
 
 @attrs.frozen(kw_only=True)
@@ -126,6 +128,10 @@ class PairOrchestrator(DataladOrchestrator):
                 hint="A subdataset installed there but not here is the usual cause: install it here "
                 "('datalad get -n PATH') or remove it from the clone.",
             )
+        if result.returncode == _IGNORED:
+            raise self.ignored_outputs_error(
+                result.stdout, f"the dataset clone {self.job.working_directory} on resource {self.job.resource_name}"
+            )
         if result.returncode != 0:
             said = (result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]
             raise OrchestratorError(
@@ -189,7 +195,8 @@ class PairOrchestrator(DataladOrchestrator):
             raise OrchestratorError(
                 f"the dataset clone {wd} on resource {self.job.resource_name} has unsaved changes "
                 f"({', '.join(dirty[:5])})",
-                hint="Save or remove them there (e.g. 'datalad save' or 'git reset --hard'), then run again.",
+                hint=f"Save them there ('datalad save'), or discard them ('cd {wd} && git reset --hard && "
+                "git clean -fd'), then run again.",
             )
         state = _CloneState(exists=True)
         for line in found:
@@ -270,6 +277,9 @@ class PairOrchestrator(DataladOrchestrator):
             "dirty=$(git status --porcelain --untracked-files=normal); "
             f"if [ -n \"$dirty\" ]; then printf '%s\\n' \"$dirty\" | sed 's/^/DIRTY /'; exit {_UNCLEAN}; fi"
         )
+        ignored = self.ignored_outputs_script(_IGNORED)
+        if ignored:
+            lines.append(ignored)
         unlock = self.unlock_outputs_script()
         if unlock:
             lines.append(unlock)
@@ -277,7 +287,7 @@ class PairOrchestrator(DataladOrchestrator):
         return "\n".join(lines) + "\n"
 
     # -- fetch -----------------------------------------------------------------------
-    def fetch(self) -> list[str]:
+    def fetch_results(self) -> list[str]:
         """Commit on the resource, download the commits and annexed outputs, merge."""
         job = self.job
         if self.already_merged():
@@ -328,6 +338,11 @@ class PairOrchestrator(DataladOrchestrator):
             for n, (i, key, _obj) in enumerate(keys):
                 tree.dataset(datasets[i].path).git("annex", "setkey", key, str(Path(tmp) / f"k{n}"))
         self.finish_commit(status)
+        kept = self.keep_rerun_results() if job.rerun_of else None
+        if kept is not None:
+            if failed:
+                lgr.warning("job %s: %s; the record is on %s", job.jobid, status.summary(), self.ref)
+            return kept
         self.merge_results()
         if failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
@@ -388,6 +403,30 @@ class PairOrchestrator(DataladOrchestrator):
         if " refs/heads/git-annex" in heads:
             refspecs.append(f"+refs/heads/git-annex:refs/remotes/reproman-{self.job.resource_name}/git-annex")
         repo.git("fetch", "-q", "--no-recurse-submodules", str(bundle), *refspecs)
+
+    def abandon(self) -> None:
+        """Free the clone for later jobs: what this never-fetched job left in it is discarded, then the hold.
+
+        Only when the job still holds the clone (its marker is there) and
+        the clone is ReproMan's own (the default working directory): a job
+        deleted unfetched, or refused after staging, would otherwise leave
+        its partial outputs there (a full disk, and every later job refused
+        for unsaved changes in the clone).
+        """
+        wd = self.job.working_directory
+        if wd and not self.job.parameters.get("working_directory"):
+            marker = f"{ACTIVE_DIR}/{self.job.jobid}"
+            discard = "git reset -q --hard && git clean -q -fd"
+            script = (f"cd {q(wd)} 2>/dev/null || exit 0\n[ -e {q(marker)} ] || exit 0\n{discard}\n"
+                      f"git submodule foreach -q --recursive {q(discard)}\n")
+            try:
+                result = self.session.execute_command(script)
+                if result.returncode != 0:
+                    lgr.warning("could not discard what job %s left in %s on resource %s: %s", self.job.jobid, wd,
+                                self.job.resource_name, result.stderr.strip() or f"exit {result.returncode}")
+            except Exception as exc:  # the resource may be gone; this is best effort by contract
+                lgr.warning("could not discard what job %s left in %s: %s", self.job.jobid, wd, exc)
+        super().abandon()
 
     def finish_commit(self, status: JobStatus) -> None:
         """Hook for the top dataset's commit once it is here (``datalad-pair`` keeps the resource's)."""

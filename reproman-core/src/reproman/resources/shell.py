@@ -7,6 +7,7 @@ It is also the default resource when a command names none, so ``run``,
 from __future__ import annotations
 
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -136,8 +137,11 @@ class ShellSession(Session):
                 _copy_path(src, stage / str(i))
                 staged.append((stage / str(i), dest))
             land(staged)
+        except shutil.Error as exc:
+            raise SessionError(_tree_copy_failure(exc)) from None
         except OSError as exc:
-            raise SessionError(f"cannot put {exc.filename or ''}: {exc.strerror or exc}") from None
+            name = exc.filename or (str(pairs[0][0]) if pairs else "")
+            raise SessionError(f"cannot put {name}: {exc.strerror or exc}") from None
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -185,6 +189,17 @@ def _stream(proc: subprocess.Popen[bytes], stdin: bytes | None, on_output: Outpu
 
 def _local(path: str) -> str:
     return os.path.expanduser(path) if path.startswith("~") else path
+
+
+def _tree_copy_failure(exc: shutil.Error) -> str:
+    """One line for ``shutil.copytree``'s list of failures: the first file and its cause (e.g. a full disk)."""
+    failures = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+    if not failures or not isinstance(failures[0], tuple) or len(failures[0]) != 3:
+        return f"cannot put: {exc}"
+    src, _dest, why = failures[0]
+    cause = re.sub(r"^\[Errno \d+\] ", "", str(why)).split(": '", 1)[0]
+    more = f" (and {len(failures) - 1} more file{'s' if len(failures) > 2 else ''})" if len(failures) > 1 else ""
+    return f"cannot put {src}: {cause}{more}"
 
 
 def _copy_path(src: Path, dest: Path, link: bool = False) -> None:

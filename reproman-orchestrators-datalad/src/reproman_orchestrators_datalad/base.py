@@ -395,6 +395,8 @@ class DataladOrchestrator(Orchestrator):
             "else",
             *([f'  for p in {subs}; do [ -e "$p/.git" ] || echo "GONE $p"; done | grep . && exit {SUBDATASET_GONE}']
               if subs else []),
+            # The command may have written into ReproMan's records (-o .): earlier jobs' records are put back.
+            "  git checkout -q HEAD -- .reproman/jobs 2>/dev/null || true",
             '  mkdir -p "$rec"',
             '  for f in "$jobdir"/*; do case "$f" in *.tmp) ;; *) if [ -f "$f" ]; then cp "$f" "$rec/"; fi ;; esac; done',
             '  cat > "$rec/spec.yaml"',

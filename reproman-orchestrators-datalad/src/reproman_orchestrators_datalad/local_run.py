@@ -212,6 +212,7 @@ class LocalRunOrchestrator(DataladOrchestrator):
         return list(dict.fromkeys(
             r for r in rels
             if r and r != ".." and not r.startswith("../") and ".git" not in r.split("/")
+            and r.split("/")[0] != ".reproman"  # ReproMan's records: this job's is written from its logs
         ))
 
     def _involved(self, tree: Hierarchy, changed: list[str]) -> list[Node]:

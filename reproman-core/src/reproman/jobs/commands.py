@@ -282,9 +282,17 @@ def jobs(
         return rows + _for_each_resource(specs, _cancel, registry)
     if auto and all_:
         skipped = [j for j in specs if j.was_fetched]
-        specs = [j for j in specs if not j.was_fetched]
+        refused = [j for j in specs if _refusal_reported(j)]
+        specs = [j for j in specs if not j.was_fetched and not _refusal_reported(j)]
         rows += [{"jobid": j.jobid, "fetched": False, "skipped": True,
                   "reason": "already fetched (use --fetch to fetch again)"} for j in skipped]
+        rows += [{"jobid": j.jobid, "fetched": False, "skipped": True, "submission_failed": True,
+                  "reason": "its submission failed (reported already)"} for j in refused]
+    failed_submissions = [j for j in specs if j.status == outcome.SUBMISSION_FAILED]
+    if action == "fetch" and failed_submissions:
+        # Nothing ran and nothing is queued: say so without asking the resource.
+        rows += [_report_refusal(j, registry) for j in failed_submissions]
+        specs = [j for j in specs if j.status != outcome.SUBMISSION_FAILED]
 
     def fetch_one(connection: Connection, job: JobSpec, registry: Registry, status: JobStatus) -> dict[str, Any]:
         return _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
@@ -377,6 +385,22 @@ def _for_each_resource(specs: Sequence[JobSpec], act: GroupAction, registry: Reg
                 except ReproManError as exc:
                     rows.append({"jobid": job.jobid, "error": str(exc)})
     return rows
+
+
+def _refusal_reported(job: JobSpec) -> bool:
+    return job.status == outcome.SUBMISSION_FAILED and bool(job.extra.get("reported"))
+
+
+def _report_refusal(job: JobSpec, registry: Registry) -> dict[str, Any]:
+    """A job the scheduler refused: final, nothing to fetch; ``--all`` reports it once, then skips it."""
+    if not job.extra.get("reported"):
+        job.extra["reported"] = outcome.now_iso()
+        registry.save(job)
+    error = str(job.extra.get("error") or "the scheduler refused it")
+    return {"jobid": job.jobid, "fetched": False, "finished": True, "submission_failed": True,
+            "outcome": outcome.SUBMISSION_FAILED,
+            "error": f"its submission failed, nothing ran: {error} (delete it with 'reproman jobs --delete "
+                     f"{job.jobid}' and submit it again)"}
 
 
 class _Unreachable(ReproManError):

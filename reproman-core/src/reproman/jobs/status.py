@@ -229,6 +229,8 @@ def _evidence(
     grace: float,
 ) -> SubjobStatus:
     """What this poll saw of one subjob, before the record is consulted."""
+    if job.status == outcome.SUBMISSION_FAILED:  # final whatever is on the resource (records from before outcomes)
+        return outcome.submission_failure(index, str(job.extra.get("error") or "")).as_status(index)
     cancelled = bool(job.cancelled) or files.cancelled
     finished_said = said is not None and said.known and said.state.finished
     usage = said.usage if finished_said and said is not None else None

@@ -148,7 +148,7 @@ def _abandon(orchestrator: Any) -> None:
 
 def submit_job(connection: Connection, job: JobSpec, registry: Registry | None = None) -> JobSpec:
     """Register, stage and submit ``job``; return it with its submission id."""
-    from reproman.jobs import provenance
+    from reproman.jobs import outcome, provenance
 
     registry = registry or Registry()
     submitter = connection.submitter(job.submitter)
@@ -178,8 +178,8 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
     try:
         job.submission_id = submitter.submit(job, posixpath.join(job.job_dir, submitter.script_name))
     except ReproManError as exc:
-        job.status = "submission failed"
-        job.extra["error"] = str(exc)
+        # Final: nothing was queued, so every subjob failed, for good.
+        outcome.record_submission_failure(job, str(exc))
         registry.save(job)
         _abandon(orchestrator)
         raise

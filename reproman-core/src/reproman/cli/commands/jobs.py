@@ -161,7 +161,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         for i, row in enumerate(rows):
             _show(ui, row, first=i == 0)
     failed = not_finished = errors = False
-    skipped = 0
+    skipped = refused_before = 0
     for row in rows:
         if action == "delete" and not row.get("deleted", True):
             errors = True
@@ -179,6 +179,9 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         if action == "fetch" and "fetched" in row:
             if row.get("skipped"):
                 skipped += 1
+                refused_before += bool(row.get("submission_failed"))
+            elif row.get("submission_failed"):
+                pass  # reported above as an error
             elif row.get("already"):
                 failed = failed or bool(row.get("failed"))
             elif row["fetched"]:
@@ -194,7 +197,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         elif action == "cancel" and "cancelled" in row:
             ui.info(f"Cancelled job {row['jobid']}." if row["cancelled"]
                     else f"Not cancelling job {row['jobid']}: {row['reason']}.")
-        elif action == "fetch" and "fetched" in row and not row.get("skipped"):
+        elif action == "fetch" and "fetched" in row and not row.get("skipped") and not row.get("submission_failed"):
             if row.get("already"):
                 ui.info(f"Job {row['jobid']} ({row.get('outcome')}): {row['reason']}.")
                 if row.get("failed"):
@@ -210,8 +213,12 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 ui.error(f"job {row['jobid']} can never start as submitted: {_blocked_reason(row)}")
             else:
                 ui.info(f"Not fetching job {row['jobid']}: {row['reason']}.")
-    if skipped and not args.json:
-        ui.info(f"Skipped {skipped} job(s) fetched already (fetch one again with 'reproman jobs --fetch JOB').")
+    if skipped - refused_before and not args.json:
+        ui.info(f"Skipped {skipped - refused_before} job(s) fetched already "
+                "(fetch one again with 'reproman jobs --fetch JOB').")
+    if refused_before and not args.json:
+        ui.info(f"Skipped {refused_before} job(s) whose submission failed (reported before; "
+                "'reproman jobs' lists them, 'reproman jobs --delete JOB' removes one).")
     if errors:
         return EXIT_FAILED
     if not_finished:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,38 @@ def test_delete_needs_confirmation() -> None:
     assert [r["name"] for r in json.loads(run_cli(["ls", "--json"]).stdout)] == ["local"]
     again = run_cli(["delete", "-y", "victim"])
     assert again.returncode == 1 and "no resource 'victim'" in again.stderr
+
+
+def test_delete_refuses_a_resource_holding_unfetched_jobs(tmp_path: Path) -> None:
+    """Deleting the resource would lose the results: refused, naming the job, until fetched or forced."""
+    pexpect = pytest.importorskip("pexpect")
+    assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
+    env = {"HOME": str(tmp_path)}
+    ran = run_cli(["run", "-r", "box", "-o", "out", "sh", "-c", "echo hi > out"], cwd=tmp_path, env=env)
+    assert ran.returncode == 0, ran.stderr
+    jobid = ran.stdout.split()[0]
+    refused = run_cli(["delete", "-y", "box"], env=env)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"1 job ({jobid}) on it not fetched yet" in refused.stderr and "--force" in refused.stderr
+    child = pexpect.spawn(sys.executable, ["-m", "reproman", "delete", "-f", "box"], cwd=str(tmp_path),
+                          env={**os.environ, **env}, encoding="utf-8", timeout=60)
+    child.expect(r"lose the results of 1 job \(" + jobid + r"\)")
+    child.sendline("n")
+    child.expect(pexpect.EOF)
+    assert "not confirmed" in (child.before or "")
+    deadline = time.monotonic() + 60
+    while (fetched := run_cli(["jobs", jobid], cwd=tmp_path, env=env)).returncode == 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fetched.returncode == 0, fetched.stderr
+    assert (tmp_path / "out").read_text() == "hi\n"
+    assert run_cli(["delete", "-y", "box"], env=env).returncode == 0
+
+
+def test_delete_force_loses_unfetched_jobs_on_request(tmp_path: Path) -> None:
+    assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
+    env = {"HOME": str(tmp_path)}
+    assert run_cli(["run", "-r", "box", "true"], cwd=tmp_path, env=env).returncode == 0
+    assert run_cli(["delete", "-y", "-f", "box"], env=env).returncode == 0
 
 
 def test_start_stop_shell_say_why_not() -> None:

@@ -133,8 +133,14 @@ def runscript_for(job: JobSpec) -> dict[str, str]:
 
 
 def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` as UTF-8, readable by the owner only.
+
+    Command words and values that came from the command line as bytes that
+    are not UTF-8 arrive as lone surrogates (Python's ``surrogateescape``);
+    they are written back as the very bytes the user typed.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
         handle.write(text)
 
 
@@ -144,6 +150,18 @@ def _abandon(orchestrator: Any) -> None:
         orchestrator.abandon()
     except Exception as exc:
         lgr.warning("could not clean up after job %s: %s", orchestrator.job.jobid, exc)
+
+
+def _free_unsubmitted(connection: Connection, orchestrator: Any) -> None:
+    """Remove the per-job directories of a job that never reached the submitter (best effort)."""
+    from reproman.jobs.fetch import release_remote
+
+    release_remote(orchestrator)
+    job = orchestrator.job
+    try:
+        connection.session.execute_command(["rm", "-rf", "--", job.job_dir])
+    except Exception as exc:
+        lgr.warning("could not remove %s on resource %r: %s", job.job_dir, job.resource_name, exc)
 
 
 def submit_job(connection: Connection, job: JobSpec, registry: Registry | None = None) -> JobSpec:
@@ -171,8 +189,10 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
             extra = provenance.stage(connection.session, job, staging)
             connection.session.put_many([(staging, job.job_dir), *extra])
     except BaseException:
-        # Nothing can be running yet: forget the job rather than list a ghost.
+        # Nothing can be running yet: forget the job rather than list a ghost,
+        # and leave no empty directories behind on the resource.
         _abandon(orchestrator)
+        _free_unsubmitted(connection, orchestrator)
         registry.delete(job.jobid)
         raise
     try:

@@ -246,3 +246,25 @@ def test_refused_submission_reported_once_by_all(tmp_path):
     assert first.returncode == 1 and "submission failed" in first.stderr, (first.stdout, first.stderr)
     again = reproman("jobs", "--all", cwd=work)
     assert again.returncode == 0 and "Skipped 1 job(s) whose submission failed" in again.stderr, again.stderr
+
+
+def test_configured_defaults_are_recorded_and_bad_values_create_nothing(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    root = tmp_path / "root"
+    env = {**os.environ, "REPROMAN_SUBMITTER-SLURM_QUEUE": "debug", "REPROMAN_SUBMITTER_SLURM_NUM_PROCESSES": "1"}
+    ran = subprocess.run([sys.executable, "-m", "reproman", "run", "--submitter", "slurm", "--jp",
+                          f"root_directory={root}", "true"], cwd=work, capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    (job,) = json.loads(reproman("jobs", "--show", "--json", cwd=work).stdout)
+    assert job["parameters"] == {"queue": "debug", "num_processes": 1, "root_directory": str(root)}
+    script = next(root.rglob("submit.slurm")).read_text()
+    assert "--partition=debug" in script
+    # A value only the scheduler module can judge is refused before any record or directory exists.
+    other = tmp_path / "other root"
+    refused = reproman("run", "--submitter", "slurm", "--jp", f"root_directory={other}", "--jp", "memory=lots",
+                       "true", cwd=work)
+    assert refused.returncode == 1 and "memory" in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+    assert not other.exists()
+    assert len(json.loads(reproman("jobs", "--json", cwd=work).stdout)) == 1

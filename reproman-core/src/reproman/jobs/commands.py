@@ -166,6 +166,8 @@ def run(
         resref, resref_type = request.resource, request.resource_type
     registry = Registry()
     with Connection.open(resref, resref_type) as connection:
+        # Again, with the defaults configured for this very resource ([submitter-NAME:RESOURCE]).
+        parameters = resolve_job_parameters(request, job_parameters, submitter_type, connection.resource.name)
         job = build_job(
             connection,
             command=command,

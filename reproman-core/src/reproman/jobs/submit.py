@@ -171,6 +171,9 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
     registry = registry or Registry()
     submitter = connection.submitter(job.submitter)
     orchestrator = connection.orchestrator(job)
+    # Rendered before anything exists: a parameter the scheduler cannot honour
+    # is refused here, leaving no record and no directory behind.
+    submission_script = submitter.submission_script(job)
     registry.save(job)
     try:
         orchestrator.prepare_remote()
@@ -183,7 +186,7 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
             for name, text in (
                 (layout.SPEC_FILE, dump_record(job)),
                 *runscript_for(job).items(),
-                (submitter.script_name, submitter.submission_script(job)),
+                (submitter.script_name, submission_script),
             ):
                 _write_private(staging / name, text)
             extra = provenance.stage(connection.session, job, staging)

@@ -25,7 +25,7 @@ import attrs
 from reproman.errors import JobError, ReproManError, UsageError
 from reproman.jobs import outcome
 from reproman.jobs.connection import Connection
-from reproman.jobs.fetch import failures, fetch_job, release_remote, save_record
+from reproman.jobs.fetch import failures, fetch_job, release_remote, remove_job_dir, save_record
 from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.follow import follow as follow_job
 from reproman.jobs.registry import BrokenRecord, Registry
@@ -488,7 +488,7 @@ def _release(keep_remote: bool) -> GroupAction:
             orchestrator.abandon()
         if not keep_remote:
             release_remote(orchestrator)
-            connection.session.execute_command(["rm", "-rf", "--", job.job_dir])
+            remove_job_dir(connection, job)
         return {"jobid": job.jobid, "released": not keep_remote}
 
     return release

@@ -154,14 +154,10 @@ def _abandon(orchestrator: Any) -> None:
 
 def _free_unsubmitted(connection: Connection, orchestrator: Any) -> None:
     """Remove the per-job directories of a job that never reached the submitter (best effort)."""
-    from reproman.jobs.fetch import release_remote
+    from reproman.jobs.fetch import release_remote, remove_job_dir
 
     release_remote(orchestrator)
-    job = orchestrator.job
-    try:
-        connection.session.execute_command(["rm", "-rf", "--", job.job_dir])
-    except Exception as exc:
-        lgr.warning("could not remove %s on resource %r: %s", job.job_dir, job.resource_name, exc)
+    remove_job_dir(connection, orchestrator.job)
 
 
 def submit_job(connection: Connection, job: JobSpec, registry: Registry | None = None) -> JobSpec:

@@ -99,6 +99,13 @@ def delete(resref: str, resref_type: str = "auto", skip_confirmation: bool = Fal
     except ReproManError:
         if not force:
             raise
+    except Exception as exc:  # a backend's own bug: --force still forgets the resource
+        if not force:
+            raise ResourceError(f"cannot delete {name!r}: its {record.get('type')} backend failed: "
+                                f"{type(exc).__name__}: {exc}",
+                                hint="Pass --force to remove it from the inventory anyway.") from exc
+        _log().warning("resource %r: its backend failed (%s: %s); forgotten anyway (--force)", name,
+                    type(exc).__name__, exc)
     forget_resource(name)
     return name
 
@@ -227,13 +234,21 @@ def ls(resrefs: Sequence[str] = (), resref_type: str = "auto", verbose: bool = F
         builtin = [] if LOCAL_RESOURCE_NAME in records else [builtin_local_record()]
         selected = builtin + list(records.values())
     if refresh:
+        from reproman.resources.base import CONNECTION_ERROR
         from reproman.resources.parallel import map_bounded
 
         selected = [dict(r) for r in selected]
 
         def probe(record: dict[str, Any]) -> tuple[Resource, str | None]:
             resource = instantiate(record)
-            return resource, resource.refresh_status()
+            try:
+                return resource, resource.refresh_status()
+            except ReproManError:
+                raise
+            except Exception as exc:  # a backend breaking its contract (connect must not raise) costs one row only
+                _log().warning("resource %r: its %s backend failed to connect: %s: %s", record.get("name"),
+                            record.get("type"), type(exc).__name__, exc)
+                return resource, CONNECTION_ERROR
 
         for record, outcome in zip(selected, map_bounded(probe, selected)):
             if isinstance(outcome, ReproManError):
@@ -246,3 +261,10 @@ def ls(resrefs: Sequence[str] = (), resref_type: str = "auto", verbose: bool = F
         row = record if verbose else {k: record.get(k) for k in ("name", "type", "id", "status")}
         rows.append(row)
     return rows
+
+
+def _log() -> Any:
+    """This module's logger, imported only when there is something to say (``ls`` must start fast)."""
+    import logging
+
+    return logging.getLogger(__name__)

@@ -7,7 +7,6 @@ the inventory in step with what the backends did.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping
 
@@ -22,8 +21,6 @@ from reproman.errors import (
     UsageError,
 )
 from reproman.resources.inventory import Inventory
-
-lgr = logging.getLogger(__name__)
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
 
@@ -301,7 +298,7 @@ def _undo_create(resource: Resource, cause: BaseException) -> None:
             f"{resource.type} {resource.name!r} (id {resource.id}) was created but could not be recorded "
             f"({cause}), and removing it failed: {exc}",
             hint="Remove it with the backend's own tools; ReproMan does not know it.") from cause
-    lgr.info("removed %s %r again: it could not be recorded", resource.type, resource.name)
+    _log().info("removed %s %r again: it could not be recorded", resource.type, resource.name)
 
 
 def forget_resource(name: str) -> None:
@@ -328,3 +325,10 @@ def update_resource(resource: Resource) -> None:
         for key, value in resource.to_record().items():
             if key not in secrets and key != "type":
                 record[key] = value
+
+
+def _log() -> Any:
+    """This module's logger, imported only when there is something to say (``ls`` must start fast)."""
+    import logging
+
+    return logging.getLogger(__name__)

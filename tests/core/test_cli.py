@@ -182,3 +182,19 @@ def test_log_level_still_applies_to_modules_imported_later(tmp_path: Path) -> No
     assert "reproman: DEBUG:" in result.stderr
     bad = run_cli(["-l", "loud", "ls"])
     assert bad.returncode != 0 and "unknown log level" in bad.stderr
+
+
+def test_status_table_keeps_long_errors_out_of_the_outcome_column(tmp_path: Path) -> None:
+    """A resource deleted under its jobs: the table stays narrow; the full reason is printed once below it."""
+    env = {"HOME": str(tmp_path)}
+    for i in range(12):
+        assert run_cli(["create", f"a-rather-long-resource-name-{i}", "-t", "shell"]).returncode == 0
+    assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
+    jobids = [run_cli(["run", "-r", "box", "true"], cwd=tmp_path, env=env).stdout.split()[0] for _ in range(2)]
+    assert run_cli(["delete", "-y", "-f", "box"], env=env).returncode == 0
+    listed = run_cli(["jobs", "--status"], cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert max(len(line) for line in listed.stdout.splitlines()) < 140, listed.stdout
+    assert all(j in listed.stdout for j in jobids)
+    (warning,) = [line for line in listed.stderr.splitlines() if "no resource 'box'" in line]
+    assert warning.startswith("warning: 2 jobs: cannot query resource 'box'") and "rather-long-resource-name-11" in warning

@@ -75,7 +75,8 @@ class Config:
         except configparser.Error as exc:
             line = getattr(exc, "lineno", None)
             where = f"{path}:{line}" if line else str(path)
-            raise ConfigError(f"cannot parse config file {where}: {exc.message if hasattr(exc, 'message') else exc}") from exc
+            reason = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0].strip()
+            raise ConfigError(f"cannot parse config file {where}: {reason}") from exc
         for section in parser.sections():
             # Later files win key by key, as configparser's own read() of several files does.
             self._values.setdefault(section, {}).update(parser.items(section))

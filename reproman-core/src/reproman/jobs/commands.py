@@ -427,7 +427,9 @@ def _fetch(
                 "reason": f"it was fetched to {job.local_directory} already, and its files on the resource were "
                           "freed after that (run with --keep-remote to keep them for a later fetch)"}
     if status.missing and not job.was_fetched:
-        raise JobError(f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}")
+        raise JobError(f"its directory {job.job_dir} is not on resource {job.resource_name!r}",
+                       hint=f"If 'reproman run' was killed before it submitted, nothing ran: remove the record "
+                            f"with 'reproman jobs --delete {job.jobid}'.")
     if not status.finished:
         why = "it cannot start as submitted" if status.stuck else "not finished"
         return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,

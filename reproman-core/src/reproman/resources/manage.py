@@ -204,6 +204,9 @@ def instantiate(record: Mapping[str, Any]) -> Resource:
     """A live resource object for an inventory record (imports the backend)."""
     from reproman.plugins.manager import get_plugin_manager
 
+    if not record.get("type"):
+        raise InventoryError(f"the inventory record of {record.get('name')!r} has no type",
+                             hint="Fix the record in the inventory, or remove it with 'reproman delete -f NAME'.")
     rtype = get_plugin_manager().resource_type(str(record.get("type")))
     cls = rtype.load()
     name = str(record["name"])

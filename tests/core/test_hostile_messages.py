@@ -61,3 +61,9 @@ def test_fetching_a_job_whose_directory_is_gone_names_it_once(workdir: Path) -> 
     assert line.startswith(f"reproman: error: job {jobid}: its directory"), line
     assert f"job {jobid}: job {jobid}" not in line
     assert "--delete" in line
+
+
+def test_batch_records_with_different_keys_name_the_record(workdir: Path) -> None:
+    (workdir / "spec.yaml").write_text("- {a: 1}\n- {b: 2}\n")
+    line = assert_one_line_error(run_cli(["run", "--batch-spec", "spec.yaml", "echo", "{p[a]}"], cwd=workdir), code=2)
+    assert "batch record 2 of 2: {p[a]} in '{p[a]}': no batch parameter 'a'; known: b" in line

@@ -341,18 +341,19 @@ def expand(
 ) -> list[Subjob]:
     """One :class:`Subjob` per record, with command, inputs and outputs rendered."""
     subjobs: list[Subjob] = []
-    for record in records:
+    for number, record in enumerate(records, 1):
         p = dict(record)
-        sub_inputs = _unique(render(i, p, allow_lists=False) for i in inputs)
-        sub_outputs = _unique(render(o, p, allow_lists=False) for o in outputs)
-        subjobs.append(
-            Subjob(
-                command=render_command(command, p, sub_inputs, sub_outputs),
-                inputs=sub_inputs,
-                outputs=sub_outputs,
-                p=p,
-            )
-        )
+        try:
+            sub_inputs = _unique(render(i, p, allow_lists=False) for i in inputs)
+            sub_outputs = _unique(render(o, p, allow_lists=False) for o in outputs)
+            rendered = render_command(command, p, sub_inputs, sub_outputs)
+        except UsageError as exc:
+            if len(records) < 2:
+                raise
+            # Records of a batch spec may differ: say which one lacks what.
+            raise UsageError(f"batch record {number} of {len(records)}: {exc.args[0] if exc.args else exc}",
+                             hint=exc.hint) from None
+        subjobs.append(Subjob(command=rendered, inputs=sub_inputs, outputs=sub_outputs, p=p))
     return subjobs
 
 

@@ -67,3 +67,23 @@ def test_batch_records_with_different_keys_name_the_record(workdir: Path) -> Non
     (workdir / "spec.yaml").write_text("- {a: 1}\n- {b: 2}\n")
     line = assert_one_line_error(run_cli(["run", "--batch-spec", "spec.yaml", "echo", "{p[a]}"], cwd=workdir), code=2)
     assert "batch record 2 of 2: {p[a]} in '{p[a]}': no batch parameter 'a'; known: b" in line
+
+
+def test_interrupted_follow_still_prints_the_job_id(workdir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "run", "--follow", "sleep", "30"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not json.loads(run_cli(["jobs", "--json"], cwd=workdir).stdout or "[]"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.5)  # the first poll has reported the job to the display
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    (job,) = json.loads(run_cli(["jobs", "--json"], cwd=workdir).stdout)
+    assert proc.returncode == 130, err
+    assert out.strip() == job["jobid"] and "keeps running" in err
+    run_cli(["jobs", "--cancel", job["jobid"]], cwd=workdir)

@@ -106,3 +106,13 @@ def test_reader_gone_stops_the_command(box: tuple[str, Any]) -> None:
             proc.kill()
     assert err == b"", err  # not "lost the Docker Engine": the broken pipe was ours, and quiet
     assert _tagged(container, tag) == [], "the command runs on in the container"
+
+
+def test_non_utf8_command_words_reach_the_container_byte_exact(box: tuple[str, Any]) -> None:
+    """Docker's exec API is JSON (UTF-8 only): a byte 0xff typed by the user must still arrive as 0xff."""
+    name, _container = box
+    words = [b"printf", b"%s|", b"\xff", b"it's", b"a\\b", b"100%", "\u00e9".encode()]
+    result = subprocess.run([sys.executable, "-m", "reproman", "execute", "-r", name.encode(), *words],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"\xff|it's|a\\b|100%|\xc3\xa9|"

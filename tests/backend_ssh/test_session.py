@@ -334,3 +334,11 @@ def test_an_interrupted_command_never_leaves_its_shell_for_the_next(session: Any
     result = session.execute_command("echo next")
     assert (result.stdout, result.stderr, result.returncode) == ("next\n", "", 0)
     assert taken[-1] is not interrupted
+
+
+def test_non_utf8_command_words_arrive_byte_exact(session: Any) -> None:
+    """A word typed as bytes that are not UTF-8 (a surrogate in Python) reaches the remote command unchanged."""
+    result = session.execute_command(["printf", "%s|", "\udcff", "it's", "100%"])
+    assert result.stdout_bytes == b"\xff|it's|100%|"
+    streamed = session.execute_interruptible(["printf", "%s", "\udcfe"])
+    assert streamed.stdout_bytes == b"\xfe"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,38 @@ def test_delete_needs_confirmation() -> None:
     assert [r["name"] for r in json.loads(run_cli(["ls", "--json"]).stdout)] == ["local"]
     again = run_cli(["delete", "-y", "victim"])
     assert again.returncode == 1 and "no resource 'victim'" in again.stderr
+
+
+def test_delete_refuses_a_resource_holding_unfetched_jobs(tmp_path: Path) -> None:
+    """Deleting the resource would lose the results: refused, naming the job, until fetched or forced."""
+    pexpect = pytest.importorskip("pexpect")
+    assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
+    env = {"HOME": str(tmp_path)}
+    ran = run_cli(["run", "-r", "box", "-o", "out", "sh", "-c", "echo hi > out"], cwd=tmp_path, env=env)
+    assert ran.returncode == 0, ran.stderr
+    jobid = ran.stdout.split()[0]
+    refused = run_cli(["delete", "-y", "box"], env=env)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"1 job ({jobid}) on it not fetched yet" in refused.stderr and "--force" in refused.stderr
+    child = pexpect.spawn(sys.executable, ["-m", "reproman", "delete", "-f", "box"], cwd=str(tmp_path),
+                          env={**os.environ, **env}, encoding="utf-8", timeout=60)
+    child.expect(r"lose the results of 1 job \(" + jobid + r"\)")
+    child.sendline("n")
+    child.expect(pexpect.EOF)
+    assert "not confirmed" in (child.before or "")
+    deadline = time.monotonic() + 60
+    while (fetched := run_cli(["jobs", jobid], cwd=tmp_path, env=env)).returncode == 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fetched.returncode == 0, fetched.stderr
+    assert (tmp_path / "out").read_text() == "hi\n"
+    assert run_cli(["delete", "-y", "box"], env=env).returncode == 0
+
+
+def test_delete_force_loses_unfetched_jobs_on_request(tmp_path: Path) -> None:
+    assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
+    env = {"HOME": str(tmp_path)}
+    assert run_cli(["run", "-r", "box", "true"], cwd=tmp_path, env=env).returncode == 0
+    assert run_cli(["delete", "-y", "-f", "box"], env=env).returncode == 0
 
 
 def test_start_stop_shell_say_why_not() -> None:
@@ -148,3 +182,19 @@ def test_log_level_still_applies_to_modules_imported_later(tmp_path: Path) -> No
     assert "reproman: DEBUG:" in result.stderr
     bad = run_cli(["-l", "loud", "ls"])
     assert bad.returncode != 0 and "unknown log level" in bad.stderr
+
+
+def test_status_table_keeps_long_errors_out_of_the_outcome_column(tmp_path: Path) -> None:
+    """A resource deleted under its jobs: the table stays narrow; the full reason is printed once below it."""
+    env = {"HOME": str(tmp_path)}
+    for i in range(12):
+        assert run_cli(["create", f"a-rather-long-resource-name-{i}", "-t", "shell"]).returncode == 0
+    assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
+    jobids = [run_cli(["run", "-r", "box", "true"], cwd=tmp_path, env=env).stdout.split()[0] for _ in range(2)]
+    assert run_cli(["delete", "-y", "-f", "box"], env=env).returncode == 0
+    listed = run_cli(["jobs", "--status"], cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert max(len(line) for line in listed.stdout.splitlines()) < 140, listed.stdout
+    assert all(j in listed.stdout for j in jobids)
+    (warning,) = [line for line in listed.stderr.splitlines() if "no resource 'box'" in line]
+    assert warning.startswith("warning: 2 jobs: cannot query resource 'box'") and "rather-long-resource-name-11" in warning

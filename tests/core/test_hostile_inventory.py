@@ -121,3 +121,38 @@ def test_dangling_inventory_link_is_an_empty_inventory_created_at_its_target(tmp
     assert [r["name"] for r in json.loads(run_cli(["ls", "--json"]).stdout)] == ["local"]
     assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
     assert link.is_symlink() and "box" in Inventory(target).load()
+
+
+def _inventory_env(path: Path) -> dict[str, str]:
+    return {"REPROMAN_GENERAL_INVENTORY_FILE": str(path)}
+
+
+@pytest.mark.parametrize("argv", [["ls"], ["create", "box", "-t", "shell"]])
+def test_configured_inventory_in_a_missing_directory_is_refused(tmp_path: Path, argv: list[str]) -> None:
+    missing = tmp_path / "not" / "there" / "inv.yml"
+    line = assert_one_line_error(run_cli(argv, env=_inventory_env(missing)), code=1)
+    assert f"its directory {missing.parent} does not exist" in line
+    assert not (tmp_path / "not").exists()
+
+
+@pytest.mark.parametrize("argv", [["ls"], ["create", "box", "-t", "shell"]])
+def test_inventory_link_into_a_missing_directory_is_refused(tmp_path: Path, argv: list[str]) -> None:
+    link = inventory_path()
+    link.parent.mkdir(parents=True)
+    link.symlink_to(tmp_path / "unmounted" / "inventory.yml")
+    line = assert_one_line_error(run_cli(argv), code=1)
+    assert "does not exist (the link" in line
+    assert not (tmp_path / "unmounted").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+@pytest.mark.parametrize("argv", [["ls"], ["create", "box", "-t", "shell"]])
+def test_inventory_that_is_no_regular_file_is_refused_without_hanging(tmp_path: Path, kind: str,
+                                                                      argv: list[str]) -> None:
+    import os
+
+    path = tmp_path / "inv.yml"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    result = run_cli(argv, env=_inventory_env(path), timeout=30)
+    line = assert_one_line_error(result, code=1)
+    assert f"inventory {path} is a {'FIFO' if kind == 'fifo' else 'directory'}" in line

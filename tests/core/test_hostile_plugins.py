@@ -59,7 +59,7 @@ def test_check_reports_each_broken_component_in_one_line(tmp_path: Path) -> None
     assert "'notaresource'" in joined and "is not a subclass of reproman.resources.base:Resource" in joined
     assert "parameter 'n' has unknown type 'integer'" in joined
     assert "submitter 'oddsub'" in joined and "'colour' are not known to core" in joined
-    assert "5 broken" in result.stdout
+    assert "5 problems" in result.stdout
 
     rows = json.loads(run_cli(["plugins", "--check", "--json"], env=env).stdout)
     assert {r["name"] for r in rows if r["error"]} == {"typo", "nomodule", "notaresource", "badparam", "oddsub"}

@@ -106,6 +106,7 @@ def test_inventory_location_from_config_env(tmp_path: Path, monkeypatch: pytest.
     from reproman.config import reset_config
 
     target = tmp_path / "elsewhere" / "inv.yml"
+    target.parent.mkdir()  # a configured inventory's directory is never created (a typo would hide the real one)
     monkeypatch.setenv("REPROMAN_GENERAL_INVENTORY_FILE", str(target))
     reset_config()
     api.create("moved", "shell", [])

@@ -17,6 +17,7 @@ from reproman.jobs.batch import (
     render,
     render_command,
 )
+from reproman.testing.cli import run_cli
 
 
 def test_product_takes_every_combination_in_key_order() -> None:
@@ -48,7 +49,7 @@ def test_malformed_batch_parameter() -> None:
 def test_batch_spec_records(tmp_path: Path) -> None:
     spec = tmp_path / "batch.yaml"
     spec.write_text("- {x: 1, y: a}\n- {x: 2, y: b}\n")
-    assert batch_records(str(spec), None) == [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}]
+    assert batch_records(str(spec), None) == [{"x": "1", "y": "a"}, {"x": "2", "y": "b"}]  # as written
     with pytest.raises(UsageError, match="not both"):
         batch_records(str(spec), ["x=1"])
     bad = tmp_path / "bad.yaml"
@@ -131,3 +132,30 @@ def test_number_ranges() -> None:
         parse_batch_parameters(["i=1..1000000"])
     with pytest.raises(UsageError, match="must be positive"):
         parse_batch_parameters(["i=1..9..0"])
+
+
+def test_batch_spec_values_reach_the_command_as_written(workdir: Path) -> None:
+    """YAML would read 010 as 10, yes as True, 1e3 as 1000.0: the command must get the text the user wrote."""
+    (workdir / "spec.yaml").write_text(
+        '- {a: yes, b: 010, c: 1e3, d: 2024-01-01, e: 0x1F, f: 1_000, g: 08, h: "007", i: 1.50, j: -0}\n')
+    result = run_cli(["run", "--follow", "--batch-spec", "spec.yaml", "-o", "out", "sh", "-c",
+                      "echo {p[a]} {p[b]} {p[c]} {p[d]} {p[e]} {p[f]} {p[g]} {p[h]} {p[i]} {p[j]} > out"], cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "out").read_text() == "yes 010 1e3 2024-01-01 0x1F 1_000 08 007 1.50 -0\n"
+
+
+@pytest.mark.parametrize("record", ["{a: null}", "{a: ~}", "{a: }"])
+def test_batch_spec_null_is_refused(tmp_path: Path, record: str) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"- {record}\n")
+    with pytest.raises(UsageError, match=r"record 1, a: no value \(write '' for empty text\)"):
+        batch_records(str(spec), None)
+
+
+@pytest.mark.parametrize(("spec", "value", "expected"), [
+    ("03", "7", "007"), ("03d", "7", "007"), ("03", "007", "007"), ("5", "007", "007  "), (".2f", "3.14159", "3.14"),
+    ("x", "255", "ff"), (",", "1000000", "1,000,000"), ("03", "a", "a00"), ("s", "7", "7"), (">4", "7", "   7"),
+])
+def test_number_formats_apply_to_numeric_text(spec: str, value: str, expected: str) -> None:
+    """--bp and batch-spec values are text; {p[n]:03} must zero-pad the number, not append zeros to the text."""
+    assert render("{p[v]:" + spec + "}", {"v": value}) == expected

@@ -69,7 +69,7 @@ def test_wrong_record_type_is_a_plugin_error() -> None:
     manager = PluginManager(strict=True)
     wrong = SubmitterType(name="odd", description="d", factory="x:Y")
     manager.register(_module("odd", reproman_resource_types=[wrong]), name="odd", distribution="odd", version="1")
-    with pytest.raises(PluginError, match="expected ResourceType"):
+    with pytest.raises(PluginError, match="returned a SubmitterType; it must return ResourceType records"):
         manager.components("resource type")
 
 

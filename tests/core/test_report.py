@@ -43,10 +43,10 @@ def _report(jobid: str, out: Path, *extra: str) -> Any:
 
 @pytest.fixture
 def failed_batch(workdir: Path) -> RunResult:
-    """Eight subjobs; subjob 4 (x=e) fails with exit 3."""
+    """Eight subjobs; subjob 4 (x=e) fails with exit 3; its files kept on the resource, to be read live."""
     values = "a,b,c,d,e,f,g,h"
     return _run(command="sleep 0.1; [ {p[x]} != e ] || exit 3",
-                batch_parameters=[f"x={values}"], follow=True)
+                batch_parameters=[f"x={values}"], follow=True, keep_remote=True)
 
 
 def test_report_of_a_failed_batch(failed_batch: RunResult, workdir: Path) -> None:
@@ -95,7 +95,7 @@ def test_timeline_spans_come_from_the_runscript_markers(failed_batch: RunResult)
 
 
 def test_started_markers_and_final_status_times(workdir: Path) -> None:
-    result = _run(command="sleep 0.3", follow=True)
+    result = _run(command="sleep 0.3", follow=True, keep_remote=True)
     job_dir = Path(result.job.job_dir)
     raw = timing.read_remote(api_session(), str(job_dir))
     spans = timing.combine(raw, {0: True})

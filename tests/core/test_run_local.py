@@ -262,8 +262,8 @@ def test_generic_session_path_batches_transfers(workdir: Path) -> None:
         before = connection.session.commands  # type: ignore[attr-defined]
         fetch_job(connection, result.job, status)
         # provenance (checksums + captured environment) + probe outputs + tar + remove tar
-        # + free the job's working directory
-        assert connection.session.commands - before <= 5  # type: ignore[attr-defined]
+        # + free the job's working directory + remove its job directory
+        assert connection.session.commands - before <= 6  # type: ignore[attr-defined]
     assert sorted(p.name for p in (workdir / "outs").iterdir()) == sorted(f"{i}.txt" for i in range(20))
     assert (workdir / ".reproman" / "jobs" / "generic" / result.job.jobid / "stdout.19").exists()
 
@@ -272,10 +272,19 @@ def test_fetch_frees_the_working_directory_unless_kept(workdir: Path) -> None:
     freed = _run(command="echo a > a.txt", outputs=["a.txt"], follow=True)
     assert (workdir / "a.txt").read_text() == "a\n"
     assert not Path(freed.job.working_directory).exists()
-    assert Path(freed.job.job_dir).is_dir()  # the small record stays until the job is deleted
+    # The job directory too: its spec, runscript and logs came back beside the results.
+    assert not Path(freed.job.job_dir).exists()
+    local_copy = workdir / ".reproman" / "jobs" / freed.job.resource_name / freed.job.jobid
+    assert (local_copy / "runscript").is_file() and (local_copy / "stdout.0").is_file()
     kept = api.run(command="echo b > b.txt", outputs=["b.txt"], follow=True, keep_remote=True)
     assert isinstance(kept, RunResult)
     assert Path(kept.job.working_directory, "b.txt").read_text() == "b\n"
+    assert (Path(kept.job.job_dir) / "runscript").is_file()
+    # Later looks at a freed job use its record.
+    (row,) = api.jobs([freed.job.jobid], status=True)
+    assert row["summary"] == "1 succeeded"
+    (again,) = api.jobs([freed.job.jobid])
+    assert again["already"] and again["fetched"] is False
 
 
 def test_delete_refuses_a_running_job_then_frees_everything(workdir: Path) -> None:

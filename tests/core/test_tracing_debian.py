@@ -185,3 +185,24 @@ def test_compare_and_satisfies() -> None:
     assert {d.key for d in sat.differences} == {"bash:amd64", "vim:amd64"}
     # A requirement without version or architecture only needs the package.
     assert DebianTracer.satisfies({"packages": [{"name": "bash"}]}, old).equal
+
+
+@needs_debian
+def test_apt_cache_on_a_full_disk_leaves_nothing_behind(tmp_path, monkeypatch) -> None:
+    """A 1 MiB file system as the user's cache (a full disk): the capture works and leaves no temp file."""
+    if not shutil.which("apt-cache") or os.geteuid() != 0:
+        pytest.skip("needs apt-cache, and root to mount a small tmpfs")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(cache)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+        result = DebianTracer(ShellSession()).identify(["/usr/bin/ls"])
+        (entry,) = result.distributions
+        coreutils = next(p for p in entry["packages"] if p["name"] == "coreutils")
+        assert coreutils["version"] in coreutils["versions"]
+        left = [str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file()]
+        assert left == []
+    finally:
+        subprocess.run(["umount", str(cache)], check=True)

@@ -207,3 +207,64 @@ def test_jobs_cancel_end_to_end(tmp_path):
     squeue = subprocess.run(["squeue", "-h", "-t", "all", "-n", f"reproman-{jobid}", "-o", "%T"],
                             capture_output=True, text=True).stdout.split()
     assert squeue and set(squeue) <= {"CANCELLED", "COMPLETING"}
+
+
+def test_refused_submission_is_final_and_deletable(tmp_path):
+    """sbatch refuses the partition: the job is final (every subjob failed), reported once by --all, deletable."""
+    work = tmp_path / "w"
+    work.mkdir()
+    root = tmp_path / "root"
+    result = reproman("run", "--submitter", "slurm", "--jp", f"root_directory={root}", "--jp", "queue=nosuchpart",
+                      "--bp", "n=1,2", "true", cwd=work)
+    assert result.returncode == 1 and "partition" in result.stderr, result.stderr
+    listed = reproman("jobs", "--json", cwd=work)
+    (row,) = json.loads(listed.stdout)
+    jobid = row["jobid"]
+    assert row["outcome"] == "submission failed"
+    status = reproman("jobs", "--status", jobid, cwd=work)
+    assert status.returncode == 0, status.stderr
+    assert "2 failed" in status.stdout and "pending" not in status.stdout
+    assert "n=1: failed (submission failed" in status.stdout
+    fetched = reproman("jobs", jobid, cwd=work)
+    assert fetched.returncode == 1 and "submission failed" in fetched.stderr and "partition" in fetched.stderr
+    first = reproman("jobs", "--all", cwd=work)
+    assert first.returncode == 0 and "whose submission failed" in first.stderr, first.stderr
+    cancelled = reproman("jobs", "--cancel", jobid, cwd=work)
+    assert cancelled.returncode == 0 and "already finished" in cancelled.stderr, cancelled.stderr
+    deleted = reproman("jobs", "--delete", jobid, cwd=work)
+    assert deleted.returncode == 0, deleted.stderr
+    assert not list(root.rglob(jobid)) and reproman("jobs", "--json", cwd=work).stdout.strip() == "[]"
+
+
+def test_refused_submission_reported_once_by_all(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    result = reproman("run", "--submitter", "slurm", "--jp", f"root_directory={tmp_path / 'root'}",
+                      "--jp", "queue=nosuchpart", "true", cwd=work)
+    assert result.returncode == 1
+    first = reproman("jobs", "--all", cwd=work)
+    assert first.returncode == 1 and "submission failed" in first.stderr, (first.stdout, first.stderr)
+    again = reproman("jobs", "--all", cwd=work)
+    assert again.returncode == 0 and "Skipped 1 job(s) whose submission failed" in again.stderr, again.stderr
+
+
+def test_configured_defaults_are_recorded_and_bad_values_create_nothing(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    root = tmp_path / "root"
+    env = {**os.environ, "REPROMAN_SUBMITTER-SLURM_QUEUE": "debug", "REPROMAN_SUBMITTER_SLURM_NUM_PROCESSES": "1"}
+    ran = subprocess.run([sys.executable, "-m", "reproman", "run", "--submitter", "slurm", "--jp",
+                          f"root_directory={root}", "true"], cwd=work, capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    (job,) = json.loads(reproman("jobs", "--show", "--json", cwd=work).stdout)
+    assert job["parameters"] == {"queue": "debug", "num_processes": 1, "root_directory": str(root)}
+    script = next(root.rglob("submit.slurm")).read_text()
+    assert "--partition=debug" in script
+    # A value only the scheduler module can judge is refused before any record or directory exists.
+    other = tmp_path / "other root"
+    refused = reproman("run", "--submitter", "slurm", "--jp", f"root_directory={other}", "--jp", "memory=lots",
+                       "true", cwd=work)
+    assert refused.returncode == 1 and "memory" in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+    assert not other.exists()
+    assert len(json.loads(reproman("jobs", "--json", cwd=work).stdout)) == 1

@@ -100,7 +100,11 @@ def resref(value: Any, name: str = "resref", *, optional: bool = False) -> str |
 
     if isinstance(value, Resource) or (value is None and optional):
         return value  # type: ignore[no-any-return]
-    if not isinstance(value, str) or not value:
+    if value == "":
+        # Said the same way from Python and the command line (``-r ''``).
+        raise UsageError("the resource name is empty", hint="Name a resource (see 'reproman ls'), or leave it out "
+                         "for the default one.")
+    if not isinstance(value, str):
         raise _fail(name, "a resource name or ID" + (" or None" if optional else ""), value)
     return value
 

@@ -6,7 +6,8 @@ then ``--config``). An environment variable ``REPROMAN_SECTION_KEY`` sets
 and everything after the next underscore is the key, so keys that contain
 underscores (``REPROMAN_GENERAL_INVENTORY_FILE`` -> ``[general]
 inventory_file``) work. Section names therefore may not contain underscores;
-use dashes.
+use dashes. ``REPROMAN_SUBMITTER_NAME_KEY`` is read as ``[submitter-name] key``
+(as is ``REPROMAN_SUBMITTER-NAME_KEY``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class Config:
             section, sep, key = name[len(ENV_PREFIX):].partition("_")
             if not sep or not key:
                 continue
+            if section.lower() == "submitter" and "_" in key:
+                # REPROMAN_SUBMITTER_LOCAL_NUM_PROCESSES: [submitter-local] num_processes
+                # (submitter names never hold underscores).
+                submitter, _, key = key.partition("_")
+                section = f"submitter-{submitter}"
             self._values.setdefault(section.lower(), {})[key.lower()] = value
 
     def _read(self, path: Path) -> None:
@@ -69,7 +75,8 @@ class Config:
         except configparser.Error as exc:
             line = getattr(exc, "lineno", None)
             where = f"{path}:{line}" if line else str(path)
-            raise ConfigError(f"cannot parse config file {where}: {exc.message if hasattr(exc, 'message') else exc}") from exc
+            reason = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0].strip()
+            raise ConfigError(f"cannot parse config file {where}: {reason}") from exc
         for section in parser.sections():
             # Later files win key by key, as configparser's own read() of several files does.
             self._values.setdefault(section, {}).update(parser.items(section))

@@ -154,8 +154,8 @@ def read_text(path: str | os.PathLike[str], *, what: str = "file", limit: int = 
     return _read_text(path, what=what, limit=limit, error=SpecError)
 
 
-def load_file(path: str | os.PathLike[str], *, what: str = "file") -> Any:
-    return load(read_text(path, what=what), str(path))
+def load_file(path: str | os.PathLike[str], *, what: str = "file", constructor: Any = None) -> Any:
+    return load(read_text(path, what=what), str(path), constructor=constructor)
 
 
 def dump(data: Any, header: str | None = None) -> str:

@@ -36,6 +36,7 @@ def reproman_submitters() -> list[SubmitterType]:
             description="PBS Pro/OpenPBS (qsub -J) or Torque (qsub -t, flavor=torque); not tested on a live PBS",
             factory="reproman_submitters.pbs:PBSSubmitter",
             job_parameters=PBS,
+            settings=("flavor",),
         ),
         SubmitterType(
             name="condor",

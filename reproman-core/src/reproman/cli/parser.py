@@ -133,7 +133,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _resref(p, optional=False)
     p.add_argument("-y", "--skip-confirmation", action="store_true", help="Delete without asking.")
     p.add_argument("-f", "--force", action="store_true",
-                   help="Remove from the inventory even if the backend cannot be reached.")
+                   help="Delete even if jobs on it were not fetched yet (their results are lost), and remove it "
+                        "from the inventory even if the backend cannot be reached.")
 
     for name, verb in (("start", "Start"), ("stop", "Stop"), ("login", "Log into")):
         p = add(name, f"{verb} a computation environment.")

@@ -41,8 +41,11 @@ PLACEHOLDER = re.compile(
 )
 #: ``str.format``'s mini-language (fill, align, sign, z, #, 0, width, grouping, precision, type).
 _FORMAT_SPEC = re.compile(
-    r"(?:[^{}]?[<>=^])?[-+ ]?z?#?0?(?P<width>\d+)?[_,]?(?:\.(?P<precision>\d+))?[bcdeEfFgGnosxX%]?"
+    r"(?:[^{}]?[<>=^])?(?P<sign>[-+ ])?z?#?(?P<zero>0)?(?P<width>\d+)?(?P<grouping>[_,])?"
+    r"(?:\.(?P<precision>\d+))?(?P<type>[bcdeEfFgGnosxX%])?"
 )
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+_NUMERIC_TYPES = frozenset("bcdoxXn")
 #: Largest width or precision a placeholder may ask for.
 MAX_WIDTH = 1000
 #: Most subjobs one run may have (a product of --bp values grows fast).
@@ -155,13 +158,33 @@ def product(parameters: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(parameters[k] for k in keys))]
 
 
+def _text_scalars() -> Any:
+    """A safe YAML constructor that keeps every scalar as the text written (``010``, ``yes``, ``1e3``, ``08``).
+
+    A batch value is pasted into commands and paths: YAML's type guessing
+    would turn subject ``010`` into ``10`` and ``yes`` into ``True``. Only
+    ``null`` (``~``, or nothing) stays None, and is refused.
+    """
+    from ruamel.yaml.constructor import SafeConstructor
+
+    class TextConstructor(SafeConstructor):  # type: ignore[misc]
+        pass
+
+    def as_text(self: Any, node: Any) -> Any:
+        return self.construct_scalar(node)
+
+    for tag in ("bool", "int", "float", "timestamp"):
+        TextConstructor.add_constructor(f"tag:yaml.org,2002:{tag}", as_text)
+    return TextConstructor
+
+
 def load_batch_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of a ``--batch-spec`` file: a YAML list of mappings."""
     from reproman.yamlio import load_file
 
     if not isinstance(path, (str, os.PathLike)):
         raise UsageError(f"batch spec must be a file name, got {type(path).__name__}")
-    data = load_file(path, what="batch spec")
+    data = load_file(path, what="batch spec", constructor=_text_scalars())
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise UsageError(f"batch spec {path} must be a YAML list of mappings (one record per subjob)")
     if not data:
@@ -175,6 +198,8 @@ def load_batch_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         for key, value in record.items():
             if not isinstance(key, (str, int, float)) or isinstance(key, bool):
                 raise UsageError(f"batch spec {path}, record {i}: parameter names must be text, got {key!r}"[:200])
+            if value is None:
+                raise UsageError(f"batch spec {path}, record {i}, {key}: no value (write '' for empty text)")
             check_value(value, f"batch spec {path}, record {i}, {key}")
             clean[str(key)] = value
         records.append(clean)
@@ -241,10 +266,37 @@ def _format(value: Any, spec: str, placeholder: str) -> str:
         digits = match.group(part)
         if digits is not None and (len(digits) > 6 or int(digits) > MAX_WIDTH):
             raise UsageError(f"{placeholder}: {part} {digits[:10]} is larger than {MAX_WIDTH}")
+    value = _as_number(value, match)
     try:
         return format(value, spec)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{placeholder}: cannot format {value!r} with {spec!r}: {exc}"[:300]) from None
+
+
+def _as_number(value: Any, spec: re.Match[str]) -> Any:
+    """Text that is a number, as that number, when the spec asks for number formatting.
+
+    Values arrive as the text the user wrote (``--bp n=7``, ``n: 007`` in a
+    batch spec), and Python pads text on the right: ``format("7", "03")`` is
+    ``700``. A spec with a number type (``d``, ``x``, ``f``...), zero padding,
+    a sign or grouping formats the number instead (``007``); any other spec,
+    and text that is no number, is left as text.
+    """
+    if not isinstance(value, str):
+        return value
+    kind = spec.group("type")
+    if kind == "s" or not (kind or spec.group("zero") or spec.group("sign") or spec.group("grouping")):
+        return value
+    text = value.strip()
+    if _INTEGER.fullmatch(text) and kind not in ("e", "E", "f", "F", "g", "G", "%"):
+        return int(text)
+    if kind in _NUMERIC_TYPES:
+        return value
+    try:
+        number = float(text)
+    except ValueError:
+        return value
+    return number if math.isfinite(number) else value
 
 
 def command_text(command: Sequence[str] | str) -> str:
@@ -289,18 +341,19 @@ def expand(
 ) -> list[Subjob]:
     """One :class:`Subjob` per record, with command, inputs and outputs rendered."""
     subjobs: list[Subjob] = []
-    for record in records:
+    for number, record in enumerate(records, 1):
         p = dict(record)
-        sub_inputs = _unique(render(i, p, allow_lists=False) for i in inputs)
-        sub_outputs = _unique(render(o, p, allow_lists=False) for o in outputs)
-        subjobs.append(
-            Subjob(
-                command=render_command(command, p, sub_inputs, sub_outputs),
-                inputs=sub_inputs,
-                outputs=sub_outputs,
-                p=p,
-            )
-        )
+        try:
+            sub_inputs = _unique(render(i, p, allow_lists=False) for i in inputs)
+            sub_outputs = _unique(render(o, p, allow_lists=False) for o in outputs)
+            rendered = render_command(command, p, sub_inputs, sub_outputs)
+        except UsageError as exc:
+            if len(records) < 2:
+                raise
+            # Records of a batch spec may differ: say which one lacks what.
+            raise UsageError(f"batch record {number} of {len(records)}: {exc.args[0] if exc.args else exc}",
+                             hint=exc.hint) from None
+        subjobs.append(Subjob(command=rendered, inputs=sub_inputs, outputs=sub_outputs, p=p))
     return subjobs
 
 

@@ -25,7 +25,7 @@ import attrs
 from reproman.errors import JobError, ReproManError, UsageError
 from reproman.jobs import outcome
 from reproman.jobs.connection import Connection
-from reproman.jobs.fetch import failures, fetch_job, release_remote, save_record
+from reproman.jobs.fetch import failures, fetch_job, release_remote, remove_job_dir, save_record
 from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.follow import follow as follow_job
 from reproman.jobs.registry import BrokenRecord, Registry
@@ -166,6 +166,8 @@ def run(
         resref, resref_type = request.resource, request.resource_type
     registry = Registry()
     with Connection.open(resref, resref_type) as connection:
+        # Again, with the defaults configured for this very resource ([submitter-NAME:RESOURCE]).
+        parameters = resolve_job_parameters(request, job_parameters, submitter_type, connection.resource.name)
         job = build_job(
             connection,
             command=command,
@@ -282,9 +284,17 @@ def jobs(
         return rows + _for_each_resource(specs, _cancel, registry)
     if auto and all_:
         skipped = [j for j in specs if j.was_fetched]
-        specs = [j for j in specs if not j.was_fetched]
+        refused = [j for j in specs if _refusal_reported(j)]
+        specs = [j for j in specs if not j.was_fetched and not _refusal_reported(j)]
         rows += [{"jobid": j.jobid, "fetched": False, "skipped": True,
                   "reason": "already fetched (use --fetch to fetch again)"} for j in skipped]
+        rows += [{"jobid": j.jobid, "fetched": False, "skipped": True, "submission_failed": True,
+                  "reason": "its submission failed (reported already)"} for j in refused]
+    failed_submissions = [j for j in specs if j.status == outcome.SUBMISSION_FAILED]
+    if action == "fetch" and failed_submissions:
+        # Nothing ran and nothing is queued: say so without asking the resource.
+        rows += [_report_refusal(j, registry) for j in failed_submissions]
+        specs = [j for j in specs if j.status != outcome.SUBMISSION_FAILED]
 
     def fetch_one(connection: Connection, job: JobSpec, registry: Registry, status: JobStatus) -> dict[str, Any]:
         return _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
@@ -379,6 +389,22 @@ def _for_each_resource(specs: Sequence[JobSpec], act: GroupAction, registry: Reg
     return rows
 
 
+def _refusal_reported(job: JobSpec) -> bool:
+    return job.status == outcome.SUBMISSION_FAILED and bool(job.extra.get("reported"))
+
+
+def _report_refusal(job: JobSpec, registry: Registry) -> dict[str, Any]:
+    """A job the scheduler refused: final, nothing to fetch; ``--all`` reports it once, then skips it."""
+    if not job.extra.get("reported"):
+        job.extra["reported"] = outcome.now_iso()
+        registry.save(job)
+    error = str(job.extra.get("error") or "the scheduler refused it")
+    return {"jobid": job.jobid, "fetched": False, "finished": True, "submission_failed": True,
+            "outcome": outcome.SUBMISSION_FAILED,
+            "error": f"its submission failed, nothing ran: {error} (delete it with 'reproman jobs --delete "
+                     f"{job.jobid}' and submit it again)"}
+
+
 class _Unreachable(ReproManError):
     """A resource that could not be opened (as opposed to one whose poll failed)."""
 
@@ -401,7 +427,9 @@ def _fetch(
                 "reason": f"it was fetched to {job.local_directory} already, and its files on the resource were "
                           "freed after that (run with --keep-remote to keep them for a later fetch)"}
     if status.missing and not job.was_fetched:
-        raise JobError(f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}")
+        raise JobError(f"its directory {job.job_dir} is not on resource {job.resource_name!r}",
+                       hint=f"If 'reproman run' was killed before it submitted, nothing ran: remove the record "
+                            f"with 'reproman jobs --delete {job.jobid}'.")
     if not status.finished:
         why = "it cannot start as submitted" if status.stuck else "not finished"
         return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
@@ -462,7 +490,7 @@ def _release(keep_remote: bool) -> GroupAction:
             orchestrator.abandon()
         if not keep_remote:
             release_remote(orchestrator)
-            connection.session.execute_command(["rm", "-rf", "--", job.job_dir])
+            remove_job_dir(connection, job)
         return {"jobid": job.jobid, "released": not keep_remote}
 
     return release

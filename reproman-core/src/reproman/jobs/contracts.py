@@ -291,7 +291,7 @@ class Orchestrator(ABC):
 
         Called after a successful fetch unless the user passed
         ``--keep-remote``, and by ``jobs --delete``; core removes the job
-        directory itself on delete. Never remove what other jobs reuse (a
+        directory itself (after the fetch, and on delete). Never remove what other jobs reuse (a
         shared dataset clone) or a directory the user named. Best effort: it
         must not raise for a resource that is gone.
         """

@@ -75,7 +75,9 @@ def fetch_job(
                     job.jobid, len(mismatched))
         keep_remote = True
     if not keep_remote:
+        # Only now, with the results, logs and record safe locally.
         release_remote(orchestrator)
+        remove_job_dir(connection, job)
         job.extra["remote_released"] = True
         registry.save(job)
     return paths
@@ -87,6 +89,23 @@ def release_remote(orchestrator: Orchestrator) -> None:
         orchestrator.cleanup()
     except Exception as exc:  # best effort by contract; the results are safe locally
         lgr.warning("job %s: could not free what it staged on the resource: %s", orchestrator.job.jobid, exc)
+
+
+def remove_job_dir(connection: Connection, job: JobSpec) -> None:
+    """Remove the job directory (spec, runscript, logs, status files) on the resource; best effort.
+
+    After a fetch its content is in ``.reproman/jobs/<resource>/<jobid>/``
+    beside the results and the outcomes are in the record, so nothing on
+    the resource is needed any more.
+    """
+    try:
+        result = connection.session.execute_command(["rm", "-rf", "--", job.job_dir])
+    except Exception as exc:  # the results are safe locally; a resource that is gone is a warning
+        lgr.warning("job %s: could not remove %s on the resource: %s", job.jobid, job.job_dir, exc)
+        return
+    if result.returncode != 0:
+        lgr.warning("job %s: could not remove %s on the resource: %s", job.jobid, job.job_dir,
+                    result.stderr.strip() or f"exit {result.returncode}")
 
 
 def save_record(job: JobSpec, registry: Registry, records_job: bool | None = None) -> None:

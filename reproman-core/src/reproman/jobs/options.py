@@ -189,19 +189,59 @@ def parse_job_parameters(items: Sequence[str] | Mapping[str, Any] | None) -> dic
     return result
 
 
+def configured_defaults(submitter: SubmitterType, resource_name: str | None = None) -> dict[str, Any]:
+    """Job-parameter defaults from ``[submitter-NAME]`` and ``[submitter-NAME:RESOURCE]``, checked and converted.
+
+    The same for every submitter, built-in or plugin: the defaults become
+    the job's parameters (and so its record says what was submitted). A key
+    that is not a job parameter the submitter takes (nor one of its
+    ``settings``) or a value that does not convert is a :class:`ConfigError`
+    naming the section, before anything is created.
+    """
+    from reproman.config import get_config
+    from reproman.errors import ConfigError
+
+    config = get_config()
+    base = f"submitter-{submitter.name}"
+    sections = [base, f"{base}:{resource_name}"] if resource_name else [base]
+    supported = submitter_parameters(submitter)
+    values: dict[str, Any] = {}
+    for section in sections:
+        for raw_key, raw in config.section(section).items():
+            key = raw_key.replace("-", "_")
+            if key in submitter.settings:
+                continue
+            param = supported.get(key)
+            if param is None:
+                close = difflib.get_close_matches(key, list(supported), n=1)
+                raise ConfigError(
+                    f"[{section}] {raw_key}: not a job parameter the {submitter.name} submitter takes",
+                    hint=f"Did you mean {close[0]!r}?" if close else
+                    f"See 'reproman run --list parameters'; it takes: {', '.join(sorted(supported))}.")
+            try:
+                values[key] = _convert(param, raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"[{section}] {raw_key} = {raw!r}: {exc}"[:300]) from None
+    return values
+
+
 def resolve_job_parameters(
     job_specs: Sequence[str | os.PathLike[str]] | JobRequest | None,
     job_parameters: Sequence[str] | Mapping[str, Any] | None,
     submitter: SubmitterType,
+    resource_name: str | None = None,
 ) -> dict[str, Any]:
-    """Merged, validated and converted job parameters for ``submitter``.
+    """Merged, validated and converted job parameters for ``submitter``, configured defaults included.
 
-    ``job_specs`` are job spec files, or the request already loaded from them.
+    ``job_specs`` are job spec files, or the request already loaded from
+    them. Precedence, lowest first: ``[submitter-NAME]``,
+    ``[submitter-NAME:RESOURCE]`` (``resource_name``), job spec files,
+    ``job_parameters``.
     """
     request = job_specs if isinstance(job_specs, JobRequest) else load_request(job_specs)
     given = deep_merge(request.parameters, parse_job_parameters(job_parameters))
     supported = submitter_parameters(submitter)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = configured_defaults(submitter, resource_name)
     for key, raw in given.items():
         param = supported.get(key)
         if param is None:

@@ -76,6 +76,10 @@ class Outcome:
                             detail=self.detail, usage=self.usage)
 
 
+#: ``JobSpec.status`` of a job the scheduler refused: final, nothing ran.
+SUBMISSION_FAILED = "submission failed"
+
+
 def now_iso() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")
 
@@ -142,6 +146,22 @@ def record(job: JobSpec, status: Observed) -> bool:
     return changed
 
 
+def record_submission_failure(job: JobSpec, error: str) -> None:
+    """Mark ``job`` as refused by the scheduler: every subjob failed (reason "submission failed"), for good.
+
+    Nothing was queued, so nothing will ever change: the job is finished, can
+    be deleted, and polls never ask the scheduler about it.
+    """
+    job.status = SUBMISSION_FAILED
+    job.extra["error"] = error
+    for index in range(job.n_subjobs):
+        job.subjobs[index].outcome = submission_failure(index, error).to_dict()
+
+
+def submission_failure(index: int, error: str) -> Outcome:
+    return Outcome(state=State.FAILED, reason=FailureReason.SUBMISSION, detail=error, seen=now_iso())
+
+
 def record_usage(job: JobSpec, usage: Mapping[int, Usage]) -> bool:
     changed = False
     for index, figures in usage.items():
@@ -184,8 +204,8 @@ def outcome_text(job: JobSpec) -> str:
     failed = [o for o in done if o.state is State.FAILED]
     cancelled = [o for o in failed if o.reason is FailureReason.CANCELLED]
     total = job.n_subjobs
-    if job.status == "submission failed":
-        return "submission failed"
+    if job.status == SUBMISSION_FAILED:
+        return SUBMISSION_FAILED
     if not done:
         return "cancelled" if job.cancelled else "unknown"
     if len(done) < total:

@@ -44,7 +44,7 @@ JOB_PARAMETERS: tuple[Parameter, ...] = (
               "comma-separated, e.g. '--constraint=skylake,--exclusive' (write \\, for a comma inside one, or give a "
               "list in a job spec)."),
     Parameter(name="env", type="list", doc="Environment variables for the command, KEY=VALUE, comma-separated."),
-    Parameter(name="max_poll_interval", type="float", doc="Longest wait in seconds between two status polls of a "
+    Parameter(name="max_poll_interval", type="float", minimum=0.01, doc="Longest wait in seconds between two status polls of a "
               "followed job (default: [jobs] max_poll_interval, else 60); polls back off up to it as the job ages."),
 )
 

@@ -46,17 +46,26 @@ def check_job_paths(inputs: list[str], outputs: list[str], base: str) -> None:
 
     for kind, paths in (("input", inputs), ("output", outputs)):
         for path in paths:
+            if not path.strip():
+                raise UsageError(f"an {kind} path is empty", hint=f"Name the {kind} file or directory after "
+                                 f"{'-i' if kind == 'input' else '-o'}.")
             if "\0" in path or "\n" in path:
-                raise UsageError(f"{kind} path {path!r} contains a newline or NUL byte")
+                raise UsageError(f"{kind} path {_short(path)} contains a newline or NUL byte")
             rel = os.path.relpath(os.path.join(base, path), base)
             if rel == ".." or rel.startswith(".." + os.sep):
                 raise UsageError(
-                    f"{kind} {path!r} is outside {base}",
+                    f"{kind} {_short(path)} is outside {base}",
                     hint=f"{kind.capitalize()}s must be inside the directory you run from; cd to a common parent.",
                 )
             parts = rel.split(os.sep)
             if kind == "output" and ".git" in parts:
-                raise UsageError(f"output {path!r} is inside a .git directory, which a fetch never writes")
+                raise UsageError(f"output {_short(path)} is inside a .git directory, which a fetch never writes")
+
+
+def _short(path: str, limit: int = 120) -> str:
+    """A path quoted for a message, its middle elided when long (a 5,000-character path is no message)."""
+    text = repr(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
 
 
 class PlainOrchestrator(Orchestrator):
@@ -71,7 +80,7 @@ class PlainOrchestrator(Orchestrator):
             rel = relative_path(path, job.local_directory)
             local = os.path.join(job.local_directory, rel)
             if not os.path.lexists(local):
-                raise OrchestratorError(f"input {path!r} does not exist in {job.local_directory}")
+                raise OrchestratorError(f"input {_short(path)} does not exist in {job.local_directory}")
             pairs.append((local, posixpath.join(job.working_directory, rel)))
         self.session.execute_command(["mkdir", "-p", job.working_directory], check=True)
         if pairs:

@@ -192,6 +192,7 @@ def interpret(
     directory) last changed; with ``job.unaccounted`` it decides when silence
     means lost. Pure: nothing is written to ``job``.
     """
+    asked = scheduler is not None
     scheduler = scheduler or {}
     now = time.time() if now is None else now
     grace = lost_after_seconds() if lost_after is None else lost_after
@@ -200,7 +201,7 @@ def interpret(
     for index in range(job.n_subjobs):
         line = files.lines.get(index)
         word, code = layout.parse_status_line(line) if line is not None else ("", None)
-        seen = _evidence(job, index, word, code, scheduler.get(index), files, ages or {}, now, grace)
+        seen = _evidence(job, index, word, code, scheduler.get(index), files, ages or {}, now, grace, asked=asked)
         old = outcome.recorded(job, index)
         kept = outcome.merge(old, seen, own_line=word in _FINAL)
         shown = kept.as_status(index) if kept is not None else seen
@@ -227,8 +228,16 @@ def _evidence(
     ages: Mapping[int, float],
     now: float,
     grace: float,
+    *,
+    asked: bool = False,
 ) -> SubjobStatus:
-    """What this poll saw of one subjob, before the record is consulted."""
+    """What this poll saw of one subjob, before the record is consulted.
+
+    ``asked``: the scheduler was asked about this job (its silence on a
+    subjob then means it has nothing to say about it).
+    """
+    if job.status == outcome.SUBMISSION_FAILED:  # final whatever is on the resource (records from before outcomes)
+        return outcome.submission_failure(index, str(job.extra.get("error") or "")).as_status(index)
     cancelled = bool(job.cancelled) or files.cancelled
     finished_said = said is not None and said.known and said.state.finished
     usage = said.usage if finished_said and said is not None else None
@@ -271,6 +280,10 @@ def _evidence(
             return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED, detail=CANCEL_DETAIL)
         return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST,
                             detail="its launcher finished without it writing a final status")
+    if cancelled and word not in _FINAL and _cancel_settled(job, said, asked, now, grace):
+        # Cancelled, and nobody says it still runs (or the cancel is older than the grace period):
+        # a submitter that cannot see its subjobs must not keep them "running" forever.
+        return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED, detail=CANCEL_DETAIL)
     if said is not None and said.known and said.state is State.PENDING and word != "running":
         return SubjobStatus(index=index, state=State.PENDING, detail=said.detail, blocked=said.blocked)
     if word == "running" or (said is not None and said.known and said.state is State.RUNNING):
@@ -282,6 +295,26 @@ def _evidence(
 
 
 CANCEL_DETAIL = "cancelled with 'reproman jobs --cancel'"
+
+
+def _cancel_settled(job: JobSpec, said: SchedulerState | None, asked: bool, now: float, grace: float) -> bool:
+    """A cancelled subjob without a final line counts as cancelled now.
+
+    When the scheduler, asked, has nothing to say about it; or, whatever it
+    says, once the cancel is older than ``grace`` (a scheduler may take a
+    moment to end what it was told to, not forever).
+    """
+    if asked and said is None:
+        return True
+    if job.cancelled:
+        import datetime
+
+        try:
+            since = datetime.datetime.fromisoformat(job.cancelled).timestamp()
+        except ValueError:
+            return False
+        return now - since >= grace
+    return False
 
 
 def _signalled(code: int | None) -> bool:
@@ -381,9 +414,11 @@ def poll(
     open_jobs = [j for j in jobs if files[j.jobid].exists and first[j.jobid].unsettled]
     said: Mapping[str, Mapping[int, SchedulerState]] = {}
     ages: dict[str, dict[int, float]] = {}
+    asked: set[str] = set()
     if open_jobs:
         try:
             said = submitter.scheduler_states(open_jobs, {j.jobid: first[j.jobid].unsettled for j in open_jobs})
+            asked = {j.jobid for j in open_jobs}
         except ReproManError as exc:
             # A scheduler that does not answer this time (controller restarting,
             # network hiccup) must not end a follow: status files still count,
@@ -405,7 +440,8 @@ def poll(
         if suspects:
             ages = silence(session, list(suspects.values()))
     statuses = {
-        j.jobid: interpret(j, files[j.jobid], said.get(j.jobid), ages=ages.get(j.jobid), now=now, lost_after=grace)
+        j.jobid: interpret(j, files[j.jobid], said.get(j.jobid, {}) if j.jobid in asked else None,
+                           ages=ages.get(j.jobid), now=now, lost_after=grace)
         for j in jobs
     }
     for job in jobs:

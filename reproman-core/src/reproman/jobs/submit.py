@@ -133,8 +133,14 @@ def runscript_for(job: JobSpec) -> dict[str, str]:
 
 
 def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` as UTF-8, readable by the owner only.
+
+    Command words and values that came from the command line as bytes that
+    are not UTF-8 arrive as lone surrogates (Python's ``surrogateescape``);
+    they are written back as the very bytes the user typed.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
         handle.write(text)
 
 
@@ -146,13 +152,24 @@ def _abandon(orchestrator: Any) -> None:
         lgr.warning("could not clean up after job %s: %s", orchestrator.job.jobid, exc)
 
 
+def _free_unsubmitted(connection: Connection, orchestrator: Any) -> None:
+    """Remove the per-job directories of a job that never reached the submitter (best effort)."""
+    from reproman.jobs.fetch import release_remote, remove_job_dir
+
+    release_remote(orchestrator)
+    remove_job_dir(connection, orchestrator.job)
+
+
 def submit_job(connection: Connection, job: JobSpec, registry: Registry | None = None) -> JobSpec:
     """Register, stage and submit ``job``; return it with its submission id."""
-    from reproman.jobs import provenance
+    from reproman.jobs import outcome, provenance
 
     registry = registry or Registry()
     submitter = connection.submitter(job.submitter)
     orchestrator = connection.orchestrator(job)
+    # Rendered before anything exists: a parameter the scheduler cannot honour
+    # is refused here, leaving no record and no directory behind.
+    submission_script = submitter.submission_script(job)
     registry.save(job)
     try:
         orchestrator.prepare_remote()
@@ -165,21 +182,23 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
             for name, text in (
                 (layout.SPEC_FILE, dump_record(job)),
                 *runscript_for(job).items(),
-                (submitter.script_name, submitter.submission_script(job)),
+                (submitter.script_name, submission_script),
             ):
                 _write_private(staging / name, text)
             extra = provenance.stage(connection.session, job, staging)
             connection.session.put_many([(staging, job.job_dir), *extra])
     except BaseException:
-        # Nothing can be running yet: forget the job rather than list a ghost.
+        # Nothing can be running yet: forget the job rather than list a ghost,
+        # and leave no empty directories behind on the resource.
         _abandon(orchestrator)
+        _free_unsubmitted(connection, orchestrator)
         registry.delete(job.jobid)
         raise
     try:
         job.submission_id = submitter.submit(job, posixpath.join(job.job_dir, submitter.script_name))
     except ReproManError as exc:
-        job.status = "submission failed"
-        job.extra["error"] = str(exc)
+        # Final: nothing was queued, so every subjob failed, for good.
+        outcome.record_submission_failure(job, str(exc))
         registry.save(job)
         _abandon(orchestrator)
         raise

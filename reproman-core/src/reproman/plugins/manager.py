@@ -99,8 +99,11 @@ def _truthy(value: str | None) -> bool:
 class PluginManager:
     """Loads plugins and keeps one registry per kind of component."""
 
-    def __init__(self, *, strict: bool | None = None, disabled: Iterable[str] | None = None) -> None:
+    def __init__(self, *, strict: bool | None = None, disabled: Iterable[str] | None = None,
+                 quiet: bool = False) -> None:
         self.strict = _truthy(os.environ.get(STRICT_ENV)) if strict is None else strict
+        #: Broken plugins are collected without a warning each (``plugins --check`` lists them itself).
+        self.quiet = quiet
         if disabled is None:
             disabled = [d for d in os.environ.get(DISABLE_ENV, "").replace(",", " ").split() if d]
         self.disabled = {normalize_name(d) for d in disabled}
@@ -124,7 +127,9 @@ class PluginManager:
             return
         self._loaded = True
         builtin_seen = False
-        for ep in sorted(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        entry_points = sorted(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        self._warn_unknown_disabled([ep.name for ep in entry_points])
+        for ep in entry_points:
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else "unknown"
             version = dist.version if dist is not None else "unknown"
@@ -151,11 +156,27 @@ class PluginManager:
             self.register(builtin, name=BUILTIN_PLUGIN, distribution=CORE_DISTRIBUTION, version=__version__)
 
     def _fail(self, name: str, dist: str, version: str, module: str, exc: BaseException) -> None:
-        message = f"plugin {name!r} from {dist} {version} failed to load: {type(exc).__name__}: {exc}"
+        error = f"failed to load: {type(exc).__name__}: {exc}"
+        self._broken(name, dist, version, module, f"plugin {name!r} from {dist} {version} {error}", error, exc)
+
+    def _broken(self, name: str, dist: str, version: str, module: str, message: str, error: str,
+                cause: BaseException | None = None) -> None:
+        """Report a broken plugin once and remember it; strict mode raises instead."""
         if self.strict:
-            raise PluginError(message, hint=f"Unset {STRICT_ENV} to skip broken plugins.") from exc
-        lgr.warning("%s (skipped; set %s=%s to hide it)", message, DISABLE_ENV, name)
-        self.failures.append(PluginInfo(name=name, distribution=dist, version=version, module=module, error=str(exc)))
+            raise PluginError(message, hint=f"Unset {STRICT_ENV} to skip broken plugins.") from cause
+        if any(f.name == name and f.error == error for f in self.failures):
+            return
+        if self.quiet:
+            lgr.debug("%s", message)
+        else:
+                lgr.warning("%s (skipped; set %s=%s to hide it)", message, DISABLE_ENV, name)
+        self.failures.append(PluginInfo(name=name, distribution=dist, version=version, module=module, error=error))
+
+    def _warn_unknown_disabled(self, names: Iterable[str]) -> None:
+        unknown = sorted(self.disabled - {normalize_name(n) for n in names})
+        if unknown:
+            lgr.warning("%s names no installed plugin: %s (installed: %s)", DISABLE_ENV, ", ".join(unknown),
+                        ", ".join(sorted(names)) or "none")
 
     def register(self, module: ModuleType | object, *, name: str, distribution: str, version: str) -> None:
         """Register a hook module; also the way tests and embedding apps add plugins."""
@@ -176,33 +197,43 @@ class PluginManager:
         hook_name, record_type = _HOOKS[kind]
         registry: dict[str, Any] = {}
         hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():
+        # Core's built-ins first, so a plugin can never shadow them; then the others in name order.
+        impls = sorted(hook.get_hookimpls(), key=lambda i: (self.pm.get_name(i.plugin) != BUILTIN_PLUGIN,
+                                                           self.pm.get_name(i.plugin) or ""))
+        for impl in impls:
             plugin_name = self.pm.get_name(impl.plugin) or "?"
-            info = self.plugins.get(plugin_name)
+            info = self.plugins.get(plugin_name) or PluginInfo(
+                name=plugin_name, distribution="unknown", version="unknown", module=plugin_name)
             try:
-                records = impl.function() or []
+                records = list(impl.function() or [])
             except Exception as exc:
-                if info is not None:
-                    self._fail(plugin_name, info.distribution, info.version, info.module, exc)
+                self._broken(plugin_name, info.distribution, info.version, info.module,
+                             f"plugin {plugin_name!r} from {info.distribution} {info.version}: its {hook_name} hook "
+                             f"raised {type(exc).__name__}: {exc}", f"{hook_name} raised {type(exc).__name__}: {exc}",
+                             exc)
+                continue
+            wrong = [r for r in records if not isinstance(r, record_type)]
+            if wrong:
+                # One bad record makes the whole answer suspect: skip the plugin's answer.
+                got = type(wrong[0]).__name__
+                error = f"its {hook_name} hook returned a {got}; it must return {record_type.__name__} records"
+                self._broken(plugin_name, info.distribution, info.version, info.module,
+                             f"plugin {plugin_name!r} from {info.distribution} {info.version}: {error}", error)
                 continue
             for record in records:
-                if not isinstance(record, record_type):
-                    raise PluginError(
-                        f"plugin {plugin_name!r} returned {type(record).__name__} from {hook_name}; "
-                        f"expected {record_type.__name__}"
-                    )
-                record = attrs.evolve(
-                    record,
-                    distribution=info.distribution if info else "unknown",
-                    version=info.version if info else "unknown",
-                )
+                record = attrs.evolve(record, distribution=info.distribution, version=info.version)
                 previous = registry.get(record.name)
                 if previous is not None:
-                    raise DuplicateComponentError(
-                        f"{kind} {record.name!r} is offered by both {previous.distribution} "
-                        f"{previous.version} and {record.distribution} {record.version}",
-                        hint=f"Uninstall one of them or disable a plugin with {DISABLE_ENV}.",
-                    )
+                    error = f"its {kind} {record.name!r} is already offered by {previous.distribution} {previous.version}"
+                    if self.strict:
+                        raise DuplicateComponentError(
+                            f"{kind} {record.name!r} is offered by both {previous.distribution} "
+                            f"{previous.version} and {record.distribution} {record.version}",
+                            hint=f"Uninstall one of them or disable a plugin with {DISABLE_ENV}.",
+                        )
+                    self._broken(plugin_name, info.distribution, info.version, info.module,
+                                 f"plugin {plugin_name!r} from {info.distribution} {info.version}: {error}", error)
+                    continue
                 registry[record.name] = record
         self._registries[kind] = dict(sorted(registry.items()))
         return self._registries[kind]
@@ -257,13 +288,26 @@ class PluginManager:
         for failure in self.failures:
             rows.append({"kind": "plugin", "name": failure.name, "distribution": failure.distribution,
                          "version": failure.version, "factory": failure.module,
-                         "error": f"plugin {failure.name!r} from {failure.distribution} {failure.version} "
-                                  f"failed to load: {failure.error}"})
+                         "error": f"plugin {failure.name!r} from {failure.distribution} {failure.version}: "
+                                  f"{failure.error}"})
+        for info in self.plugins.values():
+            module = self.pm.get_plugin(info.name)
+            for problem in _hook_name_problems(module):
+                rows.append({"kind": "plugin", "name": info.name, "distribution": info.distribution,
+                             "version": info.version, "factory": info.module,
+                             "error": f"plugin {info.name!r} from {info.distribution} {info.version}: {problem}"})
+            offers = any(r.distribution == info.distribution for registry in built.values() for r in registry.values())
+            if not offers and not any(f.name == info.name for f in self.failures):
+                rows.append({"kind": "plugin", "name": info.name, "distribution": info.distribution,
+                             "version": info.version, "factory": info.module,
+                             "error": f"plugin {info.name!r} from {info.distribution} {info.version} offers no "
+                                      "components: are its hook functions decorated with @hookimpl and named "
+                                      "after the hooks (reproman_submitters, reproman_resource_types...)?"})
         for kind, registry in built.items():
             for record in registry.values():
                 problems = []
                 try:
-                    record.load()
+                    problems += _unimplemented(record.load(), record)
                 except PluginError as exc:
                     problems.append(exc.args[0] if exc.args else str(exc))
                 problems += [record.describe_problem(p) for p in record.problems() + _core_problems(record)]
@@ -277,6 +321,9 @@ class PluginManager:
         for kind in _HOOKS:
             self._registry(kind)
         rows: list[dict[str, Any]] = []
+        errors: dict[str, list[str]] = {}
+        for failure in self.failures:
+            errors.setdefault(failure.name, []).append(failure.error or "broken")
         for info in self.plugins.values():
             components = {
                 kind: [r.name for r in self._registries[kind].values() if r.distribution == info.distribution]
@@ -289,10 +336,12 @@ class PluginManager:
                     "version": info.version,
                     "module": info.module,
                     "components": {k: v for k, v in components.items() if v},
-                    "error": None,
+                    "error": "; ".join(errors[info.name]) if info.name in errors else None,
                 }
             )
         for failure in self.failures:
+            if failure.name in self.plugins:
+                continue  # registered, then broken: shown in its own row above
             rows.append(
                 {
                     "plugin": failure.name,
@@ -304,6 +353,37 @@ class PluginManager:
                 }
             )
         return rows
+
+
+def _hook_name_problems(module: object) -> list[str]:
+    """``reproman_*`` functions of a registered module that pluggy will never call, and why."""
+    import inspect
+
+    from reproman.plugins.markers import hookimpl
+
+    hooks = {name for name in dir(hookspecs.ReproManHookSpecs) if name.startswith("reproman_")}
+    marker = f"{hookimpl.project_name}_impl"
+    problems = []
+    for name in sorted(dir(module)):
+        value = getattr(module, name, None)
+        if not name.startswith("reproman_") or not inspect.isfunction(value):
+            continue
+        if name not in hooks:
+            close = difflib.get_close_matches(name, sorted(hooks), n=1)
+            problems.append(f"{name} is not a ReproMan hook, so it is never called"
+                            + (f" (did you mean {close[0]}?)" if close else ""))
+        elif not hasattr(value, marker):
+            problems.append(f"{name} lacks the @hookimpl decorator, so it is never called")
+    return problems
+
+
+def _unimplemented(cls: object, record: _Component) -> list[str]:
+    """The abstract methods a component's class leaves unimplemented (it could not be instantiated)."""
+    missing = sorted(getattr(cls, "__abstractmethods__", ()) or ())
+    if not missing:
+        return []
+    return [record.describe_problem(f"its class does not implement {', '.join(missing)} (required by "
+                                    f"{record.base.rsplit(':', 1)[-1]})")]
 
 
 def _core_problems(record: _Component) -> list[str]:

@@ -10,6 +10,7 @@ docker, boto3 and fabric imports.
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, ClassVar
@@ -95,13 +96,17 @@ def _to_int(value: Any) -> int:
 
 def _to_float(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
             raise ValueError(f"expected a number, got {value[:40]!r}") from None
-    raise ValueError(f"expected a number, got {_kind(value)}")
+    else:
+        raise ValueError(f"expected a number, got {_kind(value)}")
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}"[:80])
+    return number
 
 
 def _to_bool(value: Any) -> bool:
@@ -337,6 +342,10 @@ def _declared(items: Iterable[str | Parameter]) -> tuple[str | Parameter, ...]:
     return tuple(items)
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
 @attrs.frozen(kw_only=True)
 class SubmitterType(_Component):
     """A way of handing a job to the resource (``local``, ``slurm``, ``pbs``...).
@@ -364,6 +373,9 @@ class SubmitterType(_Component):
     bound: ClassVar[Mapping[str, str]] = {"name": "name"}
 
     job_parameters: tuple[str | Parameter, ...] = attrs.field(default=(), converter=_declared)
+    #: Keys of its ``[submitter-NAME]`` config section that are settings of the
+    #: submitter itself, not job-parameter defaults (``flavor`` for PBS).
+    settings: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:

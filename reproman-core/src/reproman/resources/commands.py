@@ -70,16 +70,28 @@ def delete(resref: str, resref_type: str = "auto", skip_confirmation: bool = Fal
 
     Without ``skip_confirmation`` the deletion must be confirmed by
     ``confirm(question)``; without a ``confirm`` callable nothing is
-    deleted. ``force`` forgets the resource even when its backend fails.
+    deleted. A resource holding jobs whose results were not fetched yet is
+    refused (their results would be lost), naming them, unless ``force``;
+    ``force`` also forgets the resource even when its backend fails.
     """
     record = find_record(Inventory().load(), resref, resref_type)
     name = str(record["name"])
     if record.get("id") == "local" and record.get("type") == "shell" and name not in Inventory().load():
         raise ResourceError("the built-in local resource cannot be deleted")
+    unfetched = _unfetched_jobs(name)
+    if unfetched and not force:
+        raise ResourceError(
+            f"not deleting {name!r}: {_jobs_phrase(unfetched)} on it not fetched yet; deleting it loses their results",
+            hint="Fetch them with 'reproman jobs JOB' (or remove one with 'reproman jobs --delete JOB'); "
+                 "--force deletes the resource anyway.")
     if not skip_confirmation:
         question = f"Delete resource {name!r} ({record.get('type')})?"
+        if unfetched:
+            question = f"Delete resource {name!r} ({record.get('type')}) and lose the results of " \
+                       f"{_jobs_phrase(unfetched)} not fetched yet?"
         if confirm is None or not confirm(question):
-            raise ResourceError(f"not deleting {name!r}: not confirmed", hint="Pass skip_confirmation (-y) to skip the question.")
+            raise ResourceError(f"not deleting {name!r}: not confirmed",
+                                hint="Answer yes, or pass -y (--skip-confirmation) to skip the question.")
     try:
         resource = instantiate(record)
         resource.connect()
@@ -87,8 +99,35 @@ def delete(resref: str, resref_type: str = "auto", skip_confirmation: bool = Fal
     except ReproManError:
         if not force:
             raise
+    except Exception as exc:  # a backend's own bug: --force still forgets the resource
+        if not force:
+            raise ResourceError(f"cannot delete {name!r}: its {record.get('type')} backend failed: "
+                                f"{type(exc).__name__}: {exc}",
+                                hint="Pass --force to remove it from the inventory anyway.") from exc
+        _log().warning("resource %r: its backend failed (%s: %s); forgotten anyway (--force)", name,
+                    type(exc).__name__, exc)
     forget_resource(name)
     return name
+
+
+def _unfetched_jobs(resource_name: str) -> list[str]:
+    """IDs of registered jobs on ``resource_name`` whose results are still only there.
+
+    A refused submission ran nothing, so it has nothing to lose.
+    """
+    from reproman.jobs.outcome import SUBMISSION_FAILED
+    from reproman.jobs.registry import Registry
+    from reproman.jobs.spec import JobSpec
+
+    return [e.jobid for e in Registry().entries()
+            if isinstance(e, JobSpec) and e.resource_name == resource_name and not e.was_fetched
+            and e.status != SUBMISSION_FAILED]
+
+
+def _jobs_phrase(jobids: Sequence[str], shown: int = 5) -> str:
+    """``"2 jobs (A, B)"``, at most ``shown`` IDs named."""
+    names = ", ".join(jobids[:shown]) + (f" and {len(jobids) - shown} more" if len(jobids) > shown else "")
+    return f"{len(jobids)} job{'s' if len(jobids) != 1 else ''} ({names})"
 
 
 def _lifecycle(resref: str | Resource | None, resref_type: str, verb: str) -> Resource:
@@ -195,13 +234,21 @@ def ls(resrefs: Sequence[str] = (), resref_type: str = "auto", verbose: bool = F
         builtin = [] if LOCAL_RESOURCE_NAME in records else [builtin_local_record()]
         selected = builtin + list(records.values())
     if refresh:
+        from reproman.resources.base import CONNECTION_ERROR
         from reproman.resources.parallel import map_bounded
 
         selected = [dict(r) for r in selected]
 
         def probe(record: dict[str, Any]) -> tuple[Resource, str | None]:
             resource = instantiate(record)
-            return resource, resource.refresh_status()
+            try:
+                return resource, resource.refresh_status()
+            except ReproManError:
+                raise
+            except Exception as exc:  # a backend breaking its contract (connect must not raise) costs one row only
+                _log().warning("resource %r: its %s backend failed to connect: %s: %s", record.get("name"),
+                            record.get("type"), type(exc).__name__, exc)
+                return resource, CONNECTION_ERROR
 
         for record, outcome in zip(selected, map_bounded(probe, selected)):
             if isinstance(outcome, ReproManError):
@@ -214,3 +261,10 @@ def ls(resrefs: Sequence[str] = (), resref_type: str = "auto", verbose: bool = F
         row = record if verbose else {k: record.get(k) for k in ("name", "type", "id", "status")}
         rows.append(row)
     return rows
+
+
+def _log() -> Any:
+    """This module's logger, imported only when there is something to say (``ls`` must start fast)."""
+    import logging
+
+    return logging.getLogger(__name__)

@@ -28,6 +28,12 @@ INVENTORY_LIMIT = 16 * 1024 * 1024
 HEADER = "ReproMan inventory: resources created with 'reproman create'.\nEdit with care; 'reproman ls' reads it."
 
 
+def _configured() -> bool:
+    from reproman.config import get_config
+
+    return bool(get_config().get("general", "inventory_file"))
+
+
 def inventory_path() -> Path:
     """The inventory file in use: ``[general] inventory_file``, else ``<config dir>/inventory.yml``."""
     from reproman.config import get_config
@@ -51,14 +57,39 @@ class Inventory:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else inventory_path()
+        #: The path was chosen (``[general] inventory_file``, or given): its directory must exist already.
+        self.chosen = path is not None or _configured()
+
+    def _check_place(self) -> None:
+        """Refuse an inventory that is not a regular file, or whose directory is missing where it was chosen.
+
+        A FIFO would hang every command, a directory cannot be one; a
+        configured path (or a link) into a directory that does not exist is
+        most likely a typo or an unmounted disk, where creating directories
+        would only hide the user's real inventory.
+        """
+        from reproman.localfiles import write_target
+
+        target = write_target(self.path)
+        if target.exists():
+            if not target.is_file():
+                kind = "a FIFO" if target.is_fifo() else "a directory" if target.is_dir() else "not a regular file"
+                raise InventoryError(f"inventory {self.path} is {kind}",
+                                     hint="Point [general] inventory_file at a YAML file (or move it away).")
+            return
+        if (self.chosen or self.path.is_symlink()) and not target.parent.is_dir():
+            via = f" (the link {self.path} points there)" if self.path.is_symlink() else ""
+            raise InventoryError(f"inventory {target}: its directory {target.parent} does not exist{via}",
+                                 hint="Create that directory, or fix [general] inventory_file; nothing was changed.")
 
     def load(self) -> dict[str, dict[str, Any]]:
         """Current records; an absent file is an empty inventory."""
         from reproman import yamlio
         from reproman.localfiles import read_text
 
+        self._check_place()
         if not self.path.exists():
-            return {}  # also a dangling link: the first write creates its target
+            return {}  # also a dangling link into an existing directory: the first write creates its target
         untouched = "(inventory left untouched; fix or move it away)"
         try:
             text = read_text(self.path, what="inventory", limit=INVENTORY_LIMIT, error=InventoryError)
@@ -85,6 +116,7 @@ class Inventory:
         """
         from reproman.localfiles import os_error_text, private_dir, write_target
 
+        self._check_place()
         target = write_target(self.path)
         private_dir(target.parent)
         lock_path = target.with_name(target.name + ".lock")

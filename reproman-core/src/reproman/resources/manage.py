@@ -137,10 +137,14 @@ def validate_parameters(rtype: ResourceType, given: Mapping[str, Any]) -> dict[s
                 f"Known: {', '.join(known)}." if known else f"Type {rtype.name!r} takes no parameters."
             )
             raise BackendParameterError(f"unknown backend parameter {key!r} for type {rtype.name!r}.", hint=hint)
+        where = rtype.secret_variable(key) if key in from_environment else f"backend parameter {key!r}"
+        if isinstance(raw, str) and not _is_utf8(raw):
+            # Backends hand values to APIs (Docker's JSON, EC2 tags, SSH configs) that cannot carry such bytes.
+            raise BackendParameterError(f"{where}: the value holds bytes that are not UTF-8 text",
+                                        hint="Pass the value as UTF-8; nothing was created.")
         try:
             values[key] = param.convert(raw)
         except (ValueError, TypeError) as exc:
-            where = rtype.secret_variable(key) if key in from_environment else f"backend parameter {key!r}"
             raise BackendParameterError(f"{where}: {exc}") from None
     missing = [p for p in rtype.parameters if p.required and values.get(p.name) in (None, "")]
     if missing:
@@ -154,6 +158,15 @@ def validate_parameters(rtype: ResourceType, given: Mapping[str, Any]) -> dict[s
         if key_absent(values, param.name) and param.default is not None:
             values[param.name] = param.default
     return values
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding bytes that were not UTF-8 (lone surrogates from ``surrogateescape``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def key_absent(values: Mapping[str, Any], key: str) -> bool:
@@ -191,6 +204,9 @@ def instantiate(record: Mapping[str, Any]) -> Resource:
     """A live resource object for an inventory record (imports the backend)."""
     from reproman.plugins.manager import get_plugin_manager
 
+    if not record.get("type"):
+        raise InventoryError(f"the inventory record of {record.get('name')!r} has no type",
+                             hint="Fix the record in the inventory, or remove it with 'reproman delete -f NAME'.")
     rtype = get_plugin_manager().resource_type(str(record.get("type")))
     cls = rtype.load()
     name = str(record["name"])
@@ -255,19 +271,37 @@ def create_resource(name: str, resource_type: str, backend_parameters: Iterable[
     cls = rtype.load()
     resource: Resource = cls(name, **values)
     attributes = resource.create() or {}
-    for key, value in attributes.items():
-        if key in ("id", "status"):
-            setattr(resource, key, value)
-        else:
-            resource.params[key] = value
-    secrets = {p.name for p in rtype.parameters if p.secret}
-    record = {k: v for k, v in resource.to_record().items() if k not in secrets}
-    record["type"] = rtype.name
-    with inventory.edit() as records:
-        if name in records:
-            raise ResourceExistsError(f"a resource named {name!r} was created concurrently")
-        records[name] = record
+    try:
+        for key, value in attributes.items():
+            if key in ("id", "status"):
+                setattr(resource, key, value)
+            else:
+                resource.params[key] = value
+        secrets = {p.name for p in rtype.parameters if p.secret}
+        record = {k: v for k, v in resource.to_record().items() if k not in secrets}
+        record["type"] = rtype.name
+        with inventory.edit() as records:
+            if name in records:
+                raise ResourceExistsError(f"a resource named {name!r} was created concurrently")
+            records[name] = record
+    except BaseException as exc:
+        # Created but not recorded (a full disk, a concurrent create): nothing
+        # could ever find it again, so it must not be left running.
+        _undo_create(resource, exc)
+        raise
     return resource
+
+
+def _undo_create(resource: Resource, cause: BaseException) -> None:
+    """Delete a resource that was created but could not be recorded; raise if it stays."""
+    try:
+        resource.delete()
+    except Exception as exc:
+        raise ResourceError(
+            f"{resource.type} {resource.name!r} (id {resource.id}) was created but could not be recorded "
+            f"({cause}), and removing it failed: {exc}",
+            hint="Remove it with the backend's own tools; ReproMan does not know it.") from cause
+    _log().info("removed %s %r again: it could not be recorded", resource.type, resource.name)
 
 
 def forget_resource(name: str) -> None:
@@ -294,3 +328,10 @@ def update_resource(resource: Resource) -> None:
         for key, value in resource.to_record().items():
             if key not in secrets and key != "type":
                 record[key] = value
+
+
+def _log() -> Any:
+    """This module's logger, imported only when there is something to say (``ls`` must start fast)."""
+    import logging
+
+    return logging.getLogger(__name__)

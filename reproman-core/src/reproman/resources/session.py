@@ -131,6 +131,29 @@ def wrap_command(command: Command, env: Mapping[str, str] | None = None, cwd: st
     return " ".join(parts)
 
 
+def byte_exact(line: str) -> str:
+    """``line`` as shell code any transport carries unchanged, even when it holds non-UTF-8 bytes.
+
+    Command words typed as bytes that are not UTF-8 reach Python as lone
+    surrogates (``surrogateescape``). A local process gets those bytes back,
+    but a Docker exec (JSON) or an SSH channel would replace or refuse them.
+    Such a line is sent as ASCII instead: ``printf`` rebuilds its exact
+    bytes on the resource and the shell evaluates them.
+    """
+    if line.isascii():
+        return line
+    try:
+        line.encode("utf-8")
+        return line
+    except UnicodeEncodeError:
+        pass
+    escaped = []
+    for byte in line.encode("utf-8", TEXT_ERRORS):
+        char = chr(byte)
+        escaped.append(f"\\{byte:03o}" if char in "\\%'" or not 32 <= byte < 127 else char)
+    return f"eval \"$(printf '{''.join(escaped)}')\""
+
+
 def group_wrapper(line: str, pgfile: str) -> str:
     """Shell code running ``line`` in a process group of its own, its ID written to ``pgfile``.
 
@@ -258,7 +281,7 @@ class Session(ABC):
         ``on_output`` the output is streamed to it instead of returned.
         """
         merged = {**self._env, **(env or {})}
-        line = wrap_command(command, merged or None, cwd)
+        line = byte_exact(wrap_command(command, merged or None, cwd))
         if on_output is None:
             result = self._execute(line, stdin=stdin)
         else:
@@ -287,7 +310,7 @@ class Session(ABC):
         """
         merged = {**self._env, **(env or {})}
         pgfile = f"/tmp/.reproman-pg-{os.getpid()}-{os.urandom(6).hex()}"
-        line = group_wrapper(wrap_command(command, merged or None, cwd), pgfile)
+        line = byte_exact(group_wrapper(wrap_command(command, merged or None, cwd), pgfile))
         try:
             result = self._execute_grouped(line, pgfile, stdin, on_output)
         except (KeyboardInterrupt, BrokenPipeError) as exc:

@@ -73,12 +73,17 @@ if command -v apt-config >/dev/null 2>&1; then
   if [ -z "$PC" ] && [ -n "$HOME" ]; then
     D="${XDG_CACHE_HOME:-$HOME/.cache}/reproman/apt"
     if mkdir -p "$D" 2>/dev/null && [ -w "$D" ]; then
-      APT="apt-cache -o Dir::Cache::pkgcache=$D/pkgcache.bin -o Dir::Cache::srcpkgcache="
+      find "$D" -maxdepth 1 -name 'pkgcache.bin.??????' -mmin +10 -exec rm -f {} + 2>/dev/null
+      FREE=$(df -Pk "$D" 2>/dev/null | awk 'NR==2 {print $4}')
+      # The cache needs ~40 MB: never fill a disk for a speed-up.
+      if [ "${FREE:-0}" -gt 204800 ] 2>/dev/null; then
+        APT="apt-cache -o Dir::Cache::pkgcache=$D/pkgcache.bin -o Dir::Cache::srcpkgcache="
+      fi
     fi
   fi
 fi
 if command -v apt-cache >/dev/null 2>&1; then
-  LC_ALL=C $APT policy 2>/dev/null
+  LC_ALL=C $APT policy 2>/dev/null || { [ "$APT" != apt-cache ] && rm -f "$D"/pkgcache.bin.??????; APT=apt-cache; LC_ALL=C apt-cache policy 2>/dev/null; }
   @SECTION@
   [ -n "$P" ] && printf '%s\n' "$P" | LC_ALL=C xargs $APT policy 2>/dev/null
 else

@@ -36,6 +36,8 @@ exit codes:
 """
 
 _COLUMNS = ["JOB", "RESOURCE", "SUBMITTER", "OUTCOME", "FETCHED", "COMMAND"]
+#: Widest OUTCOME cell; a longer one (an error) is shortened there and printed in full below the table.
+OUTCOME_WIDTH = 40
 #: Per-subjob lines printed for one job by --status before "... N more".
 SUBJOB_LINES = 50
 
@@ -79,6 +81,17 @@ def _subjob_lines(ui: UI, row: dict[str, Any]) -> None:
         ui.out(f"  {sub['subjob']}: {sub['state']}" + (f" ({', '.join(why)})" if why else ""))
     if len(shown) > SUBJOB_LINES:
         ui.out(f"  ... and {len(shown) - SUBJOB_LINES} more")
+
+
+def _status_errors(ui: UI, rows: list[dict[str, Any]]) -> None:
+    """Why some jobs have no status, in full, once per distinct reason (the table shows it shortened)."""
+    reasons: dict[str, list[str]] = {}
+    for row in rows:
+        if row.get("error") and row.get("status") != "malformed":
+            reasons.setdefault(str(row["error"]), []).append(row["jobid"])
+    for reason, jobids in reasons.items():
+        who = f"job {jobids[0]}" if len(jobids) == 1 else f"{len(jobids)} jobs"
+        ui.info(f"warning: {who}: {reason}")
 
 
 def _log(ui: UI, row: dict[str, Any]) -> None:
@@ -150,18 +163,20 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         else:
             ui.table(_COLUMNS, [
                 [r["jobid"], r.get("resource"), f"{r.get('submitter')}/{r.get('orchestrator')}"
-                 if r.get("submitter") else None, r.get("summary") or r.get("outcome") or r.get("status"),
+                 if r.get("submitter") else None,
+                 _one_line(r.get("summary") or r.get("outcome") or r.get("status") or "", OUTCOME_WIDTH),
                  ("yes" if r.get("fetched") else "no") if "fetched" in r else "",
                  _one_line(r.get("command") or r.get("error") or "")]
                 for r in rows
             ])
             for row in rows:
                 _subjob_lines(ui, row)
+            _status_errors(ui, rows)
     elif action == "show":
         for i, row in enumerate(rows):
             _show(ui, row, first=i == 0)
     failed = not_finished = errors = False
-    skipped = 0
+    skipped = refused_before = 0
     for row in rows:
         if action == "delete" and not row.get("deleted", True):
             errors = True
@@ -183,6 +198,9 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         if action == "fetch" and "fetched" in row:
             if row.get("skipped"):
                 skipped += 1
+                refused_before += bool(row.get("submission_failed"))
+            elif row.get("submission_failed"):
+                pass  # reported above as an error
             elif row.get("already"):
                 failed = failed or bool(row.get("failed"))
             elif row["fetched"]:
@@ -198,7 +216,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         elif action == "cancel" and "cancelled" in row:
             ui.info(f"Cancelled job {row['jobid']}." if row["cancelled"]
                     else f"Not cancelling job {row['jobid']}: {row['reason']}.")
-        elif action == "fetch" and "fetched" in row and not row.get("skipped"):
+        elif action == "fetch" and "fetched" in row and not row.get("skipped") and not row.get("submission_failed"):
             if row.get("already"):
                 ui.info(f"Job {row['jobid']} ({row.get('outcome')}): {row['reason']}.")
                 if row.get("failed"):
@@ -214,8 +232,12 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 ui.error(f"job {row['jobid']} can never start as submitted: {_blocked_reason(row)}")
             else:
                 ui.info(f"Not fetching job {row['jobid']}: {row['reason']}.")
-    if skipped and not args.json:
-        ui.info(f"Skipped {skipped} job(s) fetched already (fetch one again with 'reproman jobs --fetch JOB').")
+    if skipped - refused_before and not args.json:
+        ui.info(f"Skipped {skipped - refused_before} job(s) fetched already "
+                "(fetch one again with 'reproman jobs --fetch JOB').")
+    if refused_before and not args.json:
+        ui.info(f"Skipped {refused_before} job(s) whose submission failed (reported before; "
+                "'reproman jobs' lists them, 'reproman jobs --delete JOB' removes one).")
     if errors:
         return EXIT_FAILED
     if not_finished:

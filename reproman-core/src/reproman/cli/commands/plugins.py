@@ -24,7 +24,10 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     table = []
     for row in rows:
         comps = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in row["components"].items())
-        table.append([row["distribution"], row["version"], row["plugin"], f"FAILED: {row['error']}" if row["error"] else comps])
+        shown = comps
+        if row["error"]:
+            shown = f"{comps}; FAILED: {row['error']}" if comps else f"FAILED: {row['error']}"
+        table.append([row["distribution"], row["version"], row["plugin"], shown])
     ui.table(["DISTRIBUTION", "VERSION", "PLUGIN", "COMPONENTS"], table)
     return 0
 
@@ -32,7 +35,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
 def _check(args: argparse.Namespace, ui: UI) -> int:
     from reproman.plugins.manager import PluginManager
 
-    rows = PluginManager(strict=False).check()
+    rows = PluginManager(strict=False, quiet=True).check()
     broken = [row for row in rows if row["error"]]
     if args.json:
         ui.json(rows)
@@ -40,6 +43,7 @@ def _check(args: argparse.Namespace, ui: UI) -> int:
         for row in broken:
             ui.error(row["error"])
         plugins = len({row["distribution"] for row in rows if row["distribution"]})
-        ui.out(f"Checked {len(rows)} components of {plugins} distributions: "
-               + (f"{len(broken)} broken." if broken else "all load."))
+        components = [row for row in rows if row["kind"] != "plugin" and row["name"]]
+        ui.out(f"Checked {len(components)} components of {plugins} distributions: "
+               + (f"{len(broken)} problem{'s' if len(broken) != 1 else ''}." if broken else "all load."))
     return 1 if broken else 0

@@ -160,6 +160,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         if display is not None:
             display.stop()
         jobid = display.jobid if display else None
+        if jobid:  # stdout says which job, as after a run that was not interrupted: scripts capture it
+            ui.json({"jobid": jobid, "interrupted": True}) if args.json else ui.out(jobid)
         ui.info(f"interrupted; job {jobid} keeps running on the resource. Fetch it later with 'reproman jobs {jobid}'."
                 if jobid else "interrupted; a submitted job keeps running. See 'reproman jobs'.")
         return 130

@@ -1,0 +1,89 @@
+"""Smaller findings of trial D: messages a CLI user can act on, in one line, in CLI words."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from hostile_helpers import assert_one_line_error
+
+from reproman.resources.inventory import Inventory, inventory_path
+from reproman.testing.cli import run_cli
+
+
+def test_empty_resource_name_in_cli_words() -> None:
+    line = assert_one_line_error(run_cli(["execute", "-r", "", "true"]), code=2)
+    assert "the resource name is empty" in line and "got str" not in line
+
+
+def test_config_parse_error_is_one_readable_line(tmp_path: Path) -> None:
+    config = tmp_path / "c1.cfg"
+    config.write_text("[general\nx = 1\n")
+    line = assert_one_line_error(run_cli(["-c", str(config), "ls"]), code=1)
+    assert "\\n" not in line and f"cannot parse config file {config}:1" in line
+
+
+def test_a_record_without_type_points_to_force() -> None:
+    assert run_cli(["create", "box", "-t", "shell"]).returncode == 0
+    with Inventory().edit() as records:
+        del records["box"]["type"]
+    line = assert_one_line_error(run_cli(["delete", "-y", "box"]), code=1)
+    assert "has no type" in line and "delete -f" in line and "'None'" not in line
+    assert run_cli(["delete", "-y", "-f", "box"]).returncode == 0
+    assert "box" not in Inventory(inventory_path()).load()
+
+
+def test_not_confirmed_names_the_option_not_the_api_argument() -> None:
+    run_cli(["create", "box", "-t", "shell"])
+    line = assert_one_line_error(run_cli(["delete", "box"]), code=1)
+    assert "-y" in line and "skip_confirmation" not in line
+
+
+def test_empty_output_and_huge_input_paths(workdir: Path) -> None:
+    line = assert_one_line_error(run_cli(["run", "-o", "", "true"], cwd=workdir), code=2)
+    assert "output path is empty" in line
+    huge = "x" * 5000
+    line = assert_one_line_error(run_cli(["run", "-i", huge, "true"], cwd=workdir))
+    assert len(line) < 400 and "..." in line
+
+
+def test_fetching_a_job_whose_directory_is_gone_names_it_once(workdir: Path) -> None:
+    ran = run_cli(["run", "true"], cwd=workdir)
+    jobid = ran.stdout.split()[0]
+    deadline = time.monotonic() + 30
+    while "succeeded" not in run_cli(["jobs", "--status", jobid], cwd=workdir).stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (job,) = json.loads(run_cli(["jobs", "--show", "--json", jobid], cwd=workdir).stdout)
+    shutil.rmtree(job["job_dir"])
+    line = assert_one_line_error(run_cli(["jobs", jobid], cwd=workdir), code=1)
+    assert line.startswith(f"reproman: error: job {jobid}: its directory"), line
+    assert f"job {jobid}: job {jobid}" not in line
+    assert "--delete" in line
+
+
+def test_batch_records_with_different_keys_name_the_record(workdir: Path) -> None:
+    (workdir / "spec.yaml").write_text("- {a: 1}\n- {b: 2}\n")
+    line = assert_one_line_error(run_cli(["run", "--batch-spec", "spec.yaml", "echo", "{p[a]}"], cwd=workdir), code=2)
+    assert "batch record 2 of 2: {p[a]} in '{p[a]}': no batch parameter 'a'; known: b" in line
+
+
+def test_interrupted_follow_still_prints_the_job_id(workdir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "run", "--follow", "sleep", "30"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not json.loads(run_cli(["jobs", "--json"], cwd=workdir).stdout or "[]"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.5)  # the first poll has reported the job to the display
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    (job,) = json.loads(run_cli(["jobs", "--json"], cwd=workdir).stdout)
+    assert proc.returncode == 130, err
+    assert out.strip() == job["jobid"] and "keeps running" in err
+    run_cli(["jobs", "--cancel", job["jobid"]], cwd=workdir)

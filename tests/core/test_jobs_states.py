@@ -170,7 +170,7 @@ def test_outcome_kept_after_fetch_and_shown(workdir: Path, capsys: pytest.Captur
     assert "1 failed" in listing and "yes" in listing
     assert main(["jobs", "--show", "--json", job.jobid]) == 0
     shown = json.loads(capsys.readouterr().out)[0]
-    assert shown["outcome"] == "1 failed" and shown["fetched"].startswith("20")  # when it was fetched
+    assert shown["outcome"] == "2 succeeded, 1 failed" and shown["fetched"].startswith("20")  # when it was fetched
     assert shown["failed"] == [{"index": 1, "subjob": "i=2", "p": {"i": "2"}, "exit_code": 3,
                                 "reason": "non-zero exit", "detail": None}]
     assert shown["usage"].startswith("unavailable")

@@ -163,7 +163,7 @@ def test_without_accounting_everything_works_and_usage_is_unavailable(project, n
     assert main(["run", "--submitter", "slurm", "--follow", "--bp", "i=1,2", "echo {p[i]}"]) == 0
     jobid = capsys.readouterr().out.strip()
     shown = api.jobs(jobid, action="show")[0]
-    assert shown["outcome"] == "succeeded" and shown["usage"].startswith("unavailable")
+    assert shown["outcome"] == "2 succeeded" and shown["usage"].startswith("unavailable")
 
 
 def test_pending_reason_of_a_drained_node(project, capsys):
@@ -239,3 +239,38 @@ def test_jobs_all_makes_one_squeue_for_50_jobs(project, tmp_path, monkeypatch, c
     assert "50 pending (JobHeldUser)" not in capsys.readouterr().out  # one line per job, each "1 pending"
     assert main(["jobs", "--cancel", "--all"]) == 0
     assert calls() == 3
+
+
+def subjob_rows(jobid: str) -> list[dict]:
+    return api.jobs(jobid, action="show", status=True)[0]["subjobs_status"]["subjobs"]
+
+
+@pytest.mark.timeout(400)
+def test_cancel_labels_only_what_it_stopped(project, capsys):
+    """i=0 dies by SIGKILL, i=1 is scancelled behind ReproMan's back, then 'jobs --cancel' stops i=2:
+    the recorded outcomes of i=0 and i=1 stay as they were, and only i=2 says 'reproman jobs --cancel'."""
+    job = run(command="if [ {p[i]} = 0 ]; then sleep 2; kill -9 $$; fi; sleep 300",
+              batch_parameters=["i=0,1,2"]).job
+    try:
+        wait_until(lambda: [s["state"] for s in subjob_rows(job.jobid)][:2] == ["failed", "running"], 240,
+                   lambda: f"i=0 failed and i=1 running: {subjob_rows(job.jobid)}")
+        subprocess.run(["scancel", f"{job.submission_id}_1"], check=True)
+        wait_until(lambda: subjob_rows(job.jobid)[1]["state"] == "failed", 120, "i=1 cancelled")
+        before = Registry().load(job.jobid).subjobs[0].outcome
+        assert before is not None and (before["reason"], before["exit_code"]) == ("non-zero exit", 137)
+        assert api.jobs(job.jobid, action="cancel") == [{"jobid": job.jobid, "cancelled": True}]
+        wait_until(lambda: all(s["state"] == "failed" for s in subjob_rows(job.jobid)), 120, "i=2 cancelled")
+        rows = subjob_rows(job.jobid)
+        assert Registry().load(job.jobid).subjobs[0].outcome == before
+        assert (rows[0]["reason"], rows[0]["exit_code"]) == ("non-zero exit", 137)
+        assert (rows[1]["reason"], rows[1]["exit_code"]) == ("cancelled", None)
+        assert rows[1]["detail"].startswith("cancelled outside ReproMan"), rows[1]
+        assert (rows[2]["reason"], rows[2]["exit_code"], rows[2]["detail"]) == (
+            "cancelled", None, "cancelled with 'reproman jobs --cancel'")
+        capsys.readouterr()
+        assert main(["jobs", "--status", job.jobid]) == 0
+        out = capsys.readouterr().out
+        assert "by 0" not in out and "exit code 0" not in out, out
+        assert "i=0: failed (exit code 137)" in out, out
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)

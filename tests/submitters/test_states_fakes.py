@@ -86,7 +86,7 @@ def test_cancelled_stays_cancelled_after_the_scheduler_forgets(flavour, project,
     assert subjob_states(job.jobid) == cancelled
     assert main(["jobs", job.jobid]) == 1
     assert Registry().load(job.jobid).was_fetched
-    assert api.jobs(job.jobid, action="list")[0]["outcome"] == "cancelled"
+    assert api.jobs(job.jobid, action="list")[0]["outcome"] == "2 cancelled"
 
 
 @pytest.mark.parametrize("flavour", ["pbs", "lsf"])

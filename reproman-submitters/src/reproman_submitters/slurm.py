@@ -119,7 +119,9 @@ def slurm_state(state: str, reason: str = "", exit_code: str = "", usage: Usage 
     if word == "COMPLETED":
         return ended(exit_code=code if code is not None else 0, usage=usage)
     if word in _FAILED:
-        detail = ", ".join(x for x in (state.strip(), reason) if x)
+        # "CANCELLED by 0" names the uid that cancelled, not a cause: the word is enough.
+        shown = word if _FAILED[word] is FailureReason.CANCELLED else state.strip()
+        detail = ", ".join(x for x in (shown, reason) if x)
         if signal:
             detail += f", killed by signal {signal}"
         elif code:

@@ -472,6 +472,7 @@ def _cancel(connection: Connection, job: JobSpec, registry: Registry, status: Jo
     """Cancel, after the poll that recorded what had finished before: those keep their own outcome."""
     if status.finished:
         return {"jobid": job.jobid, "cancelled": False, "reason": f"already finished ({status.summary()})"}
+    job.cancelled_subjobs = [s.index for s in status.subjobs if not s.state.finished]
     connection.submitter(job.submitter).cancel(job)
     job.cancelled = outcome.now_iso()
     registry.save(job)

@@ -84,10 +84,8 @@ class JobStatus:
         return self.labels[index] if index < len(self.labels) else f"#{index}"
 
     def counts(self) -> dict[str, int]:
-        counts = {"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "unknown": 0}
-        for s in self.subjobs:
-            counts[s.state.value] += 1
-        return counts
+        """Subjobs per :data:`reproman.jobs.outcome.CATEGORIES` (``failed`` excludes ``cancelled``)."""
+        return outcome.tally(self.subjobs)
 
     def pending_reasons(self) -> dict[str, int]:
         """The scheduler's reasons for pending subjobs, most common first."""
@@ -98,17 +96,8 @@ class JobStatus:
         return dict(sorted(reasons.items(), key=lambda item: -item[1]))
 
     def summary(self) -> str:
-        """``"3 running, 97 succeeded"``: non-zero counts only; the main pending reason in brackets."""
-        reasons = self.pending_reasons()
-        parts = []
-        for state, n in self.counts().items():
-            if not n:
-                continue
-            text = f"{n} {state}"
-            if state == "pending" and reasons:
-                text += f" ({next(iter(reasons))})"
-            parts.append(text)
-        return ", ".join(parts) or "no subjobs"
+        """The job's one summary (:func:`reproman.jobs.outcome.summarise`), with the main pending reason."""
+        return outcome.summarise(self.subjobs, pending_reason=next(iter(self.pending_reasons()), ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -229,13 +218,15 @@ def _evidence(
     grace: float,
 ) -> SubjobStatus:
     """What this poll saw of one subjob, before the record is consulted."""
-    cancelled = bool(job.cancelled) or files.cancelled
+    cancelled = outcome.stopped_by_cancel(job, index) or files.cancelled
     finished_said = said is not None and said.known and said.state.finished
     usage = said.usage if finished_said and said is not None else None
     if word == "succeeded":
         return SubjobStatus(index=index, state=State.SUCCEEDED, exit_code=code or 0, usage=usage)
     if word == "failed":
         if finished_said and said is not None and said.reason is not None and said.reason.specific:
+            if said.reason is FailureReason.CANCELLED:
+                return _cancelled(job, index, said.detail, usage, cancelled)
             return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=said.reason,
                                 detail=said.detail, usage=usage)
         if (_signalled(code) and said is not None and said.known and said.state is State.RUNNING
@@ -243,16 +234,17 @@ def _evidence(
             # Killed, and the scheduler is still ending it: its verdict (walltime,
             # cancelled, out of memory) comes with the next poll.
             return SubjobStatus(index=index, state=State.RUNNING, detail=f"ending (exit code {code})")
-        reason = FailureReason.CANCELLED if cancelled and _signalled(code) else FailureReason.EXIT_CODE
-        return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=reason, usage=usage,
-                            detail=CANCEL_DETAIL if reason is FailureReason.CANCELLED else "")
+        if cancelled and _signalled(code):
+            return _cancelled(job, index, "", usage, cancelled)
+        return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=FailureReason.EXIT_CODE,
+                            usage=usage)
     if finished_said and said is not None and said.state is State.FAILED:
         reason = said.reason or FailureReason.EXIT_CODE
-        detail = said.detail
-        if cancelled and not reason.specific:
-            reason, detail = FailureReason.CANCELLED, CANCEL_DETAIL
+        if reason is FailureReason.CANCELLED or (cancelled and not reason.specific):
+            return _cancelled(job, index, said.detail if reason is FailureReason.CANCELLED else "", usage,
+                              cancelled)
         return SubjobStatus(index=index, state=State.FAILED, exit_code=said.exit_code, reason=reason,
-                            detail=detail, usage=usage)
+                            detail=said.detail, usage=usage)
     if said is not None and (not said.known or said.state is State.SUCCEEDED):
         # The scheduler is done with it, yet it wrote nothing final: wait a
         # grace period (a shared filesystem may show the file late), then say so.
@@ -260,15 +252,14 @@ def _evidence(
         age = max(now - since, ages.get(index, 0.0) if not said.known else 0.0)
         if age >= grace:
             if cancelled:
-                return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED,
-                                    detail=CANCEL_DETAIL)
+                return _cancelled(job, index, "", None, cancelled)
             why = ("the scheduler says it completed, but it wrote no final status" if said.known
                    else "the scheduler no longer knows it, and it wrote no final status")
             return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST, detail=why)
     if files.completed:
         # The launcher finished, yet this subjob never wrote a final line.
         if cancelled:
-            return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED, detail=CANCEL_DETAIL)
+            return _cancelled(job, index, "", None, cancelled)
         return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST,
                             detail="its launcher finished without it writing a final status")
     if said is not None and said.known and said.state is State.PENDING and word != "running":
@@ -281,7 +272,23 @@ def _evidence(
     return SubjobStatus(index=index, state=State.UNKNOWN)
 
 
-CANCEL_DETAIL = "cancelled with 'reproman jobs --cancel'"
+CANCEL_DETAIL = outcome.CANCEL_DETAIL
+#: A subjob the scheduler says was cancelled that ``reproman jobs --cancel`` did not stop.
+OUTSIDE_DETAIL = "cancelled outside ReproMan"
+
+
+def _cancelled(job: JobSpec, index: int, words: str, usage: Any, ours: bool) -> SubjobStatus:
+    """A cancelled subjob, labelled by who stopped it; no exit code (a cancelled process's code says nothing).
+
+    ``ours``: ``reproman jobs --cancel`` stopped it; otherwise the
+    scheduler's ``words`` (``CANCELLED``) say someone else did.
+    """
+    if ours:
+        detail = CANCEL_DETAIL
+    else:
+        detail = f"{OUTSIDE_DETAIL} (the scheduler says {words})" if words else OUTSIDE_DETAIL
+    return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED, detail=detail,
+                        usage=usage)
 
 
 def _signalled(code: int | None) -> bool:

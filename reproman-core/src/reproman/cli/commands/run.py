@@ -62,11 +62,12 @@ class ProgressDisplay:
             self._last = line
             return
         counts = status.counts()
-        done = counts["succeeded"] + counts["failed"]
+        done = counts["succeeded"] + counts["failed"] + counts["cancelled"]
         reasons = status.pending_reasons()
         why = f" ({next(iter(reasons))})" if reasons and counts["pending"] else ""
         text = (f"[yellow]{counts['pending']} pending{why}[/] [blue]{counts['running']} running[/] "
-                f"[green]{counts['succeeded']} succeeded[/] [red]{counts['failed']} failed[/]")
+                f"[green]{counts['succeeded']} succeeded[/] [red]{counts['failed']} failed[/]"
+                + (f" [magenta]{counts['cancelled']} cancelled[/]" if counts["cancelled"] else ""))
         if self._progress is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

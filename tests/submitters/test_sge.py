@@ -336,7 +336,9 @@ def test_state_normalisation():
     # Code 37 covers h_vmem too: peak memory at the requested limit says which.
     assert reason({**h_rt, "maxvmem": "100MB"}, {"memory": "100M"}) is FailureReason.OUT_OF_MEMORY
     assert reason(qdel, {}, cancelled=True) is FailureReason.CANCELLED
-    assert reason(qdel, {}) is FailureReason.EXIT_CODE  # failed 100 is any signal: a kill -9 reads the same
+    # failed 100 within every limit asked for: the job's shell was killed, that is qdel.
+    assert reason(qdel, {}) is FailureReason.CANCELLED
+    assert accounting_state(qdel, {}, False).detail.startswith("qdel (Grid Engine: failed 100")
     assert reason({**qdel, "ru_wallclock": "60s"}, {"walltime": "00:01:00"}) is FailureReason.WALLTIME
     clean = {"failed": "0", "exit_status": "0"}
     ok = accounting_state(clean, {}, False)

@@ -274,3 +274,52 @@ def test_cancel_labels_only_what_it_stopped(project, capsys):
         assert "i=0: failed (exit code 137)" in out, out
     finally:
         subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+@pytest.mark.timeout(120)
+def test_pending_task_scancelled_behind_repromans_back_reads_cancelled_at_once(project):
+    """scancel of one pending array task: it leaves squeue and never reaches sacct. It reads cancelled
+    within seconds (not 'lost' after the 60 s grace); its held siblings stay pending."""
+    job = run(command="true", batch_parameters=["i=0,1"], job_parameters=["directives=--hold"]).job
+    try:
+        wait_until(lambda: [s["state"] for s in subjob_rows(job.jobid)] == ["pending"] * 2, 30, "pending")
+        subprocess.run(["scancel", f"{job.submission_id}_1"], check=True)
+        started = time.monotonic()
+        wait_until(lambda: subjob_rows(job.jobid)[1]["state"] == "failed", 20,
+                   lambda: f"i=1 cancelled: {subjob_rows(job.jobid)}")
+        assert time.monotonic() - started < 20
+        pending_, gone = subjob_rows(job.jobid)
+        assert (gone["reason"], gone["exit_code"], gone["detail"]) == (
+            "cancelled", None, "cancelled outside ReproMan: removed from the queue before it started"), gone
+        assert pending_["state"] == "pending"
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+@pytest.mark.timeout(180)
+def test_job_directory_removed_while_running_never_reads_pending(project, capsys):
+    """rm -rf of the job directory mid-run: the subjob never falls back to 'pending'; once Slurm says it
+    completed, 'reproman jobs JOB' says so in one line, with what to do next."""
+    import shutil
+
+    job = run(command="sleep 6; echo ok > r.txt", outputs=["r.txt"]).job
+    try:
+        wait_until(lambda: subjob_rows(job.jobid)[0]["state"] == "running", 120, "running")
+        shutil.rmtree(job.job_dir)
+        seen = []
+        for _ in range(60):
+            row = subjob_rows(job.jobid)[0]
+            seen.append((row["state"], row["detail"]))
+            if "the scheduler says succeeded" in (row["detail"] or ""):
+                break
+            time.sleep(0.5)
+        assert all(state != "pending" for state, _ in seen), seen
+        assert seen[-1][0] == "unknown" and seen[-1][1].startswith("its job directory is gone; "), seen
+        capsys.readouterr()
+        assert main(["jobs", job.jobid]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.count(f"job {job.jobid}:") == 1, err
+        assert "the scheduler says succeeded, exit code 0" in err and f"--delete {job.jobid}" in err, err
+        assert job.working_directory in err
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)

@@ -101,6 +101,7 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 #: What qacct prints when the accounting file does not exist (accounting off, or nothing ever ran).
 _NO_ACCOUNTING = "No jobs running since startup"
 _CANCELLED_SECTION = "+cancelled"
+_STARTED_SECTION = "+started"
 
 
 @attrs.frozen(kw_only=True)
@@ -147,6 +148,8 @@ class _History:
     kept: bool
     #: Job directories holding ReproMan's cancel marker.
     cancelled: frozenset[str]
+    #: Of the status files asked about, those that exist (the runscript writes one as it starts).
+    started: frozenset[str] = frozenset()
 
 
 class SGESubmitter(BatchSubmitter):
@@ -373,13 +376,17 @@ class SGESubmitter(BatchSubmitter):
         except Exception:  # a job submitted under another configuration
             return job.parameters or {}
 
-    def history(self, sids: Sequence[str], job_dirs: Sequence[str] = ()) -> _History:
-        """``qacct`` records of ``sids`` and the ``job_dirs`` holding a cancel marker, in ONE remote command."""
+    def history(self, sids: Sequence[str], job_dirs: Sequence[str] = (), status_files: Sequence[str] = ()) -> _History:
+        """``qacct`` records of ``sids``, the ``job_dirs`` holding a cancel marker and which of
+        ``status_files`` exist, in ONE remote command (shell builtins for the files)."""
         script = "".join(f"printf '== %s\\n' {shlex.quote(s)}; qacct -j {shlex.quote(s)} 2>&1; " for s in sids)
         script += f"printf '== {_CANCELLED_SECTION}\\n'; "
         script += "".join(
             f"[ -e {shlex.quote(d + '/' + layout.CANCELLED)} ] && printf '%s\\n' {shlex.quote(d)}; " for d in job_dirs
         )
+        if status_files:
+            script += f"printf '== {_STARTED_SECTION}\\n'; "
+            script += "".join(f"[ -e {shlex.quote(f)} ] && printf '%s\\n' {shlex.quote(f)}; " for f in status_files)
         result = self.session.execute_command(script + "true")
         sections: dict[str, list[str]] = {}
         name = ""
@@ -404,7 +411,8 @@ class SGESubmitter(BatchSubmitter):
                 lgr.warning("qacct -j %s did not answer, will ask again: %s", sid,
                             " / ".join(text.strip().splitlines()[-2:])[:200] or "no output")
         return _History(records=records, answered=frozenset(answered), kept=kept,
-                        cancelled=frozenset(sections.get(_CANCELLED_SECTION, [])))
+                        cancelled=frozenset(sections.get(_CANCELLED_SECTION, [])),
+                        started=frozenset(sections.get(_STARTED_SECTION, [])))
 
     def _from_history(
         self,
@@ -427,7 +435,8 @@ class SGESubmitter(BatchSubmitter):
                     put_state(states, piece.job.jobid, index, self._final[sid].get(index))
         if not asked:
             return
-        found = self.history(asked, sorted({str(pieces[sid].job.job_dir) for sid in asked}))
+        probes = [_status_file(pieces[sid].job, i) for sid in asked for i in lookup[sid]]
+        found = self.history(asked, sorted({str(pieces[sid].job.job_dir) for sid in asked}), probes)
         for sid in asked:
             piece = pieces[sid]
             jobid = piece.job.jobid
@@ -442,18 +451,27 @@ class SGESubmitter(BatchSubmitter):
             for index in lookup[sid]:
                 state = piece.say(said.get(index))
                 if state is None and sid in found.answered:
-                    state = self._unaccounted(sid, index, cancelled, recently_ended)
+                    started = _status_file(piece.job, index) in found.started
+                    state = self._unaccounted(sid, index, cancelled, recently_ended, started)
                 put_state(states, jobid, index, state)
             if not any(i in states.get(jobid, {}) and i not in lookup[sid] for i in piece.indices()) \
                     and set(said) >= set(piece.indices()):
                 self._final[sid] = {i: s for i in piece.indices() if (s := piece.say(said[i])) is not None}
 
     @staticmethod
-    def _unaccounted(sid: str, index: int, cancelled: bool, recently_ended: Mapping[str, set[int]]) -> SchedulerState:
-        """A task neither ``qstat`` nor ``qacct`` knows."""
+    def _unaccounted(sid: str, index: int, cancelled: bool, recently_ended: Mapping[str, set[int]],
+                     started: bool = True) -> SchedulerState:
+        """A task neither ``qstat`` nor ``qacct`` knows.
+
+        Queued tasks removed by ``qdel`` never ran, so accounting never hears
+        of them; the qmaster lists them among its zombies like tasks that
+        ended. A task whose runscript never wrote its status file (its first
+        act) did not start: it was removed from the queue.
+        """
         if cancelled:
-            # Queued tasks removed by qdel never ran, so accounting never hears of them.
             return failed(FailureReason.CANCELLED, "cancelled with 'reproman jobs --cancel' before it started")
+        if not started:
+            return failed(FailureReason.CANCELLED, "removed from the queue before it started (qdel)")
         if index in recently_ended.get(sid, ()):
             # The qmaster says it ended; its accounting record may wait for the next flush.
             return ended("ended moments ago; Grid Engine's accounting has no record of it (yet)", exit_code=None)
@@ -497,6 +515,11 @@ class SGESubmitter(BatchSubmitter):
         harmless = ("does not exist", "has registered the job", "has deleted job", "is already in deletion")
         if not lines or not all(any(h in ln for h in harmless) for ln in lines):
             raise self.command_failed(result, f"cancelling job {job.jobid}")
+
+
+def _status_file(job: Any, index: int) -> str:
+    """``status.INDEX`` in the job directory: the runscript writes it as the subjob starts."""
+    return layout.path(str(job.job_dir), f"status.{index}")
 
 
 def job_name(job: Any, params: Mapping[str, Any]) -> str:

@@ -197,8 +197,9 @@ def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cance
     Grid Engine's ``failed`` code tells who ended the task; the limits the job
     asked for (``params``) tell which limit a kill was about, because code 37
     covers h_rt, h_cpu and h_vmem alike and code 100 covers ``qdel`` as well as
-    limits the execution daemon enforces. ``cancelled``: ReproMan's cancel
-    marker is in the job directory (``reproman jobs --cancel`` ran ``qdel``).
+    limits the execution daemon enforces: a code-100 kill within every limit
+    asked for is a ``qdel``. ``cancelled``: ReproMan's cancel marker is in the
+    job directory (``reproman jobs --cancel`` ran ``qdel``).
     """
     usage = usage_of(record)
     fail = code_of(record.get("failed", "")) or 0
@@ -218,10 +219,11 @@ def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cance
             return failed(FailureReason.OUT_OF_MEMORY, detail, status, usage)
         if fail == LIMIT_KILL or _over_walltime(record, params):
             return failed(FailureReason.WALLTIME, detail, status, usage)
-        # Killed by a signal that accounting does not attribute: a qdel outside
-        # ReproMan reads the same as a kill -9, so no cause is claimed.
-        signal = f"killed by signal {status - 128}" if status and status > 128 else "killed by a signal"
-        return failed(FailureReason.EXIT_CODE, f"{signal} (qdel or another kill; {detail})", status, usage)
+        # The job's shell (ReproMan's runscript) was killed, and no limit it
+        # asked for was reached: that is qdel. A kill of the command itself
+        # leaves the runscript alive to record the exit code (failed 0), so
+        # only a kill aimed at the runscript's own shell reads the same.
+        return failed(FailureReason.CANCELLED, f"qdel ({detail})", status, usage)
     # Setup failures before or around the job (output file, shell, working
     # directory, prolog...): the execution host could not run it.
     return failed(FailureReason.NODE_FAILURE, detail, status, usage)

@@ -432,15 +432,19 @@ class SlurmSubmitter(BatchSubmitter):
             raise self.command_failed(result, "squeue")
         states: dict[str, dict[int, SchedulerState]] = {}
         history: set[str] = set()
+        listed: set[str] = set()
         for line in out.splitlines() if result.returncode == 0 else []:
             fields = line.strip().split("|")
             if len(fields) != 5:
                 continue
             array_id, task, state_text, reason, end = fields
+            listed.add(array_id)
             state = slurm_state(state_text, reason)
-            if state is not None and state.state is State.FAILED and self._sacct_available is not False:
+            if (state is not None and state.state is State.FAILED and state.reason is not FailureReason.CANCELLED
+                    and self._sacct_available is not False):
                 # Ended badly: sacct has the exit code (and any out-of-memory
                 # evidence); until it does, for SETTLE_SECONDS, it is ending.
+                # A cancel needs neither: it reads as cancelled at once.
                 history.add(array_id)
                 if _settling(now, end):
                     state = running(f"ending ({state.detail})")
@@ -451,10 +455,36 @@ class SlurmSubmitter(BatchSubmitter):
         history |= missing
         answered = True
         if history:
-            answered = self._from_sacct(states, ids, launchers, sorted(history))
+            answered = self._from_sacct(states, ids, launchers, sorted(history), listed)
         if answered:
+            if self._sacct_available:
+                self._removed_before_start(states, jobs, listed, wanted)
             forget_missing(states, jobs, self.n_subjobs)
         return states
+
+    def _removed_before_start(self, states: dict[str, dict[int, SchedulerState]], jobs: Sequence[JobSpec],
+                              listed: Collection[str], wanted: Mapping[str, Collection[int]] | None) -> None:
+        """Array tasks that neither squeue nor sacct knows, while they know others of the same array: cancelled.
+
+        A task scancelled while pending leaves squeue at once and never
+        reaches accounting (sacct records tasks that started, and the ranges
+        of those cancelled with their whole array). A task that started is
+        in one of the two (squeue keeps it MinJobAge after its end), so one
+        missing from both, beside siblings they list, was removed before it
+        started.
+        """
+        for job in jobs:
+            if self._is_launcher(job):
+                continue
+            pieces = split_ids(job.submission_id)
+            want = None if wanted is None else wanted.get(job.jobid)
+            known = states.setdefault(job.jobid, {})
+            for sid, (offset, count) in zip(pieces, chunk_offsets(self.n_subjobs(job), len(pieces))):
+                if sid not in listed:
+                    continue
+                for index in range(offset, offset + count):
+                    if index not in known and (want is None or index in want):
+                        known[index] = failed(FailureReason.CANCELLED, "removed from the queue before it started")
 
     def _all_seen(self, states: Mapping[str, Mapping[int, SchedulerState]], job: JobSpec, sid: str,
                   wanted: Collection[int] | None) -> bool:
@@ -524,8 +554,12 @@ class SlurmSubmitter(BatchSubmitter):
         ids: Mapping[str, tuple[str, int]],
         launchers: Mapping[str, int],
         wanted: Sequence[str],
+        listed: set[str] | None = None,
     ) -> bool:
-        """Fill in from accounting the tasks of ``wanted`` ids; False when accounting did not answer."""
+        """Fill in from accounting the tasks of ``wanted`` ids; False when accounting did not answer.
+
+        The ids accounting has rows of are added to ``listed``.
+        """
         try:
             now, tasks = self._sacct(wanted)
         except SubmissionError as exc:
@@ -535,6 +569,8 @@ class SlurmSubmitter(BatchSubmitter):
             return True  # no accounting: what squeue does not know is gone
         for name, task in tasks.items():
             array_id, _, index = name.partition("_")
+            if listed is not None:
+                listed.add(array_id)
             task_id = index or "N/A"
             state = sacct_verdict(task)
             if state is None:

@@ -401,7 +401,10 @@ def _fetch(
                 "reason": f"it was fetched to {job.local_directory} already, and its files on the resource were "
                           "freed after that (run with --keep-remote to keep them for a later fetch)"}
     if status.missing and not job.was_fetched:
-        raise JobError(f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}")
+        from reproman.jobs.status import gone_message
+
+        message, hint = gone_message(job, status)
+        raise JobError(message, hint=hint)  # the caller names the job
     if not status.finished:
         why = "it cannot start as submitted" if status.stuck else "not finished"
         return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,

@@ -142,10 +142,10 @@ def follow(
         else:
             stuck_since = None
         if status.missing:
-            raise JobError(
-                f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}",
-                hint="The resource may have been reset; 'reproman jobs --delete' forgets the job.",
-            )
+            from reproman.jobs.status import gone_message
+
+            message, hint = gone_message(job, status)
+            raise JobError(f"job {job.jobid}: {message}", hint=hint)
         if deadline is not None and time.monotonic() >= deadline:
             raise JobError(f"job {job.jobid} did not finish within {timeout} s ({status.summary()})")
         counts = status.counts()

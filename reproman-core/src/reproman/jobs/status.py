@@ -245,6 +245,10 @@ def _evidence(
                               cancelled)
         return SubjobStatus(index=index, state=State.FAILED, exit_code=said.exit_code, reason=reason,
                             detail=said.detail, usage=usage)
+    if not files.exists and job.status != "registered":
+        # Its directory (status files and all) is gone: whatever the scheduler
+        # says, how the command ended cannot be known; never "pending" again.
+        return SubjobStatus(index=index, state=State.UNKNOWN, detail=f"{GONE_DETAIL}; {_scheduler_words(said)}")
     if said is not None and (not said.known or said.state is State.SUCCEEDED):
         # The scheduler is done with it, yet it wrote nothing final: wait a
         # grace period (a shared filesystem may show the file late), then say so.
@@ -273,6 +277,36 @@ def _evidence(
 
 
 CANCEL_DETAIL = outcome.CANCEL_DETAIL
+#: A subjob whose job directory vanished from the resource.
+GONE_DETAIL = "its job directory is gone"
+
+
+def _scheduler_words(said: SchedulerState | None) -> str:
+    """``the scheduler says succeeded, exit code 0``: its last word on a subjob, for messages."""
+    if said is None:
+        return "the scheduler was not asked"
+    if not said.known:
+        return "the scheduler no longer knows it"
+    words = [said.state.value] + ([f"exit code {said.exit_code}"] if said.exit_code is not None else [])
+    words += [said.detail] if said.detail else []
+    return "the scheduler says " + ", ".join(words)
+
+
+def gone_message(job: JobSpec, status: JobStatus) -> tuple[str, str]:
+    """One line (and the hint) for a job whose directory vanished from its resource.
+
+    Says what the scheduler said last and what to do: the outputs the
+    command wrote are in its working directory, which ReproMan did not
+    remove; the record can be forgotten with ``--delete``.
+    """
+    words = sorted({s.detail.split("; ", 1)[1] for s in status.subjobs
+                    if s.state is State.UNKNOWN and s.detail.startswith(GONE_DETAIL + "; ")})
+    message = (f"its directory {job.job_dir} is gone from resource {job.resource_name!r}, so how its subjobs "
+               f"ended cannot be known ({status.summary()}" + (f"; {'; '.join(words)}" if words else "") + ")")
+    hint = (f"What the command wrote is in its working directory {job.working_directory} on the resource; "
+            f"'reproman jobs --delete {job.jobid}' forgets the job.")
+    return message, hint
+
 #: A subjob the scheduler says was cancelled that ``reproman jobs --cancel`` did not stop.
 OUTSIDE_DETAIL = "cancelled outside ReproMan"
 
@@ -286,7 +320,7 @@ def _cancelled(job: JobSpec, index: int, words: str, usage: Any, ours: bool) -> 
     if ours:
         detail = CANCEL_DETAIL
     else:
-        detail = f"{OUTSIDE_DETAIL} (the scheduler says {words})" if words else OUTSIDE_DETAIL
+        detail = f"{OUTSIDE_DETAIL}: {words}" if words else OUTSIDE_DETAIL
     return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED, detail=detail,
                         usage=usage)
 
@@ -385,7 +419,8 @@ def poll(
     grace = lost_after_seconds()
     files = read_files(session, jobs)
     first = {j.jobid: interpret(j, files[j.jobid], now=now, lost_after=grace) for j in jobs}
-    open_jobs = [j for j in jobs if files[j.jobid].exists and first[j.jobid].unsettled]
+    # A job whose directory vanished is asked about too: the scheduler's word is all that is left.
+    open_jobs = [j for j in jobs if first[j.jobid].unsettled and (files[j.jobid].exists or j.submission_id)]
     said: Mapping[str, Mapping[int, SchedulerState]] = {}
     ages: dict[str, dict[int, float]] = {}
     if open_jobs:

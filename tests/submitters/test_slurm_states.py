@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -323,3 +324,31 @@ def test_job_directory_removed_while_running_never_reads_pending(project, capsys
         assert job.working_directory in err
     finally:
         subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+@pytest.mark.timeout(240)
+def test_ctrl_c_then_jobs_follow_resumes_and_fetches(project):
+    """Ctrl-C detaches 'run --follow' and names 'reproman jobs --follow JOB'; that waits, fetches, and exits
+    as 'run --follow' would (1: a subjob failed)."""
+    import pexpect
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = pexpect.spawn(sys.executable, ["-m", "reproman", "run", "--submitter", "slurm", "--follow", "--bp",
+                                           "i=0,1", "-o", "out.{p[i]}", "sh", "-c",
+                                           "sleep 15; echo {p[i]} > out.{p[i]}; test {p[i]} = 0"],
+                          cwd=str(project), env=env, encoding="utf-8", timeout=120)
+    wait_until(lambda: any(j.status == "submitted" for j in Registry().entries()), 60, "submission")
+    jobid = Registry().entries()[0].jobid
+    time.sleep(1)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    said = " ".join((child.before or "").split())
+    assert child.exitstatus == 130, said
+    assert f"reproman jobs --follow {jobid}" in said, said
+    resumed = subprocess.run([sys.executable, "-m", "reproman", "jobs", "--follow", jobid], cwd=project,
+                             capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 1, resumed.stderr
+    assert "1 succeeded, 1 failed" in resumed.stderr and "subjob i=1 failed" in resumed.stderr, resumed.stderr
+    assert (project / "out.0").read_text() == "0\n" and (project / "out.1").read_text() == "1\n"
+    assert Registry().load(jobid).was_fetched

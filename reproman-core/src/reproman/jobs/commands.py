@@ -40,7 +40,7 @@ lgr = logging.getLogger(__name__)
 DEFAULT_SUBMITTER = "local"
 DEFAULT_ORCHESTRATOR = "plain"
 FOLLOW_ACTIONS = ("stop", "stop-if-success", "delete", "delete-if-success")
-JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "log")
+JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "log", "follow")
 #: Accounting queries for a followed job's usage, USAGE_RETRY_DELAY seconds apart,
 #: while the accounting has not recorded every subjob yet.
 USAGE_ATTEMPTS = 2
@@ -258,6 +258,8 @@ def jobs(
         from reproman.jobs.logs import subjob_log
 
         return [subjob_log(registry, queries, lines)]
+    if action == "follow":
+        return [_follow(registry, queries, all_, progress, overwrite=overwrite, keep_remote=keep_remote)]
     auto = action == "auto"
     if auto:
         action = "list" if status or not (queries or all_) else "fetch"
@@ -290,6 +292,32 @@ def jobs(
         return _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
 
     return rows + _for_each_resource(specs, fetch_one, registry)
+
+
+def _follow(registry: Registry, queries: Sequence[str], all_: bool, progress: ProgressCallback | None, *,
+            overwrite: bool, keep_remote: bool) -> dict[str, Any]:
+    """``jobs --follow JOB``: wait for a job already submitted, then fetch it, as ``run --follow`` does.
+
+    How to pick up a job again after Ctrl-C detached ``run --follow``
+    (or one submitted without it); the row is a fetch's row, plus
+    ``stuck`` when what is left can never start.
+    """
+    entries = registry.find(list(queries), False) if queries and not all_ else []
+    specs = [e for e in entries if isinstance(e, JobSpec)]
+    if len(specs) != 1 or len(entries) != 1:
+        raise UsageError("--follow takes exactly one job", hint="Example: reproman jobs --follow JOB")
+    job = specs[0]
+    with Connection.for_job(job) as connection:
+        if job.was_fetched and job.extra.get("remote_released"):
+            recorded = JobStatus(jobid=job.jobid, subjobs=tuple(outcome.statuses_from_record(job)))
+            return _fetch(connection, job, registry, recorded, overwrite=overwrite, keep_remote=keep_remote)
+        status = follow_job(connection, job, progress, on_change=registry.save)
+        if not status.finished:
+            return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
+                    "reason": f"it cannot start as submitted ({status.summary()})", "status": status.to_dict()}
+        row = _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
+        _usage_after_fetch(connection, job, registry)
+    return row
 
 
 def _group(specs: Sequence[JobSpec]) -> dict[str, list[JobSpec]]:

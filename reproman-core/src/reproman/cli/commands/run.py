@@ -32,7 +32,7 @@ exit codes:
   1    followed, and some subjobs failed (outputs and logs fetched all the same)
   2    usage error
   3    followed, and the scheduler says the job can never start as submitted (it stays queued)
-  130  interrupted (the job keeps running; fetch it later with 'reproman jobs JOB')
+  130  interrupted (the job keeps running; follow it again with 'reproman jobs --follow JOB')
 """
 
 
@@ -161,7 +161,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         if display is not None:
             display.stop()
         jobid = display.jobid if display else None
-        ui.info(f"interrupted; job {jobid} keeps running on the resource. Fetch it later with 'reproman jobs {jobid}'."
+        ui.info(f"interrupted; job {jobid} keeps running on the resource. Follow it again with "
+                f"'reproman jobs --follow {jobid}' (or fetch it once finished with 'reproman jobs {jobid}')."
                 if jobid else "interrupted; a submitted job keeps running. See 'reproman jobs'.")
         return 130
     finally:

@@ -188,3 +188,14 @@ def test_one_summary_for_listing_status_and_follow() -> None:
     assert status.summary() == "1 succeeded, 1 failed, 2 cancelled"
     assert outcome.outcome_text(job) == status.summary()
     assert status.counts() == {"pending": 0, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 2, "unknown": 0}
+
+
+def test_a_scheduler_kill_shows_no_exit_code_of_its_own() -> None:
+    """Slurm's TIMEOUT is 'ExitCode 0:0': a walltime kill before the command ended has no exit code to show;
+    a plain failure the scheduler reports keeps its code."""
+    job = job_of(2)
+    said = {0: SchedulerState(state=State.FAILED, reason=FailureReason.WALLTIME, detail="TIMEOUT", exit_code=0),
+            1: SchedulerState(state=State.FAILED, reason=FailureReason.EXIT_CODE, detail="FAILED", exit_code=137)}
+    status = interpret(job, RemoteFiles(exists=True, lines={0: "running", 1: "running"}), said)
+    assert [(s.reason, s.exit_code) for s in status.subjobs] == [
+        (FailureReason.WALLTIME, None), (FailureReason.EXIT_CODE, 137)]

@@ -136,7 +136,8 @@ def test_out_of_memory_is_reported_from_accounting(session, jobroot):
     job = submit(session, sub, jobroot, [hog, "kill -9 $PPID"], {"memory": "100M"})
     status = wait(session, sub, job, timeout=90)
     oom, killed = status.subjobs
-    assert (oom.state, oom.reason, oom.exit_code) == (State.FAILED, FailureReason.OUT_OF_MEMORY, 137)
+    # Slurm killed the whole step, runscript included: no exit code of the command's own to show.
+    assert (oom.state, oom.reason, oom.exit_code) == (State.FAILED, FailureReason.OUT_OF_MEMORY, None)
     assert "MaxRSS" in oom.detail and oom.usage is not None and oom.usage.max_rss > 100 * 2**20  # type: ignore[operator]
     assert (killed.state, killed.reason, killed.exit_code) == (State.FAILED, FailureReason.EXIT_CODE, 137)
 
@@ -352,3 +353,25 @@ def test_ctrl_c_then_jobs_follow_resumes_and_fetches(project):
     assert "1 succeeded, 1 failed" in resumed.stderr and "subjob i=1 failed" in resumed.stderr, resumed.stderr
     assert (project / "out.0").read_text() == "0\n" and (project / "out.1").read_text() == "1\n"
     assert Registry().load(jobid).was_fetched
+
+
+@pytest.mark.timeout(240)
+def test_crate_carries_failure_reasons_and_times(project, tmp_path):
+    """The RO-Crate says why each subjob failed (out of memory from Slurm's accounting, an exit code 3) and
+    when each ran: startTime/endTime on every CreateAction."""
+    from reproman.jobs.export import export
+
+    hog = "python3 -c 'b = bytearray(300 * 2**20)\nfor i in range(0, len(b), 4096): b[i] = 1\nimport time; time.sleep(5)'"
+    assert main(["run", "--submitter", "slurm", "--follow", "--jp", "memory=100M", "--bp", "i=0,1,2", "sh", "-c",
+                 f"if [ {{p[i]}} = 0 ]; then {hog}; elif [ {{p[i]}} = 1 ]; then exit 3; fi; true"]) == 1
+    jobid = Registry().entries()[0].jobid
+    metadata = export(jobid, str(tmp_path / "crate"))
+    graph = {e["@id"]: e for e in json.loads(Path(metadata).read_text())["@graph"]}
+    actions = [graph[f"#subjob-{i}"] for i in range(3)]
+    # Slurm killed the whole step: no exit code of the command's own, the signal is in the words, once.
+    assert actions[0]["error"].startswith("out of memory (killed by signal 9 with MaxRSS"), actions[0]
+    assert actions[0]["error"].count("signal 9") == 1, actions[0]
+    assert actions[1]["error"] == "non-zero exit, exit code 3", actions[1]
+    assert "error" not in actions[2]
+    for action in actions:
+        assert action["startTime"] <= action["endTime"], action

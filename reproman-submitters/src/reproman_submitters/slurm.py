@@ -188,8 +188,9 @@ def out_of_memory(state: SchedulerState | None, signal: int | None, max_rss: int
     if state is None or state.state is not State.FAILED or state.reason is FailureReason.OUT_OF_MEMORY:
         return state
     if signal == 9 and max_rss is not None and allocated and max_rss >= allocated:
+        # Slurm's own words ("FAILED, killed by signal 9") would only say the signal again.
         detail = (f"killed by signal 9 with MaxRSS {max_rss // 2**20} MiB, at or over the "
-                  f"{allocated // 2**20} MiB allocated ({state.detail})")
+                  f"{allocated // 2**20} MiB allocated (Slurm: {state.detail.split(',')[0]})")
         return failed(FailureReason.OUT_OF_MEMORY, detail, exit_code=state.exit_code, usage=state.usage)
     return state
 

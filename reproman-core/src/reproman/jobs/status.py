@@ -243,7 +243,10 @@ def _evidence(
         if reason is FailureReason.CANCELLED or (cancelled and not reason.specific):
             return _cancelled(job, index, said.detail if reason is FailureReason.CANCELLED else "", usage,
                               cancelled)
-        return SubjobStatus(index=index, state=State.FAILED, exit_code=said.exit_code, reason=reason,
+        # Killed by the scheduler (walltime, memory, node) before the command could end:
+        # the scheduler's code is its own bookkeeping (Slurm's TIMEOUT is 0:0), not the command's.
+        code = said.exit_code if not reason.specific else None
+        return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=reason,
                             detail=said.detail, usage=usage)
     if not files.exists and job.status != "registered":
         # Its directory (status files and all) is gone: whatever the scheduler

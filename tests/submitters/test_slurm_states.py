@@ -375,3 +375,28 @@ def test_crate_carries_failure_reasons_and_times(project, tmp_path):
     assert "error" not in actions[2]
     for action in actions:
         assert action["startTime"] <= action["endTime"], action
+
+
+@pytest.mark.timeout(240)
+def test_log_shows_slurms_own_words_for_that_subjob(project, capsys):
+    """'jobs --log JOB i=1' after a cancel: Slurm's '*** JOB N ... CANCELLED AT ... ***' line of that task
+    (Slurm names the task's own job id, not ARRAY_TASK), and not its sibling's."""
+    job = run(command="sleep 300", batch_parameters=["i=0,1"]).job
+    try:
+        wait_until(lambda: [s["state"] for s in subjob_rows(job.jobid)] == ["running"] * 2, 180, "both running")
+        api.jobs(job.jobid, action="cancel")
+        wait_until(lambda: all(s["state"] == "failed" for s in subjob_rows(job.jobid)), 60, "cancelled")
+        log = Path(job.job_dir, "slurm.log")
+        wait_until(lambda: log.read_text().count("CANCELLED AT") == 2, 30, lambda: log.read_text())
+        ids = {}
+        for line in log.read_text().splitlines():
+            if line.startswith("reproman: subjob "):
+                ids[int(line.split()[2])] = line.split()[-1]
+        capsys.readouterr()
+        assert main(["jobs", "--log", job.jobid, "i=1"]) == 0
+        out = capsys.readouterr().out
+        assert f"==> the scheduler's words on subjob i=1 (on the resource: {log}) <==" in out, out
+        assert f"*** JOB {ids[1]} ON " in out and "CANCELLED AT" in out, out
+        assert f"JOB {ids[0]} " not in out, out
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)

@@ -97,6 +97,9 @@ NEVER_STARTS = frozenset({
     "InvalidQOS", "DependencyNeverSatisfied", "AccountNotAllowed", "QOSNotAllowed",
 })
 
+#: Start of the line each array task writes to slurm.log, naming the job id Slurm gave it.
+TASK_MARK = "reproman: subjob"
+
 #: How long after its end a task that ended badly is shown as "ending" while
 #: ``sacct`` has no complete record of it yet (records arrive about a second
 #: later; a step's MaxRSS, the out-of-memory evidence, a little after that).
@@ -259,6 +262,17 @@ class SlurmSubmitter(BatchSubmitter):
 
     name: ClassVar[str] = "slurm"
     script_name: ClassVar[str] = "submit.slurm"
+    scheduler_log: ClassVar[str] = "slurm.log"
+
+    @classmethod
+    def scheduler_log_lines(cls, text: str, index: int) -> list[str]:
+        """Slurm's lines about subjob ``index``: those naming the job id its task ran as (see :data:`TASK_MARK`)."""
+        lines = text.splitlines()
+        ids = {m.group(1) for line in lines if (m := re.match(rf"^{TASK_MARK} {index} is Slurm job (\d+)\s*$", line))}
+        if not ids:
+            return []
+        pattern = re.compile(r"\b(?:" + "|".join(sorted(ids)) + r")\b")
+        return [line for line in lines if not line.startswith(TASK_MARK) and pattern.search(line)]
     supported: ClassVar[frozenset[str]] = frozenset(SLURM_PARAMETERS)
     probe: ClassVar[str] = "sbatch"
 
@@ -339,6 +353,8 @@ class SlurmSubmitter(BatchSubmitter):
             + body
             + 'offset="${1:-0}"\n'
             + 'index=$((offset + ${SLURM_ARRAY_TASK_ID:-0}))\n'
+            # Slurm's own words in slurm.log name the task's job id: say which subjob that is.
+            + f'echo "{TASK_MARK} $index is Slurm job ${{SLURM_JOB_ID:-}}"\n'
             + f'exec sh {shlex.quote(runscript)} "$index"\n'
         )
 

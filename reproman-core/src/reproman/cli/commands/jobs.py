@@ -89,6 +89,9 @@ def _log(ui: UI, row: dict[str, Any]) -> None:
         text = row.get(stream) or ""
         if text:
             ui.out(text.rstrip("\n"))
+    if row.get("scheduler"):
+        ui.out(f"==> the scheduler's words on subjob {row['subjob']} ({where}: {row['scheduler_path']}) <==")
+        ui.out(row["scheduler"].rstrip("\n"))
 
 
 def _export(args: argparse.Namespace, ui: UI) -> int:

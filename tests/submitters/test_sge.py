@@ -340,6 +340,13 @@ def test_state_normalisation():
     assert reason(qdel, {}) is FailureReason.CANCELLED
     assert accounting_state(qdel, {}, False).detail.startswith("qdel (Grid Engine: failed 100")
     assert reason({**qdel, "ru_wallclock": "60s"}, {"walltime": "00:01:00"}) is FailureReason.WALLTIME
+    # h_vmem refuses the allocation (no kill): a failure under a memory limit, with the evidence, reads so.
+    refused = {"failed": "0", "exit_status": "1", "maxvmem": "99.5MB"}
+    assert reason(refused, {"memory": "100M"}) is FailureReason.OUT_OF_MEMORY
+    assert accounting_state({**refused, "maxvmem": "20MB"}, {"memory": "100M"}, False, True).reason \
+        is FailureReason.OUT_OF_MEMORY  # stderr said MemoryError
+    assert reason({**refused, "maxvmem": "20MB"}, {"memory": "100M"}) is FailureReason.EXIT_CODE
+    assert reason(refused, {}) is FailureReason.EXIT_CODE
     clean = {"failed": "0", "exit_status": "0"}
     ok = accounting_state(clean, {}, False)
     assert (ok.state, ok.exit_code, ok.reason) == (State.SUCCEEDED, 0, None)

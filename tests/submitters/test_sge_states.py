@@ -341,3 +341,19 @@ def test_qdel_behind_repromans_back_reads_cancelled(project, cancel_later):
     assert (ran["reason"], ran["exit_code"]) == ("cancelled", None), ran
     assert ran["detail"].startswith(f"{cancelled}: qdel (Grid Engine: failed 100"), ran
     assert rows()[1]["state"] in ("pending", "running")
+
+
+@pytest.mark.timeout(240)
+def test_refused_allocation_under_h_vmem_reads_out_of_memory(project, cancel_later):
+    """memory=100M becomes h_vmem: Python's 300 MiB allocation is refused (MemoryError, exit 1), nothing is
+    killed. The subjob reads out of memory, with its exit code and why, not just 'exit code 1'."""
+    job = run(command="python3 -c 'x = bytearray(300 * 1024 * 1024)'", job_parameters=["memory=100M"]).job
+    cancel_later.append(job.jobid)
+
+    def row() -> dict:
+        return api.jobs(job.jobid, action="show", status=True)[0]["subjobs_status"]["subjobs"][0]
+
+    wait_until(lambda: row()["state"] == "failed", 180, lambda: f"failed: {row()}")
+    failed = row()
+    assert (failed["reason"], failed["exit_code"]) == ("out of memory", 1), failed
+    assert "could not get more memory under its 100M limit" in failed["detail"], failed

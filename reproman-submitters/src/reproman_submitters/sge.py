@@ -81,6 +81,7 @@ from reproman_submitters.common import (
 )
 from reproman_submitters.hooks import SGE
 from reproman_submitters.sge_records import (
+    MEMORY_ERROR_PATTERN,
     accounting_state,
     expand_tasks,
     parse_qacct,
@@ -102,6 +103,7 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _NO_ACCOUNTING = "No jobs running since startup"
 _CANCELLED_SECTION = "+cancelled"
 _STARTED_SECTION = "+started"
+_MEMORY_SECTION = "+memory-errors"
 
 
 @attrs.frozen(kw_only=True)
@@ -150,6 +152,8 @@ class _History:
     cancelled: frozenset[str]
     #: Of the status files asked about, those that exist (the runscript writes one as it starts).
     started: frozenset[str] = frozenset()
+    #: Of the stderr files asked about, those reporting a refused allocation.
+    memory_errors: frozenset[str] = frozenset()
 
 
 class SGESubmitter(BatchSubmitter):
@@ -376,9 +380,11 @@ class SGESubmitter(BatchSubmitter):
         except Exception:  # a job submitted under another configuration
             return job.parameters or {}
 
-    def history(self, sids: Sequence[str], job_dirs: Sequence[str] = (), status_files: Sequence[str] = ()) -> _History:
-        """``qacct`` records of ``sids``, the ``job_dirs`` holding a cancel marker and which of
-        ``status_files`` exist, in ONE remote command (shell builtins for the files)."""
+    def history(self, sids: Sequence[str], job_dirs: Sequence[str] = (), status_files: Sequence[str] = (),
+                stderr_files: Sequence[str] = ()) -> _History:
+        """``qacct`` records of ``sids``, the ``job_dirs`` holding a cancel marker, which of
+        ``status_files`` exist and which of ``stderr_files`` report a refused allocation, in ONE
+        remote command (shell builtins for the files, one ``grep`` for all stderr files)."""
         script = "".join(f"printf '== %s\\n' {shlex.quote(s)}; qacct -j {shlex.quote(s)} 2>&1; " for s in sids)
         script += f"printf '== {_CANCELLED_SECTION}\\n'; "
         script += "".join(
@@ -387,6 +393,10 @@ class SGESubmitter(BatchSubmitter):
         if status_files:
             script += f"printf '== {_STARTED_SECTION}\\n'; "
             script += "".join(f"[ -e {shlex.quote(f)} ] && printf '%s\\n' {shlex.quote(f)}; " for f in status_files)
+        if stderr_files:
+            script += f"printf '== {_MEMORY_SECTION}\\n'; "
+            script += (f"grep -l -s -E {shlex.quote(MEMORY_ERROR_PATTERN)} "
+                       f"{' '.join(shlex.quote(f) for f in stderr_files)}; ")
         result = self.session.execute_command(script + "true")
         sections: dict[str, list[str]] = {}
         name = ""
@@ -412,7 +422,8 @@ class SGESubmitter(BatchSubmitter):
                             " / ".join(text.strip().splitlines()[-2:])[:200] or "no output")
         return _History(records=records, answered=frozenset(answered), kept=kept,
                         cancelled=frozenset(sections.get(_CANCELLED_SECTION, [])),
-                        started=frozenset(sections.get(_STARTED_SECTION, [])))
+                        started=frozenset(sections.get(_STARTED_SECTION, [])),
+                        memory_errors=frozenset(sections.get(_MEMORY_SECTION, [])))
 
     def _from_history(
         self,
@@ -436,7 +447,9 @@ class SGESubmitter(BatchSubmitter):
         if not asked:
             return
         probes = [_status_file(pieces[sid].job, i) for sid in asked for i in lookup[sid]]
-        found = self.history(asked, sorted({str(pieces[sid].job.job_dir) for sid in asked}), probes)
+        stderrs = [_stderr_file(pieces[sid].job, i) for sid in asked if "memory" in pieces[sid].params
+                   and not pieces[sid].launcher for i in lookup[sid]]
+        found = self.history(asked, sorted({str(pieces[sid].job.job_dir) for sid in asked}), probes, stderrs)
         for sid in asked:
             piece = pieces[sid]
             jobid = piece.job.jobid
@@ -445,9 +458,9 @@ class SGESubmitter(BatchSubmitter):
             for record in found.records.get(sid, []):
                 if record.get("jobname", piece.name) != piece.name:
                     continue  # an older job that had the same number
-                verdict = accounting_state(record, piece.params, cancelled)
                 for index in piece.indices_of(record):
-                    said[index] = verdict
+                    said[index] = accounting_state(record, piece.params, cancelled,
+                                                   _stderr_file(piece.job, index) in found.memory_errors)
             for index in lookup[sid]:
                 state = piece.say(said.get(index))
                 if state is None and sid in found.answered:
@@ -515,6 +528,10 @@ class SGESubmitter(BatchSubmitter):
         harmless = ("does not exist", "has registered the job", "has deleted job", "is already in deletion")
         if not lines or not all(any(h in ln for h in harmless) for ln in lines):
             raise self.command_failed(result, f"cancelling job {job.jobid}")
+
+
+def _stderr_file(job: Any, index: int) -> str:
+    return layout.path(str(job.job_dir), f"stderr.{index}")
 
 
 def _status_file(job: Any, index: int) -> str:

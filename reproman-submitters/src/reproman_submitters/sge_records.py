@@ -191,7 +191,8 @@ def usage_of(record: Mapping[str, str]) -> Usage:
     )
 
 
-def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cancelled: bool) -> SchedulerState:
+def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cancelled: bool,
+                     memory_error: bool = False) -> SchedulerState:
     """How a finished task ended, from its ``qacct`` record (with its usage).
 
     Grid Engine's ``failed`` code tells who ended the task; the limits the job
@@ -209,6 +210,14 @@ def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cance
     if fail == 0:
         if not status:
             return ended(exit_code=0, usage=usage)
+        if "memory" in params and (memory_error or _over_memory(record, params, MEMORY_NEAR)):
+            # A virtual-memory limit (h_vmem) is not a kill: the allocation that would
+            # cross it is refused, and the command fails as it handles that.
+            peak = record.get("maxvmem", "?")
+            why = "its stderr reports a failed allocation" if memory_error else f"peak virtual memory {peak}"
+            return failed(FailureReason.OUT_OF_MEMORY,
+                          f"exit status {status}; it could not get more memory under its {params['memory']} "
+                          f"limit ({why})", status, usage)
         if status > 128:
             return failed(FailureReason.EXIT_CODE, f"killed by signal {status - 128}", status, usage)
         return failed(FailureReason.EXIT_CODE, f"exit status {status}", status, usage)
@@ -229,11 +238,20 @@ def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cance
     return failed(FailureReason.NODE_FAILURE, detail, status, usage)
 
 
-def _over_memory(record: Mapping[str, str], params: Mapping[str, Any]) -> bool:
+#: Peak virtual memory at this fraction of the limit (or more) counts as having hit it.
+MEMORY_AT = 0.95
+#: ...and, for a command that failed on its own, as having run into it.
+MEMORY_NEAR = 0.9
+#: What a command's stderr says when an allocation was refused (Python, C/C++ runtimes, shells, R, Java).
+MEMORY_ERROR_PATTERN = (r"MemoryError|Cannot allocate memory|bad_alloc|[Oo]ut of memory|"
+                        r"cannot allocate vector|OutOfMemoryError|memory exhausted")
+
+
+def _over_memory(record: Mapping[str, str], params: Mapping[str, Any], fraction: float = MEMORY_AT) -> bool:
     if "memory" not in params:
         return False
     used = size_bytes(record.get("maxvmem", ""))
-    return used is not None and used >= 0.95 * memory_mb(params["memory"]) * 1024**2
+    return used is not None and used >= fraction * memory_mb(params["memory"]) * 1024**2
 
 
 def _over_walltime(record: Mapping[str, str], params: Mapping[str, Any]) -> bool:

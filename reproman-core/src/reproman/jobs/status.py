@@ -193,8 +193,11 @@ def interpret(
         old = outcome.recorded(job, index)
         kept = outcome.merge(old, seen, own_line=word in _FINAL)
         shown = kept.as_status(index) if kept is not None else seen
-        if old is None and seen.state.finished and word == "failed" and _signalled(code) and index not in scheduler:
-            unsettled.add(index)  # killed by a signal, not yet recorded: the scheduler may know why
+        if (old is None and seen.state.finished and word == "failed" and index not in scheduler
+                and (_signalled(code) or "memory" in job.parameters)):
+            # Killed by a signal, or failed under a memory limit, and not yet recorded:
+            # the scheduler may know why (a walltime kill, a refused allocation).
+            unsettled.add(index)
         elif not shown.state.finished:
             unsettled.add(index)
         subjobs.append(shown)

@@ -400,3 +400,23 @@ def test_log_shows_slurms_own_words_for_that_subjob(project, capsys):
         assert f"JOB {ids[0]} " not in out, out
     finally:
         subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+@pytest.mark.timeout(240)
+def test_usage_of_the_subjob_that_traced_the_environment_is_marked_and_kept_out_of_totals(project):
+    """The first subjob on a cold node traces its packages while its command runs (about a second of CPU,
+    tens of MB): its usage row says so, and the report's totals leave it out."""
+    from reproman.report.collect import collect
+    from reproman.report.render import render_html as render
+
+    assert main(["run", "--submitter", "slurm", "--follow", "--bp", "i=0,1,2", "sh", "-c", "sleep 2"]) == 0
+    jobid = Registry().entries()[0].jobid
+    job = Registry().load(jobid)
+    usage = api.jobs(jobid, action="show")[0]["usage"]
+    marked = [row for row in usage if "includes" in row]
+    assert len(marked) == 1 and "environment capture" in marked[0]["includes"], usage
+    assert marked[0]["cpu_time"] == max(row["cpu_time"] for row in usage), usage
+    data = collect(job)
+    assert [r.index for r in data.subjobs if r.captured] == [int(marked[0]["subjob"].split("=")[1])]
+    page = render(data)
+    assert "traced the node&#x27;s environment for ReproMan" in page and "left out of the totals" in page

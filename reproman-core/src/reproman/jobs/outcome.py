@@ -271,10 +271,16 @@ def usage_rows(job: JobSpec) -> list[dict[str, Any]] | str:
     """Per-subjob usage from the record, or why there is none."""
     if job.usage_available is False:
         return "unavailable (the resource keeps no accounting)"
+    from reproman.jobs.environment import tracing_subjobs
+
+    tracers = tracing_subjobs(job.environment)
     rows = []
     for index, out in enumerate(outcomes(job)):
         if out is not None and out.usage is not None:
-            rows.append({"subjob": subjob_label(job, index), **out.usage.to_dict()})
+            row = {"subjob": subjob_label(job, index), **out.usage.to_dict()}
+            if index in tracers:
+                row["includes"] = "ReproMan's environment capture (it traced the node's packages)"
+            rows.append(row)
     if rows:
         return rows
     return "not recorded yet" if job.usage_available else "unavailable (not asked: see 'reproman jobs --status')"

@@ -53,6 +53,8 @@ class SubjobRow:
     end: float | None = None
     usage: Mapping[str, Any] | None = None
     stderr: str | None = None
+    #: It traced its node's environment while its command ran: its usage includes that.
+    captured: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -187,6 +189,9 @@ def collect(job: JobSpec, changed: set[str] | None = None) -> ReportData:
     if not any(t.start for t in times.values()):
         notes.append("No start or end times were found (job directories from before ReproMan recorded them).")
     fetched = job.was_fetched and os.path.isdir(local_dir)
+    from reproman.jobs.environment import tracing_subjobs
+
+    tracers = tracing_subjobs(job.environment)
     rows = []
     for s in status.subjobs:
         span = times.get(s.index, timing.SubjobTimes())
@@ -206,6 +211,7 @@ def collect(job: JobSpec, changed: set[str] | None = None) -> ReportData:
             end=end,
             usage=usage_figures(s.usage),
             stderr=stderr_path(job, s.index, local=fetched) if s.state.value == "failed" else None,
+            captured=s.index in tracers,
         ))
     # The record's time is whole seconds; the job directory's, written just
     # before submission, is finer. Never earlier than the record, though.

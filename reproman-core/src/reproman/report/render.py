@@ -242,17 +242,25 @@ def _usage(data: ReportData) -> str:
     keys = [k for k in _USAGE_ORDER if any(k in (r.usage or {}) for r in rows)]
     keys += sorted({k for r in rows for k in (r.usage or {})} - set(keys))
     totals = []
+    # A subjob that traced its node's environment used more than its command did: it is left out
+    # of the totals (which size the next --jp memory/walltime) unless nothing else has figures.
+    counted = [r for r in rows if not r.captured] or rows
     for key, label, combine in (("elapsed_s", "total elapsed", sum), ("cpu_s", "total CPU time", sum),
                                 ("max_rss_bytes", "largest peak RSS", max)):
-        values = [float(r.usage[key]) for r in rows if r.usage and isinstance(r.usage.get(key), (int, float))]
+        values = [float(r.usage[key]) for r in counted if r.usage and isinstance(r.usage.get(key), (int, float))]
         if values:
             totals.append(f"{label}: {html.escape(_figure_value(key, combine(values)))}")
     nodes = sorted({str(r.usage.get("node")) for r in rows if r.usage and r.usage.get("node")})
     if nodes:
         totals.append(f"nodes: {html.escape(', '.join(nodes[:20]))}" + (" …" if len(nodes) > 20 else ""))
-    table = _table(["subjob", *keys], ([r.index, *(_figure_value(k, (r.usage or {}).get(k)) for k in keys)] for r in rows))
-    return (f"<p>{len(rows)} of {len(data.subjobs)} subjobs have accounting figures. {'; '.join(totals)}.</p>"
-            f"<details><summary>Per subjob</summary>{table}</details>")
+    table = _table(["subjob", *keys], ([f"{r.index} *" if r.captured else r.index,
+                                        *(_figure_value(k, (r.usage or {}).get(k)) for k in keys)] for r in rows))
+    traced = [r.index for r in rows if r.captured]
+    note = (f" Subjob{'s' if len(traced) > 1 else ''} {', '.join(map(str, traced))} (*) traced the node's "
+            "environment for ReproMan while the command ran; their figures include that"
+            + (" and are left out of the totals." if len(counted) < len(rows) else ".")) if traced else ""
+    return (f"<p>{len(rows)} of {len(data.subjobs)} subjobs have accounting figures. {'; '.join(totals)}."
+            f"{html.escape(note)}</p><details><summary>Per subjob</summary>{table}</details>")
 
 
 def _subjob_table(data: ReportData) -> str:

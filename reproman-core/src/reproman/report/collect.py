@@ -56,6 +56,15 @@ class SubjobRow:
     #: It traced its node's environment while its command ran: its usage includes that.
     captured: bool = False
 
+    @property
+    def category(self) -> str:
+        """What the report draws it as: its state, with ``cancelled`` and ``lost`` told apart from ``failed``."""
+        if self.state == "failed" and self.reason == "cancelled":
+            return "cancelled"
+        if self.state == "failed" and (self.reason or "").startswith("lost"):
+            return "lost"
+        return self.state
+
 
 @attrs.frozen(kw_only=True)
 class ReportData:
@@ -73,9 +82,10 @@ class ReportData:
     usage_note: str = ""
 
     def counts(self) -> dict[str, int]:
-        counts = {"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "unknown": 0}
+        """Subjobs per category (see :attr:`SubjobRow.category`; ``failed`` excludes cancelled and lost)."""
+        counts = {"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "lost": 0, "unknown": 0}
         for row in self.subjobs:
-            counts[row.state] = counts.get(row.state, 0) + 1
+            counts[row.category] = counts.get(row.category, 0) + 1
         return counts
 
     @property

@@ -22,6 +22,8 @@ COLOURS = {
     "running": "#1e88e5",
     "succeeded": "#43a047",
     "failed": "#e53935",
+    "cancelled": "#fb8c00",
+    "lost": "#6d4c41",
     "unknown": "#8e24aa",
     "pending": "#cfd8dc",
 }
@@ -121,7 +123,8 @@ def timeline_figure(data: ReportData) -> dict[str, Any]:
     active = any(row.state in ("pending", "running", "unknown") for row in data.subjobs)
     horizon = data.generated if active or not known else max(known)
     queued_rows: list[tuple[SubjobRow, float, float, str]] = []
-    spans: dict[str, list[tuple[SubjobRow, float, float, str]]] = {s: [] for s in ("running", "succeeded", "failed", "unknown")}
+    spans: dict[str, list[tuple[SubjobRow, float, float, str]]] = {
+        s: [] for s in ("running", "succeeded", "failed", "cancelled", "lost", "unknown")}
     starts_only: list[SubjobRow] = []
     for row in data.subjobs:
         began = row.start if row.start is not None else horizon
@@ -130,7 +133,7 @@ def timeline_figure(data: ReportData) -> dict[str, Any]:
         if row.start is None:
             continue
         if row.end is not None:
-            spans.get(row.state, spans["unknown"]).append((row, row.start, row.end, row.state))
+            spans.get(row.category, spans["unknown"]).append((row, row.start, row.end, row.category))
         elif row.state == "running":
             spans["running"].append((row, row.start, max(horizon, row.start), "running"))
         else:
@@ -257,7 +260,8 @@ def _usage(data: ReportData) -> str:
                                         *(_figure_value(k, (r.usage or {}).get(k)) for k in keys)] for r in rows))
     traced = [r.index for r in rows if r.captured]
     note = (f" Subjob{'s' if len(traced) > 1 else ''} {', '.join(map(str, traced))} (*) traced the node's "
-            "environment for ReproMan while the command ran; their figures include that"
+            f"environment for ReproMan while the command ran; {'their' if len(traced) > 1 else 'its'} figures "
+            "include that"
             + (" and are left out of the totals." if len(counted) < len(rows) else ".")) if traced else ""
     return (f"<p>{len(rows)} of {len(data.subjobs)} subjobs have accounting figures. {'; '.join(totals)}."
             f"{html.escape(note)}</p><details><summary>Per subjob</summary>{table}</details>")

@@ -199,3 +199,26 @@ def test_a_scheduler_kill_shows_no_exit_code_of_its_own() -> None:
     status = interpret(job, RemoteFiles(exists=True, lines={0: "running", 1: "running"}), said)
     assert [(s.reason, s.exit_code) for s in status.subjobs] == [
         (FailureReason.WALLTIME, None), (FailureReason.EXIT_CODE, 137)]
+
+
+def test_failure_under_a_memory_limit_waits_for_late_accounting_for_the_grace_period_only() -> None:
+    """The scheduler saw it end, its accounting has no record yet: the cause (a refused allocation) may be
+    in that record, so the failure is not recorded yet, but for no longer than the grace period."""
+    job = job_of(1, parameters={"memory": "100M"})
+    files = RemoteFiles(exists=True, lines={0: "failed 1"})
+    moments_ago = SchedulerState(state=State.SUCCEEDED, exit_code=None, detail="ended moments ago")
+    waiting = interpret(job, files, {0: moments_ago}, now=1000.0, lost_after=60).subjobs[0]
+    assert waiting.state is State.RUNNING and "waiting for the scheduler's accounting" in waiting.detail
+    job.unaccounted["0"] = 1000.0
+    assert interpret(job, files, {0: moments_ago}, now=1030.0, lost_after=60).subjobs[0].state is State.RUNNING
+    late = interpret(job, files, {0: moments_ago}, now=1061.0, lost_after=60).subjobs[0]
+    assert (late.state, late.reason, late.exit_code) == (State.FAILED, FailureReason.EXIT_CODE, 1)
+    # Still listed as running (ending), or not listed at all yet: the same wait.
+    job.unaccounted.clear()
+    for said in (SchedulerState(state=State.RUNNING), FORGOTTEN):
+        assert interpret(job, files, {0: said}, now=1000.0, lost_after=60).subjobs[0].state is State.RUNNING
+    # Not asked (reading the status files alone): the file's word stands.
+    assert interpret(job, files).subjobs[0].state is State.FAILED
+    # Without a memory limit an exit code 1 is its own explanation: recorded at once.
+    plain = interpret(job_of(1), files, {0: moments_ago}, now=1000.0, lost_after=60).subjobs[0]
+    assert (plain.state, plain.exit_code) == (State.FAILED, 1)

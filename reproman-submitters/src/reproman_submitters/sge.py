@@ -478,14 +478,15 @@ class SGESubmitter(BatchSubmitter):
 
         Queued tasks removed by ``qdel`` never ran, so accounting never hears
         of them; the qmaster lists them among its zombies like tasks that
-        ended. A task whose runscript never wrote its status file (its first
-        act) did not start: it was removed from the queue.
+        ended. A zombie whose runscript never wrote its status file (its
+        first act) did not start: it was removed from the queue. A task the
+        qmaster does not list either is forgotten.
         """
         if cancelled:
             return failed(FailureReason.CANCELLED, "cancelled with 'reproman jobs --cancel' before it started")
-        if not started:
-            return failed(FailureReason.CANCELLED, "removed from the queue before it started (qdel)")
         if index in recently_ended.get(sid, ()):
+            if not started:
+                return failed(FailureReason.CANCELLED, "removed from the queue before it started (qdel)")
             # The qmaster says it ended; its accounting record may wait for the next flush.
             return ended("ended moments ago; Grid Engine's accounting has no record of it (yet)", exit_code=None)
         return SchedulerState.forgotten()

@@ -216,8 +216,7 @@ def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cance
             peak = record.get("maxvmem", "?")
             why = "its stderr reports a failed allocation" if memory_error else f"peak virtual memory {peak}"
             return failed(FailureReason.OUT_OF_MEMORY,
-                          f"exit status {status}; it could not get more memory under its {params['memory']} "
-                          f"limit ({why})", status, usage)
+                          f"it could not get more memory under its {params['memory']} limit ({why})", status, usage)
         if status > 128:
             return failed(FailureReason.EXIT_CODE, f"killed by signal {status - 128}", status, usage)
         return failed(FailureReason.EXIT_CODE, f"exit status {status}", status, usage)

@@ -237,6 +237,16 @@ def _evidence(
             # Killed, and the scheduler is still ending it: its verdict (walltime,
             # cancelled, out of memory) comes with the next poll.
             return SubjobStatus(index=index, state=State.RUNNING, detail=f"ending (exit code {code})")
+        since = job.unaccounted.get(str(index))
+        unexplained = said is not None and (not said.known or said.state is State.RUNNING or (
+            said.state is State.SUCCEEDED and said.exit_code is None))
+        if (unexplained and "memory" in job.parameters and not job.parameters.get("launcher")
+                and (since is None or now - since < grace)):
+            # Failed under a memory limit, and the scheduler has not accounted for it
+            # yet (still ending, or Grid Engine's accounting flush): the cause (a
+            # refused allocation) may be in that record. Waited for at most the
+            # grace period (poll stamps the start).
+            return SubjobStatus(index=index, state=State.RUNNING, detail=f"ending (exit code {code}; {AWAITING})")
         if cancelled and _signalled(code):
             return _cancelled(job, index, "", usage, cancelled)
         return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=FailureReason.EXIT_CODE,
@@ -287,6 +297,10 @@ CANCEL_DETAIL = outcome.CANCEL_DETAIL
 GONE_DETAIL = "its job directory is gone"
 
 
+#: A failed subjob shown "ending" while the scheduler's accounting of it is awaited.
+AWAITING = "waiting for the scheduler's accounting"
+
+
 def _scheduler_words(said: SchedulerState | None) -> str:
     """``the scheduler says succeeded, exit code 0``: its last word on a subjob, for messages."""
     if said is None:
@@ -324,7 +338,8 @@ def _cancelled(job: JobSpec, index: int, words: str, usage: Any, ours: bool) -> 
     scheduler's ``words`` (``CANCELLED``) say someone else did.
     """
     if ours:
-        detail = CANCEL_DETAIL
+        # The scheduler's words may add how (Grid Engine: "... (qdel)", "... before it started").
+        detail = words if words.startswith(CANCEL_DETAIL) else CANCEL_DETAIL
     else:
         detail = f"{OUTSIDE_DETAIL}: {words}" if words else OUTSIDE_DETAIL
     return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED, detail=detail,
@@ -459,6 +474,11 @@ def poll(
     for job in jobs:
         if outcome.record(job, statuses[job.jobid]) and changed is not None:
             changed.add(job.jobid)
+        for sub in statuses[job.jobid].subjobs:
+            if sub.state is State.RUNNING and sub.detail.endswith(f"{AWAITING})") and str(sub.index) not in job.unaccounted:
+                job.unaccounted[str(sub.index)] = now  # bounds the wait to the grace period
+                if changed is not None:
+                    changed.add(job.jobid)
     wanting = [j for j in jobs if usage and statuses[j.jobid].finished and j.usage_available is not False
                and outcome.missing_usage(j)]
     if wanting and collect_usage(submitter, wanting, changed):

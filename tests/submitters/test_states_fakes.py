@@ -206,6 +206,8 @@ def test_jobs_all_asks_the_scheduler_once(project, monkeypatch, capsys):
 def test_usage_recorded_from_the_schedulers_memory(project, monkeypatch, capsys):
     job = run(command="sleep 1", submitter="pbs", follow=True).job
     shown = api.jobs(job.jobid, action="show")[0]
+    # The only subjob traced the node's environment (a cold cache): its row says its figures include that.
     assert shown["usage"] == [{"subjob": "#0", "elapsed": 1.0, "cpu_time": 1.0, "max_rss": 3904 * 1024,
-                               "node": "fakenode"}]
+                               "node": "fakenode",
+                               "includes": "ReproMan's environment capture (it traced the node's packages)"}]
     assert os.path.exists(Path(job.local_directory, ".reproman", "jobs", "local", job.jobid, "spec.yaml"))

@@ -420,3 +420,24 @@ def test_usage_of_the_subjob_that_traced_the_environment_is_marked_and_kept_out_
     assert [r.index for r in data.subjobs if r.captured] == [int(marked[0]["subjob"].split("=")[1])]
     page = render(data)
     assert "traced the node&#x27;s environment for ReproMan" in page and "left out of the totals" in page
+
+
+@pytest.mark.timeout(120)
+def test_follow_says_once_when_nothing_starts_for_long(project, monkeypatch, caplog):
+    """A job on a drained partition waits (a drain ends); following it says once, after LONG_WAIT, what
+    Slurm gives as the reason and what the user can do, instead of showing 'pending' forever in silence."""
+    from reproman.errors import JobError
+    from reproman.jobs import follow as following
+    from reproman.jobs.connection import Connection
+
+    monkeypatch.setattr(following, "LONG_WAIT", 3.0)
+    job = run(command="true", job_parameters=["queue=drained"]).job
+    try:
+        with Connection.for_job(job) as connection, pytest.raises(JobError, match="did not finish within"):
+            following.follow(connection, job, maximum=1.0, timeout=12)
+        said = [r.getMessage() for r in caplog.records if "nothing has started" in r.getMessage()]
+        assert len(said) == 1, said
+        assert ("ReqNodeNotAvail" in said[0] or "Nodes required for job are DOWN" in said[0]) and \
+            f"reproman jobs --cancel {job.jobid}" in said[0], said
+    finally:
+        api.jobs(job.jobid, action="cancel")

@@ -102,7 +102,8 @@ def test_api_detached_then_fetch_and_failures(workdir: Path) -> None:
     assert rows[0]["failed"][0]["stderr"].endswith(f".reproman/jobs/local/{jobid}/stderr.1")
     assert (workdir / "ra").read_text() == "a\n" and (workdir / "rb").read_text() == "b\n"
     listed = api.jobs(status=True)
-    assert listed[0]["subjobs_status"] == {"pending": 0, "running": 0, "succeeded": 1, "failed": 1, "unknown": 0}
+    assert listed[0]["subjobs_status"] == {"pending": 0, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 0,
+                                             "unknown": 0}
     assert main(["jobs", "--fetch", jobid]) == 1  # a failed subjob makes the exit code non-zero
 
 

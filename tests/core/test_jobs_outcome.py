@@ -84,10 +84,18 @@ def test_known_cause_refines_a_signal_exit_and_usage_is_added() -> None:
     rec = outcome.merge(None, SubjobStatus(index=0, state=State.FAILED, exit_code=143,
                                            reason=FailureReason.EXIT_CODE))
     assert rec is not None
-    refined = outcome.merge(rec, SubjobStatus(index=0, state=State.FAILED, reason=FailureReason.CANCELLED,
-                                              detail="CANCELLED by 0", usage=Usage(elapsed=3.0)))
+    # 'reproman jobs --cancel' after the fact stopped nothing of it: no relabelling, usage still added.
+    ours = outcome.merge(rec, SubjobStatus(index=0, state=State.FAILED, reason=FailureReason.CANCELLED,
+                                           detail=outcome.CANCEL_DETAIL, usage=Usage(elapsed=3.0)))
+    assert ours is not None and (ours.reason, ours.exit_code, ours.usage) == (
+        FailureReason.EXIT_CODE, 143, Usage(elapsed=3.0))
+    # An exit code that is not a signal's is its own explanation.
+    plain = outcome.merge(None, SubjobStatus(index=0, state=State.FAILED, exit_code=3, reason=FailureReason.EXIT_CODE))
+    assert outcome.merge(plain, SubjobStatus(index=0, state=State.FAILED, reason=FailureReason.WALLTIME)) == plain
+    refined = outcome.merge(rec, SubjobStatus(index=0, state=State.FAILED, reason=FailureReason.WALLTIME,
+                                              detail="TIMEOUT", usage=Usage(elapsed=3.0)))
     assert refined is not None
-    assert (refined.reason, refined.exit_code, refined.usage) == (FailureReason.CANCELLED, 143, Usage(elapsed=3.0))
+    assert (refined.reason, refined.exit_code, refined.usage) == (FailureReason.WALLTIME, 143, Usage(elapsed=3.0))
     # ...and a later "lost" or "non-zero exit" does not undo it.
     for weaker in (FailureReason.LOST, FailureReason.EXIT_CODE):
         assert outcome.merge(refined, SubjobStatus(index=0, state=State.FAILED, reason=weaker)) == refined
@@ -127,11 +135,11 @@ def test_pending_reason_and_blocked_reach_the_status() -> None:
 
 def test_outcome_text_and_labels() -> None:
     job = job_of(3)
-    assert outcome.outcome_text(job) == "unknown"
+    assert outcome.outcome_text(job) == "3 not checked"
     outcome.record(job, interpret(job, RemoteFiles(exists=True, lines={0: "succeeded 0", 1: "failed 2"})))
-    assert outcome.outcome_text(job) == "2/3 finished, 1 failed"
+    assert outcome.outcome_text(job) == "1 succeeded, 1 failed, 1 not checked"
     outcome.record(job, interpret(job, RemoteFiles(exists=True, lines={2: "succeeded 0"})))
-    assert outcome.outcome_text(job) == "1 failed"
+    assert outcome.outcome_text(job) == "2 succeeded, 1 failed"
     assert [r["subjob"] for r in outcome.failure_rows(job, outcome.statuses_from_record(job))] == ["i=2"]
     assert outcome.subjob_label(job_of(1, subjobs=[Subjob(command="c")]), 0) == "#0"
 
@@ -167,3 +175,50 @@ def test_a_signal_exit_not_yet_recorded_asks_the_scheduler() -> None:
     assert interpret(job, RemoteFiles(exists=True, lines={0: "failed 1"})).unsettled == frozenset()
     shown(job, files, WALLTIME)
     assert interpret(job, files).unsettled == frozenset()  # recorded: no more questions
+
+
+def test_one_summary_for_listing_status_and_follow() -> None:
+    """The listing (record alone) and 'jobs --status'/--follow (a poll) say the same of a job:
+    cancelled subjobs are counted as cancelled, not as failed, in both."""
+    job = job_of(4, cancelled="2024-01-01T00:00:00")
+    job.cancelled_subjobs = [2, 3]
+    files = RemoteFiles(exists=True, lines={0: "succeeded 0", 1: "failed 3", 2: "failed 143", 3: "running"})
+    status = interpret(job, files, {3: FORGOTTEN}, ages={3: 999.0}, lost_after=60)
+    outcome.record(job, status)
+    assert status.summary() == "1 succeeded, 1 failed, 2 cancelled"
+    assert outcome.outcome_text(job) == status.summary()
+    assert status.counts() == {"pending": 0, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 2, "unknown": 0}
+
+
+def test_a_scheduler_kill_shows_no_exit_code_of_its_own() -> None:
+    """Slurm's TIMEOUT is 'ExitCode 0:0': a walltime kill before the command ended has no exit code to show;
+    a plain failure the scheduler reports keeps its code."""
+    job = job_of(2)
+    said = {0: SchedulerState(state=State.FAILED, reason=FailureReason.WALLTIME, detail="TIMEOUT", exit_code=0),
+            1: SchedulerState(state=State.FAILED, reason=FailureReason.EXIT_CODE, detail="FAILED", exit_code=137)}
+    status = interpret(job, RemoteFiles(exists=True, lines={0: "running", 1: "running"}), said)
+    assert [(s.reason, s.exit_code) for s in status.subjobs] == [
+        (FailureReason.WALLTIME, None), (FailureReason.EXIT_CODE, 137)]
+
+
+def test_failure_under_a_memory_limit_waits_for_late_accounting_for_the_grace_period_only() -> None:
+    """The scheduler saw it end, its accounting has no record yet: the cause (a refused allocation) may be
+    in that record, so the failure is not recorded yet, but for no longer than the grace period."""
+    job = job_of(1, parameters={"memory": "100M"})
+    files = RemoteFiles(exists=True, lines={0: "failed 1"})
+    moments_ago = SchedulerState(state=State.SUCCEEDED, exit_code=None, detail="ended moments ago")
+    waiting = interpret(job, files, {0: moments_ago}, now=1000.0, lost_after=60).subjobs[0]
+    assert waiting.state is State.RUNNING and "waiting for the scheduler's accounting" in waiting.detail
+    job.unaccounted["0"] = 1000.0
+    assert interpret(job, files, {0: moments_ago}, now=1030.0, lost_after=60).subjobs[0].state is State.RUNNING
+    late = interpret(job, files, {0: moments_ago}, now=1061.0, lost_after=60).subjobs[0]
+    assert (late.state, late.reason, late.exit_code) == (State.FAILED, FailureReason.EXIT_CODE, 1)
+    # Still listed as running (ending), or not listed at all yet: the same wait.
+    job.unaccounted.clear()
+    for said in (SchedulerState(state=State.RUNNING), FORGOTTEN):
+        assert interpret(job, files, {0: said}, now=1000.0, lost_after=60).subjobs[0].state is State.RUNNING
+    # Not asked (reading the status files alone): the file's word stands.
+    assert interpret(job, files).subjobs[0].state is State.FAILED
+    # Without a memory limit an exit code 1 is its own explanation: recorded at once.
+    plain = interpret(job_of(1), files, {0: moments_ago}, now=1000.0, lost_after=60).subjobs[0]
+    assert (plain.state, plain.exit_code) == (State.FAILED, 1)

@@ -170,7 +170,7 @@ def test_outcome_kept_after_fetch_and_shown(workdir: Path, capsys: pytest.Captur
     assert "1 failed" in listing and "yes" in listing
     assert main(["jobs", "--show", "--json", job.jobid]) == 0
     shown = json.loads(capsys.readouterr().out)[0]
-    assert shown["outcome"] == "1 failed" and shown["fetched"].startswith("20")  # when it was fetched
+    assert shown["outcome"] == "2 succeeded, 1 failed" and shown["fetched"].startswith("20")  # when it was fetched
     assert shown["failed"] == [{"index": 1, "subjob": "i=2", "p": {"i": "2"}, "exit_code": 3,
                                 "reason": "non-zero exit", "detail": None}]
     assert shown["usage"].startswith("unavailable")
@@ -222,3 +222,13 @@ def test_old_reproman_job_spec_loads(workdir: Path, capsys: pytest.CaptureFixtur
     (workdir / "bad.yaml").write_text("command: echo hi\nnum_proceses: 2\n")
     assert main(["run", "--job-spec", "bad.yaml"]) == 2
     assert "unknown job parameter 'num_proceses'" in capsys.readouterr().err
+
+
+def test_plain_list_says_not_checked_and_how(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A detached job nobody polled: the list does not call it 'unknown'; it says 'not checked' and how to check."""
+    submit(command="true")
+    capsys.readouterr()
+    assert main(["jobs"]) == 0
+    out, err = capsys.readouterr()
+    assert "1 not checked" in out and "unknown" not in out, out
+    assert "'reproman jobs --status' asks the resources now" in err, err

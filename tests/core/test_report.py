@@ -174,7 +174,14 @@ def test_usage_from_the_record(failed_batch: RunResult, workdir: Path) -> None:
     assert _report(failed_batch.job.jobid, out).returncode == 0
     text = out.read_text(encoding="utf-8")
     assert "Unavailable (" not in text
-    assert "8 of 8 subjobs have accounting figures" in text and "total CPU time: 12 s" in text
+    # The subjob that traced the node's environment is left out of the totals, and said so.
+    from reproman.jobs.environment import tracing_subjobs
+    from reproman.report.render import _figure_value
+
+    traced = tracing_subjobs(Registry().load(failed_batch.job.jobid).environment)
+    assert "8 of 8 subjobs have accounting figures" in text
+    assert f"total CPU time: {_figure_value('cpu_s', 1.5 * (8 - len(traced)))};" in text, traced
+    assert ("left out of the totals" in text) == bool(traced)
     assert "largest peak RSS: 50.0 MiB" in text and "nodes: n1" in text
 
 
@@ -250,3 +257,20 @@ def test_other_commands_never_import_the_report() -> None:
             "print(sorted(m for m in sys.modules if m.startswith(('plotly', 'reproman.report'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_cancelled_and_lost_are_drawn_apart_from_failed(failed_batch: RunResult) -> None:
+    """A cancelled and a lost subjob get their own colour and legend entry, and their own badge count."""
+    from reproman.report.collect import collect
+    from reproman.report.render import COLOURS, timeline_figure
+
+    data = collect(Registry().load(failed_batch.job.jobid))
+    rows = list(data.subjobs)
+    rows[0] = attrs.evolve(rows[0], state="failed", reason="cancelled")
+    rows[1] = attrs.evolve(rows[1], state="failed", reason=FailureReason.LOST.value)
+    data = attrs.evolve(data, subjobs=tuple(rows))
+    bars = {t["name"]: t for t in timeline_figure(data)["data"] if t["type"] == "bar"}
+    assert bars["cancelled"]["y"] == [0] and bars["lost"]["y"] == [1] and bars["failed"]["y"] == [4]
+    assert len({bars[n]["marker"]["color"] for n in ("cancelled", "lost", "failed")}) == 3
+    assert COLOURS["cancelled"] != COLOURS["failed"]
+    assert {k: v for k, v in data.counts().items() if v} == {"succeeded": 5, "failed": 1, "cancelled": 1, "lost": 1}

@@ -91,16 +91,17 @@ def test_cancel_running_and_queued(sub, session, jobroot):
     sub.cancel(job)  # cancelling a finished job is harmless
 
 
-def test_qdel_by_hand_reads_killed_not_cancelled(sub, session, jobroot):
-    """qdel outside ReproMan: Grid Engine's accounting records it exactly as any SIGKILL (failed 100,
-    exit 137), so the reason is a non-zero exit with the signal, not a cause nobody recorded."""
+def test_qdel_by_hand_reads_cancelled_outside_repromans(sub, session, jobroot):
+    """qdel outside ReproMan of a running task that asked for no limits: Grid Engine's accounting says its
+    shell was killed (failed 100, exit 137) and no limit explains it, so it reads cancelled, as on Slurm,
+    with Grid Engine's words and no exit code of the command's own."""
     job = submit(session, sub, jobroot, ["sleep 300"])
     wait(session, sub, job, until="any-running", timeout=120)
     subprocess.run(["qdel", str(job.submission_id)], capture_output=True, check=True)
     status = wait(session, sub, job, timeout=30)
     subjob = status.subjobs[0]
-    assert (subjob.state, subjob.reason, subjob.exit_code) == (State.FAILED, FailureReason.EXIT_CODE, 137)
-    assert "killed by signal 9" in subjob.detail and "failed 100" in subjob.detail
+    assert (subjob.state, subjob.reason, subjob.exit_code) == (State.FAILED, FailureReason.CANCELLED, None)
+    assert subjob.detail.startswith("cancelled outside ReproMan: qdel (") and "failed 100" in subjob.detail
 
 
 def test_parameters_reach_sge(sub, session, jobroot):
@@ -336,8 +337,17 @@ def test_state_normalisation():
     # Code 37 covers h_vmem too: peak memory at the requested limit says which.
     assert reason({**h_rt, "maxvmem": "100MB"}, {"memory": "100M"}) is FailureReason.OUT_OF_MEMORY
     assert reason(qdel, {}, cancelled=True) is FailureReason.CANCELLED
-    assert reason(qdel, {}) is FailureReason.EXIT_CODE  # failed 100 is any signal: a kill -9 reads the same
+    # failed 100 within every limit asked for: the job's shell was killed, that is qdel.
+    assert reason(qdel, {}) is FailureReason.CANCELLED
+    assert accounting_state(qdel, {}, False).detail.startswith("qdel (Grid Engine: failed 100")
     assert reason({**qdel, "ru_wallclock": "60s"}, {"walltime": "00:01:00"}) is FailureReason.WALLTIME
+    # h_vmem refuses the allocation (no kill): a failure under a memory limit, with the evidence, reads so.
+    refused = {"failed": "0", "exit_status": "1", "maxvmem": "99.5MB"}
+    assert reason(refused, {"memory": "100M"}) is FailureReason.OUT_OF_MEMORY
+    assert accounting_state({**refused, "maxvmem": "20MB"}, {"memory": "100M"}, False, True).reason \
+        is FailureReason.OUT_OF_MEMORY  # stderr said MemoryError
+    assert reason({**refused, "maxvmem": "20MB"}, {"memory": "100M"}) is FailureReason.EXIT_CODE
+    assert reason(refused, {}) is FailureReason.EXIT_CODE
     clean = {"failed": "0", "exit_status": "0"}
     ok = accounting_state(clean, {}, False)
     assert (ok.state, ok.exit_code, ok.reason) == (State.SUCCEEDED, 0, None)

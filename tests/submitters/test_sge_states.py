@@ -116,8 +116,9 @@ def qacct_forgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.timeout(240)
 def test_task_killed_mid_array_is_reported_while_the_rest_wait(sub, session, jobroot):
-    """Task 1 dies by SIGKILL (no final status line) while the array's other tasks run and wait: core
-    wants it, so qacct is asked although qstat still lists the array."""
+    """Task 1's runscript dies by SIGKILL (no final status line) while the array's other tasks run and wait:
+    core wants it, so qacct is asked although qstat still lists the array. Grid Engine records a kill of
+    the job's shell as it records qdel (failed 100), and no limit was asked for: it reads as cancelled."""
     job = submit(session, sub, jobroot, ["kill -9 $PPID", "sleep 120", "sleep 120"], {"throttle": 1})
     deadline = time.monotonic() + 180
     status = poll(session, sub, [job])[job.jobid]
@@ -126,8 +127,8 @@ def test_task_killed_mid_array_is_reported_while_the_rest_wait(sub, session, job
         time.sleep(0.5)
         status = poll(session, sub, [job])[job.jobid]
     killed = status.subjobs[0]
-    assert (killed.state, killed.reason, killed.exit_code) == (State.FAILED, FailureReason.EXIT_CODE, 137)
-    assert "signal 9" in killed.detail
+    assert (killed.state, killed.reason, killed.exit_code) == (State.FAILED, FailureReason.CANCELLED, None)
+    assert killed.detail.startswith("cancelled outside ReproMan: qdel (Grid Engine: failed 100"), killed.detail
     assert not status.subjobs[2].state.finished and live(str(job.submission_id))  # the rest still queued
 
 
@@ -229,7 +230,8 @@ def test_report_of_a_fetched_job_offline(project, capsys):
     assert "fetched copy" in json.loads(capsys.readouterr().out)["source"]
     text = out.read_text(encoding="utf-8")
     failures = text[text.index("<h2>Failures</h2>"):text.index("<h2>Resource usage</h2>")]
-    assert "<td>0</td><td>walltime exceeded</td><td>137</td>" in failures and "<td>t=600</td>" in failures
+    # Killed by Grid Engine before the command ended: no exit code of the command's own.
+    assert "<td>0</td><td>walltime exceeded</td><td>-</td>" in failures and "<td>t=600</td>" in failures
     assert "2 of 2 subjobs have accounting figures" in text
     from reproman.report.collect import collect
 
@@ -310,3 +312,49 @@ def test_many_jobs_cost_one_qstat_and_cancel_while_queued(project, tmp_path, mon
     assert main(["jobs", "--cancel", "--all"]) == 0
     wait_until(lambda: states(jobids) == {j: [("failed", "cancelled")] for j in jobids}, 60,
                lambda: f"cancelled held jobs: {states(jobids)}")
+
+
+# -- behind ReproMan's back -------------------------------------------------------------------------------
+
+@pytest.mark.timeout(240)
+def test_qdel_behind_repromans_back_reads_cancelled(project, cancel_later):
+    """qdel of a running task (no limits asked) and of a task still queued: both read cancelled, the queued
+    one at once (long before the 60 s grace for silent subjobs), never 'the scheduler says it completed'."""
+    job = run(command="sleep 300", batch_parameters=["i=0,1,2"], job_parameters=["throttle=1"]).job
+    cancelled = "cancelled outside ReproMan"
+    cancel_later.append(job.jobid)
+    number = str(job.submission_id)
+
+    def rows() -> list[dict]:
+        return api.jobs(job.jobid, action="show", status=True)[0]["subjobs_status"]["subjobs"]
+
+    wait_until(lambda: rows()[0]["state"] == "running", 180, lambda: f"i=0 running: {rows()}")
+    subprocess.run(["qdel", number, "-t", "3"], check=True, capture_output=True)  # i=2, queued
+    started = time.monotonic()
+    wait_until(lambda: rows()[2]["state"] == "failed", 20, lambda: f"queued i=2 cancelled: {rows()}")
+    assert time.monotonic() - started < 20
+    queued = rows()[2]
+    assert (queued["reason"], queued["exit_code"]) == ("cancelled", None), queued
+    assert queued["detail"] == f"{cancelled}: removed from the queue before it started (qdel)", queued
+    subprocess.run(["qdel", number, "-t", "1"], check=True, capture_output=True)  # i=0, running
+    wait_until(lambda: rows()[0]["state"] == "failed", 60, lambda: f"running i=0 cancelled: {rows()}")
+    ran = rows()[0]
+    assert (ran["reason"], ran["exit_code"]) == ("cancelled", None), ran
+    assert ran["detail"].startswith(f"{cancelled}: qdel (Grid Engine: failed 100"), ran
+    assert rows()[1]["state"] in ("pending", "running")
+
+
+@pytest.mark.timeout(240)
+def test_refused_allocation_under_h_vmem_reads_out_of_memory(project, cancel_later):
+    """memory=100M becomes h_vmem: Python's 300 MiB allocation is refused (MemoryError, exit 1), nothing is
+    killed. The subjob reads out of memory, with its exit code and why, not just 'exit code 1'."""
+    job = run(command="python3 -c 'x = bytearray(300 * 1024 * 1024)'", job_parameters=["memory=100M"]).job
+    cancel_later.append(job.jobid)
+
+    def row() -> dict:
+        return api.jobs(job.jobid, action="show", status=True)[0]["subjobs_status"]["subjobs"][0]
+
+    wait_until(lambda: row()["state"] == "failed", 180, lambda: f"failed: {row()}")
+    failed = row()
+    assert (failed["reason"], failed["exit_code"]) == ("out of memory", 1), failed
+    assert "could not get more memory under its 100M limit" in failed["detail"], failed

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -135,7 +136,8 @@ def test_out_of_memory_is_reported_from_accounting(session, jobroot):
     job = submit(session, sub, jobroot, [hog, "kill -9 $PPID"], {"memory": "100M"})
     status = wait(session, sub, job, timeout=90)
     oom, killed = status.subjobs
-    assert (oom.state, oom.reason, oom.exit_code) == (State.FAILED, FailureReason.OUT_OF_MEMORY, 137)
+    # Slurm killed the whole step, runscript included: no exit code of the command's own to show.
+    assert (oom.state, oom.reason, oom.exit_code) == (State.FAILED, FailureReason.OUT_OF_MEMORY, None)
     assert "MaxRSS" in oom.detail and oom.usage is not None and oom.usage.max_rss > 100 * 2**20  # type: ignore[operator]
     assert (killed.state, killed.reason, killed.exit_code) == (State.FAILED, FailureReason.EXIT_CODE, 137)
 
@@ -163,7 +165,7 @@ def test_without_accounting_everything_works_and_usage_is_unavailable(project, n
     assert main(["run", "--submitter", "slurm", "--follow", "--bp", "i=1,2", "echo {p[i]}"]) == 0
     jobid = capsys.readouterr().out.strip()
     shown = api.jobs(jobid, action="show")[0]
-    assert shown["outcome"] == "succeeded" and shown["usage"].startswith("unavailable")
+    assert shown["outcome"] == "2 succeeded" and shown["usage"].startswith("unavailable")
 
 
 def test_pending_reason_of_a_drained_node(project, capsys):
@@ -239,3 +241,203 @@ def test_jobs_all_makes_one_squeue_for_50_jobs(project, tmp_path, monkeypatch, c
     assert "50 pending (JobHeldUser)" not in capsys.readouterr().out  # one line per job, each "1 pending"
     assert main(["jobs", "--cancel", "--all"]) == 0
     assert calls() == 3
+
+
+def subjob_rows(jobid: str) -> list[dict]:
+    return api.jobs(jobid, action="show", status=True)[0]["subjobs_status"]["subjobs"]
+
+
+@pytest.mark.timeout(400)
+def test_cancel_labels_only_what_it_stopped(project, capsys):
+    """i=0 dies by SIGKILL, i=1 is scancelled behind ReproMan's back, then 'jobs --cancel' stops i=2:
+    the recorded outcomes of i=0 and i=1 stay as they were, and only i=2 says 'reproman jobs --cancel'."""
+    job = run(command="if [ {p[i]} = 0 ]; then sleep 2; kill -9 $$; fi; sleep 300",
+              batch_parameters=["i=0,1,2"]).job
+    try:
+        wait_until(lambda: [s["state"] for s in subjob_rows(job.jobid)][:2] == ["failed", "running"], 240,
+                   lambda: f"i=0 failed and i=1 running: {subjob_rows(job.jobid)}")
+        subprocess.run(["scancel", f"{job.submission_id}_1"], check=True)
+        wait_until(lambda: subjob_rows(job.jobid)[1]["state"] == "failed", 120, "i=1 cancelled")
+        before = Registry().load(job.jobid).subjobs[0].outcome
+        assert before is not None and (before["reason"], before["exit_code"]) == ("non-zero exit", 137)
+        assert api.jobs(job.jobid, action="cancel") == [{"jobid": job.jobid, "cancelled": True}]
+        wait_until(lambda: all(s["state"] == "failed" for s in subjob_rows(job.jobid)), 120, "i=2 cancelled")
+        rows = subjob_rows(job.jobid)
+        assert Registry().load(job.jobid).subjobs[0].outcome == before
+        assert (rows[0]["reason"], rows[0]["exit_code"]) == ("non-zero exit", 137)
+        assert (rows[1]["reason"], rows[1]["exit_code"]) == ("cancelled", None)
+        assert rows[1]["detail"].startswith("cancelled outside ReproMan"), rows[1]
+        assert (rows[2]["reason"], rows[2]["exit_code"], rows[2]["detail"]) == (
+            "cancelled", None, "cancelled with 'reproman jobs --cancel'")
+        capsys.readouterr()
+        assert main(["jobs", "--status", job.jobid]) == 0
+        out = capsys.readouterr().out
+        assert "by 0" not in out and "exit code 0" not in out, out
+        assert "i=0: failed (exit code 137)" in out, out
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+@pytest.mark.timeout(120)
+def test_pending_task_scancelled_behind_repromans_back_reads_cancelled_at_once(project):
+    """scancel of one pending array task: it leaves squeue and never reaches sacct. It reads cancelled
+    within seconds (not 'lost' after the 60 s grace); its held siblings stay pending."""
+    job = run(command="true", batch_parameters=["i=0,1"], job_parameters=["directives=--hold"]).job
+    try:
+        wait_until(lambda: [s["state"] for s in subjob_rows(job.jobid)] == ["pending"] * 2, 30, "pending")
+        subprocess.run(["scancel", f"{job.submission_id}_1"], check=True)
+        started = time.monotonic()
+        wait_until(lambda: subjob_rows(job.jobid)[1]["state"] == "failed", 20,
+                   lambda: f"i=1 cancelled: {subjob_rows(job.jobid)}")
+        assert time.monotonic() - started < 20
+        pending_, gone = subjob_rows(job.jobid)
+        assert (gone["reason"], gone["exit_code"], gone["detail"]) == (
+            "cancelled", None, "cancelled outside ReproMan: removed from the queue before it started"), gone
+        assert pending_["state"] == "pending"
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+@pytest.mark.timeout(180)
+def test_job_directory_removed_while_running_never_reads_pending(project, capsys):
+    """rm -rf of the job directory mid-run: the subjob never falls back to 'pending'; once Slurm says it
+    completed, 'reproman jobs JOB' says so in one line, with what to do next."""
+    import shutil
+
+    job = run(command="sleep 6; echo ok > r.txt", outputs=["r.txt"]).job
+    try:
+        wait_until(lambda: subjob_rows(job.jobid)[0]["state"] == "running", 120, "running")
+        shutil.rmtree(job.job_dir)
+        seen = []
+        for _ in range(60):
+            row = subjob_rows(job.jobid)[0]
+            seen.append((row["state"], row["detail"]))
+            if "the scheduler says succeeded" in (row["detail"] or ""):
+                break
+            time.sleep(0.5)
+        assert all(state != "pending" for state, _ in seen), seen
+        assert seen[-1][0] == "unknown" and seen[-1][1].startswith("its job directory is gone; "), seen
+        capsys.readouterr()
+        assert main(["jobs", job.jobid]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.count(f"job {job.jobid}:") == 1, err
+        assert "the scheduler says succeeded, exit code 0" in err and f"--delete {job.jobid}" in err, err
+        assert job.working_directory in err
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+@pytest.mark.timeout(240)
+def test_ctrl_c_then_jobs_follow_resumes_and_fetches(project):
+    """Ctrl-C detaches 'run --follow' and names 'reproman jobs --follow JOB'; that waits, fetches, and exits
+    as 'run --follow' would (1: a subjob failed)."""
+    import pexpect
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = pexpect.spawn(sys.executable, ["-m", "reproman", "run", "--submitter", "slurm", "--follow", "--bp",
+                                           "i=0,1", "-o", "out.{p[i]}", "sh", "-c",
+                                           "sleep 15; echo {p[i]} > out.{p[i]}; test {p[i]} = 0"],
+                          cwd=str(project), env=env, encoding="utf-8", timeout=120)
+    wait_until(lambda: any(j.status == "submitted" for j in Registry().entries()), 60, "submission")
+    jobid = Registry().entries()[0].jobid
+    time.sleep(1)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    said = " ".join((child.before or "").split())
+    assert child.exitstatus == 130, said
+    assert f"reproman jobs --follow {jobid}" in said, said
+    resumed = subprocess.run([sys.executable, "-m", "reproman", "jobs", "--follow", jobid], cwd=project,
+                             capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 1, resumed.stderr
+    assert "1 succeeded, 1 failed" in resumed.stderr and "subjob i=1 failed" in resumed.stderr, resumed.stderr
+    assert (project / "out.0").read_text() == "0\n" and (project / "out.1").read_text() == "1\n"
+    assert Registry().load(jobid).was_fetched
+
+
+@pytest.mark.timeout(240)
+def test_crate_carries_failure_reasons_and_times(project, tmp_path):
+    """The RO-Crate says why each subjob failed (out of memory from Slurm's accounting, an exit code 3) and
+    when each ran: startTime/endTime on every CreateAction."""
+    from reproman.jobs.export import export
+
+    hog = "python3 -c 'b = bytearray(300 * 2**20)\nfor i in range(0, len(b), 4096): b[i] = 1\nimport time; time.sleep(5)'"
+    assert main(["run", "--submitter", "slurm", "--follow", "--jp", "memory=100M", "--bp", "i=0,1,2", "sh", "-c",
+                 f"if [ {{p[i]}} = 0 ]; then {hog}; elif [ {{p[i]}} = 1 ]; then exit 3; fi; true"]) == 1
+    jobid = Registry().entries()[0].jobid
+    metadata = export(jobid, str(tmp_path / "crate"))
+    graph = {e["@id"]: e for e in json.loads(Path(metadata).read_text())["@graph"]}
+    actions = [graph[f"#subjob-{i}"] for i in range(3)]
+    # Slurm killed the whole step: no exit code of the command's own, the signal is in the words, once.
+    assert actions[0]["error"].startswith("out of memory (killed by signal 9 with MaxRSS"), actions[0]
+    assert actions[0]["error"].count("signal 9") == 1, actions[0]
+    assert actions[1]["error"] == "non-zero exit, exit code 3", actions[1]
+    assert "error" not in actions[2]
+    for action in actions:
+        assert action["startTime"] <= action["endTime"], action
+
+
+@pytest.mark.timeout(240)
+def test_log_shows_slurms_own_words_for_that_subjob(project, capsys):
+    """'jobs --log JOB i=1' after a cancel: Slurm's '*** JOB N ... CANCELLED AT ... ***' line of that task
+    (Slurm names the task's own job id, not ARRAY_TASK), and not its sibling's."""
+    job = run(command="sleep 300", batch_parameters=["i=0,1"]).job
+    try:
+        wait_until(lambda: [s["state"] for s in subjob_rows(job.jobid)] == ["running"] * 2, 180, "both running")
+        api.jobs(job.jobid, action="cancel")
+        wait_until(lambda: all(s["state"] == "failed" for s in subjob_rows(job.jobid)), 60, "cancelled")
+        log = Path(job.job_dir, "slurm.log")
+        wait_until(lambda: log.read_text().count("CANCELLED AT") == 2, 30, lambda: log.read_text())
+        ids = {}
+        for line in log.read_text().splitlines():
+            if line.startswith("reproman: subjob "):
+                ids[int(line.split()[2])] = line.split()[-1]
+        capsys.readouterr()
+        assert main(["jobs", "--log", job.jobid, "i=1"]) == 0
+        out = capsys.readouterr().out
+        assert f"==> the scheduler's words on subjob i=1 (on the resource: {log}) <==" in out, out
+        assert f"*** JOB {ids[1]} ON " in out and "CANCELLED AT" in out, out
+        assert f"JOB {ids[0]} " not in out, out
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+@pytest.mark.timeout(240)
+def test_usage_of_the_subjob_that_traced_the_environment_is_marked_and_kept_out_of_totals(project):
+    """The first subjob on a cold node traces its packages while its command runs (about a second of CPU,
+    tens of MB): its usage row says so, and the report's totals leave it out."""
+    from reproman.report.collect import collect
+    from reproman.report.render import render_html as render
+
+    assert main(["run", "--submitter", "slurm", "--follow", "--bp", "i=0,1,2", "sh", "-c", "sleep 2"]) == 0
+    jobid = Registry().entries()[0].jobid
+    job = Registry().load(jobid)
+    usage = api.jobs(jobid, action="show")[0]["usage"]
+    marked = [row for row in usage if "includes" in row]
+    assert len(marked) == 1 and "environment capture" in marked[0]["includes"], usage
+    assert marked[0]["cpu_time"] == max(row["cpu_time"] for row in usage), usage
+    data = collect(job)
+    assert [r.index for r in data.subjobs if r.captured] == [int(marked[0]["subjob"].split("=")[1])]
+    page = render(data)
+    assert "traced the node&#x27;s environment for ReproMan" in page and "left out of the totals" in page
+
+
+@pytest.mark.timeout(120)
+def test_follow_says_once_when_nothing_starts_for_long(project, monkeypatch, caplog):
+    """A job on a drained partition waits (a drain ends); following it says once, after LONG_WAIT, what
+    Slurm gives as the reason and what the user can do, instead of showing 'pending' forever in silence."""
+    from reproman.errors import JobError
+    from reproman.jobs import follow as following
+    from reproman.jobs.connection import Connection
+
+    monkeypatch.setattr(following, "LONG_WAIT", 3.0)
+    job = run(command="true", job_parameters=["queue=drained"]).job
+    try:
+        with Connection.for_job(job) as connection, pytest.raises(JobError, match="did not finish within"):
+            following.follow(connection, job, maximum=1.0, timeout=12)
+        said = [r.getMessage() for r in caplog.records if "nothing has started" in r.getMessage()]
+        assert len(said) == 1, said
+        assert ("ReqNodeNotAvail" in said[0] or "Nodes required for job are DOWN" in said[0]) and \
+            f"reproman jobs --cancel {job.jobid}" in said[0], said
+    finally:
+        api.jobs(job.jobid, action="cancel")

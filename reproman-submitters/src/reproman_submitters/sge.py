@@ -81,6 +81,7 @@ from reproman_submitters.common import (
 )
 from reproman_submitters.hooks import SGE
 from reproman_submitters.sge_records import (
+    MEMORY_ERROR_PATTERN,
     accounting_state,
     expand_tasks,
     parse_qacct,
@@ -101,6 +102,8 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 #: What qacct prints when the accounting file does not exist (accounting off, or nothing ever ran).
 _NO_ACCOUNTING = "No jobs running since startup"
 _CANCELLED_SECTION = "+cancelled"
+_STARTED_SECTION = "+started"
+_MEMORY_SECTION = "+memory-errors"
 
 
 @attrs.frozen(kw_only=True)
@@ -147,6 +150,10 @@ class _History:
     kept: bool
     #: Job directories holding ReproMan's cancel marker.
     cancelled: frozenset[str]
+    #: Of the status files asked about, those that exist (the runscript writes one as it starts).
+    started: frozenset[str] = frozenset()
+    #: Of the stderr files asked about, those reporting a refused allocation.
+    memory_errors: frozenset[str] = frozenset()
 
 
 class SGESubmitter(BatchSubmitter):
@@ -373,13 +380,23 @@ class SGESubmitter(BatchSubmitter):
         except Exception:  # a job submitted under another configuration
             return job.parameters or {}
 
-    def history(self, sids: Sequence[str], job_dirs: Sequence[str] = ()) -> _History:
-        """``qacct`` records of ``sids`` and the ``job_dirs`` holding a cancel marker, in ONE remote command."""
+    def history(self, sids: Sequence[str], job_dirs: Sequence[str] = (), status_files: Sequence[str] = (),
+                stderr_files: Sequence[str] = ()) -> _History:
+        """``qacct`` records of ``sids``, the ``job_dirs`` holding a cancel marker, which of
+        ``status_files`` exist and which of ``stderr_files`` report a refused allocation, in ONE
+        remote command (shell builtins for the files, one ``grep`` for all stderr files)."""
         script = "".join(f"printf '== %s\\n' {shlex.quote(s)}; qacct -j {shlex.quote(s)} 2>&1; " for s in sids)
         script += f"printf '== {_CANCELLED_SECTION}\\n'; "
         script += "".join(
             f"[ -e {shlex.quote(d + '/' + layout.CANCELLED)} ] && printf '%s\\n' {shlex.quote(d)}; " for d in job_dirs
         )
+        if status_files:
+            script += f"printf '== {_STARTED_SECTION}\\n'; "
+            script += "".join(f"[ -e {shlex.quote(f)} ] && printf '%s\\n' {shlex.quote(f)}; " for f in status_files)
+        if stderr_files:
+            script += f"printf '== {_MEMORY_SECTION}\\n'; "
+            script += (f"grep -l -s -E {shlex.quote(MEMORY_ERROR_PATTERN)} "
+                       f"{' '.join(shlex.quote(f) for f in stderr_files)}; ")
         result = self.session.execute_command(script + "true")
         sections: dict[str, list[str]] = {}
         name = ""
@@ -404,7 +421,9 @@ class SGESubmitter(BatchSubmitter):
                 lgr.warning("qacct -j %s did not answer, will ask again: %s", sid,
                             " / ".join(text.strip().splitlines()[-2:])[:200] or "no output")
         return _History(records=records, answered=frozenset(answered), kept=kept,
-                        cancelled=frozenset(sections.get(_CANCELLED_SECTION, [])))
+                        cancelled=frozenset(sections.get(_CANCELLED_SECTION, [])),
+                        started=frozenset(sections.get(_STARTED_SECTION, [])),
+                        memory_errors=frozenset(sections.get(_MEMORY_SECTION, [])))
 
     def _from_history(
         self,
@@ -427,7 +446,10 @@ class SGESubmitter(BatchSubmitter):
                     put_state(states, piece.job.jobid, index, self._final[sid].get(index))
         if not asked:
             return
-        found = self.history(asked, sorted({str(pieces[sid].job.job_dir) for sid in asked}))
+        probes = [_status_file(pieces[sid].job, i) for sid in asked for i in lookup[sid]]
+        stderrs = [_stderr_file(pieces[sid].job, i) for sid in asked if "memory" in pieces[sid].params
+                   and not pieces[sid].launcher for i in lookup[sid]]
+        found = self.history(asked, sorted({str(pieces[sid].job.job_dir) for sid in asked}), probes, stderrs)
         for sid in asked:
             piece = pieces[sid]
             jobid = piece.job.jobid
@@ -436,25 +458,35 @@ class SGESubmitter(BatchSubmitter):
             for record in found.records.get(sid, []):
                 if record.get("jobname", piece.name) != piece.name:
                     continue  # an older job that had the same number
-                verdict = accounting_state(record, piece.params, cancelled)
                 for index in piece.indices_of(record):
-                    said[index] = verdict
+                    said[index] = accounting_state(record, piece.params, cancelled,
+                                                   _stderr_file(piece.job, index) in found.memory_errors)
             for index in lookup[sid]:
                 state = piece.say(said.get(index))
                 if state is None and sid in found.answered:
-                    state = self._unaccounted(sid, index, cancelled, recently_ended)
+                    started = _status_file(piece.job, index) in found.started
+                    state = self._unaccounted(sid, index, cancelled, recently_ended, started)
                 put_state(states, jobid, index, state)
             if not any(i in states.get(jobid, {}) and i not in lookup[sid] for i in piece.indices()) \
                     and set(said) >= set(piece.indices()):
                 self._final[sid] = {i: s for i in piece.indices() if (s := piece.say(said[i])) is not None}
 
     @staticmethod
-    def _unaccounted(sid: str, index: int, cancelled: bool, recently_ended: Mapping[str, set[int]]) -> SchedulerState:
-        """A task neither ``qstat`` nor ``qacct`` knows."""
+    def _unaccounted(sid: str, index: int, cancelled: bool, recently_ended: Mapping[str, set[int]],
+                     started: bool = True) -> SchedulerState:
+        """A task neither ``qstat`` nor ``qacct`` knows.
+
+        Queued tasks removed by ``qdel`` never ran, so accounting never hears
+        of them; the qmaster lists them among its zombies like tasks that
+        ended. A zombie whose runscript never wrote its status file (its
+        first act) did not start: it was removed from the queue. A task the
+        qmaster does not list either is forgotten.
+        """
         if cancelled:
-            # Queued tasks removed by qdel never ran, so accounting never hears of them.
             return failed(FailureReason.CANCELLED, "cancelled with 'reproman jobs --cancel' before it started")
         if index in recently_ended.get(sid, ()):
+            if not started:
+                return failed(FailureReason.CANCELLED, "removed from the queue before it started (qdel)")
             # The qmaster says it ended; its accounting record may wait for the next flush.
             return ended("ended moments ago; Grid Engine's accounting has no record of it (yet)", exit_code=None)
         return SchedulerState.forgotten()
@@ -497,6 +529,15 @@ class SGESubmitter(BatchSubmitter):
         harmless = ("does not exist", "has registered the job", "has deleted job", "is already in deletion")
         if not lines or not all(any(h in ln for h in harmless) for ln in lines):
             raise self.command_failed(result, f"cancelling job {job.jobid}")
+
+
+def _stderr_file(job: Any, index: int) -> str:
+    return layout.path(str(job.job_dir), f"stderr.{index}")
+
+
+def _status_file(job: Any, index: int) -> str:
+    """``status.INDEX`` in the job directory: the runscript writes it as the subjob starts."""
+    return layout.path(str(job.job_dir), f"status.{index}")
 
 
 def job_name(job: Any, params: Mapping[str, Any]) -> str:

@@ -191,14 +191,16 @@ def usage_of(record: Mapping[str, str]) -> Usage:
     )
 
 
-def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cancelled: bool) -> SchedulerState:
+def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cancelled: bool,
+                     memory_error: bool = False) -> SchedulerState:
     """How a finished task ended, from its ``qacct`` record (with its usage).
 
     Grid Engine's ``failed`` code tells who ended the task; the limits the job
     asked for (``params``) tell which limit a kill was about, because code 37
     covers h_rt, h_cpu and h_vmem alike and code 100 covers ``qdel`` as well as
-    limits the execution daemon enforces. ``cancelled``: ReproMan's cancel
-    marker is in the job directory (``reproman jobs --cancel`` ran ``qdel``).
+    limits the execution daemon enforces: a code-100 kill within every limit
+    asked for is a ``qdel``. ``cancelled``: ReproMan's cancel marker is in the
+    job directory (``reproman jobs --cancel`` ran ``qdel``).
     """
     usage = usage_of(record)
     fail = code_of(record.get("failed", "")) or 0
@@ -208,6 +210,13 @@ def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cance
     if fail == 0:
         if not status:
             return ended(exit_code=0, usage=usage)
+        if "memory" in params and (memory_error or _over_memory(record, params, MEMORY_NEAR)):
+            # A virtual-memory limit (h_vmem) is not a kill: the allocation that would
+            # cross it is refused, and the command fails as it handles that.
+            peak = record.get("maxvmem", "?")
+            why = "its stderr reports a failed allocation" if memory_error else f"peak virtual memory {peak}"
+            return failed(FailureReason.OUT_OF_MEMORY,
+                          f"it could not get more memory under its {params['memory']} limit ({why})", status, usage)
         if status > 128:
             return failed(FailureReason.EXIT_CODE, f"killed by signal {status - 128}", status, usage)
         return failed(FailureReason.EXIT_CODE, f"exit status {status}", status, usage)
@@ -218,20 +227,30 @@ def accounting_state(record: Mapping[str, str], params: Mapping[str, Any], cance
             return failed(FailureReason.OUT_OF_MEMORY, detail, status, usage)
         if fail == LIMIT_KILL or _over_walltime(record, params):
             return failed(FailureReason.WALLTIME, detail, status, usage)
-        # Killed by a signal that accounting does not attribute: a qdel outside
-        # ReproMan reads the same as a kill -9, so no cause is claimed.
-        signal = f"killed by signal {status - 128}" if status and status > 128 else "killed by a signal"
-        return failed(FailureReason.EXIT_CODE, f"{signal} (qdel or another kill; {detail})", status, usage)
+        # The job's shell (ReproMan's runscript) was killed, and no limit it
+        # asked for was reached: that is qdel. A kill of the command itself
+        # leaves the runscript alive to record the exit code (failed 0), so
+        # only a kill aimed at the runscript's own shell reads the same.
+        return failed(FailureReason.CANCELLED, f"qdel ({detail})", status, usage)
     # Setup failures before or around the job (output file, shell, working
     # directory, prolog...): the execution host could not run it.
     return failed(FailureReason.NODE_FAILURE, detail, status, usage)
 
 
-def _over_memory(record: Mapping[str, str], params: Mapping[str, Any]) -> bool:
+#: Peak virtual memory at this fraction of the limit (or more) counts as having hit it.
+MEMORY_AT = 0.95
+#: ...and, for a command that failed on its own, as having run into it.
+MEMORY_NEAR = 0.9
+#: What a command's stderr says when an allocation was refused (Python, C/C++ runtimes, shells, R, Java).
+MEMORY_ERROR_PATTERN = (r"MemoryError|Cannot allocate memory|bad_alloc|[Oo]ut of memory|"
+                        r"cannot allocate vector|OutOfMemoryError|memory exhausted")
+
+
+def _over_memory(record: Mapping[str, str], params: Mapping[str, Any], fraction: float = MEMORY_AT) -> bool:
     if "memory" not in params:
         return False
     used = size_bytes(record.get("maxvmem", ""))
-    return used is not None and used >= 0.95 * memory_mb(params["memory"]) * 1024**2
+    return used is not None and used >= fraction * memory_mb(params["memory"]) * 1024**2
 
 
 def _over_walltime(record: Mapping[str, str], params: Mapping[str, Any]) -> bool:

@@ -97,6 +97,9 @@ NEVER_STARTS = frozenset({
     "InvalidQOS", "DependencyNeverSatisfied", "AccountNotAllowed", "QOSNotAllowed",
 })
 
+#: Start of the line each array task writes to slurm.log, naming the job id Slurm gave it.
+TASK_MARK = "reproman: subjob"
+
 #: How long after its end a task that ended badly is shown as "ending" while
 #: ``sacct`` has no complete record of it yet (records arrive about a second
 #: later; a step's MaxRSS, the out-of-memory evidence, a little after that).
@@ -119,7 +122,9 @@ def slurm_state(state: str, reason: str = "", exit_code: str = "", usage: Usage 
     if word == "COMPLETED":
         return ended(exit_code=code if code is not None else 0, usage=usage)
     if word in _FAILED:
-        detail = ", ".join(x for x in (state.strip(), reason) if x)
+        # "CANCELLED by 0" names the uid that cancelled, not a cause: the word is enough.
+        shown = word if _FAILED[word] is FailureReason.CANCELLED else state.strip()
+        detail = ", ".join(x for x in (shown, reason) if x)
         if signal:
             detail += f", killed by signal {signal}"
         elif code:
@@ -186,8 +191,9 @@ def out_of_memory(state: SchedulerState | None, signal: int | None, max_rss: int
     if state is None or state.state is not State.FAILED or state.reason is FailureReason.OUT_OF_MEMORY:
         return state
     if signal == 9 and max_rss is not None and allocated and max_rss >= allocated:
+        # Slurm's own words ("FAILED, killed by signal 9") would only say the signal again.
         detail = (f"killed by signal 9 with MaxRSS {max_rss // 2**20} MiB, at or over the "
-                  f"{allocated // 2**20} MiB allocated ({state.detail})")
+                  f"{allocated // 2**20} MiB allocated (Slurm: {state.detail.split(',')[0]})")
         return failed(FailureReason.OUT_OF_MEMORY, detail, exit_code=state.exit_code, usage=state.usage)
     return state
 
@@ -256,6 +262,17 @@ class SlurmSubmitter(BatchSubmitter):
 
     name: ClassVar[str] = "slurm"
     script_name: ClassVar[str] = "submit.slurm"
+    scheduler_log: ClassVar[str] = "slurm.log"
+
+    @classmethod
+    def scheduler_log_lines(cls, text: str, index: int) -> list[str]:
+        """Slurm's lines about subjob ``index``: those naming the job id its task ran as (see :data:`TASK_MARK`)."""
+        lines = text.splitlines()
+        ids = {m.group(1) for line in lines if (m := re.match(rf"^{TASK_MARK} {index} is Slurm job (\d+)\s*$", line))}
+        if not ids:
+            return []
+        pattern = re.compile(r"\b(?:" + "|".join(sorted(ids)) + r")\b")
+        return [line for line in lines if not line.startswith(TASK_MARK) and pattern.search(line)]
     supported: ClassVar[frozenset[str]] = frozenset(SLURM_PARAMETERS)
     probe: ClassVar[str] = "sbatch"
 
@@ -336,6 +353,8 @@ class SlurmSubmitter(BatchSubmitter):
             + body
             + 'offset="${1:-0}"\n'
             + 'index=$((offset + ${SLURM_ARRAY_TASK_ID:-0}))\n'
+            # Slurm's own words in slurm.log name the task's job id: say which subjob that is.
+            + f'echo "{TASK_MARK} $index is Slurm job ${{SLURM_JOB_ID:-}}"\n'
             + f'exec sh {shlex.quote(runscript)} "$index"\n'
         )
 
@@ -430,15 +449,19 @@ class SlurmSubmitter(BatchSubmitter):
             raise self.command_failed(result, "squeue")
         states: dict[str, dict[int, SchedulerState]] = {}
         history: set[str] = set()
+        listed: set[str] = set()
         for line in out.splitlines() if result.returncode == 0 else []:
             fields = line.strip().split("|")
             if len(fields) != 5:
                 continue
             array_id, task, state_text, reason, end = fields
+            listed.add(array_id)
             state = slurm_state(state_text, reason)
-            if state is not None and state.state is State.FAILED and self._sacct_available is not False:
+            if (state is not None and state.state is State.FAILED and state.reason is not FailureReason.CANCELLED
+                    and self._sacct_available is not False):
                 # Ended badly: sacct has the exit code (and any out-of-memory
                 # evidence); until it does, for SETTLE_SECONDS, it is ending.
+                # A cancel needs neither: it reads as cancelled at once.
                 history.add(array_id)
                 if _settling(now, end):
                     state = running(f"ending ({state.detail})")
@@ -449,10 +472,36 @@ class SlurmSubmitter(BatchSubmitter):
         history |= missing
         answered = True
         if history:
-            answered = self._from_sacct(states, ids, launchers, sorted(history))
+            answered = self._from_sacct(states, ids, launchers, sorted(history), listed)
         if answered:
+            if self._sacct_available:
+                self._removed_before_start(states, jobs, listed, wanted)
             forget_missing(states, jobs, self.n_subjobs)
         return states
+
+    def _removed_before_start(self, states: dict[str, dict[int, SchedulerState]], jobs: Sequence[JobSpec],
+                              listed: Collection[str], wanted: Mapping[str, Collection[int]] | None) -> None:
+        """Array tasks that neither squeue nor sacct knows, while they know others of the same array: cancelled.
+
+        A task scancelled while pending leaves squeue at once and never
+        reaches accounting (sacct records tasks that started, and the ranges
+        of those cancelled with their whole array). A task that started is
+        in one of the two (squeue keeps it MinJobAge after its end), so one
+        missing from both, beside siblings they list, was removed before it
+        started.
+        """
+        for job in jobs:
+            if self.is_launcher(job):
+                continue
+            pieces = split_ids(job.submission_id)
+            want = None if wanted is None else wanted.get(job.jobid)
+            known = states.setdefault(job.jobid, {})
+            for sid, (offset, count) in zip(pieces, chunk_offsets(self.n_subjobs(job), len(pieces))):
+                if sid not in listed:
+                    continue
+                for index in range(offset, offset + count):
+                    if index not in known and (want is None or index in want):
+                        known[index] = failed(FailureReason.CANCELLED, "removed from the queue before it started")
 
     def _all_seen(self, states: Mapping[str, Mapping[int, SchedulerState]], job: JobSpec, sid: str,
                   wanted: Collection[int] | None) -> bool:
@@ -516,8 +565,12 @@ class SlurmSubmitter(BatchSubmitter):
         ids: Mapping[str, tuple[str, int]],
         launchers: Mapping[str, int],
         wanted: Sequence[str],
+        listed: set[str] | None = None,
     ) -> bool:
-        """Fill in from accounting the tasks of ``wanted`` ids; False when accounting did not answer."""
+        """Fill in from accounting the tasks of ``wanted`` ids; False when accounting did not answer.
+
+        The ids accounting has rows of are added to ``listed``.
+        """
         try:
             now, tasks = self._sacct(wanted)
         except SubmissionError as exc:
@@ -527,6 +580,8 @@ class SlurmSubmitter(BatchSubmitter):
             return True  # no accounting: what squeue does not know is gone
         for name, task in tasks.items():
             array_id, _, index = name.partition("_")
+            if listed is not None:
+                listed.add(array_id)
             task_id = index or "N/A"
             state = sacct_verdict(task)
             if state is None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 RESREF_TYPES = ("auto", "name", "id")
 FOLLOW_CHOICES = ("stop", "stop-if-success", "delete", "delete-if-success")
 LIST_CHOICES = ("submitters", "orchestrators", "parameters")
-JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "report", "log")
+JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "report", "log", "follow")
 
 #: Commands whose trailing words are a command to run, and where it goes.
 TRAILING_COMMAND = {"execute": ("command", "args"), "run": ("command", None)}
@@ -219,8 +219,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                    help="Full job ID or unique substring (with --log: JOB then SUBJOB, an index or KEY=VALUE).")
     p.add_argument("--action", choices=JOB_ACTIONS, default="auto",
                    help="auto: fetch named jobs (or, with --all, every job not fetched yet), else list. "
-                        "Shortcuts: --list --show --delete --fetch --cancel --report --log.")
+                        "Shortcuts: --list --show --delete --fetch --cancel --report --log --follow.")
     for action in JOB_ACTIONS[1:]:
+        if action == "follow":
+            p.add_argument("--follow", dest="action", action="store_const", const="follow",
+                           help="Wait for JOB (e.g. after Ctrl-C detached 'run --follow'), then fetch it; "
+                                "exit codes as 'run --follow'.")
+            continue
         if action == "log":
             p.add_argument("--log", dest="action", action="store_const", const="log",
                            help="Print the tail of a subjob's stdout and stderr: --log JOB [SUBJOB], read on "

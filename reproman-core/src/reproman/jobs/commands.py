@@ -40,7 +40,7 @@ lgr = logging.getLogger(__name__)
 DEFAULT_SUBMITTER = "local"
 DEFAULT_ORCHESTRATOR = "plain"
 FOLLOW_ACTIONS = ("stop", "stop-if-success", "delete", "delete-if-success")
-JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "log")
+JOB_ACTIONS = ("auto", "list", "show", "delete", "fetch", "cancel", "log", "follow")
 #: Accounting queries for a followed job's usage, USAGE_RETRY_DELAY seconds apart,
 #: while the accounting has not recorded every subjob yet.
 USAGE_ATTEMPTS = 2
@@ -260,6 +260,8 @@ def jobs(
         from reproman.jobs.logs import subjob_log
 
         return [subjob_log(registry, queries, lines)]
+    if action == "follow":
+        return [_follow(registry, queries, all_, progress, overwrite=overwrite, keep_remote=keep_remote)]
     auto = action == "auto"
     if auto:
         action = "list" if status or not (queries or all_) else "fetch"
@@ -300,6 +302,32 @@ def jobs(
         return _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
 
     return rows + _for_each_resource(specs, fetch_one, registry)
+
+
+def _follow(registry: Registry, queries: Sequence[str], all_: bool, progress: ProgressCallback | None, *,
+            overwrite: bool, keep_remote: bool) -> dict[str, Any]:
+    """``jobs --follow JOB``: wait for a job already submitted, then fetch it, as ``run --follow`` does.
+
+    How to pick up a job again after Ctrl-C detached ``run --follow``
+    (or one submitted without it); the row is a fetch's row, plus
+    ``stuck`` when what is left can never start.
+    """
+    entries = registry.find(list(queries), False) if queries and not all_ else []
+    specs = [e for e in entries if isinstance(e, JobSpec)]
+    if len(specs) != 1 or len(entries) != 1:
+        raise UsageError("--follow takes exactly one job", hint="Example: reproman jobs --follow JOB")
+    job = specs[0]
+    with Connection.for_job(job) as connection:
+        if job.was_fetched and job.extra.get("remote_released"):
+            recorded = JobStatus(jobid=job.jobid, subjobs=tuple(outcome.statuses_from_record(job)))
+            return _fetch(connection, job, registry, recorded, overwrite=overwrite, keep_remote=keep_remote)
+        status = follow_job(connection, job, progress, on_change=registry.save)
+        if not status.finished:
+            return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
+                    "reason": f"it cannot start as submitted ({status.summary()})", "status": status.to_dict()}
+        row = _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
+        _usage_after_fetch(connection, job, registry)
+    return row
 
 
 def _group(specs: Sequence[JobSpec]) -> dict[str, list[JobSpec]]:
@@ -427,9 +455,13 @@ def _fetch(
                 "reason": f"it was fetched to {job.local_directory} already, and its files on the resource were "
                           "freed after that (run with --keep-remote to keep them for a later fetch)"}
     if status.missing and not job.was_fetched:
-        raise JobError(f"its directory {job.job_dir} is not on resource {job.resource_name!r}",
-                       hint=f"If 'reproman run' was killed before it submitted, nothing ran: remove the record "
-                            f"with 'reproman jobs --delete {job.jobid}'.")
+        from reproman.jobs.status import gone_message
+
+        message, hint = gone_message(job, status)
+        if not job.submission_id:
+            hint = (f"'reproman run' may have been killed before it submitted, so nothing ran: remove the record "
+                    f"with 'reproman jobs --delete {job.jobid}'.")
+        raise JobError(message, hint=hint)  # the caller names the job
     if not status.finished:
         why = "it cannot start as submitted" if status.stuck else "not finished"
         return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
@@ -500,6 +532,7 @@ def _cancel(connection: Connection, job: JobSpec, registry: Registry, status: Jo
     """Cancel, after the poll that recorded what had finished before: those keep their own outcome."""
     if status.finished:
         return {"jobid": job.jobid, "cancelled": False, "reason": f"already finished ({status.summary()})"}
+    job.cancelled_subjobs = [s.index for s in status.subjobs if not s.state.finished]
     connection.submitter(job.submitter).cancel(job)
     job.cancelled = outcome.now_iso()
     registry.save(job)

@@ -187,6 +187,15 @@ class Submitter(ABC):
         self.session = session
         self.resource = resource
 
+    #: A file in the job directory where the scheduler writes its own words
+    #: (Slurm's "CANCELLED ... DUE TO TIME LIMIT"), shown by ``jobs --log``; "" for none.
+    scheduler_log: ClassVar[str] = ""
+
+    @classmethod
+    def scheduler_log_lines(cls, text: str, index: int) -> list[str]:
+        """The lines of :attr:`scheduler_log` (its ``text``) about subjob ``index``; all of them by default."""
+        return text.splitlines()
+
     @abstractmethod
     def submission_script(self, job: JobSpec) -> str:
         """Text of the submission script (kept, readable, in the job directory).

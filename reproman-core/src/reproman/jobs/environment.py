@@ -116,6 +116,16 @@ def _last_line(data: bytes | None) -> str:
     return lines[-1] if lines else ""
 
 
+#: Set on a subjob that traced its node's package spec while its command ran: its usage
+#: figures include the tracing (seconds of CPU, tens of MB), not only the command's.
+CAPTURED = "traced_environment"
+
+
+def tracing_subjobs(record: Mapping[str, Any]) -> set[int]:
+    """Indices of the subjobs whose usage includes the environment capture (see :data:`CAPTURED`)."""
+    return {i for i, s in enumerate(record.get("subjobs") or []) if isinstance(s, Mapping) and s.get(CAPTURED)}
+
+
 def environment_id(env: Mapping[str, Any]) -> str:
     """A content address: identical environments get the same ID wherever they were seen.
 
@@ -143,6 +153,7 @@ def build(
     environments: dict[str, dict[str, Any]] = {}
     traces: dict[str, dict[str, Any]] = {}
     by_key: dict[str, tuple[str, str]] = {}  # node key -> (environment id, context)
+    tracers: set[int] = set()  # subjobs that traced a node's package spec (not a cache hit)
     for name in sorted(files):
         if not (name.startswith("n.") and name.endswith(".facts")):
             continue
@@ -168,6 +179,9 @@ def build(
         ident = environment_id(env)
         environments.setdefault(ident, env)
         by_key[key] = (ident, facts.get("ctx", ""))
+        holder = (files.get(f"n.{key}.lock") or b"").decode("ascii", "replace").strip()
+        if env.get("spec_status") == "traced" and holder.isdigit():
+            tracers.add(int(holder))
 
     subjobs: list[dict[str, Any]] = []
     for index in range(n_subjobs):
@@ -202,6 +216,8 @@ def build(
             path = environments[record["environment"]]["executable"].get("path")
             if path and path != facts["resolved"]:
                 record["executable_path"] = facts["resolved"]
+        if index in tracers:
+            record[CAPTURED] = True
         if "strace" in facts:
             record["trace"] = {"status": facts["strace"]}
         answer = _spec_answer(files.get(f"trace.{index}.json"))

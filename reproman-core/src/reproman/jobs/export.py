@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from reproman.errors import JobError, UsageError
-from reproman.jobs import checksums
+from reproman.jobs import checksums, layout, outcome, timing
 from reproman.jobs.capture import executable_name
 from reproman.jobs.secrets import is_secret, redact
 from reproman.jobs.spec import JobSpec
@@ -203,6 +203,7 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
                 "name": f"Environment {ident}: node facts", "encodingFormat": "application/json"}),
         ]
 
+    spans = _spans(job)
     actions = []
     for index, subjob in enumerate(job.subjobs):
         env_record = env_subjobs[index] if index < len(env_subjobs) else {}
@@ -226,10 +227,22 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
             "name": f"Subjob {index} of ReproMan job {job.jobid}",
             "description": subjob.command,
         }
+        ended = outcome.recorded(job, index)
+        if ended is not None:
+            state = ended.state.value
         if state in ("succeeded", "failed"):
             props["actionStatus"] = COMPLETED if state == "succeeded" else FAILED
             if state == "failed":
-                props["error"] = f"exit code {env_record.get('exit_code')}"
+                props["error"] = (_failure(ended) if ended is not None
+                                  else f"exit code {env_record.get('exit_code')}")
+        span = spans.get(index)
+        if span is not None and span.start is not None:
+            end = span.end
+            if end is None and ended is not None and ended.usage and ended.usage.elapsed is not None:
+                end = span.start + ended.usage.elapsed  # killed before writing its end: accounting knows
+            props["startTime"] = timing.SubjobTimes(start=span.start).iso()["start"]
+            if end is not None:
+                props["endTime"] = timing.SubjobTimes(end=end).iso()["end"]
         action = crate.add_action(
             software[key], identifier=f"#subjob-{index}",
             object=[input_entity(i.strip('/')) for i in subjob.inputs],
@@ -258,6 +271,26 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     crate.write(str(target))
     return target / "ro-crate-metadata.json"
+
+
+def _failure(ended: outcome.Outcome) -> str:
+    """``walltime exceeded (TIMEOUT)``, ``non-zero exit, exit code 3``: the reason, the code where there is one."""
+    words = [ended.reason.value if ended.reason else "failed"]
+    if ended.exit_code is not None:
+        words.append(f"exit code {ended.exit_code}")
+    text = ", ".join(words)
+    return f"{text} ({ended.detail})" if ended.detail else text
+
+
+def _spans(job: JobSpec) -> dict[int, timing.SubjobTimes]:
+    """Each subjob's start and end, from the file times in the fetched copy of its job directory."""
+    from reproman.jobs.status import local_log_dir
+    from reproman.report.collect import local_files
+
+    copy = local_log_dir(job)
+    final = {i: layout.parse_status_line(line)[0] in ("succeeded", "failed")
+             for i, line in local_files(copy).lines.items()}
+    return timing.combine(timing.read_local(copy), final)
 
 
 def _under(path: str, outputs: list[str]) -> bool:

@@ -20,6 +20,7 @@ be forever.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +33,12 @@ from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, poll
 
 ProgressCallback = Callable[[JobStatus], None]
+
+lgr = logging.getLogger(__name__)
+
+#: Seconds a job may wait, none of it started, for the same pending reason before following
+#: says so once (a drained or down partition waits for an admin, maybe for days).
+LONG_WAIT = 300.0
 
 INITIAL_INTERVAL = 0.05
 #: The ceiling while a job is young (the first minute).
@@ -89,6 +96,14 @@ def max_interval(parameters: Mapping[str, Any] | None = None) -> float:
     return value
 
 
+def _only_pending_reason(status: JobStatus) -> str | None:
+    """The scheduler's one pending reason when every subjob is pending for it, else None."""
+    reasons = status.pending_reasons()
+    if len(reasons) != 1 or status.counts()["pending"] != len(status.subjobs):
+        return None
+    return next(iter(reasons))
+
+
 def follow(
     connection: Connection,
     job: JobSpec,
@@ -121,6 +136,8 @@ def follow(
     # that watches files cheaply end each sleep the moment it appears. Once it
     # exists, plain sleeps: a job may finish with subjobs still to be declared lost.
     marker: str | None = posixpath.join(job.job_dir, layout.COMPLETED)
+    waiting: tuple[str, float] | None = None  # the pending reason while nothing has started, and since when
+    told = False
     while True:
         changed: set[str] = set()
         # Usage is read once the results are in (see commands.run), not on the path to them.
@@ -135,6 +152,17 @@ def follow(
             progress(status)
         if status.finished:
             return status
+        reason = _only_pending_reason(status)
+        if reason is None:
+            waiting = None
+        elif waiting is None or waiting[0] != reason:
+            waiting = (reason, time.monotonic())
+        elif not told and time.monotonic() - waiting[1] >= LONG_WAIT:
+            told = True
+            lgr.warning("job %s: nothing has started in %d min; the scheduler says %r. It waits for that to "
+                        "change (Ctrl-C detaches and it stays queued; 'reproman jobs --follow %s' waits again, "
+                        "'reproman jobs --cancel %s' removes it)", job.jobid, (time.monotonic() - waiting[1]) // 60,
+                        reason, job.jobid, job.jobid)
         if status.stuck:
             stuck_since = stuck_since if stuck_since is not None else time.monotonic()
             if time.monotonic() - stuck_since >= STUCK_CONFIRM:
@@ -142,10 +170,10 @@ def follow(
         else:
             stuck_since = None
         if status.missing:
-            raise JobError(
-                f"job {job.jobid}: its directory {job.job_dir} is not on resource {job.resource_name!r}",
-                hint="The resource may have been reset; 'reproman jobs --delete' forgets the job.",
-            )
+            from reproman.jobs.status import gone_message
+
+            message, hint = gone_message(job, status)
+            raise JobError(f"job {job.jobid}: {message}", hint=hint)
         if deadline is not None and time.monotonic() >= deadline:
             raise JobError(f"job {job.jobid} did not finish within {timeout} s ({status.summary()})")
         counts = status.counts()

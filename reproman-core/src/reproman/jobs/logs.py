@@ -10,6 +10,7 @@ one, a single-subjob job's only subjob, else the first failed one.
 from __future__ import annotations
 
 import os
+import posixpath
 import shlex
 from collections.abc import Sequence
 from typing import Any
@@ -37,12 +38,18 @@ def subjob_log(registry: Registry, queries: Sequence[str], lines: int) -> dict[s
     job = entry
     index = select_subjob(job, queries[1:])
     row: dict[str, Any] = {"jobid": job.jobid, "index": index, "subjob": outcome.subjob_label(job, index)}
+    submitter = _submitter_class(job)
+    log_name = submitter.scheduler_log if submitter is not None else ""
     local = {s: os.path.join(local_log_dir(job), f"{s}.{index}") for s in STREAMS}
     if job.was_fetched and all(os.path.exists(p) for p in local.values()):
         row["source"] = "local"
         for stream, path in local.items():
             row[stream] = _tail_file(path, lines)
             row[f"{stream}_path"] = path
+        if log_name:
+            path = os.path.join(local_log_dir(job), log_name)
+            text = _tail_file(path, SCHEDULER_LOG_LINES) if os.path.exists(path) else None
+            _scheduler_words(row, submitter, index, text, path, lines)
         return row
     from reproman.jobs.connection import Connection
 
@@ -52,12 +59,43 @@ def subjob_log(registry: Registry, queries: Sequence[str], lines: int) -> dict[s
             f"printf '{_MARK}%s\\n' {stream}; tail -n {int(lines)} {shlex.quote(path)} 2>/dev/null"
             for stream, path in remote.items()
         )
+        if log_name:
+            log_path = posixpath.join(job.job_dir, log_name)
+            script += (f"; [ -e {shlex.quote(log_path)} ] && printf '{_MARK}scheduler\\n' && "
+                       f"tail -n {SCHEDULER_LOG_LINES} {shlex.quote(log_path)} 2>/dev/null")
         result = connection.session.execute_command(script + "; true")
     row["source"] = "resource"
-    row.update(_split(result.stdout))
+    parts = _split(result.stdout)
+    row.update({s: parts[s] for s in STREAMS})
     for stream, path in remote.items():
         row[f"{stream}_path"] = path
+    if log_name:
+        _scheduler_words(row, submitter, index, parts.get("scheduler"), log_path, lines)
     return row
+
+
+#: How much of a scheduler's log (shared by all subjobs) is searched for one subjob's lines.
+SCHEDULER_LOG_LINES = 5000
+
+
+def _submitter_class(job: JobSpec) -> Any:
+    """The job's submitter class (for its scheduler log's name), or None when it is not installed."""
+    from reproman.errors import ReproManError
+    from reproman.plugins.manager import get_plugin_manager
+
+    try:
+        return get_plugin_manager().submitter(job.submitter).load()
+    except (ReproManError, ImportError):
+        return None
+
+
+def _scheduler_words(row: dict[str, Any], submitter: Any, index: int, text: str | None, path: str,
+                     lines: int) -> None:
+    """Add the scheduler's own lines about the subjob (``scheduler``) and where they are (``scheduler_path``)."""
+    if text is None:
+        return
+    row["scheduler_path"] = path
+    row["scheduler"] = "".join(f"{line}\n" for line in submitter.scheduler_log_lines(text, index)[-lines:])
 
 
 def select_subjob(job: JobSpec, words: Sequence[str]) -> int:
@@ -117,7 +155,7 @@ def _tail_file(path: str, lines: int) -> str:
 
 
 def _split(text: str) -> dict[str, str]:
-    parts: dict[str, list[str]] = {s: [] for s in STREAMS}
+    parts: dict[str, list[str]] = {s: [] for s in (*STREAMS, "scheduler")}
     current: list[str] | None = None
     for line in text.splitlines(keepends=True):
         if line.startswith(_MARK):

@@ -7,13 +7,17 @@ scheduler still knew must therefore be kept in the job record: the first
 time a subjob is seen finished, its state, exit code and reason are stored
 (``Subjob.outcome``), and later polls may only add to them:
 
-* a known cause (walltime, cancelled, out of memory...) may replace "non-zero
-  exit" or "lost", never the other way round;
+* a subjob killed by a signal (exit code over 128) recorded as "non-zero
+  exit", or one recorded "lost", may get the scheduler's explanation
+  (walltime, out of memory, cancelled by someone, node failure...) when its
+  accounting arrives late; never ``reproman jobs --cancel``'s: a cancel
+  after the fact stopped nothing of it, so it does not relabel it;
 * the subjob's own final status line replaces a "lost" verdict, which was
   only an inference from silence;
 * usage figures are added when accounting has them.
 
-A succeeded subjob stays succeeded and a failed one stays failed.
+Anything else stays as first recorded: a succeeded subjob stays succeeded,
+a failed one keeps its exit code and reason.
 """
 
 from __future__ import annotations
@@ -97,13 +101,36 @@ def merge(recorded: Outcome | None, seen: SubjobStatus, *, own_line: bool = Fals
     if recorded.reason is FailureReason.LOST and own_line:
         return attrs.evolve(Outcome.from_status(seen, recorded.seen), usage=seen.usage or recorded.usage)
     result = recorded
-    if (recorded.state is State.FAILED and seen.state is State.FAILED and seen.reason is not None
-            and seen.reason.specific and not (recorded.reason and recorded.reason.specific)):
+    if _explains(recorded, seen):
         result = attrs.evolve(result, reason=seen.reason, detail=seen.detail or result.detail,
                               exit_code=result.exit_code if result.exit_code is not None else seen.exit_code)
     if seen.usage is not None:
         result = attrs.evolve(result, usage=_fill(result.usage, seen.usage))
     return result
+
+
+def _explains(recorded: Outcome, seen: SubjobStatus) -> bool:
+    """``seen`` names the cause of a failure recorded without one: a signal kill, or silence."""
+    if recorded.state is not State.FAILED or seen.state is not State.FAILED or seen.reason is None:
+        return False
+    if not seen.reason.specific:
+        return False
+    if seen.reason is FailureReason.CANCELLED and seen.detail == CANCEL_DETAIL:
+        return False  # our own cancel came after the fact: it stopped nothing of this subjob
+    if recorded.reason is FailureReason.LOST:
+        return True  # the scheduler's late word explains the silence
+    return recorded.reason is FailureReason.EXIT_CODE and (recorded.exit_code or 0) > 128
+
+
+#: How a subjob stopped by ``reproman jobs --cancel`` is labelled.
+CANCEL_DETAIL = "cancelled with 'reproman jobs --cancel'"
+
+
+def stopped_by_cancel(job: JobSpec, index: int) -> bool:
+    """``reproman jobs --cancel`` stopped this subjob (it was not finished when the cancel came)."""
+    if not job.cancelled:
+        return False
+    return job.cancelled_subjobs is None or index in job.cancelled_subjobs
 
 
 def _fill(old: Usage | None, new: Usage) -> Usage:
@@ -197,31 +224,54 @@ def outcomes(job: JobSpec) -> list[Outcome | None]:
     return [recorded(job, i) for i in range(job.n_subjobs)]
 
 
+#: What a job's subjobs are counted as, in the order summaries show them.
+CATEGORIES = ("pending", "running", "succeeded", "failed", "cancelled", "unknown")
+
+
+def category(status: SubjobStatus) -> str:
+    """``cancelled`` for a cancelled failure (nobody's fault), else the state's word."""
+    if status.state is State.FAILED and status.reason is FailureReason.CANCELLED:
+        return "cancelled"
+    return status.state.value
+
+
+def tally(subjobs: Iterable[SubjobStatus]) -> dict[str, int]:
+    """How many subjobs are in each of :data:`CATEGORIES`."""
+    counts = dict.fromkeys(CATEGORIES, 0)
+    for sub in subjobs:
+        counts[category(sub)] += 1
+    return counts
+
+
+def summarise(subjobs: Iterable[SubjobStatus], *, pending_reason: str = "", unknown: str = "unknown") -> str:
+    """``"3 running, 97 succeeded"``, ``"1 failed, 2 cancelled"``: THE one summary of a job.
+
+    Listings, ``jobs --status``, ``--follow`` and messages all use it, so a
+    job reads the same everywhere. Non-zero counts only; ``pending_reason``
+    (the scheduler's main one) in brackets after the pending count;
+    ``unknown`` names subjobs nobody has a word on (``not checked`` for a
+    listing from the record alone).
+    """
+    parts = []
+    for word, n in tally(subjobs).items():
+        if not n:
+            continue
+        if word == "unknown":
+            word = unknown
+        parts.append(f"{n} {word}" + (f" ({pending_reason})" if word == "pending" and pending_reason else ""))
+    return ", ".join(parts) or "no subjobs"
+
+
+#: How a listing names subjobs whose outcome is not in the record yet.
+NOT_CHECKED = "not checked"
+
+
 def outcome_text(job: JobSpec) -> str:
-    """One phrase for listings: ``succeeded``, ``2 failed``, ``cancelled``, ``3/10 finished``..."""
-    known = outcomes(job)
-    done = [o for o in known if o is not None]
-    failed = [o for o in done if o.state is State.FAILED]
-    cancelled = [o for o in failed if o.reason is FailureReason.CANCELLED]
-    total = job.n_subjobs
+    """The job's summary from its record alone (see :func:`summarise`); ``submission failed`` for one
+    that never reached the scheduler."""
     if job.status == SUBMISSION_FAILED:
         return SUBMISSION_FAILED
-    if not done:
-        return "cancelled" if job.cancelled else "unknown"
-    if len(done) < total:
-        parts = [f"{len(done)}/{total} finished"]
-        if failed:
-            parts.append(f"{len(failed)} failed")
-        return ", ".join(parts) + (" (cancelled)" if job.cancelled else "")
-    if not failed:
-        return "succeeded"
-    if cancelled and len(cancelled) == len(failed):
-        rest = len(done) - len(cancelled)
-        return "cancelled" + (f" ({rest} succeeded)" if rest else "")
-    text = f"{len(failed) - len(cancelled)} failed"
-    if cancelled:
-        text += f", {len(cancelled)} cancelled"
-    return text
+    return summarise(statuses_from_record(job), unknown=NOT_CHECKED)
 
 
 def failure_rows(job: JobSpec, subjobs: Iterable[SubjobStatus]) -> list[dict[str, Any]]:
@@ -241,10 +291,16 @@ def usage_rows(job: JobSpec) -> list[dict[str, Any]] | str:
     """Per-subjob usage from the record, or why there is none."""
     if job.usage_available is False:
         return "unavailable (the resource keeps no accounting)"
+    from reproman.jobs.environment import tracing_subjobs
+
+    tracers = tracing_subjobs(job.environment)
     rows = []
     for index, out in enumerate(outcomes(job)):
         if out is not None and out.usage is not None:
-            rows.append({"subjob": subjob_label(job, index), **out.usage.to_dict()})
+            row = {"subjob": subjob_label(job, index), **out.usage.to_dict()}
+            if index in tracers:
+                row["includes"] = "ReproMan's environment capture (it traced the node's packages)"
+            rows.append(row)
     if rows:
         return rows
     return "not recorded yet" if job.usage_available else "unavailable (not asked: see 'reproman jobs --status')"

@@ -74,6 +74,10 @@ class JobSpec:
     local_stamp: int | None = None
     #: When ``reproman jobs --cancel`` stopped it (ISO time), else None.
     cancelled: str | None = None
+    #: The subjobs that cancel stopped: those not finished at the poll just
+    #: before it. Only they read "cancelled with 'reproman jobs --cancel'";
+    #: None (records from before this field) means every subjob.
+    cancelled_subjobs: list[int] | None = None
     #: When its results were last fetched (ISO time), else None.
     fetched: str | None = None
     #: Whether the resource reports resource usage: None until asked.

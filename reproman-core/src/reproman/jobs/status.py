@@ -84,10 +84,8 @@ class JobStatus:
         return self.labels[index] if index < len(self.labels) else f"#{index}"
 
     def counts(self) -> dict[str, int]:
-        counts = {"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "unknown": 0}
-        for s in self.subjobs:
-            counts[s.state.value] += 1
-        return counts
+        """Subjobs per :data:`reproman.jobs.outcome.CATEGORIES` (``failed`` excludes ``cancelled``)."""
+        return outcome.tally(self.subjobs)
 
     def pending_reasons(self) -> dict[str, int]:
         """The scheduler's reasons for pending subjobs, most common first."""
@@ -98,17 +96,8 @@ class JobStatus:
         return dict(sorted(reasons.items(), key=lambda item: -item[1]))
 
     def summary(self) -> str:
-        """``"3 running, 97 succeeded"``: non-zero counts only; the main pending reason in brackets."""
-        reasons = self.pending_reasons()
-        parts = []
-        for state, n in self.counts().items():
-            if not n:
-                continue
-            text = f"{n} {state}"
-            if state == "pending" and reasons:
-                text += f" ({next(iter(reasons))})"
-            parts.append(text)
-        return ", ".join(parts) or "no subjobs"
+        """The job's one summary (:func:`reproman.jobs.outcome.summarise`), with the main pending reason."""
+        return outcome.summarise(self.subjobs, pending_reason=next(iter(self.pending_reasons()), ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -205,8 +194,11 @@ def interpret(
         old = outcome.recorded(job, index)
         kept = outcome.merge(old, seen, own_line=word in _FINAL)
         shown = kept.as_status(index) if kept is not None else seen
-        if old is None and seen.state.finished and word == "failed" and _signalled(code) and index not in scheduler:
-            unsettled.add(index)  # killed by a signal, not yet recorded: the scheduler may know why
+        if (old is None and seen.state.finished and word == "failed" and index not in scheduler
+                and (_signalled(code) or "memory" in job.parameters)):
+            # Killed by a signal, or failed under a memory limit, and not yet recorded:
+            # the scheduler may know why (a walltime kill, a refused allocation).
+            unsettled.add(index)
         elif not shown.state.finished:
             unsettled.add(index)
         subjobs.append(shown)
@@ -238,13 +230,15 @@ def _evidence(
     """
     if job.status == outcome.SUBMISSION_FAILED:  # final whatever is on the resource (records from before outcomes)
         return outcome.submission_failure(index, str(job.extra.get("error") or "")).as_status(index)
-    cancelled = bool(job.cancelled) or files.cancelled
+    cancelled = outcome.stopped_by_cancel(job, index) or files.cancelled
     finished_said = said is not None and said.known and said.state.finished
     usage = said.usage if finished_said and said is not None else None
     if word == "succeeded":
         return SubjobStatus(index=index, state=State.SUCCEEDED, exit_code=code or 0, usage=usage)
     if word == "failed":
         if finished_said and said is not None and said.reason is not None and said.reason.specific:
+            if said.reason is FailureReason.CANCELLED:
+                return _cancelled(job, index, said.detail, usage, cancelled)
             return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=said.reason,
                                 detail=said.detail, usage=usage)
         if (_signalled(code) and said is not None and said.known and said.state is State.RUNNING
@@ -252,16 +246,34 @@ def _evidence(
             # Killed, and the scheduler is still ending it: its verdict (walltime,
             # cancelled, out of memory) comes with the next poll.
             return SubjobStatus(index=index, state=State.RUNNING, detail=f"ending (exit code {code})")
-        reason = FailureReason.CANCELLED if cancelled and _signalled(code) else FailureReason.EXIT_CODE
-        return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=reason, usage=usage,
-                            detail=CANCEL_DETAIL if reason is FailureReason.CANCELLED else "")
+        since = job.unaccounted.get(str(index))
+        unexplained = said is not None and (not said.known or said.state is State.RUNNING or (
+            said.state is State.SUCCEEDED and said.exit_code is None))
+        if (unexplained and "memory" in job.parameters and not job.parameters.get("launcher")
+                and (since is None or now - since < grace)):
+            # Failed under a memory limit, and the scheduler has not accounted for it
+            # yet (still ending, or Grid Engine's accounting flush): the cause (a
+            # refused allocation) may be in that record. Waited for at most the
+            # grace period (poll stamps the start).
+            return SubjobStatus(index=index, state=State.RUNNING, detail=f"ending (exit code {code}; {AWAITING})")
+        if cancelled and _signalled(code):
+            return _cancelled(job, index, "", usage, cancelled)
+        return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=FailureReason.EXIT_CODE,
+                            usage=usage)
     if finished_said and said is not None and said.state is State.FAILED:
         reason = said.reason or FailureReason.EXIT_CODE
-        detail = said.detail
-        if cancelled and not reason.specific:
-            reason, detail = FailureReason.CANCELLED, CANCEL_DETAIL
-        return SubjobStatus(index=index, state=State.FAILED, exit_code=said.exit_code, reason=reason,
-                            detail=detail, usage=usage)
+        if reason is FailureReason.CANCELLED or (cancelled and not reason.specific):
+            return _cancelled(job, index, said.detail if reason is FailureReason.CANCELLED else "", usage,
+                              cancelled)
+        # Killed by the scheduler (walltime, memory, node) before the command could end:
+        # the scheduler's code is its own bookkeeping (Slurm's TIMEOUT is 0:0), not the command's.
+        code = said.exit_code if not reason.specific else None
+        return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=reason,
+                            detail=said.detail, usage=usage)
+    if not files.exists and job.status != "registered":
+        # Its directory (status files and all) is gone: whatever the scheduler
+        # says, how the command ended cannot be known; never "pending" again.
+        return SubjobStatus(index=index, state=State.UNKNOWN, detail=f"{GONE_DETAIL}; {_scheduler_words(said)}")
     if said is not None and (not said.known or said.state is State.SUCCEEDED):
         # The scheduler is done with it, yet it wrote nothing final: wait a
         # grace period (a shared filesystem may show the file late), then say so.
@@ -269,15 +281,14 @@ def _evidence(
         age = max(now - since, ages.get(index, 0.0) if not said.known else 0.0)
         if age >= grace:
             if cancelled:
-                return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED,
-                                    detail=CANCEL_DETAIL)
+                return _cancelled(job, index, "", None, cancelled)
             why = ("the scheduler says it completed, but it wrote no final status" if said.known
                    else "the scheduler no longer knows it, and it wrote no final status")
             return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST, detail=why)
     if files.completed:
         # The launcher finished, yet this subjob never wrote a final line.
         if cancelled:
-            return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED, detail=CANCEL_DETAIL)
+            return _cancelled(job, index, "", None, cancelled)
         return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST,
                             detail="its launcher finished without it writing a final status")
     if cancelled and word not in _FINAL and _cancel_settled(job, said, asked, now, grace):
@@ -294,7 +305,58 @@ def _evidence(
     return SubjobStatus(index=index, state=State.UNKNOWN)
 
 
-CANCEL_DETAIL = "cancelled with 'reproman jobs --cancel'"
+CANCEL_DETAIL = outcome.CANCEL_DETAIL
+#: A subjob whose job directory vanished from the resource.
+GONE_DETAIL = "its job directory is gone"
+
+
+#: A failed subjob shown "ending" while the scheduler's accounting of it is awaited.
+AWAITING = "waiting for the scheduler's accounting"
+
+
+def _scheduler_words(said: SchedulerState | None) -> str:
+    """``the scheduler says succeeded, exit code 0``: its last word on a subjob, for messages."""
+    if said is None:
+        return "the scheduler was not asked"
+    if not said.known:
+        return "the scheduler no longer knows it"
+    words = [said.state.value] + ([f"exit code {said.exit_code}"] if said.exit_code is not None else [])
+    words += [said.detail] if said.detail else []
+    return "the scheduler says " + ", ".join(words)
+
+
+def gone_message(job: JobSpec, status: JobStatus) -> tuple[str, str]:
+    """One line (and the hint) for a job whose directory vanished from its resource.
+
+    Says what the scheduler said last and what to do: the outputs the
+    command wrote are in its working directory, which ReproMan did not
+    remove; the record can be forgotten with ``--delete``.
+    """
+    words = sorted({s.detail.split("; ", 1)[1] for s in status.subjobs
+                    if s.state is State.UNKNOWN and s.detail.startswith(GONE_DETAIL + "; ")})
+    message = (f"its directory {job.job_dir} is gone from resource {job.resource_name!r}, so how its subjobs "
+               f"ended cannot be known ({status.summary()}" + (f"; {'; '.join(words)}" if words else "") + ")")
+    hint = (f"What the command wrote is in its working directory {job.working_directory} on the resource; "
+            f"'reproman jobs --delete {job.jobid}' forgets the job.")
+    return message, hint
+
+#: A subjob the scheduler says was cancelled that ``reproman jobs --cancel`` did not stop.
+OUTSIDE_DETAIL = "cancelled outside ReproMan"
+
+
+def _cancelled(job: JobSpec, index: int, words: str, usage: Any, ours: bool) -> SubjobStatus:
+    """A cancelled subjob, labelled by who stopped it; no exit code (a cancelled process's code says nothing).
+
+    ``ours``: ``reproman jobs --cancel`` stopped it; otherwise the
+    scheduler's ``words`` (``CANCELLED``) say someone else did.
+    """
+    if ours:
+        # The scheduler's words may add how (Grid Engine: "... (qdel)", "... before it started").
+        detail = words if words.startswith(CANCEL_DETAIL) else CANCEL_DETAIL
+    else:
+        detail = f"{OUTSIDE_DETAIL}: {words}" if words else OUTSIDE_DETAIL
+    return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.CANCELLED, detail=detail,
+                        usage=usage)
 
 
 def _cancel_settled(job: JobSpec, said: SchedulerState | None, asked: bool, now: float, grace: float) -> bool:
@@ -411,7 +473,8 @@ def poll(
     grace = lost_after_seconds()
     files = read_files(session, jobs)
     first = {j.jobid: interpret(j, files[j.jobid], now=now, lost_after=grace) for j in jobs}
-    open_jobs = [j for j in jobs if files[j.jobid].exists and first[j.jobid].unsettled]
+    # A job whose directory vanished is asked about too: the scheduler's word is all that is left.
+    open_jobs = [j for j in jobs if first[j.jobid].unsettled and (files[j.jobid].exists or j.submission_id)]
     said: Mapping[str, Mapping[int, SchedulerState]] = {}
     ages: dict[str, dict[int, float]] = {}
     asked: set[str] = set()
@@ -447,6 +510,11 @@ def poll(
     for job in jobs:
         if outcome.record(job, statuses[job.jobid]) and changed is not None:
             changed.add(job.jobid)
+        for sub in statuses[job.jobid].subjobs:
+            if sub.state is State.RUNNING and sub.detail.endswith(f"{AWAITING})") and str(sub.index) not in job.unaccounted:
+                job.unaccounted[str(sub.index)] = now  # bounds the wait to the grace period
+                if changed is not None:
+                    changed.add(job.jobid)
     wanting = [j for j in jobs if usage and statuses[j.jobid].finished and j.usage_available is not False
                and outcome.missing_usage(j)]
     if wanting and collect_usage(submitter, wanting, changed):

@@ -53,6 +53,17 @@ class SubjobRow:
     end: float | None = None
     usage: Mapping[str, Any] | None = None
     stderr: str | None = None
+    #: It traced its node's environment while its command ran: its usage includes that.
+    captured: bool = False
+
+    @property
+    def category(self) -> str:
+        """What the report draws it as: its state, with ``cancelled`` and ``lost`` told apart from ``failed``."""
+        if self.state == "failed" and self.reason == "cancelled":
+            return "cancelled"
+        if self.state == "failed" and (self.reason or "").startswith("lost"):
+            return "lost"
+        return self.state
 
 
 @attrs.frozen(kw_only=True)
@@ -71,9 +82,10 @@ class ReportData:
     usage_note: str = ""
 
     def counts(self) -> dict[str, int]:
-        counts = {"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "unknown": 0}
+        """Subjobs per category (see :attr:`SubjobRow.category`; ``failed`` excludes cancelled and lost)."""
+        counts = {"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "lost": 0, "unknown": 0}
         for row in self.subjobs:
-            counts[row.state] = counts.get(row.state, 0) + 1
+            counts[row.category] = counts.get(row.category, 0) + 1
         return counts
 
     @property
@@ -187,6 +199,9 @@ def collect(job: JobSpec, changed: set[str] | None = None) -> ReportData:
     if not any(t.start for t in times.values()):
         notes.append("No start or end times were found (job directories from before ReproMan recorded them).")
     fetched = job.was_fetched and os.path.isdir(local_dir)
+    from reproman.jobs.environment import tracing_subjobs
+
+    tracers = tracing_subjobs(job.environment)
     rows = []
     for s in status.subjobs:
         span = times.get(s.index, timing.SubjobTimes())
@@ -206,6 +221,7 @@ def collect(job: JobSpec, changed: set[str] | None = None) -> ReportData:
             end=end,
             usage=usage_figures(s.usage),
             stderr=stderr_path(job, s.index, local=fetched) if s.state.value == "failed" else None,
+            captured=s.index in tracers,
         ))
     # The record's time is whole seconds; the job directory's, written just
     # before submission, is finer. Never earlier than the record, though.

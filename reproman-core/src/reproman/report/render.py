@@ -24,6 +24,8 @@ COLOURS = {
     "running": "#1e88e5",
     "succeeded": "#43a047",
     "failed": "#e53935",
+    "cancelled": "#fb8c00",
+    "lost": "#6d4c41",
     "unknown": "#8e24aa",
     "pending": "#cfd8dc",
 }
@@ -123,7 +125,8 @@ def timeline_figure(data: ReportData) -> dict[str, Any]:
     active = any(row.state in ("pending", "running", "unknown") for row in data.subjobs)
     horizon = data.generated if active or not known else max(known)
     queued_rows: list[tuple[SubjobRow, float, float, str]] = []
-    spans: dict[str, list[tuple[SubjobRow, float, float, str]]] = {s: [] for s in ("running", "succeeded", "failed", "unknown")}
+    spans: dict[str, list[tuple[SubjobRow, float, float, str]]] = {
+        s: [] for s in ("running", "succeeded", "failed", "cancelled", "lost", "unknown")}
     starts_only: list[SubjobRow] = []
     for row in data.subjobs:
         began = row.start if row.start is not None else horizon
@@ -132,7 +135,7 @@ def timeline_figure(data: ReportData) -> dict[str, Any]:
         if row.start is None:
             continue
         if row.end is not None:
-            spans.get(row.state, spans["unknown"]).append((row, row.start, row.end, row.state))
+            spans.get(row.category, spans["unknown"]).append((row, row.start, row.end, row.category))
         elif row.state == "running":
             spans["running"].append((row, row.start, max(horizon, row.start), "running"))
         else:
@@ -244,17 +247,26 @@ def _usage(data: ReportData) -> str:
     keys = [k for k in _USAGE_ORDER if any(k in (r.usage or {}) for r in rows)]
     keys += sorted({k for r in rows for k in (r.usage or {})} - set(keys))
     totals = []
+    # A subjob that traced its node's environment used more than its command did: it is left out
+    # of the totals (which size the next --jp memory/walltime) unless nothing else has figures.
+    counted = [r for r in rows if not r.captured] or rows
     for key, label, combine in (("elapsed_s", "total elapsed", sum), ("cpu_s", "total CPU time", sum),
                                 ("max_rss_bytes", "largest peak RSS", max)):
-        values = [float(r.usage[key]) for r in rows if r.usage and isinstance(r.usage.get(key), (int, float))]
+        values = [float(r.usage[key]) for r in counted if r.usage and isinstance(r.usage.get(key), (int, float))]
         if values:
             totals.append(f"{label}: {html.escape(_figure_value(key, combine(values)))}")
     nodes = sorted({str(r.usage.get("node")) for r in rows if r.usage and r.usage.get("node")})
     if nodes:
         totals.append(f"nodes: {html.escape(', '.join(nodes[:20]))}" + (" …" if len(nodes) > 20 else ""))
-    table = _table(["subjob", *keys], ([r.index, *(_figure_value(k, (r.usage or {}).get(k)) for k in keys)] for r in rows))
-    return (f"<p>{len(rows)} of {len(data.subjobs)} subjobs have accounting figures. {'; '.join(totals)}.</p>"
-            f"<details><summary>Per subjob</summary>{table}</details>")
+    table = _table(["subjob", *keys], ([f"{r.index} *" if r.captured else r.index,
+                                        *(_figure_value(k, (r.usage or {}).get(k)) for k in keys)] for r in rows))
+    traced = [r.index for r in rows if r.captured]
+    note = (f" Subjob{'s' if len(traced) > 1 else ''} {', '.join(map(str, traced))} (*) traced the node's "
+            f"environment for ReproMan while the command ran; {'their' if len(traced) > 1 else 'its'} figures "
+            "include that"
+            + (" and are left out of the totals." if len(counted) < len(rows) else ".")) if traced else ""
+    return (f"<p>{len(rows)} of {len(data.subjobs)} subjobs have accounting figures. {'; '.join(totals)}."
+            f"{html.escape(note)}</p><details><summary>Per subjob</summary>{table}</details>")
 
 
 def _subjob_table(data: ReportData) -> str:

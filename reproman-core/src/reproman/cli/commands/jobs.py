@@ -33,6 +33,7 @@ exit codes:
   1  a fetched job had failed subjobs, or a job could not be acted on
   2  usage error
   3  a job is not finished (nothing fetched for it) or can never start as submitted; try later
+  --follow JOB exits as 'run --follow': 0 all succeeded, 1 some failed, 3 can never start, 130 interrupted
 """
 
 _COLUMNS = ["JOB", "RESOURCE", "SUBMITTER", "OUTCOME", "FETCHED", "COMMAND"]
@@ -101,6 +102,9 @@ def _log(ui: UI, row: dict[str, Any]) -> None:
         text = row.get(stream) or ""
         if text:
             ui.out(text.rstrip("\n"))
+    if row.get("scheduler"):
+        ui.out(f"==> the scheduler's words on subjob {row['subjob']} ({where}: {row['scheduler_path']}) <==")
+        ui.out(row["scheduler"].rstrip("\n"))
 
 
 def _export(args: argparse.Namespace, ui: UI) -> int:
@@ -145,6 +149,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         from reproman.errors import UsageError
 
         raise UsageError("-o/--output goes with --report", hint="Example: reproman jobs --report JOB -o report.html")
+    if action == "follow":
+        return _follow(args, ui)
     if action == "auto":
         action = "list" if args.status or not (args.queries or args.all_) else "fetch"
     rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status, lines=args.lines,
@@ -171,7 +177,13 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             ])
             for row in rows:
                 _subjob_lines(ui, row)
-            _status_errors(ui, rows)
+            if not args.status:  # --status reports them as errors below
+                _status_errors(ui, rows)
+            from reproman.jobs.outcome import NOT_CHECKED
+
+            if any(NOT_CHECKED in str(r.get("outcome")) and not r.get("summary") for r in rows):
+                ui.info(f"'{NOT_CHECKED}': no poll has seen those subjobs finish yet; "
+                        "'reproman jobs --status' asks the resources now.")
     elif action == "show":
         for i, row in enumerate(rows):
             _show(ui, row, first=i == 0)
@@ -243,6 +255,41 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     if not_finished:
         return EXIT_NOT_FINISHED
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _follow(args: argparse.Namespace, ui: UI) -> int:
+    """``jobs --follow JOB``: ``run --follow`` for a job already submitted, with its exit codes."""
+    from reproman.cli.commands.run import CANNOT_START, SUBJOBS_FAILED, ProgressDisplay, report_failures, report_kept
+    from reproman.jobs.commands import jobs
+
+    display = ProgressDisplay(ui) if not args.json else None
+    try:
+        rows = jobs(queries=args.queries, action="follow", all_=args.all_, overwrite=args.overwrite,
+                    keep_remote=args.keep_remote, progress=display.update if display else None)
+    except KeyboardInterrupt:
+        if display is not None:
+            display.stop()
+        ui.info(f"interrupted; the job keeps running on the resource. Resume with "
+                f"'reproman jobs --follow {' '.join(args.queries)}'.")
+        return 130
+    finally:
+        if display is not None:
+            display.stop()
+    row = rows[0]
+    if args.json:
+        ui.json(rows)
+    if row.get("stuck"):
+        if not args.json:
+            ui.error(f"job {row['jobid']} can never start as submitted: {_blocked_reason(row)}")
+        return CANNOT_START
+    if not args.json:
+        if row.get("already"):
+            ui.info(f"Job {row['jobid']} ({row.get('outcome')}): {row['reason']}.")
+        else:
+            ui.info(f"Job {row['jobid']}: {row.get('outcome')}. Results fetched.")
+        report_failures(ui, row.get("failed") or [])
+        report_kept(ui, row["jobid"], row.get("kept", []))
+    return SUBJOBS_FAILED if row.get("failed") else 0
 
 
 def _blocked_reason(row: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ exit codes:
   1    followed, and some subjobs failed (outputs and logs fetched all the same)
   2    usage error
   3    followed, and the scheduler says the job can never start as submitted (it stays queued)
-  130  interrupted (the job keeps running; fetch it later with 'reproman jobs JOB')
+  130  interrupted (the job keeps running; follow it again with 'reproman jobs --follow JOB')
 """
 
 
@@ -62,11 +62,12 @@ class ProgressDisplay:
             self._last = line
             return
         counts = status.counts()
-        done = counts["succeeded"] + counts["failed"]
+        done = counts["succeeded"] + counts["failed"] + counts["cancelled"]
         reasons = status.pending_reasons()
         why = f" ({next(iter(reasons))})" if reasons and counts["pending"] else ""
         text = (f"[yellow]{counts['pending']} pending{why}[/] [blue]{counts['running']} running[/] "
-                f"[green]{counts['succeeded']} succeeded[/] [red]{counts['failed']} failed[/]")
+                f"[green]{counts['succeeded']} succeeded[/] [red]{counts['failed']} failed[/]"
+                + (f" [magenta]{counts['cancelled']} cancelled[/]" if counts["cancelled"] else ""))
         if self._progress is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -162,7 +163,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         jobid = display.jobid if display else None
         if jobid:  # stdout says which job, as after a run that was not interrupted: scripts capture it
             ui.json({"jobid": jobid, "interrupted": True}) if args.json else ui.out(jobid)
-        ui.info(f"interrupted; job {jobid} keeps running on the resource. Fetch it later with 'reproman jobs {jobid}'."
+        ui.info(f"interrupted; job {jobid} keeps running on the resource. Follow it again with "
+                f"'reproman jobs --follow {jobid}' (or fetch it once finished with 'reproman jobs {jobid}')."
                 if jobid else "interrupted; a submitted job keeps running. See 'reproman jobs'.")
         return 130
     finally:

@@ -194,4 +194,4 @@ def test_status_of_a_job_whose_resource_is_gone_is_an_error(workdir: Path,
     registry.save(job)
     assert main(["jobs", "--status", jobid]) == 1
     err = capsys.readouterr().err
-    assert f"job {jobid}: cannot query resource 'vanished': no resource 'vanished'" in err
+    assert f"reproman: error: job {jobid}: cannot query resource 'vanished': no resource 'vanished'" in err

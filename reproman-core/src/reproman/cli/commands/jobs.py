@@ -84,15 +84,22 @@ def _subjob_lines(ui: UI, row: dict[str, Any]) -> None:
         ui.out(f"  ... and {len(shown) - SUBJOB_LINES} more")
 
 
-def _status_errors(ui: UI, rows: list[dict[str, Any]]) -> None:
-    """Why some jobs have no status, in full, once per distinct reason (the table shows it shortened)."""
+def _status_errors(ui: UI, rows: list[dict[str, Any]], *, as_errors: bool = False) -> None:
+    """Why some jobs have no status, in full, once per distinct reason (the table shows it shortened).
+
+    ``as_errors`` for ``--status``, which promises each job's state now: a
+    job it could not ask about makes the command fail.
+    """
     reasons: dict[str, list[str]] = {}
     for row in rows:
         if row.get("error") and row.get("status") != "malformed":
             reasons.setdefault(str(row["error"]), []).append(row["jobid"])
     for reason, jobids in reasons.items():
         who = f"job {jobids[0]}" if len(jobids) == 1 else f"{len(jobids)} jobs"
-        ui.info(f"warning: {who}: {reason}")
+        if as_errors:
+            ui.error(f"{who}: {reason}")
+        else:
+            ui.info(f"warning: {who}: {reason}")
 
 
 def _log(ui: UI, row: dict[str, Any]) -> None:
@@ -177,8 +184,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             ])
             for row in rows:
                 _subjob_lines(ui, row)
-            if not args.status:  # --status reports them as errors below
-                _status_errors(ui, rows)
+            _status_errors(ui, rows, as_errors=bool(args.status))
             from reproman.jobs.outcome import NOT_CHECKED
 
             if any(NOT_CHECKED in str(r.get("outcome")) and not r.get("summary") for r in rows):
@@ -196,8 +202,9 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 ui.error(row["error"])
             continue
         # --status promises each job's state now: a job it could not ask about is an error, not a row.
-        if row.get("error") and row.get("status") != "malformed" and (
-                action not in ("list", "show", "delete") or (action == "list" and args.status)):
+        if action == "list" and args.status and row.get("error") and row.get("status") != "malformed":
+            errors = True  # said once per reason with the table
+        elif row.get("error") and action not in ("list", "show", "delete"):
             errors = True
             if not args.json:
                 error = str(row["error"])

@@ -495,7 +495,7 @@ class DataladOrchestrator(Orchestrator):
 
     def adopt_record(self) -> None:
         """Take the output checksums (and environment) from the committed job record when it has them."""
-        from reproman.jobs.registry import load_record
+        from reproman.plugins import load_record
 
         if not self.local.rev(self.ref):
             return

@@ -22,8 +22,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproman.plugins import OrchestratorError
-from reproman.resources.landing import KeptFile, LandingReport
+from reproman.plugins import KeptFile, LandingReport, OrchestratorError
 from reproman_orchestrators_datalad.changes import Change
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, join, repository
 from reproman_orchestrators_datalad.local_dataset import LocalDataset

@@ -47,8 +47,8 @@ A secret resource parameter comes back from the environment variable
 job parameters are :data:`JOB_PARAMETERS` (every submitter takes
 :data:`GENERIC_JOB_PARAMETERS`); the job directory's files are named in
 :class:`JobFiles`. An :class:`Orchestrator` may use :func:`relative_path`,
-:func:`dump_record` and :func:`local_record_dir` (where a job's record is
-kept in the user's directory).
+:func:`dump_record`, :func:`load_record` and :func:`local_record_dir`
+(where a job's record is kept in the user's directory).
 
 **Tracers**: :class:`Tracer`, returning :class:`TraceResult` and
 :class:`Comparison` s of :class:`PackageDifference` s.
@@ -108,6 +108,7 @@ if TYPE_CHECKING:
     from reproman.jobs.parameters import JOB_PARAMETERS as JOB_PARAMETERS
     from reproman.jobs.plain import relative_path as relative_path
     from reproman.jobs.registry import dump_record as dump_record
+    from reproman.jobs.registry import load_record as load_record
     from reproman.jobs.spec import JobSpec as JobSpec
     from reproman.jobs.spec import Subjob as Subjob
     from reproman.jobs.status import JobStatus as JobStatus
@@ -207,6 +208,7 @@ _EXPORTS: dict[str, str] = {
     "relative_path": "reproman.jobs.plain:relative_path",
     "local_record_dir": "reproman.jobs.layout:local_record_dir",
     "dump_record": "reproman.jobs.registry:dump_record",
+    "load_record": "reproman.jobs.registry:load_record",
     # tracers
     "Tracer": "reproman.tracing.tracer:Tracer",
     "TraceResult": "reproman.tracing.tracer:TraceResult",

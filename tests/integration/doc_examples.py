@@ -305,11 +305,24 @@ def _job_ids() -> list[str]:
     return [row["jobid"] for row in json.loads(result.stdout)]
 
 
-def _substitute_jobs(argv: list[str]) -> list[str] | None:
+def _observe_jobs(state: dict[str, Any]) -> None:
+    """Note the jobs a command just made, in the order commands made them.
+
+    Job IDs start with the second they were made in, then a random part:
+    two jobs of one second would sort at random, and ``JOB`` must be the
+    newest for certain.
+    """
+    order: list[str] = state.setdefault("jobs", [])
+    order += sorted(set(_job_ids()) - set(order))
+
+
+def _substitute_jobs(argv: list[str], state: dict[str, Any]) -> list[str] | None:
     """``argv`` with JOB placeholders replaced by real IDs; None when there is no real job to name."""
     if not JOB_PLACEHOLDERS & set(argv):
         return argv
-    ids = _job_ids()
+    _observe_jobs(state)
+    known = set(_job_ids())
+    ids = [j for j in state["jobs"] if j in known]
     needed = 2 if "JOB1" in argv else 1
     if len(ids) < needed:
         return None
@@ -449,7 +462,7 @@ def shim_reproman(argv: list[str]) -> int:
 
     state = _load_state()
     virtual: dict[str, str] = state["virtual"]
-    resolved = _substitute_jobs(argv)
+    resolved = _substitute_jobs(argv, state)
     try:
         args = _parse(resolved if resolved is not None else argv)
         if args is None:
@@ -478,6 +491,8 @@ def shim_reproman(argv: list[str]) -> int:
             real = real and state.get("last_run") == "ran"
         if real:
             rc = _run_real(argv)
+            if args.cmd in ("run", "rerun"):
+                _observe_jobs(state)
             if args.cmd == "run" and args.list_ is None:
                 state["last_run"] = "ran"
             if args.cmd in ("delete",) and rc == 0:

@@ -81,3 +81,21 @@ def test_a_killed_fetch_leaves_no_staging_behind_the_next_one(tmp_path: Path, mo
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_skipped_record_path_is_no_checksum_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-trial: `-o .` writing under .reproman (skipped, never fetched) must not read as a corrupted transfer."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    first = run(command="echo one > one.txt", outputs=["."], follow=True)
+    assert isinstance(first, RunResult) and first.ok
+    victim = f".reproman/jobs/local/{first.job.jobid}/spec.yaml"
+    second = run(command=f"mkdir -p {os.path.dirname(victim)} && echo evil > {victim}; echo two > two.txt",
+                 outputs=["."], follow=True)
+    assert isinstance(second, RunResult) and second.ok
+    record = Registry().load(second.job.jobid)
+    assert record.extra["verified"]["mismatched"] == []
+    assert record.extra.get("remote_released") is True
+    assert (tmp_path / "two.txt").read_text() == "two\n"
+    assert "evil" not in (tmp_path / victim).read_text()

@@ -47,6 +47,8 @@ class DataladResultSafety(OrchestratorContract):
     batch_outputs = 50
     #: datalad-pair runs jobs in the dataset's clone on the resource, which every job of the dataset reuses.
     per_job_working_directory = False
+    #: Each records the job itself and lets the clone go on delete (other jobs need it free).
+    keeps_unfetched_results = False
 
     @pytest.fixture(autouse=True)
     def _datalad(self, datalad_tools: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -223,6 +223,13 @@ def test_rerun_verify_keeps_the_outputs_it_is_compared_with(yoda_ds: Path, root:
     assert "outputs/derived/n.txt" in verify(stored.checksums, yoda_ds).matched
     # The rerun's own record checks its kept copy, not the original.
     assert not Registry().load(rerun.job.jobid).extra.get("verified", {}).get("mismatched")
+    # Re-trial: '--fetch --overwrite RERUN' must not write through the annex link into .git/annex/objects.
+    if output.is_symlink():
+        (row,) = api.jobs([rerun.job.jobid], action="fetch", overwrite=True)
+        assert "symbolic link" in row.get("error", ""), row
+        assert output.read_text() == before
+        assert subprocess.run(["git", "annex", "fsck", "-q", "n.txt"], cwd=yoda_ds / "outputs" / "derived",
+                              capture_output=True).returncode == 0
 
 
 def test_no_remote_input_with_no_copy_anywhere_is_one_clear_line(yoda_ds: Path, root: Path) -> None:
@@ -367,3 +374,18 @@ def test_no_remote_rerun_says_it_overwrites_the_outputs(
     sub = git(yoda_ds, "rev-parse", f"{first}:outputs")
     key = os.path.basename(git(yoda_ds / "outputs", "show", f"{sub}:n.txt"))
     assert (yoda_ds / "outputs" / git(yoda_ds / "outputs", "annex", "contentlocation", key)).read_text() == before
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair-run", "datalad-pair"])
+def test_a_message_with_bytes_that_are_not_utf8_is_committed(yoda_ds: Path, root: Path,
+                                                                        orchestrator: str) -> None:
+    """Re-trial N3: a message (or command) with byte 0xff made the fetch end in a traceback, for good.
+
+    The commit is made; its subject shows the byte as U+00FF (what DataLad's record keeps), not raw.
+    """
+    message = b"msg \xff".decode("utf-8", "surrogateescape")
+    result = run_job(root, orchestrator, "echo ok > outputs/m.txt", outputs=["outputs/m.txt"], message=message)
+    assert result.status.ok
+    assert (yoda_ds / "outputs" / "m.txt").read_text() == "ok\n"
+    subject = subprocess.run(["git", "log", "-1", "--format=%s"], cwd=yoda_ds, capture_output=True).stdout
+    assert b"] msg " in subject, subject  # "[ReproMan] msg ..." or, as a run record, "[DATALAD RUNCMD] msg ..."

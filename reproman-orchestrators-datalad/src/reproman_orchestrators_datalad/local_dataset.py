@@ -51,6 +51,9 @@ class LocalDataset:
             input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
+            # Commit messages and paths may carry bytes that are not UTF-8 (a command's own words): git
+            # stores bytes, so they pass through as they are instead of failing to encode.
+            errors="surrogateescape",
             env={**os.environ, **(env or {})},
         )
         if check and proc.returncode != 0:

@@ -489,6 +489,9 @@ def _delete(
             continue
         registry.delete(entry.jobid)
         row: dict[str, Any] = {"jobid": entry.jobid, "deleted": True}
+        if said.get("kept_results"):
+            row["kept_results"] = said["kept_results"]
+            row["resource"] = said.get("resource")
         if "error" in said:
             row["warning"] = said["error"]
         rows.append(row)
@@ -499,10 +502,15 @@ def _restore_kept(job: JobSpec, registry: Registry) -> dict[str, Any]:
     """``--overwrite`` after a fetch that kept local edits: put the job's versions (kept locally) in place."""
     from pathlib import Path
 
+    from reproman.jobs.layout import local_record_dir
     from reproman.resources.landing import Landing, land
 
     pairs = [(Path(k["fetched"]), Path(k["local"])) for k in job.extra["kept"] if os.path.lexists(k["fetched"])]
-    report = land(pairs, Landing(overwrite=True))
+    # Confined like any fetch: a git-annex file is a link into .git/annex/objects, and writing through it
+    # would replace the content an earlier commit recorded.
+    record = Path(local_record_dir(job.local_directory, job.resource_name, job.jobid))
+    report = land(pairs, Landing(overwrite=True, keep_root=Path(os.path.abspath(job.local_directory)),
+                                 exempt=(record,)))
     job.extra.pop("kept", None)
     registry.save(job)
     return {"jobid": job.jobid, "fetched": True, "paths": [str(p) for p in report.written],
@@ -520,6 +528,11 @@ def _release(keep_remote: bool) -> GroupAction:
                         "error": f"not deleting job {job.jobid}: it is still running ({status.summary()}); "
                                  f"cancel it first with 'reproman jobs --cancel {job.jobid}'"}
             orchestrator.abandon()
+            if status.finished and not keep_remote and not orchestrator.records_job and not job.cancelled:
+                # Its results were never fetched: what it wrote on the resource may be their only copy
+                # (a job the user cancelled is let go whole).
+                return {"jobid": job.jobid, "released": False, "kept_results": job.working_directory,
+                        "resource": job.resource_name}
         if not keep_remote:
             release_remote(orchestrator)
             remove_job_dir(connection, job)

@@ -187,7 +187,12 @@ def verify_landed(job: JobSpec, orchestrator: Orchestrator) -> checksums.Verific
         for kept in report.kept:
             rel = os.path.relpath(os.path.abspath(kept.local), base).replace(os.sep, "/")
             elsewhere[rel] = str(kept.fetched)
-    result = checksums.verify(job.checksums, job.local_directory, elsewhere)
+    # Paths a fetch never writes (under .git or .reproman) were not fetched: nothing to check there.
+    from reproman.resources.landing import SKIPPED_NAMES
+
+    wanted = {rel: sums for rel, sums in job.checksums.items()
+              if not SKIPPED_NAMES & set(posixpath.normpath(rel).split("/"))}
+    result = checksums.verify(wanted, job.local_directory, elsewhere)
     job.extra["verified"] = result.to_dict()
     for path in result.mismatched:
         lgr.warning("job %s: fetched %s does not match the checksum computed on the resource; "

@@ -5,8 +5,8 @@
 merges, never deletes, never overwrites an edit) plus what an orchestrator
 does around it: inputs staged where the command runs, what the job staged
 on the resource removed after the fetch (kept with ``keep_remote``, never
-what other jobs reuse), and a job deleted before it was fetched releases
-its files on the resource without touching the user's. Subclass it instead
+what other jobs reuse), and a finished job deleted before it was fetched
+leaves what it wrote on the resource (its results' only copy) and the user's files alone. Subclass it instead
 of the result-safety suite, with the same fixtures and steps::
 
     from reproman.testing.orchestrator_contract import OrchestratorContract
@@ -37,6 +37,10 @@ class OrchestratorContract(ResultSafetyContract):
     #: Each job runs in a directory of its own that the orchestrator made (plain); False when jobs share one
     #: (a DataLad clone), which cleanup must then leave in place.
     per_job_working_directory: bool = True
+    #: A finished job deleted before any fetch keeps what it wrote on the resource (core does this for
+    #: orchestrators that leave recording to core). False for one that records jobs itself and
+    #: releases its working copy on delete (a DataLad clone other jobs need), then checked to do so.
+    keeps_unfetched_results: bool = True
 
     def exists_on_resource(self, resref: str | None, path: str) -> bool:
         result = resource_commands.execute("test", ["-e", path], resref=resref)
@@ -66,8 +70,9 @@ class OrchestratorContract(ResultSafetyContract):
         else:
             assert there, f"cleanup removed {done.job.working_directory}, which other jobs share"
 
-    def test_deleting_an_unfetched_job_releases_it_and_keeps_local_files(self, project: Path, runner: Any,
+    def test_deleting_an_unfetched_job_keeps_its_results_and_local_files(self, project: Path, runner: Any,
                                                                          resref: str | None) -> None:
+        """A job never fetched: what it wrote on the resource may be the only copy of its results."""
         (project / "mine.txt").write_text("mine\n")
         self.commit(project, "a file of the user's")
         result = runner("echo never fetched > out.txt", outputs=["out.txt"])
@@ -75,9 +80,11 @@ class OrchestratorContract(ResultSafetyContract):
         before = snapshot(project)
         (row,) = job_commands.jobs([result.job.jobid], action="delete")
         assert not row.get("error"), row
-        assert not self.exists_on_resource(resref, result.job.job_dir), "the job directory outlived its deletion"
-        if self.per_job_working_directory:
-            assert not self.exists_on_resource(resref, result.job.working_directory)
+        if self.keeps_unfetched_results:
+            assert row.get("kept_results") == result.job.working_directory, row
+            assert self.exists_on_resource(resref, result.job.working_directory), "deleting the record lost results"
+        else:
+            assert not self.exists_on_resource(resref, result.job.job_dir), "the job directory outlived its deletion"
         assert snapshot(project) == before
         assert not (project / "out.txt").exists()
         assert result.job.jobid not in [getattr(e, "jobid", None) for e in Registry().entries()]

@@ -231,7 +231,10 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         if action == "delete":
             if row.get("warning"):
                 ui.info(f"warning: job {row['jobid']}: {row['warning']}")
-            ui.info(f"Deleted job {row['jobid']} from the registry.")
+            ui.info(f"Deleted job {row['jobid']} from the registry."
+                    + (f" It was never fetched: its files stay on resource {row.get('resource')!r} in "
+                       f"{row['kept_results']} (remove them there when you no longer need them)."
+                       if row.get("kept_results") else ""))
         elif action == "cancel" and "cancelled" in row:
             ui.info(f"Cancelled job {row['jobid']}." if row["cancelled"]
                     else f"Not cancelling job {row['jobid']}: {row['reason']}.")

@@ -32,7 +32,7 @@ ALL_PACKAGES = [
 # pyyaml: read specs as the old tool does; hypothesis: the fuzz suites (tests/*/test_fuzz_*.py)
 TEST_DEPS = ["pytest>=7", "pytest-timeout", "pexpect", "hatchling", "pyyaml", "hypothesis>=6"]
 #: Optional extras of core that a session's tests exercise (the job report needs plotly).
-CORE_EXTRAS = {"core": "[report]", "integration": "[report]", "submitters": "[report]"}
+CORE_EXTRAS = {"core": "[report]", "integration": "[report]", "submitters": "[report,export]"}
 #: Services some packages' tests run for real, installed into their virtualenv.
 EXTRA_TEST_DEPS = {
     "backend_aws": ["moto[server]>=5"],

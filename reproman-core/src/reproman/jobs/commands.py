@@ -528,9 +528,10 @@ def _release(keep_remote: bool) -> GroupAction:
                         "error": f"not deleting job {job.jobid}: it is still running ({status.summary()}); "
                                  f"cancel it first with 'reproman jobs --cancel {job.jobid}'"}
             orchestrator.abandon()
-            if status.finished and not keep_remote and not orchestrator.records_job and not job.cancelled:
+            if (status.finished and not keep_remote and not orchestrator.records_job and not job.cancelled
+                    and job.status != outcome.SUBMISSION_FAILED):
                 # Its results were never fetched: what it wrote on the resource may be their only copy
-                # (a job the user cancelled is let go whole).
+                # (a job the user cancelled, or one that never ran, is let go whole).
                 return {"jobid": job.jobid, "released": False, "kept_results": job.working_directory,
                         "resource": job.resource_name}
         if not keep_remote:

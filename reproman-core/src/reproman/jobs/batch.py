@@ -289,7 +289,10 @@ def _as_number(value: Any, spec: re.Match[str]) -> Any:
         return value
     text = value.strip()
     if _INTEGER.fullmatch(text) and kind not in ("e", "E", "f", "F", "g", "G", "%"):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # beyond Python's digit limit for int(): formatted as the text it is
+            return value
     if kind in _NUMERIC_TYPES:
         return value
     try:

@@ -88,6 +88,34 @@ def test_batch_of_100_with_follow(workdir: Path) -> None:
     assert (workdir / "out" / "42.txt").read_text() == "42\n"
 
 
+def test_workers_share_subjobs_as_they_free_up_and_run_each_once(workdir: Path, tmp_path: Path) -> None:
+    """The local launcher's workers claim subjobs one at a time, whatever a subjob does to its shell.
+
+    Subjob 0 waits until every other subjob has logged itself: with the
+    subjobs dealt out in advance (worker 0 taking 0, 2, 4, ...), the other
+    half would wait behind it and the job would fail at the timeout. Subjobs
+    that kill their own shell, exit it or replace it must not stop the rest.
+    """
+    log = tmp_path / "runs.log"
+    n = 20
+    script = (
+        f'echo "$REPROMAN_SUBJOB" >> {log}; '
+        'case "$REPROMAN_SUBJOB" in '
+        f'0) t=0; while [ "$(wc -l < {log})" -lt {n} ] && [ "$t" -lt 600 ]; do sleep 0.1; t=$((t + 1)); done; '
+        f'[ "$(wc -l < {log})" -ge {n} ] ;; '
+        "3) kill -9 $$ ;; 4) exit 255 ;; 5) exec true ;; esac"
+    )
+    result = _run(command=["sh", "-c", script], job_parameters=["num_processes=2"],
+                  batch_parameters=[f"i=1..{n}"], follow=True)
+    assert result.status is not None and result.status.finished
+    ran = sorted(int(line) for line in log.read_text().split())
+    assert ran == list(range(n)), ran
+    states = {i: (s.state.value, s.exit_code) for i, s in enumerate(result.status.subjobs)}
+    assert states[0] == ("succeeded", 0), states
+    assert states[3][0] == "failed" and states[4] == ("failed", 255), states
+    assert all(states[i] == ("succeeded", 0) for i in range(n) if i not in (3, 4)), states
+
+
 def test_batch_globs_inputs_outputs(workdir: Path) -> None:
     for name, text in (("a.txt", "aa"), ("b.txt", "bbbb")):
         (workdir / name).write_text(text)

@@ -1,9 +1,13 @@
 """The ``local`` submitter: run the subjobs on the resource itself, detached.
 
-The submission script is a POSIX ``sh`` launcher: it records its PID, feeds
-the subjob indices to ``xargs -P N`` (no GNU parallel needed), and writes the
-``completed`` marker once every subjob has finished, so completion never
-depends on a subjob waiting for the others. ``submit`` starts it in a new
+The submission script is a POSIX ``sh`` launcher: it records its PID, starts
+N worker shells that share the subjobs out among themselves, and writes the
+``completed`` marker once every worker is done, so completion never depends
+on a subjob waiting for the others. A worker claims a subjob by creating its
+``started.INDEX`` file exclusively (``set -C``, an ``O_EXCL`` open): the next
+free subjob goes to whichever worker is free first, as with ``xargs -P``, but
+without a new shell per subjob (a fork only), which halves what a batch of
+short subjobs costs beyond the commands. No GNU parallel needed. ``submit`` starts it in a new
 session (``setsid``; ``set -m`` + ``nohup`` where there is no ``setsid``) with
 its standard streams on files: closing the terminal, killing the CLI or
 dropping an SSH connection does not reach it, and ``cancel`` can stop the
@@ -46,14 +50,30 @@ printf '%s\\n' "$$" > "$jobdir/{layout.SUBMISSION_ID}"
 if [ -z "$procs" ]; then
   procs=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 fi
-# xargs stops launching at an exit status of 255 or a child killed by a
-# signal, and one failing or killed subjob must not stop the others: each
-# subjob sources the runscript (index as $1) in a subshell, and the shell
-# xargs started exits 0 whatever became of it (a fork, no exec, per subjob).
-awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
-  umask "$reproman_umask"
-  xargs -n 1 -P "$procs" sh -c '(. "$0"); exit 0' "$jobdir/{layout.RUNSCRIPT}"
+# Each worker walks the indices and runs the subjobs whose started.INDEX it
+# creates first (noclobber: an exclusive create, so no subjob runs twice). A
+# subjob runs the runscript in a subshell: whatever it does (exit, exec
+# redirections, cd, a signal) ends there, and the worker takes the next one.
+reproman_worker() {{
+  w_i=0
+  while [ "$w_i" -lt "$n" ]; do
+    if {{ set -C; true > "$jobdir/{layout.STARTED}.$w_i"; }} 2>/dev/null; then
+      set +C
+      (set -- "$w_i"; . "$jobdir/{layout.RUNSCRIPT}")
+    else
+      set +C
+    fi
+    w_i=$((w_i + 1))
+  done
 }}
+case "$procs" in ""|*[!0-9]*|0) procs=1 ;; esac
+[ "$procs" -le "$n" ] || procs=$n
+w=0
+while [ "$w" -lt "$procs" ]; do
+  reproman_worker </dev/null &
+  w=$((w + 1))
+done
+wait
 : > "$jobdir/{layout.COMPLETED}"
 """
 
@@ -81,9 +101,9 @@ awk -v n="$n" 'BEGIN {{ for (i = 0; i < n; i++) print i }}' | {{
     ) -> Mapping[str, Mapping[int, SchedulerState]]:
         """Ask, in one command, whether anything of each job's launcher is still alive.
 
-        The launcher leads its own process group (``setsid``), and xargs and
-        every subjob run in it: while any process of the group lives, the job
-        is going (a launcher killed alone leaves xargs starting the rest).
+        The launcher leads its own process group (``setsid``), and its workers
+        and every subjob run in it: while any process of the group lives, the
+        job is going (a launcher killed alone leaves the workers starting the rest).
         A group that is gone without the launcher writing ``completed`` was
         killed (SIGKILL, OOM killer, reboot): its unfinished subjobs are
         cancelled (``cancel`` left a marker) or lost. The ``completed`` test

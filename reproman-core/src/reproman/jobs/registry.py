@@ -44,12 +44,38 @@ def dump_record(job: JobSpec, *, compact: bool = False) -> str:
 
     data = job.to_dict(copy=False)  # only read, to serialise
     if not compact:
-        return json.dumps(data, indent=2, default=str) + "\n"
+        return _readable(data)
     subjobs = data.pop("subjobs", [])
     head = json.dumps(data, separators=(", ", ": "), default=str)
     rows = ",\n  ".join(json.dumps(s, separators=(", ", ": "), default=str) for s in subjobs)
     listed = f"[\n  {rows}\n]" if rows else "[]"
     return head[:-1] + (", " if data else "") + f'"subjobs": {listed}' + "}\n"
+
+
+def _readable(data: dict[str, Any]) -> str:
+    """JSON with a line per field, and per entry of a list or mapping field (subjobs, checksums, environment).
+
+    What a reader or ``git diff`` of a fetched record needs, at the C
+    encoder's speed: a fully indented 1,000-subjob record takes the Python
+    encoder about 0.2 s, a third of the fetch of a trivial batch.
+    """
+    import json
+
+    def one(value: Any) -> str:
+        return json.dumps(value, separators=(", ", ": "), default=str)
+
+    fields = []
+    for key, value in data.items():
+        if isinstance(value, list) and value:
+            inner = ",\n    ".join(one(item) for item in value)
+            text = f"[\n    {inner}\n  ]"
+        elif isinstance(value, dict) and value:
+            inner = ",\n    ".join(f"{one(str(k))}: {one(v)}" for k, v in value.items())
+            text = f"{{\n    {inner}\n  }}"
+        else:
+            text = one(value)
+        fields.append(f"  {one(str(key))}: {text}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
 def load_record(text: str, source: str) -> Any:

@@ -233,33 +233,45 @@ def _walk(staged: Path, target: Path, skipped: list[Path]) -> Iterator[_Step]:
 
 
 class _Confinement:
-    """Where writes may go: inside ``root`` once local symbolic links are resolved, never into skipped names."""
+    """Where writes may go: inside ``root`` once local symbolic links are resolved, never into skipped names.
+
+    Works on strings, not :class:`Path`: it runs once per landed file, and a
+    1,000-subjob batch lands some 6,000 (outputs and per-subjob logs).
+    """
 
     def __init__(self, root: Path | None, exempt: Sequence[Path] = ()) -> None:
-        self.root = Path(os.path.realpath(root)) if root is not None else None
-        self.exempt = tuple(Path(os.path.realpath(e)) for e in exempt)
+        self.root = os.path.realpath(root) if root is not None else None
+        self.exempt = tuple(os.path.realpath(e) for e in exempt)
         #: realpath of parent directories already looked at (a 10,000-file tree has few parents).
-        self._parents: dict[Path, Path] = {}
+        self._parents: dict[str, str] = {}
 
-    def problem(self, target: Path) -> str | None:
+    def problem(self, target: Path, local: os.stat_result | None) -> str | None:
+        """Why writing ``target`` (whose ``lstat`` is ``local``) would leave the root, or ``None``."""
         if self.root is None:
             return None
-        parent = target.parent
+        text = os.fspath(target)
+        parent, name = os.path.split(text)
         real_parent = self._parents.get(parent)
         if real_parent is None:
-            real_parent = self._parents[parent] = Path(os.path.realpath(parent))
-        real = real_parent / target.name
-        if os.path.islink(real):
-            real = Path(os.path.realpath(real))
-        if any(real == e or e in real.parents for e in self.exempt):
+            real_parent = self._parents[parent] = os.path.realpath(parent)
+        real = os.path.join(real_parent, name)
+        if real_parent == parent:
+            if local is not None and stat.S_ISLNK(local.st_mode):
+                real = os.path.realpath(real)
+        elif os.path.islink(real):
+            real = os.path.realpath(real)
+        if any(_within(real, e) for e in self.exempt):
             return None
-        try:
-            inside = real.relative_to(self.root)
-        except ValueError:
+        if not _within(real, self.root):
             return f"{target} leads to {real} through a symbolic link, outside {self.root}"
-        if any(part in SKIPPED_NAMES for part in inside.parts):
+        inside = real[len(self.root):].split(os.sep)
+        if any(part in SKIPPED_NAMES for part in inside):
             return f"{target} leads into {real} through a symbolic link (never written by a fetch)"
         return None
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def plan(pairs: Sequence[tuple[Path, Path]], root: Path | None = None,
@@ -277,11 +289,11 @@ def plan(pairs: Sequence[tuple[Path, Path]], root: Path | None = None,
     directories: set[Path] = set()
     for staged, dest in pairs:
         for step in _walk(staged, dest, skipped):
-            escape = confinement.problem(step.target)
+            local = _lstat(step.target)
+            escape = confinement.problem(step.target, local)
             if escape is not None:
                 conflicts.append(escape)
                 continue
-            local = _lstat(step.target)
             if local is None:
                 parent = step.target.parent
                 if parent not in directories:
@@ -333,9 +345,10 @@ def land(pairs: Sequence[tuple[Path, Path]], landing: Landing | None = None) -> 
     if skipped:
         shown = ", ".join(str(p) for p in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         lgr.warning("not fetched: %s (a fetch never writes into .git or .reproman directories)", shown)
+    made: set[Path] = set()
     for step in steps:
         try:
-            _apply(step, landing, report)
+            _apply(step, landing, report, made)
         except OSError as exc:
             where = exc.filename or step.target
             reason = exc.strerror or str(exc)
@@ -345,15 +358,19 @@ def land(pairs: Sequence[tuple[Path, Path]], landing: Landing | None = None) -> 
     return report
 
 
-def _apply(step: _Step, landing: Landing, report: LandingReport) -> None:
+def _apply(step: _Step, landing: Landing, report: LandingReport, made: set[Path]) -> None:
+    """Land one step; ``made`` holds the directories this landing has made or found (a stat each saved)."""
     target = step.target
     if step.directory:
         if not _is_dir(target):
             target.mkdir(parents=True, exist_ok=True)
             mode = stat.S_IMODE(os.lstat(step.source).st_mode)
             os.chmod(target, mode | 0o700)
+        made.add(target)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.parent not in made:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        made.add(target.parent)
     local = _lstat(target)
     if local is not None and stat.S_ISLNK(local.st_mode) and target.is_file():
         # The user's own link to a file (a result kept on a scratch disk): write where it points.

@@ -186,11 +186,14 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             for row in rows:
                 _subjob_lines(ui, row)
             _status_errors(ui, rows, as_errors=bool(args.status))
-            from reproman.jobs.outcome import NOT_CHECKED
+            from reproman.jobs.outcome import NOT_CHECKED, UNKNOWN
 
             if any(NOT_CHECKED in str(r.get("outcome")) and not r.get("summary") for r in rows):
                 ui.info(f"'{NOT_CHECKED}': no poll has seen those subjobs finish yet; "
                         "'reproman jobs --status' asks the resources now.")
+            if any(f" {UNKNOWN}" in f" {r.get('summary') or r.get('outcome')}" for r in rows):
+                ui.info(f"'{UNKNOWN}': the job's directory is gone from the resource, so how those subjobs "
+                        "ended cannot be known; 'reproman jobs JOB' says where their outputs are.")
     elif action == "show":
         for i, row in enumerate(rows):
             _show(ui, row, first=i == 0)

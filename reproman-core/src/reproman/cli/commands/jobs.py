@@ -111,7 +111,8 @@ def _log(ui: UI, row: dict[str, Any]) -> None:
         if text:
             ui.out(text.rstrip("\n"))
     if row.get("scheduler"):
-        ui.out(f"==> the scheduler's words on subjob {row['subjob']} ({where}: {row['scheduler_path']}) <==")
+        source = f"{where}: {row['scheduler_path']}" if row.get("scheduler_path") else "as recorded from the scheduler"
+        ui.out(f"==> the scheduler's words on subjob {row['subjob']} ({source}) <==")
         ui.out(row["scheduler"].rstrip("\n"))
 
 

@@ -107,3 +107,19 @@ def test_follow_gives_up_with_one_line_after_retry_for(node: Any) -> None:
     assert len(errors) == 1 and "Traceback" not in err, err
     assert f"reproman jobs --follow {jobid}" in err  # how to wait again
     api.jobs(jobid, action="cancel")
+
+
+@pytest.mark.timeout(180)
+def test_follow_started_while_the_node_is_down_waits_for_it(node: Any) -> None:
+    jobid = _submit(3)
+    _cut(node)
+    follow = _follow(jobid)
+    try:
+        time.sleep(3)
+        node.start()
+        _out, err = follow.communicate(timeout=120)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+    assert follow.returncode == 0, err
+    assert "retrying" in err and "answers again" in err, err

@@ -165,6 +165,26 @@ class Outage:
                     self.job.resource_name, time.monotonic() - self.since)
 
 
+def open_connection(job: JobSpec) -> Connection:
+    """The job's resource, connected; one that cannot be reached is retried as a poll would be.
+
+    Only an unreachable resource is waited for: a resource that answers
+    with a refusal (a stopped container, an unknown name) fails at once.
+    """
+    outage: Outage | None = None
+    limit = retry_seconds()
+    while True:
+        try:
+            connection = Connection.for_job(job)
+        except ResourceConnectionError as exc:
+            outage = outage or Outage(job, limit)
+            time.sleep(outage.next_delay(exc))
+            continue
+        if outage is not None:
+            outage.over()
+        return connection
+
+
 def _only_pending_reason(status: JobStatus) -> str | None:
     """The scheduler's one pending reason when every subjob is pending for it, else None."""
     reasons = status.pending_reasons()

@@ -108,6 +108,58 @@ def test_reader_gone_stops_the_command(box: tuple[str, Any]) -> None:
     assert _tagged(container, tag) == [], "the command runs on in the container"
 
 
+def _wait_until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_kill_9_of_the_cli_stops_the_command(box: tuple[str, Any]) -> None:
+    """``kill -9`` of ``reproman execute -r BOX``: the Engine lets an exec run on after its client is gone, so
+    before, ``sleep`` ran to its end in the container. Now the exec's input, held open by the CLI, closes and
+    the watch in the container stops the command's group."""
+    name, container = box
+    tag = "".join(c for c in f"{os.getpid()}{os.urandom(2).hex()}" if c.isdigit())[-6:]
+    sleeps = (f"sleep 9{tag}", f"sleep 8{tag}")
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", name, "sh", "-c",
+                             f"{sleeps[0]} & sh -c '{sleeps[1]}; true'; wait"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        running = lambda: [line for line in _tagged(container, tag)  # noqa: E731
+                           if line.split(" ", 1)[1].strip() in sleeps]
+        assert _wait_until(lambda: len(running()) == 2, 60), "the command did not start in the container"
+        proc.kill()
+        proc.wait(timeout=30)
+        assert _wait_until(lambda: not running(), 15), f"the command runs on in the container: {running()}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_ctrl_c_reaches_the_command_as_sigint_not_as_the_watchs_hangup(box: tuple[str, Any]) -> None:
+    """The kill -9 watch must not pre-empt Ctrl-C: the command's own INT handler runs (it may clean up)."""
+    name, container = box
+    tag = os.urandom(4).hex()
+    said, ready = f"/tmp/signal-{tag}", f"/tmp/ready-{tag}"
+    script = (f"trap 'echo INT > {said}; exit 5' INT; trap 'echo HUP > {said}; exit 6' HUP; "
+              f": > {ready}; sleep 60 & wait")
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", name, "sh", "-c", script],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _wait_until(lambda: container.exec_run(["test", "-e", ready]).exit_code == 0, 60), \
+            "the command did not start in the container"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err.decode()
+    assert container.exec_run(["cat", said]).output == b"INT\n"
+
+
 def test_non_utf8_command_words_reach_the_container_byte_exact(box: tuple[str, Any]) -> None:
     """Docker's exec API is JSON (UTF-8 only): a byte 0xff typed by the user must still arrive as 0xff."""
     name, _container = box

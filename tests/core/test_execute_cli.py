@@ -67,6 +67,48 @@ def test_signal_stops_the_remote_process_group(sig: int, code: int) -> None:
     assert _alive(f"sleep 9{tag}") == [] and _alive(f"sleep 8{tag}") == []
 
 
+def _wait_until(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_kill_9_of_the_cli_stops_the_command() -> None:
+    """``kill -9`` of ``reproman execute``: nothing can clean up in the CLI, yet the command must not run on
+    (before: ``sleep`` ran to its end, reparented to init)."""
+    tag = f"{os.getpid() % 1000}{os.urandom(1)[0]}99"
+    sleeps = (f"sleep 9{tag}", f"sleep 8{tag}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reproman", "execute", "sh", "-c", f"{sleeps[0]} & {sleeps[1]}; wait"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _wait_until(lambda: all(_alive(s) for s in sleeps), 30), "the command did not start"
+        proc.kill()
+        proc.wait(timeout=30)
+        assert _wait_until(lambda: not any(_alive(s) for s in sleeps), 15), "the command runs on"
+    finally:
+        for pid in [p for s in sleeps for p in _alive(s)]:  # ours: the tag is this test's
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def test_ctrl_c_reaches_the_command_as_sigint_not_as_the_watchs_hangup(tmp_path: Path) -> None:
+    """The kill -9 watch must not pre-empt Ctrl-C: the command's INT handler runs (it may clean up)."""
+    said, ready = tmp_path / "signal", tmp_path / "ready"
+    script = (f"trap 'echo INT > {said}; exit 5' INT; trap 'echo HUP > {said}; exit 6' HUP; "
+              f": > {ready}; sleep 60 & wait")
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "sh", "-c", script],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert _wait_until(ready.exists, 30), "the command did not start"
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()
+    assert said.read_text() == "INT\n"
+
+
 def test_outputs_outside_the_working_directory_are_refused_before_running(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()

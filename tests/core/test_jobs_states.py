@@ -232,3 +232,34 @@ def test_plain_list_says_not_checked_and_how(workdir: Path, capsys: pytest.Captu
     out, err = capsys.readouterr()
     assert "1 not checked" in out and "unknown" not in out, out
     assert "'reproman jobs --status' asks the resources now" in err, err
+
+
+def test_vanished_directory_reads_unknown_in_every_view(workdir: Path, capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    """The job directory is removed while the subjobs run (a scratch purge). Before: 'jobs --status' said
+    '2 unknown', and then the plain list '2 not checked' (with a hint to run the --status just run)."""
+    job = submit(command="sleep 60", batch_parameters=["i=1,2"]).job
+    try:
+        wait_for(lambda: running(job.jobid, 2))
+        import shutil
+
+        shutil.rmtree(job.job_dir)
+        capsys.readouterr()
+        assert main(["jobs", "--status", job.jobid]) == 0
+        out, _err = capsys.readouterr()
+        assert "2 unknown" in out and "not checked" not in out, out
+        assert main(["jobs"]) == 0
+        out, err = capsys.readouterr()
+        assert "2 unknown" in out and "not checked" not in out + err, out + err
+        assert "'unknown': the job's directory is gone" in err, err
+        assert main(["jobs", "--show", job.jobid]) == 0
+        assert "outcome: 2 unknown" in capsys.readouterr().out
+        assert main(["jobs", "--follow", job.jobid]) == 1
+        assert "(2 unknown;" in capsys.readouterr().err
+        report = tmp_path / "report.html"
+        assert main(["jobs", "--report", job.jobid, "-o", str(report)]) == 0
+        page = report.read_text()
+        assert "how 2 subjob(s) ended cannot be known (unknown)" in page
+        assert page.count("<td>unknown</td>") == 2
+    finally:
+        api.jobs(job.jobid, action="cancel")

@@ -216,6 +216,33 @@ def test_usage_in_show_and_json(project, capsys):
 
 
 @pytest.mark.timeout(300)
+def test_log_shows_grid_engines_reason_for_a_walltime_kill(project, capsys, cancel_later):
+    """'jobs --log JOB t=600' for a task killed at its h_rt, on the resource (nobody polled since) and after
+    the fetch. Grid Engine writes nothing into the job's output when it kills a task at h_rt; its reason is
+    in its accounting. Before: --log showed the (empty) streams and no word of Grid Engine's."""
+    job = run(command="echo started; sleep {p[t]}", batch_parameters=["t=600,0"],
+              job_parameters=["walltime=00:00:03"]).job
+    cancel_later.append(job.jobid)
+    number = str(job.submission_id)
+    wait_until(lambda: not live(number), 120, "the walltime kill")
+
+    def log() -> str:
+        capsys.readouterr()
+        assert main(["jobs", "--log", job.jobid, "t=600"]) == 0
+        return capsys.readouterr().out
+
+    wait_until(lambda: "h_rt" in log(), 60, lambda: f"Grid Engine's words in --log: {log()}")
+    out = log()
+    assert "==> the scheduler's words on subjob t=600 (as recorded from the scheduler) <==" in out, out
+    assert "walltime exceeded: Grid Engine: failed 37 : qmaster enforced h_rt" in out, out
+    assert "started" in out
+    assert main(["jobs", job.jobid]) == 1  # fetched: the words now come from the record with the fetched copy
+    assert "walltime exceeded: Grid Engine: failed 37" in log()
+    assert "scheduler's words" not in (capsys.readouterr(), main(["jobs", "--log", job.jobid, "t=0"]),
+                                       capsys.readouterr().out)[2]
+
+
+@pytest.mark.timeout(300)
 def test_report_of_a_fetched_job_offline(project, capsys):
     """Walltime kill, fetched; the resource's copy is then gone: the report still names the walltime,
     draws the killed task up to its end (start + elapsed from accounting) and shows the usage."""

@@ -77,7 +77,10 @@ class ExecStream:
     Use as a context manager; leaving it (normally, or by an exception such
     as :class:`KeyboardInterrupt`) shuts the connection down, which also
     stops the stdin feeder. The command itself is not stopped by that: the
-    Engine lets an exec run on after its client went away.
+    Engine lets an exec run on after its client went away. With ``watch``
+    (and no ``stdin``) the command's input is attached but never written:
+    the Engine closes it when the connection ends, however this process
+    ends, which is what :func:`reproman.plugins.stdin_watch_wrapper` waits for.
     """
 
     def __init__(
@@ -88,10 +91,11 @@ class ExecStream:
         *,
         stdin: bytes | None = None,
         user: str | None = None,
+        watch: bool = False,
     ) -> None:
         self._api = api
         self.exec_id: str = api.exec_create(
-            container_id, list(argv), stdout=True, stderr=True, stdin=stdin is not None, user=user or ""
+            container_id, list(argv), stdout=True, stderr=True, stdin=stdin is not None or watch, user=user or ""
         )["Id"]
         hijacked = api.exec_start(self.exec_id, socket=True)
         self._socket: Any = getattr(hijacked, "_sock", hijacked)

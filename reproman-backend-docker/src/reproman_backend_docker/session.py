@@ -39,9 +39,10 @@ from reproman.plugins import (
     SessionError,
     extract_to_staging,
     group_wrapper,
+    stdin_watch_wrapper,
 )
 from reproman_backend_docker.engine import engine_label, is_connection_failure, open_client, short_reason
-from reproman_backend_docker.execstream import STDOUT, ConsumerFailed, ExecStream, run_exec
+from reproman_backend_docker.execstream import STDERR, STDOUT, ConsumerFailed, ExecStream, run_exec
 from reproman_backend_docker.tarstream import CHUNK_SIZE, ChunkReader, join_archives, tar_chunks
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class DockerSession(Session):
         self.workdir: str = config.get("WorkingDir") or "/"
         self._user: str = config.get("User") or ""
         self._owner: tuple[int, int] | None = None
+        #: Interrupted commands whose exec connection stays open until their group is stopped.
+        self._held: dict[str, ExecStream] = {}
         if not (info.get("State") or {}).get("Running"):
             raise self._not_running(info)
 
@@ -153,6 +156,55 @@ class DockerSession(Session):
             raise failed.error from None
         return CommandResult(command=command, returncode=returncode, stdout_bytes=out, stderr_bytes=err)
 
+    def _execute_grouped(self, line: str, pgfile: str, stdin: bytes | None,
+                         on_output: OutputCallback | None) -> CommandResult:
+        """A user's command under a watch (:func:`stdin_watch_wrapper`): if this process is killed, it stops.
+
+        The exec's input stays attached, unwritten, while the command runs;
+        the Engine closes it when this process's connection ends, and the
+        watcher in the container then stops the command's group. Interrupted
+        (Ctrl-C), the connection stays open until :meth:`stop_interrupted`
+        has stopped the group with the user's signal.
+        """
+        if stdin is not None:  # the exec's input carries the command's input: no watch
+            return super()._execute_grouped(line, pgfile, stdin, on_output)
+        argv = [_SHELL, "-c", stdin_watch_wrapper(line, pgfile)]
+        out: list[bytes] = []
+        err: list[bytes] = []
+        try:
+            with self._calling("run a command"):
+                execution = ExecStream(self._api, self.container_id, argv, watch=True)
+                try:
+                    for stream, payload in execution.frames():
+                        if on_output is None:
+                            (err if stream == STDERR else out).append(payload)
+                            continue
+                        try:
+                            on_output(STDERR if stream == STDERR else STDOUT, payload)
+                        except Exception as exc:  # the caller's failure, not a lost Engine
+                            raise ConsumerFailed(exc) from exc
+                    code = execution.exit_code(repr(self.label))
+                except BaseException as exc:
+                    interrupted = isinstance(exc, KeyboardInterrupt) or (
+                        isinstance(exc, ConsumerFailed) and isinstance(exc.error, BrokenPipeError))
+                    if interrupted:  # execute_interruptible stops the group next
+                        self._held[pgfile] = execution
+                    else:
+                        execution.close()
+                    raise
+                execution.close()
+        except ConsumerFailed as failed:
+            raise failed.error from None
+        return CommandResult(command=line, returncode=code, stdout_bytes=b"".join(out), stderr_bytes=b"".join(err))
+
+    def stop_interrupted(self, pgfile: str, signal_name: str = "INT") -> None:
+        try:
+            super().stop_interrupted(pgfile, signal_name)
+        finally:
+            held = self._held.pop(pgfile, None)
+            if held is not None:
+                held.close()
+
     def _interactive(self, command: str | None = None) -> int:
         from reproman_backend_docker.terminal import run_interactive
 
@@ -163,6 +215,9 @@ class DockerSession(Session):
             return run_interactive(self._api, self.container_id, line, shell=_SHELL)
 
     def close(self) -> None:
+        for held in self._held.values():
+            held.close()
+        self._held.clear()
         if self._own_client:
             with contextlib.suppress(Exception):
                 self._client.close()

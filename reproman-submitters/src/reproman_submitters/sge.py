@@ -517,12 +517,19 @@ class SGESubmitter(BatchSubmitter):
 
     # -- cancel ------------------------------------------------------------------------------------------
     def cancel(self, job: Any) -> None:
-        """Write the cancel marker, then ``qdel`` every id; ids already gone are not errors."""
+        """Write the cancel marker where it can be written, then ``qdel`` every id; ids already gone are not errors.
+
+        ``qdel`` must run whatever became of the job directory (a scratch
+        purge, a user's ``rm -rf``): the marker is written in a subshell,
+        because a failed redirection of ``:`` (a special built-in) ends a
+        POSIX shell such as dash before it reaches ``qdel``. Without the
+        marker, core's record of the cancellation names the cause.
+        """
         ids = split_ids(getattr(job, "submission_id", None))
         if not ids:
             raise SubmissionError(f"job {job.jobid} has no submission id; nothing to cancel")
         marker = shlex.quote(f"{str(job.job_dir).rstrip('/')}/{layout.CANCELLED}")
-        result = self.session.execute_command(f": > {marker} 2>/dev/null; qdel {' '.join(map(shlex.quote, ids))}")
+        result = self.session.execute_command(f"(: > {marker}) 2>/dev/null; qdel {' '.join(map(shlex.quote, ids))}")
         if result.returncode == 0:
             return
         lines = [ln.strip() for ln in (result.stdout + "\n" + result.stderr).splitlines() if ln.strip()]

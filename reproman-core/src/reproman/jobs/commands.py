@@ -317,7 +317,9 @@ def _follow(registry: Registry, queries: Sequence[str], all_: bool, progress: Pr
     if len(specs) != 1 or len(entries) != 1:
         raise UsageError("--follow takes exactly one job", hint="Example: reproman jobs --follow JOB")
     job = specs[0]
-    with Connection.for_job(job) as connection:
+    from reproman.jobs.follow import open_connection
+
+    with open_connection(job) as connection:
         if job.was_fetched and job.extra.get("remote_released"):
             recorded = JobStatus(jobid=job.jobid, subjobs=tuple(outcome.statuses_from_record(job)))
             return _fetch(connection, job, registry, recorded, overwrite=overwrite, keep_remote=keep_remote)

@@ -16,6 +16,12 @@ query (see :func:`reproman.jobs.status.poll`).
 Following stops early when the only subjobs left are ones the scheduler
 says can never start (Slurm ``PartitionConfig`` and the like): waiting would
 be forever.
+
+A resource that stops answering for a moment (sshd restarted, a network
+blip, a scheduler command timing out) does not end the wait: the poll is
+tried again with backoff, saying so once on stderr, for up to ``[jobs]
+retry_for`` seconds (default 300) before following gives up with one line.
+The job itself runs on whatever happens to the follower.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reproman.errors import ConfigError, JobError
+from reproman.errors import ConfigError, JobError, ResourceConnectionError, SessionError, SubmissionError
 from reproman.jobs import layout
 from reproman.jobs.connection import Connection
 from reproman.jobs.spec import JobSpec
@@ -62,6 +68,18 @@ SAVE_INTERVAL = 5.0
 STUCK_CONFIRM = 5.0
 
 
+#: Default of ``[jobs] retry_for``: seconds following keeps trying a resource that stopped answering.
+RETRY_FOR = 300.0
+#: The first retry comes after this many seconds; each later one waits RETRY_BACKOFF times longer...
+RETRY_FIRST = 1.0
+RETRY_BACKOFF = 2.0
+#: ...up to this.
+RETRY_CEILING = 30.0
+#: What a poll raises when the resource or its scheduler failed to answer, as opposed to a wrong request:
+#: a lost or refused connection, a command cut short, a scheduler query that failed (slurmctld restarting).
+TRANSIENT = (ResourceConnectionError, SessionError, SubmissionError)
+
+
 def next_interval(interval: float, changed: bool, maximum: float = MAX_INTERVAL, elapsed: float = 0.0) -> float:
     """The next sleep: grow slowly while the job moves, faster while it does not, and with its age.
 
@@ -94,6 +112,77 @@ def max_interval(parameters: Mapping[str, Any] | None = None) -> float:
     if value <= 0:
         raise ConfigError(f"{source} must be positive, got {raw!r}")
     return value
+
+
+def retry_seconds() -> float:
+    """``[jobs] retry_for``: how long following retries a resource that does not answer (0: not at all)."""
+    from reproman.config import get_config
+
+    raw = get_config().get("jobs", "retry_for")
+    if raw is None:
+        return RETRY_FOR
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"[jobs] retry_for = {raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise ConfigError(f"[jobs] retry_for must not be negative, got {raw!r}")
+    return value
+
+
+class Outage:
+    """A resource that stopped answering while a job was followed: when to try again, and when to give up."""
+
+    def __init__(self, job: JobSpec, limit: float) -> None:
+        self.job = job
+        self.limit = limit
+        self.since = time.monotonic()
+        self.delay = RETRY_FIRST
+        self.tries = 0
+
+    def next_delay(self, error: Exception) -> float:
+        """Seconds to wait before the next try; :class:`JobError` once ``limit`` seconds have passed."""
+        waited = time.monotonic() - self.since
+        jobid, resource = self.job.jobid, self.job.resource_name
+        if waited >= self.limit:
+            raise JobError(
+                f"job {jobid}: resource {resource!r} has not answered for {waited:.0f} s ({error}); "
+                "the job itself keeps running there",
+                hint=f"Wait for it again with 'reproman jobs --follow {jobid}' once {resource!r} answers.",
+            ) from None
+        self.tries += 1
+        if self.tries == 1:
+            lgr.warning("job %s: resource %r does not answer (%s); retrying for up to %.0f s "
+                        "(Ctrl-C detaches, the job keeps running)", jobid, resource, error, self.limit)
+        else:
+            lgr.info("job %s: resource %r still does not answer (%s); retrying", jobid, resource, error)
+        delay = min(self.delay, self.limit - waited)
+        self.delay = min(RETRY_CEILING, self.delay * RETRY_BACKOFF)
+        return max(0.0, delay)
+
+    def over(self) -> None:
+        lgr.warning("job %s: resource %r answers again after %.0f s; following on", self.job.jobid,
+                    self.job.resource_name, time.monotonic() - self.since)
+
+
+def open_connection(job: JobSpec) -> Connection:
+    """The job's resource, connected; one that cannot be reached is retried as a poll would be.
+
+    Only an unreachable resource is waited for: a resource that answers
+    with a refusal (a stopped container, an unknown name) fails at once.
+    """
+    outage: Outage | None = None
+    limit = retry_seconds()
+    while True:
+        try:
+            connection = Connection.for_job(job)
+        except ResourceConnectionError as exc:
+            outage = outage or Outage(job, limit)
+            time.sleep(outage.next_delay(exc))
+            continue
+        if outage is not None:
+            outage.over()
+        return connection
 
 
 def _only_pending_reason(status: JobStatus) -> str | None:
@@ -138,10 +227,20 @@ def follow(
     marker: str | None = posixpath.join(job.job_dir, layout.COMPLETED)
     waiting: tuple[str, float] | None = None  # the pending reason while nothing has started, and since when
     told = False
+    outage: Outage | None = None
+    retry_for = retry_seconds()
     while True:
         changed: set[str] = set()
-        # Usage is read once the results are in (see commands.run), not on the path to them.
-        status = poll(connection.session, submitter, [job], changed=changed, usage=False)[job.jobid]
+        try:
+            # Usage is read once the results are in (see commands.run), not on the path to them.
+            status = poll(connection.session, submitter, [job], changed=changed, usage=False)[job.jobid]
+        except TRANSIENT as exc:
+            outage = outage or Outage(job, retry_for)
+            time.sleep(outage.next_delay(exc))
+            continue
+        if outage is not None:
+            outage.over()
+            outage = None
         unsaved = unsaved or bool(changed)
         if unsaved and on_change is not None and (
             status.finished or status.stuck or time.monotonic() - saved_at >= SAVE_INTERVAL
@@ -184,5 +283,9 @@ def follow(
         last = counts
         if marker is None:
             time.sleep(interval)
-        elif connection.session.wait_for_path(marker, interval):
-            marker = None  # it appeared: poll now, and plain sleeps from then on
+            continue
+        try:
+            if connection.session.wait_for_path(marker, interval):
+                marker = None  # it appeared: poll now, and plain sleeps from then on
+        except TRANSIENT:
+            pass  # the next poll meets the same trouble, and retries

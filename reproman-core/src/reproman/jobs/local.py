@@ -140,11 +140,17 @@ wait
         return states
 
     def cancel(self, job: JobSpec) -> None:
-        """Mark the job cancelled, then signal the launcher's process group (all subjobs)."""
+        """Mark the job cancelled, then signal the launcher's process group (all subjobs).
+
+        The signal must go out whatever became of the job directory: the
+        marker is written in a subshell (a failed redirection of ``:`` ends
+        a POSIX shell such as dash), and the recorded launcher PID stands in
+        for the one the launcher wrote there.
+        """
         d = shlex.quote(job.job_dir)
         fallback = shlex.quote(str(job.submission_id or ""))
         command = (
-            f": > {d}/{layout.CANCELLED}; "
+            f"(: > {d}/{layout.CANCELLED}) 2>/dev/null; "
             f"pid=; IFS= read -r pid < {d}/{layout.SUBMISSION_ID} 2>/dev/null; pid=${{pid:-{fallback}}}; "
             '[ -n "$pid" ] || exit 0; '
             # dash's kill takes no "--"; bash's and others' may need it.

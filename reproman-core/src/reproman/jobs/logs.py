@@ -9,6 +9,7 @@ one, a single-subjob job's only subjob, else the first failed one.
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import shlex
@@ -17,10 +18,12 @@ from typing import Any
 
 from reproman.errors import JobNotFoundError, UsageError
 from reproman.jobs import layout, outcome
-from reproman.jobs.contracts import State
+from reproman.jobs.contracts import FailureReason, State
 from reproman.jobs.registry import Registry
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import local_log_dir
+
+lgr = logging.getLogger(__name__)
 
 STREAMS = ("stdout", "stderr")
 _MARK = "==reproman-log== "
@@ -50,10 +53,13 @@ def subjob_log(registry: Registry, queries: Sequence[str], lines: int) -> dict[s
             path = os.path.join(local_log_dir(job), log_name)
             text = _tail_file(path, SCHEDULER_LOG_LINES) if os.path.exists(path) else None
             _scheduler_words(row, submitter, index, text, path, lines)
+        _recorded_words(row, job, index)
         return row
     from reproman.jobs.connection import Connection
 
     with Connection.for_job(job) as connection:
+        if outcome.recorded(job, index) is None:
+            _poll_once(connection, job, registry)
         remote = {"stdout": layout.stdout_file(job.job_dir, index), "stderr": layout.stderr_file(job.job_dir, index)}
         script = "; ".join(
             f"printf '{_MARK}%s\\n' {stream}; tail -n {int(lines)} {shlex.quote(path)} 2>/dev/null"
@@ -71,7 +77,43 @@ def subjob_log(registry: Registry, queries: Sequence[str], lines: int) -> dict[s
         row[f"{stream}_path"] = path
     if log_name:
         _scheduler_words(row, submitter, index, parts.get("scheduler"), log_path, lines)
+    _recorded_words(row, job, index)
     return row
+
+
+def _poll_once(connection: Any, job: JobSpec, registry: Registry) -> None:
+    """Ask how the job's subjobs stand (one poll), so a subjob the scheduler killed a moment ago has its
+    reason recorded before its log is shown; a failed poll only leaves the record as it was."""
+    from reproman.errors import ReproManError
+    from reproman.jobs.status import poll
+
+    changed: set[str] = set()
+    try:
+        poll(connection.session, connection.submitter(job.submitter), [job], changed=changed, usage=False)
+    except ReproManError as exc:
+        lgr.debug("no poll before reading the log of job %s: %s", job.jobid, exc)
+        return
+    if changed:
+        registry.save(job)
+
+
+def _recorded_words(row: dict[str, Any], job: JobSpec, index: int) -> None:
+    """Where the scheduler wrote nothing about the subjob, what it told when asked, as kept in the record.
+
+    Grid Engine writes nothing into the job's output when it kills a task
+    at its walltime (``h_rt``): its reason is in its accounting (``qacct``:
+    "failed 37 : qmaster enforced h_rt ..."), which the poll recorded; the
+    batch schedulers without a log of their own likewise. A subjob that
+    failed by its own exit code has no scheduler's words.
+    """
+    if row.get("scheduler"):
+        return
+    found = outcome.recorded(job, index)
+    if found is None or found.state is not State.FAILED or found.reason in (None, FailureReason.EXIT_CODE):
+        return
+    assert found.reason is not None
+    row["scheduler"] = f"{found.reason.value}" + (f": {found.detail}" if found.detail else "") + "\n"
+    row["scheduler_path"] = None  # not a file: the job record, from the scheduler's answer
 
 
 #: How much of a scheduler's log (shared by all subjobs) is searched for one subjob's lines.

@@ -264,14 +264,38 @@ def summarise(subjobs: Iterable[SubjobStatus], *, pending_reason: str = "", unkn
 
 #: How a listing names subjobs whose outcome is not in the record yet.
 NOT_CHECKED = "not checked"
+#: How every view names subjobs whose end cannot be known (their job directory vanished).
+UNKNOWN = "unknown"
+#: Key in a record's ``extra``: when a poll last found the job directory gone from the resource.
+DIRECTORY_GONE = "directory_gone"
+
+
+def note_directory(job: JobSpec, *, gone: bool) -> bool:
+    """Keep in the record whether the last poll found the job directory gone; True if that changed.
+
+    So the plain list, which reads the record alone, names those subjobs
+    as ``jobs --status`` did (``unknown``), not ``not checked``.
+    """
+    if gone == bool(job.extra.get(DIRECTORY_GONE)):
+        return False
+    if gone:
+        job.extra[DIRECTORY_GONE] = now_iso()
+    else:
+        job.extra.pop(DIRECTORY_GONE, None)
+    return True
 
 
 def outcome_text(job: JobSpec) -> str:
     """The job's summary from its record alone (see :func:`summarise`); ``submission failed`` for one
-    that never reached the scheduler."""
+    that never reached the scheduler.
+
+    Subjobs without a recorded outcome are ``not checked``, unless the
+    last poll found the job directory gone: then ``unknown``, the word
+    ``jobs --status``, ``--follow`` and the report use for them.
+    """
     if job.status == SUBMISSION_FAILED:
         return SUBMISSION_FAILED
-    return summarise(statuses_from_record(job), unknown=NOT_CHECKED)
+    return summarise(statuses_from_record(job), unknown=UNKNOWN if job.extra.get(DIRECTORY_GONE) else NOT_CHECKED)
 
 
 def failure_rows(job: JobSpec, subjobs: Iterable[SubjobStatus]) -> list[dict[str, Any]]:

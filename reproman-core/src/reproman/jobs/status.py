@@ -510,6 +510,9 @@ def poll(
     for job in jobs:
         if outcome.record(job, statuses[job.jobid]) and changed is not None:
             changed.add(job.jobid)
+        if outcome.note_directory(job, gone=statuses[job.jobid].missing and job.status != "registered") \
+                and changed is not None:
+            changed.add(job.jobid)
         for sub in statuses[job.jobid].subjobs:
             if sub.state is State.RUNNING and sub.detail.endswith(f"{AWAITING})") and str(sub.index) not in job.unaccounted:
                 job.unaccounted[str(sub.index)] = now  # bounds the wait to the grace period

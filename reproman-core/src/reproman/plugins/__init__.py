@@ -28,7 +28,8 @@ declares another.
 :meth:`Resource.default_root_directory`, :data:`DEFAULT_ROOT_DIRECTORY`
 unless a backend says otherwise), :class:`Session`, :class:`CommandResult`,
 :data:`OutputCallback`; helpers for writing sessions:
-:func:`wrap_command`, :func:`group_wrapper`, :func:`extract_to_staging`,
+:func:`wrap_command`, :func:`group_wrapper`, :func:`stdin_watch_wrapper` (a
+command that stops when its caller dies), :func:`extract_to_staging`,
 :func:`decode_output` (:data:`TEXT_ERRORS` is the error handler that keeps
 bytes that are not UTF-8 through a round trip); where fetched results land:
 :class:`Landing`, :class:`LandingReport`, :class:`KeptFile`. Sessions that
@@ -146,6 +147,7 @@ if TYPE_CHECKING:
     from reproman.resources.session import decode as decode_output  # noqa: F401 - exported as renamed
     from reproman.resources.session import extract_to_staging as extract_to_staging
     from reproman.resources.session import group_wrapper as group_wrapper
+    from reproman.resources.session import stdin_watch_wrapper as stdin_watch_wrapper
     from reproman.resources.session import wrap_command as wrap_command
     from reproman.tracing.tracer import Comparison as Comparison
     from reproman.tracing.tracer import PackageDifference as PackageDifference
@@ -179,6 +181,7 @@ _EXPORTS: dict[str, str] = {
     "decode_output": "reproman.resources.session:decode",
     "wrap_command": "reproman.resources.session:wrap_command",
     "group_wrapper": "reproman.resources.session:group_wrapper",
+    "stdin_watch_wrapper": "reproman.resources.session:stdin_watch_wrapper",
     "extract_to_staging": "reproman.resources.session:extract_to_staging",
     "Landing": "reproman.resources.landing:Landing",
     "LandingReport": "reproman.resources.landing:LandingReport",

@@ -142,6 +142,14 @@ def local_files(job_dir: str) -> RemoteFiles:
     )
 
 
+class DirectoryGone(JobError):
+    """The job directory is gone from the resource; ``status`` is what the poll still knew (``unknown``)."""
+
+    def __init__(self, message: str, status: JobStatus) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def from_resource(
     job: JobSpec, changed: set[str] | None = None
 ) -> tuple[JobStatus, RemoteFiles, dict[str, dict[int, float]]]:
@@ -157,7 +165,7 @@ def from_resource(
         submitter = connection.submitter(job.submitter)
         status = poll(connection.session, submitter, [job], changed=changed)[job.jobid]
         if status.missing:
-            raise JobError(f"its directory {job.job_dir} is not on resource {job.resource_name!r}")
+            raise DirectoryGone(f"its directory {job.job_dir} is not on resource {job.resource_name!r}", status)
         # The status lines as they are now (the poll may have been answered a moment
         # earlier): a file's time is an end only when its line is final.
         files = read_files(connection.session, [job])[job.jobid]
@@ -175,11 +183,21 @@ def collect(job: JobSpec, changed: set[str] | None = None) -> ReportData:
     local_dir = local_log_dir(job)
     status: JobStatus | None = None
     problem = ""
+    gone: JobStatus | None = None
     try:
         status, files, raw = from_resource(job, changed)
         source = f"resource {job.resource_name!r} ({job.job_dir})"
+    except DirectoryGone as exc:
+        problem, gone = str(exc), exc.status
     except ReproManError as exc:
         problem = str(exc)
+    if status is None and gone is not None and not os.path.isdir(local_dir):
+        # Nothing left to read: the subjobs read as 'jobs --status' says them (unknown, with the scheduler's word).
+        status, files, raw = gone, RemoteFiles(), {}
+        source = f"the job record and resource {job.resource_name!r}"
+        unknown = sum(1 for s in gone.subjobs if s.state.value == outcome.UNKNOWN)
+        notes.append(f"Its directory {job.job_dir} is gone from resource {job.resource_name!r}"
+                     + (f": how {unknown} subjob(s) ended cannot be known ({outcome.UNKNOWN})." if unknown else "."))
     if status is None:
         if not os.path.isdir(local_dir):
             raise JobError(
@@ -196,7 +214,7 @@ def collect(job: JobSpec, changed: set[str] | None = None) -> ReportData:
                          "record kept.")
     final = {index: layout.parse_status_line(line)[0] in ("succeeded", "failed") for index, line in files.lines.items()}
     times = timing.combine(raw, final)
-    if not any(t.start for t in times.values()):
+    if gone is None and not any(t.start for t in times.values()):
         notes.append("No start or end times were found (job directories from before ReproMan recorded them).")
     fetched = job.was_fetched and os.path.isdir(local_dir)
     from reproman.jobs.environment import tracing_subjobs

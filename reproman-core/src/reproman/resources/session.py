@@ -194,6 +194,36 @@ def stop_group_script(pgfile: str, signal_name: str = "INT", grace: float = 2.0)
     )
 
 
+def stdin_watch_wrapper(grouped: str, pgfile: str) -> str:
+    """Shell code running ``grouped`` (a :func:`group_wrapper` line) that stops its group if the caller dies.
+
+    A caller killed with ``kill -9`` cannot stop its command, and a command
+    that prints nothing never notices that nobody reads it: it would run on,
+    orphaned, on the resource. So the standard input of this code is a watch
+    channel that the caller holds open, unwritten, while the command runs: a
+    watcher (a background subshell using only the ``read`` builtin) waits
+    for its end-of-file, which the kernel or the Docker Engine delivers when
+    the caller's end closes, and then stops the group with SIGHUP (escalating
+    as :func:`stop_group_script` does). When the command ends first, the
+    watcher is killed. The command's own standard input is ``/dev/null``;
+    a caller with input for the command cannot use the watch.
+
+    A caller interrupted on purpose (Ctrl-C) keeps the channel open until it
+    has stopped the group itself, so the command gets the caller's signal,
+    not SIGHUP.
+    """
+    gone = shlex.quote(f"{pgfile}.gone")
+    watcher = (f"{{ while IFS= read -r __rm_l; do :; done; : > {gone}; {stop_group_script(pgfile, 'HUP')}; "
+               f"rm -f {gone}; }} <&3 >/dev/null 2>&1 &")
+    return (
+        f"exec 3<&0 </dev/null; {watcher} __rm_w=$!; exec 3<&-; "
+        f"/bin/sh -c {shlex.quote(grouped)}; __rm_rc=$?; "
+        # The caller went away at the moment the command ended: let the watcher finish its stop.
+        f'if [ -e {gone} ]; then wait "$__rm_w"; else kill "$__rm_w" 2>/dev/null; fi; '
+        'exit "$__rm_rc"'
+    )
+
+
 class Session(ABC):
     """A connection to a resource able to run commands and move files.
 
@@ -326,7 +356,9 @@ class Session(ABC):
 
         A session served by another process (a persistent connection host)
         passes ``pgfile`` along, so that process can stop the group itself
-        when this one dies without a word (``kill -9``).
+        when this one dies without a word (``kill -9``). A backend whose
+        command can hold a watch channel open (a local pipe, a container
+        exec's attached input) runs :func:`stdin_watch_wrapper` instead.
         """
         if on_output is None:
             return self._execute(line, stdin=stdin)

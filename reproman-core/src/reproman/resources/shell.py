@@ -6,6 +6,7 @@ It is also the default resource when a command names none, so ``run``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -21,7 +22,7 @@ from reproman.errors import SessionError
 from reproman.resources.base import ONLINE, Resource
 from reproman.resources.landing import land, staging_dir
 from reproman.resources.manage import LOCAL_RESOURCE_NAME  # noqa: F401 - re-exported
-from reproman.resources.session import CommandResult, OutputCallback, Session
+from reproman.resources.session import CommandResult, OutputCallback, Session, stdin_watch_wrapper
 
 _SHELL = "/bin/sh"
 _CHUNK = 1 << 16
@@ -34,6 +35,11 @@ WATCH_STEP = 0.02
 
 class ShellSession(Session):
     """Runs commands with ``/bin/sh`` and moves files with local copies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Interrupted commands whose watch pipe stays open until their group is stopped.
+        self._held: dict[str, subprocess.Popen[bytes]] = {}
 
     def _execute(
         self, command: str, stdin: bytes | None = None, on_output: OutputCallback | None = None
@@ -57,6 +63,43 @@ class ShellSession(Session):
             proc.wait()
             raise
         return CommandResult(command=command, returncode=proc.returncode, stdout_bytes=out, stderr_bytes=err)
+
+    def _execute_grouped(self, line: str, pgfile: str, stdin: bytes | None,
+                         on_output: OutputCallback | None) -> CommandResult:
+        """A user's command under a watch (:func:`stdin_watch_wrapper`): if this process is killed, it stops.
+
+        The pipe to the command's shell is held open, unwritten, until the
+        command ends; the kernel closes it when this process dies, however
+        it dies. Interrupted (Ctrl-C), the pipe stays open until
+        :meth:`stop_interrupted` has stopped the group with the user's signal.
+        """
+        if stdin is not None:  # the pipe carries the command's input: no watch
+            return super()._execute_grouped(line, pgfile, stdin, on_output)
+        proc = subprocess.Popen([_SHELL, "-c", stdin_watch_wrapper(line, pgfile)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out: list[bytes] = []
+        err: list[bytes] = []
+        collect = on_output or (lambda stream, data: (out if stream == 1 else err).append(data))
+        try:
+            _stream(proc, None, collect, feed=False)
+            proc.wait()
+        except (KeyboardInterrupt, BrokenPipeError):
+            self._held[pgfile] = proc  # released by stop_interrupted, once the group is stopped
+            raise
+        except BaseException:
+            _release(proc)
+            raise
+        _release(proc)
+        return CommandResult(command=line, returncode=proc.returncode, stdout_bytes=b"".join(out),
+                             stderr_bytes=b"".join(err))
+
+    def stop_interrupted(self, pgfile: str, signal_name: str = "INT") -> None:
+        try:
+            super().stop_interrupted(pgfile, signal_name)
+        finally:
+            held = self._held.pop(pgfile, None)
+            if held is not None:
+                _release(held)
 
     def _put_file(self, local: Path, remote: str) -> None:
         shutil.copy2(local, _local(remote))
@@ -155,14 +198,31 @@ class ShellSession(Session):
             _copy_path(source, path, link=True)
 
 
-def _stream(proc: subprocess.Popen[bytes], stdin: bytes | None, on_output: OutputCallback) -> None:
-    """Pass both output pipes to ``on_output`` as data arrives, feeding ``stdin`` meanwhile."""
+def _release(proc: subprocess.Popen[bytes]) -> None:
+    """Close the watch pipe and reap the command's shell (which exits at once if the group is gone)."""
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _stream(proc: subprocess.Popen[bytes], stdin: bytes | None, on_output: OutputCallback, *,
+            feed: bool = True) -> None:
+    """Pass both output pipes to ``on_output`` as data arrives, feeding ``stdin`` meanwhile.
+
+    Without ``feed`` the process's input pipe is left alone (a watch channel, held open).
+    """
     selector = selectors.DefaultSelector()
     assert proc.stdout is not None and proc.stderr is not None
     selector.register(proc.stdout, selectors.EVENT_READ, 1)
     selector.register(proc.stderr, selectors.EVENT_READ, 2)
     pending = memoryview(stdin or b"")
-    if proc.stdin is not None:
+    if proc.stdin is not None and feed:
         os.set_blocking(proc.stdin.fileno(), False)
         selector.register(proc.stdin, selectors.EVENT_WRITE, 0)
     try:

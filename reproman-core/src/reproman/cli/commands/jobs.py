@@ -33,7 +33,8 @@ exit codes:
   1  a fetched job had failed subjobs, or a job could not be acted on
   2  usage error
   3  a job is not finished (nothing fetched for it) or can never start as submitted; try later
-  --follow JOB exits as 'run --follow': 0 all succeeded, 1 some failed, 3 can never start, 130 interrupted
+  --follow JOB exits as 'run --follow': 0 all succeeded, 1 some failed, 3 can never start, 130 interrupted;
+  a resource that stops answering is retried for up to [jobs] retry_for seconds (300) before it exits 1
 """
 
 _COLUMNS = ["JOB", "RESOURCE", "SUBMITTER", "OUTCOME", "FETCHED", "COMMAND"]
@@ -110,7 +111,8 @@ def _log(ui: UI, row: dict[str, Any]) -> None:
         if text:
             ui.out(text.rstrip("\n"))
     if row.get("scheduler"):
-        ui.out(f"==> the scheduler's words on subjob {row['subjob']} ({where}: {row['scheduler_path']}) <==")
+        source = f"{where}: {row['scheduler_path']}" if row.get("scheduler_path") else "as recorded from the scheduler"
+        ui.out(f"==> the scheduler's words on subjob {row['subjob']} ({source}) <==")
         ui.out(row["scheduler"].rstrip("\n"))
 
 
@@ -185,11 +187,14 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             for row in rows:
                 _subjob_lines(ui, row)
             _status_errors(ui, rows, as_errors=bool(args.status))
-            from reproman.jobs.outcome import NOT_CHECKED
+            from reproman.jobs.outcome import NOT_CHECKED, UNKNOWN
 
             if any(NOT_CHECKED in str(r.get("outcome")) and not r.get("summary") for r in rows):
                 ui.info(f"'{NOT_CHECKED}': no poll has seen those subjobs finish yet; "
                         "'reproman jobs --status' asks the resources now.")
+            if any(f" {UNKNOWN}" in f" {r.get('summary') or r.get('outcome')}" for r in rows):
+                ui.info(f"'{UNKNOWN}': the job's directory is gone from the resource, so how those subjobs "
+                        "ended cannot be known; 'reproman jobs JOB' says where their outputs are.")
     elif action == "show":
         for i, row in enumerate(rows):
             _show(ui, row, first=i == 0)

@@ -311,7 +311,14 @@ class _Confinement:
             inside = real.relative_to(self.root)
         except ValueError:
             return f"{target} leads to {real} through a symbolic link, outside {self.root}"
-        if any(part in SKIPPED_NAMES for part in inside.parts):
+        named = [part for part in inside.parts if part in SKIPPED_NAMES]
+        if named:
+            try:
+                plain = target.absolute().relative_to(self.root).parts
+            except ValueError:
+                plain = ()
+            if named[0] in plain:
+                return f"{target} is inside a {named[0]} directory, which a fetch never writes"
             return f"{target} leads into {real} through a symbolic link (never written by a fetch)"
         return None
 

@@ -79,6 +79,13 @@ def done(job: JobSpec) -> None:
     job.extra.pop(KEY, None)
 
 
+def without_mark(job: JobSpec) -> JobSpec:
+    """``job`` as the copy on the resource should say it: which local process submitted it is local business."""
+    import attrs
+
+    return attrs.evolve(job, extra={k: v for k, v in job.extra.items() if k != KEY})
+
+
 def _gone(info: dict[str, Any]) -> bool:
     """Whether the submitting process named by ``info`` no longer exists (judged on its own host only)."""
     if info.get("host") != _host():

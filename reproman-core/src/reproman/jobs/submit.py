@@ -183,7 +183,7 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
             staging.mkdir(mode=0o700)
             staging.chmod(0o700)
             for name, text in (
-                (layout.SPEC_FILE, dump_record(job)),
+                (layout.SPEC_FILE, dump_record(interrupted.without_mark(job))),
                 *runscript_for(job).items(),
                 (submitter.script_name, submission_script),
             ):

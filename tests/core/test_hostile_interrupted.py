@@ -71,9 +71,9 @@ def test_a_run_killed_mid_submission_is_final_and_deletable(workdir: Path, step:
     again = run_cli(["jobs", "--status", jobid, "--json"])
     assert json.loads(again.stdout)[0]["subjobs_status"] == row["subjobs_status"]
 
-    fetched = run_cli(["jobs", jobid])
-    line = assert_one_line_error(fetched)
-    assert words in line, line
+    for argv in (["jobs", jobid], ["jobs", "--follow", jobid]):
+        line = assert_one_line_error(run_cli(argv), code=1)
+        assert f"job {jobid}: {words}" in line, line
 
     job_dir = Path(Registry().load(jobid).job_dir)
     if step == "submitting":  # the copy on the resource does not carry which local process submitted it
@@ -83,6 +83,30 @@ def test_a_run_killed_mid_submission_is_final_and_deletable(workdir: Path, step:
     assert not Registry().entries()
     assert not job_dir.exists(), "what was staged for it is freed"
     assert not list(workdir.glob("out*.txt")), "nothing ran"
+
+
+def test_a_run_killed_right_after_the_launcher_started_is_followed_and_fetched(workdir: Path) -> None:
+    """Killed after the local submitter started the job, before the record said so: the job is not lost."""
+    code = (
+        "import os, signal, sys\n"
+        "from reproman.jobs.local import LocalSubmitter\n"
+        "real = LocalSubmitter.submit\n"
+        "def submit_then_die(self, job, script):\n"
+        "    real(self, job, script)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "LocalSubmitter.submit = submit_then_die\n"
+        "from reproman.cli.main import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code, "run", "--bp", "i=1,2", "-o", "out{p[i]}.txt",
+                             "sh", "-c", "echo {p[i]} > out{p[i]}.txt"], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    [job] = Registry().entries()
+    fetched = run_cli(["jobs", "--follow", job.jobid])
+    assert fetched.returncode == 0, fetched.stderr
+    assert (workdir / "out1.txt").read_text() == "1\n" and (workdir / "out2.txt").read_text() == "2\n"
+    record = Registry().load(job.jobid)
+    assert record.status == "fetched" and record.submission_id
 
 
 def test_a_submission_still_under_way_is_not_settled(workdir: Path) -> None:

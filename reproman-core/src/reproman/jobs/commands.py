@@ -320,8 +320,9 @@ def _follow(registry: Registry, queries: Sequence[str], all_: bool, progress: Pr
     if len(specs) != 1 or len(entries) != 1:
         raise UsageError("--follow takes exactly one job", hint="Example: reproman jobs --follow JOB")
     job = specs[0]
-    if settle_interrupted([job], registry):
-        return _report_refusal(job, registry)
+    settle_interrupted([job], registry)
+    if job.status == outcome.SUBMISSION_FAILED:
+        return _report_refusal(job, registry)  # nothing was queued (or nothing can be known): nothing to wait for
     with Connection.for_job(job) as connection:
         if job.was_fetched and job.extra.get("remote_released"):
             recorded = JobStatus(jobid=job.jobid, subjobs=tuple(outcome.statuses_from_record(job)))

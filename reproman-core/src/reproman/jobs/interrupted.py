@@ -12,7 +12,9 @@ the job (:func:`settle`) makes its end final:
   started: *never submitted*;
 * handing it to the submitter: the scheduler may or may not have taken it,
   and without the submission id ReproMan cannot ask: *submission
-  interrupted*, with a hint to check the scheduler.
+  interrupted*, with a hint to check the scheduler. On this machine (the
+  shell resource) the local launcher's own record of its start settles
+  it: a launcher that started is followed like any submitted job.
 
 Either way the job is finished (reason "submission failed") and
 ``reproman jobs --delete`` frees what was staged for it. A process is
@@ -107,12 +109,40 @@ def _gone(info: dict[str, Any]) -> bool:
     return started is not None and now is not None and started != now
 
 
+def _adopt(job: JobSpec) -> bool:
+    """Whether the launcher of a job on this machine started (it writes its id first thing); record it if so.
+
+    Only a job directory on this machine (the shell resource) can be looked
+    at without a connection; elsewhere the submission stays "interrupted".
+    """
+    from reproman.jobs import layout
+
+    if job.resource_type != "shell" or not job.job_dir:
+        return False
+    try:
+        with open(os.path.join(job.job_dir, layout.SUBMISSION_ID), "rb") as handle:
+            said = handle.read(64).strip()
+    except OSError:
+        return False
+    if not said.isdigit():
+        return False
+    job.submission_id = said.decode()
+    job.status = "submitted"
+    return True
+
+
 def settle(jobs: Sequence[JobSpec], registry: Registry) -> list[JobSpec]:
     """Make the end of every job in ``jobs`` whose submission was interrupted final; return those jobs."""
     settled = []
     for job in jobs:
         info = job.extra.get(KEY)
         if job.status != "registered" or job.submission_id or not isinstance(info, dict) or not _gone(info):
+            continue
+        if info.get("stage") == SUBMITTING and _adopt(job):
+            done(job)
+            lgr.info("job %s: its submitting process ended, but its launcher had started (%s); following it",
+                     job.jobid, job.submission_id)
+            registry.save(job)
             continue
         who = f"reproman (process {info.get('pid')})"
         if info.get("stage") == SUBMITTING:

@@ -115,3 +115,26 @@ def test_a_removed_working_directory(tmp_path: Path) -> None:
 
     result = subprocess.run(["sh", "-c", script, sys.executable], capture_output=True, text=True, timeout=60)
     assert "the current directory does not exist" in assert_one_line_error(result, code=1)
+
+
+def test_disk_full_in_home_while_writing_the_node_tool(small_fs: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      workdir: Path) -> None:
+    """Re-trial: HOME on a full disk gave "No space left on device" naming no path, and left the node tool's
+    half-written temporary files behind (one per run, in the cache and the data directory).
+
+    The node tool (a few hundred KiB) does not fit in the 256 KiB disk; the job record does.
+    """
+    home = small_fs / "home"
+    home.mkdir()
+    for name, sub in (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("XDG_DATA_HOME", ".local/share"),
+                      ("XDG_CONFIG_HOME", ".config")):
+        monkeypatch.setenv(name, str(home / sub) if sub else str(home))
+    for _attempt in range(2):  # a second run finds no debris of the first
+        line = assert_one_line_error(run_cli(["run", "true"]), code=1)
+        assert line.startswith(f"reproman: error: cannot write the node tool {home}/.local/share/reproman/"
+                               "node-tools/reproman-node-"), line
+        assert f"(nor {home}/.cache/reproman/node-tools/reproman-node-" in line and "No space left on device" in line
+        left = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+        assert not [p for p in left if "node-tools" in p], left
+    listed = run_cli(["jobs"])
+    assert listed.returncode == 0 and "No jobs" in listed.stderr, listed

@@ -156,3 +156,34 @@ def test_inventory_that_is_no_regular_file_is_refused_without_hanging(tmp_path: 
     result = run_cli(argv, env=_inventory_env(path), timeout=30)
     line = assert_one_line_error(result, code=1)
     assert f"inventory {path} is a {'FIFO' if kind == 'fifo' else 'directory'}" in line
+
+
+@pytest.mark.parametrize("loop", ["self", "pair"])
+@pytest.mark.parametrize("argv", [["ls"], ["create", "box", "-t", "shell"], ["delete", "-f", "box"]])
+def test_inventory_link_that_loops_is_one_error_and_nothing_written(tmp_path: Path, argv: list[str],
+                                                                     loop: str) -> None:
+    """Re-trial: inventory.yml -> itself read as an empty inventory (and create then replaced the link)."""
+    import os
+
+    link = inventory_path()
+    link.parent.mkdir(parents=True)
+    other = link.parent / "other.yml"
+    link.symlink_to(link.name if loop == "self" else other.name)
+    if loop == "pair":
+        other.symlink_to(link.name)
+    before = sorted((p.name, os.readlink(p)) for p in link.parent.iterdir())
+    line = assert_one_line_error(run_cli(argv), code=1)
+    assert line.startswith(f"reproman: error: inventory {link} is a symbolic link that loops back on itself"), line
+    assert sorted((p.name, os.readlink(p)) for p in link.parent.iterdir()) == before, "nothing written"
+
+
+def test_any_record_written_through_a_looping_link_is_refused(tmp_path: Path) -> None:
+    """The shared writer: replacing a looping link with a file would silently break the loop's other names."""
+    from reproman.errors import LocalFileError
+    from reproman.localfiles import atomic_write
+
+    loop = tmp_path / "record.yml"
+    loop.symlink_to(loop.name)
+    with pytest.raises(LocalFileError, match=f"^cannot write {loop}: it is a symbolic link that loops back"):
+        atomic_write(loop, "x: 1\n")
+    assert loop.is_symlink() and [p.name for p in tmp_path.iterdir()] == ["record.yml"]

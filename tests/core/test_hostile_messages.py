@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 from hostile_helpers import assert_one_line_error
 
 from reproman.resources.inventory import Inventory, inventory_path
@@ -87,3 +88,27 @@ def test_interrupted_follow_still_prints_the_job_id(workdir: Path) -> None:
     assert proc.returncode == 130, err
     assert out.strip() == job["jobid"] and "keeps running" in err
     run_cli(["jobs", "--cancel", job["jobid"]], cwd=workdir)
+
+
+@pytest.mark.parametrize("argv", [
+    ["retrace", "/nonexistent"],
+    ["retrace", "/bin/sh", "/nonexistent", "-o", "env.yml"],
+    ["retrace", "./typo.txt"],
+    ["retrace", "-r", "local", "/nonexistent"],
+])
+def test_retrace_of_a_missing_path_fails_with_one_line(workdir: Path, argv: list[str]) -> None:
+    """Re-trial: `reproman retrace /nonexistent` exited 0 with a spec listing the typo under files:."""
+    before = sorted(p.name for p in workdir.iterdir())
+    result = run_cli(argv)
+    line = assert_one_line_error(result, code=1)
+    missing = next(a for a in argv if a in ("/nonexistent", "./typo.txt"))
+    assert line.startswith("reproman: error: no such file or directory on ") and line.endswith(
+        f": {missing}. Check the path(s); nothing was written."), line
+    assert result.stdout == "" and sorted(p.name for p in workdir.iterdir()) == before
+
+
+def test_other_commands_given_missing_paths_fail_with_one_line(workdir: Path) -> None:
+    for argv in (["diff", "/nonexistent", "/nonexistent2"], ["install", "local", "/nonexistent"],
+                 ["retrace", "--spec", "/nonexistent"], ["run", "-i", "nothere.txt", "true"]):
+        line = assert_one_line_error(run_cli(argv))
+        assert "nonexistent" in line or "nothere.txt" in line, (argv, line)

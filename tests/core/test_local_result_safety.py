@@ -52,6 +52,18 @@ def test_a_mismatch_keeps_the_files_on_the_resource(tmp_path: Path, monkeypatch:
     assert os.path.exists(os.path.join(result.job.working_directory, "out.txt"))
 
 
+def _abandoned_staging(where: Path) -> Path:
+    """A staging directory made by a real ReproMan process that then died without cleaning up (as under kill -9)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from pathlib import Path; from reproman.resources.landing import staging_dir; "
+            "p = staging_dir([Path(sys.argv[1]) / 'out.txt']); (p / '1').mkdir(); "
+            "(p / '1' / 'big.bin').write_bytes(b'x' * 1000); print(p, flush=True); os._exit(0)")
+    made = subprocess.run([sys.executable, "-c", code, str(where)], capture_output=True, text=True, check=True)
+    return Path(made.stdout.strip())
+
+
 def test_a_killed_fetch_leaves_no_staging_behind_the_next_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fetch killed with -9 cannot clean up; the next fetch into the same place removes what it left."""
     import subprocess
@@ -61,15 +73,16 @@ def test_a_killed_fetch_leaves_no_staging_behind_the_next_one(tmp_path: Path, mo
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     monkeypatch.chdir(tmp_path)
+    abandoned = _abandoned_staging(tmp_path)
+    assert abandoned.parent == tmp_path and (abandoned / "1" / "big.bin").exists()
     dead = subprocess.Popen(["true"])
     dead.wait()
     alive = subprocess.Popen(["sleep", "60"])
     try:
         host = landing._host()
-        abandoned = tmp_path / f"{landing.STAGING_PREFIX}{host}-{dead.pid}-abc123"
         busy = tmp_path / f"{landing.STAGING_PREFIX}{host}-{alive.pid}-def456"
         elsewhere = tmp_path / f"{landing.STAGING_PREFIX}otherhost-{dead.pid}-ghi789"
-        for directory in (abandoned, busy, elsewhere):
+        for directory in (busy, elsewhere):
             (directory / "1").mkdir(parents=True)
             (directory / "1" / "big.bin").write_bytes(b"x" * 1000)
         result = run(command="echo job > out.txt", outputs=["out.txt"], follow=True)
@@ -81,6 +94,42 @@ def test_a_killed_fetch_leaves_no_staging_behind_the_next_one(tmp_path: Path, mo
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_user_directory_named_like_staging_survives_a_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-trial (data loss): a user's directory whose name looks like an abandoned staging directory is the
+    user's; only directories ReproMan made (and marked) are ever removed, whatever their name says."""
+    import shutil
+    import subprocess
+
+    from reproman.resources import landing
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = landing._host()
+    mine = tmp_path / f"{landing.STAGING_PREFIX}{host}-{dead.pid}-thesis"
+    (mine / "chapters").mkdir(parents=True)
+    (mine / "chapters" / "one.tex").write_text("three years of work\n")
+    # A copy of a real staging directory, marker and all, is not that directory either.
+    copied = tmp_path / f"{landing.STAGING_PREFIX}{host}-{dead.pid}-backup"
+    (tmp_path / "elsewhere-made").mkdir()
+    shutil.copytree(_abandoned_staging(tmp_path / "elsewhere-made"), copied, symlinks=True)
+    (copied / "notes.txt").write_text("mine now\n")
+    # A marker that is a symbolic link to a real one proves nothing.
+    linked = tmp_path / f"{landing.STAGING_PREFIX}{host}-{dead.pid}-linked"
+    real = _abandoned_staging(tmp_path / "elsewhere-made")
+    linked.mkdir()
+    (linked / landing.STAGING_MARKER).symlink_to(real / landing.STAGING_MARKER)
+    (linked / "data.csv").write_text("1,2\n")
+    result = run(command="echo job > out.txt", outputs=["out.txt"], follow=True)
+    assert isinstance(result, RunResult) and result.ok
+    assert (tmp_path / "out.txt").read_text() == "job\n"
+    assert (mine / "chapters" / "one.tex").read_text() == "three years of work\n"
+    assert (copied / "notes.txt").read_text() == "mine now\n"
+    assert (linked / "data.csv").read_text() == "1,2\n"
 
 
 def test_a_skipped_record_path_is_no_checksum_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -191,3 +191,17 @@ def test_debian_install_needs_dpkg(tmp_path: Path) -> None:
     session.set_envvar("PATH", str(bare))
     with pytest.raises(TracingError, match="no dpkg"):
         install_debian(session, DEBIAN_ENTRY)
+
+
+def test_cli_install_failure_is_said_once(tmp_path: Path, offline_pip: Path) -> None:
+    """Re-trial: a failed install printed its error twice (logged as it happened, then raised)."""
+    from hostile_helpers import assert_one_line_error
+
+    from reproman.testing.cli import run_cli
+
+    spec = tmp_path / "s.yml"
+    spec.write_text(f"version: 0.0.1\ndistributions:\n- name: venv\n  environments:\n"
+                    f"  - path: {tmp_path / 'cli-env'}\n    packages:\n    - name: nowhere-pkg\n      version: '9.9'\n")
+    line = assert_one_line_error(run_cli(["install", "local", str(spec)]), code=1)
+    assert line.startswith("reproman: error: install failed for venv") and "nowhere-pkg==9.9" in line, line
+    assert "No matching distribution found for nowhere-pkg==9.9" in line, "pip's reason is in the one line"

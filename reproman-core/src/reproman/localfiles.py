@@ -18,6 +18,7 @@ line naming the path.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -99,7 +100,16 @@ def write_target(path: str | os.PathLike[str]) -> Path:
     """Where a write to ``path`` must land: through symlinks, to the file they point at."""
     target = Path(path)
     if target.is_symlink():
-        return Path(os.path.realpath(target))
+        try:
+            return Path(os.path.realpath(target, strict=True))
+        except FileNotFoundError:
+            return Path(os.path.realpath(target))  # a dangling link: the write creates its target
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                # Writing "through" it would replace the link with a file, leaving the loop's other links broken.
+                raise LocalFileError(f"cannot write {path}: it is a symbolic link that loops back on itself",
+                                     hint="Point the link at a file, or remove it; nothing was changed.") from None
+            return Path(os.path.realpath(target))
     return target
 
 

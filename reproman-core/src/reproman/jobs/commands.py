@@ -28,6 +28,7 @@ from reproman.jobs.connection import Connection
 from reproman.jobs.fetch import failures, fetch_job, release_remote, remove_job_dir, save_record
 from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.follow import follow as follow_job
+from reproman.jobs.interrupted import settle as settle_interrupted
 from reproman.jobs.registry import BrokenRecord, Registry
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, collect_usage, poll
@@ -268,6 +269,7 @@ def jobs(
     if action in ("list", "show"):
         entries = registry.find(queries, all_) if (queries or all_) else registry.entries()
         specs = [e for e in entries if isinstance(e, JobSpec)]
+        settle_interrupted(specs, registry)
         statuses = _statuses(specs, registry) if status else {}
         # 'jobs --status JOB': every subjob's state; a plain list keeps the counts.
         full = action == "show" or bool(auto and status and queries)
@@ -275,6 +277,7 @@ def jobs(
     if not queries and not all_:
         raise UsageError(f"'{action}' needs job IDs (or substrings) or --all", hint="See 'reproman jobs'.")
     entries = registry.find(queries, all_)
+    settle_interrupted([e for e in entries if isinstance(e, JobSpec)], registry)
     if action == "delete":
         specs = [e for e in entries if isinstance(e, JobSpec)]
         return _delete(entries, specs, registry, keep_remote)
@@ -317,6 +320,9 @@ def _follow(registry: Registry, queries: Sequence[str], all_: bool, progress: Pr
     if len(specs) != 1 or len(entries) != 1:
         raise UsageError("--follow takes exactly one job", hint="Example: reproman jobs --follow JOB")
     job = specs[0]
+    settle_interrupted([job], registry)
+    if job.status == outcome.SUBMISSION_FAILED:
+        return _report_refusal(job, registry)  # nothing was queued (or nothing can be known): nothing to wait for
     from reproman.jobs.follow import open_connection
 
     with open_connection(job) as connection:
@@ -429,10 +435,11 @@ def _report_refusal(job: JobSpec, registry: Registry) -> dict[str, Any]:
         job.extra["reported"] = outcome.now_iso()
         registry.save(job)
     error = str(job.extra.get("error") or "the scheduler refused it")
+    # An interrupted submission says itself what is known (it may have been queued).
+    said = error if job.extra.get("interrupted") else f"its submission failed, nothing ran: {error}"
     return {"jobid": job.jobid, "fetched": False, "finished": True, "submission_failed": True,
             "outcome": outcome.SUBMISSION_FAILED,
-            "error": f"its submission failed, nothing ran: {error} (delete it with 'reproman jobs --delete "
-                     f"{job.jobid}' and submit it again)"}
+            "error": f"{said} (delete it with 'reproman jobs --delete {job.jobid}' and submit it again)"}
 
 
 class _Unreachable(ReproManError):

@@ -86,10 +86,21 @@ def _cache_dir() -> Path:
 
 
 def _write(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` whole or not at all: a failed write (disk full) leaves no temporary file."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(name, path)
+    except BaseException:
+        try:
+            os.unlink(name)
+        except OSError:
+            pass
+        raise
 
 
 @functools.lru_cache(maxsize=1)
@@ -118,9 +129,19 @@ def local_tool() -> Path:
         from reproman.paths import data_dir
 
         lgr.debug("cannot cache the node tool in %s (%s); using ReproMan's data directory", cache, exc)
-        path = data_dir() / "node-tools" / path.name
-        if not path.exists():
-            _write(path, data)
+        fallback = data_dir() / "node-tools" / path.name
+        try:
+            if not fallback.exists():
+                _write(fallback, data)
+        except OSError as again:
+            from reproman.errors import LocalFileError
+            from reproman.localfiles import os_error_text
+
+            raise LocalFileError(
+                f"cannot write the node tool {fallback} (nor {path}): {os_error_text(again)}",
+                hint="Free some space there (or set XDG_CACHE_HOME to a roomier disk), then run again.",
+            ) from None
+        path = fallback
     return path
 
 

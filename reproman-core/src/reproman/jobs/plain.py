@@ -57,9 +57,34 @@ def check_job_paths(inputs: list[str], outputs: list[str], base: str) -> None:
                     f"{kind} {_short(path)} is outside {base}",
                     hint=f"{kind.capitalize()}s must be inside the directory you run from; cd to a common parent.",
                 )
-            parts = rel.split(os.sep)
-            if kind == "output" and ".git" in parts:
-                raise UsageError(f"output {_short(path)} is inside a .git directory, which a fetch never writes")
+            if kind == "output":
+                _check_output_destination(path, rel, base)
+
+
+def _check_output_destination(path: str, rel: str, base: str) -> None:
+    """Refuse an output a fetch would never write: inside ``.git`` or ``.reproman``, named or through a link.
+
+    Caught here, with the true reason, rather than after the job ran (the
+    fetch refuses the same paths, see :mod:`reproman.resources.landing`).
+    """
+    from reproman.errors import UsageError
+    from reproman.resources.landing import SKIPPED_NAMES
+
+    named = [part for part in rel.split(os.sep) if part in SKIPPED_NAMES]
+    if named:
+        raise UsageError(f"output {_short(path)} is inside a {named[0]} directory, which a fetch never writes",
+                         hint=f"Name outputs outside {named[0]}.")
+    # A local symbolic link on the way (the user's, or a directory that is one) may lead there too.
+    real_base = os.path.realpath(base)
+    real = os.path.realpath(os.path.join(base, rel))
+    inside = os.path.relpath(real, real_base)
+    if inside == ".." or inside.startswith(".." + os.sep):
+        return  # outside: the fetch says so (and names the link)
+    named = [part for part in inside.split(os.sep) if part in SKIPPED_NAMES]
+    if named:
+        raise UsageError(f"output {_short(path)} leads into {real} through a symbolic link; a fetch never writes "
+                         f"into a {named[0]} directory", hint="Name the output by its real path, outside "
+                         f"{named[0]}, or remove the link.")
 
 
 def _short(path: str, limit: int = 120) -> str:

@@ -10,9 +10,9 @@ The order is what makes a job impossible to lose:
 4. the submitter submits; the record is rewritten with ``submitted`` and the
    submission id.
 
-A crash after 4 started leaves a ``registered`` record whose job directory
-holds the status files (and the local launcher's PID), so ``reproman jobs``
-still follows, fetches and cancels it. A failure before anything could run
+A process killed before 4 returned leaves a ``registered`` record naming
+it; the next ``reproman jobs`` finds the process gone and makes the job's
+end final (:mod:`reproman.jobs.interrupted`). A failure before anything could run
 removes the record again.
 """
 
@@ -162,7 +162,7 @@ def _free_unsubmitted(connection: Connection, orchestrator: Any) -> None:
 
 def submit_job(connection: Connection, job: JobSpec, registry: Registry | None = None) -> JobSpec:
     """Register, stage and submit ``job``; return it with its submission id."""
-    from reproman.jobs import outcome, provenance
+    from reproman.jobs import interrupted, outcome, provenance
 
     registry = registry or Registry()
     submitter = connection.submitter(job.submitter)
@@ -170,6 +170,9 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
     # Rendered before anything exists: a parameter the scheduler cannot honour
     # is refused here, leaving no record and no directory behind.
     submission_script = submitter.submission_script(job)
+    # Names this process, so a kill -9 from here on leaves a record the next
+    # 'reproman jobs' can settle (see reproman.jobs.interrupted).
+    interrupted.mark(job, interrupted.STAGING)
     registry.save(job)
     try:
         orchestrator.prepare_remote()
@@ -180,7 +183,7 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
             staging.mkdir(mode=0o700)
             staging.chmod(0o700)
             for name, text in (
-                (layout.SPEC_FILE, dump_record(job)),
+                (layout.SPEC_FILE, dump_record(interrupted.without_mark(job))),
                 *runscript_for(job).items(),
                 (submitter.script_name, submission_script),
             ):
@@ -194,15 +197,19 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
         _free_unsubmitted(connection, orchestrator)
         registry.delete(job.jobid)
         raise
+    interrupted.mark(job, interrupted.SUBMITTING)
+    registry.save(job)
     try:
         job.submission_id = submitter.submit(job, posixpath.join(job.job_dir, submitter.script_name))
     except ReproManError as exc:
         # Final: nothing was queued, so every subjob failed, for good.
+        interrupted.done(job)
         outcome.record_submission_failure(job, str(exc))
         registry.save(job)
         _abandon(orchestrator)
         raise
     job.status = "submitted"
+    interrupted.done(job)
     registry.save(job)
     orchestrator.post_submit()
     lgr.info("submitted job %s (%d subjobs) as %s", job.jobid, job.n_subjobs, job.submission_id)

@@ -68,9 +68,16 @@ class Inventory:
         most likely a typo or an unmounted disk, where creating directories
         would only hide the user's real inventory.
         """
+        from reproman.errors import LocalFileError
         from reproman.localfiles import write_target
 
-        target = write_target(self.path)
+        try:
+            target = write_target(self.path)
+        except LocalFileError:
+            # Read as "no inventory" it would look empty, and the next create would replace the link.
+            raise InventoryError(f"inventory {self.path} is a symbolic link that loops back on itself",
+                                 hint="Point it at your inventory file (or remove the link); nothing was changed."
+                                 ) from None
         if target.exists():
             if not target.is_file():
                 kind = "a FIFO" if target.is_fifo() else "a directory" if target.is_dir() else "not a regular file"

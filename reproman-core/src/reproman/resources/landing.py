@@ -123,22 +123,31 @@ def stamp(directory: str | os.PathLike[str]) -> int:
 
 
 STAGING_PREFIX = ".reproman-incoming-"
+#: The file inside a staging directory that proves ReproMan made it (see :func:`_mark`).
+STAGING_MARKER = ".reproman-staging-owner"
+#: A marker is a few dozen bytes; anything larger was not written by :func:`_mark`.
+_MARKER_LIMIT = 4096
 
 
 def staging_dir(destinations: Sequence[Path]) -> Path:
     """A fresh hidden directory on the destinations' file system, so landing is a rename, not a copy.
 
-    Its name carries this host and process; staging directories left there
-    by a fetch whose process is gone (``kill -9``, a crash, a lost terminal)
-    are removed first, since nothing else would ever free that space.
+    Its name carries this host and process, and it holds a marker file
+    binding it to this very directory (:func:`_mark`). Staging directories
+    left there by a fetch whose process is gone (``kill -9``, a crash, a lost
+    terminal) are removed first, since nothing else would ever free that
+    space, but only those carrying a valid marker: a name alone proves
+    nothing, and a user's directory that merely looks like one is never touched.
     """
     anchor = _nearest_existing(destinations[0].parent if destinations else Path.cwd())
     owner = f"{_host()}-{os.getpid()}-"
     _remove_abandoned(anchor)
     try:
-        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + owner, dir=anchor))
+        path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + owner, dir=anchor))
     except OSError:
-        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX.lstrip(".") + owner))
+        path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX.lstrip(".") + owner))
+    _mark(path)
+    return path
 
 
 def _host() -> str:
@@ -147,8 +156,50 @@ def _host() -> str:
     return socket.gethostname().replace("-", "_") or "localhost"
 
 
+def _marker_text(path: Path, st: os.stat_result) -> bytes:
+    """What the marker of the directory ``path`` (whose lstat is ``st``) must say.
+
+    It names the directory and its inode: a copy, a rename target or a
+    user's directory of the same name has another inode, so only the
+    directory :func:`staging_dir` created can carry a matching marker.
+    """
+    return f"reproman staging directory\nname: {path.name}\ninode: {st.st_ino}\nuid: {st.st_uid}\n".encode()
+
+
+def _mark(path: Path) -> None:
+    """Write the ownership marker into a staging directory just created (best effort: unmarked is never swept)."""
+    try:
+        st = os.lstat(path)
+        fd = os.open(path / STAGING_MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, _marker_text(path, st))
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        lgr.debug("could not mark staging directory %s: %s", path, exc)
+
+
+def _ours(path: Path) -> bool:
+    """Whether ``path`` is a staging directory ReproMan created: a real directory of ours with its marker."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return False
+        fd = os.open(path / STAGING_MARKER, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            marker = os.fstat(fd)
+            if not stat.S_ISREG(marker.st_mode) or marker.st_uid != st.st_uid or marker.st_size > _MARKER_LIMIT:
+                return False
+            content = os.read(fd, _MARKER_LIMIT + 1)
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    return content == _marker_text(path, st)
+
+
 def _remove_abandoned(directory: Path) -> None:
-    """Staging directories of this host's fetches whose process no longer exists."""
+    """Staging directories of this host's fetches whose process no longer exists, proven ours by their marker."""
     host = _host()
     try:
         with os.scandir(directory) as entries:
@@ -161,6 +212,9 @@ def _remove_abandoned(directory: Path) -> None:
             continue  # another machine's (a shared file system), or an older name: not ours to judge
         pid = int(parts[1])
         if pid == os.getpid() or _alive(pid):
+            continue
+        if not _ours(directory / name):
+            lgr.debug("leaving %s alone: no ReproMan staging marker in it", directory / name)
             continue
         lgr.info("removing %s, left by an interrupted fetch (process %d)", directory / name, pid)
         shutil.rmtree(directory / name, ignore_errors=True)
@@ -265,7 +319,12 @@ class _Confinement:
         if not _within(real, self.root):
             return f"{target} leads to {real} through a symbolic link, outside {self.root}"
         inside = real[len(self.root):].split(os.sep)
-        if any(part in SKIPPED_NAMES for part in inside):
+        named = [part for part in inside if part in SKIPPED_NAMES]
+        if named:
+            absolute = os.path.abspath(text)
+            plain = absolute[len(self.root):].split(os.sep) if _within(absolute, self.root) else []
+            if named[0] in plain:
+                return f"{target} is inside a {named[0]} directory, which a fetch never writes"
             return f"{target} leads into {real} through a symbolic link (never written by a fetch)"
         return None
 

@@ -35,6 +35,7 @@ def retrace(
     ``spec.to_yaml()`` otherwise.
     """
     paths = [path] if isinstance(path, str) else list(path or [])
+    typed = list(paths)
     if spec:
         from reproman.tracing.reprozip import read_reprozip
 
@@ -47,7 +48,7 @@ def retrace(
     from reproman.tracing.retrace import trace_paths
 
     with open_session(resref, resref_type) as session:
-        result = trace_paths(session, paths)
+        result = trace_paths(session, paths, required=typed)
     if output_file:
         result.write(output_file)
     return result

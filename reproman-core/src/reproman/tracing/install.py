@@ -135,7 +135,8 @@ def run_plan(session: Session, plan: Plan) -> list[InstallResult]:
             results.append(InstallResult(spec=path, distribution=name, status="skipped", message=str(exc)))
             continue
         except ReproManError as exc:
-            lgr.error("%s: installing %s failed: %s", path, name, exc)
+            # Said once, in the error raised below with every failure.
+            lgr.info("%s: installing %s failed: %s", path, name, exc)
             results.append(InstallResult(spec=path, distribution=name, status="failed", message=str(exc)))
             continue
         results.append(InstallResult(spec=path, distribution=name, status="installed"))

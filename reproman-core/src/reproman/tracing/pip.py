@@ -257,12 +257,13 @@ def pip_requirements(packages: Iterable[Mapping[str, Any]], where: str) -> list[
 
 def pip_install(session: Session, python: str, requirements: Sequence[str], where: str,
                 extra_args: Sequence[str] = ()) -> list[str]:
-    """Install pinned ``requirements`` with ``python -m pip``; return those that failed.
+    """Install pinned ``requirements`` with ``python -m pip``; return those that failed, each with pip's reason.
 
     All requirements go in one pip call (pip resolves them together and it is
     one remote command). If that fails, each is retried alone so that one
     package missing from the index (e.g. built from a local directory) does
-    not stop the others; those are returned and logged.
+    not stop the others; those are returned (``name==version (reason)``) for
+    the caller's one error, not logged as errors here too.
     """
     if not requirements:
         return []
@@ -276,9 +277,10 @@ def pip_install(session: Session, python: str, requirements: Sequence[str], wher
     for req in requirements:
         one = session.execute_command([*base, "--no-deps", req])
         if not one.ok:
-            failed.append(req)
-            lgr.warning("%s: could not install %s: %s", where, req,
-                        (one.stderr.strip().splitlines() or ["?"])[-1])
+            reason = (one.stderr.strip().splitlines() or [f"exit {one.returncode}"])[-1].strip()
+            reason = reason.removeprefix("ERROR: ")
+            failed.append(f"{req} ({reason})" if req not in reason else reason)
+            lgr.info("%s: could not install %s: %s", where, req, reason)
     return failed
 
 

@@ -48,8 +48,16 @@ def trace_paths(
     session: Session,
     paths: Iterable[str],
     tracers: Sequence[type[Tracer]] | None = None,
+    *,
+    required: Iterable[str] = (),
 ) -> EnvironmentSpec:
-    """Trace ``paths`` on the resource behind ``session`` into an environment spec."""
+    """Trace ``paths`` on the resource behind ``session`` into an environment spec.
+
+    A path that does not exist is kept under ``files:`` with a warning (a
+    ReproZip trace names temporary files long gone), unless it is in
+    ``required`` (the paths a user typed): a typo there is a
+    :class:`TracingError`, not a spec that records it.
+    """
     given = list(dict.fromkeys(p for p in paths if p))
     spec = EnvironmentSpec()
     if not given:
@@ -114,6 +122,14 @@ def trace_paths(
             files.append(info.canonical)
     spec.files = sorted(set(files))
     absent = [i.given for i in infos if i.kind == MISSING and (not _is_reference(i) or i.given in open_refs)]
+    must_exist = set(required)
+    typed = [p for p in absent if p in must_exist]
+    if typed:
+        shown = ", ".join(typed[:5]) + (f" and {len(typed) - 5} more" if len(typed) > 5 else "")
+        where = getattr(session, "name", None) or "the resource"
+        refs = any(not p.startswith(("/", "./", "../", "~")) for p in typed)
+        raise TracingError(f"no such file or directory on {where}{' (and no tracer knows the name)' if refs else ''}"
+                           f": {shown}", hint="Check the path(s); nothing was written.")
     if absent:
         # Kept under files: (what was asked about is part of the record), but
         # a typo in a path should not pass unnoticed.

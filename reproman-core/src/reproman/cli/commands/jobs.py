@@ -297,6 +297,11 @@ def _follow(args: argparse.Namespace, ui: UI) -> int:
         if not args.json:
             ui.error(f"job {row['jobid']} can never start as submitted: {_blocked_reason(row)}")
         return CANNOT_START
+    if row.get("submission_failed"):
+        # Nothing to wait for or fetch (refused, or its submission was interrupted).
+        if not args.json:
+            ui.error(f"job {row['jobid']}: {row['error']}")
+        return 1
     if not args.json:
         if row.get("already"):
             ui.info(f"Job {row['jobid']} ({row.get('outcome')}): {row['reason']}.")

@@ -133,7 +133,7 @@ def test_killed_fetch_records_the_job_once_with_its_checksums(
     yoda.assert_clean(yoda_ds)
 
 
-@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-no-remote"])
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-no-remote", "datalad-local-run"])
 def test_output_git_ignores_is_refused_before_anything_is_written(
     yoda_ds: Path, root: Path, orchestrator: str
 ) -> None:

@@ -154,6 +154,7 @@ class DataladOrchestrator(Orchestrator):
         Everything here is local and happens before anything is sent, so a
         job that cannot work is refused with nothing staged.
         """
+        self.refuse_undecodable_text()
         state = self.local.state(self.name)
         self.require_tools()
         tree = self._install_needed(self.inputs() + self.outputs())
@@ -169,6 +170,30 @@ class DataladOrchestrator(Orchestrator):
         )
         self.env = self.local.identity_env()
         return state
+
+    def refuse_undecodable_text(self) -> None:
+        """Refuse a command or message with bytes that are not UTF-8: DataLad's records could not keep them.
+
+        The command and message go into the commit message (as JSON for a
+        ``datalad run`` record), which DataLad writes and reads as UTF-8:
+        such a byte would be replaced or mis-decoded there, and ``datalad
+        rerun`` would run a different command. The shell's ``printf '\\NNN'``
+        writes the same bytes from an ASCII command, which records faithfully.
+        """
+        texts = [("--message", self.job.message or ""), ("command", self.job.command)]
+        texts += [("command", s.command) for s in self.job.subjobs]
+        for what, text in texts:
+            at = next((i for i, ch in enumerate(text) if not_utf8(ch)), None)
+            if at is not None:
+                byte = ord(text[at]) - 0xDC00
+                raise OrchestratorError(
+                    f"the {what} holds bytes that are not valid UTF-8 (0x{byte:02x} at character {at + 1}: "
+                    f"{shown_name(' '.join(text[max(0, at - 20):at + 20].split()))}); orchestrator {self.name} records it in a "
+                    "commit message, which DataLad keeps as UTF-8 text and could not hold it unaltered; "
+                    "nothing was submitted",
+                    hint="Write such bytes with the shell's printf (e.g. \"$(printf '\\377')\") so the "
+                    "command is UTF-8 text, or use the plain orchestrator.",
+                )
 
     def _install_needed(self, paths: Sequence[str]) -> Hierarchy:
         """Install (without content) every subdataset holding one of ``paths``, as ``datalad run`` would.
@@ -346,7 +371,12 @@ class DataladOrchestrator(Orchestrator):
 
     def ignored_outputs_error(self, stdout: str, where: str) -> OrchestratorError:
         """The refusal for the outputs :meth:`ignored_outputs_script` named."""
-        paths = [line[8:] for line in stdout.splitlines() if line.startswith("IGNORED ")]
+        return self.ignored_paths_error([line[8:] for line in stdout.splitlines() if line.startswith("IGNORED ")],
+                                        where)
+
+    @staticmethod
+    def ignored_paths_error(paths: Sequence[str], where: str) -> OrchestratorError:
+        """Outputs git ignores where the results are saved: they would never be recorded."""
         return OrchestratorError(
             f"output(s) {', '.join(paths[:5])} are ignored by git in {where}; DataLad does not save ignored "
             "files, so the job's results there would never be recorded or come back; nothing was submitted",

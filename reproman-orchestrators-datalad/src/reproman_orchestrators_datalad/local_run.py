@@ -60,6 +60,7 @@ class LocalRunOrchestrator(DataladOrchestrator):
     def prepare_remote(self) -> None:
         state = self.start()
         tree = self.tree
+        self._refuse_ignored_outputs(tree)
         absent = []
         for dataset, rels in tree.split(self.inputs()).items():
             repo = tree.dataset(dataset)
@@ -85,6 +86,23 @@ class LocalRunOrchestrator(DataladOrchestrator):
             + "".join(f"{q(p)} " for p in parents) + f"&& : > {q(stamp)}",
             "creating the working directory",
         )
+
+    def _refuse_ignored_outputs(self, tree: Hierarchy) -> None:
+        """Refuse, before anything runs, outputs git ignores here: the local ``datalad save`` would skip them.
+
+        The results are committed in this dataset (and its subdatasets), so
+        that is where git is asked, each dataset for its own paths; tracked
+        files are never reported (git only ignores untracked ones).
+        """
+        ignored: list[str] = []
+        for dataset, rels in tree.split(self.outputs()).items():
+            named = [r for r in rels if r != TOP]
+            if not named:
+                continue
+            said = tree.dataset(dataset).git("check-ignore", "--", *named, check=False).stdout
+            ignored += [join(dataset, line) for line in said.splitlines() if line]
+        if ignored:
+            raise self.ignored_paths_error(ignored, f"the dataset {self.job.local_directory}")
 
     @staticmethod
     def _files(root: str, paths: list[str]) -> list[tuple[str, str]]:

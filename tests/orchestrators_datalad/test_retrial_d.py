@@ -7,12 +7,15 @@ command line killed with SIGKILL or run twice at once.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from datalad_testlib import ORCHESTRATORS, body, run_job
+from datalad_testlib import ORCHESTRATORS, body, git, run_job
 
 from reproman_orchestrators_datalad import testing as yoda
 
@@ -53,4 +56,89 @@ def test_the_printf_form_of_the_bytes_is_recorded_as_typed_and_reruns(yoda_ds: P
     assert '"cmd": "printf \'caf\\\\377\' > outputs/bytes.txt"' in body(yoda_ds), body(yoda_ds)
     yoda.datalad(yoda_ds, "rerun")
     assert (yoda_ds / "outputs" / "bytes.txt").read_bytes() == b"caf\xff"
+    yoda.assert_clean(yoda_ds)
+
+
+# -- a killed datalad-local-run fetch resumes to exactly one commit --------------------------------------
+def _run_commits(ds: Path, jobid: str) -> list[str]:
+    """Commits, on any ref, whose run record names the job."""
+    return git(ds, "log", "--all", "--format=%H", "--fixed-strings", f'--grep="reproman_jobid": "{jobid}"').split()
+
+
+def _block_in_hook(ds: Path, hook: str, marker: Path, seconds: int) -> None:
+    """The first ``hook`` run in ``ds`` says so in ``marker`` and waits ``seconds`` (later runs pass)."""
+    gitdir = Path(git(ds, "rev-parse", "--absolute-git-dir"))
+    path = gitdir / "hooks" / hook
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f"#!/bin/sh\n[ -e '{marker}' ] && exit 0\n: > '{marker}'\nexec sleep {seconds}\n")
+    path.chmod(0o755)
+
+
+#: Where the first fetch is killed: in which dataset's git hook (the save commits subdatasets first).
+KILL_POINTS = {
+    "files-applied-nothing-committed": ("outputs", "pre-commit"),
+    "subdataset-committed": ("outputs", "post-commit"),
+    "all-committed-no-ref": (".", "post-commit"),
+}
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["process-group", "cli-only"])
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_killed_local_run_fetch_resumes_to_one_commit(yoda_ds: Path, root: Path, point: str, group: bool) -> None:
+    """Re-trial finding 1: kill -9 of ``reproman jobs JOB`` while it commits; fetching again makes ONE commit.
+
+    ``cli-only`` kills the reproman process alone (its ``datalad save`` goes
+    on); ``process-group`` kills the save with it, half-way.
+    """
+
+    sub, hook = KILL_POINTS[point]
+    command = "sh code/count.sh inputs/s00.csv outputs/summary.txt && echo top > top.txt"
+    result = run_job(root, "datalad-local-run", command, inputs=[yoda.CODE, "inputs/s00.csv"],
+                     outputs=["outputs/summary.txt", "top.txt"], message="count", follow=False)
+    jobid = result.job.jobid
+    status = Path(result.job.job_dir, "status.0")
+    deadline = time.monotonic() + 60
+    while not (status.exists() and status.read_text().startswith("succeeded")):
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.2)
+    heads = {s: yoda.head(yoda_ds, s) for s in (".", "outputs")}
+    branch = git(yoda_ds, "symbolic-ref", "--short", "HEAD")
+    marker = root.parent / f"hook-{point}"
+    # Killed with the group, the hook dies at once; the orphaned save of ``cli-only`` goes on after it.
+    _block_in_hook(yoda_ds / sub, hook, marker, 120 if group else 4)
+
+    cli = subprocess.Popen([sys.executable, "-m", "reproman", "jobs", jobid], cwd=yoda_ds, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not marker.exists():
+            assert cli.poll() is None and time.monotonic() < deadline, "the fetch never reached the commit"
+            time.sleep(0.05)
+        if group:
+            os.killpg(cli.pid, signal.SIGKILL)
+        else:
+            cli.kill()
+        cli.wait()
+
+        again = _cli("jobs", jobid, cwd=yoda_ds)
+        assert again.returncode == 0, again.stderr.decode()
+        listing = _cli("jobs", "--all", cwd=yoda_ds)
+        assert listing.returncode == 0, listing.stderr.decode()
+    finally:
+        try:  # whatever of the first fetch still runs (only processes this test started)
+            os.killpg(cli.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert len(_run_commits(yoda_ds, jobid)) == 1, git(yoda_ds, "log", "--all", "--oneline", "-6")
+    assert len(_run_commits(yoda_ds / "outputs", jobid)) == 1, git(yoda_ds / "outputs", "log", "--all", "--oneline")
+    assert git(yoda_ds, "rev-parse", "HEAD^") == heads["."]
+    assert git(yoda_ds, "rev-parse", f"refs/reproman/{jobid}") == git(yoda_ds, "rev-parse", "HEAD")
+    assert git(yoda_ds, "symbolic-ref", "--short", "HEAD") == branch
+    assert git(yoda_ds / "outputs", "rev-parse", "HEAD^") == heads["outputs"]
+    assert (yoda_ds / "top.txt").read_text() == "top\n"
+    assert yoda.rows(yoda_ds / "outputs" / "summary.txt") == yoda.expected_rows("s00")
+    assert f"{jobid}/spec.yaml" in git(yoda_ds, "ls-files", ".reproman/jobs")
+    yoda.assert_clean(yoda_ds)
+    # Fetching once more changes nothing.
+    assert _cli("jobs", jobid, cwd=yoda_ds).returncode == 0
+    assert len(_run_commits(yoda_ds, jobid)) == 1
     yoda.assert_clean(yoda_ds)

@@ -495,7 +495,9 @@ class DataladOrchestrator(Orchestrator):
         Two fetches into one dataset (the same job fetched twice at once,
         or two jobs) would move the same branch and the same staging files
         under each other: the second waits for the first, then finds the
-        job already recorded. Afterwards the checksums of the committed
+        job already recorded. The lock is handed down to the ``datalad``
+        processes a fetch runs here, so one orphaned by a killed fetch (still
+        saving) holds it until it is done. Afterwards the checksums of the committed
         record are the job's: a fetch that was interrupted after the commit
         was made leaves annexed outputs on the resource (symbolic links core
         cannot hash), so only the first fetch computed them.
@@ -510,7 +512,11 @@ class DataladOrchestrator(Orchestrator):
             except BlockingIOError:
                 lgr.info("waiting for another fetch into %s to finish", self.local.path)
                 fcntl.flock(lock, fcntl.LOCK_EX)
-            paths = self.fetch_results()
+            self.local.inherited_fds = (lock.fileno(),)
+            try:
+                paths = self.fetch_results()
+            finally:
+                self.local.inherited_fds = ()
         self.adopt_record()
         return paths
 

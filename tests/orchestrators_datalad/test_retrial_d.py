@@ -74,6 +74,14 @@ def _block_in_hook(ds: Path, hook: str, marker: Path, seconds: int) -> None:
     path.chmod(0o755)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 #: Where the first fetch is killed: in which dataset's git hook (the save commits subdatasets first).
 KILL_POINTS = {
     "files-applied-nothing-committed": ("outputs", "pre-commit"),
@@ -105,7 +113,7 @@ def test_killed_local_run_fetch_resumes_to_one_commit(yoda_ds: Path, root: Path,
     branch = git(yoda_ds, "symbolic-ref", "--short", "HEAD")
     marker = root.parent / f"hook-{point}"
     # Killed with the group, the hook dies at once; the orphaned save of ``cli-only`` goes on after it.
-    _block_in_hook(yoda_ds / sub, hook, marker, 120 if group else 4)
+    _block_in_hook(yoda_ds / sub, hook, marker, 120 if group else 10)
 
     cli = subprocess.Popen([sys.executable, "-m", "reproman", "jobs", jobid], cwd=yoda_ds, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -123,6 +131,10 @@ def test_killed_local_run_fetch_resumes_to_one_commit(yoda_ds: Path, root: Path,
         assert again.returncode == 0, again.stderr.decode()
         listing = _cli("jobs", "--all", cwd=yoda_ds)
         assert listing.returncode == 0, listing.stderr.decode()
+        # What the killed fetch left running (its datalad save) ends before the dataset is judged.
+        while _group_alive(cli.pid):
+            assert time.monotonic() < deadline + 60, "the orphaned save never ended"
+            time.sleep(0.2)
     finally:
         try:  # whatever of the first fetch still runs (only processes this test started)
             os.killpg(cli.pid, signal.SIGKILL)
@@ -141,4 +153,41 @@ def test_killed_local_run_fetch_resumes_to_one_commit(yoda_ds: Path, root: Path,
     # Fetching once more changes nothing.
     assert _cli("jobs", jobid, cwd=yoda_ds).returncode == 0
     assert len(_run_commits(yoda_ds, jobid)) == 1
+    yoda.assert_clean(yoda_ds)
+
+
+# -- fetches racing each other commit a complete record --------------------------------------------------
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run"])
+def test_concurrent_fetches_commit_the_record_with_its_checksums(yoda_ds: Path, root: Path, orchestrator: str) -> None:
+    """Re-trial finding 2: three ``reproman jobs JOB`` at once; the one commit's record has every output's checksum.
+
+    Core's collection of checksums on the resource used to run before the
+    orchestrator's lock, so racing fetches truncated each other's checksum
+    files (and a late one hashed outputs the save had made annex links).
+    """
+    import hashlib
+
+    from reproman.plugins import load_record
+
+    command = ("mkdir -p outputs/df && head -c 40000000 /dev/urandom > outputs/df/a && echo b > outputs/df/b "
+               "&& echo c > outputs/df/c")
+    result = run_job(root, orchestrator, command, outputs=["outputs/df"], follow=False)
+    job = result.job
+    status = Path(job.job_dir, "status.0")
+    deadline = time.monotonic() + 60
+    while not (status.exists() and status.read_text().startswith("succeeded")):
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.2)
+    clis = [subprocess.Popen([sys.executable, "-m", "reproman", "jobs", job.jobid], cwd=yoda_ds,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    said = [cli.communicate(timeout=300) for cli in clis]
+    assert [cli.returncode for cli in clis] == [0, 0, 0], said
+
+    committed = load_record(git(yoda_ds, "show", f"HEAD:.reproman/jobs/{job.resource_name}/{job.jobid}/spec.yaml"),
+                            "spec.yaml")
+    sums = committed.get("checksums") or {}
+    assert sorted(sums) == ["outputs/df/a", "outputs/df/b", "outputs/df/c"], sums
+    for rel, entry in sums.items():
+        data = (yoda_ds / rel).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data), rel
     yoda.assert_clean(yoda_ds)

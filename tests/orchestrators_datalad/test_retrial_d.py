@@ -8,6 +8,7 @@ command line killed with SIGKILL or run twice at once.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,7 +160,7 @@ def test_killed_local_run_fetch_resumes_to_one_commit(yoda_ds: Path, root: Path,
 # -- fetches racing each other commit a complete record --------------------------------------------------
 @pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run"])
 def test_concurrent_fetches_commit_the_record_with_its_checksums(yoda_ds: Path, root: Path, orchestrator: str) -> None:
-    """Re-trial finding 2: three ``reproman jobs JOB`` at once; the one commit's record has every output's checksum.
+    """Re-trial finding 2: six ``reproman jobs JOB`` at once; the one commit's record has every output's checksum.
 
     Core's collection of checksums on the resource used to run before the
     orchestrator's lock, so racing fetches truncated each other's checksum
@@ -169,7 +170,7 @@ def test_concurrent_fetches_commit_the_record_with_its_checksums(yoda_ds: Path, 
 
     from reproman.plugins import load_record
 
-    command = ("mkdir -p outputs/df && head -c 40000000 /dev/urandom > outputs/df/a && echo b > outputs/df/b "
+    command = ("mkdir -p outputs/df && head -c 5000000 /dev/urandom > outputs/df/a && echo b > outputs/df/b "
                "&& echo c > outputs/df/c")
     result = run_job(root, orchestrator, command, outputs=["outputs/df"], follow=False)
     job = result.job
@@ -178,10 +179,19 @@ def test_concurrent_fetches_commit_the_record_with_its_checksums(yoda_ds: Path, 
     while not (status.exists() and status.read_text().startswith("succeeded")):
         assert time.monotonic() < deadline, "the job did not finish"
         time.sleep(0.2)
-    clis = [subprocess.Popen([sys.executable, "-m", "reproman", "jobs", job.jobid], cwd=yoda_ds,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    # Outputs that take a while to hash (gigabytes, a slow file system): a sha256sum that starts late.
+    slow = root.parent / "slow-bin"
+    slow.mkdir()
+    (slow / "sha256sum").write_text(f"#!/bin/sh\nsleep 1\nexec {shutil.which('sha256sum')} \"$@\"\n")
+    (slow / "sha256sum").chmod(0o755)
+    env = {**os.environ, "PATH": f"{slow}{os.pathsep}{os.environ['PATH']}"}
+    clis = []
+    for _ in range(6):  # started a little apart, so each collection overlaps another's at a different step
+        clis.append(subprocess.Popen([sys.executable, "-m", "reproman", "jobs", job.jobid], cwd=yoda_ds, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        time.sleep(0.15)
     said = [cli.communicate(timeout=300) for cli in clis]
-    assert [cli.returncode for cli in clis] == [0, 0, 0], said
+    assert [cli.returncode for cli in clis] == [0] * 6, said
 
     committed = load_record(git(yoda_ds, "show", f"HEAD:.reproman/jobs/{job.resource_name}/{job.jobid}/spec.yaml"),
                             "spec.yaml")

@@ -22,13 +22,14 @@ the outputs of subjobs that succeeded are kept, and the next job can start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
 import shlex
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from reproman.plugins import (
@@ -495,15 +496,32 @@ class DataladOrchestrator(Orchestrator):
         Two fetches into one dataset (the same job fetched twice at once,
         or two jobs) would move the same branch and the same staging files
         under each other: the second waits for the first, then finds the
-        job already recorded. The lock is handed down to the ``datalad``
-        processes a fetch runs here, so one orphaned by a killed fetch (still
-        saving) holds it until it is done. Afterwards the checksums of the committed
-        record are the job's: a fetch that was interrupted after the commit
-        was made leaves annexed outputs on the resource (symbolic links core
+        job already recorded. Core holds the same lock (:meth:`fetch_lock`)
+        from before it computes the outputs' checksums on the resource, so
+        the fetch that commits the record has checksums no other fetch of
+        the job disturbed. Afterwards the checksums of the committed record
+        are the job's: a fetch that was interrupted after the commit was
+        made leaves annexed outputs on the resource (symbolic links core
         cannot hash), so only the first fetch computed them.
+        """
+        with self.fetch_lock():
+            paths = self.fetch_results()
+        self.adopt_record()
+        return paths
+
+    @contextlib.contextmanager
+    def fetch_lock(self) -> Iterator[None]:
+        """Hold the dataset's fetch lock (re-entrant within this orchestrator; core takes it first).
+
+        The lock is handed down to the ``datalad`` processes a fetch runs
+        here, so one orphaned by a killed fetch (still saving) holds it
+        until it is done.
         """
         import fcntl
 
+        if self.local.inherited_fds:
+            yield
+            return
         lock_path = self.fetch_lock_path()
         os.makedirs(os.path.dirname(lock_path), exist_ok=True)
         with open(lock_path, "a") as lock:
@@ -514,11 +532,9 @@ class DataladOrchestrator(Orchestrator):
                 fcntl.flock(lock, fcntl.LOCK_EX)
             self.local.inherited_fds = (lock.fileno(),)
             try:
-                paths = self.fetch_results()
+                yield
             finally:
                 self.local.inherited_fds = ()
-        self.adopt_record()
-        return paths
 
     def fetch_results(self) -> list[str]:
         """Record the job's results and bring them into the local dataset (subclasses)."""

@@ -91,13 +91,20 @@ KILL_POINTS = {
 }
 
 
-@pytest.mark.parametrize("group", [True, False], ids=["process-group", "cli-only"])
-@pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_killed_local_run_fetch_resumes_to_one_commit(yoda_ds: Path, root: Path, point: str, group: bool) -> None:
+@pytest.mark.parametrize(("point", "group", "moved"), [
+    *[pytest.param(point, group, False, id=f"{point}-{'process-group' if group else 'cli-only'}")
+      for point in KILL_POINTS for group in (True, False)],
+    # The user committed while the job ran: the fetch commits on the job's starting commits, detached.
+    *[pytest.param(point, True, True, id=f"{point}-user-committed")
+      for point in ("subdataset-committed", "all-committed-no-ref")],
+])
+def test_killed_local_run_fetch_resumes_to_one_commit(
+    yoda_ds: Path, root: Path, point: str, group: bool, moved: bool
+) -> None:
     """Re-trial finding 1: kill -9 of ``reproman jobs JOB`` while it commits; fetching again makes ONE commit.
 
-    ``cli-only`` kills the reproman process alone (its ``datalad save`` goes
-    on); ``process-group`` kills the save with it, half-way.
+    ``group`` kills the reproman process with its ``datalad save`` (half-way);
+    otherwise the reproman process alone is killed and the save goes on.
     """
 
     sub, hook = KILL_POINTS[point]
@@ -112,6 +119,10 @@ def test_killed_local_run_fetch_resumes_to_one_commit(yoda_ds: Path, root: Path,
         time.sleep(0.2)
     heads = {s: yoda.head(yoda_ds, s) for s in (".", "outputs")}
     branch = git(yoda_ds, "symbolic-ref", "--short", "HEAD")
+    if moved:
+        (yoda_ds / "notes.txt").write_text("my notes\n")
+        yoda.datalad(yoda_ds, "save", "-m", "notes, while the job ran")
+    mine = yoda.head(yoda_ds)
     marker = root.parent / f"hook-{point}"
     # Killed with the group, the hook dies at once; the orphaned save of ``cli-only`` goes on after it.
     _block_in_hook(yoda_ds / sub, hook, marker, 120 if group else 10)
@@ -143,8 +154,13 @@ def test_killed_local_run_fetch_resumes_to_one_commit(yoda_ds: Path, root: Path,
             pass
     assert len(_run_commits(yoda_ds, jobid)) == 1, git(yoda_ds, "log", "--all", "--oneline", "-6")
     assert len(_run_commits(yoda_ds / "outputs", jobid)) == 1, git(yoda_ds / "outputs", "log", "--all", "--oneline")
-    assert git(yoda_ds, "rev-parse", "HEAD^") == heads["."]
-    assert git(yoda_ds, "rev-parse", f"refs/reproman/{jobid}") == git(yoda_ds, "rev-parse", "HEAD")
+    job_commit = git(yoda_ds, "rev-parse", f"refs/reproman/{jobid}")
+    assert git(yoda_ds, "rev-parse", f"{job_commit}^") == heads["."]
+    if moved:  # merged with the user's commit, which is kept
+        assert git(yoda_ds, "rev-parse", "HEAD^1") == mine and git(yoda_ds, "rev-parse", "HEAD^2") == job_commit
+        assert (yoda_ds / "notes.txt").read_text() == "my notes\n"
+    else:
+        assert job_commit == git(yoda_ds, "rev-parse", "HEAD")
     assert git(yoda_ds, "symbolic-ref", "--short", "HEAD") == branch
     assert git(yoda_ds / "outputs", "rev-parse", "HEAD^") == heads["outputs"]
     assert (yoda_ds / "top.txt").read_text() == "top\n"

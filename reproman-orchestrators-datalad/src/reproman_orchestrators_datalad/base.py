@@ -192,7 +192,8 @@ class DataladOrchestrator(Orchestrator):
                     f"{shown_name(' '.join(text[max(0, at - 20):at + 20].split()))}); orchestrator {self.name} records it in a "
                     "commit message, which DataLad keeps as UTF-8 text and could not hold it unaltered; "
                     "nothing was submitted",
-                    hint="Write such bytes with the shell's printf (e.g. \"$(printf '\\377')\") so the "
+                    hint="Give the message as UTF-8 text." if what == "--message" else
+                    "Write such bytes with the shell's printf (e.g. \"$(printf '\\377')\") so the "
                     "command is UTF-8 text, or use the plain orchestrator.",
                 )
 

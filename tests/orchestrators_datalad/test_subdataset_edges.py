@@ -226,11 +226,36 @@ def test_subdataset_created_by_the_job_is_recorded(
 
 
 # -- datalad-local-run never overwrites what git cannot give back ------------------------------
+def test_local_run_refuses_an_ignored_output_before_anything_runs(yoda_ds: Path, root: Path) -> None:
+    """Re-trial finding 3: an ignored --output (here inside a subdataset) is refused at submission, not after."""
+    from reproman import api
+    from reproman.errors import OrchestratorError
+
+    (yoda_ds / "outputs" / ".gitignore").write_text("scratch/\n")
+    yoda.datalad(yoda_ds, "save", "-r", "-m", "ignore scratch")
+    heads = {sub: yoda.head(yoda_ds, sub) for sub in (".", "outputs")}
+    ran = root / "ran"
+    with pytest.raises(OrchestratorError) as refused:
+        run_job(root, "datalad-local-run", f"touch {ran}; mkdir -p outputs/scratch; echo job > outputs/scratch/n.txt",
+                inputs=["inputs/s00.csv"], outputs=["outputs/scratch/n.txt"])
+    said = str(refused.value)
+    assert "output(s) outputs/scratch/n.txt are ignored by git in the dataset" in said, said
+    assert "DataLad does not save ignored files" in said and "nothing was submitted" in said, said
+    assert "\n" not in said
+    # Nothing ran, nothing was staged on the resource, no job is registered, the dataset is as it was.
+    assert not ran.exists()
+    assert not root.exists() or not any(p.name != ".reproman" for p in root.iterdir()), list(root.iterdir())
+    assert api.jobs() == []
+    assert {sub: yoda.head(yoda_ds, sub) for sub in heads} == heads
+    yoda.assert_clean(yoda_ds)
+
+
 def test_local_run_refuses_to_overwrite_an_ignored_file(yoda_ds: Path, root: Path) -> None:
+    """An ignored file the job wrote without declaring it: refused at fetch, never overwritten."""
     (yoda_ds / "outputs" / ".gitignore").write_text("scratch/\n")
     yoda.datalad(yoda_ds, "save", "-r", "-m", "ignore scratch")
     result = run_job(root, "datalad-local-run", "sleep 1; mkdir -p outputs/scratch; echo job > outputs/scratch/n.txt",
-                     outputs=["outputs/scratch/n.txt"], follow=False)
+                     outputs=["outputs/derived"], follow=False)
     (yoda_ds / "outputs" / "scratch").mkdir()
     (yoda_ds / "outputs" / "scratch" / "n.txt").write_text("mine, ignored\n")
     head = yoda.head(yoda_ds)

@@ -133,7 +133,7 @@ def test_killed_fetch_records_the_job_once_with_its_checksums(
     yoda.assert_clean(yoda_ds)
 
 
-@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-no-remote"])
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-no-remote", "datalad-local-run"])
 def test_output_git_ignores_is_refused_before_anything_is_written(
     yoda_ds: Path, root: Path, orchestrator: str
 ) -> None:
@@ -377,15 +377,21 @@ def test_no_remote_rerun_says_it_overwrites_the_outputs(
 
 
 @pytest.mark.parametrize("orchestrator", ["datalad-pair-run", "datalad-pair"])
-def test_a_message_with_bytes_that_are_not_utf8_is_committed(yoda_ds: Path, root: Path,
-                                                                        orchestrator: str) -> None:
-    """Re-trial N3: a message (or command) with byte 0xff made the fetch end in a traceback, for good.
+def test_a_message_with_bytes_that_are_not_utf8_is_refused_before_it_runs(yoda_ds: Path, root: Path,
+                                                                          orchestrator: str) -> None:
+    """Re-trial N3, then D4: byte 0xff in --message was a traceback, then a silent U+00FF; now refused up front.
 
-    The commit is made; its subject shows the byte as U+00FF (what DataLad's record keeps), not raw.
+    The commit message is UTF-8 text for DataLad; such a byte cannot be kept
+    as it was given, so nothing is submitted (one line, no traceback).
     """
+    from reproman import api
+    from reproman.errors import OrchestratorError
+
     message = b"msg \xff".decode("utf-8", "surrogateescape")
-    result = run_job(root, orchestrator, "echo ok > outputs/m.txt", outputs=["outputs/m.txt"], message=message)
-    assert result.status.ok
-    assert (yoda_ds / "outputs" / "m.txt").read_text() == "ok\n"
-    subject = subprocess.run(["git", "log", "-1", "--format=%s"], cwd=yoda_ds, capture_output=True).stdout
-    assert b"] msg " in subject, subject  # "[ReproMan] msg ..." or, as a run record, "[DATALAD RUNCMD] msg ..."
+    head = yoda.head(yoda_ds)
+    with pytest.raises(OrchestratorError, match=r"the --message holds bytes that are not valid UTF-8 \(0xff at "
+                                                 r"character 5.*nothing was submitted"):
+        run_job(root, orchestrator, "echo ok > outputs/m.txt", outputs=["outputs/m.txt"], message=message)
+    assert api.jobs() == [] and yoda.head(yoda_ds) == head
+    assert not (yoda_ds / "outputs" / "m.txt").exists()
+    yoda.assert_clean(yoda_ds)

@@ -22,13 +22,14 @@ the outputs of subjobs that succeeded are kept, and the next job can start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
 import shlex
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from reproman.plugins import (
@@ -154,6 +155,7 @@ class DataladOrchestrator(Orchestrator):
         Everything here is local and happens before anything is sent, so a
         job that cannot work is refused with nothing staged.
         """
+        self.refuse_undecodable_text()
         state = self.local.state(self.name)
         self.require_tools()
         tree = self._install_needed(self.inputs() + self.outputs())
@@ -169,6 +171,31 @@ class DataladOrchestrator(Orchestrator):
         )
         self.env = self.local.identity_env()
         return state
+
+    def refuse_undecodable_text(self) -> None:
+        """Refuse a command or message with bytes that are not UTF-8: DataLad's records could not keep them.
+
+        The command and message go into the commit message (as JSON for a
+        ``datalad run`` record), which DataLad writes and reads as UTF-8:
+        such a byte would be replaced or mis-decoded there, and ``datalad
+        rerun`` would run a different command. The shell's ``printf '\\NNN'``
+        writes the same bytes from an ASCII command, which records faithfully.
+        """
+        texts = [("--message", self.job.message or ""), ("command", self.job.command)]
+        texts += [("command", s.command) for s in self.job.subjobs]
+        for what, text in texts:
+            at = next((i for i, ch in enumerate(text) if not_utf8(ch)), None)
+            if at is not None:
+                byte = ord(text[at]) - 0xDC00
+                raise OrchestratorError(
+                    f"the {what} holds bytes that are not valid UTF-8 (0x{byte:02x} at character {at + 1}: "
+                    f"{shown_name(' '.join(text[max(0, at - 20):at + 20].split()))}); orchestrator {self.name} records it in a "
+                    "commit message, which DataLad keeps as UTF-8 text and could not hold it unaltered; "
+                    "nothing was submitted",
+                    hint="Give the message as UTF-8 text." if what == "--message" else
+                    "Write such bytes with the shell's printf (e.g. \"$(printf '\\377')\") so the "
+                    "command is UTF-8 text, or use the plain orchestrator.",
+                )
 
     def _install_needed(self, paths: Sequence[str]) -> Hierarchy:
         """Install (without content) every subdataset holding one of ``paths``, as ``datalad run`` would.
@@ -346,7 +373,12 @@ class DataladOrchestrator(Orchestrator):
 
     def ignored_outputs_error(self, stdout: str, where: str) -> OrchestratorError:
         """The refusal for the outputs :meth:`ignored_outputs_script` named."""
-        paths = [line[8:] for line in stdout.splitlines() if line.startswith("IGNORED ")]
+        return self.ignored_paths_error([line[8:] for line in stdout.splitlines() if line.startswith("IGNORED ")],
+                                        where)
+
+    @staticmethod
+    def ignored_paths_error(paths: Sequence[str], where: str) -> OrchestratorError:
+        """Outputs git ignores where the results are saved: they would never be recorded."""
         return OrchestratorError(
             f"output(s) {', '.join(paths[:5])} are ignored by git in {where}; DataLad does not save ignored "
             "files, so the job's results there would never be recorded or come back; nothing was submitted",
@@ -465,13 +497,32 @@ class DataladOrchestrator(Orchestrator):
         Two fetches into one dataset (the same job fetched twice at once,
         or two jobs) would move the same branch and the same staging files
         under each other: the second waits for the first, then finds the
-        job already recorded. Afterwards the checksums of the committed
-        record are the job's: a fetch that was interrupted after the commit
-        was made leaves annexed outputs on the resource (symbolic links core
+        job already recorded. Core holds the same lock (:meth:`fetch_lock`)
+        from before it computes the outputs' checksums on the resource, so
+        the fetch that commits the record has checksums no other fetch of
+        the job disturbed. Afterwards the checksums of the committed record
+        are the job's: a fetch that was interrupted after the commit was
+        made leaves annexed outputs on the resource (symbolic links core
         cannot hash), so only the first fetch computed them.
+        """
+        with self.fetch_lock():
+            paths = self.fetch_results()
+        self.adopt_record()
+        return paths
+
+    @contextlib.contextmanager
+    def fetch_lock(self) -> Iterator[None]:
+        """Hold the dataset's fetch lock (re-entrant within this orchestrator; core takes it first).
+
+        The lock is handed down to the ``datalad`` processes a fetch runs
+        here, so one orphaned by a killed fetch (still saving) holds it
+        until it is done.
         """
         import fcntl
 
+        if self.local.inherited_fds:
+            yield
+            return
         lock_path = self.fetch_lock_path()
         os.makedirs(os.path.dirname(lock_path), exist_ok=True)
         with open(lock_path, "a") as lock:
@@ -480,9 +531,11 @@ class DataladOrchestrator(Orchestrator):
             except BlockingIOError:
                 lgr.info("waiting for another fetch into %s to finish", self.local.path)
                 fcntl.flock(lock, fcntl.LOCK_EX)
-            paths = self.fetch_results()
-        self.adopt_record()
-        return paths
+            self.local.inherited_fds = (lock.fileno(),)
+            try:
+                yield
+            finally:
+                self.local.inherited_fds = ()
 
     def fetch_results(self) -> list[str]:
         """Record the job's results and bring them into the local dataset (subclasses)."""

@@ -36,6 +36,8 @@ class LocalDataset:
 
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
+        #: Descriptors :meth:`run` hands down (the fetch lock: a tool orphaned by a killed fetch keeps holding it).
+        self.inherited_fds: tuple[int, ...] = ()
 
     def git(
         self,
@@ -65,7 +67,8 @@ class LocalDataset:
         """Run another tool (``datalad``) in the dataset; a failure is an :class:`OrchestratorError`."""
         try:
             proc = subprocess.run(
-                list(argv), cwd=self.path, input="", capture_output=True, text=True, env={**os.environ, **(env or {})}
+                list(argv), cwd=self.path, input="", capture_output=True, text=True, env={**os.environ, **(env or {})},
+                pass_fds=self.inherited_fds,
             )
         except FileNotFoundError as exc:
             raise OrchestratorError(

@@ -40,6 +40,7 @@ from reproman_orchestrators_datalad.base import (
     shown_name,
 )
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join, relative
+from reproman_orchestrators_datalad.interrupted import CommitJournal
 from reproman_orchestrators_datalad.messages import run_message
 from reproman_orchestrators_datalad.safety import local_state, refuse, type_problems
 
@@ -60,6 +61,7 @@ class LocalRunOrchestrator(DataladOrchestrator):
     def prepare_remote(self) -> None:
         state = self.start()
         tree = self.tree
+        self._refuse_ignored_outputs(tree)
         absent = []
         for dataset, rels in tree.split(self.inputs()).items():
             repo = tree.dataset(dataset)
@@ -85,6 +87,23 @@ class LocalRunOrchestrator(DataladOrchestrator):
             + "".join(f"{q(p)} " for p in parents) + f"&& : > {q(stamp)}",
             "creating the working directory",
         )
+
+    def _refuse_ignored_outputs(self, tree: Hierarchy) -> None:
+        """Refuse, before anything runs, outputs git ignores here: the local ``datalad save`` would skip them.
+
+        The results are committed in this dataset (and its subdatasets), so
+        that is where git is asked, each dataset for its own paths; tracked
+        files are never reported (git only ignores untracked ones).
+        """
+        ignored: list[str] = []
+        for dataset, rels in tree.split(self.outputs()).items():
+            named = [r for r in rels if r != TOP]
+            if not named:
+                continue
+            said = tree.dataset(dataset).git("check-ignore", "--", *named, check=False).stdout
+            ignored += [join(dataset, line) for line in said.splitlines() if line]
+        if ignored:
+            raise self.ignored_paths_error(ignored, f"the dataset {self.job.local_directory}")
 
     @staticmethod
     def _files(root: str, paths: list[str]) -> list[tuple[str, str]]:
@@ -120,6 +139,9 @@ class LocalRunOrchestrator(DataladOrchestrator):
     # -- fetch -----------------------------------------------------------------------
     def fetch_results(self) -> list[str]:
         job = self.job
+        journal = CommitJournal(job.local_directory, job.jobid)
+        if journal.exists():
+            journal.resume(self.ref)
         if self.already_merged():
             return self.local_results()
         if self._recorded_before():
@@ -263,6 +285,10 @@ class LocalRunOrchestrator(DataladOrchestrator):
                 spec: str, message: str) -> None:
         """Commit the results on the commits the job started from, in every dataset they go into.
 
+        A journal names what is about to change, so a fetch killed half-way
+        is finished or undone by the next one (see
+        :mod:`reproman_orchestrators_datalad.interrupted`).
+
         When nothing moved locally meanwhile (the usual case) that is the
         current branch of each dataset; otherwise (new commits, or another
         branch checked out) the datasets are put on their starting commits
@@ -278,13 +304,18 @@ class LocalRunOrchestrator(DataladOrchestrator):
             any(originals[n.path][0] != targets[n.path] for n, _r in plan)
             or originals[TOP][1] != str(self.job.extra.get("branch", ""))
         )
+        paths = [*changed, self.record_dir, ".reproman/jobs/.gitattributes"]
+        journal = CommitJournal(self.job.local_directory, self.job.jobid)
+        journal.begin([{"path": node.path, "parent": node.parent, "target": targets[node.path],
+                        "head": originals[node.path][0], "branch": originals[node.path][1]} for node, _r in plan],
+                      paths, moved)
+        committed = False
         try:
             if moved:
                 for node, repo in plan:
                     repo.git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", targets[node.path])
             self._apply(files, changed, logs, spec)
             try:
-                paths = [*changed, self.record_dir, ".reproman/jobs/.gitattributes"]
                 self.local.run([datalad_executable(), "save", "-d", ".", "-m", message, "--", *paths],
                                env=self.identity)
             except OrchestratorError:
@@ -293,6 +324,7 @@ class LocalRunOrchestrator(DataladOrchestrator):
             for node, repo in plan:
                 if repo.rev("HEAD") != targets[node.path]:
                     repo.git("update-ref", self.ref, "HEAD")
+            committed = True
         finally:
             if moved:
                 for node, repo in plan:
@@ -301,6 +333,9 @@ class LocalRunOrchestrator(DataladOrchestrator):
                         repo.git("checkout", "-q", branch, check=False)
                     else:
                         repo.git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", head, check=False)
+        # Only once committed and back in place: after a failure (or a kill) the next fetch undoes what is left.
+        if committed:
+            journal.end()
 
     def _apply(self, files: Path, changed: list[str], logs: Path, spec: str) -> None:
         """Put the downloaded files and the job record into the work tree (destinations were checked)."""

@@ -51,6 +51,8 @@ import attrs
 from reproman.resources.landing import Landing, LandingReport
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from reproman.jobs.spec import JobSpec
     from reproman.resources.base import Resource
     from reproman.resources.session import Session
@@ -331,6 +333,19 @@ class Orchestrator(ABC):
             overwrite=self.overwrite,
             exempt=(record,),
         )
+
+    def fetch_lock(self) -> AbstractContextManager[None]:
+        """What core holds around the whole fetch: the collection on the resource, :meth:`fetch`, the check.
+
+        Core computes the outputs' checksums on the resource (writing files
+        in the job directory) just before :meth:`fetch`; an orchestrator whose
+        fetches must not overlap (they commit into one dataset) returns its
+        lock here, so a racing fetch collects only once the first is done.
+        The default is no lock.
+        """
+        from contextlib import nullcontext
+
+        return nullcontext()
 
     @abstractmethod
     def fetch(self) -> list[str]:

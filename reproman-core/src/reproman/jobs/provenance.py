@@ -203,10 +203,11 @@ def verify_landed(job: JobSpec, orchestrator: Orchestrator) -> checksums.Verific
 
 def fetch_outputs(connection: Connection, job: JobSpec, orchestrator: Orchestrator,
                   status: JobStatus | None = None) -> list[str]:
-    """Record provenance on the resource, let the orchestrator fetch, check what landed."""
-    if job.capture != "off":
-        record(connection.session, job, status)
-    paths = orchestrator.fetch()
-    if job.checksums:
-        verify_landed(job, orchestrator)
+    """Record provenance on the resource, let the orchestrator fetch, check what landed (under its lock)."""
+    with orchestrator.fetch_lock():
+        if job.capture != "off":
+            record(connection.session, job, status)
+        paths = orchestrator.fetch()
+        if job.checksums:
+            verify_landed(job, orchestrator)
     return paths

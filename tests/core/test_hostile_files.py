@@ -125,6 +125,49 @@ def test_damaged_job_record_is_listed_and_deleted(workdir: Path, content: bytes 
     assert [r["jobid"] for r in json.loads(run_cli(["jobs", "--json"]).stdout)] == [good]
 
 
+@pytest.mark.parametrize("field", ["job_dir", "resource_name"])
+@pytest.mark.parametrize("action", ["fetch", "delete"])
+def test_a_record_edited_to_name_another_directory_never_has_it_removed(workdir: Path, tmp_path: Path,
+                                                                        field: str, action: str) -> None:
+    """A fetch and ``--delete`` remove the job directory with ``rm -rf``: only the one ReproMan made.
+
+    Trial H edited ``job_dir`` in a job's record to a directory of theirs;
+    the next fetch of the finished job (or ``--delete`` of the cancelled
+    one) deleted it, subdirectories and all. Such a record is damaged:
+    listed as such, and deletable without touching anything else.
+    """
+    command = ["sh", "-c", "echo 1 > o.txt"] if action == "fetch" else ["sleep", "60"]
+    job = run_cli(["run", "-o", "o.txt", *command]).stdout.strip()
+    record = data_dir() / "jobs" / f"{job}.yaml"
+    if action == "fetch":  # finished, its outcome recorded by a status check
+        deadline = time.monotonic() + 60
+        while "succeeded" not in run_cli(["jobs", "--status", job]).stdout:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    else:
+        assert run_cli(["jobs", "--cancel", job]).returncode == 0
+    precious = tmp_path / "mine" / job  # named like the job: what a walk out through the resource name reaches
+    (precious / "sub").mkdir(parents=True)
+    (precious / "sub" / "thesis.tex").write_text("years of work\n")
+    data = json.loads(record.read_text())
+    if field == "job_dir":
+        data["job_dir"] = str(precious)
+    else:
+        data["resource_name"] = "../../../../../../../../../../.." + str(precious.parent)
+        data["job_dir"] = data["root_directory"] + "/.reproman/jobs/" + data["resource_name"] + "/" + job
+    record.write_text(json.dumps(data))
+
+    result = run_cli(["jobs", job] if action == "fetch" else ["jobs", "--delete", job])
+    assert (precious / "sub" / "thesis.tex").read_text() == "years of work\n"
+    assert "Traceback" not in result.stderr
+    if action == "delete":
+        assert result.returncode == 0 and not record.exists(), result.stderr
+    else:
+        assert result.returncode == 1 and "not a valid job record" in result.stderr, result.stderr
+        rows = {r["jobid"]: r for r in json.loads(run_cli(["jobs", "--json"]).stdout)}
+        assert rows[job]["status"] == "malformed"
+
+
 def test_batch_spec_alias_bomb_fails_fast_without_memory(workdir: Path) -> None:
     spec = _write(workdir / "batch.yaml", BOMB_LIST)
     before = checksums(*_watched(workdir))

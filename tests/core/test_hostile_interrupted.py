@@ -116,7 +116,8 @@ def test_a_submission_still_under_way_is_not_settled(workdir: Path) -> None:
 
     job = JobSpec(jobid="20260101-000000-abcd", command="true", resource_name="local", resource_type="shell",
                   submitter="local", orchestrator="plain", subjobs=[Subjob(command="true")],
-                  local_directory=str(workdir), job_dir=str(workdir / "nowhere"))
+                  local_directory=str(workdir), root_directory=str(workdir / "nowhere"),
+                  job_dir=str(workdir / "nowhere" / ".reproman" / "jobs" / "local" / "20260101-000000-abcd"))
     interrupted.mark(job, interrupted.SUBMITTING)  # this test's own process: alive
     registry = Registry()
     registry.save(job)

@@ -11,9 +11,10 @@ that still names the job directory on the resource.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,28 @@ def check_record(data: Any, path: Path) -> None:
             raise bad(f"subjob {i}: 'p' must be a mapping")
     if data["jobid"] != path.name[: -len(SUFFIX)]:
         raise bad(f"it names job {data['jobid'][:40]!r}, not the job of its file name")
+    _check_job_dir(data, bad)
+
+
+def _check_job_dir(data: dict[str, Any], bad: Any) -> None:
+    """The job directory must be the one ReproMan made: a fetch and ``--delete`` remove it with ``rm -rf``.
+
+    A record edited (or damaged) to name another directory would otherwise
+    have a later fetch delete whatever that directory holds.
+    """
+    import posixpath
+
+    from reproman.jobs import layout
+
+    job_dir, root = data.get("job_dir"), data.get("root_directory")
+    if not job_dir or root is None:
+        return  # not submitted yet (or a hand-made record): nothing is ever removed for it
+    name = data["resource_name"]
+    if "/" in name or name in (".", "..") or "/" in data["jobid"] or data["jobid"] in (".", ".."):
+        raise bad("its resource name or job id is not a single path component")
+    expected = layout.job_dir(root, name, data["jobid"])
+    if job_dir != expected or posixpath.normpath(expected) != expected.rstrip("/"):
+        raise bad(f"its job_dir {job_dir[:200]!r} is not the job's own directory {expected[:200]!r}")
 
 
 HIDDEN = "<hidden; 'reproman jobs --show --show-env' prints it>"
@@ -188,6 +211,27 @@ class Registry:
         if self.root.stat().st_mode & 0o077 and self.root.stat().st_uid == os.getuid():
             self.root.chmod(0o700)  # made readable by an older ReproMan
         atomic_write(self.path(job.jobid), dump_record(job, compact=True), mode=0o600)
+
+    @contextlib.contextmanager
+    def hold(self, jobid: str) -> Iterator[None]:
+        """Take turns with other ReproMan processes acting on job ``jobid`` (fetch, delete).
+
+        An advisory ``flock`` on ``.locks/JOBID`` beside the records: the
+        kernel drops it when the holder dies, so a killed fetch never
+        leaves the job locked. Records themselves stay lock-free to read.
+        """
+        import fcntl
+
+        from reproman.localfiles import private_dir
+
+        locks = self.root / ".locks"
+        private_dir(locks)
+        fd = os.open(locks / jobid, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def load(self, jobid: str) -> JobSpec:
         return self._read(self.path(jobid))

@@ -195,3 +195,47 @@ def test_status_of_a_job_whose_resource_is_gone_is_an_error(workdir: Path,
     assert main(["jobs", "--status", jobid]) == 1
     err = capsys.readouterr().err
     assert f"reproman: error: job {jobid}: cannot query resource 'vanished': no resource 'vanished'" in err
+
+
+@pytest.mark.parametrize("cancelled", [False, True], ids=["finished", "cancelled"])
+def test_a_delete_during_a_fetch_waits_for_it_and_loses_nothing(workdir: Path, tmp_path: Path,
+                                                                 cancelled: bool) -> None:
+    """Trial H ran ``jobs JOB`` and ``jobs --delete JOB`` at once: both said they succeeded, the delete
+    claimed the files stayed on the resource (the fetch had freed them), the deleted record came back,
+    and for a cancelled job the delete freed the resource under the fetch (0 of 20 outputs arrived).
+
+    A slow ``sha256sum`` (first on the fetch's PATH) holds the fetch in its checksum step while the
+    delete starts: the delete must wait for the fetch, then forget the job for good.
+    """
+    slow = tmp_path / "bin"
+    slow.mkdir()
+    (slow / "sha256sum").write_text('#!/bin/sh\nsleep 2\nexec /usr/bin/sha256sum "$@"\n')
+    (slow / "sha256sum").chmod(0o755)
+    from reproman.testing.cli import run_cli
+
+    command = "mkdir -p out; for i in $(seq 20); do echo $i > out/o$i.txt; done" + ("; sleep 60" if cancelled else "")
+    jobid = run_cli(["run", "-o", "out", "sh", "-c", command]).stdout.strip()
+    if cancelled:
+        deadline = time.monotonic() + 60
+        while not (Path(Registry().load(jobid).working_directory) / "out" / "o20.txt").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert run_cli(["jobs", "--cancel", jobid]).returncode == 0
+    else:
+        wait_finished(jobid)
+    env = {**os.environ, "PATH": f"{slow}:{os.environ['PATH']}"}
+    fetch = subprocess.Popen([sys.executable, "-m", "reproman", "jobs", jobid], cwd=workdir, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # the fetch is in its checksum step, holding the job
+    delete = run_cli(["jobs", "--delete", jobid])
+    out, err = fetch.communicate(timeout=120)
+    assert "Traceback" not in err + delete.stderr
+    assert delete.returncode == 0, delete.stderr
+    assert "stay on resource" not in delete.stdout + delete.stderr, delete.stdout + delete.stderr
+    assert not Registry().path(jobid).exists(), "the deleted record came back"
+    if not cancelled:
+        assert fetch.returncode == 0, err
+        assert sorted(p.name for p in (workdir / "out").glob("o*.txt")) == sorted(f"o{i}.txt" for i in range(1, 21))
+        assert all((workdir / "out" / f"o{i}.txt").read_text() == f"{i}\n" for i in range(1, 21))
+    else:  # cancelled: what the fetch brings back is whole, and nothing is said to be missing that was made
+        assert "not produced" not in err and "incomplete" not in err, err

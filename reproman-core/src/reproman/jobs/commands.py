@@ -489,9 +489,34 @@ def _delete(
     A resource that cannot be reached does not stop the deletion (the user
     may be cleaning up after deleting the resource); it is reported as a warning.
     """
-    remote = {r["jobid"]: r for r in _for_each_resource(specs, _release(keep_remote), registry)}
+    import contextlib
+
+    with contextlib.ExitStack() as held:
+        # In one order, so two deletes never wait on each other; a fetch holds one job at a time.
+        for jobid in sorted({e.jobid for e in entries}):
+            held.enter_context(registry.hold(jobid))
+        return _delete_held(entries, specs, registry, keep_remote)
+
+
+def _delete_held(
+    entries: Sequence[JobSpec | BrokenRecord], specs: Sequence[JobSpec], registry: Registry, keep_remote: bool
+) -> list[dict[str, Any]]:
+    """``_delete`` once no other ReproMan process is fetching or deleting these jobs: from their records as now."""
+    gone = {e.jobid for e in entries if not registry.path(e.jobid).exists()}
+    fresh: list[JobSpec] = []
+    for spec in specs:
+        if spec.jobid in gone:
+            continue
+        try:
+            fresh.append(registry.load(spec.jobid))  # a fetch that finished meanwhile freed the resource
+        except ReproManError:
+            fresh.append(spec)
+    remote = {r["jobid"]: r for r in _for_each_resource(fresh, _release(keep_remote), registry)}
     rows: list[dict[str, Any]] = []
     for entry in entries:
+        if entry.jobid in gone:
+            rows.append({"jobid": entry.jobid, "deleted": True, "warning": "deleted by another ReproMan process"})
+            continue
         said = remote.get(entry.jobid, {})
         if said.get("refused"):
             rows.append({"jobid": entry.jobid, "deleted": False, "error": said["error"]})

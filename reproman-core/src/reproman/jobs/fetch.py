@@ -13,7 +13,7 @@ import logging
 import os
 from typing import Any
 
-from reproman.errors import OutputConflictError
+from reproman.errors import JobError, OutputConflictError
 from reproman.jobs import layout, outcome
 from reproman.jobs.connection import Connection
 from reproman.jobs.contracts import Orchestrator
@@ -44,6 +44,43 @@ def fetch_job(
     ``keep_remote``.
     """
     registry = registry or Registry()
+    registered = registry.path(job.jobid).exists()
+    with registry.hold(job.jobid):
+        if registered and not _caught_up(job, registry):
+            return []
+        return _fetch_held(connection, job, status, registry, overwrite=overwrite, keep_remote=keep_remote)
+
+
+def _caught_up(job: JobSpec, registry: Registry) -> bool:
+    """Take in what another ReproMan process recorded while this one waited; ``False``: nothing left to fetch.
+
+    A fetch and a ``--delete`` (or two fetches) of one job take turns (see
+    :meth:`Registry.hold`); the second must start from the first one's
+    record, or it would fetch from a freed resource, or bring back a
+    record that was just deleted.
+    """
+    import attrs
+
+    if not registry.path(job.jobid).exists():
+        raise JobError(f"job {job.jobid} was deleted by another ReproMan process; nothing was fetched")
+    current = registry.load(job.jobid)
+    if current.was_fetched and current.extra.get("remote_released"):
+        lgr.info("job %s was fetched by another ReproMan process meanwhile", job.jobid)
+        for field in attrs.fields(JobSpec):
+            setattr(job, field.name, getattr(current, field.name))
+        return False
+    return True
+
+
+def _fetch_held(
+    connection: Connection,
+    job: JobSpec,
+    status: JobStatus,
+    registry: Registry,
+    *,
+    overwrite: bool,
+    keep_remote: bool,
+) -> list[str]:
     orchestrator = connection.orchestrator(job)
     orchestrator.overwrite = overwrite
     outcome.record(job, status)

@@ -30,6 +30,25 @@ def test_a_spec_that_does_not_fit_the_value_is_a_usage_error(template: str, valu
         render(template, {"v": value})
 
 
+@pytest.mark.parametrize(("spec", "value"), [("03", "ab"), ("03", "7a"), ("03", "1_000"), ("+05", "x"),
+                                             (",", "1,0"), ("d", "1.5"), ("x", "ab")])
+def test_number_formats_never_alter_text_silently(spec: str, value: str) -> None:
+    """Trial H: ``{p[n]:03}`` turned ``ab`` into ``ab0`` and ``1_000`` into ``1000.0``: a value altered, not said."""
+    with pytest.raises(UsageError, match=r"is not a (whole )?number"):
+        render("{p[n]:" + spec + "}", {"n": value})
+
+
+@pytest.mark.parametrize(("spec", "value", "text"), [("03", "7", "007"), ("+05", "-3", "-0003"), (".2f", "1.5", "1.50"),
+                                                     (">4", "ab", "  ab"), ("03", "1e3", "1000.0")])
+def test_number_formats_of_numbers_and_text_formats_of_text(spec: str, value: str, text: str) -> None:
+    assert render("{p[n]:" + spec + "}", {"n": value}) == text
+
+
+def test_a_range_with_a_negative_step_is_refused_not_taken_as_text(workdir: Path) -> None:
+    result = run_cli(["run", "--bp", "i=1..10..-1", "echo", "{p[i]}"])
+    assert "the step of 1..10..-1 must be positive" in assert_one_line_error(result, code=2)
+
+
 def test_format_bomb_on_the_command_line(workdir: Path) -> None:
     result = run_cli(["run", "--bp", "v=abc", "echo", "{p[v]:>1500000000}"])
     assert "width 1500000000 is larger than 1000" in assert_one_line_error(result, code=2)

@@ -118,7 +118,7 @@ def parse_batch_parameters(
     return result
 
 
-_RANGE = re.compile(r"\s*(-?\d+)\.\.(-?\d+)(?:\.\.(\d+))?\s*")
+_RANGE = re.compile(r"\s*(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?\s*")
 
 
 def _number_range(key: str, start: str, end: str, step: str | None) -> list[str]:
@@ -266,11 +266,11 @@ def _format(value: Any, spec: str, placeholder: str) -> str:
         digits = match.group(part)
         if digits is not None and (len(digits) > 6 or int(digits) > MAX_WIDTH):
             raise UsageError(f"{placeholder}: {part} {digits[:10]} is larger than {MAX_WIDTH}")
-    value = _as_number(value, match)
     try:
+        value = _as_number(value, match)
         return format(value, spec)
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"{placeholder}: cannot format {value!r} with {spec!r}: {exc}"[:300]) from None
+        raise UsageError(f"{placeholder}: cannot format {str(value)[:60]!r} with {spec!r}: {exc}"[:300]) from None
 
 
 def _as_number(value: Any, spec: re.Match[str]) -> Any:
@@ -293,13 +293,18 @@ def _as_number(value: Any, spec: re.Match[str]) -> Any:
             return int(text)
         except ValueError:  # beyond Python's digit limit for int(): formatted as the text it is
             return value
+    number = None
+    if kind not in _NUMERIC_TYPES and "_" not in text:  # Python reads 1_000 as a number; a user means text
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+    if number is not None and math.isfinite(number):
+        return number
     if kind in _NUMERIC_TYPES:
-        return value
-    try:
-        number = float(text)
-    except ValueError:
-        return value
-    return number if math.isfinite(number) else value
+        raise ValueError(f"{value[:60]!r} is not a whole number, and {spec.group(0)!r} formats whole numbers")
+    # Zero padding, a sign or grouping on text: Python would pad "ab" to "ab0"; say so instead.
+    raise ValueError(f"{value[:60]!r} is not a number, and {spec.group(0)!r} formats numbers")
 
 
 def command_text(command: Sequence[str] | str) -> str:

@@ -118,6 +118,18 @@ def test_overwrites_an_annexed_output(dataset: Path, root: Path, orchestrator: s
     assert clean(dataset)
 
 
+def test_plain_refuses_an_annexed_output_before_it_runs_and_says_what_works(dataset: Path, root: Path) -> None:
+    """The plain orchestrator cannot unlock a git-annex file: refused up front, pointing at what can."""
+    from reproman.errors import UsageError
+
+    run_job(root, "datalad-local-run", "mkdir -p out && echo one > out/v.txt", outputs=["out/v.txt"])
+    assert annexed(dataset, "out/v.txt")
+    with pytest.raises(UsageError, match=r"is a git-annex file.*") as caught:
+        run_job(root, "plain", "echo two > out/v.txt", outputs=["out/v.txt"])
+    assert "datalad-local-run" in (caught.value.hint or "")
+    assert (dataset / "out" / "v.txt").read_text() == "one\n" and clean(dataset)
+
+
 def test_pair_reuses_the_clone_and_sends_content_once(dataset: Path, root: Path) -> None:
     first = run_job(root, "datalad-pair", COUNT, inputs=["data/f0.csv"], outputs=["out/count.txt"])
     assert first.job.extra["shipped_keys"] == 1

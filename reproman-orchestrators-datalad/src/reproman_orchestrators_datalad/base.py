@@ -93,6 +93,23 @@ def datalad_executable() -> str:
     return shutil.which("datalad") or "datalad"
 
 
+
+#: A name asked about inside each output: git ignores an output *directory* by a pattern such as
+#: ``build/`` only once it knows the path is a directory, which a path that is not there yet is not.
+PROBE = ".reproman-probe"
+
+
+def with_probes(paths: Sequence[str]) -> list[str]:
+    """Each path and a name inside it, for ``git check-ignore`` (see :data:`PROBE`)."""
+    return [p for path in paths for p in (path, f"{path}/{PROBE}")]
+
+
+def without_probes(lines: Sequence[str]) -> list[str]:
+    """``git check-ignore``'s answer for :func:`with_probes` paths, as the outputs named, each once."""
+    suffix = "/" + PROBE
+    return list(dict.fromkeys(line[: -len(suffix)] if line.endswith(suffix) else line for line in lines if line))
+
+
 class DataladOrchestrator(Orchestrator):
     """Base of the DataLad orchestrators; subclasses say how the dataset reaches the resource."""
 
@@ -103,6 +120,7 @@ class DataladOrchestrator(Orchestrator):
 
     #: The job record is committed with the results, so core must not rewrite it after fetch.
     records_job = True
+    unlocks_annexed_outputs = True
 
     def __init__(self, resource: Resource, session: Session, job: JobSpec) -> None:
         super().__init__(resource, session, job)
@@ -364,8 +382,10 @@ class DataladOrchestrator(Orchestrator):
             prefix = "" if dataset == TOP else dataset + "/"
             for special in ("\\", "|", "&"):
                 prefix = prefix.replace(special, "\\" + special)
-            checks.append(f"(cd {q(dataset)} && git check-ignore -- {' '.join(q(r) for r in named)} 2>/dev/null "
-                          f"| sed {q('s|^|IGNORED ' + prefix + '|')})")
+            probed = " ".join(q(r) for r in with_probes(named))
+            checks.append(f"(cd {q(dataset)} && git check-ignore -- {probed} 2>/dev/null "
+                          f"| sed {q('s|/' + PROBE.replace('.', '[.]') + '$||; s|^|IGNORED ' + prefix + '|')} "
+                          "| sort -u)")
         if not checks:
             return ""
         return (f"ign=$( {'; '.join(checks)}; true)\n"

@@ -286,6 +286,12 @@ class Orchestrator(ABC):
     #: and leaves the fetched ``spec.yaml`` alone, so a committed copy stays clean.
     records_job: ClassVar[bool] = False
 
+    #: True when an output that is a git-annex file (a symbolic link into
+    #: ``.git/annex/objects``) is unlocked and replaced by the orchestrator, as
+    #: ``datalad run`` does; otherwise such an output is refused before the
+    #: job runs, since a fetch never writes through a link into ``.git``.
+    unlocks_annexed_outputs: ClassVar[bool] = False
+
     def post_submit(self) -> None:
         """Hook after the submitter accepted the job (record, commit...)."""
 

@@ -35,12 +35,13 @@ def relative_path(path: str, base: str) -> str:
     return rel.replace(os.sep, "/")
 
 
-def check_job_paths(inputs: list[str], outputs: list[str], base: str) -> None:
+def check_job_paths(inputs: list[str], outputs: list[str], base: str, *, annexed_ok: bool = False) -> None:
     """Refuse, before anything runs, inputs and outputs a fetch could not bring back safely.
 
     Paths must stay inside the directory ``run`` is called from (absolute
     paths inside it are fine); outputs may not point into version-control
-    metadata, which a fetch never writes.
+    metadata, which a fetch never writes, except git-annex files where the
+    orchestrator unlocks them (``annexed_ok``).
     """
     from reproman.errors import UsageError
 
@@ -58,10 +59,10 @@ def check_job_paths(inputs: list[str], outputs: list[str], base: str) -> None:
                     hint=f"{kind.capitalize()}s must be inside the directory you run from; cd to a common parent.",
                 )
             if kind == "output":
-                _check_output_destination(path, rel, base)
+                _check_output_destination(path, rel, base, annexed_ok)
 
 
-def _check_output_destination(path: str, rel: str, base: str) -> None:
+def _check_output_destination(path: str, rel: str, base: str, annexed_ok: bool) -> None:
     """Refuse an output a fetch would never write: inside ``.git`` or ``.reproman``, named or through a link.
 
     Caught here, with the true reason, rather than after the job ran (the
@@ -81,10 +82,23 @@ def _check_output_destination(path: str, rel: str, base: str) -> None:
     if inside == ".." or inside.startswith(".." + os.sep):
         return  # outside: the fetch says so (and names the link)
     named = [part for part in inside.split(os.sep) if part in SKIPPED_NAMES]
+    if named and _annexed(os.path.join(base, rel), inside):
+        if annexed_ok:
+            return  # the orchestrator unlocks it and saves the new content, as 'datalad run' does
+        raise UsageError(f"output {_short(path)} is a git-annex file (a link into {named[0]}/annex/objects), which "
+                         "this orchestrator would have to write through", hint="Run with a DataLad orchestrator "
+                         "(e.g. '--orchestrator datalad-local-run'), which unlocks it, or 'git annex unlock' it first.")
     if named:
         raise UsageError(f"output {_short(path)} leads into {real} through a symbolic link; a fetch never writes "
                          f"into a {named[0]} directory", hint="Name the output by its real path, outside "
                          f"{named[0]}, or remove the link.")
+
+
+def _annexed(path: str, inside: str) -> bool:
+    """Whether ``path`` is itself a symbolic link to git-annex content (``.git/annex/objects/...``)."""
+    parts = inside.split(os.sep)
+    at = [i for i, part in enumerate(parts) if part == ".git"]
+    return (os.path.islink(path) and bool(at) and parts[at[-1] + 1:at[-1] + 3] == ["annex", "objects"])
 
 
 def _short(path: str, limit: int = 120) -> str:

@@ -71,7 +71,11 @@ def build_job(
     from reproman.resources.landing import stamp
 
     subjobs = list(subjobs) if subjobs is not None else expand(command, records, inputs, outputs)
-    check_job_paths([i for s in subjobs for i in s.inputs], [o for s in subjobs for o in s.outputs], local_directory)
+    from reproman.plugins.manager import get_plugin_manager
+
+    unlocks = bool(getattr(get_plugin_manager().orchestrator(orchestrator).load(), "unlocks_annexed_outputs", False))
+    check_job_paths([i for s in subjobs for i in s.inputs], [o for s in subjobs for o in s.outputs], local_directory,
+                    annexed_ok=unlocks)
     jobid = new_jobid()
     resource = connection.resource
     check_job_directory_name(resource.name)

@@ -156,6 +156,29 @@ def test_output_git_ignores_is_refused_before_anything_is_written(
     yoda.assert_clean(yoda_ds)
 
 
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run", "datalad-no-remote", "datalad-local-run"])
+@pytest.mark.parametrize("where", ["top", "subdataset"])
+def test_an_output_directory_git_ignores_by_a_directory_pattern_is_refused(
+    yoda_ds: Path, root: Path, orchestrator: str, where: str
+) -> None:
+    """Trial G: with ``scratch/`` in .gitignore and no scratch directory yet, ``-o scratch`` was accepted,
+    the job "succeeded", and its results never came back (git ignores a directory pattern only for a
+    path it knows is a directory)."""
+    from reproman import api
+    from reproman.errors import OrchestratorError
+
+    dataset = yoda_ds if where == "top" else yoda_ds / "outputs"
+    output = "scratch" if where == "top" else "outputs/scratch"
+    (dataset / ".gitignore").write_text("scratch/\n")
+    yoda.datalad(yoda_ds, "save", "-r", "-m", "ignore scratch/")
+    head = yoda.head(yoda_ds)
+    with pytest.raises(OrchestratorError, match=rf"output\(s\) {output} are ignored by git in .*nothing was submitted"):
+        run_job(root, orchestrator, f"mkdir -p {output} && echo job > {output}/r.txt", outputs=[output])
+    assert api.jobs() == []
+    assert yoda.head(yoda_ds) == head and not (yoda_ds / output).exists()
+    yoda.assert_clean(yoda_ds)
+
+
 @pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-no-remote"])
 def test_two_fetches_of_one_job_at_once(yoda_ds: Path, root: Path, orchestrator: str) -> None:
     """Trial C finding 5: the second fetch waits for the first, then finds the job fetched; one commit."""

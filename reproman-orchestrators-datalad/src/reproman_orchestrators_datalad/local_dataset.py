@@ -122,7 +122,7 @@ class LocalDataset:
             raise OrchestratorError(
                 f"the dataset {self.path} has unsaved changes ({shown}); the job would not see them "
                 "and its results could not be recorded cleanly",
-                hint="Save them with 'datalad save -m MESSAGE' (or stash them), then run again.",
+                hint="Save them with 'datalad save -r -m MESSAGE' (-r: subdatasets too), then run again.",
             )
         return DatasetState(path=self.path, dataset_id=dsid, branch=branch, head=head)
 

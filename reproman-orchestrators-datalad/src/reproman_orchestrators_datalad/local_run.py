@@ -38,6 +38,8 @@ from reproman_orchestrators_datalad.base import (
     not_utf8,
     q,
     shown_name,
+    with_probes,
+    without_probes,
 )
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join, relative
 from reproman_orchestrators_datalad.interrupted import CommitJournal
@@ -100,8 +102,8 @@ class LocalRunOrchestrator(DataladOrchestrator):
             named = [r for r in rels if r != TOP]
             if not named:
                 continue
-            said = tree.dataset(dataset).git("check-ignore", "--", *named, check=False).stdout
-            ignored += [join(dataset, line) for line in said.splitlines() if line]
+            said = tree.dataset(dataset).git("check-ignore", "--", *with_probes(named), check=False).stdout
+            ignored += [join(dataset, line) for line in without_probes(said.splitlines())]
         if ignored:
             raise self.ignored_paths_error(ignored, f"the dataset {self.job.local_directory}")
 

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C must mean Ctrl-C in the tests of interrupted commands, however the run was started.
+
+    A non-interactive shell starts a background command (``nox ... &``)
+    with SIGINT ignored, and every process started from it, each CLI a
+    test starts included, inherits that: Python then installs no
+    KeyboardInterrupt, and those tests wait for an interrupt that never comes.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -158,12 +158,14 @@ def _check_job_dir(data: dict[str, Any], bad: Any) -> None:
     job_dir, root = data.get("job_dir"), data.get("root_directory")
     if not job_dir or root is None:
         return  # not submitted yet (or a hand-made record): nothing is ever removed for it
-    name = data["resource_name"]
-    if "/" in name or name in (".", "..") or "/" in data["jobid"] or data["jobid"] in (".", ".."):
-        raise bad("its resource name or job id is not a single path component")
-    expected = layout.job_dir(root, name, data["jobid"])
-    if job_dir != expected or posixpath.normpath(expected) != expected.rstrip("/"):
-        raise bad(f"its job_dir {job_dir[:200]!r} is not the job's own directory {expected[:200]!r}")
+    # <root>/.reproman/jobs/<resource>/<jobid>: the resource part may be any one name (the record's
+    # resource may have been renamed since), the rest must be exactly the job's.
+    parent, name = posixpath.split(job_dir)
+    jobs, resource = posixpath.split(parent)
+    if (name != data["jobid"] or resource in ("", ".", "..") or jobs != layout.job_dir(root, "", "").rstrip("/")
+            or posixpath.normpath(job_dir) != job_dir):
+        expected = layout.job_dir(root, data["resource_name"], data["jobid"])
+        raise bad(f"its job_dir {job_dir[:200]!r} is not the job's own directory (like {expected[:200]!r})")
 
 
 HIDDEN = "<hidden; 'reproman jobs --show --show-env' prints it>"

@@ -72,7 +72,7 @@ def test_concurrent_subjobs_on_one_node_trace_once(workdir: Path, tmp_path: Path
     env_dir = workdir / ".reproman" / "jobs" / "local" / job.jobid / "env"
     assert len(list(env_dir.glob("n.*.lock"))) == 1
     assert len(list(env_dir.glob("n.*.spec.json"))) == 1
-    assert len(list(env_dir.glob("s.*"))) == 20
+    assert len([p for p in env_dir.parent.glob("started.*") if p.read_text().startswith("host=")]) == 20
     assert len(job.environment["environments"]) == 1
 
 

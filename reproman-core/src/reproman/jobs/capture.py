@@ -1,15 +1,16 @@
 """The runscript's environment capture: shell code that records, on the node, where a subjob ran.
 
 Written into the runscript by :func:`blocks` and read back at fetch time by
-:mod:`reproman.jobs.environment`. Files, all under ``<job dir>/env/``:
+:mod:`reproman.jobs.environment`. Files:
 
-``s.INDEX``
-    every subjob, shell builtins only (no process is started): host name,
+``<job dir>/started.INDEX`` (read back as ``s.INDEX``; older jobs wrote ``env/s.INDEX``, still read)
+    every subjob, shell builtins only (no process is started; the file the
+    subjob's start is marked with anyway, so no file of its own): host name,
     the scheduler's job/task/node IDs, the executable as the command's shell
     resolves it, and the context its environment depends on (executable
     name, PATH, LD_LIBRARY_PATH, loaded Lmod/Environment Modules, the
     virtualenv and conda prefix);
-``n.KEY.lock``, ``n.KEY.facts``, ``n.KEY.spec.json``, ``n.KEY.log``
+``env/n.KEY.lock``, ``env/n.KEY.facts``, ``n.KEY.spec.json``, ``n.KEY.log``
     once per node and context (KEY = host, executable, context length): the
     first subjob there to create the lock (an ``O_EXCL`` create through
     the shell's noclobber, so concurrent subjobs never both win) records the
@@ -21,7 +22,7 @@ Written into the runscript by :func:`blocks` and read back at fetch time by
     against the subjob's memory limit on top of the command's own, and a
     scheduler enforcing it (Slurm's OverMemoryKill, SGE's h_vmem) would
     kill the user's work for ReproMan's bookkeeping;
-``trace.INDEX.json`` (``run --trace``)
+``env/trace.INDEX.json`` (``run --trace``)
     the strace-based trace of that subjob.
 
 The package spec needs the node's python3 and the node tool (see
@@ -43,6 +44,8 @@ import shlex
 from collections.abc import Sequence
 
 import attrs
+
+from reproman.jobs.layout import STARTED
 
 ENV_SUBDIR = "env"
 CACHE_SUBDIR = ".reproman/envcache"
@@ -67,8 +70,14 @@ _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 class Blocks:
     """Shell code the runscript carries for provenance (all empty when capture is off)."""
 
+    #: Function definitions, parsed once per runscript (a local worker runs many subjobs with them).
+    functions: str = ""
     #: After the job's variables are exported, before the subjob's command.
     before: str = ""
+    #: ``before`` writes the subjob's record into ``started.INDEX`` (which then needs no empty
+    #: write of its own): one file per subjob fewer to create, which is most of what a trivial
+    #: subjob costs beyond its command.
+    writes_started: bool = False
     #: Put in front of each subjob's command (``run --trace``: the strace wrapper).
     runner: str = ""
     #: After the command, with its exit status in ``$rc``, before the final status is written.
@@ -129,8 +138,15 @@ rm_key="$rm_host.$rm_tag.${#rm_ctx}"
   printf 'host=%s\nkey=%s\nctx=%s\nresolved=' "$rm_host" "$rm_key" "$rm_ctx"
   command -v "$rm_exe" 2>/dev/null || echo
   @SCHED@
-} > "$rm_env/s.$i" 2>/dev/null
-rm_cached() {
+} > "$jobdir/@STARTED@.$i" 2>/dev/null
+if { set -C; printf '%s\n' "$i" > "$rm_env/n.$rm_key.lock"; } 2>/dev/null; then
+  set +C; rm_mine=y
+else
+  set +C
+fi
+"""
+
+_FUNCTIONS = r"""rm_cached() {
   [ -r "$1/spec.json" ] && [ -r "$1/watch" ] && [ -r "$1/ctx" ] || return 1
   IFS= read -r rm_l < "$1/ctx" || return 1
   [ "$rm_l" = "$rm_full" ] || return 1
@@ -166,11 +182,6 @@ rm_node() {
   } > "$rm_d.facts"
   @SPEC@
 }
-if { set -C; printf '%s\n' "$i" > "$rm_env/n.$rm_key.lock"; } 2>/dev/null; then
-  set +C; rm_mine=y
-else
-  set +C
-fi
 """
 
 _SPEC = r"""if [ -n "@NOSPEC@" ]; then printf 'spec=none: %s\n' "@NOSPEC@" >> "$rm_d.facts"; return; fi
@@ -189,8 +200,10 @@ _SPEC = r"""if [ -n "@NOSPEC@" ]; then printf 'spec=none: %s\n' "@NOSPEC@" >> "$
 """
 
 _TRACE_BEFORE = r"""rm_strace=; command -v strace >/dev/null 2>&1 && rm_strace=y
-[ -n "$rm_strace" ] || printf 'strace=none: strace is not installed on this node\n' >> "$rm_env/s.$i"
-rm_run() {
+[ -n "$rm_strace" ] || printf 'strace=none: strace is not installed on this node\n' >> "$jobdir/@STARTED@.$i"
+"""
+
+_TRACE_FUNCTIONS = r"""rm_run() {
   if [ -n "$rm_strace" ]; then
     strace -f -qq -o "$rm_env/strace.$i" -e trace=open,openat,execve -- "$@"
   else
@@ -207,9 +220,9 @@ _TRACE_AFTER = r"""if [ -s "$rm_env/strace.$i" ]; then
   if [ -x /usr/bin/python3 ]; then rm_py=/usr/bin/python3; else rm_py=$(command -v python3 2>/dev/null); fi
   if [ -n "$rm_py" ] && [ -r "$rm_tool" ]; then
     "$rm_py" -E -s -S "$rm_tool" strace --log "$rm_env/strace.$i" --out "$rm_env/trace.$i.json" \
-      >>"$rm_env/trace.$i.log" 2>&1 || printf 'strace=failed: see trace.%s.log\n' "$i" >> "$rm_env/s.$i"
+      >>"$rm_env/trace.$i.log" 2>&1 || printf 'strace=failed: see trace.%s.log\n' "$i" >> "$jobdir/@STARTED@.$i"
   else
-    printf 'strace=untraced: no python3 or node tool on this node\n' >> "$rm_env/s.$i"
+    printf 'strace=untraced: no python3 or node tool on this node\n' >> "$jobdir/@STARTED@.$i"
   fi
 fi
 """
@@ -237,18 +250,25 @@ def blocks(
         return Blocks(before=before)
     nospec = f"the command ran in container {container}, which the node tool does not trace" if container else ""
     spec = _SPEC.replace("@NOSPEC@", nospec.replace('"', "'").replace("$", "").replace("`", "'"))
+    functions = _FUNCTIONS.replace("@SPEC@", spec.rstrip("\n"))
     before += (
         _BEFORE.replace("@ENV@", ENV_SUBDIR)
         .replace("@TOOL@", shlex.quote(tool))
         .replace("@CACHE@", shlex.quote(cache))
         .replace("@SCHED@", _SCHED)
         .replace("@EXE@", _exe_cases(commands))
-        .replace("@SPEC@", spec.rstrip("\n"))
     )
     after = _AFTER
     runner = ""
     if mode == "trace":
+        functions += _TRACE_FUNCTIONS
         before += _TRACE_BEFORE
         after += _TRACE_AFTER
         runner = "rm_run"
-    return Blocks(before=before, runner=runner, after=after)
+    return Blocks(
+        functions=functions,
+        before=before.replace("@STARTED@", STARTED),
+        writes_started=True,
+        runner=runner,
+        after=after.replace("@STARTED@", STARTED),
+    )

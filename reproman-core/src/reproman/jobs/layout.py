@@ -7,7 +7,8 @@
     submit             the submitter's submission script (name varies)
     status.INDEX       "running", "succeeded 0" or "failed CODE"; once final,
                        its mtime is when the subjob ended
-    started.INDEX      empty; its mtime is when the subjob started
+    started.INDEX      its mtime is when the subjob started; holds the
+                       environment capture's record of the subjob
     stdout.INDEX       the subjob's standard output
     stderr.INDEX       the subjob's standard error
     submission-id      what the scheduler called the job
@@ -50,8 +51,12 @@ COMPLETED = "completed"
 #: Marker written by ``cancel`` so a killed job reads as cancelled, not lost.
 CANCELLED = "cancelled"
 SUBMISSION_ID = "submission-id"
-#: Prefix of the empty per-subjob files whose mtime says when the subjob started.
+#: Prefix of the per-subjob files whose mtime says when the subjob started (the
+#: environment capture's record of the subjob goes in them, see :mod:`reproman.jobs.capture`).
 STARTED = "started"
+#: ``. runscript`` with this as ``$1`` defines the runscript's functions and runs nothing
+#: (a positional argument: no variable in the environment can turn a subjob into a no-op).
+WORKER_FLAG = "--define-only"
 
 
 class JobFiles:
@@ -116,10 +121,12 @@ def render_runscript(
 
     With ``chunked`` the subjobs' commands are not in the runscript but in
     ``commands.K`` files of :data:`CHUNK` subjobs each (see
-    :func:`command_chunks`), which the runscript sources: ``sh`` parses a
-    script's ``case`` whole before running it, so a 1,000-arm runscript
-    costs every subjob a millisecond or two of parsing, more than the rest
-    of what it does.
+    :func:`command_chunks`), each defining a function the runscript sources
+    when a subjob needs it: ``sh`` parses a script's ``case`` whole before
+    running it, so a 1,000-arm runscript costs every subjob started with
+    ``sh runscript INDEX`` a millisecond or two of parsing, more than the
+    rest of what it does. The local launcher's workers source the runscript
+    once (``$1`` = :data:`WORKER_FLAG`) and keep each chunk they loaded.
 
     Each command runs as ``sh -c COMMAND`` in the working directory, so an
     ``exit`` in it cannot skip recording its status. ``wrapper`` (for the
@@ -132,36 +139,51 @@ def render_runscript(
     prefix = f"{wrapper} " if wrapper else ""
     if provenance is not None and provenance.runner:
         prefix = f"{provenance.runner} {prefix}"
+    functions = provenance.functions if provenance is not None else ""
     capture_before = provenance.before if provenance is not None else ""
     capture_after = provenance.after if provenance is not None else ""
+    started = "" if provenance is not None and provenance.writes_started else f': >"$jobdir/{STARTED}.$i"\n'
     exports = "".join(f"{k}={shlex.quote(str(v))}; export {k}\n" for k, v in (env or {}).items())
+    no_subjob = f'echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2'
     if chunked:
+        # Each commands.K defines reproman_commands_K; a worker that ran one subjob of
+        # chunk K has it parsed already (reproman_load runs in the worker's own shell).
+        loader = (
+            "reproman_load() {\n"
+            f'  command -v "reproman_commands_$(($1 / {CHUNK}))" >/dev/null 2>&1 && return 0\n'
+            f'  [ -r "$jobdir/{COMMANDS}.$(($1 / {CHUNK}))" ] && . "$jobdir/{COMMANDS}.$(($1 / {CHUNK}))"\n'
+            "}\n"
+        )
         dispatch = (
-            'case "$i" in ""|*[!0-9]*) echo "runscript: no subjob $i in job ' + jobid + '" >&2; mark "failed 2"; '
-            'exit 2 ;; esac\n'
-            f'chunk="$jobdir/{COMMANDS}.$((i / {CHUNK}))"\n'
-            '[ -r "$chunk" ] || { echo "runscript: no subjob $i in job ' + jobid + '" >&2; mark "failed 2"; exit 2; }\n'
-            '. "$chunk"\n'
+            f'case "$i" in ""|*[!0-9]*) {no_subjob} ;; esac\n'
+            f"reproman_load \"$i\" || {{ {no_subjob}; }}\n"
+            f'"reproman_commands_$((i / {CHUNK}))"\n'
         )
     else:
+        loader = "reproman_load() { :; }\n"
         dispatch = _case(jobid, enumerate(commands), prefix)
     return f"""#!/bin/sh
 # ReproMan runscript for job {jobid}.
 # Usage: sh runscript INDEX   (INDEX counts subjobs from 0)
-i="${{1:?usage: runscript SUBJOB-INDEX}}"
+# Sourced with "$1" = {WORKER_FLAG}, it only defines reproman_subjob INDEX and
+# reproman_load INDEX, which a worker of the local launcher calls per subjob:
+# the script is parsed once per worker, not once per subjob.
 jobdir={shlex.quote(jobdir)}
+mark() {{ umask 077; printf '%s\\n' "$1" > "$jobdir/status.$i"; }}
+{functions}{loader}reproman_subjob() {{
+i=$1
 # ReproMan's files in the job directory are private; the command gets the caller's umask back.
 reproman_umask=${{REPROMAN_UMASK:-$(umask)}}; umask 077
-mark() {{ umask 077; printf '%s\\n' "$1" > "$jobdir/status.$i"; }}
 exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null
-: >"$jobdir/{STARTED}.$i"
-printf 'running\n' > "$jobdir/status.$i"
+{started}printf 'running\\n' > "$jobdir/status.$i"
 cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
 REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB
 {exports}{capture_before}umask "$reproman_umask"
 {dispatch}rc=$?
 {capture_after}if [ "$rc" -eq 0 ]; then mark "succeeded 0"; else mark "failed $rc"; fi
 exit "$rc"
+}}
+[ "${{1-}}" = {WORKER_FLAG} ] || reproman_subjob "${{1:?usage: runscript SUBJOB-INDEX}}"
 """
 
 
@@ -194,7 +216,8 @@ def command_chunks(
         prefix = f"{provenance.runner} {prefix}"
     numbered = list(enumerate(commands))
     return {
-        f"{COMMANDS}.{k}": _case(jobid, numbered[k * CHUNK:(k + 1) * CHUNK], prefix)
+        f"{COMMANDS}.{k}": f"reproman_commands_{k}() {{\n"
+        + _case(jobid, numbered[k * CHUNK:(k + 1) * CHUNK], prefix) + "}\n"
         for k in range((len(numbered) + CHUNK - 1) // CHUNK)
     }
 

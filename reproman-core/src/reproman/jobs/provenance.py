@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproman.errors import UsageError
-from reproman.jobs import capture, checksums
+from reproman.jobs import capture, checksums, layout
 from reproman.jobs.secrets import REDACTED, split_env
 
 if TYPE_CHECKING:
@@ -120,8 +120,12 @@ def _collect_command(job: JobSpec) -> str:
         'mkdir -p "$e" || exit 70\n'
         'cat > "$e/outputs.list"\n'
         f"if cd {wd} 2>/dev/null; then\n{checksums.SCRIPT}fi\n"
-        f'cd "$jd" && tar -cf - {capture.ENV_SUBDIR}\n'
+        # The subjobs' own records are in started.*: no glob match means none (not a literal name).
+        f'cd "$jd" && {{ set -- {layout.STARTED}.*; [ -e "$1" ] || set --; tar -cf - {capture.ENV_SUBDIR} "$@"; }}\n'
     )
+
+
+_STARTED_PREFIX = f"{layout.STARTED}."
 
 
 def collect(session: Session, job: JobSpec) -> dict[str, bytes]:
@@ -142,8 +146,15 @@ def collect(session: Session, job: JobSpec) -> dict[str, bytes]:
                     continue
                 name = member.name.split("/", 1)[1] if "/" in member.name else member.name
                 handle = archive.extractfile(member)
-                if handle is not None:
-                    files[name] = handle.read()
+                if handle is None:
+                    continue
+                data = handle.read()
+                if name.startswith(_STARTED_PREFIX):
+                    # started.N holds subjob N's record; empty when capture was off or it never got there.
+                    if data:
+                        files.setdefault("s." + name[len(_STARTED_PREFIX):], data)
+                    continue
+                files[name] = data
     except tarfile.TarError as exc:
         lgr.warning("job %s: the environment record from the resource is unreadable: %s", job.jobid, exc)
     return files

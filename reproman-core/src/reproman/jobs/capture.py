@@ -130,8 +130,6 @@ _SCHED = ("printf '" + "".join(f"sched.{v}=%s\\n" for v in SCHEDULER_VARIABLES) 
 
 _BEFORE = r"""# -- provenance: environment capture (reproman.jobs.capture) ------------------
 rm_env="$jobdir/@ENV@"; rm_tool=@TOOL@; rm_cache=@CACHE@; rm_mine=
-rm_host=; { IFS= read -r rm_host < /proc/sys/kernel/hostname; } 2>/dev/null
-[ -n "$rm_host" ] || rm_host=${HOSTNAME:-$(uname -n 2>/dev/null)}
 @EXE@rm_ctx="exe=$rm_exe;path=$PATH;ld=${LD_LIBRARY_PATH-};modules=${LOADEDMODULES-};modulefiles=${_LMFILES_-};venv=${VIRTUAL_ENV-};conda=${CONDA_PREFIX-}"
 rm_key="$rm_host.$rm_tag.${#rm_ctx}"
 {
@@ -139,14 +137,18 @@ rm_key="$rm_host.$rm_tag.${#rm_ctx}"
   command -v "$rm_exe" 2>/dev/null || echo
   @SCHED@
 } > "$jobdir/@STARTED@.$i" 2>/dev/null
-if { set -C; printf '%s\n' "$i" > "$rm_env/n.$rm_key.lock"; } 2>/dev/null; then
+# Every subjob but the first on a node finds the lock taken: one stat, no failing create.
+if [ ! -e "$rm_env/n.$rm_key.lock" ] && { set -C; printf '%s\n' "$i" > "$rm_env/n.$rm_key.lock"; } 2>/dev/null; then
   set +C; rm_mine=y
 else
   set +C
 fi
 """
 
-_FUNCTIONS = r"""rm_cached() {
+_FUNCTIONS = r"""# The node's name, once per shell that sources the runscript (a local worker: once for all its subjobs).
+rm_host=; { IFS= read -r rm_host < /proc/sys/kernel/hostname; } 2>/dev/null
+[ -n "$rm_host" ] || rm_host=${HOSTNAME:-$(uname -n 2>/dev/null)}
+rm_cached() {
   [ -r "$1/spec.json" ] && [ -r "$1/watch" ] && [ -r "$1/ctx" ] || return 1
   IFS= read -r rm_l < "$1/ctx" || return 1
   [ "$rm_l" = "$rm_full" ] || return 1

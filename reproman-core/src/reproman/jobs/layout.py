@@ -149,9 +149,11 @@ def render_runscript(
         # Each commands.K defines reproman_commands_K; a worker that ran one subjob of
         # chunk K has it parsed already (reproman_load runs in the worker's own shell).
         loader = (
+            "reproman_loaded=\n"
             "reproman_load() {\n"
-            f'  command -v "reproman_commands_$(($1 / {CHUNK}))" >/dev/null 2>&1 && return 0\n'
-            f'  [ -r "$jobdir/{COMMANDS}.$(($1 / {CHUNK}))" ] && . "$jobdir/{COMMANDS}.$(($1 / {CHUNK}))"\n'
+            f"  case \" $reproman_loaded \" in *\" $(($1 / {CHUNK})) \"*) return 0 ;; esac\n"
+            f'  [ -r "$jobdir/{COMMANDS}.$(($1 / {CHUNK}))" ] && . "$jobdir/{COMMANDS}.$(($1 / {CHUNK}))" &&\n'
+            f'    reproman_loaded="$reproman_loaded $(($1 / {CHUNK}))"\n'
             "}\n"
         )
         dispatch = (

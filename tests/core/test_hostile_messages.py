@@ -112,3 +112,13 @@ def test_other_commands_given_missing_paths_fail_with_one_line(workdir: Path) ->
                  ["retrace", "--spec", "/nonexistent"], ["run", "-i", "nothere.txt", "true"]):
         line = assert_one_line_error(run_cli(argv))
         assert "nonexistent" in line or "nothere.txt" in line, (argv, line)
+
+
+@pytest.mark.parametrize("key, value", [("RETRY_FOR", "nan"), ("RETRY_FOR", "inf"), ("MAX_POLL_INTERVAL", "nan"),
+                                        ("MAX_POLL_INTERVAL", "0")])
+def test_a_duration_in_the_config_that_is_no_duration_is_one_line(tmp_path: Path, key: str, value: str) -> None:
+    # float() takes "nan" and "inf": without a finiteness check a follow would sleep NaN
+    # (a traceback) or retry an unreachable resource forever.
+    result = run_cli(["run", "--follow", "true"], cwd=tmp_path, env={f"REPROMAN_JOBS_{key}": value})
+    line = assert_one_line_error(result)
+    assert f"[jobs] {key.lower()}" in line and "finite number of seconds" in line

@@ -27,6 +27,7 @@ The job itself runs on whatever happens to the follower.
 from __future__ import annotations
 
 import logging
+import math
 import posixpath
 import time
 from collections.abc import Callable, Mapping
@@ -94,6 +95,18 @@ def next_interval(interval: float, changed: bool, maximum: float = MAX_INTERVAL,
     return min(ceiling, interval * BACKOFF)
 
 
+def _seconds(raw: Any, source: str, *, zero_allowed: bool) -> float:
+    """A configured duration in seconds, or one line saying what is wrong with it."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source} = {raw!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        wanted = "zero or more" if zero_allowed else "more than zero"
+        raise ConfigError(f"{source} must be a finite number of seconds, {wanted}; got {raw!r}")
+    return value
+
+
 def max_interval(parameters: Mapping[str, Any] | None = None) -> float:
     """The job parameter ``max_poll_interval``, else ``[jobs] max_poll_interval``, else 60 s."""
     from reproman.config import get_config
@@ -105,13 +118,7 @@ def max_interval(parameters: Mapping[str, Any] | None = None) -> float:
         source = "[jobs] max_poll_interval"
     if raw is None:
         return MAX_INTERVAL
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source} = {raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise ConfigError(f"{source} must be positive, got {raw!r}")
-    return value
+    return _seconds(raw, source, zero_allowed=False)
 
 
 def retry_seconds() -> float:
@@ -119,15 +126,7 @@ def retry_seconds() -> float:
     from reproman.config import get_config
 
     raw = get_config().get("jobs", "retry_for")
-    if raw is None:
-        return RETRY_FOR
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"[jobs] retry_for = {raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise ConfigError(f"[jobs] retry_for must not be negative, got {raw!r}")
-    return value
+    return RETRY_FOR if raw is None else _seconds(raw, "[jobs] retry_for", zero_allowed=True)
 
 
 class Outage:

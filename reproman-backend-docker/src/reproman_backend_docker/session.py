@@ -35,6 +35,7 @@ from reproman.plugins import (
     OutputCallback,
     ReproManError,
     ResourceConnectionError,
+    ResourceGoneError,
     Session,
     SessionError,
     extract_to_staging,
@@ -101,8 +102,8 @@ class DockerSession(Session):
                 raise self._lost(exc) from None
             raise
 
-    def _gone(self) -> SessionError:
-        return SessionError(
+    def _gone(self) -> ResourceGoneError:
+        return ResourceGoneError(
             f"container {getattr(self, 'label', self._ref)!r} no longer exists in the Docker Engine "
             "(removed outside ReproMan?).",
             hint="Delete the resource with 'reproman delete' and create it again.",
@@ -110,6 +111,8 @@ class DockerSession(Session):
 
     def _not_running(self, info: dict[str, Any] | None = None) -> SessionError:
         state = ((info or {}).get("State") or {}).get("Status") or "not running"
+        if state in ("removing", "dead"):
+            return self._gone()  # on its way out: "start it" would be no advice
         return SessionError(
             f"container {self.label!r} is {state}, not running.", hint=f"Start it with 'reproman start {self.label}'."
         )

@@ -101,6 +101,15 @@ class SessionError(ReproManError):
     """A session operation (transfer, file query) failed on the resource."""
 
 
+class ResourceGoneError(SessionError):
+    """The resource no longer exists (removed outside ReproMan): waiting or retrying cannot bring it back.
+
+    Raised by a session instead of a plain :class:`SessionError` when the
+    backend can tell (the Docker Engine answers "no such container"), so that
+    ``jobs --follow`` stops at once instead of riding it out as an outage.
+    """
+
+
 class CommandError(SessionError):
     """A command run through a session exited with a non-zero status."""
 

@@ -33,7 +33,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reproman.errors import ConfigError, JobError, ResourceConnectionError, SessionError, SubmissionError
+from reproman.errors import (
+    ConfigError,
+    JobError,
+    ResourceConnectionError,
+    ResourceGoneError,
+    SessionError,
+    SubmissionError,
+)
 from reproman.jobs import layout
 from reproman.jobs.connection import Connection
 from reproman.jobs.spec import JobSpec
@@ -233,6 +240,8 @@ def follow(
         try:
             # Usage is read once the results are in (see commands.run), not on the path to them.
             status = poll(connection.session, submitter, [job], changed=changed, usage=False)[job.jobid]
+        except ResourceGoneError:
+            raise  # not an outage: nothing will answer again
         except TRANSIENT as exc:
             outage = outage or Outage(job, retry_for)
             time.sleep(outage.next_delay(exc))

@@ -63,8 +63,9 @@ a traceback. :class:`ConfigError`, :class:`UsageError` (and
 :class:`BackendParameterError`), :class:`PluginError`;
 :class:`ResourceError` with :class:`ResourceNotFoundError`,
 :class:`ResourceExistsError` and :class:`ResourceConnectionError`;
-:class:`InventoryError`; :class:`SessionError` with :class:`CommandError`
-and :class:`OutputConflictError`; :class:`JobError` with
+:class:`InventoryError`; :class:`SessionError` with :class:`CommandError`,
+:class:`OutputConflictError` and :class:`ResourceGoneError` (the resource was
+removed behind ReproMan's back: following a job stops instead of retrying); :class:`JobError` with
 :class:`SubmissionError` and :class:`OrchestratorError`;
 :class:`TracingError`, :class:`SpecError`.
 
@@ -90,6 +91,7 @@ if TYPE_CHECKING:
     from reproman.errors import ResourceConnectionError as ResourceConnectionError
     from reproman.errors import ResourceError as ResourceError
     from reproman.errors import ResourceExistsError as ResourceExistsError
+    from reproman.errors import ResourceGoneError as ResourceGoneError
     from reproman.errors import ResourceNotFoundError as ResourceNotFoundError
     from reproman.errors import SessionError as SessionError
     from reproman.errors import SpecError as SpecError
@@ -235,6 +237,7 @@ _EXPORTS: dict[str, str] = {
     "SessionError": "reproman.errors:SessionError",
     "CommandError": "reproman.errors:CommandError",
     "OutputConflictError": "reproman.errors:OutputConflictError",
+    "ResourceGoneError": "reproman.errors:ResourceGoneError",
     "JobError": "reproman.errors:JobError",
     "SubmissionError": "reproman.errors:SubmissionError",
     "OrchestratorError": "reproman.errors:OrchestratorError",

@@ -184,6 +184,7 @@ def run(
         )
         job.input_patterns = input_patterns
         job.output_patterns = output_patterns
+        job.keep_remote = keep_remote
         submit_job(connection, job, registry)
         result = RunResult(job=job)
         if not follow:

@@ -215,3 +215,23 @@ def test_context_string_parses_back_into_variables() -> None:
 def test_incomplete_checksum_answers_record_nothing() -> None:
     assert checksums.parse(b"./a\0./b\0", b"aa  ./a\n", b"1\n2\n") == {}
     assert checksums.parse(b"./a\0", b"\\" + b"ab" * 32 + b"  ./a\\n\n", b"3\n") == {"a": {"size": 3, "sha256": "ab" * 32}}
+
+
+def test_node_tool_is_sent_again_after_a_staging_transfer_that_failed(workdir: Path) -> None:
+    from reproman.errors import ReproManError
+    from reproman.jobs.nodetool import TOOLS_SUBDIR
+
+    root = Path(os.environ["HOME"]) / ".reproman" / "run-root"
+    tools = root / TOOLS_SUBDIR
+    tools.parent.mkdir(parents=True)
+    tools.write_text("a file where the tools directory goes: the transfer carrying the tool fails\n")
+    with pytest.raises(ReproManError):
+        api.run(command="echo one > one.txt", outputs=["one.txt"], follow=True)
+    assert Registry().entries() == []
+    tools.unlink()
+    job = _run(command="echo two > two.txt", outputs=["two.txt"])
+    env = _single_environment(job)
+    # Had the failed transfer been taken for a sent tool, this job would have found it missing.
+    assert "missing" not in str(env.get("spec_status")), env.get("spec_status")
+    assert env["spec"]["distributions"], "the node tool ran and traced the executable"
+    assert list(tools.glob("reproman-node-*.pyz")), "the second submission sent the tool"

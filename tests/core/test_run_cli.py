@@ -107,3 +107,44 @@ def test_concurrent_cli_batch_runs(workdir: Path) -> None:
     for n in range(4):
         for i in range(10):
             assert (workdir / f"c{n}-{i}").read_text() == f"{n}{i}\n"
+
+
+def _fetch_when_done(jobid: str, cwd: Path, *extra: str) -> str:
+    """``reproman jobs [EXTRA] JOB`` until it fetches (the job runs in the background)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while True:
+        proc = reproman("jobs", *extra, jobid, cwd=cwd, check=False)
+        if proc.returncode == 0 and "Fetched job" in proc.stderr + proc.stdout:
+            return proc.stderr
+        assert time.monotonic() < deadline, proc.stderr
+        time.sleep(0.2)
+
+
+def test_run_keep_remote_is_remembered_by_a_later_fetch(workdir: Path) -> None:
+    kept = reproman("run", "--keep-remote", "-o", "a.txt", "sh", "-c", "echo a > a.txt", cwd=workdir)
+    jobid = kept.stdout.strip()
+    job = Registry().load(jobid)
+    assert job.keep_remote, "the wish is in the record"
+    _fetch_when_done(jobid, workdir)
+    assert (workdir / "a.txt").read_text() == "a\n"
+    assert Path(job.job_dir, "status.0").exists(), "run --keep-remote, yet the later fetch freed the job directory"
+    assert Path(job.working_directory, "a.txt").exists()
+    assert not Registry().load(jobid).extra.get("remote_released")
+
+    # Without the wish the fetch frees the resource; an explicit 'jobs --keep-remote' still keeps it.
+    freed = Registry().load(reproman("run", "-o", "b.txt", "sh", "-c", "echo b > b.txt", cwd=workdir).stdout.strip())
+    explicit = Registry().load(reproman("run", "-o", "c.txt", "sh", "-c", "echo c > c.txt", cwd=workdir)
+                               .stdout.strip())
+    assert not freed.keep_remote and not explicit.keep_remote
+    _fetch_when_done(freed.jobid, workdir)
+    _fetch_when_done(explicit.jobid, workdir, "--keep-remote")
+    assert not Path(freed.job_dir).exists()
+    assert Path(explicit.job_dir, "status.0").exists()
+
+    # A rerun remembers its own --keep-remote the same way.
+    rerun = Registry().load(reproman("rerun", "--keep-remote", jobid, cwd=workdir).stdout.strip().splitlines()[0])
+    assert rerun.rerun_of and rerun.rerun_of["jobid"] == jobid and rerun.keep_remote
+    _fetch_when_done(rerun.jobid, workdir)
+    assert Path(rerun.job_dir, "status.0").exists()

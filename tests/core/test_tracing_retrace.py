@@ -268,6 +268,33 @@ def test_cli_retrace_stdout_and_output_file(tmp_path: Path) -> None:
     assert "coreutils" in packages(load_spec(out))
 
 
+def test_cli_retrace_refuses_an_output_file_in_a_missing_directory(tmp_path: Path) -> None:
+    traced = tmp_path / "data.txt"
+    traced.write_text("x")
+    out = tmp_path / "missing" / "dir" / "out.yml"
+    run = subprocess.run([sys.executable, "-m", "reproman", "retrace", "-o", str(out), str(traced)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert f"directory {out.parent} does not exist" in run.stderr and "Create it first" in run.stderr
+    assert not (tmp_path / "missing").exists(), "nothing may be created for a mistyped -o"
+    assert run.stdout == ""
+
+
+def test_spec_write_refuses_a_missing_directory_and_a_directory(tmp_path: Path) -> None:
+    from reproman.errors import UsageError
+    from reproman.tracing.spec import EnvironmentSpec
+
+    spec = EnvironmentSpec(files=[str(tmp_path)])
+    with pytest.raises(UsageError, match="does not exist"):
+        spec.write(tmp_path / "nope" / "spec.yml")
+    assert not (tmp_path / "nope").exists()
+    with pytest.raises(UsageError, match="is a directory"):
+        spec.write(tmp_path)
+    spec.write(tmp_path / "spec.yml")  # an existing directory is fine
+    assert (tmp_path / "spec.yml").read_text().startswith("# ReproMan")
+
+
 def test_cli_retrace_without_arguments_is_a_usage_error() -> None:
     run = subprocess.run([sys.executable, "-m", "reproman", "retrace"], capture_output=True, text=True)
     assert run.returncode == 2 and "nothing to trace" in run.stderr

@@ -622,6 +622,16 @@ class DataladOrchestrator(Orchestrator):
                      self.job.jobid, self.record_dir, self.ref)
         return [str(k.fetched) for k in report.kept]
 
+    @classmethod
+    def forget_local(cls, job: JobSpec) -> list[str]:
+        """On ``jobs --delete``: remove the job's ref where merged; keep (and name) one holding unmerged results.
+
+        See :mod:`reproman_orchestrators_datalad.job_refs`.
+        """
+        from reproman_orchestrators_datalad.job_refs import forget_job_refs
+
+        return forget_job_refs(job.local_directory, job.jobid)
+
     def already_merged(self) -> bool:
         """Fetched before and merged: fetching again must not record the job twice."""
         if not self.local.rev(self.ref):

@@ -184,6 +184,7 @@ def run(
         )
         job.input_patterns = input_patterns
         job.output_patterns = output_patterns
+        job.keep_remote = keep_remote
         submit_job(connection, job, registry)
         result = RunResult(job=job)
         if not follow:
@@ -528,8 +529,25 @@ def _delete_held(
             row["resource"] = said.get("resource")
         if "error" in said:
             row["warning"] = said["error"]
+        job = next((s for s in fresh if s.jobid == entry.jobid), None)
+        if job is not None:
+            _forget_local(job, row)
         rows.append(row)
     return rows
+
+
+def _forget_local(job: JobSpec, row: dict[str, Any]) -> None:
+    """Let the job's orchestrator drop what the job left locally; what it keeps goes in ``row["kept_local"]``."""
+    from reproman.plugins.manager import get_plugin_manager
+
+    try:
+        kept = get_plugin_manager().orchestrator(job.orchestrator).load().forget_local(job)
+    except ReproManError as exc:
+        if str(exc) not in str(row.get("warning", "")):  # an unknown orchestrator: maybe said by the release
+            row["warning"] = "; ".join(filter(None, [row.get("warning"), str(exc)]))
+        return
+    if kept:
+        row["kept_local"] = list(kept)
 
 
 def _restore_kept(job: JobSpec, registry: Registry) -> dict[str, Any]:

@@ -313,6 +313,19 @@ class Orchestrator(ABC):
         must not raise for a resource that is gone.
         """
 
+    @classmethod
+    def forget_local(cls, job: JobSpec) -> list[str]:
+        """Called by ``jobs --delete`` once ``job``'s record is gone: drop what the job left on this machine.
+
+        Runs without a resource or session (the resource may be gone, and a
+        deleted job must not leave local clutter behind because of that).
+        Remove only what holds nothing the user may still need; for anything
+        kept, return one line saying what it is, why it is kept and how to
+        remove it. Default: nothing to do. Never raise for a local directory
+        that is gone.
+        """
+        return []
+
     #: Set by core before :meth:`fetch`: replace local files even if they changed after submission.
     overwrite: bool = False
     #: What the last :meth:`fetch` did locally (written, kept and skipped paths), for the user.

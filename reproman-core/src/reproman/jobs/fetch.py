@@ -41,7 +41,7 @@ def fetch_job(
     files kept that way are listed in ``job.extra["kept"]`` as
     ``{"local": ..., "fetched": ...}``. After a successful fetch the
     orchestrator frees what the job staged on the resource, unless
-    ``keep_remote``.
+    ``keep_remote`` or the job was submitted with it (``job.keep_remote``).
     """
     registry = registry or Registry()
     registered = registry.path(job.jobid).exists()
@@ -105,6 +105,7 @@ def _fetch_held(
     job.fetched = fetched_at
     job.extra["result"] = status.summary()
     save_record(job, registry, orchestrator.records_job)
+    keep_remote = keep_remote or job.keep_remote
     mismatched = (job.extra.get("verified") or {}).get("mismatched") or []
     if mismatched and not keep_remote:
         # The copy on the resource may be the only good one: never free it on a doubt.

@@ -9,7 +9,8 @@ Submission (called from :mod:`reproman.jobs.submit`):
   (:mod:`reproman.jobs.capture`);
 * :func:`stage` adds, to the one transfer that writes the job directory,
   the ``env/`` directory, the private secrets file and, the first time on
-  a resource, the node tool (:mod:`reproman.jobs.nodetool`). Whether it was
+  a resource, the node tool (:mod:`reproman.jobs.nodetool`); :func:`staged`
+  remembers it was sent once that transfer succeeded. Whether it was
   sent is remembered here rather than asked of the resource, so a
   submission costs no extra round trip; a job that finds the tool gone
   says so in its record and makes the next submission send it again.
@@ -31,7 +32,7 @@ import os
 import posixpath
 import shlex
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,13 +102,26 @@ def stage(session: Session, job: JobSpec, staging: Path) -> list[tuple[Path, str
     if job.capture == "off":
         return []
     (staging / capture.ENV_SUBDIR).mkdir(mode=0o700)
-    from reproman.jobs.nodetool import local_tool, mark_sent, was_sent
+    from reproman.jobs.nodetool import local_tool, was_sent
 
     tool, _cache = _tool_and_cache(job)
     if was_sent(job.resource_name, job.resource_id, tool):
         return []
-    mark_sent(job.resource_name, job.resource_id, tool)
     return [(local_tool(), tool)]
+
+
+def staged(job: JobSpec, extra: Sequence[tuple[Path, str]]) -> None:
+    """Call once the transfer carrying :func:`stage`'s ``extra`` succeeded: the node tool is there now.
+
+    Remembered only then: a transfer that failed (or was interrupted) must
+    leave the next submission sending the tool again, not trusting a copy
+    that never arrived.
+    """
+    from reproman.jobs.nodetool import mark_sent
+
+    tool, _cache = _tool_and_cache(job)
+    if any(remote == tool for _local, remote in extra):
+        mark_sent(job.resource_name, job.resource_id, tool)
 
 
 # -- fetch ------------------------------------------------------------------------------------

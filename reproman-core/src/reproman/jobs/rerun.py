@@ -171,6 +171,7 @@ def rerun(
         new.rerun_of = {"jobid": original.jobid, "subjobs": indices if failed else None}
         # Every existing local output counts as changed: one that differs is kept, not replaced.
         new.local_stamp = 0
+        new.keep_remote = keep_remote
         submit_job(connection, new, registry)
         result = RerunResult(job=new, original=original)
         if not (follow or verify):

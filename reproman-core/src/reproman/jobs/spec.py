@@ -85,6 +85,10 @@ class JobSpec:
     #: Subjob index -> epoch seconds (local clock) since which the scheduler
     #: says it ended, or forgot it, while its status file says nothing final.
     unaccounted: dict[str, float] = attrs.Factory(dict)
+    #: The user asked (``run --keep-remote``) to keep the job's files on the
+    #: resource after a fetch: every later fetch keeps them too, not only one
+    #: that ``run --follow`` makes itself.
+    keep_remote: bool = False
     #: Anything an orchestrator or submitter needs to remember (commit ids...).
     extra: dict[str, Any] = attrs.Factory(dict)
     # -- provenance (reproman.jobs.provenance) ------------------------------------

@@ -194,6 +194,7 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
                 _write_private(staging / name, text)
             extra = provenance.stage(connection.session, job, staging)
             connection.session.put_many([(staging, job.job_dir), *extra])
+            provenance.staged(job, extra)
     except BaseException:
         # Nothing can be running yet: forget the job rather than list a ghost,
         # and leave no empty directories behind on the resource.

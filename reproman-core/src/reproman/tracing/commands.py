@@ -44,6 +44,10 @@ def retrace(
         if spec:
             raise TracingError(f"{spec} lists no files to trace")
         raise UsageError("nothing to trace", hint="Give paths, or a ReproZip trace with --spec.")
+    if output_file:
+        from reproman.tracing.spec import check_output_file
+
+        check_output_file(output_file)
     from reproman.resources.commands import open_session
     from reproman.tracing.retrace import trace_paths
 

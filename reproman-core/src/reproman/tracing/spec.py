@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 
 from reproman import yamlio
-from reproman.errors import SpecError
+from reproman.errors import SpecError, UsageError
 
 SPEC_VERSION = "0.0.1"
 #: Keys of the old EnvironmentSpec (``base`` is reserved there and kept as is).
@@ -121,15 +121,37 @@ class EnvironmentSpec:
         return dump_yaml(self.to_dict(), header() if with_header else None)
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        """Write the spec atomically; a spec is the user's to share, so it gets the usual mode, not 0600."""
+        """Write the spec atomically; a spec is the user's to share, so it gets the usual mode, not 0600.
+
+        The file's directory must exist (see :func:`check_output_file`).
+        """
         from reproman.yamlio import atomic_write
 
+        check_output_file(path)
         atomic_write(path, self.to_yaml(), mode=None)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<spec>", text: str | None = None) -> EnvironmentSpec:
         """Validate loaded YAML data; errors name ``source`` and, given ``text``, the line."""
         return _validate(data, source, text)
+
+
+def check_output_file(path: str | os.PathLike[str]) -> None:
+    """Refuse an output path that is a directory or whose directory does not exist.
+
+    A spec goes where the user said: a mistyped ``-o`` must not leave a tree
+    of new directories behind (as ``cp`` or a shell redirection would not).
+    Called before tracing, so a long trace is not wasted on a bad path.
+    """
+    from reproman.localfiles import write_target
+
+    target = write_target(path)
+    if target.is_dir():
+        raise UsageError(f"{path} is a directory", hint="Give a file name, e.g. -o spec.yml.")
+    parent = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot write {path}: directory {parent} does not exist",
+                         hint="Create it first or choose another -o path; nothing was written.")
 
 
 # -- merging ------------------------------------------------------------------

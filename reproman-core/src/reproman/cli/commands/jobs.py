@@ -240,6 +240,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                     + (f" It was never fetched: its files stay on resource {row.get('resource')!r} in "
                        f"{row['kept_results']} (remove them there when you no longer need them)."
                        if row.get("kept_results") else ""))
+            for kept in row.get("kept_local") or ():
+                ui.info(f"Job {row['jobid']}: kept {kept}")
         elif action == "cancel" and "cancelled" in row:
             ui.info(f"Cancelled job {row['jobid']}." if row["cancelled"]
                     else f"Not cancelling job {row['jobid']}: {row['reason']}.")

@@ -70,3 +70,20 @@ def test_wait_for_path_ends_when_the_file_appears(tmp_path: Path) -> None:
         timer.cancel()
     assert time.monotonic() - started < 15.0  # woke on the file, not at the 30 s timeout
     assert session.wait_for_path(str(marker), 30.0) is True  # already there: at once
+
+
+def test_a_put_onto_a_conflicting_path_speaks_of_the_resource(tmp_path: Path) -> None:
+    """The landing rules' advice is about fetching; a put that conflicts says where to look instead."""
+    from reproman.errors import OutputConflictError
+
+    local = tmp_path / "inputs"
+    (local / "data").mkdir(parents=True)
+    (local / "data" / "x.txt").write_text("x\n")
+    remote = tmp_path / "remote" / "inputs"
+    remote.mkdir(parents=True)
+    (remote / "data").write_text("a file where the input has a directory\n")
+    with pytest.raises(OutputConflictError) as info:
+        ShellSession().put_many([(local, str(remote))])
+    message = str(info.value)
+    assert "on the resource" in message and "fetch again" not in message and "\n" not in message
+    assert (remote / "data").read_text() == "a file where the input has a directory\n"  # nothing changed

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reproman.errors import SessionError
+from reproman.errors import OutputConflictError, SessionError
 from reproman.resources.base import ONLINE, Resource
 from reproman.resources.landing import land, staging_dir
 from reproman.resources.manage import LOCAL_RESOURCE_NAME  # noqa: F401 - re-exported
@@ -179,7 +179,13 @@ class ShellSession(Session):
                     continue  # putting a path onto itself
                 _copy_path(src, stage / str(i))
                 staged.append((stage / str(i), dest))
-            land(staged)
+            try:
+                land(staged)
+            except OutputConflictError as exc:
+                # The landing rules speak of fetching; here the "local" side is the resource's.
+                raise OutputConflictError(exc.args[0] if exc.args else "", hint=(
+                    "Nothing was changed. Move that path on the resource away (or put to another path) and "
+                    "try again.")) from None
         except shutil.Error as exc:
             raise SessionError(_tree_copy_failure(exc)) from None
         except OSError as exc:

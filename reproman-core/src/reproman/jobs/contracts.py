@@ -184,6 +184,10 @@ class Submitter(ABC):
     name: ClassVar[str] = ""
     #: File name of the submission script inside the job directory.
     script_name: ClassVar[str] = "submit"
+    #: The submission script writes ``JobFiles.COMPLETED`` once every subjob has ended. Following
+    #: then waits on that file where the session can watch one (the local machine): it wakes at
+    #: the end, and polls in between only feed the progress display, so they can be rarer.
+    writes_completion_marker: ClassVar[bool] = False
 
     def __init__(self, session: Session, resource: Resource | None = None) -> None:
         self.session = session

@@ -61,6 +61,8 @@ BACKOFF = 1.5
 BUSY_GROWTH = 1.25
 #: While a job moves its polls stay this close at first (a short batch should not wait a second for nothing).
 BUSY_INTERVAL = 0.5
+#: Shortest wait between polls while the completion marker is watched (it wakes the follower at the end).
+MARKED_INTERVAL = 1.0
 #: The ceiling grows to this fraction of the time followed so far...
 AGE_FRACTION = 0.05
 #: ...and a busy job's interval to this fraction.
@@ -227,10 +229,12 @@ def follow(
     stuck_since: float | None = None
     unsaved = False
     saved_at = started
-    # Submitters that write the completion marker (local, plain) let a session
-    # that watches files cheaply end each sleep the moment it appears. Once it
+    # A submitter that writes the completion marker (local) lets a session that
+    # watches files cheaply end each sleep the moment it appears. Once it
     # exists, plain sleeps: a job may finish with subjobs still to be declared lost.
-    marker: str | None = posixpath.join(job.job_dir, layout.COMPLETED)
+    writes = getattr(submitter, "writes_completion_marker", False)
+    marker: str | None = posixpath.join(job.job_dir, layout.COMPLETED) if writes else None
+    watched = marker is not None and connection.session.watches_paths
     waiting: tuple[str, float] | None = None  # the pending reason while nothing has started, and since when
     told = False
     outage: Outage | None = None
@@ -293,7 +297,9 @@ def follow(
             time.sleep(interval)
             continue
         try:
-            if connection.session.wait_for_path(marker, interval):
+            # The marker ends the wait the moment the job completes, so polls in between only
+            # feed the progress display: no need for them to take CPU from the subjobs twice a second.
+            if connection.session.wait_for_path(marker, max(interval, MARKED_INTERVAL) if watched else interval):
                 marker = None  # it appeared: poll now, and plain sleeps from then on
         except TRANSIENT:
             pass  # the next poll meets the same trouble, and retries

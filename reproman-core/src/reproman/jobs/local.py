@@ -34,6 +34,7 @@ class LocalSubmitter(Submitter):
 
     name = "local"
     script_name = "submit"
+    writes_completion_marker = True
 
     def submission_script(self, job: JobSpec) -> str:
         procs = job.parameters.get("num_processes")

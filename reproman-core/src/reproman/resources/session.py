@@ -399,14 +399,18 @@ class Session(ABC):
         return env
 
     # -- file queries --------------------------------------------------------
+    #: Whether :meth:`wait_for_path` ends as soon as the path appears (not only a sleep).
+    watches_paths: bool = False
+
     def wait_for_path(self, path: str, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for ``path`` to exist; whether it appeared.
 
         Following a job sleeps between polls. A session that can watch a file
         for the cost of a ``stat`` (this machine's file system) overrides this
         to end the sleep as soon as a job's completion marker appears, instead
-        of up to one poll interval later. The default only sleeps: asking a
-        remote host more often would cost more than the wait it saves.
+        of up to one poll interval later, and sets :attr:`watches_paths`. The
+        default only sleeps: asking a remote host more often would cost more
+        than the wait it saves.
         """
         import time
 

@@ -116,6 +116,8 @@ class ShellSession(Session):
         return subprocess.call(argv, env={**os.environ, **self._env})
 
     # Local fast paths: the same semantics as the generic versions, no fork.
+    watches_paths = True
+
     def wait_for_path(self, path: str, timeout: float) -> bool:
         import time
 

@@ -141,12 +141,20 @@ def watch_list(spec: dict[str, Any], traced: Sequence[str]) -> list[str]:
 
 
 def _replace(path: str, text: str, mtime: float | None = None) -> None:
+    """Write ``path`` whole or not at all; a failed write (a full disk) leaves no temporary file behind."""
     temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w", encoding="utf-8", errors="surrogateescape") as handle:
-        handle.write(text)
-    if mtime is not None:
-        os.utime(temporary, (mtime, mtime))
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(text)
+        if mtime is not None:
+            os.utime(temporary, (mtime, mtime))
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
 
 
 def write_cache(cache: str, ctx: str, answer: str, watch: Sequence[str], started: float) -> None:

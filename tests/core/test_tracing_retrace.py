@@ -251,6 +251,18 @@ def test_trace_execution_without_strace_says_what_to_install() -> None:
         trace_execution(session, ["true"])
 
 
+def test_cli_trace_of_a_command_that_cannot_start_writes_no_trace(tmp_path: Path) -> None:
+    # A trace file for a command that never ran would record an environment that was never used.
+    if not _strace_works():
+        pytest.skip("strace cannot trace here")
+    run = subprocess.run([sys.executable, "-m", "reproman", "execute", "--trace", str(tmp_path / "no-such-program")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("reproman: error:")]
+    assert len(errors) == 1 and "did not start" in errors[0], run.stderr
+    assert not list(tmp_path.glob("reproman-trace-*")), os.listdir(tmp_path)
+
+
 # -- CLI -----------------------------------------------------------------------------
 @needs_debian
 def test_cli_retrace_stdout_and_output_file(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ class TracedResult(CommandResult):
 
 #: Where opened files are not environment but the machine's own state.
 _SKIP_PREFIXES = ("/proc/", "/sys/", "/dev/", "/run/")
+#: A successful ``execve`` in the log: the traced command (or a child) did start.
+_STARTED_RE = re.compile(r'^(?:\d+\s+)?execve\(.*\) = 0\s*$', re.MULTILINE)
 _OPEN_RE = re.compile(r'^(?:\d+\s+)?(?:open|openat|openat2|execve|execveat)\((?:[^",]*, )?"((?:[^"\\]|\\.)*)"')
 
 
@@ -80,6 +82,12 @@ def trace_execution(session: Session, argv: Sequence[str]) -> TracedResult:
             f"strace cannot trace on this resource: {result.stderr.strip().splitlines()[0]}",
             hint="Containers need the SYS_PTRACE capability (docker run --cap-add SYS_PTRACE).",
         )
+    if not _STARTED_RE.search(fetched.stdout):
+        # strace could not start the command (no such program, not executable): nothing ran,
+        # so there is no environment to write down, and a trace file would say otherwise.
+        said = (result.stderr.strip().splitlines() or ["strace started nothing"])[-1]
+        raise TracingError(f"nothing was traced: {argv[0]!r} did not start on the resource ({said})",
+                           hint="Check the command's name and path there.")
     from reproman.tracing.retrace import trace_paths
 
     spec = trace_paths(session, parse_strace(fetched.stdout))

@@ -400,3 +400,20 @@ def test_jobs_cancel_end_to_end(sge, tmp_path):
     shown = reproman("jobs", "--show", "--status", "--json", jobid, cwd=work)
     assert shown.returncode == 0, shown.stderr
     assert '"cancelled"' in shown.stdout
+
+
+def test_pbs_submitter_on_grid_engine_takes_its_job_back(sge, session, jobroot):
+    """Grid Engine's qsub accepts a PBS script; the job would run untracked, so it is deleted and said so."""
+    from reproman_submitters.pbs import PBSSubmitter
+
+    pbs = PBSSubmitter(session)
+    job, script = make_job(session, pbs, jobroot, ["sleep 30"])
+    with pytest.raises(SubmissionError) as info:
+        pbs.submit(job, script)
+    message = str(info.value)
+    assert "Grid Engine" in message and "--submitter sge" in message and "\n" not in message
+    number = message.split("queued job ")[1].split(",")[0]
+    deadline = time.monotonic() + 30
+    while subprocess.run(["qstat", "-j", number], capture_output=True).returncode == 0:  # gone from the queue
+        assert time.monotonic() < deadline, qstat_j(number)
+        time.sleep(0.5)

@@ -287,6 +287,16 @@ class PBSSubmitter(BatchSubmitter):
 
     def _qsub(self, args: Sequence[str], cwd: str | None, job: JobSpec) -> str:
         result = self.run(["qsub", *args], f"qsub for job {job.jobid}", cwd=cwd)
+        foreign = _GRID_ENGINE_RE.match(result.stdout.strip())
+        if foreign:
+            # Grid Engine's qsub took the script (its options overlap PBS's): a job ReproMan cannot
+            # follow would run untracked. Take it back before saying so.
+            self.session.execute_command(["qdel", foreign.group(1)])
+            raise SubmissionError(
+                f"qsub here is Grid Engine's, not PBS's: it queued job {foreign.group(1)}, "
+                "which was deleted again",
+                hint="Submit with '--submitter sge'.",
+            )
         return parse_qsub_output(result.stdout)
 
     # -- follow -------------------------------------------------------------------------------
@@ -325,6 +335,10 @@ class PBSSubmitter(BatchSubmitter):
 
     def cancel(self, job: JobSpec) -> None:
         self.cancel_all(job, ["qdel"], ignore=("unknown job id", "has finished", "invalid state", "request invalid"))
+
+
+#: What Grid Engine's qsub says on success: ``Your job 12 ("name") ...`` or ``Your job-array 12.1-4:1 (...``.
+_GRID_ENGINE_RE = re.compile(r'^Your job(?:-array)? (\d+)[.\d:-]* \(".*"\) has been submitted$')
 
 
 def parse_qsub_output(stdout: str) -> str:

@@ -64,12 +64,14 @@ def test_pass_through_directive_and_job_directory_checked(cls: Any) -> None:
         sub.submission_script(_job(sub, {"directives": ["touch /tmp/pwned"]}))
 
 
+# Grid Engine's qsub, checked on the real one here: "a#b" reads as a, "a'b" and 'a"b' as ab, a\b is refused.
 @pytest.mark.parametrize(("cls", "char"), [(PBSSubmitter, '"'), (LSFSubmitter, '"'), (CondorSubmitter, "$"),
-                                           (SGESubmitter, '"')],
-                         ids=["pbs", "lsf", "condor", "sge"])
+                                           (SGESubmitter, '"'), (SGESubmitter, "'"), (SGESubmitter, "#"),
+                                           (SGESubmitter, "\\")],
+                         ids=["pbs", "lsf", "condor", "sge", "sge-quote", "sge-hash", "sge-backslash"])
 def test_per_scheduler_characters(cls: Any, char: str) -> None:
     sub = cls(ShellSession())
-    with pytest.raises(SubmissionError, match=f"cannot contain '{re.escape(char)}'"):
+    with pytest.raises(SubmissionError, match=f"cannot contain {re.escape(repr(char))}"):
         sub.submission_script(_job(sub, {"account": f"lab{char}42"}))
 
 

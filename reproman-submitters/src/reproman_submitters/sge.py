@@ -189,8 +189,9 @@ class SGESubmitter(BatchSubmitter):
     # -- script ----------------------------------------------------------------------------------
     def directives(self, job: Any, params: Mapping[str, Any]) -> list[str]:
         """``#$`` options, in the order a person would write them."""
-        # Grid Engine's directive parser has no escape for '"' inside a quoted value.
-        check_directive_values(self.name, {**params, "job directory": job.job_dir}, forbidden='"',
+        # Grid Engine's directive parser has no escape inside a quoted value: it drops quotes of
+        # either kind from it, ends the line at '#' and refuses '\' (a#b reads as a, a'b as ab).
+        check_directive_values(self.name, {**params, "job directory": job.job_dir}, forbidden='"\'#\\',
                                directive_form=OPTION_DIRECTIVE)
         jobdir = str(job.job_dir).rstrip("/")
         opts = [

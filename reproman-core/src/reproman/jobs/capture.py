@@ -45,8 +45,6 @@ from collections.abc import Sequence
 
 import attrs
 
-from reproman.jobs.layout import STARTED
-
 ENV_SUBDIR = "env"
 CACHE_SUBDIR = ".reproman/envcache"
 SECRETS_FILE = "secrets.env"
@@ -74,9 +72,9 @@ class Blocks:
     functions: str = ""
     #: After the job's variables are exported, before the subjob's command.
     before: str = ""
-    #: ``before`` writes the subjob's record into ``started.INDEX`` (which then needs no empty
-    #: write of its own): one file per subjob fewer to create, which is most of what a trivial
-    #: subjob costs beyond its command.
+    #: ``before`` writes the subjob's record into ``started.INDEX`` (``$rm_started`` in the
+    #: runscript), which then needs no empty write of its own: one file per subjob fewer to
+    #: create, which is most of what a trivial subjob costs beyond its command.
     writes_started: bool = False
     #: Put in front of each subjob's command (``run --trace``: the strace wrapper).
     runner: str = ""
@@ -136,7 +134,7 @@ rm_key="$rm_host.$rm_tag.${#rm_ctx}"
   printf 'host=%s\nkey=%s\nctx=%s\nresolved=' "$rm_host" "$rm_key" "$rm_ctx"
   command -v "$rm_exe" 2>/dev/null || echo
   @SCHED@
-} > "$jobdir/@STARTED@.$i" 2>/dev/null
+} > "$rm_started" 2>/dev/null
 # Every subjob but the first on a node finds the lock taken: one stat, no failing create.
 if [ ! -e "$rm_env/n.$rm_key.lock" ] && { set -C; printf '%s\n' "$i" > "$rm_env/n.$rm_key.lock"; } 2>/dev/null; then
   set +C; rm_mine=y
@@ -202,7 +200,7 @@ _SPEC = r"""if [ -n "@NOSPEC@" ]; then printf 'spec=none: %s\n' "@NOSPEC@" >> "$
 """
 
 _TRACE_BEFORE = r"""rm_strace=; command -v strace >/dev/null 2>&1 && rm_strace=y
-[ -n "$rm_strace" ] || printf 'strace=none: strace is not installed on this node\n' >> "$jobdir/@STARTED@.$i"
+[ -n "$rm_strace" ] || printf 'strace=none: strace is not installed on this node\n' >> "$rm_started"
 """
 
 _TRACE_FUNCTIONS = r"""rm_run() {
@@ -222,9 +220,9 @@ _TRACE_AFTER = r"""if [ -s "$rm_env/strace.$i" ]; then
   if [ -x /usr/bin/python3 ]; then rm_py=/usr/bin/python3; else rm_py=$(command -v python3 2>/dev/null); fi
   if [ -n "$rm_py" ] && [ -r "$rm_tool" ]; then
     "$rm_py" -E -s -S "$rm_tool" strace --log "$rm_env/strace.$i" --out "$rm_env/trace.$i.json" \
-      >>"$rm_env/trace.$i.log" 2>&1 || printf 'strace=failed: see trace.%s.log\n' "$i" >> "$jobdir/@STARTED@.$i"
+      >>"$rm_env/trace.$i.log" 2>&1 || printf 'strace=failed: see trace.%s.log\n' "$i" >> "$rm_started"
   else
-    printf 'strace=untraced: no python3 or node tool on this node\n' >> "$jobdir/@STARTED@.$i"
+    printf 'strace=untraced: no python3 or node tool on this node\n' >> "$rm_started"
   fi
 fi
 """
@@ -269,8 +267,8 @@ def blocks(
         runner = "rm_run"
     return Blocks(
         functions=functions,
-        before=before.replace("@STARTED@", STARTED),
+        before=before,
         writes_started=True,
         runner=runner,
-        after=after.replace("@STARTED@", STARTED),
+        after=after,
     )

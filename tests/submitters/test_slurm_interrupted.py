@@ -19,10 +19,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from submitters_helpers import CountingSession, make_job, submit, wait
 
+from reproman.errors import SubmissionError
 from reproman.jobs.registry import Registry
+from reproman_submitters.slurm import SlurmSubmitter
 
 pytestmark = pytest.mark.usefixtures("slurm")
 
@@ -141,3 +145,72 @@ def test_resource_unreachable_keeps_submission_interrupted(work: Path, tmp_path:
     detail = job.subjobs[0].outcome["detail"]
     assert detail.startswith("submission interrupted:") and "check its queue" in detail, detail
     assert "'cluster-gone' could not be reached" in detail, detail
+
+
+# -- the lookup itself, on jobs submitted directly ------------------------------------------------
+
+@pytest.fixture
+def sub(session: CountingSession) -> Iterator[SlurmSubmitter]:
+    submitter = SlurmSubmitter(session)
+    made: list[str] = []
+    plain_make = submitter.submission_script
+
+    def tracked(job: Any) -> str:
+        made.append(job.jobid)
+        return plain_make(job)
+
+    submitter.submission_script = tracked  # type: ignore[method-assign]
+    yield submitter
+    for jobid in made:
+        subprocess.run(["scancel", "-n", f"reproman-{jobid}"], capture_output=True)
+
+
+def test_lookup_is_one_command_and_finds_every_piece_of_a_split_array(sub, session, jobroot):
+    job, script = make_job(session, sub, jobroot, ["sleep 30"] * 7, {"max_array_size": 3,
+                                                                      "directives": ["--hold"]})
+    submitted = sub.submit(job, script)
+    assert len(submitted.split(",")) == 3
+    session.commands.clear()
+    assert sub.find_submitted(job) == submitted
+    assert len(session.commands) == 1 and "squeue" in session.commands[0] and "sacct" in session.commands[0]
+
+
+def test_lookup_finds_a_job_that_already_left_the_queue_in_sacct(sub, session, jobroot, monkeypatch, tmp_path):
+    job = submit(session, sub, jobroot, ["true"])
+    wait(session, sub, job)
+    deadline = time.monotonic() + 30
+    while f"reproman-{job.jobid}" not in subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-j", str(job.submission_id), "-o", "JobName"],
+            capture_output=True, text=True).stdout:
+        assert time.monotonic() < deadline, "accounting never recorded the job"
+        time.sleep(0.5)
+    # Fault injection: a controller that already purged it (MinJobAge) lists nothing.
+    bindir = tmp_path / "empty-squeue"
+    bindir.mkdir()
+    (bindir / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    (bindir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    assert sub.find_submitted(job) == job.submission_id
+
+
+def test_lookup_of_a_job_never_submitted_says_so(sub, session, jobroot):
+    job, _script = make_job(session, sub, jobroot, ["true"])
+    assert sub.find_submitted(job) == ""
+
+
+def test_lookup_without_accounting_cannot_tell_about_what_squeue_does_not_list(sub, session, jobroot,
+                                                                               no_accounting):
+    job, _script = make_job(session, sub, jobroot, ["true"])
+    assert sub.find_submitted(job) is None
+
+
+def test_part_of_a_split_array_is_cancelled_and_not_adopted(sub, session, jobroot):
+    job, script = make_job(session, sub, jobroot, ["sleep 30"] * 7, {"max_array_size": 3,
+                                                                      "directives": ["--hold"]})
+    # The submission stopped after the first of three sbatch calls.
+    first = sub._sbatch(["--array=0-2", script, "0"], str(job.job_dir), job)
+    with pytest.raises(SubmissionError, match=rf"only 1 of the 3 arrays .*\({first}\).* cancelled"):
+        sub.find_submitted(job)
+    states = subprocess.run(["squeue", "-h", "-t", "all", "-j", first, "-o", "%T"], capture_output=True,
+                            text=True).stdout.split()
+    assert states and set(states) <= {"CANCELLED"}, states

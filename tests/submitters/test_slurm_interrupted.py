@@ -26,6 +26,7 @@ from submitters_helpers import CountingSession, make_job, submit, wait
 
 from reproman.errors import SubmissionError
 from reproman.jobs.registry import Registry
+from reproman.jobs.spec import JobSpec
 from reproman_submitters.slurm import SlurmSubmitter
 
 pytestmark = pytest.mark.usefixtures("slurm")
@@ -78,6 +79,7 @@ def killed_during_sbatch(work: Path, tmp_path: Path, *, queue_first: bool) -> st
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     [job] = Registry().entries()
+    assert isinstance(job, JobSpec), job
     assert job.status == "registered" and not job.submission_id  # the CLI never learnt the id
     return job.jobid
 
@@ -142,7 +144,7 @@ def test_resource_unreachable_keeps_submission_interrupted(work: Path, tmp_path:
     assert row["outcome"] == "submission failed", row
     job = Registry().load(jobid)
     assert job.submission_id is None
-    detail = job.subjobs[0].outcome["detail"]
+    detail = (job.subjobs[0].outcome or {}).get("detail", "")
     assert detail.startswith("submission interrupted:") and "check its queue" in detail, detail
     assert "'cluster-gone' could not be reached" in detail, detail
 

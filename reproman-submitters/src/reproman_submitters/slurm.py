@@ -367,17 +367,25 @@ class SlurmSubmitter(BatchSubmitter):
             self._max_array_size = int(match.group(1)) if match else 0
         return self._max_array_size or None
 
+    def pieces(self, job: JobSpec) -> list[tuple[int, int]]:
+        """The ``(offset, count)`` arrays ``job`` is submitted as: one ``sbatch`` each (one for a launcher)."""
+        params = self.parameters(job)
+        n = self.n_subjobs(job)
+        if params.get("launcher"):
+            return [(0, n)]
+        limit = params.get("max_array_size")
+        if limit is None and n > 1000:
+            # Slurm rejects task ids >= MaxArraySize (default 1001): split for the site.
+            limit = self.site_max_array_size()
+        return chunks(n, int(limit) if limit else None)
+
     def submit(self, job: JobSpec, script_path: str) -> str:
         params = self.parameters(job)
         n = self.n_subjobs(job)
         jobdir = str(job.job_dir).rstrip("/") or None
         if params.get("launcher"):
             return self._sbatch([script_path], jobdir, job)
-        limit = params.get("max_array_size")
-        if limit is None and n > 1000:
-            # Slurm rejects task ids >= MaxArraySize (default 1001): split for the site.
-            limit = self.site_max_array_size()
-        pieces = chunks(n, int(limit) if limit else None)
+        pieces = self.pieces(job)
         throttle = params.get("throttle")
         ids: list[str] = []
         try:
@@ -635,6 +643,71 @@ class SlurmSubmitter(BatchSubmitter):
     # -- cancel -----------------------------------------------------------------------------
     def cancel(self, job: JobSpec) -> None:
         self.cancel_all(job, ["scancel"], ignore=("already completing or completed", "invalid job id"))
+
+    # -- an interrupted submission ------------------------------------------------------------
+    def find_submitted(self, job: JobSpec) -> str | None:
+        """The Slurm ids of the jobs named ``reproman-<jobid>``, from ``squeue`` and ``sacct`` in one command.
+
+        squeue lists what is queued or running (and, for ``MinJobAge``, what
+        just ended); sacct, asked from the day before the job was registered,
+        what already left the queue. Only this user's jobs count. Without
+        accounting, a job squeue does not list may have run already: None.
+
+        Several ids are the pieces of a split array: adopted when there are
+        as many as :meth:`submit` makes. Fewer means the submission stopped
+        between two ``sbatch`` calls: the pieces Slurm took are cancelled,
+        as :meth:`submit` does when a piece fails, and the job is not
+        adopted (a SubmissionError says so). More cannot be told apart: None.
+        """
+        name = shlex.quote(f"reproman-{job.jobid}")
+        since = _day_before(job.created)
+        result = self.session.execute_command(
+            f'squeue -h -t all -u "$(id -un)" -n {name} -o %F; echo "{_LOOKUP_MARK} $?"; '
+            f'sacct -n -X -P -u "$(id -un)" --name={name} -S {since} -o JobID 2>&1; echo "{_LOOKUP_MARK} $?"'
+        )
+        queue_text, _, rest = result.stdout.partition(_LOOKUP_MARK)
+        queue_rc, _, history_text = rest.partition("\n")
+        history_text, _, history_rc = history_text.partition(_LOOKUP_MARK)
+        if queue_rc.strip() != "0":
+            raise SubmissionError(f"squeue failed (exit {queue_rc.strip() or '?'}): "
+                                  f"{(result.stderr.strip() or 'no output').splitlines()[-1]}")
+        ids = {line.strip() for line in queue_text.splitlines() if line.strip().isdigit()}
+        if history_rc.strip() == "0":
+            ids |= {line.strip().split("_")[0] for line in history_text.splitlines()
+                    if line.strip().split("_")[0].isdigit()}
+        elif not ids:
+            lgr.info("job %s: squeue does not list it and sacct cannot say whether it ran: %s", job.jobid,
+                     history_text.strip() or f"exit {history_rc.strip()}")
+            return None
+        found = sorted(ids, key=int)  # Slurm ids grow: submission order
+        expected = len(self.pieces(job))
+        if len(found) == expected:
+            return ",".join(found)
+        if not found:
+            return ""
+        if len(found) > expected:
+            lgr.warning("job %s: Slurm holds %d jobs named reproman-%s (%s), %d expected; not adopting any",
+                        job.jobid, len(found), job.jobid, ", ".join(found), expected)
+            return None
+        self.session.execute_command(["scancel", *found])
+        raise SubmissionError(
+            f"only {len(found)} of the {expected} arrays of the job reached Slurm ({', '.join(found)}); "
+            "they were cancelled")
+
+
+#: Separates (and follows, with the exit code) the two answers of :meth:`SlurmSubmitter.find_submitted`.
+_LOOKUP_MARK = "--reproman-lookup-exit"
+
+
+def _day_before(created: str) -> str:
+    """``YYYY-MM-DD`` of the day before ``created`` (an ISO time): sacct's start, with room for clocks and zones."""
+    import datetime
+
+    try:
+        day = datetime.datetime.fromisoformat(created).date()
+    except (TypeError, ValueError):
+        return "now-7days"
+    return (day - datetime.timedelta(days=1)).isoformat()
 
 
 def _settling(now: int | None, end: str) -> bool:

@@ -258,6 +258,32 @@ class Submitter(ABC):
     def cancel(self, job: JobSpec) -> None:
         """Stop every subjob of ``job`` that is queued or running."""
 
+    def find_submitted(self, job: JobSpec) -> str | None:
+        """The submission id of ``job`` if the scheduler holds it; "" if it has none; None if it cannot tell.
+
+        Why: ``reproman run`` killed (``kill -9``, a lost terminal) while
+        :meth:`submit` ran never learnt the submission id, yet the scheduler
+        may have queued the job. Without an answer here core can only settle
+        the job as "submission interrupted" (final, deletable), and a job
+        that is in fact queued would then run unfollowed, its job directory
+        deletable under it. With one, core adopts the id (the job is
+        followed and fetched like any other) or, on "", settles it as
+        never queued.
+
+        Find the job by what :meth:`submit` gave the scheduler that names it
+        (every scheduler submitter here names it ``reproman-<jobid>``), in
+        the queue and in the scheduler's memory of finished jobs, in ONE
+        remote command. Return the id in the form :meth:`submit` returns
+        (several ids joined by "," for a split array, in submission order),
+        so polling and cancelling work on it unchanged. Return "" only when
+        the scheduler would list the job if it had ever taken it; return None
+        (the default: this submitter cannot tell) when the history is off or
+        the answer is ambiguous. Raise :class:`reproman.errors.ReproManError`
+        when asking failed; core then keeps "submission interrupted", with
+        the error's words.
+        """
+        return None
+
 
 class Orchestrator(ABC):
     """Moves data for a job: stage inputs before, bring results back after."""

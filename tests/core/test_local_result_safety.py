@@ -148,3 +148,53 @@ def test_a_skipped_record_path_is_no_checksum_mismatch(tmp_path: Path, monkeypat
     assert record.extra.get("remote_released") is True
     assert (tmp_path / "two.txt").read_text() == "two\n"
     assert "evil" not in (tmp_path / victim).read_text()
+
+
+def _wait_for_file(path: Path, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.1)
+
+
+def test_an_output_edited_after_a_keep_remote_fetch_is_kept_on_the_next_fetch(tmp_path: Path) -> None:
+    """A local result and the resource's kept copy are two files: the edit stays, the job's version is kept aside.
+
+    (Trial I: the local copy was a hard link to the resource's, so the edit changed both, and the next
+    fetch silently found nothing to keep while the job's own output was gone.)
+    """
+    from reproman.testing.cli import run_cli
+
+    jobid = run_cli(["run", "-o", "r.txt", "sh", "-c", "echo job > r.txt"], cwd=tmp_path).stdout.strip()
+    assert run_cli(["jobs", "--follow", "--keep-remote", jobid], cwd=tmp_path).returncode == 0
+    assert (tmp_path / "r.txt").read_text() == "job\n"
+    with open(tmp_path / "r.txt", "r+") as handle:  # an edit in place: same inode, as an editor or '>' makes
+        handle.truncate()
+        handle.write("my edit\n")
+    refetch = run_cli(["jobs", "--fetch", jobid], cwd=tmp_path)
+    assert refetch.returncode == 0, refetch.stderr
+    assert (tmp_path / "r.txt").read_text() == "my edit\n"
+    kept = tmp_path / ".reproman" / "jobs" / "local" / jobid / "fetched" / "r.txt"
+    assert kept.read_text() == "job\n" and "kept" in refetch.stderr + refetch.stdout
+
+
+def test_a_later_job_in_a_named_working_directory_does_not_change_a_fetched_result(tmp_path: Path) -> None:
+    """Job 2 appends, in place, to the file job 1 wrote there: the user's fetched copy of job 1's result stays."""
+    from reproman.testing.cli import run_cli
+
+    shared = tmp_path / "shared wd"
+    project = tmp_path / "project"
+    project.mkdir()
+    first = run_cli(["run", "--follow", "--jp", f"working_directory={shared}", "-o", "out.txt",
+                     "sh", "-c", "echo one > out.txt"], cwd=project)
+    assert first.returncode == 0, first.stderr
+    assert (project / "out.txt").read_text() == "one\n"
+    second = run_cli(["run", "--jp", f"working_directory={shared}", "-o", "out.txt",
+                      "sh", "-c", "echo two >> out.txt"], cwd=project)
+    jobid = second.stdout.strip()
+    home = Path(os.environ["HOME"])
+    _wait_for_file(home / ".reproman" / "run-root" / ".reproman" / "jobs" / "local" / jobid / "completed")
+    assert (shared / "out.txt").read_text() == "one\ntwo\n"
+    assert (project / "out.txt").read_text() == "one\n"  # not fetched yet: the user's result is job 1's

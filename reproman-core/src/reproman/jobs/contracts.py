@@ -358,6 +358,9 @@ class Orchestrator(ABC):
 
     #: Set by core before :meth:`fetch`: replace local files even if they changed after submission.
     overwrite: bool = False
+    #: Set by core before :meth:`fetch`: the job's side on the resource is freed right after it
+    #: (no ``--keep-remote``), so what :meth:`landing` names as :attr:`Landing.linkable` goes away.
+    releases_remote: bool = False
     #: What the last :meth:`fetch` did locally (written, kept and skipped paths), for the user.
     landing_report: LandingReport | None = None
 
@@ -366,7 +369,9 @@ class Orchestrator(ABC):
 
         Local files changed after the job's submission stamp are kept and the
         job's version goes to ``.reproman/jobs/<resource>/<jobid>/fetched/``;
-        ReproMan's own record directory is never protected.
+        ReproMan's own record directory is never protected. Only the job
+        directory is :attr:`Landing.linkable` (when the fetch frees the
+        resource); an orchestrator whose :meth:`cleanup` removes more adds it.
         """
         import os
         from pathlib import Path
@@ -381,6 +386,8 @@ class Orchestrator(ABC):
             keep_root=Path(os.path.abspath(self.job.local_directory)),
             overwrite=self.overwrite,
             exempt=(record,),
+            # The job directory is removed after a fetch that frees the resource.
+            linkable=(str(job.job_dir),) if self.releases_remote and job.job_dir else (),
         )
 
     def fetch_lock(self) -> AbstractContextManager[None]:

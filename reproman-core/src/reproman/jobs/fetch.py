@@ -83,6 +83,7 @@ def _fetch_held(
 ) -> list[str]:
     orchestrator = connection.orchestrator(job)
     orchestrator.overwrite = overwrite
+    orchestrator.releases_remote = not (keep_remote or job.keep_remote)
     outcome.record(job, status)
     fetched_at = outcome.now_iso()
     if orchestrator.records_job:

@@ -17,10 +17,13 @@ import os
 import posixpath
 import shlex
 
+import attrs
+
 from reproman.errors import OrchestratorError, OutputConflictError, SessionError
 from reproman.jobs import layout
 from reproman.jobs.contracts import Orchestrator
 from reproman.jobs.status import local_log_dir
+from reproman.resources.landing import Landing
 
 lgr = logging.getLogger(__name__)
 
@@ -171,10 +174,22 @@ class PlainOrchestrator(Orchestrator):
         result = self.session.execute_command("exec /bin/sh -s", stdin=script.encode("utf-8", "surrogateescape"))
         return result.stdout.splitlines()
 
+    def landing(self) -> Landing:
+        """The base rules; the per-job working directory is linkable too when the fetch frees it."""
+        rules = super().landing()
+        if self.releases_remote and self._own_working_directory():
+            rules = attrs.evolve(rules, linkable=(*rules.linkable, self.job.working_directory))
+        return rules
+
+    def _own_working_directory(self) -> bool:
+        """The working directory is ReproMan's per-job one (removed by :meth:`cleanup`), not one the user named."""
+        job = self.job
+        return not job.parameters.get("working_directory") and job.working_directory == self.default_working_directory()
+
     def cleanup(self) -> None:
         """Remove the per-job working directory (staged inputs and outputs); never one the user named."""
         job = self.job
-        if job.parameters.get("working_directory") or job.working_directory != self.default_working_directory():
+        if not self._own_working_directory():
             return
         result = self.session.execute_command(["rm", "-rf", "--", job.working_directory])
         if result.returncode != 0:

@@ -75,6 +75,15 @@ class Landing:
     overwrite: bool = False
     #: Destinations under these directories are never protected (ReproMan's own records).
     exempt: tuple[Path, ...] = ()
+    #: Paths on the resource (and everything under them) that are deleted right after this fetch.
+    #: A backend whose "resource" is this machine may hard-link those instead of copying; any other
+    #: source must be copied: a link would tie the user's result to a file that a later job, or an
+    #: edit on either side, can change in place.
+    linkable: tuple[str, ...] = ()
+
+    def may_link(self, source: str) -> bool:
+        """Whether the resource's ``source`` goes away after this fetch (so a hard link shares nothing)."""
+        return any(source == p or source.startswith(p.rstrip("/") + "/") for p in self.linkable)
 
     def protects(self, path: Path) -> bool:
         """Whether a local file at ``path`` is subject to the changed-after rule at all."""

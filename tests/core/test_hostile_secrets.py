@@ -78,6 +78,22 @@ def test_env_values_hidden_unless_asked(workdir: Path) -> None:
     assert f"LABEL: {SECRET}" in revealed.stdout
 
 
+@pytest.mark.parametrize("show", [["--show"], ["--show", "--show-env"]], ids=["hidden", "show-env"])
+def test_a_job_spec_made_from_show_is_refused_not_run_with_placeholders(workdir: Path, show: list[str]) -> None:
+    # Trial I: the README's 'jobs --show > spec; run --js spec' ran the command with MODE set to the
+    # placeholder text, and (with --show-env) API_TOKEN empty, without a word.
+    first = run_cli(["run", "--follow", "--jp", f"env=MODE=fast,API_TOKEN={SECRET}", "-o", "m.txt",
+                     "sh", "-c", 'echo "$MODE/$API_TOKEN" > m.txt'])
+    assert first.returncode == 0, first.stderr
+    jobid = first.stdout.splitlines()[0]
+    (workdir / "js.yaml").write_text(run_cli(["jobs", *show, jobid]).stdout)
+    before = sorted(p.name for p in Registry().root.iterdir())
+    line = assert_one_line_error(run_cli(["run", "--js", "js.yaml"]), code=2)
+    assert "API_TOKEN" in line and "placeholder" in line and "reproman rerun" in line
+    assert sorted(p.name for p in Registry().root.iterdir()) == before  # nothing was submitted
+    assert (workdir / "m.txt").read_text() == f"fast/{SECRET}\n"
+
+
 def test_an_older_world_readable_registry_is_made_private(workdir: Path) -> None:
     jobs_dir = data_dir() / "jobs"
     jobs_dir.mkdir(parents=True)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from reproman.errors import UsageError
 from reproman.jobs import capture, checksums, layout
-from reproman.jobs.secrets import REDACTED, split_env
+from reproman.jobs.secrets import HIDDEN, REDACTED, split_env
 
 if TYPE_CHECKING:
     from reproman.jobs.connection import Connection
@@ -66,8 +66,17 @@ def prepare(job: JobSpec, trace: bool = False) -> None:
     job.capture = "trace" if trace else configured_mode()
     env = job.parameters.get("env")
     if isinstance(env, Mapping):
+        # A job spec made from 'reproman jobs --show' carries ReproMan's placeholders, not values:
+        # run with them and the command gets that text (or, for a secret, nothing).
+        placeholders = sorted(str(k) for k, v in env.items() if v in (HIDDEN, REDACTED))
+        if placeholders:
+            raise UsageError(
+                f"job parameter env: {', '.join(placeholders)} hold{'s' if len(placeholders) == 1 else ''} "
+                "a placeholder from 'reproman jobs --show', not a value",
+                hint="Give the values (--jp env=NAME=VALUE, or in the job spec), or use 'reproman rerun JOB', "
+                     "which takes secret-looking values from your environment.",
+            )
         kept, secret = split_env(env)
-        secret = {k: v for k, v in secret.items() if v != REDACTED}
         if secret:
             job.secret_env.update(secret)
         job.parameters["env"] = {**kept, **{k: REDACTED for k in split_env(env)[1]}}

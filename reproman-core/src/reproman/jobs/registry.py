@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from reproman.errors import JobError, JobNotFoundError, ReproManError, SpecError
+from reproman.jobs.secrets import HIDDEN
 from reproman.jobs.spec import JobSpec
 from reproman.paths import data_dir
 
@@ -166,9 +167,6 @@ def _check_job_dir(data: dict[str, Any], bad: Any) -> None:
             or posixpath.normpath(job_dir) != job_dir):
         expected = layout.job_dir(root, data["resource_name"], data["jobid"])
         raise bad(f"its job_dir {job_dir[:200]!r} is not the job's own directory (like {expected[:200]!r})")
-
-
-HIDDEN = "<hidden; 'reproman jobs --show --show-env' prints it>"
 
 
 def hide_env(row: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from typing import Any
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 #: What a record shows instead of a secret value.
 REDACTED = "<not stored: looks like a secret>"
+#: What ``reproman jobs --show`` prints for every ``env`` value unless ``--show-env`` is given.
+HIDDEN = "<hidden; 'reproman jobs --show --show-env' prints it>"
 
 
 def is_secret(name: str) -> bool:

@@ -148,3 +148,26 @@ def test_run_keep_remote_is_remembered_by_a_later_fetch(workdir: Path) -> None:
     assert rerun.rerun_of and rerun.rerun_of["jobid"] == jobid and rerun.keep_remote
     _fetch_when_done(rerun.jobid, workdir)
     assert Path(rerun.job_dir, "status.0").exists()
+
+
+def test_cancelled_subjobs_that_never_started_name_no_stderr_file(tmp_path: Path) -> None:
+    """Trial I: a fetched cancelled batch listed stderr.N paths for subjobs that never ran (no such files)."""
+    import time
+
+    from reproman.testing.cli import run_cli
+
+    submitted = run_cli(["run", "--jp", "num_processes=1", "--bp", "i=1,2,3", "sh", "-c", "sleep 30"], cwd=tmp_path)
+    jobid = submitted.stdout.strip()
+    deadline = time.monotonic() + 60
+    while "1 running" not in run_cli(["jobs", "--status", jobid], cwd=tmp_path).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert run_cli(["jobs", "--cancel", jobid], cwd=tmp_path).returncode == 0
+    fetched = run_cli(["jobs", jobid], cwd=tmp_path)
+    lines = [line for line in (fetched.stdout + fetched.stderr).splitlines() if "subjob" in line and "failed" in line]
+    assert len(lines) == 3, fetched.stdout + fetched.stderr
+    for line in lines:
+        assert "cancelled, cancelled" not in line, line
+        if "; stderr: " in line:
+            assert Path(line.split("; stderr: ", 1)[1]).exists(), line
+    assert sum("no stderr: it never started" in line for line in lines) == 2, lines

@@ -171,7 +171,13 @@ def failures(job: JobSpec, status: JobStatus, fetched: bool) -> list[dict[str, A
             "reason": s.reason.value if s.reason else None,
             "detail": s.detail or None,
             "command": job.subjobs[s.index].command if s.index < job.n_subjobs else None,
-            "stderr": stderr_path(job, s.index, local=fetched),
+            "stderr": _existing_stderr(job, s.index, fetched),
         }
         for s in status.failed
     ]
+
+
+def _existing_stderr(job: JobSpec, index: int, fetched: bool) -> str | None:
+    """The subjob's stderr path; ``None`` for a fetched job whose subjob never wrote one (it never started)."""
+    path = stderr_path(job, index, local=fetched)
+    return path if not fetched or os.path.exists(path) else None

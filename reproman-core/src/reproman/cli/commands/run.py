@@ -91,7 +91,9 @@ class ProgressDisplay:
 def failure_text(item: dict[str, Any]) -> str:
     """``walltime exceeded, exit code 143``: the reason first (a signal's exit code says little), then the code."""
     words = []
-    if item.get("reason") and item["reason"] != "non-zero exit":
+    detail = str(item.get("detail") or "")
+    # "cancelled with 'reproman jobs --cancel'" says the reason already: not "cancelled, cancelled with ...".
+    if item.get("reason") and item["reason"] != "non-zero exit" and not detail.startswith(item["reason"]):
         words.append(item["reason"])
     if item.get("exit_code") is not None:
         words.append(f"exit code {item['exit_code']}")
@@ -104,7 +106,8 @@ def report_failures(ui: UI, failed: list[dict[str, Any]], limit: int = 20) -> No
     """Name each failed subjob by its parameters, with its reason, exit code and the path of its stderr."""
     for item in failed[:limit]:
         name = item.get("subjob") or f"#{item['index']}"
-        ui.info(f"  subjob {name} failed ({failure_text(item)}); stderr: {item['stderr']}")
+        where = f"stderr: {item['stderr']}" if item.get("stderr") else "no stderr: it never started"
+        ui.info(f"  subjob {name} failed ({failure_text(item)}); {where}")
     if len(failed) > limit:
         ui.info(f"  ... and {len(failed) - limit} more failed subjobs")
 

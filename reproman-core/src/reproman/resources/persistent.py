@@ -290,7 +290,8 @@ def attach(type_name: str, params: Mapping[str, Any], *, idle: float = DEFAULT_I
     except ConfigError as exc:
         if str(exc) not in _warned:
             _warned.add(str(exc))
-            lgr.warning("%s; connecting directly", exc)
+            text = str(exc)
+            lgr.warning("%s%s", text, " Connecting directly." if text.endswith(".") else "; connecting directly")
         return None
     return PersistentSession(endpoint, interactive)
 

@@ -171,3 +171,35 @@ def test_cancelled_subjobs_that_never_started_name_no_stderr_file(tmp_path: Path
         if "; stderr: " in line:
             assert Path(line.split("; stderr: ", 1)[1]).exists(), line
     assert sum("no stderr: it never started" in line for line in lines) == 2, lines
+
+
+def test_ctrl_c_while_handing_the_job_over_names_it_and_says_what_to_check(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Fault injection: Ctrl-C arrives while the submitter runs (timing a real one is a race).
+    from reproman.jobs.local import LocalSubmitter
+
+    def interrupted(self: object, job: object, script: str) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalSubmitter, "submit", interrupted)
+    assert main(["run", "true"]) == 130
+    out, err = capsys.readouterr()
+    jobid = out.strip()
+    assert Registry().path(jobid).exists()
+    assert f"interrupted while submitting job {jobid}" in err and "keeps running" not in err, err
+
+
+def test_ctrl_c_before_the_handover_says_nothing_was_submitted(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reproman.jobs.plain import PlainOrchestrator
+
+    def interrupted(self: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PlainOrchestrator, "prepare_remote", interrupted)
+    assert main(["run", "--follow", "true"]) == 130
+    out, err = capsys.readouterr()
+    assert out == "" and "nothing was submitted" in err and "keeps running" not in err, err
+    assert list(Registry().root.glob("*")) == []

@@ -185,15 +185,23 @@ def run(
         job.input_patterns = input_patterns
         job.output_patterns = output_patterns
         job.keep_remote = keep_remote
-        submit_job(connection, job, registry)
-        result = RunResult(job=job)
-        if not follow:
-            return result
-        result.status = follow_job(connection, job, progress, on_change=registry.save)
-        if not result.status.finished:
-            return result
-        result.fetched = fetch_job(connection, job, result.status, registry, keep_remote=keep_remote)
-        _usage_after_fetch(connection, job, registry)
+        submitted = False
+        try:
+            submit_job(connection, job, registry)
+            submitted = True
+            result = RunResult(job=job)
+            if not follow:
+                return result
+            result.status = follow_job(connection, job, progress, on_change=registry.save)
+            if not result.status.finished:
+                return result
+            result.fetched = fetch_job(connection, job, result.status, registry, keep_remote=keep_remote)
+            _usage_after_fetch(connection, job, registry)
+        except KeyboardInterrupt as exc:
+            # For the caller's message: the job, if one was recorded, and whether its submission ended.
+            exc.reproman_jobid = job.jobid if registry.path(job.jobid).exists() else None  # type: ignore[attr-defined]
+            exc.reproman_submitted = submitted  # type: ignore[attr-defined]
+            raise
     if isinstance(follow, str):
         result.resource_action = act_on_resource(job, follow, result.status.ok)
     return result

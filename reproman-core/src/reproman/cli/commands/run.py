@@ -160,15 +160,20 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             progress=display.update if display else None, keep_remote=args.keep_remote,
             trace=getattr(args, "trace", False),
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if display is not None:
             display.stop()
-        jobid = display.jobid if display else None
+        jobid = getattr(exc, "reproman_jobid", None)
         if jobid:  # stdout says which job, as after a run that was not interrupted: scripts capture it
             ui.json({"jobid": jobid, "interrupted": True}) if args.json else ui.out(jobid)
-        ui.info(f"interrupted; job {jobid} keeps running on the resource. Follow it again with "
-                f"'reproman jobs --follow {jobid}' (or fetch it once finished with 'reproman jobs {jobid}')."
-                if jobid else "interrupted; a submitted job keeps running. See 'reproman jobs'.")
+        if jobid and getattr(exc, "reproman_submitted", False):
+            ui.info(f"interrupted; job {jobid} keeps running on the resource. Follow it again with "
+                    f"'reproman jobs --follow {jobid}' (or fetch it once finished with 'reproman jobs {jobid}').")
+        elif jobid:
+            ui.info(f"interrupted while submitting job {jobid}: 'reproman jobs {jobid}' says whether it was "
+                    f"submitted (if not, it reads 'never submitted' and 'reproman jobs --delete {jobid}' removes it).")
+        else:
+            ui.info("interrupted before a job was recorded: nothing was submitted.")
         return 130
     finally:
         if display is not None:

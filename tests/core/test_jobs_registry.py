@@ -52,6 +52,9 @@ def test_malformed_record_is_reported_not_fatal(capsys: pytest.CaptureFixture[st
     assert main(["jobs"]) == 0
     out, err = capsys.readouterr()
     assert "20240101-000000-aaaaaa" in out and "broken" in err
+    # In the words of every other warning (trial I: a lower-case "warning:" stood out).
+    assert all(line.startswith("reproman: WARNING: job record ") for line in err.splitlines() if "malformed" in line)
+    assert sum("malformed" in line for line in err.splitlines()) == 2, err
     assert broken.exists(), "a malformed record must not be deleted behind the user's back"
     # ...but the user can delete it explicitly.
     assert api.jobs(["broken"], action="delete") == [{"jobid": "20240101-000000-broken", "deleted": True}]

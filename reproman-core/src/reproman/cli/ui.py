@@ -85,6 +85,12 @@ class UI:
         self.stderr.write(text.rstrip("\n") + "\n")
         self.stderr.flush()
 
+    def warning(self, text: str) -> None:
+        """One line, in the words the log's warnings use (``reproman: WARNING: ...``)."""
+        from reproman.errors import one_line
+
+        self.info(f"reproman: WARNING: {one_line(text)}")
+
     def error(self, text: str) -> None:
         """One line, whatever ``text`` holds (names and paths from files may contain newlines)."""
         from reproman.errors import one_line

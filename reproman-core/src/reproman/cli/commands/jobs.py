@@ -100,7 +100,7 @@ def _status_errors(ui: UI, rows: list[dict[str, Any]], *, as_errors: bool = Fals
         if as_errors:
             ui.error(f"{who}: {reason}")
         else:
-            ui.info(f"warning: {who}: {reason}")
+            ui.warning(f"{who}: {reason}")
 
 
 def _log(ui: UI, row: dict[str, Any]) -> None:
@@ -216,7 +216,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 # Errors raised deep down often name the job already: say it once.
                 ui.error(error if f"job {row['jobid']}" in error else f"job {row['jobid']}: {error}")
         elif row.get("status") == "malformed" and not args.json and action in ("list", "show"):
-            ui.info(f"warning: job record {row.get('path', row['jobid'])} is malformed: {row.get('error')}")
+            ui.warning(f"job record {row.get('path', row['jobid'])} is malformed: {row.get('error')}")
         if row.get("stuck") and action in ("list", "show") and not args.json:
             ui.error(f"job {row['jobid']} can never start as submitted: {_blocked_reason(row)}")
         if action == "fetch" and "fetched" in row:
@@ -235,7 +235,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             continue
         if action == "delete":
             if row.get("warning"):
-                ui.info(f"warning: job {row['jobid']}: {row['warning']}")
+                ui.warning(f"job {row['jobid']}: {row['warning']}")
             ui.info(f"Deleted job {row['jobid']} from the registry."
                     + (f" It was never fetched: its files stay on resource {row.get('resource')!r} in "
                        f"{row['kept_results']} (remove them there when you no longer need them)."

@@ -524,7 +524,7 @@ class Session(ABC):
         try:
             staged = [(src, stage / str(i)) for i, (src, _dest) in enumerate(pairs)]
             try:
-                self._fetch(staged)
+                self._fetch_under(staged, landing)
             except OSError as exc:
                 raise SessionError(f"cannot store fetched files in {stage}: {exc.strerror or exc}") from None
             return land([(path, dest) for (_src, path), (_s, dest) in zip(staged, pairs)], landing)
@@ -552,6 +552,10 @@ class Session(ABC):
         if result.returncode != 0:
             detail = (result.stderr.strip().splitlines() or ["tar failed"])[-1]
             raise SessionError(f"cannot put {', '.join(str(s) for s, _ in pairs[:3])}: {detail}")
+
+    def _fetch_under(self, staged: Sequence[tuple[str, Path]], landing: Landing | None) -> None:
+        """:meth:`_fetch`, knowing the landing rules (which sources go away afterwards: see the shell session)."""
+        self._fetch(staged)
 
     def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
         """Copy each remote path (file, symlink or tree) to its local path, which does not exist yet.

@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from reproman.errors import OutputConflictError, SessionError
 from reproman.resources.base import ONLINE, Resource
-from reproman.resources.landing import Landing, LandingReport, land, staging_dir
+from reproman.resources.landing import Landing, land, staging_dir
 from reproman.resources.manage import LOCAL_RESOURCE_NAME  # noqa: F401 - re-exported
 from reproman.resources.session import CommandResult, OutputCallback, Session, stdin_watch_wrapper
 
@@ -196,41 +196,22 @@ class ShellSession(Session):
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
-    def get_many(
-        self, items: Iterable[tuple[str, str | os.PathLike[str]]], landing: Landing | None = None
-    ) -> LandingReport:
-        """As every session's, but a source the fetch frees afterwards is hard-linked, not copied.
+    def _fetch_under(self, staged: Sequence[tuple[str, Path]], landing: Landing | None) -> None:
+        """Copies, but a source the fetch frees afterwards is hard-linked (:attr:`Landing.linkable`).
 
-        Only those (:attr:`Landing.linkable`): a link to a file that stays on
-        the "resource" would make the user's result and that file one, so an
-        edit of the local copy, or a later job writing in place in a working
-        directory the user named, would change both.
+        Only those: a link to a file that stays on the "resource" would make
+        the user's result and that file one, so an edit of the local copy, or
+        a later job writing in place in a working directory the user named,
+        would change both.
         """
-        pairs = [(src, Path(dest)) for src, dest in items]
-        if not pairs:
-            return LandingReport()
-        stage = staging_dir([dest for _src, dest in pairs])
-        try:
-            staged = [(src, stage / str(i)) for i, (src, _dest) in enumerate(pairs)]
-            try:
-                for src, path in staged:
-                    source = self.realpath(src)
-                    if not os.path.lexists(source):
-                        raise SessionError(f"cannot get {src}: no such file or directory")
-                    _copy_path(Path(source), path, link=landing is not None and landing.may_link(src))
-            except OSError as exc:
-                raise SessionError(f"cannot store fetched files in {stage}: {exc.strerror or exc}") from None
-            return land([(path, dest) for (_src, path), (_s, dest) in zip(staged, pairs)], landing)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-
-    def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
-        """Copies (see :meth:`get_many` for when a hard link is safe instead)."""
         for src, path in staged:
             source = Path(self.realpath(src))
             if not os.path.lexists(source):
                 raise SessionError(f"cannot get {src}: no such file or directory")
-            _copy_path(source, path)
+            _copy_path(source, path, link=landing is not None and landing.may_link(src))
+
+    def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
+        self._fetch_under(staged, None)
 
 
 def _release(proc: subprocess.Popen[bytes]) -> None:

@@ -15,6 +15,9 @@ usual rule for files that changed after submission, applied to every
 existing file). ``reproman jobs --fetch --overwrite NEWJOB`` puts the new
 versions in place.
 
+``--verify`` needs the original's output checksums, recorded when it was
+fetched: an original not fetched yet is refused before anything is submitted.
+
 Secret-looking ``env`` values were never stored, so they are taken from the
 current environment (an unset one is an error naming it).
 """
@@ -152,6 +155,10 @@ def rerun(
         raise UsageError(f"--follow takes one of {', '.join(FOLLOW_ACTIONS)}; got {follow!r}")
     registry = Registry()
     original = load_job(job, registry)
+    if verify:
+        from reproman.jobs.compare import require_comparable
+
+        require_comparable(original, then=f"'reproman rerun --verify {original.jobid}'")
     indices = failed_subjobs(original) if failed else list(range(original.n_subjobs))
     if not indices:
         raise JobError(f"job {original.jobid} has no failed subjobs: nothing to rerun",

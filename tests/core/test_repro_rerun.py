@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,31 @@ def test_output_embedding_the_date_differs_and_diff_exits_3_naming_it(workdir: P
     assert (workdir / "stamp.txt").read_bytes() == original
     kept = workdir / ".reproman" / "jobs" / "local" / second / "fetched" / "stamp.txt"
     assert kept.read_bytes() != original
-    assert "kept" in rerun.stderr
+    _assert_kept_by_design(rerun.stderr, workdir / "stamp.txt", kept)
+
+
+def _assert_kept_by_design(stderr: str, local: Path, kept: Path) -> None:
+    """The rerun says it kept the original's output, not that the user changed it (nobody did), and does not
+    suggest --overwrite (which would throw away what the rerun is compared with)."""
+    assert f"kept the original's output {local}; the rerun's version is {kept}" in stderr, stderr
+    assert "changed here" not in stderr and "--overwrite" not in stderr, stderr
+
+
+def test_rerun_fetched_later_also_says_it_kept_the_originals_output(workdir: Path) -> None:
+    """A detached rerun fetched by 'jobs --follow JOB' or 'jobs JOB' words its kept files as 'rerun --follow'."""
+    first = api.run(command="date +%s%N > stamp.txt", outputs=["stamp.txt"], follow=True)
+    original = (workdir / "stamp.txt").read_bytes()
+    for fetch in (["jobs", "--follow"], ["jobs"]):
+        rerun = run_cli(["rerun", _jobid(first)])
+        assert rerun.returncode == 0, rerun.stderr
+        second = rerun.stdout.split()[0]
+        deadline = time.monotonic() + 60
+        while (fetched := run_cli([*fetch, second])).returncode == 3 and time.monotonic() < deadline:
+            time.sleep(0.5)  # 'jobs JOB': not finished yet, nothing fetched; ask again
+        assert fetched.returncode == 0, fetched.stderr
+        kept = workdir / ".reproman" / "jobs" / "local" / second / "fetched" / "stamp.txt"
+        _assert_kept_by_design(fetched.stderr, workdir / "stamp.txt", kept)
+        assert (workdir / "stamp.txt").read_bytes() == original
 
 
 def test_rerun_failed_resubmits_exactly_the_failed_subjobs(workdir: Path, tmp_path: Path) -> None:

@@ -256,7 +256,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 ui.info(f"Fetched job {row['jobid']}: {row.get('outcome') or row['status']['counts']}.")
                 if row.get("failed"):
                     report_failures(ui, row["failed"])
-                report_kept(ui, row["jobid"], row.get("kept", []))
+                report_kept(ui, row["jobid"], row.get("kept", []), rerun_of=row.get("rerun_of"))
             elif row.get("stuck"):
                 ui.error(f"job {row['jobid']} can never start as submitted: {_blocked_reason(row)}")
             else:
@@ -310,7 +310,7 @@ def _follow(args: argparse.Namespace, ui: UI) -> int:
         else:
             ui.info(f"Job {row['jobid']}: {row.get('outcome')}. Results fetched.")
         report_failures(ui, row.get("failed") or [])
-        report_kept(ui, row["jobid"], row.get("kept", []))
+        report_kept(ui, row["jobid"], row.get("kept", []), rerun_of=row.get("rerun_of"))
     return SUBJOBS_FAILED if row.get("failed") else 0
 
 

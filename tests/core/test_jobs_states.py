@@ -234,6 +234,40 @@ def test_plain_list_says_not_checked_and_how(workdir: Path, capsys: pytest.Captu
     assert "'reproman jobs --status' asks the resources now" in err, err
 
 
+LEGEND = "'not checked': no poll has seen"
+UNKNOWN_LEGEND = "'unknown': the job's directory is gone"
+
+
+def test_not_checked_legend_only_under_a_table_showing_those_words(workdir: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The legend follows no fetch, follow or rerun, nor a table whose cut OUTCOME cells do not show the words."""
+    job = submit(command="true", batch_parameters=["n=1,2,3,4"], follow=True).job
+    for argv in (["rerun", "--follow", job.jobid], ["jobs", "--follow", job.jobid], ["jobs", job.jobid],
+                 ["jobs", "--fetch", job.jobid], ["jobs"]):
+        capsys.readouterr()
+        assert main(argv) == 0, argv
+        out, err = capsys.readouterr()
+        assert LEGEND not in err and UNKNOWN_LEGEND not in err and "not checked" not in out, (argv, out, err)
+    # 1 succeeded, 1 failed, 1 cancelled and 1 not checked: longer than the OUTCOME column, cut before 'not checked'.
+    registry = Registry()
+    record = registry.load(job.jobid)
+    done = dict(record.subjobs[0].outcome or {})
+    record.subjobs[1].outcome = {**done, "state": "failed", "exit_code": 1, "reason": "non-zero exit"}
+    record.subjobs[2].outcome = {**done, "state": "failed", "exit_code": None, "reason": "cancelled"}
+    record.subjobs[3].outcome = None
+    for gone in (False, True):  # the hidden words are 'not checked', then (directory gone) 'unknown'
+        if gone:
+            record.extra["directory_gone"] = "2026-01-01T00:00:00"
+        else:
+            record.extra.pop("directory_gone", None)
+        registry.save(record)
+        capsys.readouterr()
+        assert main(["jobs"]) == 0
+        out, err = capsys.readouterr()
+        assert "1 cancelled, 1..." in out and "not checked" not in out and "unknown" not in out, out
+        assert LEGEND not in err and UNKNOWN_LEGEND not in err, err
+
+
 def test_vanished_directory_reads_unknown_in_every_view(workdir: Path, capsys: pytest.CaptureFixture[str],
                                                         tmp_path: Path) -> None:
     """The job directory is removed while the subjobs run (a scratch purge). Before: 'jobs --status' said

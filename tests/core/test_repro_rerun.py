@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +48,31 @@ def test_output_embedding_the_date_differs_and_diff_exits_3_naming_it(workdir: P
     assert (workdir / "stamp.txt").read_bytes() == original
     kept = workdir / ".reproman" / "jobs" / "local" / second / "fetched" / "stamp.txt"
     assert kept.read_bytes() != original
-    assert "kept" in rerun.stderr
+    _assert_kept_by_design(rerun.stderr, workdir / "stamp.txt", kept)
+
+
+def _assert_kept_by_design(stderr: str, local: Path, kept: Path) -> None:
+    """The rerun says it kept the original's output, not that the user changed it (nobody did), and does not
+    suggest --overwrite (which would throw away what the rerun is compared with)."""
+    assert f"kept the original's output {local}; the rerun's version is {kept}" in stderr, stderr
+    assert "changed here" not in stderr and "--overwrite" not in stderr, stderr
+
+
+def test_rerun_fetched_later_also_says_it_kept_the_originals_output(workdir: Path) -> None:
+    """A detached rerun fetched by 'jobs --follow JOB' or 'jobs JOB' words its kept files as 'rerun --follow'."""
+    first = api.run(command="date +%s%N > stamp.txt", outputs=["stamp.txt"], follow=True)
+    original = (workdir / "stamp.txt").read_bytes()
+    for fetch in (["jobs", "--follow"], ["jobs"]):
+        rerun = run_cli(["rerun", _jobid(first)])
+        assert rerun.returncode == 0, rerun.stderr
+        second = rerun.stdout.split()[0]
+        deadline = time.monotonic() + 60
+        while (fetched := run_cli([*fetch, second])).returncode == 3 and time.monotonic() < deadline:
+            time.sleep(0.5)  # 'jobs JOB': not finished yet, nothing fetched; ask again
+        assert fetched.returncode == 0, fetched.stderr
+        kept = workdir / ".reproman" / "jobs" / "local" / second / "fetched" / "stamp.txt"
+        _assert_kept_by_design(fetched.stderr, workdir / "stamp.txt", kept)
+        assert (workdir / "stamp.txt").read_bytes() == original
 
 
 def test_rerun_failed_resubmits_exactly_the_failed_subjobs(workdir: Path, tmp_path: Path) -> None:
@@ -81,8 +107,6 @@ def test_rerun_verify_prints_the_comparison_and_exits_by_it(workdir: Path) -> No
     moving = api.run(command="date +%N > b.txt", outputs=["b.txt"], follow=True)
     differs = run_cli(["rerun", _jobid(moving), "--verify", "--json"])
     assert differs.returncode == 3, differs.stderr
-    import json
-
     report = json.loads(differs.stdout)
     assert report["comparison"]["equal"] is False
     assert [o["status"] for o in report["comparison"]["outputs"]] == ["differs"]
@@ -94,10 +118,81 @@ def test_diff_of_a_job_not_fetched_is_one_line_error(workdir: Path) -> None:
     try:
         diff = run_cli(["diff", _jobid(fetched), _jobid(pending)])
         assert diff.returncode == 1
-        assert diff.stderr.count("\n") == 1 and "no recorded output checksums" in diff.stderr
-        assert "Traceback" not in diff.stderr
+        assert diff.stderr.count("\n") == 1, diff.stderr
+        assert f"job {_jobid(pending)} is not fetched yet" in diff.stderr, diff.stderr
+        assert f"'reproman jobs --follow {_jobid(pending)}'" in diff.stderr, diff.stderr
+        assert "checksums" not in diff.stderr and "Traceback" not in diff.stderr
     finally:
         api.jobs([_jobid(pending)], action="cancel")
+
+
+def test_rerun_verify_of_an_original_not_fetched_submits_nothing(workdir: Path) -> None:
+    """Before: the rerun was submitted and run, and only then did --verify say it could not compare."""
+    pending = api.run(command="sleep 30; echo b > b.txt", outputs=["b.txt"])
+    try:
+        before = [e.jobid for e in Registry().entries()]
+        verify = run_cli(["rerun", "--verify", _jobid(pending)])
+        assert verify.returncode == 1, verify.stdout + verify.stderr
+        assert verify.stderr.count("\n") == 1 and "Traceback" not in verify.stderr, verify.stderr
+        assert f"job {_jobid(pending)} is not fetched yet" in verify.stderr, verify.stderr
+        assert (f"'reproman jobs --follow {_jobid(pending)}', then 'reproman rerun --verify {_jobid(pending)}'"
+                in verify.stderr), verify.stderr
+        assert verify.stdout == ""
+        assert [e.jobid for e in Registry().entries()] == before  # nothing submitted
+    finally:
+        api.jobs([_jobid(pending)], action="cancel")
+
+
+def test_rerun_verify_of_a_job_fetched_without_checksums_submits_nothing(workdir: Path) -> None:
+    first = api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True)
+    registry = Registry()
+    old = registry.load(_jobid(first))
+    old.checksums = {}  # a record fetched before ReproMan recorded checksums
+    registry.save(old)
+    verify = run_cli(["rerun", "--verify", old.jobid])
+    assert verify.returncode == 1 and "has no recorded output checksums" in verify.stderr, verify.stderr
+    assert [e.jobid for e in Registry().entries()] == [old.jobid]
+
+
+def test_diff_names_the_argument_that_is_neither_a_job_nor_a_file(workdir: Path) -> None:
+    """Before: 'diff JOB nosuchjob' said 'cannot read file JOB', blaming the valid argument."""
+    job = _jobid(api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True))
+    short = job[-6:]
+    for args in ([short, "nosuchjob"], ["nosuchjob", short]):
+        diff = run_cli(["diff", *args])
+        assert diff.returncode == 2, diff.stderr
+        assert diff.stderr.startswith("reproman: error: 'nosuchjob' is neither a job nor a readable spec file")
+        assert short not in diff.stderr and diff.stderr.count("\n") == 1, diff.stderr
+    spec = workdir / "env.yml"
+    spec.write_text("version: 0.0.1\nfiles: [/bin/sh]\n")
+    mixed = run_cli(["diff", short, str(spec)])
+    assert mixed.returncode == 2 and f"'{short}' is a job but '{spec}' is a file" in mixed.stderr, mixed.stderr
+    neither = run_cli(["diff", "nosuchjob", "nosuchfile"])  # no job named: still the spec diff's own error
+    assert neither.returncode != 0 and "nosuchjob" in neither.stderr and "Traceback" not in neither.stderr
+
+
+def test_environment_fact_absent_or_null_is_no_difference(workdir: Path) -> None:
+    """A host capture writes the executable's ``"interpreter": null``, the Docker one leaves the key out: the
+    diff printed an 'executable' difference whose two sides read the same. Fault injected into the record
+    (the same shapes the two captures write), on two real jobs."""
+    first = _jobid(api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True))
+    second = _jobid(api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True))
+    registry = Registry()
+    left, right = registry.load(first), registry.load(second)
+    (env_l,) = left.environment["environments"].values()
+    (env_r,) = right.environment["environments"].values()
+    env_l["executable"] = {**env_l["executable"], "interpreter": None}
+    env_r["executable"] = {k: v for k, v in env_r["executable"].items() if k != "interpreter"}
+    registry.save(left)
+    registry.save(right)
+    diff = run_cli(["diff", first, second])
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert "executable" not in diff.stdout and "Environments: identical" in diff.stdout, diff.stdout
+    env_r["executable"]["interpreter"] = "/bin/bash"  # a real difference is still one
+    registry.save(right)
+    diff = run_cli(["diff", first, second, "--json"])
+    facts = json.loads(diff.stdout)["environments"][0]["facts"]
+    assert [f["fact"] for f in facts] == ["executable"], facts
 
 
 def test_diff_of_spec_files_still_works_beside_jobs(workdir: Path) -> None:

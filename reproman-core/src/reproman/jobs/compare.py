@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from reproman.errors import JobError, UsageError
 from reproman.jobs.spec import JobSpec
+
+if TYPE_CHECKING:
+    from reproman.jobs.registry import BrokenRecord, Registry
 
 IDENTICAL, DIFFERS, MISSING = "identical", "differs", "missing"
 #: Node facts compared between environments, in report order.
@@ -149,15 +152,25 @@ def _within(path: str, outputs: Sequence[str]) -> bool:
     return any(path == o or path.startswith(o + "/") or o in ("", ".") for o in outputs)
 
 
+def require_comparable(job: JobSpec, then: str = "compare") -> None:
+    """Refuse a job whose outputs have no checksums to compare by: not fetched yet, or fetched before they existed.
+
+    Checked before anything is done (``rerun --verify`` submits nothing), so
+    ``then`` is what the hint tells the user to run once the job is fetched.
+    """
+    if not job.was_fetched:
+        raise JobError(f"job {job.jobid} is not fetched yet (it may still be running), so it cannot be compared",
+                       hint=f"Wait for it and fetch it with 'reproman jobs --follow {job.jobid}', then {then}.")
+    if not job.checksums and job.outputs:
+        raise JobError(f"job {job.jobid} has no recorded output checksums",
+                       hint="It was fetched before ReproMan recorded checksums; compare a rerun of it instead "
+                            f"('reproman rerun --follow {job.jobid}').")
+
+
 def compare_outputs(left: JobSpec, right: JobSpec, indices: Sequence[int] | None = None) -> list[OutputComparison]:
     """Per output file, by checksum; ``indices`` (left subjobs) limits the comparison to those subjobs' outputs."""
     for job in (left, right):
-        if not job.checksums and job.outputs:
-            raise JobError(
-                f"job {job.jobid} has no recorded output checksums",
-                hint=f"Fetch it first ('reproman jobs {job.jobid}'); jobs fetched before ReproMan recorded "
-                     "checksums cannot be compared.",
-            )
+        require_comparable(job)
     scope = _outputs_of(left, indices) if indices is not None else None
     paths = sorted(set(left.checksums) | set(right.checksums))
     result: list[OutputComparison] = []
@@ -194,6 +207,18 @@ def _subjob_env(job: JobSpec, index: int) -> str | None:
     return subjobs[index].get("environment") if index < len(subjobs) else None
 
 
+def _fact(value: Any) -> Any:
+    """A node fact as compared: absent, null and empty are alike, at any depth.
+
+    Captures from different ReproMan versions or node tools write an
+    unknown field as ``null`` or leave it out (``"interpreter": null`` on
+    one node, no key on the other): that is no difference between the nodes.
+    """
+    if isinstance(value, Mapping):
+        value = {k: v for k, v in ((k, _fact(v)) for k, v in value.items()) if v is not None}
+    return value if value not in ("", {}, []) else None
+
+
 def compare_environments(left: JobSpec, right: JobSpec, pairs: Sequence[tuple[int, int]]) -> list[EnvironmentComparison]:
     from reproman.tracing.diff import diff_specs
     from reproman.tracing.spec import EnvironmentSpec
@@ -211,7 +236,7 @@ def compare_environments(left: JobSpec, right: JobSpec, pairs: Sequence[tuple[in
             result.append(EnvironmentComparison(subjobs=indices, left=lid, right=rid,
                                                 note=f"no environment recorded for {', '.join(missing)}"))
             continue
-        facts = [(f, le.get(f), re_.get(f)) for f in FACTS if (le.get(f) or None) != (re_.get(f) or None)]
+        facts = [(f, le.get(f), re_.get(f)) for f in FACTS if _fact(le.get(f)) != _fact(re_.get(f))]
         spec = None
         if le.get("spec") is not None and re_.get("spec") is not None:
             spec = diff_specs(EnvironmentSpec.from_dict(le["spec"] or {"version": "0.0.1"}, left.jobid),
@@ -240,22 +265,50 @@ def diff_jobs(left: JobSpec, right: JobSpec) -> JobDiff:
     )
 
 
-def job_references(prov1: str, prov2: str) -> tuple[JobSpec, JobSpec] | None:
-    """Both arguments as registered jobs, or ``None`` when either names an existing file (specs, as before)."""
-    if os.path.exists(prov1) or os.path.exists(prov2):
-        return None
+def _job_named(registry: Registry, query: str) -> JobSpec | BrokenRecord | None:
+    """The one job ``query`` names; ``None`` when none does (an ambiguous one is the registry's error)."""
     from reproman.errors import JobNotFoundError
+
+    try:
+        (entry,) = registry.find([query])
+    except JobNotFoundError:
+        if any(query in e.jobid for e in registry.entries()):
+            raise  # several jobs match: the registry's error lists them
+        return None
+    return entry
+
+
+def job_references(prov1: str, prov2: str) -> tuple[JobSpec, JobSpec] | None:
+    """Both arguments as registered jobs, or ``None`` when they are (meant as) spec files.
+
+    An existing path is a spec file. When the other argument names a job,
+    the arguments are refused: the one that is neither a job nor a file is
+    named, or the mix of a job and a spec file is (a spec diff would only
+    say it cannot read the job ID as a file).
+    """
     from reproman.jobs.registry import Registry
 
-    registry = Registry()
-    try:
-        found = [registry.find([p]) for p in (prov1, prov2)]
-    except JobNotFoundError:
+    is_file = [os.path.exists(p) for p in (prov1, prov2)]
+    if all(is_file):
         return None
-    jobs = [f[0] for f in found]
-    if not all(isinstance(j, JobSpec) for j in jobs):
-        raise JobError("a job record named there cannot be read", hint="See 'reproman jobs'.")
-    return jobs[0], jobs[1]  # type: ignore[return-value]
+    registry = Registry()
+    found = [None if f else _job_named(registry, p) for p, f in zip((prov1, prov2), is_file)]
+    if not any(found):
+        return None  # no job named: spec files, and the spec diff says which it cannot read
+    args = (prov1, prov2)
+    jobs: list[JobSpec] = []
+    for i, entry in enumerate(found):
+        if is_file[i]:
+            raise UsageError(f"{args[1 - i]!r} is a job but {args[i]!r} is a file: diff compares two jobs or two "
+                             "spec files", hint="Give two job IDs (see 'reproman jobs') or two environment spec files.")
+        if entry is None:
+            raise UsageError(f"{args[i]!r} is neither a job nor a readable spec file",
+                             hint="See 'reproman jobs' for job IDs, or give the path of an environment spec.")
+        if not isinstance(entry, JobSpec):
+            raise JobError(f"the record of job {entry.jobid} is unreadable: {entry.error}",
+                           hint=f"Inspect or delete {entry.path}.")
+        jobs.append(entry)
+    return jobs[0], jobs[1]
 
 
 def diff(prov1: str, prov2: str, satisfies: bool = False) -> JobDiff | None:

@@ -12,8 +12,13 @@ A rerun never replaces the results it may be compared against: an existing
 local output that differs from the rerun's is kept, and the rerun's
 version lands under ``.reproman/jobs/<resource>/<jobid>/fetched/`` (the
 usual rule for files that changed after submission, applied to every
-existing file). ``reproman jobs --fetch --overwrite NEWJOB`` puts the new
-versions in place.
+existing file). The fetch says so in those words, not as a file "changed
+after the job was submitted" (nobody changed it). ``reproman jobs --fetch
+--overwrite NEWJOB`` would put the new versions in place, replacing the
+original's.
+
+``--verify`` needs the original's output checksums, recorded when it was
+fetched: an original not fetched yet is refused before anything is submitted.
 
 Secret-looking ``env`` values were never stored, so they are taken from the
 current environment (an unset one is an error naming it).
@@ -21,8 +26,10 @@ current environment (an unset one is an error naming it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -54,6 +61,46 @@ class RerunResult(RunResult):
         data["rerun_of"] = self.original.jobid
         data["comparison"] = self.comparison.to_dict() if self.comparison is not None else None
         return data
+
+
+#: The landing's warning for a local file kept because it changed after submission (its format string).
+_CHANGED_HERE = "%s changed here after the job was submitted"
+
+
+class _KeptOriginals(logging.Filter):
+    """Drops the landing's "changed here after the job was submitted" warning during a rerun's fetch.
+
+    A rerun keeps every existing output that differs from its own (its
+    stamp is 0), so that reason would be false; :func:`rerun` says what
+    happened instead, once the fetch has returned the files it kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(_CHANGED_HERE))
+
+
+@contextlib.contextmanager
+def rerun_landing(job: JobSpec) -> Iterator[None]:
+    """Around a fetch of ``job``: for a rerun, without the landing's false "changed here" warning.
+
+    Whoever fetches (``rerun --follow``, or ``jobs`` later) reports the
+    kept originals with :func:`kept_originals`. Any other job is fetched as is.
+    """
+    if not job.rerun_of:
+        yield
+        return
+    landing = logging.getLogger("reproman.resources.landing")
+    quiet = _KeptOriginals()
+    landing.addFilter(quiet)
+    try:
+        yield
+    finally:
+        landing.removeFilter(quiet)
+
+
+def kept_originals(job: JobSpec) -> list[dict[str, str]]:
+    """The original's outputs a fetch of rerun ``job`` left in place: ``{"local": ..., "fetched": ...}``."""
+    return list(job.extra.get("kept") or [])
 
 
 def load_job(query: str, registry: Registry | None = None) -> JobSpec:
@@ -152,6 +199,10 @@ def rerun(
         raise UsageError(f"--follow takes one of {', '.join(FOLLOW_ACTIONS)}; got {follow!r}")
     registry = Registry()
     original = load_job(job, registry)
+    if verify:
+        from reproman.jobs.compare import require_comparable
+
+        require_comparable(original, then=f"'reproman rerun --verify {original.jobid}'")
     indices = failed_subjobs(original) if failed else list(range(original.n_subjobs))
     if not indices:
         raise JobError(f"job {original.jobid} has no failed subjobs: nothing to rerun",
@@ -177,7 +228,10 @@ def rerun(
         if not (follow or verify):
             return result
         result.status = follow_job(connection, new, progress)
-        result.fetched = fetch_job(connection, new, result.status, registry, keep_remote=keep_remote)
+        with rerun_landing(new):
+            result.fetched = fetch_job(connection, new, result.status, registry, keep_remote=keep_remote)
+        for kept in kept_originals(new):
+            lgr.info("kept the original's output %s; the rerun's version is %s", kept["local"], kept["fetched"])
     if verify:
         from reproman.jobs.compare import diff_jobs
 

@@ -176,23 +176,26 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         if not rows:
             ui.info("No jobs. Start one with 'reproman run'.")
         else:
-            ui.table(_COLUMNS, [
+            table = [
                 [r["jobid"], r.get("resource"), f"{r.get('submitter')}/{r.get('orchestrator')}"
                  if r.get("submitter") else None,
                  _one_line(r.get("summary") or r.get("outcome") or r.get("status") or "", OUTCOME_WIDTH),
                  ("yes" if r.get("fetched") else "no") if "fetched" in r else "",
                  _one_line(r.get("command") or r.get("error") or "")]
                 for r in rows
-            ])
+            ]
+            ui.table(_COLUMNS, table)
             for row in rows:
                 _subjob_lines(ui, row)
             _status_errors(ui, rows, as_errors=bool(args.status))
             from reproman.jobs.outcome import NOT_CHECKED, UNKNOWN
 
-            if any(NOT_CHECKED in str(r.get("outcome")) and not r.get("summary") for r in rows):
+            # Each legend only under a table whose OUTCOME column shows its word.
+            shown = [f" {cells[3]}" for cells in table]
+            if any(f" {NOT_CHECKED}" in cell for cell in shown):
                 ui.info(f"'{NOT_CHECKED}': no poll has seen those subjobs finish yet; "
                         "'reproman jobs --status' asks the resources now.")
-            if any(f" {UNKNOWN}" in f" {r.get('summary') or r.get('outcome')}" for r in rows):
+            if any(f" {UNKNOWN}" in cell for cell in shown):
                 ui.info(f"'{UNKNOWN}': the job's directory is gone from the resource, so how those subjobs "
                         "ended cannot be known; 'reproman jobs JOB' says where their outputs are.")
     elif action == "show":
@@ -256,7 +259,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 ui.info(f"Fetched job {row['jobid']}: {row.get('outcome') or row['status']['counts']}.")
                 if row.get("failed"):
                     report_failures(ui, row["failed"])
-                report_kept(ui, row["jobid"], row.get("kept", []))
+                report_kept(ui, row["jobid"], row.get("kept", []), rerun_of=row.get("rerun_of"))
             elif row.get("stuck"):
                 ui.error(f"job {row['jobid']} can never start as submitted: {_blocked_reason(row)}")
             else:
@@ -310,7 +313,7 @@ def _follow(args: argparse.Namespace, ui: UI) -> int:
         else:
             ui.info(f"Job {row['jobid']}: {row.get('outcome')}. Results fetched.")
         report_failures(ui, row.get("failed") or [])
-        report_kept(ui, row["jobid"], row.get("kept", []))
+        report_kept(ui, row["jobid"], row.get("kept", []), rerun_of=row.get("rerun_of"))
     return SUBJOBS_FAILED if row.get("failed") else 0
 
 

@@ -20,11 +20,26 @@ if TYPE_CHECKING:
 DIFFERENT = 3
 
 
+def report_kept_originals(ui: UI, original: str, jobid: str, kept: list[dict[str, str]], limit: int = 20) -> None:
+    """Name each output of the original that the rerun left in place (by design), and the rerun's copy.
+
+    No hint to overwrite: that would throw away the results the rerun is
+    compared with.
+    """
+    for item in kept[:limit]:
+        ui.info(f"  kept the original's output {item['local']}; the rerun's version is {item['fetched']}")
+    if len(kept) > limit:
+        ui.info(f"  ... and {len(kept) - limit} more outputs of the original kept")
+    if kept:
+        ui.info(f"  A rerun never replaces the original's outputs; compare them with "
+                f"'reproman diff {original} {jobid}'.")
+
+
 def handle(args: argparse.Namespace, ui: UI) -> int:
-    from reproman.cli.commands.run import SUBJOBS_FAILED, ProgressDisplay, report_failures, report_kept
+    from reproman.cli.commands.run import SUBJOBS_FAILED, ProgressDisplay, report_failures
     from reproman.cli.parser import FOLLOW_CHOICES
     from reproman.errors import UsageError
-    from reproman.jobs.rerun import rerun
+    from reproman.jobs.rerun import kept_originals, rerun
 
     job, follow = args.job, args.follow
     if job is None and isinstance(follow, str) and follow not in FOLLOW_CHOICES:
@@ -65,7 +80,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     if not args.json:
         ui.info(f"Job {new.jobid} (rerun of {which} {result.original.jobid}): {result.status.summary()}.")
         report_failures(ui, result.failed)
-        report_kept(ui, new.jobid, new.extra.get("kept", []))
+        report_kept_originals(ui, result.original.jobid, new.jobid, kept_originals(new))
         if result.resource_action:
             ui.info(f"Resource {new.resource_name!r}: {result.resource_action}.")
     if result.comparison is not None:

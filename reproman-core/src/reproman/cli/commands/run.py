@@ -112,8 +112,17 @@ def report_failures(ui: UI, failed: list[dict[str, Any]], limit: int = 20) -> No
         ui.info(f"  ... and {len(failed) - limit} more failed subjobs")
 
 
-def report_kept(ui: UI, jobid: str, kept: list[dict[str, str]], limit: int = 20) -> None:
-    """Name each local output that was kept because it changed after submission, and the job's copy."""
+def report_kept(ui: UI, jobid: str, kept: list[dict[str, str]], limit: int = 20, *,
+                rerun_of: str | None = None) -> None:
+    """Name each local output that was kept because it changed after submission, and the job's copy.
+
+    A rerun (``rerun_of`` the original's ID) kept the original's outputs by design: said so instead.
+    """
+    if rerun_of:
+        from reproman.cli.commands.rerun import report_kept_originals
+
+        report_kept_originals(ui, rerun_of, jobid, kept, limit)
+        return
     for item in kept[:limit]:
         ui.info(f"  kept {item['local']}: it changed here after job {jobid} was submitted; "
                 f"the job's version is {item['fetched']}")

@@ -484,10 +484,7 @@ def _fetch(
         why = "it cannot start as submitted" if status.stuck else "not finished"
         return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
                 "reason": f"{why} ({status.summary()})", "status": status.to_dict()}
-    from reproman.jobs.rerun import rerun_landing
-
-    with rerun_landing(job):
-        paths = fetch_job(connection, job, status, registry, overwrite=overwrite, keep_remote=keep_remote)
+    paths = fetch_job(connection, job, status, registry, overwrite=overwrite, keep_remote=keep_remote)
     return {"jobid": job.jobid, "fetched": True, "finished": True, "paths": paths, "status": status.to_dict(),
             "outcome": outcome.outcome_text(job), "failed": failures(job, status, fetched=True),
             "kept": job.extra.get("kept", []), "rerun_of": (job.rerun_of or {}).get("jobid")}

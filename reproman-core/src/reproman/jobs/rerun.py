@@ -26,10 +26,8 @@ current environment (an unset one is an error naming it).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -61,41 +59,6 @@ class RerunResult(RunResult):
         data["rerun_of"] = self.original.jobid
         data["comparison"] = self.comparison.to_dict() if self.comparison is not None else None
         return data
-
-
-#: The landing's warning for a local file kept because it changed after submission (its format string).
-_CHANGED_HERE = "%s changed here after the job was submitted"
-
-
-class _KeptOriginals(logging.Filter):
-    """Drops the landing's "changed here after the job was submitted" warning during a rerun's fetch.
-
-    A rerun keeps every existing output that differs from its own (its
-    stamp is 0), so that reason would be false; :func:`rerun` says what
-    happened instead, once the fetch has returned the files it kept.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith(_CHANGED_HERE))
-
-
-@contextlib.contextmanager
-def rerun_landing(job: JobSpec) -> Iterator[None]:
-    """Around a fetch of ``job``: for a rerun, without the landing's false "changed here" warning.
-
-    Whoever fetches (``rerun --follow``, or ``jobs`` later) reports the
-    kept originals with :func:`kept_originals`. Any other job is fetched as is.
-    """
-    if not job.rerun_of:
-        yield
-        return
-    landing = logging.getLogger("reproman.resources.landing")
-    quiet = _KeptOriginals()
-    landing.addFilter(quiet)
-    try:
-        yield
-    finally:
-        landing.removeFilter(quiet)
 
 
 def kept_originals(job: JobSpec) -> list[dict[str, str]]:
@@ -228,8 +191,7 @@ def rerun(
         if not (follow or verify):
             return result
         result.status = follow_job(connection, new, progress)
-        with rerun_landing(new):
-            result.fetched = fetch_job(connection, new, result.status, registry, keep_remote=keep_remote)
+        result.fetched = fetch_job(connection, new, result.status, registry, keep_remote=keep_remote)
         for kept in kept_originals(new):
             lgr.info("kept the original's output %s; the rerun's version is %s", kept["local"], kept["fetched"])
     if verify:

@@ -20,23 +20,8 @@ if TYPE_CHECKING:
 DIFFERENT = 3
 
 
-def report_kept_originals(ui: UI, original: str, jobid: str, kept: list[dict[str, str]], limit: int = 20) -> None:
-    """Name each output of the original that the rerun left in place (by design), and the rerun's copy.
-
-    No hint to overwrite: that would throw away the results the rerun is
-    compared with.
-    """
-    for item in kept[:limit]:
-        ui.info(f"  kept the original's output {item['local']}; the rerun's version is {item['fetched']}")
-    if len(kept) > limit:
-        ui.info(f"  ... and {len(kept) - limit} more outputs of the original kept")
-    if kept:
-        ui.info(f"  A rerun never replaces the original's outputs; compare them with "
-                f"'reproman diff {original} {jobid}'.")
-
-
 def handle(args: argparse.Namespace, ui: UI) -> int:
-    from reproman.cli.commands.run import SUBJOBS_FAILED, ProgressDisplay, report_failures
+    from reproman.cli.commands.run import SUBJOBS_FAILED, ProgressDisplay, report_failures, report_kept_originals
     from reproman.cli.parser import FOLLOW_CHOICES
     from reproman.errors import UsageError
     from reproman.jobs.rerun import kept_originals, rerun

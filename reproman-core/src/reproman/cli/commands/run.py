@@ -119,8 +119,6 @@ def report_kept(ui: UI, jobid: str, kept: list[dict[str, str]], limit: int = 20,
     A rerun (``rerun_of`` the original's ID) kept the original's outputs by design: said so instead.
     """
     if rerun_of:
-        from reproman.cli.commands.rerun import report_kept_originals
-
         report_kept_originals(ui, rerun_of, jobid, kept, limit)
         return
     for item in kept[:limit]:
@@ -130,6 +128,21 @@ def report_kept(ui: UI, jobid: str, kept: list[dict[str, str]], limit: int = 20,
         ui.info(f"  ... and {len(kept) - limit} more kept files")
     if kept:
         ui.info(f"  To replace them with the job's versions: reproman jobs --fetch --overwrite {jobid}")
+
+
+def report_kept_originals(ui: UI, original: str, jobid: str, kept: list[dict[str, str]], limit: int = 20) -> None:
+    """Name each output of the original that the rerun left in place (by design), and the rerun's copy.
+
+    No hint to overwrite: that would throw away the results the rerun is
+    compared with.
+    """
+    for item in kept[:limit]:
+        ui.info(f"  kept the original's output {item['local']}; the rerun's version is {item['fetched']}")
+    if len(kept) > limit:
+        ui.info(f"  ... and {len(kept) - limit} more outputs of the original kept")
+    if kept:
+        ui.info(f"  A rerun never replaces the original's outputs; compare them with "
+                f"'reproman diff {original} {jobid}'.")
 
 
 def _print_catalogue(ui: UI, data: dict[str, list[dict[str, Any]]]) -> None:

@@ -108,7 +108,7 @@ class _ClientWatch:
                 time.sleep(0.2)  # an answer to a question, for the thread that asked
                 continue
             if not self._done.is_set():
-                lgr.info("the client went away while its command ran: stopping the command")
+                lgr.info("the client went away while its request was served")
                 self._on_gone()
             return
 
@@ -271,8 +271,7 @@ class Host:
             session._send([(Path(src), dest) for src, dest in request["pairs"]])
             return None
         if op == "fetch":
-            session._fetch([(src, Path(path)) for src, path in request["staged"]])
-            return None
+            return self._fetch(request, client)
         if op == "put_text":
             session.put_text(request["text"], request["path"], request.get("mode"))
             return None
@@ -285,6 +284,38 @@ class Host:
             self.stop()
             return None
         raise SessionError(f"unknown request {op!r} (a newer ReproMan?)")
+
+    def _fetch(self, request: dict[str, Any], client: _Client) -> Any:
+        """Fill the client's staging directory, which outlives the client if it is killed or interrupted.
+
+        The directory is held while it is written (nobody removes a tree
+        being written: that would leave directories recreated without their
+        marker, never to be removed); if the client went away meanwhile,
+        nobody will land what arrived, so the host removes the directory.
+        """
+        from reproman.resources.landing import remove_staging, writing_into
+
+        staged = [(str(src), Path(path)) for src, path in request["staged"]]
+        stages = sorted({path.parent for _src, path in staged})
+        gone = threading.Event()
+        watch = _ClientWatch(client.conn, gone.set)
+        try:
+            with contextlib.ExitStack() as held:
+                for stage in stages:
+                    held.enter_context(writing_into(stage))
+                try:
+                    self.session._fetch(staged)
+                finally:
+                    watch.done()
+                    if not gone.is_set() and _peer_closed(client.conn):
+                        gone.set()
+        finally:
+            watch.done()
+            if gone.is_set():
+                for stage in stages:
+                    if remove_staging(stage):
+                        lgr.info("removed %s: the command that asked for it went away", stage)
+        return None
 
     def _login(self, request: dict[str, Any], client: _Client) -> Any:
         """Relay the client's terminal to a pty channel of the session until the remote side exits."""
@@ -336,6 +367,16 @@ class Host:
             return {"returncode": channel.recv_exit_status()}
         finally:
             channel.close()
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    """Whether the client's end of ``conn`` is closed now (it sends nothing while a request is served)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _same_user(conn: socket.socket) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from reproman import api
+from reproman.plugins import CommandResult
 from reproman.resources import persistent
 from reproman.testing.cli import run_cli
 
@@ -148,6 +149,34 @@ def test_stop_closes_the_persistent_connection(ssh_params: dict[str, Any], sessi
     assert run_cli(["execute", "-r", "h", "echo", "again"]).stdout == "again\n"  # a new one starts
 
 
+def test_stop_lets_a_command_running_through_the_connection_finish(ssh_params: dict[str, Any],
+                                                                   sessions: Path) -> None:
+    """``stop`` in one terminal while ``execute`` runs in another: the command ends normally, then the host exits."""
+    _create("h", ssh_params)
+    (pid,) = _hosts(sessions)
+    seconds = 4
+    tag = f"{seconds}.000{int.from_bytes(os.urandom(2), 'big') % 9000 + 1000}"  # sleeps 4 s, findable by its argument
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "sh", "-c",
+                             f"sleep {tag} & wait; echo finished"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: len(_remote_sleeps(tag)) == 1, timeout=30), proc.poll()
+        started = time.monotonic()
+        stopped = run_cli(["stop", "h"])
+        assert time.monotonic() - started < seconds - 1  # stop does not wait for the command
+        assert stopped.returncode == 1 and "persistent connection was closed" in stopped.stderr
+        assert not _gone(pid) and proc.poll() is None
+        # Meanwhile a new command gets a new connection.
+        assert run_cli(["execute", "-r", "h", "echo", "meanwhile"]).stdout == "meanwhile\n"
+        out, err = proc.communicate(timeout=seconds + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (proc.returncode, out, err) == (0, "finished\n", "")
+    assert _wait(lambda: _gone(pid))
+    assert not _remote_sleeps(tag)
+
+
 def test_killed_host_is_replaced(ssh_params: dict[str, Any], sshd: Any, sessions: Path) -> None:
     _create("h", ssh_params)
     (pid,) = _hosts(sessions)
@@ -172,7 +201,7 @@ def test_hung_host_is_replaced(ssh_params: dict[str, Any], sessions: Path, monke
     finally:
         if not _gone(pid):
             os.kill(pid, signal.SIGKILL)
-    assert result.stdout == "fresh\n"
+    assert isinstance(result, CommandResult) and result.stdout == "fresh\n"
     assert _wait(lambda: _gone(pid))
     assert len(_hosts(sessions)) == 1
 

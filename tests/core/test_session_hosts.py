@@ -46,8 +46,8 @@ class TestHostedShellSession(FullSessionContract):
     def session(self, control: Path) -> Iterator[persistent.PersistentSession]:
         session = persistent.attach("shell", {}, label="hosted shell")
         assert session is not None
-        with session.open() as opened:
-            yield opened
+        with session.open():
+            yield session
 
     @pytest.fixture
     def remote_tmp(self, tmp_path: Path) -> str:
@@ -174,3 +174,38 @@ def test_a_control_directory_too_deep_for_a_socket_is_not_used(tmp_path: Path, m
     reset_config()
     assert persistent.attach("shell", {}) is None
     assert "too long for a Unix socket" in caplog.text
+
+
+def test_a_host_killed_inside_a_reply_is_the_clear_one_line_error(tmp_path: Path) -> None:
+    """A host killed while it wrote a frame (fault injected: a real kill cannot hit mid-frame on demand)."""
+    import threading
+
+    ours, theirs = socket.socketpair()
+
+    class OneConnection:
+        label = "SSH resource 's1'"
+        log_path = tmp_path / "host.log"
+
+        def connect(self) -> socket.socket:
+            return ours
+
+        def stop_hung(self) -> None:  # pragma: no cover - the host answers here
+            raise AssertionError("the host took the request")
+
+    def host() -> None:
+        reader = theirs.makefile("rb")
+        wire.receive(reader)
+        wire.send(theirs, wire.ACCEPTED)
+        wire.send(theirs, wire.STDOUT, b"half a line\n")
+        theirs.sendall(wire._HEADER.pack(wire.STDOUT, 100) + b"cut")  # then killed
+        theirs.close()
+
+    thread = threading.Thread(target=host)
+    thread.start()
+    session = persistent.PersistentSession(OneConnection(), interactive=False)  # type: ignore[arg-type]
+    with pytest.raises(SessionError) as caught:
+        session._execute("sleep 5; echo done")
+    thread.join(5)
+    message = str(caught.value)
+    assert "ended during execute; a command it ran may or may not have completed" in message
+    assert "broken reply" not in message and "\n" not in message

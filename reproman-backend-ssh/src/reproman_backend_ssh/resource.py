@@ -149,7 +149,8 @@ class SSHResource(Resource):
         closed = bool(self.params.get("host")) and close_persistent(self._params())
         raise ResourceError(
             f"SSH hosts cannot be stopped: {self.name!r} is a host ReproMan only connects to"
-            + (" (its persistent connection was closed)" if closed else ""),
+            + (" (its persistent connection was closed; commands running through it finish first)"
+               if closed else ""),
             hint="Nothing else to do; 'reproman delete' forgets it.",
         )
 

@@ -204,23 +204,30 @@ class Endpoint:
         self.socket_path.unlink(missing_ok=True)
 
     def request_shutdown(self, wait: float = 5.0) -> bool:
-        """Ask a running host to exit, and wait (up to ``wait`` seconds) until it has; whether one was running."""
+        """Ask a running host to exit, and wait (up to ``wait`` seconds) until it has; whether one was running.
+
+        A host serving requests of other commands takes no new ones and exits
+        once those are done (nothing to wait for here: its socket is gone already).
+        """
         sock = self.connect(start=False)
         if sock is None:
             return False
         pid = host_pid(self.pid_path)
+        in_flight = 0
         try:
             wire.send_json(sock, wire.REQUEST, {"op": "shutdown"})
             sock.settimeout(START_TIMEOUT)
             reader = sock.makefile("rb")
-            while wire.receive(reader) is not None:
-                pass
-        except (OSError, wire.ProtocolError):
+            while (frame := wire.receive(reader)) is not None:
+                if frame[0] == wire.RESULT:
+                    result = wire.loads(frame[1]).get("result")
+                    in_flight = int(result.get("in_flight") or 0) if isinstance(result, dict) else 0
+        except (OSError, wire.ProtocolError, ValueError):
             self.stop_hung()
         finally:
             sock.close()
         deadline = time.monotonic() + wait
-        while pid is not None and _running(pid) and time.monotonic() < deadline:
+        while not in_flight and pid is not None and _running(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         return True
 

@@ -38,6 +38,7 @@ directory (``cd`` there), not through a link.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import filecmp
 import logging
@@ -208,6 +209,63 @@ def _ours(path: Path) -> bool:
     return content == _marker_text(path, st)
 
 
+@contextlib.contextmanager
+def writing_into(stage: Path) -> Iterator[None]:
+    """Hold ``stage`` (a staging directory of another process) while this process fills it.
+
+    A session host fills the staging directory of the command that asked
+    for the fetch; that command may be killed or interrupted meanwhile.
+    The shared lock on the marker keeps every remover (:func:`remove_staging`:
+    the command's own clean-up, the next fetch's sweep) away until the
+    writing is over: removing a tree that is still being written leaves
+    directories recreated without a marker, which nothing would ever remove.
+    A staging directory that is already gone (or not proven ours) is refused,
+    never recreated.
+    """
+    import fcntl
+
+    if not _ours(stage):
+        raise SessionError(f"the staging directory {stage} is gone (the command that asked for the files ended)")
+    fd = os.open(stage / STAGING_MARKER, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if not _ours(stage):  # removed between the check and the lock
+            raise SessionError(f"the staging directory {stage} is gone (the command that asked for the files ended)")
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_staging(stage: Path) -> bool:
+    """Remove a staging directory unless another process still writes into it; whether it is gone.
+
+    A marked directory is removed only while holding its marker's exclusive
+    lock, which no writer (:func:`writing_into`) holds then; a writer that
+    outlives the command it served removes the directory itself when done.
+    An unmarked one (its marker could not be written) is removed only by the
+    process that created it, which is the only one that ever writes into it.
+    """
+    import fcntl
+
+    try:
+        fd = os.open(stage / STAGING_MARKER, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        shutil.rmtree(stage, ignore_errors=True)
+        return not os.path.lexists(stage)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lgr.debug("%s is still being written by another process: it removes it when done", stage)
+            return False
+        shutil.rmtree(stage, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return not os.path.lexists(stage)
+
+
 def _remove_abandoned(directory: Path) -> None:
     """Staging directories of this host's fetches whose process no longer exists, proven ours by their marker."""
     host = _host()
@@ -226,8 +284,8 @@ def _remove_abandoned(directory: Path) -> None:
         if not _ours(directory / name):
             lgr.debug("leaving %s alone: no ReproMan staging marker in it", directory / name)
             continue
-        lgr.info("removing %s, left by an interrupted fetch (process %d)", directory / name, pid)
-        shutil.rmtree(directory / name, ignore_errors=True)
+        if remove_staging(directory / name):
+            lgr.info("removed %s, left by an interrupted fetch (process %d)", directory / name, pid)
 
 
 def _alive(pid: int) -> bool:

@@ -220,15 +220,19 @@ class PersistentSession(Session):
     def _call(self, op: str, *, stdin: bytes | None = None, on_output: OutputCallback | None = None,
               **args: Any) -> Any:
         sock, reader = self.connect_request(op, args, stdin)
+        ended = SessionError(
+            f"the persistent connection process for {self.endpoint.label} ended during {op}; "
+            "a command it ran may or may not have completed (it is not re-run)",
+            hint=f"See {self.endpoint.log_path}. The next call starts a new one.",
+        )
         try:
             while True:
-                frame = wire.receive(reader)
+                try:
+                    frame = wire.receive(reader)
+                except (wire.Truncated, ConnectionResetError):
+                    frame = None  # killed while it wrote: the same as ending between frames
                 if frame is None:
-                    raise SessionError(
-                        f"the persistent connection process for {self.endpoint.label} ended during {op}; "
-                        "a command it ran may or may not have completed (it is not re-run)",
-                        hint=f"See {self.endpoint.log_path}. The next call starts a new one.",
-                    )
+                    raise ended from None
                 kind, payload = frame
                 if kind in (wire.STDOUT, wire.STDERR):
                     if on_output is not None:

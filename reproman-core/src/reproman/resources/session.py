@@ -45,7 +45,7 @@ from typing import Union
 import attrs
 
 from reproman.errors import CommandError, SessionError, Terminated
-from reproman.resources.landing import Landing, LandingReport, land, staging_dir
+from reproman.resources.landing import Landing, LandingReport, land, remove_staging, staging_dir
 
 lgr = logging.getLogger(__name__)
 
@@ -529,7 +529,8 @@ class Session(ABC):
                 raise SessionError(f"cannot store fetched files in {stage}: {exc.strerror or exc}") from None
             return land([(path, dest) for (_src, path), (_s, dest) in zip(staged, pairs)], landing)
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            # Interrupted while a session host still fills it: the host removes it when done.
+            remove_staging(stage)
 
     def _send(self, pairs: Sequence[tuple[Path, str]]) -> None:
         """Copy local paths to remote destinations: one archive, one upload, one command.

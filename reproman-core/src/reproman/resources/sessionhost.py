@@ -6,7 +6,8 @@ creates the session, listens (the socket appears by an atomic rename, so
 it replaces a dead host's socket without a gap), prints ``ready``, and then
 serves each connection in a thread of its own: concurrent commands run
 side by side on the one session. It exits when no request has been served
-for its idle time, on a ``shutdown`` request, or on SIGTERM, removing its
+for its idle time, on a ``shutdown`` request (once the requests in flight are
+done; it takes no new ones), or on SIGTERM (at once), removing its
 socket only if that socket is still its own.
 
 What it writes to stderr (its log file in the control directory) is for
@@ -108,7 +109,7 @@ class _ClientWatch:
                 time.sleep(0.2)  # an answer to a question, for the thread that asked
                 continue
             if not self._done.is_set():
-                lgr.info("the client went away while its command ran: stopping the command")
+                lgr.info("the client went away while its request was served")
                 self._on_gone()
             return
 
@@ -123,7 +124,13 @@ class Host:
         self.idle = float(spec.get("idle") or 600)
         self.label = str(spec.get("label") or spec.get("type"))
         self.stopping = threading.Event()
+        #: Set by a shutdown request: exit once the requests being served are done.
+        self.draining = threading.Event()
+        #: Set by SIGTERM: exit now, even while draining.
+        self.stopping_now = threading.Event()
         self._lock = threading.Lock()
+        #: Notified whenever a request ends (see :meth:`wait_for_requests`).
+        self._finished = threading.Condition(self._lock)
         self._active = 0
         self._last = time.monotonic()
         self._local = threading.local()
@@ -154,9 +161,33 @@ class Host:
                 handle.write(f"{os.getpid()}\n")
 
     def stop(self) -> None:
+        """Exit now (SIGTERM): requests being served are cut off."""
         self.stopping.set()
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)
+
+    def retire(self) -> None:
+        """Take no more requests, but exit only when those being served have finished (a shutdown request).
+
+        ``reproman stop`` or ``delete`` of an SSH host closes its persistent
+        connection; a command running through it in another terminal must
+        not die of that (its remote side would run on, its output lost). The
+        socket goes at once, so a new command starts a new connection meanwhile.
+        """
+        self.draining.set()
+        self._unlink_socket()
+        self.stop()
+
+    def wait_for_requests(self) -> None:
+        """Until no request is being served (or SIGTERM says to stop waiting)."""
+        with self._finished:
+            while self._active and not self.stopping_now.is_set():
+                self._finished.wait(1.0)
+
+    def _unlink_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._inode is not None and os.stat(self.socket_path).st_ino == self._inode:
+                self.socket_path.unlink()
 
     def serve(self) -> None:
         self.listener.settimeout(_ACCEPT_POLL)
@@ -182,9 +213,7 @@ class Host:
 
     def cleanup(self) -> None:
         """Remove the socket if it is still ours (a replacement host may own the name now), close the session."""
-        with contextlib.suppress(OSError):
-            if self._inode is not None and os.stat(self.socket_path).st_ino == self._inode:
-                self.socket_path.unlink()
+        self._unlink_socket()
         with contextlib.suppress(OSError, ValueError):
             if self.pid_path is not None and int(self.pid_path.read_text().split()[0]) == os.getpid():
                 self.pid_path.unlink()
@@ -206,6 +235,7 @@ class Host:
             with self._lock:
                 self._active -= 1
                 self._last = time.monotonic()
+                self._finished.notify_all()
 
     def _asker(self) -> Any:
         """The session asks the user through the client of the request being served (if it said it can)."""
@@ -271,8 +301,7 @@ class Host:
             session._send([(Path(src), dest) for src, dest in request["pairs"]])
             return None
         if op == "fetch":
-            session._fetch([(src, Path(path)) for src, path in request["staged"]])
-            return None
+            return self._fetch(request, client)
         if op == "put_text":
             session.put_text(request["text"], request["path"], request.get("mode"))
             return None
@@ -281,10 +310,44 @@ class Host:
         if op == "hello":
             return {"pid": os.getpid(), "label": self.label, "protocol": wire.PROTOCOL}
         if op == "shutdown":
-            lgr.info("shutdown requested")
-            self.stop()
-            return None
+            with self._lock:
+                others = self._active - 1
+            lgr.info("shutdown requested%s", f": exiting after {others} request(s) in flight" if others else "")
+            self.retire()
+            return {"in_flight": others}
         raise SessionError(f"unknown request {op!r} (a newer ReproMan?)")
+
+    def _fetch(self, request: dict[str, Any], client: _Client) -> Any:
+        """Fill the client's staging directory, which outlives the client if it is killed or interrupted.
+
+        The directory is held while it is written (nobody removes a tree
+        being written: that would leave directories recreated without their
+        marker, never to be removed); if the client went away meanwhile,
+        nobody will land what arrived, so the host removes the directory.
+        """
+        from reproman.resources.landing import remove_staging, writing_into
+
+        staged = [(str(src), Path(path)) for src, path in request["staged"]]
+        stages = sorted({path.parent for _src, path in staged})
+        gone = threading.Event()
+        watch = _ClientWatch(client.conn, gone.set)
+        try:
+            with contextlib.ExitStack() as held:
+                for stage in stages:
+                    held.enter_context(writing_into(stage))
+                try:
+                    self.session._fetch(staged)
+                finally:
+                    watch.done()
+                    if not gone.is_set() and _peer_closed(client.conn):
+                        gone.set()
+        finally:
+            watch.done()
+            if gone.is_set():
+                for stage in stages:
+                    if remove_staging(stage):
+                        lgr.info("removed %s: the command that asked for it went away", stage)
+        return None
 
     def _login(self, request: dict[str, Any], client: _Client) -> Any:
         """Relay the client's terminal to a pty channel of the session until the remote side exits."""
@@ -338,6 +401,16 @@ class Host:
             channel.close()
 
 
+def _peer_closed(conn: socket.socket) -> bool:
+    """Whether the client's end of ``conn`` is closed now (it sends nothing while a request is served)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 def _same_user(conn: socket.socket) -> bool:
     """Whether the peer runs as our user (Linux; elsewhere the 0700 directory is the only guard)."""
     option = getattr(socket, "SO_PEERCRED", None)
@@ -378,7 +451,11 @@ def main() -> int:
     if os.fork():
         os._exit(0)
     host.write_pid_file()
-    signal.signal(signal.SIGTERM, lambda signum, frame: host.stop())
+    def terminate(signum: int, frame: Any) -> None:
+        host.stopping_now.set()
+        host.stop()
+
+    signal.signal(signal.SIGTERM, terminate)
     print("ready", flush=True)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -386,6 +463,8 @@ def main() -> int:
     os.close(devnull)
     try:
         host.serve()
+        if host.draining.is_set():
+            host.wait_for_requests()
     finally:
         host.cleanup()
     logging.shutdown()

@@ -39,6 +39,10 @@ class ProtocolError(Exception):
     """The other side broke off or sent something that is not a frame."""
 
 
+class Truncated(ProtocolError):
+    """The stream ended inside a frame: the other side went away (killed) while it wrote."""
+
+
 def send(sock: socket.socket, kind: bytes, payload: bytes = b"") -> None:
     sock.sendall(_HEADER.pack(kind, len(payload)))
     if payload:
@@ -55,13 +59,13 @@ def receive(stream: BinaryIO) -> tuple[bytes, bytes] | None:
     if not header:
         return None
     if len(header) < _HEADER.size:
-        raise ProtocolError("the connection ended inside a frame")
+        raise Truncated("the connection ended inside a frame")
     kind, size = _HEADER.unpack(header)
     if size > MAX_FRAME:
         raise ProtocolError(f"frame of {size} bytes is too large")
     payload = stream.read(size) if size else b""
     if len(payload) < size:
-        raise ProtocolError("the connection ended inside a frame")
+        raise Truncated("the connection ended inside a frame")
     return kind, payload
 
 

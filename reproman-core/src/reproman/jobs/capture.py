@@ -72,7 +72,7 @@ class Blocks:
     functions: str = ""
     #: After the job's variables are exported, before the subjob's command.
     before: str = ""
-    #: ``before`` writes the subjob's record into ``started.INDEX`` (``$rm_started`` in the
+    #: ``before`` writes the subjob's record into ``started.INDEX`` (``$reproman_started`` in the
     #: runscript), which then needs no empty write of its own: one file per subjob fewer to
     #: create, which is most of what a trivial subjob costs beyond its command.
     writes_started: bool = False
@@ -134,7 +134,7 @@ rm_key="$rm_host.$rm_tag.${#rm_ctx}"
   printf 'host=%s\nkey=%s\nctx=%s\nresolved=' "$rm_host" "$rm_key" "$rm_ctx"
   command -v "$rm_exe" 2>/dev/null || echo
   @SCHED@
-} > "$rm_started" 2>/dev/null
+} > "$reproman_started" 2>/dev/null
 # Every subjob but the first on a node finds the lock taken: one stat, no failing create.
 if [ ! -e "$rm_env/n.$rm_key.lock" ] && { set -C; printf '%s\n' "$i" > "$rm_env/n.$rm_key.lock"; } 2>/dev/null; then
   set +C; rm_mine=y
@@ -200,7 +200,7 @@ _SPEC = r"""if [ -n "@NOSPEC@" ]; then printf 'spec=none: %s\n' "@NOSPEC@" >> "$
 """
 
 _TRACE_BEFORE = r"""rm_strace=; command -v strace >/dev/null 2>&1 && rm_strace=y
-[ -n "$rm_strace" ] || printf 'strace=none: strace is not installed on this node\n' >> "$rm_started"
+[ -n "$rm_strace" ] || printf 'strace=none: strace is not installed on this node\n' >> "$reproman_started"
 """
 
 _TRACE_FUNCTIONS = r"""rm_run() {
@@ -220,9 +220,9 @@ _TRACE_AFTER = r"""if [ -s "$rm_env/strace.$i" ]; then
   if [ -x /usr/bin/python3 ]; then rm_py=/usr/bin/python3; else rm_py=$(command -v python3 2>/dev/null); fi
   if [ -n "$rm_py" ] && [ -r "$rm_tool" ]; then
     "$rm_py" -E -s -S "$rm_tool" strace --log "$rm_env/strace.$i" --out "$rm_env/trace.$i.json" \
-      >>"$rm_env/trace.$i.log" 2>&1 || printf 'strace=failed: see trace.%s.log\n' "$i" >> "$rm_started"
+      >>"$rm_env/trace.$i.log" 2>&1 || printf 'strace=failed: see trace.%s.log\n' "$i" >> "$reproman_started"
   else
-    printf 'strace=untraced: no python3 or node tool on this node\n' >> "$rm_started"
+    printf 'strace=untraced: no python3 or node tool on this node\n' >> "$reproman_started"
   fi
 fi
 """

@@ -142,7 +142,7 @@ def render_runscript(
     functions = provenance.functions if provenance is not None else ""
     capture_before = provenance.before if provenance is not None else ""
     capture_after = provenance.after if provenance is not None else ""
-    started = "" if provenance is not None and provenance.writes_started else ': >"$rm_started"\n'
+    started = "" if provenance is not None and provenance.writes_started else ': >"$reproman_started"\n'
     exports = "".join(f"{k}={shlex.quote(str(v))}; export {k}\n" for k, v in (env or {}).items())
     no_subjob = f'echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2'
     if chunked:
@@ -173,7 +173,7 @@ def render_runscript(
 jobdir={shlex.quote(jobdir)}
 mark() {{ umask 077; printf '%s\\n' "$1" > "$jobdir/status.$i"; }}
 {functions}{loader}reproman_subjob() {{
-i=$1; rm_started="$jobdir/{STARTED}.$i"
+i=$1; reproman_started="$jobdir/{STARTED}.$i"
 # ReproMan's files in the job directory are private; the command gets the caller's umask back.
 reproman_umask=${{REPROMAN_UMASK:-$(umask)}}; umask 077
 exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null

@@ -198,3 +198,19 @@ def test_a_later_job_in_a_named_working_directory_does_not_change_a_fetched_resu
     _wait_for_file(home / ".reproman" / "run-root" / ".reproman" / "jobs" / "local" / jobid / "completed")
     assert (shared / "out.txt").read_text() == "one\ntwo\n"
     assert (project / "out.txt").read_text() == "one\n"  # not fetched yet: the user's result is job 1's
+
+
+def test_a_link_a_job_made_does_not_redirect_a_later_fetch_into_your_file(tmp_path: Path) -> None:
+    """Trial J: job 1's output out.txt arrived as a link to data.csv; job 2's out.txt was then written through
+    it, replacing data.csv (never an output). The link is replaced now, whatever it points to."""
+    from reproman.testing.cli import run_cli
+
+    data = tmp_path / "data.csv"
+    data.write_text("my data\n")
+    first = run_cli(["run", "--follow", "-o", "out.txt", "sh", "-c", f"ln -s {data} out.txt"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert os.readlink(tmp_path / "out.txt") == str(data)
+    second = run_cli(["run", "--follow", "-o", "out.txt", "sh", "-c", "echo job2 > out.txt"], cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert data.read_text() == "my data\n"
+    assert not (tmp_path / "out.txt").is_symlink() and (tmp_path / "out.txt").read_text() == "job2\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from reproman.testing.submitter_contract import SubmitterContract
@@ -25,3 +27,21 @@ class TestLocalSubmitterContract(SubmitterContract):
     @pytest.fixture
     def submitter(self) -> str:
         return "local"
+
+
+def test_find_submitted_reads_the_launchers_own_record(tmp_path: Path) -> None:
+    """A run killed while handing a job to the launcher (over SSH, where core cannot look at the files itself):
+    the launcher's ``submission-id`` on the resource says it started; without one, nobody can tell yet."""
+    from reproman.jobs.local import LocalSubmitter
+    from reproman.jobs.spec import JobSpec, Subjob
+    from reproman.resources.shell import ShellSession
+
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    job = JobSpec(jobid="20240101-000000-abcdef", command="true", resource_name="local", resource_type="ssh",
+                  submitter="local", orchestrator="plain", subjobs=[Subjob(command="true")],
+                  root_directory=str(tmp_path), working_directory=str(tmp_path / "w"), job_dir=str(job_dir))
+    submitter = LocalSubmitter(ShellSession())
+    assert submitter.find_submitted(job) is None  # not started yet, or still starting
+    (job_dir / "submission-id").write_text("4719\n")
+    assert submitter.find_submitted(job) == "4719"

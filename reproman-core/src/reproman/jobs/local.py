@@ -100,6 +100,17 @@ wait
             )
         return pid[0]
 
+    def find_submitted(self, job: JobSpec) -> str | None:
+        """The launcher's PID if it started (it writes ``submission-id`` first thing), asked on the resource.
+
+        A launcher that has not written it may still be starting (the remote
+        command can outlive the CLI that sent it): None, not "never queued".
+        """
+        path = shlex.quote(posixpath.join(job.job_dir, layout.SUBMISSION_ID))
+        result = self.session.execute_command(f"cat {path} 2>/dev/null; true")
+        said = result.stdout.strip()
+        return said if said.isdigit() else None
+
     def scheduler_states(
         self, jobs: Sequence[JobSpec], wanted: Mapping[str, Collection[int]] | None = None
     ) -> Mapping[str, Mapping[int, SchedulerState]]:

@@ -30,9 +30,11 @@ deleted users' files:
   belong to the local user; a directory with nothing local in its way (a
   job's new log directory, a new output tree) is renamed into place whole.
 
-Symbolic links that arrive are created as links and never followed; local
-symbolic links are followed only where they stay inside the root: a user
-who keeps ``results/`` on a scratch disk fetches into it by naming that
+Symbolic links that arrive are created as links and never followed. A local
+link where a file arrives is replaced by that file, never written through
+(a job may have made the link, to any file of yours); a local link to a
+directory is merged into only where it stays inside the root: a user who
+keeps ``results/`` on a scratch disk fetches into it by naming that
 directory (``cd`` there), not through a link.
 """
 
@@ -410,8 +412,12 @@ class _Confinement:
         #: realpath of parent directories already looked at (a 10,000-file tree has few parents).
         self._parents: dict[str, str] = {}
 
-    def problem(self, target: Path, local: os.stat_result | None) -> str | None:
-        """Why writing ``target`` (whose ``lstat`` is ``local``) would leave the root, or ``None``."""
+    def problem(self, target: Path, local: os.stat_result | None, follow: bool = True) -> str | None:
+        """Why writing ``target`` (whose ``lstat`` is ``local``) would leave the root, or ``None``.
+
+        ``follow``: a link at ``target`` itself is written through (a directory merged into);
+        otherwise the link is what gets replaced, wherever it points.
+        """
         if self.root is None:
             return None
         text = os.fspath(target)
@@ -420,10 +426,10 @@ class _Confinement:
         if real_parent is None:
             real_parent = self._parents[parent] = os.path.realpath(parent)
         real = os.path.join(real_parent, name)
-        if real_parent == parent:
+        if follow and real_parent == parent:
             if local is not None and stat.S_ISLNK(local.st_mode):
                 real = os.path.realpath(real)
-        elif os.path.islink(real):
+        elif follow and os.path.islink(real):
             real = os.path.realpath(real)
         if any(_within(real, e) for e in self.exempt):
             return None
@@ -460,7 +466,7 @@ def plan(pairs: Sequence[tuple[Path, Path]], root: Path | None = None,
     for staged, dest in pairs:
         for step in _walk(staged, dest, skipped, whole):
             local = _lstat(step.target)
-            escape = confinement.problem(step.target, local)
+            escape = confinement.problem(step.target, local, follow=step.directory)
             if escape is not None:
                 conflicts.append(escape)
                 continue
@@ -544,11 +550,9 @@ def _apply(step: _Step, landing: Landing, report: LandingReport, made: set[Path]
     if target.parent not in made:
         target.parent.mkdir(parents=True, exist_ok=True)
         made.add(target.parent)
+    # A local link where a file arrives is replaced, never written through: a job can make such a
+    # link itself (outputs arrive as links), and a later fetch must not overwrite what it points to.
     local = _lstat(target)
-    if local is not None and stat.S_ISLNK(local.st_mode) and target.is_file():
-        # The user's own link to a file (a result kept on a scratch disk): write where it points.
-        target = target.resolve()
-        local = os.lstat(target)
     if local is not None and _protected(target, local, step.source, landing):
         kept = _keep(step.source, step.target, landing)
         report.kept.append(KeptFile(local=step.target, fetched=kept))

@@ -203,3 +203,20 @@ def test_ctrl_c_before_the_handover_says_nothing_was_submitted(
     out, err = capsys.readouterr()
     assert out == "" and "nothing was submitted" in err and "keeps running" not in err, err
     assert list(Registry().root.glob("*")) == []
+
+
+def test_ctrl_c_while_fetching_says_the_job_finished_and_how_to_fetch_it(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Trial J: Ctrl-C during the fetch of a finished job said it "keeps running".
+    from reproman.jobs import commands
+
+    def interrupted(*args: object, **kwargs: object) -> list[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "fetch_job", interrupted)
+    assert main(["run", "--follow", "-o", "x", "sh", "-c", "echo 1 > x"]) == 130
+    out, err = capsys.readouterr()
+    jobid = out.strip()
+    assert f"interrupted while fetching job {jobid}, which has finished" in err and "keeps running" not in err, err
+    assert f"'reproman jobs {jobid}'" in err

@@ -185,22 +185,24 @@ def run(
         job.input_patterns = input_patterns
         job.output_patterns = output_patterns
         job.keep_remote = keep_remote
-        submitted = False
+        stage = "submitting"
         try:
             submit_job(connection, job, registry)
-            submitted = True
+            stage = "submitted"
             result = RunResult(job=job)
             if not follow:
                 return result
             result.status = follow_job(connection, job, progress, on_change=registry.save)
             if not result.status.finished:
                 return result
+            stage = "fetching"
             result.fetched = fetch_job(connection, job, result.status, registry, keep_remote=keep_remote)
+            stage = "fetched"
             _usage_after_fetch(connection, job, registry)
         except KeyboardInterrupt as exc:
-            # For the caller's message: the job, if one was recorded, and whether its submission ended.
+            # For the caller's message: the job, if one was recorded, and how far it had got.
             exc.reproman_jobid = job.jobid if registry.path(job.jobid).exists() else None  # type: ignore[attr-defined]
-            exc.reproman_submitted = submitted  # type: ignore[attr-defined]
+            exc.reproman_stage = stage  # type: ignore[attr-defined]
             raise
     if isinstance(follow, str):
         result.resource_action = act_on_resource(job, follow, result.status.ok)

@@ -188,7 +188,13 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         jobid = getattr(exc, "reproman_jobid", None)
         if jobid:  # stdout says which job, as after a run that was not interrupted: scripts capture it
             ui.json({"jobid": jobid, "interrupted": True}) if args.json else ui.out(jobid)
-        if jobid and getattr(exc, "reproman_submitted", False):
+        stage = getattr(exc, "reproman_stage", None)
+        if jobid and stage == "fetching":
+            ui.info(f"interrupted while fetching job {jobid}, which has finished: 'reproman jobs {jobid}' fetches "
+                    "it again (what arrived so far stays; nothing of yours was replaced by a partial file).")
+        elif jobid and stage == "fetched":
+            ui.info(f"interrupted after job {jobid} was fetched; its results are in place.")
+        elif jobid and stage == "submitted":
             ui.info(f"interrupted; job {jobid} keeps running on the resource. Follow it again with "
                     f"'reproman jobs --follow {jobid}' (or fetch it once finished with 'reproman jobs {jobid}').")
         elif jobid:

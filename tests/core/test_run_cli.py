@@ -220,3 +220,20 @@ def test_ctrl_c_while_fetching_says_the_job_finished_and_how_to_fetch_it(
     jobid = out.strip()
     assert f"interrupted while fetching job {jobid}, which has finished" in err and "keeps running" not in err, err
     assert f"'reproman jobs {jobid}'" in err
+
+
+def test_ctrl_c_while_jobs_follow_fetches_says_the_job_finished(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reproman.jobs import commands
+
+    assert main(["run", "-o", "x", "sh", "-c", "echo 1 > x"]) == 0
+    jobid = capsys.readouterr().out.strip()
+
+    def interrupted(*args: object, **kwargs: object) -> list[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "fetch_job", interrupted)
+    assert main(["jobs", "--follow", jobid]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted while fetching the finished job" in err and "keeps running" not in err, err

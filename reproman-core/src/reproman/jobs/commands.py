@@ -344,7 +344,11 @@ def _follow(registry: Registry, queries: Sequence[str], all_: bool, progress: Pr
         if not status.finished:
             return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
                     "reason": f"it cannot start as submitted ({status.summary()})", "status": status.to_dict()}
-        row = _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
+        try:
+            row = _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
+        except KeyboardInterrupt as exc:
+            exc.reproman_stage = "fetching"  # type: ignore[attr-defined]  # for the caller's message
+            raise
         _usage_after_fetch(connection, job, registry)
     return row
 

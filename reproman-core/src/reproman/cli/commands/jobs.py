@@ -286,11 +286,15 @@ def _follow(args: argparse.Namespace, ui: UI) -> int:
     try:
         rows = jobs(queries=args.queries, action="follow", all_=args.all_, overwrite=args.overwrite,
                     keep_remote=args.keep_remote, progress=display.update if display else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if display is not None:
             display.stop()
-        ui.info(f"interrupted; the job keeps running on the resource. Resume with "
-                f"'reproman jobs --follow {' '.join(args.queries)}'.")
+        again = " ".join(args.queries)
+        if getattr(exc, "reproman_stage", None) == "fetching":
+            ui.info(f"interrupted while fetching the finished job: 'reproman jobs {again}' fetches it again "
+                    "(what arrived so far stays; files are replaced whole or not at all).")
+        else:
+            ui.info(f"interrupted; the job keeps running on the resource. Resume with 'reproman jobs --follow {again}'.")
         return 130
     finally:
         if display is not None:

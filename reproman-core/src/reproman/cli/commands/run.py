@@ -191,7 +191,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         stage = getattr(exc, "reproman_stage", None)
         if jobid and stage == "fetching":
             ui.info(f"interrupted while fetching job {jobid}, which has finished: 'reproman jobs {jobid}' fetches "
-                    "it again (what arrived so far stays; nothing of yours was replaced by a partial file).")
+                    "it again (what arrived so far stays; files are replaced whole or not at all).")
         elif jobid and stage == "fetched":
             ui.info(f"interrupted after job {jobid} was fetched; its results are in place.")
         elif jobid and stage == "submitted":

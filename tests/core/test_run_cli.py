@@ -171,6 +171,10 @@ def test_cancelled_subjobs_that_never_started_name_no_stderr_file(tmp_path: Path
         if "; stderr: " in line:
             assert Path(line.split("; stderr: ", 1)[1]).exists(), line
     assert sum("no stderr: it never started" in line for line in lines) == 2, lines
+    # The resource was freed: --log shows the fetched copy, and names no file for a subjob that never ran.
+    log = run_cli(["jobs", "--log", jobid, "i=3"], cwd=tmp_path)
+    assert log.returncode == 0, log.stderr
+    assert "no stdout of subjob i=3: it never started" in log.stdout and "on the resource" not in log.stdout, log.stdout
 
 
 def test_ctrl_c_while_handing_the_job_over_names_it_and_says_what_to_check(

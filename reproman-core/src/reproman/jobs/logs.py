@@ -44,11 +44,15 @@ def subjob_log(registry: Registry, queries: Sequence[str], lines: int) -> dict[s
     submitter = _submitter_class(job)
     log_name = submitter.scheduler_log if submitter is not None else ""
     local = {s: os.path.join(local_log_dir(job), f"{s}.{index}") for s in STREAMS}
-    if job.was_fetched and all(os.path.exists(p) for p in local.values()):
+    released = job.was_fetched and bool(job.extra.get("remote_released"))
+    if (job.was_fetched and all(os.path.exists(p) for p in local.values())) or released:
+        # Once the resource was freed, the fetched copy is all there is: a subjob without
+        # logs there never started (cancelled first), and has nothing to show anywhere.
         row["source"] = "local"
         for stream, path in local.items():
-            row[stream] = _tail_file(path, lines)
-            row[f"{stream}_path"] = path
+            there = os.path.exists(path)
+            row[stream] = _tail_file(path, lines) if there else ""
+            row[f"{stream}_path"] = path if there else None
         if log_name:
             path = os.path.join(local_log_dir(job), log_name)
             text = _tail_file(path, SCHEDULER_LOG_LINES) if os.path.exists(path) else None

@@ -106,7 +106,11 @@ def _status_errors(ui: UI, rows: list[dict[str, Any]], *, as_errors: bool = Fals
 def _log(ui: UI, row: dict[str, Any]) -> None:
     where = "fetched copy" if row.get("source") == "local" else "on the resource"
     for stream in ("stdout", "stderr"):
-        ui.out(f"==> {stream} of subjob {row['subjob']} ({where}: {row[f'{stream}_path']}) <==")
+        path = row.get(f"{stream}_path")
+        if path is None:
+            ui.out(f"==> no {stream} of subjob {row['subjob']}: it never started <==")
+            continue
+        ui.out(f"==> {stream} of subjob {row['subjob']} ({where}: {path}) <==")
         text = row.get(stream) or ""
         if text:
             ui.out(text.rstrip("\n"))

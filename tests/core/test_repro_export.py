@@ -143,3 +143,15 @@ def test_export_refuses_a_used_directory_and_unfetched_jobs(workdir: Path, tmp_p
         assert "Traceback" not in result.stderr
     finally:
         api.jobs([pending.job.jobid], action="cancel")
+
+
+def test_a_fetched_job_that_produced_no_output_exports_and_compares(workdir: Path, tmp_path: Path) -> None:
+    """Trial J: a fetched job without output files (its subjobs failed or were cancelled first) read as
+    'not fetched' for --export and 'fetched before checksums existed' for diff: a loop of fetches."""
+    _require("rocrate")
+    job = api.run(command="exit 4", outputs=["never.txt"], follow=True).job
+    assert job.status == "fetched" and job.checksums == {}
+    result = run_cli(["jobs", "--export", job.jobid, str(tmp_path / "crate")])
+    assert result.returncode == 0, result.stderr
+    compared = run_cli(["diff", job.jobid, job.jobid])
+    assert compared.returncode == 0, compared.stderr

@@ -148,6 +148,7 @@ def test_rerun_verify_of_a_job_fetched_without_checksums_submits_nothing(workdir
     registry = Registry()
     old = registry.load(_jobid(first))
     old.checksums = {}  # a record fetched before ReproMan recorded checksums
+    old.extra.pop("checksummed", None)
     registry.save(old)
     verify = run_cli(["rerun", "--verify", old.jobid])
     assert verify.returncode == 1 and "has no recorded output checksums" in verify.stderr, verify.stderr

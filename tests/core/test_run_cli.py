@@ -241,3 +241,25 @@ def test_ctrl_c_while_jobs_follow_fetches_says_the_job_finished(
     assert main(["jobs", "--follow", jobid]) == 130
     err = capsys.readouterr().err
     assert "interrupted while fetching the finished job" in err and "keeps running" not in err, err
+
+
+def test_diff_of_a_job_that_never_ran_says_so(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Trial J: "not fetched yet (it may still be running)" for a job whose submission had failed.
+    from reproman.errors import SubmissionError
+    from reproman.jobs.local import LocalSubmitter
+
+    assert main(["run", "--follow", "-o", "x", "sh", "-c", "echo 1 > x"]) == 0
+    good = capsys.readouterr().out.strip()
+
+    def refused(self: object, job: object, script: str) -> str:
+        raise SubmissionError("the scheduler refused it")
+
+    monkeypatch.setattr(LocalSubmitter, "submit", refused)
+    assert main(["run", "true"]) != 0
+    failed = [j.jobid for j in Registry().entries() if j.jobid != good][0]  # type: ignore[union-attr]
+    capsys.readouterr()
+    assert main(["diff", good, failed]) != 0
+    err = capsys.readouterr().err
+    assert "never ran (its submission failed)" in err and "may still be running" not in err, err

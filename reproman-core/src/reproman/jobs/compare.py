@@ -158,10 +158,17 @@ def require_comparable(job: JobSpec, then: str = "compare") -> None:
     Checked before anything is done (``rerun --verify`` submits nothing), so
     ``then`` is what the hint tells the user to run once the job is fetched.
     """
+    from reproman.jobs.outcome import SUBMISSION_FAILED
+
+    if job.status == SUBMISSION_FAILED:
+        raise JobError(f"job {job.jobid} never ran (its submission failed), so it has no outputs to compare",
+                       hint=f"Remove it with 'reproman jobs --delete {job.jobid}' and submit the command again.")
     if not job.was_fetched:
         raise JobError(f"job {job.jobid} is not fetched yet (it may still be running), so it cannot be compared",
                        hint=f"Wait for it and fetch it with 'reproman jobs --follow {job.jobid}', then {then}.")
-    if not job.checksums and job.outputs:
+    from reproman.jobs.provenance import has_checksums
+
+    if not has_checksums(job):
         raise JobError(f"job {job.jobid} has no recorded output checksums",
                        hint="It was fetched before ReproMan recorded checksums; compare a rerun of it instead "
                             f"('reproman rerun --follow {job.jobid}').")

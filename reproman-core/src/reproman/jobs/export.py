@@ -108,7 +108,9 @@ def export_job(job: JobSpec, directory: str | os.PathLike[str]) -> Path:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"{target} exists and is not an empty directory",
                          hint="Name a new directory for the crate.")
-    if job.status != "fetched" or not (job.checksums or not job.outputs):
+    from reproman.jobs.provenance import has_checksums
+
+    if job.status != "fetched" or not has_checksums(job):
         raise JobError(f"job {job.jobid} has not been fetched, so its outputs' checksums are not recorded",
                        hint=f"Fetch it first: reproman jobs {job.jobid}")
     with tempfile.TemporaryDirectory(prefix="reproman-crate-") as tmp:

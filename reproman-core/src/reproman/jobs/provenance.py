@@ -190,6 +190,15 @@ def _states(status: JobStatus | None) -> dict[int, dict[str, Any]]:
                       **({"reason": s.reason.value} if s.reason else {})} for s in status.subjobs}
 
 
+#: ``job.extra`` key: the fetch computed output checksums (``job.checksums`` may be empty: no output files).
+CHECKSUMMED = "checksummed"
+
+
+def has_checksums(job: JobSpec) -> bool:
+    """Whether ``job``'s outputs were checksummed when it was fetched (an empty set included)."""
+    return bool(job.checksums) or bool(job.extra.get(CHECKSUMMED)) or not job.outputs
+
+
 def record(session: Session, job: JobSpec, status: JobStatus | None) -> None:
     """Fill ``job.checksums`` and ``job.environment`` from the resource."""
     from reproman.jobs import environment
@@ -204,6 +213,8 @@ def record(session: Session, job: JobSpec, status: JobStatus | None) -> None:
         forget_sent(job.resource_name, job.resource_id, _tool_and_cache(job)[0])
     job.checksums = checksums.parse(files.get(checksums.FILES, b""), files.get(checksums.SHA256, b""),
                                     files.get(checksums.SIZES, b""))
+    # Recorded, even when empty (no output was produced): not a record from before checksums existed.
+    job.extra[CHECKSUMMED] = checksums.FILES in files
     if job.capture != "off" or any(n.startswith("s.") for n in files):
         container = job.parameters.get("container")
         job.environment = environment.build(

@@ -54,7 +54,7 @@ def test_output_embedding_the_date_differs_and_diff_exits_3_naming_it(workdir: P
 def _assert_kept_by_design(stderr: str, local: Path, kept: Path) -> None:
     """The rerun says it kept the original's output, not that the user changed it (nobody did), and does not
     suggest --overwrite (which would throw away what the rerun is compared with)."""
-    assert f"kept the original's output {local}; the rerun's version is {kept}" in stderr, stderr
+    assert f"kept the local {local}; the rerun's version is {kept}" in stderr, stderr
     assert "changed here" not in stderr and "--overwrite" not in stderr, stderr
 
 

@@ -137,11 +137,11 @@ def report_kept_originals(ui: UI, original: str, jobid: str, kept: list[dict[str
     compared with.
     """
     for item in kept[:limit]:
-        ui.info(f"  kept the original's output {item['local']}; the rerun's version is {item['fetched']}")
+        ui.info(f"  kept the local {item['local']}; the rerun's version is {item['fetched']}")
     if len(kept) > limit:
         ui.info(f"  ... and {len(kept) - limit} more outputs of the original kept")
     if kept:
-        ui.info(f"  A rerun never replaces the original's outputs; compare them with "
+        ui.info(f"  A rerun never replaces existing outputs (the original's, or your edits); compare with "
                 f"'reproman diff {original} {jobid}'.")
 
 

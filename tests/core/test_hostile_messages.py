@@ -122,3 +122,8 @@ def test_a_duration_in_the_config_that_is_no_duration_is_one_line(tmp_path: Path
     result = run_cli(["run", "--follow", "true"], cwd=tmp_path, env={f"REPROMAN_JOBS_{key}": value})
     line = assert_one_line_error(result)
     assert f"[jobs] {key.lower()}" in line and "finite number of seconds" in line
+
+
+def test_an_empty_file_argument_is_named_in_cli_words(workdir: Path) -> None:
+    line = assert_one_line_error(run_cli(["diff", "a.yml", ""]), code=2)
+    assert "is empty" in line and "got str" not in line

@@ -57,7 +57,9 @@ def path(value: Any, name: str, *, optional: bool = False) -> str | None:
         return None
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
-    if not isinstance(value, str) or not value:
+    if value == "":
+        raise UsageError(f"argument {name} is empty: give a file name")
+    if not isinstance(value, str):
         raise _fail(name, "a file name" + (" or None" if optional else ""), value)
     return value
 

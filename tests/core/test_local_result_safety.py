@@ -214,3 +214,17 @@ def test_a_link_a_job_made_does_not_redirect_a_later_fetch_into_your_file(tmp_pa
     assert second.returncode == 0, second.stderr
     assert data.read_text() == "my data\n"
     assert not (tmp_path / "out.txt").is_symlink() and (tmp_path / "out.txt").read_text() == "job2\n"
+
+
+def test_an_arriving_link_that_points_outside_the_project_is_said(tmp_path: Path) -> None:
+    """Trial J: a job's output link to its own working directory landed silently; writing "the result"
+    then wrote the resource's copy, which --delete removed. It lands as the job made it, and is said."""
+    from reproman.testing.cli import run_cli
+
+    made = run_cli(["run", "--follow", "--keep-remote", "-o", "link.txt", "-o", "inside.txt", "-o", "real.txt",
+                    "sh", "-c", 'echo real > real.txt; ln -s "$PWD/real.txt" link.txt; ln -s real.txt inside.txt'],
+                   cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    warnings = [line for line in made.stderr.splitlines() if "pointing outside" in line]
+    assert len(warnings) == 1 and "link.txt -> " in warnings[0] and "inside.txt" not in warnings[0], made.stderr
+    assert os.readlink(tmp_path / "inside.txt") == "real.txt"

@@ -345,12 +345,15 @@ class _Step:
 class _Tree:
     files: tuple[str, ...]
     fix_modes: tuple[str, ...]
+    #: The symbolic links among ``files``.
+    links: tuple[str, ...] = ()
 
 
 def _scan_tree(staged: Path) -> _Tree | None:
     """What a staged directory holds, or ``None`` if it must land entry by entry (it has a skipped name)."""
     files: list[str] = []
     fix: list[str] = []
+    links: list[str] = []
     if stat.S_IMODE(os.lstat(staged).st_mode) & 0o700 != 0o700:
         fix.append("")
     pending = [""]
@@ -367,7 +370,9 @@ def _scan_tree(staged: Path) -> _Tree | None:
                         fix.append(path)
                 else:
                     files.append(path)
-    return _Tree(files=tuple(files), fix_modes=tuple(fix))
+                    if entry.is_symlink():
+                        links.append(path)
+    return _Tree(files=tuple(files), fix_modes=tuple(fix), links=tuple(links))
 
 
 def _walk(staged: Path, target: Path, skipped: list[Path], whole: bool = True) -> Iterator[_Step]:
@@ -521,6 +526,7 @@ def land(pairs: Sequence[tuple[Path, Path]], landing: Landing | None = None) -> 
     if skipped:
         shown = ", ".join(str(p) for p in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         lgr.warning("not fetched: %s (a fetch never writes into .git or .reproman directories)", shown)
+    _warn_outward_links(steps, landing.keep_root)
     made: set[Path] = set()
     for step in steps:
         try:
@@ -532,6 +538,35 @@ def land(pairs: Sequence[tuple[Path, Path]], landing: Landing | None = None) -> 
                 reason = "no space left on device"
             raise SessionError(f"cannot write {where}: {reason}") from None
     return report
+
+
+def _warn_outward_links(steps: Sequence[_Step], root: Path | None) -> None:
+    """Say which arriving symbolic links point outside ``root``: they land as links, not copies.
+
+    A job may link its output to a file of its own working directory or anywhere else; what
+    arrives is that link, so writing "the result" writes the file it points to, which a later
+    ``--delete`` may remove. Landed as they are (they are what the job made), but said.
+    """
+    if root is None:
+        return
+    top = os.path.realpath(root)
+    outward: list[str] = []
+    for step in steps:
+        if step.whole is not None:
+            pairs = [(os.path.join(step.source, rel), os.path.join(step.target, rel)) for rel in step.whole.links]
+        elif not step.directory and os.path.islink(step.source):
+            pairs = [(os.fspath(step.source), os.fspath(step.target))]
+        else:
+            continue
+        for source, target in pairs:
+            pointed = os.readlink(source)
+            where = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(target)), pointed))
+            if not _within(os.path.realpath(where), top):
+                outward.append(f"{target} -> {pointed}")
+    if outward:
+        shown = "; ".join(outward[:3]) + (f"; and {len(outward) - 3} more" if len(outward) > 3 else "")
+        lgr.warning("fetched as symbolic links pointing outside %s (what the job made; writing through one "
+                    "changes the file it points to, not a copy): %s", root, shown)
 
 
 def _apply(step: _Step, landing: Landing, report: LandingReport, made: set[Path]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from reproman.errors import ConfigError, ReproManError
+from reproman.errors import ConfigError, ReproManError, ResourceGoneError
 from reproman.jobs import layout, outcome
 from reproman.jobs.contracts import FailureReason, SchedulerState, State, SubjobStatus, Submitter
 from reproman.jobs.spec import JobSpec
@@ -482,6 +482,8 @@ def poll(
         try:
             said = submitter.scheduler_states(open_jobs, {j.jobid: first[j.jobid].unsettled for j in open_jobs})
             asked = {j.jobid for j in open_jobs}
+        except ResourceGoneError:
+            raise  # the resource itself is gone: no later poll will be answered
         except ReproManError as exc:
             # A scheduler that does not answer this time (controller restarting,
             # network hiccup) must not end a follow: status files still count,

@@ -9,10 +9,8 @@ again or deleted, and still says how it ended.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from reproman.errors import JobError, OutputConflictError
@@ -94,8 +92,7 @@ def _fetch_held(
         job.fetched = fetched_at
         job.extra["result"] = status.summary()
     try:
-        with _rerun_landing(job):
-            paths = fetch_outputs(connection, job, orchestrator, status)
+        paths = fetch_outputs(connection, job, orchestrator, status)
     except OutputConflictError as exc:
         raise OutputConflictError(
             f"job {job.jobid} finished but was not fetched: {exc.args[0] if exc.args else exc}",
@@ -123,41 +120,6 @@ def _fetch_held(
         job.extra["remote_released"] = True
         registry.save(job)
     return paths
-
-
-#: The landing's warning for a local file kept because it changed after submission (its format string).
-_CHANGED_HERE = "%s changed here after the job was submitted"
-
-
-class _KeptOriginals(logging.Filter):
-    """Drops the landing's "changed here after the job was submitted" warning during a rerun's fetch.
-
-    A rerun keeps every existing output that differs from its own (its
-    stamp is 0), so that reason would be false; :func:`reproman.jobs.rerun.rerun` says what
-    happened instead, once the fetch has returned the files it kept.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith(_CHANGED_HERE))
-
-
-@contextlib.contextmanager
-def _rerun_landing(job: JobSpec) -> Iterator[None]:
-    """Around a fetch of ``job``: for a rerun, without the landing's false "changed here" warning.
-
-    Whoever fetches (``rerun --follow``, or ``jobs`` later) reports the kept
-    originals (:func:`reproman.jobs.rerun.kept_originals`). Any other job is fetched as is.
-    """
-    if not job.rerun_of:
-        yield
-        return
-    landing = logging.getLogger("reproman.resources.landing")
-    quiet = _KeptOriginals()
-    landing.addFilter(quiet)
-    try:
-        yield
-    finally:
-        landing.removeFilter(quiet)
 
 
 def release_remote(orchestrator: Orchestrator) -> None:

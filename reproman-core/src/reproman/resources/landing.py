@@ -440,6 +440,12 @@ class _Confinement:
             return None
         if not _within(real, self.root):
             return f"{target} leads to {real} through a symbolic link, outside {self.root}"
+        if not follow and local is not None and stat.S_ISLNK(local.st_mode):
+            pointed = os.path.realpath(real)
+            if _within(pointed, self.root) and SKIPPED_NAMES & set(pointed[len(self.root):].split(os.sep)):
+                # A file's link into .git is how git-annex keeps a file: replacing it behind
+                # git-annex's back is for 'datalad unlock', not for a fetch.
+                return f"{target} leads into {pointed} through a symbolic link (never written by a fetch)"
         inside = real[len(self.root):].split(os.sep)
         named = [part for part in inside if part in SKIPPED_NAMES]
         if named:
@@ -591,8 +597,12 @@ def _apply(step: _Step, landing: Landing, report: LandingReport, made: set[Path]
     if local is not None and _protected(target, local, step.source, landing):
         kept = _keep(step.source, step.target, landing)
         report.kept.append(KeptFile(local=step.target, fetched=kept))
-        lgr.warning("%s changed here after the job was submitted; kept it. The job's version is %s",
-                    step.target, kept)
+        if landing.changed_after == 0:
+            # Every existing file counts as changed (a rerun never replaces the outputs it is compared with).
+            lgr.info("kept the local %s; the job's version is %s", step.target, kept)
+        else:
+            lgr.warning("%s changed here after the job was submitted; kept it. The job's version is %s",
+                        step.target, kept)
         return
     _move(step.source, target)
     report.written.append(step.target)

@@ -20,6 +20,7 @@ LOG = "serial.log"
 class SerialSubmitter(Submitter):
     name = "serial"
     script_name = "submit.serial"
+    writes_completion_marker = True  # the script ends with ': > completed' (see below)
 
     def submission_script(self, job: JobSpec) -> str:
         jobdir = shlex.quote(job.job_dir)

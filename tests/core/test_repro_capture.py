@@ -229,7 +229,8 @@ def test_node_tool_is_sent_again_after_a_staging_transfer_that_failed(workdir: P
         api.run(command="echo one > one.txt", outputs=["one.txt"], follow=True)
     assert Registry().entries() == []
     tools.unlink()
-    job = _run(command="echo two > two.txt", outputs=["two.txt"])
+    # An executable on PATH (echo is a shell builtin: nothing to trace unless a venv is active).
+    job = _run(command="sh -c 'echo two > two.txt'", outputs=["two.txt"])
     env = _single_environment(job)
     # Had the failed transfer been taken for a sent tool, this job would have found it missing.
     assert "missing" not in str(env.get("spec_status")), env.get("spec_status")

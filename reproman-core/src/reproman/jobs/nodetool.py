@@ -36,21 +36,30 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def _package_files(package: str) -> list[tuple[str, Path]]:
-    """(archive name, file) for every ``.py`` (and ``py.typed``) file of an importable package."""
+    """(archive name, file) for every ``.py`` (and ``py.typed``) file of an importable package.
+
+    Walked with ``os.scandir`` (every submission fingerprints these files:
+    pathlib's ``rglob`` made that a tenth of a small job's submission).
+    """
     from importlib.util import find_spec
 
     spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(f"package {package!r} is not installed")
-    root = Path(list(spec.submodule_search_locations)[0])
     files: list[tuple[str, Path]] = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part in _SKIP for part in rel.parts[:-1]) or (rel.parts and rel.parts[0] in _SKIP):
-            continue
-        if path.is_file() and path.suffix in (".py", ".typed"):
-            files.append((posixpath.join(package, *rel.parts), path))
-    return files
+
+    def walk(directory: str, prefix: str) -> None:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                name = f"{prefix}/{entry.name}"
+                if entry.is_dir(follow_symlinks=True):
+                    if entry.name not in _SKIP:
+                        walk(entry.path, name)
+                elif entry.name.endswith((".py", ".typed")) and entry.is_file():
+                    files.append((name, Path(entry.path)))
+
+    walk(list(spec.submodule_search_locations)[0], package)
+    return sorted(files)
 
 
 def _members() -> list[tuple[str, Path | None]]:

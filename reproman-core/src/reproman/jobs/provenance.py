@@ -139,9 +139,9 @@ def _collect_command(job: JobSpec) -> str:
     wd = shlex.quote(job.working_directory)
     return (
         f"jd={jd}; e={jd}/{capture.ENV_SUBDIR}\n"
-        f'rm -f "$jd/{capture.SECRETS_FILE}"\n'
-        'mkdir -p "$e" || exit 70\n'
-        'cat > "$e/outputs.list"\n'
+        # Tests first: the usual case (no secrets file, env/ made at submission) then starts no process.
+        f'[ ! -e "$jd/{capture.SECRETS_FILE}" ] || rm -f "$jd/{capture.SECRETS_FILE}"\n'
+        '[ -d "$e" ] || mkdir -p "$e" || exit 70\n'
         f"if cd {wd} 2>/dev/null; then\n{checksums.SCRIPT}fi\n"
         # The subjobs' own records are in started.*: no glob match means none (not a literal name).
         f'cd "$jd" && {{ set -- {layout.STARTED}.*; [ -e "$1" ] || set --; tar -cf - {capture.ENV_SUBDIR} "$@"; }}\n'

@@ -236,3 +236,40 @@ def test_node_tool_is_sent_again_after_a_staging_transfer_that_failed(workdir: P
     assert "missing" not in str(env.get("spec_status")), env.get("spec_status")
     assert env["spec"]["distributions"], "the node tool ran and traced the executable"
     assert list(tools.glob("reproman-node-*.pyz")), "the second submission sent the tool"
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "ustar", "pax", "posix", "oldgnu"])
+def test_collected_tar_streams_read_the_same_with_the_fast_reader(tmp_path: Path, fmt: str) -> None:
+    """The collection step's tar stream is read by a small reader; anything it cannot read goes to tarfile."""
+    import shutil
+    import subprocess
+
+    from reproman.jobs.provenance import _plain_tar_files, _tar_files
+
+    if not shutil.which("tar"):
+        pytest.skip("no tar on this machine") if not os.environ.get("CI") else pytest.fail("no tar")
+    env = tmp_path / "env"
+    (env / "sub").mkdir(parents=True)
+    (env / "empty").write_bytes(b"")
+    (env / "block").write_bytes(b"x" * 512)
+    (env / "odd").write_bytes(bytes(range(256)) * 3)
+    (env / "sub" / "n\xe9 name").write_bytes(b"latin")
+    deep = env / ("d" * 90) / ("e" * 20)
+    deep.mkdir(parents=True)
+    (deep / "f").write_bytes(b"in a path longer than 100 bytes: ustar puts its head in the prefix field")
+    streams = {"plain": ["env/empty", "env/block", "env/odd", "env/sub"], "all": ["env"]}
+    for members in streams.values():
+        out = subprocess.run(["tar", f"--format={fmt}", "-cf", "-", *members], cwd=tmp_path, capture_output=True,
+                             check=True).stdout
+        expected = _tar_files(out)
+        fast = _plain_tar_files(out)
+        assert fast is None or fast == expected
+        assert {name for name, _ in expected} >= {"env/empty", "env/block", "env/odd"}
+    plain = subprocess.run(["tar", f"--format={fmt}", "-cf", "-", *streams["plain"]], cwd=tmp_path,
+                           capture_output=True, check=True).stdout
+    if fmt in ("gnu", "ustar", "oldgnu"):
+        assert _plain_tar_files(plain) == _tar_files(plain), "short names and plain files take the fast path"
+    broken = bytearray(plain)
+    broken[0] ^= 1  # the first header's checksum no longer matches
+    assert _plain_tar_files(bytes(broken)) is None
+    assert _plain_tar_files(plain[:700]) is None, "a truncated stream is left to tarfile (which says what is wrong)"

@@ -20,8 +20,8 @@ import hashlib
 import logging
 import os
 import posixpath
+import stat
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -115,16 +115,17 @@ def verify(checksums: Mapping[str, Mapping[str, Any]], base: str | os.PathLike[s
     absent: list[str] = []
     # Keys name the same file however the output was written (``./a.txt`` under ``-o .``, ``a.txt``).
     kept = {posixpath.normpath(k): v for k, v in (elsewhere or {}).items()}
+    root = os.fspath(base)
     for rel, expected in checksums.items():
-        local = Path(kept.get(posixpath.normpath(rel)) or Path(base, rel))
+        local = kept.get(posixpath.normpath(rel)) or os.path.join(root, rel)
         try:
-            size = local.stat().st_size
+            st = os.stat(local)
         except OSError:
             absent.append(rel)
             continue
-        if not local.is_file():
+        if not stat.S_ISREG(st.st_mode):
             absent.append(rel)
-        elif expected.get("size") not in (None, size) or sha256_file(local) != expected.get("sha256"):
+        elif expected.get("size") not in (None, st.st_size) or sha256_file(local) != expected.get("sha256"):
             mismatched.append(rel)
         else:
             matched.append(rel)

@@ -30,6 +30,8 @@ lgr = logging.getLogger(__name__)
 
 def relative_path(path: str, base: str) -> str:
     """``path`` relative to ``base``; paths outside ``base`` cannot be mirrored on the resource."""
+    if not path.startswith("/") and not {"", ".", ".."} & set(path.split("/")):
+        return path  # already relative and normal (the usual case: a fetch asks this once per output)
     rel = os.path.relpath(os.path.join(base, path), base)
     if rel == ".." or rel.startswith(".." + os.sep):
         raise OrchestratorError(

@@ -163,24 +163,73 @@ def collect(session: Session, job: JobSpec) -> dict[str, bytes]:
         return {}
     files: dict[str, bytes] = {}
     try:
-        with tarfile.open(fileobj=io.BytesIO(result.stdout_bytes), mode="r:") as archive:
-            for member in archive:
-                if not member.isfile():
-                    continue
-                name = member.name.split("/", 1)[1] if "/" in member.name else member.name
-                handle = archive.extractfile(member)
-                if handle is None:
-                    continue
-                data = handle.read()
-                if name.startswith(_STARTED_PREFIX):
-                    # started.N holds subjob N's record; empty when capture was off or it never got there.
-                    if data:
-                        files.setdefault("s." + name[len(_STARTED_PREFIX):], data)
-                    continue
-                files[name] = data
+        members = _plain_tar_files(result.stdout_bytes)
+        if members is None:
+            members = _tar_files(result.stdout_bytes)
     except tarfile.TarError as exc:
         lgr.warning("job %s: the environment record from the resource is unreadable: %s", job.jobid, exc)
+        return files
+    for path, data in members:
+        name = path.split("/", 1)[1] if "/" in path else path
+        if name.startswith(_STARTED_PREFIX):
+            # started.N holds subjob N's record; empty when capture was off or it never got there.
+            if data:
+                files.setdefault("s." + name[len(_STARTED_PREFIX):], data)
+            continue
+        files[name] = data
     return files
+
+
+def _tar_files(data: bytes) -> list[tuple[str, bytes]]:
+    """(name, content) of every regular file in a tar stream, in order, by :mod:`tarfile`."""
+    found: list[tuple[str, bytes]] = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+        for member in archive:
+            handle = archive.extractfile(member) if member.isfile() else None
+            if handle is not None:
+                found.append((member.name, handle.read()))
+    return found
+
+
+_BLOCK = 512
+
+
+def _plain_tar_files(data: bytes) -> list[tuple[str, bytes]] | None:
+    """The same as :func:`_tar_files` for the plain archives the collection step makes, or None.
+
+    Why: :mod:`tarfile` spends ~40 us per member, 40 ms of a 1,000-subjob
+    fetch, on generality this stream never needs (short names, regular
+    files and directories). Anything else (a long name, a pax header, a
+    bad checksum) answers None and :mod:`tarfile` reads the stream.
+    """
+    found: list[tuple[str, bytes]] = []
+    view = memoryview(data)
+    at, end = 0, len(data)
+    while at + _BLOCK <= end:
+        header = bytes(view[at:at + _BLOCK])
+        if header == bytes(_BLOCK):
+            return found  # the end-of-archive blocks
+        kind = header[156:157]
+        raw_size, raw_sum = header[124:136], header[148:156]
+        if kind not in (b"0", b"\0", b"5") or raw_size[:1] >= b"\x80" or header[257:262] != b"ustar":
+            return None
+        try:
+            size = int(raw_size.rstrip(b"\0 ") or b"0", 8)
+            checksum = int(raw_sum.rstrip(b"\0 ") or b"0", 8)
+        except ValueError:
+            return None
+        if checksum != sum(header[:148]) + 8 * 32 + sum(header[156:]):
+            return None
+        name = header[:100].split(b"\0", 1)[0]
+        if header[257:263] == b"ustar\0" and header[345:346] != b"\0":
+            name = header[345:500].split(b"\0", 1)[0] + b"/" + name
+        at += _BLOCK
+        if at + size > end:
+            return None
+        if kind != b"5":
+            found.append((name.decode("utf-8", "surrogateescape"), bytes(view[at:at + size])))
+        at += -(-size // _BLOCK) * _BLOCK
+    return found if at == end else None
 
 
 def _states(status: JobStatus | None) -> dict[int, dict[str, Any]]:

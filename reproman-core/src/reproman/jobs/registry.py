@@ -252,17 +252,27 @@ class Registry:
 
     def entries(self) -> list[JobSpec | BrokenRecord]:
         """Every record, oldest job first; unreadable files as :class:`BrokenRecord`."""
+        return [self._entry(jobid) for jobid in self.jobids()]
+
+    def jobids(self) -> list[str]:
+        """The job IDs of every record file, oldest first, without reading one (a record's file is named by it)."""
         if not self.root.is_dir():
             return []
-        result: list[JobSpec | BrokenRecord] = []
-        for path in sorted(self.root.glob(f"*{SUFFIX}")):
-            if path.name.startswith("."):
-                continue  # an atomic write in progress
-            try:
-                result.append(self._read(path))
-            except ReproManError as exc:
-                result.append(BrokenRecord(jobid=path.name[: -len(SUFFIX)], path=path, error=str(exc)))
-        return result
+        try:
+            names = os.listdir(self.root)
+        except OSError as exc:
+            from reproman.localfiles import os_error_text
+
+            raise JobError(f"cannot read the job records in {self.root}: {os_error_text(exc)}") from None
+        # Dot-files are atomic writes in progress.
+        return sorted(name[: -len(SUFFIX)] for name in names if name.endswith(SUFFIX) and not name.startswith("."))
+
+    def _entry(self, jobid: str) -> JobSpec | BrokenRecord:
+        path = self.path(jobid)
+        try:
+            return self._read(path)
+        except ReproManError as exc:
+            return BrokenRecord(jobid=jobid, path=path, error=str(exc))
 
     def delete(self, jobid: str) -> None:
         try:
@@ -276,19 +286,23 @@ class Registry:
         An ambiguous substring is an error that lists the candidates, so a
         ``delete`` or ``cancel`` never acts on a job the user did not mean.
         """
-        entries = self.entries()
         if all_ or not queries:
-            return entries if all_ else []
+            return self.entries() if all_ else []
+        # Matched by file name (check_record holds every record to its own): only the chosen records are read,
+        # so naming one job costs the same with ten records as with ten thousand.
+        jobids = self.jobids()
         selected: list[JobSpec | BrokenRecord] = []
+        chosen: list[str] = []
         for query in queries:
-            exact = [e for e in entries if e.jobid == query]
-            matches = exact or [e for e in entries if query in e.jobid]
+            exact = [j for j in jobids if j == query]
+            matches = exact or [j for j in jobids if query in j]
             if not matches:
-                known = ", ".join(e.jobid for e in entries[-5:]) or "none"
+                known = ", ".join(jobids[-5:]) or "none"
                 raise JobNotFoundError(f"no job matches {query!r} (recent jobs: {known})", hint="See 'reproman jobs'.")
             if len(matches) > 1:
-                names = ", ".join(e.jobid for e in matches)
+                names = ", ".join(matches)
                 raise JobNotFoundError(f"{query!r} matches several jobs: {names}", hint="Give more of the job ID.")
-            if matches[0] not in selected:
-                selected.append(matches[0])
+            if matches[0] not in chosen:
+                chosen.append(matches[0])
+                selected.append(self._entry(matches[0]))
         return selected

@@ -319,6 +319,13 @@ def command_text(command: Sequence[str] | str) -> str:
     return words[0] if len(words) == 1 else shlex.join(words)
 
 
+def command_words(command: Sequence[str] | str) -> list[str] | None:
+    """The words of a command given as argv (the form :func:`render_command` renders word by word), else None."""
+    if isinstance(command, str) or len(command) == 1:
+        return None
+    return [str(w) for w in command]
+
+
 def render_command(
     command: Sequence[str] | str, p: Mapping[str, Any], inputs: Sequence[str], outputs: Sequence[str]
 ) -> str:

@@ -149,7 +149,7 @@ def run(
     submitter_type = manager.submitter(submitter or request.submitter or DEFAULT_SUBMITTER)
     orchestrator_type = manager.orchestrator(orchestrator or request.orchestrator or DEFAULT_ORCHESTRATOR)
 
-    from reproman.jobs.batch import batch_records
+    from reproman.jobs.batch import batch_records, command_words
     from reproman.jobs.options import resolve_job_parameters
     from reproman.jobs.submit import build_job, submit_job
 
@@ -184,6 +184,7 @@ def run(
         )
         job.input_patterns = input_patterns
         job.output_patterns = output_patterns
+        job.command_words = command_words(command)
         job.keep_remote = keep_remote
         stage = "submitting"
         try:

@@ -133,11 +133,66 @@ def _from_spec(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], di
     return found, deep_merge(top, nested)
 
 
+def _record_command(data: Mapping[str, Any], source: str) -> str | list[str]:
+    """A record's command in the form it was given: its words when it was argv, else its shell code.
+
+    ``command`` alone is the words' shell-quoted join; read back as shell
+    code, ``sh -c 'echo {p[v]!q}'`` would render a value inside the
+    quotes meant for the whole word, and a value holding a quote would run
+    as code. When both fields are there they must still agree: the one the
+    user edited cannot be told.
+    """
+    import shlex
+
+    text = str(data["command"])
+    words = data.get("command_words")
+    if words is None:
+        return _older_record_command(data, text)
+    if not (isinstance(words, list) and words and all(isinstance(w, str) for w in words)):
+        raise UsageError(f"job spec {source}: command_words must be a list of words")
+    if shlex.join(words) != text:
+        raise UsageError(f"job spec {source}: 'command' and 'command_words' name different commands",
+                         hint="Edit one of them and delete the other (command_words: the command as separate "
+                              "words; command: shell code).")
+    return list(words)
+
+
+def _older_record_command(data: Mapping[str, Any], text: str) -> str | list[str]:
+    """For a record written before ``command_words``: the form that renders every subjob's recorded command.
+
+    Shell code unless only its words (``shlex.split``) reproduce what the
+    subjobs ran; a command the user edited reproduces neither and is
+    taken as the shell code they wrote.
+    """
+    import shlex
+
+    from reproman.jobs.batch import render_command
+
+    subjobs = [s for s in data.get("subjobs") or [] if isinstance(s, Mapping) and isinstance(s.get("command"), str)]
+    if not subjobs:
+        return text
+
+    def renders(command: str | list[str]) -> bool:
+        try:
+            return all(render_command(command, dict(s.get("p") or {}), list(s.get("inputs") or []),
+                                      list(s.get("outputs") or [])) == s["command"] for s in subjobs)
+        except (UsageError, ValueError, TypeError, KeyError, IndexError):
+            return False
+
+    if renders(text):
+        return text
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return text
+    return words if len(words) > 1 and renders(words) else text
+
+
 def _from_record(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A job record as ``reproman jobs --show`` prints it: the request part only."""
     found: dict[str, Any] = {}
     if data.get("command"):
-        found["command"] = str(data["command"])
+        found["command"] = _record_command(data, source)
     for key in ("message", "submitter", "orchestrator"):
         if data.get(key) is not None:
             found[key] = str(data[key])

@@ -130,6 +130,9 @@ def check_record(data: Any, path: Path) -> None:
     for key in _TEXT_LISTS:
         if key in data and not (isinstance(data[key], list) and all(isinstance(v, str) for v in data[key])):
             raise bad(f"{key!r} must be a list of paths")
+    words = data.get("command_words")
+    if words is not None and not (isinstance(words, list) and words and all(isinstance(w, str) for w in words)):
+        raise bad("'command_words' must be a list of words")
     subjobs = data.get("subjobs", [])
     if not isinstance(subjobs, list):
         raise bad("'subjobs' must be a list")

@@ -183,6 +183,10 @@ def rerun(
             local_directory=original.local_directory, trace=trace or original.capture == "trace", subjobs=subjobs,
         )
         new.rerun_of = {"jobid": original.jobid, "subjobs": indices if failed else None}
+        # What a job spec made from the rerun's record needs to submit the same request again.
+        new.command_words = original.command_words
+        new.input_patterns = list(original.input_patterns)
+        new.output_patterns = list(original.output_patterns)
         # Every existing local output counts as changed: one that differs is kept, not replaced.
         new.local_stamp = 0
         new.keep_remote = keep_remote

@@ -45,6 +45,10 @@ class JobSpec:
 
     jobid: str
     command: str
+    #: The command's words when it was given as argv (``run sh -c 'echo {p[v]}' ...``): ``command`` is
+    #: their shell-quoted join, which, read back as shell code, would put a value in another quoting
+    #: context than the one it was rendered for (a job spec made from ``--show`` must run what ran).
+    command_words: list[str] | None = None
     message: str | None = None
     resource_name: str
     resource_type: str

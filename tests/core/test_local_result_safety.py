@@ -228,3 +228,27 @@ def test_an_arriving_link_that_points_outside_the_project_is_said(tmp_path: Path
     warnings = [line for line in made.stderr.splitlines() if "pointing outside" in line]
     assert len(warnings) == 1 and "link.txt -> " in warnings[0] and "inside.txt" not in warnings[0], made.stderr
     assert os.readlink(tmp_path / "inside.txt") == "real.txt"
+
+
+def test_a_misspelt_output_keeps_what_the_job_wrote_on_the_resource(workdir: Path) -> None:
+    """Trial K: ``-o resutl.txt`` for a job writing result.txt warned, then freed the only copy of result.txt."""
+    from reproman.testing.cli import run_cli
+
+    result = run_cli(["run", "--follow", "-o", "resutl.txt", "-o", "log.txt",
+                      "sh", "-c", "echo precious > result.txt; echo log > log.txt"], cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    jobid = result.stdout.splitlines()[0]
+    assert "resutl.txt was not produced" in result.stderr
+    assert "stay on the resource" in result.stderr and f"reproman jobs --delete {jobid}" in result.stderr
+    record = Registry().load(jobid)
+    kept = Path(record.working_directory) / "result.txt"
+    assert kept.read_text() == "precious\n", "the working directory holding the job's real output was freed"
+    assert not record.extra.get("remote_released")
+    # The output that did arrive is a copy of its own, not a link to the file that stays there.
+    fetched = workdir / "log.txt"
+    assert fetched.read_text() == "log\n"
+    assert not os.path.samefile(fetched, Path(record.working_directory) / "log.txt")
+    deleted = run_cli(["jobs", "--delete", jobid], cwd=workdir)
+    assert deleted.returncode == 0, deleted.stderr
+    assert not kept.exists(), "'jobs --delete' frees what the warning said it would"
+    assert fetched.read_text() == "log\n"

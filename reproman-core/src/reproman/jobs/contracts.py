@@ -294,6 +294,9 @@ class Orchestrator(ABC):
         self.resource = resource
         self.session = session
         self.job = job
+        #: Set by :meth:`fetch`: declared outputs the job did not produce. Core then keeps the job's
+        #: files on the resource: a misspelt ``-o`` must not free the only copy of what the job wrote.
+        self.missing_outputs: list[str] = []
 
     def default_working_directory(self) -> str:
         """Where the command runs when the user gave no ``working_directory``.

@@ -113,6 +113,14 @@ def _fetch_held(
         lgr.warning("job %s: its files stay on the resource, since %d fetched file(s) differ from them",
                     job.jobid, len(mismatched))
         keep_remote = True
+    missing = list(getattr(orchestrator, "missing_outputs", None) or [])
+    if missing and not keep_remote:
+        # A misspelt -o: what the job did write is only in its working directory there.
+        lgr.warning("job %s: its files stay on the resource (%s), since %s: look there, then free them with "
+                    "'reproman jobs --delete %s'", job.jobid, job.working_directory,
+                    f"output {missing[0]} was not produced" if len(missing) == 1
+                    else f"{len(missing)} outputs were not produced", job.jobid)
+        keep_remote = True
     if not keep_remote:
         # Only now, with the results, logs and record safe locally.
         release_remote(orchestrator)

@@ -141,6 +141,10 @@ class PlainOrchestrator(Orchestrator):
         outputs = [relative_path(o, job.local_directory) for o in job.outputs]
         present = set(self._present(outputs))
         missing = [o for o in outputs if o not in present]
+        self.missing_outputs = missing
+        if missing:
+            # Core keeps the job's files on the resource then: copy, never link what stays there.
+            self.releases_remote = False
         for path in missing:
             lgr.warning("job %s: output %s was not produced on the resource", job.jobid, path)
         logs = local_log_dir(job)

@@ -252,3 +252,31 @@ def test_a_misspelt_output_keeps_what_the_job_wrote_on_the_resource(workdir: Pat
     assert deleted.returncode == 0, deleted.stderr
     assert not kept.exists(), "'jobs --delete' frees what the warning said it would"
     assert fetched.read_text() == "log\n"
+
+
+def test_a_link_to_a_directory_made_by_the_job_is_fetched_again_over_its_earlier_copy(workdir: Path) -> None:
+    """Trial K: the second fetch of ``dl -> d`` said 'dl is a directory here' (it followed the local link)."""
+    from reproman.testing.cli import run_cli
+
+    argv = ["run", "--follow", "-o", "d", "-o", "dl", "sh", "-c", "mkdir -p d; echo x > d/f; ln -sfn d dl"]
+    for attempt in range(2):
+        result = run_cli(argv, cwd=workdir)
+        assert result.returncode == 0, (attempt, result.stderr)
+        assert os.readlink(workdir / "dl") == "d" and (workdir / "d" / "f").read_text() == "x\n"
+    rerun = run_cli(["rerun", "--verify", result.stdout.splitlines()[0]], cwd=workdir)
+    assert rerun.returncode == 0, rerun.stderr
+
+
+def test_a_file_arriving_where_a_local_link_to_a_directory_is_replaces_the_link_only(workdir: Path,
+                                                                                   tmp_path: Path) -> None:
+    from reproman.testing.cli import run_cli
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mine.txt").write_text("mine\n")
+    (workdir / "out").symlink_to(elsewhere)
+    result = run_cli(["run", "--follow", "-o", "out", "sh", "-c", "echo job > out"], cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert not (workdir / "out").is_symlink() and (workdir / "out").read_text() == "job\n"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["mine.txt"]
+    assert (elsewhere / "mine.txt").read_text() == "mine\n"

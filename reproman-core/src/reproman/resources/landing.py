@@ -489,7 +489,8 @@ def plan(pairs: Sequence[tuple[Path, Path]], root: Path | None = None,
                     directories.add(parent)
             elif step.directory and not _is_dir(step.target):
                 conflicts.append(f"{step.target} is a {_kind(local)} here, the job made a directory")
-            elif not step.directory and _is_dir(step.target):
+            elif not step.directory and stat.S_ISDIR(local.st_mode):
+                # A real directory only: a local link (to a directory too) is replaced, never written through.
                 conflicts.append(f"{step.target} is a directory here, the job made a {_kind(_lstat(step.source))}")
             if step.directory:
                 directories.add(step.target)

@@ -211,3 +211,12 @@ def test_rerun_usage_errors_are_one_line(workdir: Path) -> None:
     assert "Traceback" not in missing.stderr
     bad_follow = run_cli(["rerun", "--follow", "nosuchjob"])
     assert bad_follow.returncode == 1 and "no job matches" in bad_follow.stderr
+
+
+def test_rerun_failed_names_the_subjobs_as_every_other_message_does(workdir: Path) -> None:
+    """Trial K: 'a rerun of subjobs 36, 73 of JOB' named them by 0-based index; elsewhere they are n=37."""
+    first = run_cli(["run", "--follow", "--bp", "n=1..8", "sh", "-c", "test {p[n]} != 2 && test {p[n]} != 7"])
+    assert first.returncode == 1, first.stderr
+    rerun = run_cli(["rerun", "--failed", first.stdout.splitlines()[0]])
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"a rerun of subjobs n=2, n=7 of job {first.stdout.splitlines()[0]}" in rerun.stderr

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from reproman.cli.ui import UI
+    from reproman.jobs.spec import JobSpec
 
 #: Exit status when ``--verify`` found a difference (as ``diff`` does).
 DIFFERENT = 3
@@ -52,7 +53,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         ui.json(result.to_dict())
     else:
         ui.out(new.jobid)
-    which = f"subjobs {', '.join(map(str, new.rerun_of['subjobs']))} of" if new.rerun_of and new.rerun_of.get(
+    which = f"{_named(result.original, new.rerun_of['subjobs'])} of" if new.rerun_of and new.rerun_of.get(
         "subjobs") is not None else "all of"
     if result.status is None:
         if not args.json:
@@ -74,3 +75,12 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         if not result.comparison.equal:
             code = DIFFERENT
     return code
+
+
+def _named(original: JobSpec, indices: list[int]) -> str:
+    """The rerun subjobs as every other message names them (``n=2``), not by their 0-based index."""
+    from reproman.jobs.outcome import subjob_label
+
+    labels = [subjob_label(original, int(i)) for i in indices[:5]]
+    more = f" and {len(indices) - 5} more" if len(indices) > 5 else ""
+    return f"subjob{'s' if len(indices) > 1 else ''} {', '.join(labels)}{more}"

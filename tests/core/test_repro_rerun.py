@@ -220,3 +220,29 @@ def test_rerun_failed_names_the_subjobs_as_every_other_message_does(workdir: Pat
     rerun = run_cli(["rerun", "--failed", first.stdout.splitlines()[0]])
     assert rerun.returncode == 0, rerun.stderr
     assert f"a rerun of subjobs n=2, n=7 of job {first.stdout.splitlines()[0]}" in rerun.stderr
+
+
+def test_rerun_verify_says_an_input_changed_between_the_runs(workdir: Path) -> None:
+    """Trial K: an edited input made 'rerun --verify' report a differing output and nothing else."""
+    (workdir / "data").mkdir()
+    (workdir / "data" / "d1.txt").write_text("one\n")
+    (workdir / "params.txt").write_text("alpha\n")
+    first = run_cli(["run", "--follow", "-i", "data", "-i", "params.txt", "-o", "det.txt",
+                     "sh", "-c", "cat params.txt data/d1.txt > det.txt"])
+    assert first.returncode == 0, first.stderr
+    jobid = first.stdout.splitlines()[0]
+    same = run_cli(["rerun", "--verify", jobid])
+    assert same.returncode == 0, same.stderr
+    assert "Inputs changed" not in same.stdout
+    (workdir / "data" / "d1.txt").write_text("one, edited\n")
+    moved = run_cli(["rerun", "--verify", jobid])
+    assert moved.returncode == 3, moved.stderr
+    assert "differs    det.txt" in moved.stdout
+    assert "Inputs changed between the two submissions (size or modification time): data\n" in moved.stdout
+    rerun_id = next(line for line in moved.stdout.splitlines() if line.strip() and " " not in line.strip())
+    diff = run_cli(["diff", "--json", jobid, rerun_id])
+    assert diff.returncode == 3, diff.stderr
+    assert json.loads(diff.stdout)["inputs_changed"] == ["data"]
+    (record,) = [j for j in Registry().entries() if j.jobid == jobid]
+    assert set(record.input_state) == {"data", "params.txt"}
+    assert record.input_state["data"]["files"] == 1

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from reproman.errors import JobError, UsageError
+from reproman.jobs import inputstate
 from reproman.jobs.spec import JobSpec
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class JobDiff:
     outputs: list[OutputComparison] = attrs.Factory(list)
     environments: list[EnvironmentComparison] = attrs.Factory(list)
     hosts: tuple[list[str], list[str]] = ([], [])
+    #: Inputs whose size or modification time differed between the two submissions.
+    inputs_changed: list[str] = attrs.Factory(list)
 
     @property
     def equal(self) -> bool:
@@ -103,6 +106,7 @@ class JobDiff:
             "environment_equal": self.environment_equal,
             "outputs": [attrs.asdict(o) for o in self.outputs],
             "hosts": {"left": self.hosts[0], "right": self.hosts[1]},
+            "inputs_changed": self.inputs_changed,
             "environments": [
                 {"subjobs": e.subjobs, "left": e.left, "right": e.right, "equal": e.equal, "note": e.note or None,
                  "facts": [{"fact": f, "left": lv, "right": rv} for f, lv, rv in e.facts],
@@ -123,6 +127,10 @@ class JobDiff:
             elif o.status == MISSING:
                 side = self.left if o.left else self.right
                 lines.append(f"  missing    {o.path}  (only in {side})")
+        if self.inputs_changed:
+            shown = ", ".join(self.inputs_changed[:5]) + (
+                f" and {len(self.inputs_changed) - 5} more" if len(self.inputs_changed) > 5 else "")
+            lines.append(f"Inputs changed between the two submissions (size or modification time): {shown}")
         if self.hosts[0] != self.hosts[1]:
             lines.append(f"Hosts: {', '.join(self.hosts[0]) or '(none)'} -> {', '.join(self.hosts[1]) or '(none)'}")
         for env in self.environments:
@@ -269,6 +277,7 @@ def diff_jobs(left: JobSpec, right: JobSpec) -> JobDiff:
         outputs=compare_outputs(left, right, scope),
         environments=compare_environments(left, right, pairs),
         hosts=(_hosts(left, [li for li, _ in pairs]), _hosts(right, [ri for _, ri in pairs])),
+        inputs_changed=inputstate.changed(left.input_state, right.input_state),
     )
 
 

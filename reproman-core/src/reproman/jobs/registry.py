@@ -98,7 +98,7 @@ def load_record(text: str, source: str) -> Any:
 _TEXT = ("jobid", "command", "resource_name", "resource_type", "submitter", "orchestrator",
          "local_directory", "root_directory", "working_directory", "job_dir", "status", "created")
 _OPTIONAL_TEXT = ("message", "resource_id", "submission_id")
-_MAPPINGS = ("parameters", "extra")
+_MAPPINGS = ("parameters", "extra", "input_state")
 _TEXT_LISTS = ("inputs", "outputs")
 
 

@@ -106,6 +106,9 @@ class JobSpec:
     #: Output files (relative to the working directory) -> ``{"size": N, "sha256": HEX}``,
     #: computed on the resource when the job is fetched.
     checksums: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    #: Inputs as they were at submission: ``{path: {"size": N, "mtime_ns": T}}`` (see
+    #: :mod:`reproman.jobs.inputstate`), so a comparison can say an input changed between two runs.
+    input_state: dict[str, dict[str, int]] = attrs.Factory(dict)
     #: For a rerun: ``{"jobid": ORIGINAL, "subjobs": [original indices]}``.
     rerun_of: dict[str, Any] | None = None
     #: Values of secret-looking ``env`` variables (see :mod:`reproman.jobs.secrets`),

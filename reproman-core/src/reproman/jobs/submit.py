@@ -105,6 +105,9 @@ def build_job(
     job.working_directory = (
         resolve_remote(wd_param, home) if wd_param else connection.orchestrator(job).default_working_directory()
     )
+    from reproman.jobs import inputstate
+
+    job.input_state = inputstate.snapshot(job.inputs, local_directory)
     facts = resource.provenance()
     if facts:
         job.extra["resource"] = facts

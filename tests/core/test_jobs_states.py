@@ -297,3 +297,30 @@ def test_vanished_directory_reads_unknown_in_every_view(workdir: Path, capsys: p
         assert page.count("<td>unknown</td>") == 2
     finally:
         api.jobs(job.jobid, action="cancel")
+
+
+def test_a_directory_vanished_under_a_job_that_then_ends_still_reads_unknown(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Trial K: once the launcher had ended, the next poll read 'failed (lost ... killed?)' for every subjob,
+    finished ones too: the local launcher's 'lost' comes from a marker in the directory that is gone."""
+    job = submit(command="sleep 2", batch_parameters=["i=1,2"]).job
+    wait_for(lambda: running(job.jobid, 2))
+    import shutil
+
+    shutil.rmtree(job.job_dir)
+    assert main(["jobs", "--status", job.jobid]) == 0
+    capsys.readouterr()
+    deadline = time.monotonic() + 30
+    while _launcher_alive(job) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert main(["jobs", "--status", job.jobid]) == 0
+    out, _err = capsys.readouterr()
+    assert "2 unknown" in out and "lost" not in out and "failed" not in out, out
+
+
+def _launcher_alive(job: object) -> bool:
+    try:
+        os.kill(int(getattr(job, "submission_id", "")), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True

@@ -137,6 +137,8 @@ wait
                 f"elif [ -e {d}/{layout.CANCELLED} ]; then echo {shlex.quote(job.jobid)} cancelled; "
                 f'elif kill -0 "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null; then :; '
                 f"elif [ -e {d}/{layout.COMPLETED} ]; then :; "
+                # Without its directory, no 'completed' can be read: core says unknown, not lost.
+                f"elif [ ! -d {d} ]; then :; "
                 f"else echo {shlex.quote(job.jobid)} lost; fi"
             )
         result = self.session.execute_command("; ".join(lines) + "; true")

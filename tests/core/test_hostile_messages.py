@@ -127,3 +127,13 @@ def test_a_duration_in_the_config_that_is_no_duration_is_one_line(tmp_path: Path
 def test_an_empty_file_argument_is_named_in_cli_words(workdir: Path) -> None:
     line = assert_one_line_error(run_cli(["diff", "a.yml", ""]), code=2)
     assert "is empty" in line and "got str" not in line
+
+
+def test_run_follow_that_fails_after_submitting_still_prints_the_job_id(workdir: Path) -> None:
+    """Trial K: with stdout captured, a follow or fetch that failed left scripts without the job's ID."""
+    (workdir / "out").mkdir()  # a directory where the job makes a file: the fetch is refused
+    result = run_cli(["run", "--follow", "-o", "out", "sh", "-c", "echo x > out"], cwd=workdir)
+    assert result.returncode != 0
+    assert "out is a directory here" in result.stderr
+    (jobid,) = result.stdout.split()
+    assert run_cli(["jobs", "--show", jobid], cwd=workdir).returncode == 0

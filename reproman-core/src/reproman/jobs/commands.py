@@ -205,6 +205,11 @@ def run(
             exc.reproman_jobid = job.jobid if registry.path(job.jobid).exists() else None  # type: ignore[attr-defined]
             exc.reproman_stage = stage  # type: ignore[attr-defined]
             raise
+        except ReproManError as exc:
+            if stage != "submitting":
+                # The job runs on (a follow gave up, a fetch failed): scripts still get its ID on stdout.
+                exc.reproman_jobid = job.jobid  # type: ignore[attr-defined]
+            raise
     if isinstance(follow, str):
         result.resource_action = act_on_resource(job, follow, result.status.ok)
     return result

@@ -162,6 +162,7 @@ def _print_catalogue(ui: UI, data: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def handle(args: argparse.Namespace, ui: UI) -> int:
+    from reproman.errors import ReproManError
     from reproman.jobs.commands import RunResult, run
 
     if args.list_ is not None:
@@ -182,6 +183,13 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             progress=display.update if display else None, keep_remote=args.keep_remote,
             trace=getattr(args, "trace", False),
         )
+    except ReproManError as exc:
+        if display is not None:
+            display.stop()
+        jobid = getattr(exc, "reproman_jobid", None)
+        if jobid and not args.json:  # submitted: stdout says which job, as after a run that ended well
+            ui.out(jobid)
+        raise
     except KeyboardInterrupt as exc:
         if display is not None:
             display.stop()

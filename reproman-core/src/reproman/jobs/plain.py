@@ -159,7 +159,11 @@ class PlainOrchestrator(Orchestrator):
         except OutputConflictError:
             raise
         except (SessionError, OSError) as exc:
-            raise OrchestratorError(f"fetching job {job.jobid} failed: {exc}") from exc
+            raise OrchestratorError(
+                f"fetching job {job.jobid} failed: {exc}",
+                hint=f"Nothing on the resource was freed and no local file was half-written. Fix the cause "
+                     f"(free space on a full disk), then 'reproman jobs {job.jobid}' fetches again.",
+            ) from exc
         return [dest for _src, dest in pairs]
 
     def _present(self, outputs: list[str]) -> list[str]:

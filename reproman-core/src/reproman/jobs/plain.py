@@ -56,7 +56,11 @@ def check_job_paths(inputs: list[str], outputs: list[str], base: str, *, annexed
                 raise UsageError(f"an {kind} path is empty", hint=f"Name the {kind} file or directory after "
                                  f"{'-i' if kind == 'input' else '-o'}.")
             if "\0" in path or "\n" in path:
-                raise UsageError(f"{kind} path {_short(path)} contains a newline or NUL byte")
+                flag = "-i" if kind == "input" else "-o"
+                raise UsageError(
+                    f"{kind} path {_short(path)} contains a newline or NUL byte",
+                    hint=f"Rename it, or name the directory that holds it as the {kind} ({flag} DIR): "
+                         "files inside a directory may have any name.")
             rel = os.path.relpath(os.path.join(base, path), base)
             if rel == ".." or rel.startswith(".." + os.sep):
                 raise UsageError(

@@ -136,6 +136,24 @@ def test_part_of_a_split_array_is_cancelled_and_not_adopted(flavour, sub, sessio
 
 
 @pytest.mark.parametrize("flavour", SPLITTING, indirect=True)
+def test_part_of_a_split_array_the_scheduler_may_have_forgotten_is_left_running(flavour, sub, session, jobroot,
+                                                                                monkeypatch, fake_scheduler):
+    """Registered longer ago than the scheduler keeps finished jobs: the pieces not found may have run and
+    been forgotten, so the one still queued is not cancelled (and not adopted: it is not the whole job)."""
+    monkeypatch.setenv("FAKE_SCHED_HOLD", "1")
+    monkeypatch.setenv("FAKE_SCHED_FORGET_AFTER", "3600")
+    job = submit(session, sub, jobroot, ["true"] * 5, {"max_array_size": 2})
+    first, *rest = job.submission_id.split(",")
+    for piece in rest:
+        (fake_scheduler / f"{piece.split('[')[0].split('.')[0]}.json").unlink()
+    job.created = "2000-01-01T00:00:00"
+    assert sub.find_submitted(job) is None
+    number = first.split("[")[0].split(".")[0]
+    states = {e["state"] for e in json.loads((fake_scheduler / f"{number}.json").read_text())["elements"].values()}
+    assert states == {"queued"}
+
+
+@pytest.mark.parametrize("flavour", SPLITTING, indirect=True)
 def test_a_name_from_the_users_directives_is_followed(flavour, sub, session, jobroot, monkeypatch):
     """PBS and LSF: a ``-N``/``-J`` among the directives renames the job, and the lookup asks for that name."""
     monkeypatch.setenv("FAKE_SCHED_HOLD", "1")

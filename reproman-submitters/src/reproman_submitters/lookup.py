@@ -14,7 +14,8 @@ Each scheduler is asked in its own words, but the shape is the same:
   when there are as many as :meth:`submit` makes, "" when there are none and
   the scheduler would list the job had it taken it, None when it cannot
   tell, and for fewer (the submission stopped between two pieces of a split
-  array) the pieces taken are cancelled and an error says so.
+  array) the pieces taken are cancelled and an error says so, unless the
+  scheduler may have forgotten the others (then None: they may have run).
 """
 
 from __future__ import annotations
@@ -125,6 +126,11 @@ def decide(
     if len(found) > expected:
         lgr.warning("job %s: %s holds %d jobs named for it (%s), %d expected; not adopting any",
                     job.jobid, scheduler, len(found), ", ".join(found), expected)
+        return None
+    if would_list is not None:
+        # The missing pieces may have run and been forgotten while these still run: leave them be.
+        lgr.warning("job %s: %s holds %d of the %d arrays of the job (%s), and %s; not adopting them",
+                    job.jobid, scheduler, len(found), expected, ", ".join(found), would_list)
         return None
     cancel(list(found))
     raise SubmissionError(

@@ -300,6 +300,8 @@ maxvmem      3.4MB
 
 def test_parsers():
     assert parse_qsub_terse("123\n") == "123" and parse_qsub_terse("14.1-10:1\n") == "14"
+    # A warning qsub printed (here for a second -N) comes with a queued job all the same.
+    assert parse_qsub_terse('warning: "-N" option has already been set, overriding previous setting\n15\n') == "15"
     for bad in ("", "Your job 12 (\"x\") has been submitted\n", "12\n13\n"):
         with pytest.raises(SubmissionError):
             parse_qsub_terse(bad)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -49,12 +50,17 @@ from reproman_submitters.common import (
     walltime_seconds,
 )
 from reproman_submitters.hooks import CONDOR
+from reproman_submitters.lookup import Lookup, decide, started
 
 #: A pass-through line of a submit description: ``name = value`` (``+Attr``, ``My.Attr`` too), never ``queue``.
 CONDOR_DIRECTIVE = (
     re.compile(r"\+?[A-Za-z_][A-Za-z0-9_.]*\s*=", re.ASCII),
     "a submit command such as 'requirements = (OpSys == \"LINUX\")'",
 )
+
+#: The ClassAd attribute naming the ReproMan job on every proc of its cluster (``+Name`` sets a custom one).
+JOB_ATTRIBUTE = "+ReproManJob"
+_JOBID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 _TERSE_RE = re.compile(r"^(\d+)\.(\d+) - (\d+)\.(\d+)$")
 
@@ -146,6 +152,8 @@ class CondorSubmitter(BatchSubmitter):
             "should_transfer_files = NO",
             f"initialdir = {jobdir}",
             f"batch_name = reproman-{job.jobid}",
+            # Names the job for find_submitted whatever batch_name the user's directives set.
+            f'{JOB_ATTRIBUTE} = "{job.jobid}"',
             f"log = {jobdir}/condor.log",
             f"output = {jobdir}/condor.$(Process).out",
             f"error = {jobdir}/condor.$(Process).err",
@@ -224,6 +232,39 @@ class CondorSubmitter(BatchSubmitter):
 
     def cancel(self, job: JobSpec) -> None:
         self.cancel_all(job, ["condor_rm"], ignore=("couldn't find", "not found", "already"))
+
+    # -- an interrupted submission ---------------------------------------------------------------------------
+    def find_submitted(self, job: JobSpec) -> str | None:
+        """The cluster whose ads carry ``ReproManJob = "<jobid>"`` (:data:`JOB_ATTRIBUTE`), in ONE remote command.
+
+        ``condor_q -constraint`` finds it while any of its procs is queued,
+        running or held, ``condor_history -constraint`` once procs completed
+        or were removed (the schedd's history file, on by default). Nothing
+        found is "never queued" only when both answered and no subjob
+        started: the history file is rotated by size, not kept for a set
+        time, and a job that ran wrote its status files. A history that
+        cannot be read: None. More than one cluster: None.
+        """
+        if not _JOBID_RE.match(job.jobid):
+            return None  # not a value this submitter would have written into a ClassAd string
+        constraint = shlex.quote(f'{JOB_ATTRIBUTE.lstrip("+")} == "{job.jobid}" && ProcId == 0')
+        lookup = Lookup()
+        lookup.add("queue", f"condor_q -constraint {constraint} -af ClusterId")
+        lookup.add("history", f"condor_history -constraint {constraint} -limit 2 -af ClusterId")
+        lookup.add_started(job)
+        answers = lookup.read(self.session.execute_command(lookup.script()).stdout)
+        queue = answers.get("queue")
+        if queue is None or not queue.ok:
+            raise SubmissionError(f"condor_q failed: {queue.last_line() if queue else 'no answer'}")
+        clusters = {line.strip() for line in queue.text.splitlines() if line.strip().isdigit()}
+        history = answers.get("history")
+        would_list: str | None = None
+        if history is not None and history.ok:
+            clusters |= {line.strip() for line in history.text.splitlines() if line.strip().isdigit()}
+        else:
+            would_list = f"condor_history could not be read ({history.last_line() if history else 'no answer'})"
+        return decide(job, "HTCondor", sorted(clusters, key=int), 1, would_list=would_list,
+                      job_started=started(answers), cancel=lambda ids: self.session.execute_command(["condor_rm", *ids]))
 
 
 def parse_terse(stdout: str) -> tuple[str, int, int]:

@@ -59,6 +59,7 @@ from reproman_submitters.common import (
     walltime_seconds,
 )
 from reproman_submitters.hooks import LSF
+from reproman_submitters.lookup import RETENTION_MARGIN, Answer, Lookup, decide, seconds_since, started
 
 _SUBMITTED_RE = re.compile(r"^Job <(\d+)> is submitted to (?:default )?queue <[^<>]+>\.$")
 #: bjobs -o fields; pend_reason last, so a reason that contains the delimiter still parses.
@@ -252,6 +253,82 @@ class LSFSubmitter(BatchSubmitter):
 
     def cancel(self, job: JobSpec) -> None:
         self.cancel_all(job, ["bkill"], ignore=("already finished", "not found"))
+
+    # -- an interrupted submission ---------------------------------------------------------------------------
+    def find_submitted(self, job: JobSpec) -> str | None:
+        """The LSF ids of this user's jobs named ``reproman-<jobid>``, in ONE remote command.
+
+        ``bjobs -a -J 'NAME*'`` lists this user's jobs of that name, queued,
+        running, and finished within ``CLEAN_PERIOD`` (lsb.params, one hour
+        by default), which ``bparams -a`` in the same command reports. The
+        elements of an array are named ``NAME[INDEX]`` and an exact ``-J``
+        would miss them; the wildcard may also match longer names, so only
+        ``NAME`` and ``NAME[...]`` count. Nothing found is "never queued"
+        only when the job was registered within ``CLEAN_PERIOD`` and no
+        subjob started; otherwise LSF may have forgotten it: None. Several
+        ids are the pieces of a split array (see :func:`.lookup.decide`).
+        """
+        params = self._job_params(job)
+        name = job_name(job, params, self.n_subjobs(job))
+        lookup = Lookup()
+        lookup.add("queue", f"bjobs -a -noheader -J {shlex.quote(name + '*')} -o {shlex.quote(_LOOKUP_FORMAT)}")
+        lookup.add("params", "bparams -a")
+        lookup.add_started(job)
+        answers = lookup.read(self.session.execute_command(lookup.script()).stdout)
+        queue = answers.get("queue")
+        if queue is None:
+            raise SubmissionError("bjobs gave no answer")
+        found: set[str] = set()
+        for line in queue.text.splitlines():
+            jobid, sep, shown = line.strip().partition("|")
+            if sep and jobid.isdigit() and (shown == name or shown.startswith(name + "[")):
+                found.add(jobid)
+        if not queue.ok and not found and not _NO_JOB_RE.search(queue.text):
+            raise SubmissionError(f"bjobs failed: {queue.last_line()}")
+        ordered = sorted(found, key=int)  # ids grow: submission order
+        expected = 1 if params.get("launcher") else len(chunks(self.n_subjobs(job), params.get("max_array_size")))
+        return decide(job, "LSF", ordered, expected, would_list=_forgets(answers.get("params"), job),
+                      job_started=started(answers),
+                      cancel=lambda ids: self.session.execute_command(["bkill", *ids]))
+
+    def _job_params(self, job: JobSpec) -> Mapping[str, Any]:
+        try:
+            return self.parameters(job)
+        except Exception:  # a job submitted under another configuration
+            return job.parameters or {}
+
+
+#: ``bjobs -o`` fields of :meth:`LSFSubmitter.find_submitted`; the name last, so a '|' in it still parses.
+_LOOKUP_FORMAT = "jobid job_name delimiter='|'"
+#: What bjobs says when no job matches (on stderr, exit 255).
+_NO_JOB_RE = re.compile(r"No (?:unfinished |matching )?job found|is not found", re.IGNORECASE)
+#: LSF's default CLEAN_PERIOD (lsb.params), in seconds.
+DEFAULT_CLEAN_PERIOD = 3600
+
+
+def _forgets(params: Answer | None, job: JobSpec) -> str | None:
+    """Why LSF may have forgotten ``job`` had it taken it (see :func:`.lookup.decide`); None if it would not."""
+    if params is None or not params.ok:
+        return f"bparams could not say how long it keeps finished jobs ({params.last_line() if params else 'no answer'})"
+    match = re.search(r"^\s*CLEAN_PERIOD\s*=\s*(\d+)", params.text, re.MULTILINE)
+    kept = int(match.group(1)) if match else DEFAULT_CLEAN_PERIOD
+    age = seconds_since(job.created)
+    if age is None or age + RETENTION_MARGIN >= kept:
+        return f"it forgets finished jobs after CLEAN_PERIOD = {kept} s"
+    return None
+
+
+def job_name(job: JobSpec, params: Mapping[str, Any], n_subjobs: int) -> str:
+    """The name LSF knows the job by: ReproMan's ``-J``, or for a job that is not an array the last ``-J``
+    among the user's directives (an array's ``-J NAME[1-N]`` is on the command line, which wins)."""
+    name = f"reproman-{job.jobid}"
+    if n_subjobs > 1 and not params.get("launcher"):
+        return name
+    for directive in params.get("directives", []) or []:
+        words = str(directive).split()
+        if len(words) == 2 and words[0] == "-J":
+            name = words[1]
+    return name
 
 
 def parse_bsub_output(stdout: str) -> str:

@@ -68,6 +68,7 @@ from reproman_submitters.common import (
     walltime_seconds,
 )
 from reproman_submitters.hooks import PBS
+from reproman_submitters.lookup import RETENTION_MARGIN, Answer, Lookup, decide, seconds_since, started
 
 FLAVORS = ("pro", "torque")
 _ID_RE = re.compile(r"^(\d+)(\[\])?(\.[\w.-]+)?$")
@@ -336,6 +337,73 @@ class PBSSubmitter(BatchSubmitter):
     def cancel(self, job: JobSpec) -> None:
         self.cancel_all(job, ["qdel"], ignore=("unknown job id", "has finished", "invalid state", "request invalid"))
 
+    # -- an interrupted submission ---------------------------------------------------------------------------
+    def find_submitted(self, job: JobSpec) -> str | None:
+        """The PBS ids of this user's jobs named as :func:`job_name` names ``job``, in ONE remote command.
+
+        ``qselect -N NAME -u USER`` lists the ids of queued and running jobs,
+        and finished ones the server still keeps: with ``-x`` on PBS Pro
+        (its job history), as state ``C`` on Torque. ``qstat -B -f`` in the
+        same command says how long that is: PBS Pro keeps history only with
+        ``job_history_enable`` (for ``job_history_duration``, two weeks by
+        default), Torque for ``keep_completed`` seconds. Nothing found is
+        "never queued" only when the job was registered within that time
+        and no subjob started; otherwise the server may have forgotten it:
+        None. Several ids are the pieces of a split array (see
+        :func:`.lookup.decide`).
+        """
+        params = self._job_params(job)
+        pro = self.flavor == "pro"
+        name = job_name(job, params)
+        select = ["qselect"] + (["-x"] if pro else []) + ["-N", shlex.quote(name)]
+        lookup = Lookup()
+        lookup.add("queue", " ".join(select) + ' -u "$(id -un)"')
+        lookup.add("server", "qstat -B -f")
+        lookup.add_started(job)
+        answers = lookup.read(self.session.execute_command(lookup.script()).stdout)
+        queue = answers.get("queue")
+        if queue is None or not queue.ok:
+            raise SubmissionError(f"qselect failed: {queue.last_line() if queue else 'no answer'}")
+        found: dict[str, str] = {}
+        for line in queue.text.splitlines():
+            match = _SELECTED_RE.match(line.strip())
+            if match:
+                number, array, suffix = match.groups()
+                found.setdefault(number, f"{number}{'[]' if array else ''}{suffix or ''}")
+        ordered = [found[k] for k in sorted(found, key=int)]  # numbers grow: submission order
+        expected = 1 if params.get("launcher") else len(chunks(self.n_subjobs(job), params.get("max_array_size")))
+        return decide(job, "PBS", ordered, expected, would_list=self._forgets(answers.get("server"), job, pro),
+                      job_started=started(answers),
+                      cancel=lambda ids: self.session.execute_command(["qdel", *ids]))
+
+    def _job_params(self, job: JobSpec) -> Mapping[str, Any]:
+        try:
+            return self.parameters(job)
+        except Exception:  # a job submitted under another configuration
+            return job.parameters or {}
+
+    @staticmethod
+    def _forgets(server: Answer | None, job: JobSpec, pro: bool) -> str | None:
+        """Why the server may have forgotten ``job`` had it taken it (see :func:`.lookup.decide`); None if it would not."""
+        if server is None or not server.ok:
+            return f"its settings could not be read ({server.last_line() if server else 'no answer'})"
+        settings = {}
+        for record in parse_qstat_f(server.text.replace("Server:", "Job Id:")):
+            settings.update(record)
+        if pro:
+            if settings.get("job_history_enable", "").lower() not in ("true", "1", "t", "y"):
+                return "the server keeps no job history (job_history_enable is off)"
+            kept = _hms_seconds(settings.get("job_history_duration", "336:00:00"))
+            setting = "job_history_duration"
+        else:
+            value = settings.get("keep_completed", "0").strip()
+            kept = float(value) if value.isdigit() else None
+            setting = "keep_completed"
+        age = seconds_since(job.created)
+        if kept is None or age is None or age + RETENTION_MARGIN >= kept:
+            return f"it may have forgotten a job that finished ({setting} = {settings.get(setting, 'unset')})"
+        return None
+
 
 #: What Grid Engine's qsub says on success: ``Your job 12 ("name") ...`` or ``Your job-array 12.1-4:1 (...``.
 _GRID_ENGINE_RE = re.compile(r'^Your job(?:-array)? (\d+)[.\d:-]* \(".*"\) has been submitted$')
@@ -352,6 +420,20 @@ def parse_qsub_output(stdout: str) -> str:
 def _number(job_id: str) -> str:
     match = re.match(r"^(\d+)", job_id)
     return match.group(1) if match else job_id
+
+
+#: A line of ``qselect``: ``123.server``, ``123[].server`` (an array), ``123[4].server`` (one of its subjobs).
+_SELECTED_RE = re.compile(r"^(\d+)(\[\d*\])?(\.[\w.-]+)?$")
+
+
+def job_name(job: JobSpec, params: Mapping[str, Any]) -> str:
+    """The name PBS knows the job by: ReproMan's ``-N``, or the last ``-N`` among the directives."""
+    name = _job_name(job.jobid)
+    for directive in params.get("directives", []) or []:
+        words = str(directive).split()
+        if len(words) == 2 and words[0] == "-N":
+            name = words[1]
+    return name
 
 
 def _job_name(jobid: str) -> str:

@@ -80,6 +80,7 @@ from reproman_submitters.common import (
     walltime_seconds,
 )
 from reproman_submitters.hooks import SGE
+from reproman_submitters.lookup import Lookup, decide, started
 from reproman_submitters.sge_records import (
     MEMORY_ERROR_PATTERN,
     accounting_state,
@@ -537,6 +538,57 @@ class SGESubmitter(BatchSubmitter):
         harmless = ("does not exist", "has registered the job", "has deleted job", "is already in deletion")
         if not lines or not all(any(h in ln for h in harmless) for ln in lines):
             raise self.command_failed(result, f"cancelling job {job.jobid}")
+
+    # -- an interrupted submission ---------------------------------------------------------------------------
+    def find_submitted(self, job: Any) -> str | None:
+        """The Grid Engine ids of the jobs named as :func:`job_name` names ``job``, in ONE remote command.
+
+        ``qstat -xml -s prsz`` lists what is queued or running and the
+        qmaster's recently finished jobs (zombies, among them tasks deleted
+        while queued, which never reach accounting); ``qacct -o USER -j NAME``
+        what ran and left it. The XML, not the plain listing, because plain
+        ``qstat`` cuts names to 10 characters. Nothing found is "never
+        queued" only where the accounting file exists and no subjob started
+        (a job that ended moments ago may wait for the accounting flush
+        after the qmaster forgot it, if ``finished_jobs`` is 0). Several ids
+        are the pieces of a split array (see :func:`.lookup.decide`).
+        """
+        params = self._job_params(job)
+        name = job_name(job, params)
+        n = self.n_subjobs(job)
+        need_limit = not params.get("launcher") and n > 1 and params.get("max_array_size") is None \
+            and self._max_array_size is None
+        lookup = Lookup()
+        lookup.add("queue", "qstat -xml -u '$user' -s prsz")
+        lookup.add("history", f'qacct -o "$(id -un)" -j {shlex.quote(name)}')
+        lookup.add_started(job)
+        if need_limit:
+            lookup.add("limit", "qconf -sconf global")
+        answers = lookup.read(self.session.execute_command(lookup.script()).stdout)
+        queue = answers.get("queue")
+        if queue is None or not queue.ok:
+            raise SubmissionError(f"qstat failed: {queue.last_line() if queue else 'no answer'}")
+        if need_limit and "limit" in answers:
+            match = re.search(r"^max_aj_tasks\s+(\d+)", answers["limit"].text, re.MULTILINE)
+            self._max_array_size = int(match.group(1)) if match else 0
+        numbers = {entry.number for entry in parse_qstat_xml(queue.text) if entry.name == name}
+        history = answers.get("history")
+        would_list: str | None = None
+        if history is not None and (records := parse_qacct(history.text)):
+            numbers |= {r["jobnumber"] for r in records if r.get("jobname", name) == name}
+        elif history is None or "not found" not in history.text:
+            would_list = f"qacct cannot say whether it ran ({history.last_line() if history else 'no answer'})"
+        found = sorted(numbers, key=lambda x: int(x) if x.isdigit() else 0)  # numbers grow: submission order
+        expected = 1 if params.get("launcher") else len(chunks(n, self._array_limit(params, n)))
+        return decide(job, "Grid Engine", found, expected, would_list=would_list, job_started=started(answers),
+                      cancel=lambda ids: self.session.execute_command(["qdel", *ids]))
+
+    def _array_limit(self, params: Mapping[str, Any], n: int) -> int | None:
+        """The largest array :meth:`submit` makes for ``n`` subjobs (None: no limit), without asking again."""
+        limit = params.get("max_array_size")
+        if limit is None and n > 1:
+            limit = self._max_array_size if self._max_array_size is not None else self.site_max_array_size()
+        return int(limit) if limit else None
 
 
 def _stderr_file(job: Any, index: int) -> str:

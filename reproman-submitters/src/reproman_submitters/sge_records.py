@@ -40,8 +40,14 @@ AFTER_JOB = 100
 
 
 def parse_qsub_terse(stdout: str) -> str:
-    """The job number from ``qsub -terse`` (``123`` or ``123.1-10:1``), strictly."""
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    """The job number from ``qsub -terse`` (``123`` or ``123.1-10:1``), strictly.
+
+    qsub prints its warnings on the same stream (a ``-N`` among the user's
+    directives gives ``warning: "-N" option has already been set, overriding
+    previous setting``) and still queues the job: those lines are passed
+    over, or the job would run with no record of its id.
+    """
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip() and not ln.startswith("warning: ")]
     match = _TERSE_RE.match(lines[0]) if len(lines) == 1 else None
     if match is None:
         raise SubmissionError(f"cannot read a job id from qsub -terse output: {stdout.strip()!r}")

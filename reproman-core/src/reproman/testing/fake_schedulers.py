@@ -33,8 +33,8 @@ import pytest
 #: The fake program; each tool is a two-line wrapper that runs it with the tool's name.
 FAKESCHED = Path(__file__).with_name("fakesched.py")
 #: Scheduler commands the fake answers for.
-FAKE_TOOLS = ("qsub", "qstat", "qdel", "condor_submit", "condor_q", "condor_history", "condor_rm",
-              "bsub", "bjobs", "bkill")
+FAKE_TOOLS = ("qsub", "qstat", "qdel", "qselect", "condor_submit", "condor_q", "condor_history", "condor_rm",
+              "bsub", "bjobs", "bkill", "bparams")
 
 
 def install_fake_tools(bindir: Path, state: Path) -> dict[str, str]:

@@ -28,15 +28,23 @@ submitters can be tested where those schedulers cannot be installed. It
     then says "Job <N> is not found".
 
   ``FAKE_SCHED_FORGET_AFTER=SECONDS`` sets that retention (PBS history,
-  ``keep_completed``, ``CLEAN_PERIOD``; unset: kept for the whole test);
-  ``FAKE_CONDOR_HISTORY=0`` turns HTCondor's history off;
+  ``keep_completed``, ``CLEAN_PERIOD``; unset: kept for the whole test),
+  and ``qstat -B -f`` (``job_history_duration``, ``keep_completed``) and
+  ``bparams -a`` (``CLEAN_PERIOD``) report it; ``FAKE_PBS_HISTORY=0`` is a
+  PBS Pro server without ``job_history_enable``; ``FAKE_CONDOR_HISTORY=0``
+  is an HTCondor history that no longer holds anything, ``=unreadable`` one
+  that ``condor_history`` cannot read;
+* finds jobs by name as the documented lookups do: ``qselect [-x] -N NAME``,
+  ``bjobs -a -J PATTERN`` (with the ``job_name`` field), ``condor_q`` and
+  ``condor_history`` with ``-constraint 'Attr == "value" && ...'`` (custom
+  ``+Attr`` submit commands become attributes), ``-af`` and ``-limit``;
 * refuses to start requests no node can satisfy, as the schedulers document:
   PBS Pro leaves them queued with the comment "Can Never Run: Insufficient
   amount of resource", LSF pending with "Not enough processors to meet the
   job's spanning requirement"; a node has ``FAKE_NODE_CPUS`` CPUs (8).
 
 Invoked as ``fakesched.py TOOL ARGS...`` by small wrappers named after the
-tools. State lives in ``$FAKE_SCHED_STATE``; ``FAKE_SCHED_HOLD=1`` keeps new
+tools (``qselect`` and ``bparams`` too). State lives in ``$FAKE_SCHED_STATE``; ``FAKE_SCHED_HOLD=1`` keeps new
 jobs queued (nothing runs) so tests can see pending states and cancel;
 ``FAKE_PBS_FLAVOR`` is ``pro`` (default) or ``torque``.
 """
@@ -44,6 +52,7 @@ jobs queued (nothing runs) so tests can see pending states and cancel;
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import json
 import os
 import re
@@ -305,9 +314,50 @@ def pbs_record(job: dict[str, Any], index: str | None, element: dict[str, Any], 
     return "\n".join(lines) + "\n"
 
 
+def pbs_retention() -> float | None:
+    """How long the fake PBS server keeps finished jobs: ``FAKE_PBS_HISTORY=0`` (PBS Pro) keeps none."""
+    if pbs_flavor() == "pro" and os.environ.get("FAKE_PBS_HISTORY") == "0":
+        return 0.0
+    return None
+
+
+def pbs_server() -> None:
+    """``qstat -B -f``: the server's attributes, with how long it keeps finished jobs."""
+    kept = os.environ.get("FAKE_SCHED_FORGET_AFTER")
+    lines = [f"Server: {SERVER}", "    server_state = Active"]
+    if pbs_flavor() == "torque":
+        lines.append(f"    keep_completed = {int(float(kept)) if kept else 86400}")
+    elif os.environ.get("FAKE_PBS_HISTORY") != "0":
+        lines.append("    job_history_enable = True")
+        if kept:
+            seconds = int(float(kept))
+            lines.append(f"    job_history_duration = {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}")
+    print("\n".join(lines) + "\n")
+
+
+def qselect(args: list[str]) -> None:
+    """``qselect [-x] [-N NAME] [-u USER]``: ids of this server's jobs, arrays as ``N[].server``.
+
+    PBS Pro lists finished jobs (kept as history) only with ``-x``; Torque
+    lists them (state C) while it keeps them.
+    """
+    flavor = pbs_flavor()
+    if "-x" in args and flavor == "torque":
+        die("qselect: invalid option -- 'x'", 2)
+    name = args[args.index("-N") + 1] if "-N" in args else None
+    for job in all_jobs("pbs"):
+        if name is not None and job["options"].get("-N") != name:
+            continue
+        if forgotten(job, pbs_retention()) or (flavor == "pro" and finished(job) and "-x" not in args):
+            continue
+        print(f"{job['id']}[].{SERVER}" if job["array"] else f"{job['id']}.{SERVER}")
+
+
 def qstat(args: list[str]) -> None:
     flavor = pbs_flavor()
     flags = [a for a in args if a.startswith("-")]
+    if "-B" in flags:
+        return pbs_server()
     if "-f" not in flags:
         die("fake qstat supports only -f output", 2)
     history = "-x" in flags
@@ -318,7 +368,7 @@ def qstat(args: list[str]) -> None:
     for ref in (a for a in args if not a.startswith("-")):
         jid = re.match(r"^(\d+)", ref)
         job = load(jid.group(1)) if jid else None
-        if job is None or forgotten(job):
+        if job is None or forgotten(job, pbs_retention()):
             sys.stderr.write(f"qstat: Unknown Job Id {ref}\n")
             rc = 153
             continue
@@ -364,6 +414,7 @@ CONDOR_KEYS = {
     "universe", "executable", "arguments", "transfer_executable", "should_transfer_files", "initialdir",
     "batch_name", "log", "output", "error", "request_memory", "request_cpus", "request_gpus",
     "allowed_execute_duration", "accounting_group", "max_materialize", "requirements", "+projectname",
+    "+repromanjob",
 }
 
 
@@ -436,12 +487,18 @@ def condor_attributes(args: list[str]) -> set[str] | None:
 def condor_ads(args: list[str], history: bool) -> list[dict[str, Any]]:
     """Queue ads (idle 1, running 2) or history ads (completed 4, removed 3), projected."""
     wanted = condor_attributes(args)
-    clusters = [a for a in args if a.isdigit()]
+    if "-af" in args:
+        wanted = set(args[args.index("-af") + 1:])
+    clusters = [a for a in args if a.isdigit() and args[args.index(a) - 1] not in ("-limit", "-af")]
+    match = condor_constraint(args[args.index("-constraint") + 1]) if "-constraint" in args else None
+    if match is not None and not clusters:
+        clusters = [job["id"] for job in all_jobs("condor")]
     ads = []
     for cluster in clusters:
         job = load(cluster)
         if job is None:
             continue
+        custom = {key[1:]: value.strip('"') for key, value in job["options"]["submit"].items() if key[0] == "+"}
         for index, element in job["elements"].items():
             state = element["state"]
             in_queue = state in ("queued", "running")
@@ -460,26 +517,53 @@ def condor_ads(args: list[str], history: bool) -> list[dict[str, Any]]:
             if state == "done" or element.get("ran"):
                 ad.update(RemoteWallClockTime=float(int(element.get("wall") or 0)), RemoteUserCpu=0.0,
                           RemoteSysCpu=0.0, ResidentSetSize=3904, LastRemoteHost="slot1@fakenode")
+            if match is not None and not match({**{k.lower(): v for k, v in custom.items()},
+                                                **{k.lower(): v for k, v in ad.items()}}):
+                continue
             ads.append({k: v for k, v in ad.items() if wanted is None or k in wanted})
+    if "-limit" in args:
+        ads = ads[-int(args[args.index("-limit") + 1]):][::-1]  # the history is read newest first
     return ads
 
 
-def condor_q(args: list[str]) -> None:
-    if "-json" not in args:
-        die("fake condor_q supports only -json", 2)
-    ads = condor_ads(args, history=False)
-    if ads:
+def condor_constraint(text: str) -> Any:
+    """A ClassAd constraint of ``Attr == value`` terms joined by ``&&`` (the subset ReproMan writes), as a test.
+
+    Attribute names are case-insensitive, as in ClassAds; anything else is refused.
+    """
+    terms = []
+    for term in text.split("&&"):
+        m = re.match(r'^\s*([A-Za-z_]\w*)\s*==\s*("[^"]*"|\d+)\s*$', term)
+        if not m:
+            die(f"fake condor: unsupported constraint {text!r}", 2)
+        terms.append((m.group(1).lower(), m.group(2).strip('"') if m.group(2).startswith('"') else int(m.group(2))))
+    return lambda ad: all(name in ad and ad[name] == value for name, value in terms)
+
+
+def condor_print(ads: list[dict[str, Any]], args: list[str]) -> None:
+    """``-json`` (an array of ads) or ``-af A B`` (their values, one ad a line)."""
+    if "-af" in args:
+        attrs = args[args.index("-af") + 1:]
+        for ad in ads:
+            print(" ".join(str(ad.get(a, "undefined")) for a in attrs))
+    elif ads:
         print(json.dumps(ads, indent=2))
+
+
+def condor_q(args: list[str]) -> None:
+    if "-json" not in args and "-af" not in args:
+        die("fake condor_q supports only -json and -af", 2)
+    condor_print(condor_ads(args, history=False), args)
 
 
 def condor_history(args: list[str]) -> None:
-    if "-json" not in args:
-        die("fake condor_history supports only -json", 2)
+    if "-json" not in args and "-af" not in args:
+        die("fake condor_history supports only -json and -af", 2)
+    if os.environ.get("FAKE_CONDOR_HISTORY") == "unreadable":
+        die("Error: No history file is defined", 1)  # HISTORY unset in the schedd's configuration
     if os.environ.get("FAKE_CONDOR_HISTORY") == "0":
-        return  # history disabled: nothing is ever found
-    ads = condor_ads(args, history=True)
-    if ads:
-        print(json.dumps(ads, indent=2))
+        return  # history rotated away: nothing is ever found
+    condor_print(condor_ads(args, history=True), args)
 
 
 def condor_rm(args: list[str]) -> None:
@@ -560,6 +644,17 @@ def bjobs(args: list[str]) -> None:
         die("fake bjobs expects delimiter='|'", 2)
     fields = fmt.replace("delimiter='|'", "").split()
     ids = [a for a in args if a.isdigit()]
+    pattern = args[args.index("-J") + 1] if "-J" in args else None
+    if pattern is not None and not ids:
+        # -J NAME: this user's jobs whose name (an array element's is NAME[INDEX]) matches; '*' is a wildcard.
+        for candidate in all_jobs("lsf"):
+            if forgotten(candidate) or ("-a" not in args and finished(candidate)):
+                continue
+            if any(fnmatch.fnmatchcase(lsf_name(candidate, index), pattern) for index in candidate["elements"]):
+                ids.append(candidate["id"])
+        if not ids:
+            sys.stderr.write("No job found\n" if "-a" in args else "No unfinished job found\n")
+            sys.exit(255)
     rc = 0
     for jid in ids:
         job = load(jid)
@@ -568,6 +663,8 @@ def bjobs(args: list[str]) -> None:
             rc = 255
             continue
         for index, element in job["elements"].items():
+            if pattern is not None and not fnmatch.fnmatchcase(lsf_name(job, index), pattern):
+                continue
             state = element["state"]
             stat = {"queued": "PEND", "running": "RUN"}.get(state)
             if stat is None:
@@ -576,6 +673,7 @@ def bjobs(args: list[str]) -> None:
             wall = int(element.get("wall") or 0)
             values = {
                 "jobid": jid, "jobindex": index if job["array"] else "0", "stat": stat,
+                "job_name": lsf_name(job, index),
                 "exit_code": str(element["exit"]) if stat == "EXIT" and element["exit"] is not None else "-",
                 "exit_reason": "TERM_OWNER: job killed by owner" if state == "cancelled" else "-",
                 "run_time": f"{wall} second(s)" if ran else "-",
@@ -586,6 +684,32 @@ def bjobs(args: list[str]) -> None:
             }
             print("|".join(values[f] for f in fields))
     sys.exit(rc)
+
+
+def all_jobs(kind: str) -> list[dict[str, Any]]:
+    """Every job the fake recorded whose kind starts with ``kind``, oldest first."""
+    jobs = []
+    for path in sorted(STATE.glob("[0-9]*.json"), key=lambda p: int(p.name.split(".")[0])):
+        if not path.name.endswith(".options.json"):
+            job = json.loads(path.read_text())
+            if job["kind"].startswith(kind):
+                jobs.append(job)
+    return jobs
+
+
+def lsf_name(job: dict[str, Any], index: str) -> str:
+    """The job name of one element, as bjobs shows it: ``NAME`` or, in an array, ``NAME[INDEX]``."""
+    name = re.sub(r"\[.*$", "", job["options"].get("-J") or "NONAME")
+    return f"{name}[{index}]" if job["array"] else name
+
+
+def bparams(args: list[str]) -> None:
+    """``bparams -a``: lsb.params as ``NAME = VALUE`` lines, with CLEAN_PERIOD (``FAKE_SCHED_FORGET_AFTER``)."""
+    if "-a" not in args:
+        die("fake bparams supports only -a", 2)
+    kept = os.environ.get("FAKE_SCHED_FORGET_AFTER")
+    print("System default queue for batch processing:\n    DEFAULT_QUEUE = normal\n"
+          f"    CLEAN_PERIOD = {int(float(kept)) if kept else 3600}\n    MAX_JOB_ARRAY_SIZE = 1000")
 
 
 def bkill(args: list[str]) -> None:
@@ -603,9 +727,9 @@ def bkill(args: list[str]) -> None:
 
 
 TOOLS = {
-    "qsub": qsub, "qstat": qstat, "qdel": qdel,
+    "qsub": qsub, "qstat": qstat, "qdel": qdel, "qselect": qselect,
     "condor_submit": condor_submit, "condor_q": condor_q, "condor_history": condor_history, "condor_rm": condor_rm,
-    "bsub": bsub, "bjobs": bjobs, "bkill": bkill,
+    "bsub": bsub, "bjobs": bjobs, "bkill": bkill, "bparams": bparams,
     "_run": lambda a: run_elements(a[0]),
 }
 

@@ -192,8 +192,6 @@ def rerun(
             return result
         result.status = follow_job(connection, new, progress)
         result.fetched = fetch_job(connection, new, result.status, registry, keep_remote=keep_remote)
-        for kept in kept_originals(new):
-            lgr.info("kept the local %s; the rerun's version is %s", kept["local"], kept["fetched"])
     if verify:
         from reproman.jobs.compare import diff_jobs
 

@@ -74,29 +74,46 @@ class JobRequest:
 def load_request(paths: Sequence[str | os.PathLike[str]] | None) -> JobRequest:
     """The merged request of the job spec files (later files win, job parameters and ``env`` merged key by key).
 
-    Scalars keep the text written (``010``, ``yes``), as in a batch spec;
-    the job parameters convert them to their types later.
+    ``env`` values keep the text written (``010``, ``yes``, ``1e3``), as
+    batch spec values do; other job parameters keep YAML's types, so a
+    ``working_directory: true`` is still refused as no path.
     """
-    from reproman.yamlio import load_file, text_scalars
-
     fields: dict[str, Any] = {}
     parameters: dict[str, Any] = {}
     for path in paths or ():
-        # Values as written: an env value or a command word 010 stays 010, not 10.
-        data = load_file(path, what="job spec", constructor=text_scalars())
-        if data is None:
+        read = _read_spec(path)
+        if read is None:
             continue
-        if isinstance(data, list) and len(data) == 1 and isinstance(data[0], Mapping):
-            data = data[0]  # 'reproman jobs --show --json JOB'
-        if not isinstance(data, Mapping):
-            raise UsageError(f"job spec {path} must be a YAML mapping (a request, job parameters or a job record)")
-        found, params = _from_record(data, str(path)) if "jobid" in data else _from_spec(data, str(path))
+        found, params = read
         check_job_spec(params, path)
+        if _has_typed_scalars(params.get("env")):
+            # Read again, every scalar as text: YAML made env value 010 into 10 and yes into True.
+            params["env"] = (_read_spec(path, as_text=True) or ({}, {}))[1].get("env")
         if params.get("env") is not None:
             params["env"] = env_mapping(params["env"])  # checked above; a mapping merges name by name
         fields.update(found)
         parameters = deep_merge(parameters, params)
     return JobRequest(parameters=parameters, **fields)
+
+
+def _read_spec(path: str | os.PathLike[str], as_text: bool = False) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The request fields and the job parameters of one job spec file (None: the file is empty)."""
+    from reproman.yamlio import load_file, text_scalars
+
+    data = load_file(path, what="job spec", constructor=text_scalars() if as_text else None)
+    if data is None:
+        return None
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], Mapping):
+        data = data[0]  # 'reproman jobs --show --json JOB'
+    if not isinstance(data, Mapping):
+        raise UsageError(f"job spec {path} must be a YAML mapping (a request, job parameters or a job record)")
+    return _from_record(data, str(path)) if "jobid" in data else _from_spec(data, str(path))
+
+
+def _has_typed_scalars(env: Any) -> bool:
+    """Whether YAML typed any of ``env``'s values (or ``KEY=VALUE`` items) as something other than text."""
+    values = env.values() if isinstance(env, Mapping) else env if isinstance(env, list) else ()
+    return any(v is not None and not isinstance(v, str) for v in values)
 
 
 def _words(value: Any, key: str, source: str) -> list[str]:

@@ -276,6 +276,7 @@ def rerun(
     trace: bool = False,
     *,
     keep_remote: bool = False,
+    job_parameters: Sequence[str] | Mapping[str, Any] | None = None,
 ) -> RerunResult:
     """Submit a recorded job again (same command, inputs, outputs, batch, parameters), here or on ``resref``.
 
@@ -283,6 +284,8 @@ def rerun(
     rerun and compares it with the original (``result.comparison.equal``
     when every output is identical). Existing local outputs that differ are
     kept; the rerun's versions land beside them (see ``result.job.extra["kept"]``).
+    ``job_parameters`` (as for :func:`run`) change the original's for the
+    rerun; ``env`` merges variable by variable over the original's.
     """
     from reproman import apiargs
     from reproman.jobs import rerun as rerun_module
@@ -292,6 +295,7 @@ def rerun(
         resref_type=apiargs.resref_type(resref_type), failed=apiargs.flag(failed, "failed"),
         follow=follow, verify=apiargs.flag(verify, "verify"),
         trace=apiargs.flag(trace, "trace"), keep_remote=apiargs.flag(keep_remote, "keep_remote"),
+        job_parameters=apiargs.key_values(job_parameters, "job_parameters"),
     )
 
 

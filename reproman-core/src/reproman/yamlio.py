@@ -30,7 +30,7 @@ TYPE_CHECKING = False  # typing costs start-up time; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["atomic_write", "dump", "dump_json", "load", "load_file", "load_json_first", "read_text"]
+__all__ = ["atomic_write", "dump", "dump_json", "load", "load_file", "load_json_first", "read_text", "text_scalars"]
 
 
 YAML_LIMIT = 16 * 1024 * 1024
@@ -47,6 +47,27 @@ def _yaml(typ: str = "rt") -> Any:
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096
     return yaml
+
+
+def text_scalars() -> Any:
+    """A safe constructor that keeps every scalar as the text written (``010``, ``yes``, ``1e3``, ``08``).
+
+    For files whose values are pasted into commands, paths and environment
+    variables (batch specs, job specs): YAML's type guessing would turn
+    subject ``010`` into ``10``, ``yes`` into ``True`` and ``1e3`` into
+    ``1000.0``. Only ``null`` (``~``, or nothing) stays None.
+    """
+    from ruamel.yaml.constructor import SafeConstructor
+
+    class TextConstructor(SafeConstructor):  # type: ignore[misc]
+        pass
+
+    def as_text(self: Any, node: Any) -> Any:
+        return self.construct_scalar(node)
+
+    for tag in ("bool", "int", "float", "timestamp"):
+        TextConstructor.add_constructor(f"tag:yaml.org,2002:{tag}", as_text)
+    return TextConstructor
 
 
 def load(text: str, source: str = "<string>", constructor: Any = None) -> Any:

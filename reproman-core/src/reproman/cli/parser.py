@@ -212,6 +212,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="Trace every subjob with strace, as 'run --trace'.")
     p.add_argument("--keep-remote", action="store_true",
                    help="After fetching, keep the rerun's files on the resource (default: free them).")
+    p.add_argument("--job-parameter", "--jp", dest="job_parameters", action="append", metavar="KEY=VALUE",
+                   help="Change a job parameter for the rerun (repeatable; env=NAME=VALUE sets that variable and "
+                        "keeps the original's others).")
     _json(p)
 
     p = add("jobs", "View and manage jobs started with 'reproman run'.", JOBS_EPILOG)

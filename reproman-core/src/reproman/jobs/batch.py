@@ -34,6 +34,7 @@ from typing import Any
 
 from reproman.errors import UsageError
 from reproman.jobs.spec import Subjob
+from reproman.textlist import split_escaped
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 PLACEHOLDER = re.compile(
@@ -58,6 +59,10 @@ def parse_batch_parameters(
     items: Sequence[str] | Mapping[str, Any] | None, cwd: str | os.PathLike[str] | None = None
 ) -> dict[str, list[Any]]:
     """``["subj=a,b", "day=1,2"]`` -> ``{"subj": ["a", "b"], "day": ["1", "2"]}``.
+
+    Values given as text are split at commas; ``\\,`` is a comma inside a
+    value and ``\\\\`` a backslash (:mod:`reproman.textlist`). A list of
+    values (a mapping from the API or a job spec) is taken as it is.
 
     A value containing glob characters is replaced by the sorted matches
     relative to ``cwd``; a glob matching nothing is an error, because a
@@ -88,7 +93,7 @@ def parse_batch_parameters(
     result: dict[str, list[Any]] = {}
     for key, values in pairs:
         if isinstance(values, str):
-            raw: list[Any] = values.split(",")
+            raw: list[Any] = split_escaped(values)
         elif isinstance(values, (list, tuple)):
             raw = list(values)
         else:
@@ -158,33 +163,13 @@ def product(parameters: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(parameters[k] for k in keys))]
 
 
-def _text_scalars() -> Any:
-    """A safe YAML constructor that keeps every scalar as the text written (``010``, ``yes``, ``1e3``, ``08``).
-
-    A batch value is pasted into commands and paths: YAML's type guessing
-    would turn subject ``010`` into ``10`` and ``yes`` into ``True``. Only
-    ``null`` (``~``, or nothing) stays None, and is refused.
-    """
-    from ruamel.yaml.constructor import SafeConstructor
-
-    class TextConstructor(SafeConstructor):  # type: ignore[misc]
-        pass
-
-    def as_text(self: Any, node: Any) -> Any:
-        return self.construct_scalar(node)
-
-    for tag in ("bool", "int", "float", "timestamp"):
-        TextConstructor.add_constructor(f"tag:yaml.org,2002:{tag}", as_text)
-    return TextConstructor
-
-
 def load_batch_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of a ``--batch-spec`` file: a YAML list of mappings."""
-    from reproman.yamlio import load_file
+    from reproman.yamlio import load_file, text_scalars
 
     if not isinstance(path, (str, os.PathLike)):
         raise UsageError(f"batch spec must be a file name, got {type(path).__name__}")
-    data = load_file(path, what="batch spec", constructor=_text_scalars())
+    data = load_file(path, what="batch spec", constructor=text_scalars())
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise UsageError(f"batch spec {path} must be a YAML list of mappings (one record per subjob)")
     if not data:

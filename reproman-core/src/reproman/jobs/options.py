@@ -18,7 +18,10 @@ again: ``command`` (shell code, or a list of words), ``inputs``,
 
 Precedence, lowest first: each job spec file in the order given (nested
 mappings merged key by key), then ``KEY=VALUE`` job parameters, then the
-command line's own options. Parameter names are checked against
+command line's own options. ``env`` is merged variable by variable at every
+step (configuration, job specs, ``--jp env=``): a job spec made from
+``reproman jobs --show`` plus ``--jp env=B=2`` keeps the spec's other
+variables, which a whole-value replacement would silently drop. Parameter names are checked against
 :data:`reproman.jobs.parameters.JOB_PARAMETERS` and against what the chosen
 submitter honours (its own typed parameters included, see
 :func:`reproman.jobs.parameters.submitter_parameters`), so a ``queue`` given
@@ -36,7 +39,7 @@ from typing import Any
 import attrs
 
 from reproman.errors import UsageError
-from reproman.jobs.parameters import JOB_PARAMETERS, check_env_name, check_job_spec, submitter_parameters
+from reproman.jobs.parameters import JOB_PARAMETERS, check_job_spec, env_mapping, submitter_parameters
 from reproman.plugins.records import Parameter, SubmitterType
 
 KNOWN: dict[str, Parameter] = {p.name: p for p in JOB_PARAMETERS}
@@ -69,24 +72,48 @@ class JobRequest:
 
 
 def load_request(paths: Sequence[str | os.PathLike[str]] | None) -> JobRequest:
-    """The merged request of the job spec files (later files win, job parameters merged key by key)."""
-    from reproman.yamlio import load_file
+    """The merged request of the job spec files (later files win, job parameters and ``env`` merged key by key).
 
+    ``env`` values keep the text written (``010``, ``yes``, ``1e3``), as
+    batch spec values do; other job parameters keep YAML's types, so a
+    ``working_directory: true`` is still refused as no path.
+    """
     fields: dict[str, Any] = {}
     parameters: dict[str, Any] = {}
     for path in paths or ():
-        data = load_file(path, what="job spec")
-        if data is None:
+        read = _read_spec(path)
+        if read is None:
             continue
-        if isinstance(data, list) and len(data) == 1 and isinstance(data[0], Mapping):
-            data = data[0]  # 'reproman jobs --show --json JOB'
-        if not isinstance(data, Mapping):
-            raise UsageError(f"job spec {path} must be a YAML mapping (a request, job parameters or a job record)")
-        found, params = _from_record(data, str(path)) if "jobid" in data else _from_spec(data, str(path))
+        found, params = read
         check_job_spec(params, path)
+        if _has_typed_scalars(params.get("env")):
+            # Read again, every scalar as text: YAML made env value 010 into 10 and yes into True.
+            params["env"] = (_read_spec(path, as_text=True) or ({}, {}))[1].get("env")
+        if params.get("env") is not None:
+            params["env"] = env_mapping(params["env"])  # checked above; a mapping merges name by name
         fields.update(found)
         parameters = deep_merge(parameters, params)
     return JobRequest(parameters=parameters, **fields)
+
+
+def _read_spec(path: str | os.PathLike[str], as_text: bool = False) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The request fields and the job parameters of one job spec file (None: the file is empty)."""
+    from reproman.yamlio import load_file, text_scalars
+
+    data = load_file(path, what="job spec", constructor=text_scalars() if as_text else None)
+    if data is None:
+        return None
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], Mapping):
+        data = data[0]  # 'reproman jobs --show --json JOB'
+    if not isinstance(data, Mapping):
+        raise UsageError(f"job spec {path} must be a YAML mapping (a request, job parameters or a job record)")
+    return _from_record(data, str(path)) if "jobid" in data else _from_spec(data, str(path))
+
+
+def _has_typed_scalars(env: Any) -> bool:
+    """Whether YAML typed any of ``env``'s values (or ``KEY=VALUE`` items) as something other than text."""
+    values = env.values() if isinstance(env, Mapping) else env if isinstance(env, list) else ()
+    return any(v is not None and not isinstance(v, str) for v in values)
 
 
 def _words(value: Any, key: str, source: str) -> list[str]:
@@ -230,17 +257,32 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 def parse_job_parameters(items: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """``["k=v", ...]`` (or a mapping) as a dict; a missing ``=`` is a usage error."""
+    """``["k=v", ...]`` (or a mapping) as a dict; a missing ``=`` is a usage error.
+
+    ``env`` comes back as a mapping, so that it merges name by name over a
+    job spec's; given twice (``--jp env=A=1 --jp env=B=2``) it sets both.
+    """
     if items is None:
         return {}
+    pairs: list[tuple[str, Any]] = []
     if isinstance(items, Mapping):
-        return dict(items)
+        pairs = [(str(k), v) for k, v in items.items()]
+    else:
+        for item in items:
+            key, sep, text = str(item).partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"job parameter {item!r} is not of the form KEY=VALUE")
+            pairs.append((key.strip(), text))
     result: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = str(item).partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"job parameter {item!r} is not of the form KEY=VALUE")
-        result[key.strip()] = value
+    for key, raw in pairs:
+        value: Any = raw
+        if key == "env" and raw is not None:
+            try:
+                value = {**(result.get("env") or {}), **env_mapping(raw)}
+            except ValueError as exc:
+                raise UsageError(f"job parameter 'env': {exc}",
+                                 hint="Write env=NAME=VALUE,NAME2=VALUE2 (\\, for a comma in a value).") from None
+        result[key] = value
     return result
 
 
@@ -274,9 +316,10 @@ def configured_defaults(submitter: SubmitterType, resource_name: str | None = No
                     hint=f"Did you mean {close[0]!r}?" if close else
                     f"See 'reproman run --list parameters'; it takes: {', '.join(sorted(supported))}.")
             try:
-                values[key] = _convert(param, raw)
+                converted = _convert(param, raw)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"[{section}] {raw_key} = {raw!r}: {exc}"[:300]) from None
+            values[key] = {**values.get(key, {}), **converted} if key == "env" else converted
     return values
 
 
@@ -295,8 +338,17 @@ def resolve_job_parameters(
     """
     request = job_specs if isinstance(job_specs, JobRequest) else load_request(job_specs)
     given = deep_merge(request.parameters, parse_job_parameters(job_parameters))
+    return merge_job_parameters(configured_defaults(submitter, resource_name), given, submitter)
+
+
+def merge_job_parameters(base: Mapping[str, Any], given: Mapping[str, Any], submitter: SubmitterType) -> dict[str, Any]:
+    """``given`` (raw values) checked against ``submitter``, converted, and put over ``base`` (converted values).
+
+    ``env`` is merged name by name: setting one variable keeps the others
+    (the configuration's, a job spec's, a rerun's original ones).
+    """
     supported = submitter_parameters(submitter)
-    values: dict[str, Any] = configured_defaults(submitter, resource_name)
+    values: dict[str, Any] = dict(base)
     for key, raw in given.items():
         param = supported.get(key)
         if param is None:
@@ -310,9 +362,10 @@ def resolve_job_parameters(
                 hint="Choose another submitter with --submitter, or drop the parameter.",
             )
         try:
-            values[key] = _convert(param, raw)
+            converted = _convert(param, raw)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"job parameter {key!r}: {exc}") from None
+        values[key] = {**(values.get(key) or {}), **converted} if key == "env" else converted
     return values
 
 
@@ -320,19 +373,3 @@ def _convert(param: Parameter, raw: Any) -> Any:
     if param.name == "env":
         return env_mapping(raw)
     return param.convert(raw)
-
-
-def env_mapping(raw: Any) -> dict[str, str]:
-    """The ``env`` parameter as a mapping, from ``A=1,B=2``, a list of those, or a mapping."""
-    if raw is None:
-        return {}
-    if isinstance(raw, Mapping):
-        return {check_env_name(str(k)): "" if v is None else str(v) for k, v in raw.items()}
-    items = raw.split(",") if isinstance(raw, str) else list(raw)
-    env: dict[str, str] = {}
-    for item in items:
-        key, sep, value = str(item).strip().partition("=")
-        if not sep or not key:
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
-        env[check_env_name(key)] = value
-    return env

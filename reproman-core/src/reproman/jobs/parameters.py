@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from reproman.plugins.records import Parameter
+from reproman.textlist import split_escaped
 
 if TYPE_CHECKING:
     from reproman.plugins.records import SubmitterType
@@ -43,7 +44,8 @@ JOB_PARAMETERS: tuple[Parameter, ...] = (
     Parameter(name="directives", type="list", doc="Extra scheduler directives passed through verbatim, "
               "comma-separated, e.g. '--constraint=skylake,--exclusive' (write \\, for a comma inside one, or give a "
               "list in a job spec)."),
-    Parameter(name="env", type="list", doc="Environment variables for the command, KEY=VALUE, comma-separated."),
+    Parameter(name="env", type="list", doc="Environment variables for the command, KEY=VALUE, comma-separated "
+              "(write \\, for a comma in a value and \\\\ for a backslash); merged name by name over a job spec's."),
     Parameter(name="max_poll_interval", type="float", minimum=0.01, doc="Longest wait in seconds between two status polls of a "
               "followed job (default: [jobs] max_poll_interval, else 60); polls back off up to it as the job ages."),
 )
@@ -107,6 +109,40 @@ def check_env_name(name: str) -> str:
     return name
 
 
+def env_mapping(raw: Any) -> dict[str, str]:
+    """The ``env`` parameter as ``{NAME: value}``; ValueError for a bad item or name.
+
+    Text (``A=1,B=x y``: ``--jp env=``, the API's strings, a string in a job
+    spec) is split at commas with :func:`reproman.textlist.split_escaped`,
+    so ``\\,`` is a comma inside a value and ``\\\\`` a backslash. A list of
+    ``KEY=VALUE`` items or a mapping is taken as it is, unescaped. Either
+    way a value is everything after the first ``=``, byte for byte (spaces
+    too); only spaces around a name are dropped (``A=1, B=2``).
+    """
+    if raw is None:
+        return {}
+    if isinstance(raw, Mapping):
+        nested = [str(k) for k, v in raw.items() if isinstance(v, (Mapping, list, tuple))]
+        if nested:
+            raise ValueError(f"the value of {nested[0][:40]!r} must be text, not a list or mapping")
+        return {check_env_name(str(k)): "" if v is None else str(v) for k, v in raw.items()}
+    if isinstance(raw, str):
+        items: list[Any] = [item for item in split_escaped(raw) if item.strip()]
+        if not items:
+            raise ValueError("expected KEY=VALUE items, got nothing")
+    elif isinstance(raw, (list, tuple)):
+        items = list(raw)
+    else:
+        raise ValueError("expected KEY=VALUE items or a mapping")
+    env: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=") if isinstance(item, str) else ("", "", "")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {item!r}"[:80])
+        env[check_env_name(key.strip())] = value
+    return env
+
+
 def check_job_spec(data: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """Raise a :class:`UsageError` naming ``path`` for a known parameter whose value has the wrong type.
 
@@ -122,17 +158,7 @@ def check_job_spec(data: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
             continue
         try:
             if param.name == "env":
-                if not isinstance(value, (Mapping, str, list)):
-                    raise ValueError("expected KEY=VALUE items or a mapping")
-                items = value.split(",") if isinstance(value, str) else value
-                for item in items:
-                    if isinstance(value, Mapping):
-                        check_env_name(str(item))
-                        continue
-                    name, sep, _ = str(item).strip().partition("=")
-                    if not isinstance(item, str) or not sep:
-                        raise ValueError(f"expected KEY=VALUE, got {item!r}"[:80])
-                    check_env_name(name)
+                env_mapping(value)
             else:
                 param.convert(value)
         except ValueError as exc:

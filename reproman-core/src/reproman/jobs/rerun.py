@@ -21,13 +21,16 @@ original's.
 fetched: an original not fetched yet is refused before anything is submitted.
 
 Secret-looking ``env`` values were never stored, so they are taken from the
-current environment (an unset one is an error naming it).
+current environment (an unset one is an error naming it) unless given again
+with ``--jp env=NAME=VALUE``. ``--jp`` changes job parameters for the rerun;
+``env`` is merged variable by variable over the original's.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -121,9 +124,16 @@ def failed_subjobs(job: JobSpec) -> list[int]:
     return sorted(i for i, state in states.items() if state != "succeeded")
 
 
-def _parameters(job: JobSpec) -> dict[str, Any]:
-    """The original's job parameters, secret-looking ``env`` values taken from this environment."""
+def _parameters(job: JobSpec, job_parameters: Sequence[str] | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The original's job parameters with ``job_parameters`` over them, secret-looking ``env`` values taken
+    from this environment (unless given again)."""
     parameters = dict(job.parameters)
+    if job_parameters:
+        from reproman.jobs.options import merge_job_parameters, parse_job_parameters
+        from reproman.plugins.manager import get_plugin_manager
+
+        submitter = get_plugin_manager().submitter(job.submitter)
+        parameters = merge_job_parameters(parameters, parse_job_parameters(job_parameters), submitter)
     env = dict(parameters.get("env") or {})
     missing = [k for k, v in env.items() if v == REDACTED and k not in os.environ]
     if missing:
@@ -147,9 +157,14 @@ def rerun(
     trace: bool = False,
     *,
     keep_remote: bool = False,
+    job_parameters: Sequence[str] | Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
 ) -> RerunResult:
     """Submit recorded job ``job`` again; see the module docstring.
+
+    ``job_parameters`` (``KEY=VALUE`` strings or a mapping) change the
+    original's for the rerun; ``env`` is merged variable by variable, so
+    ``env=MODE=slow`` keeps the original's other variables.
 
     ``verify`` implies following and adds the comparison with the original
     (``result.comparison``, see :mod:`reproman.jobs.compare`).
@@ -175,7 +190,7 @@ def rerun(
                        hint="Its inputs are read from there; restore it to rerun the job.")
     subjobs = [Subjob(command=s.command, inputs=list(s.inputs), outputs=list(s.outputs), p=dict(s.p))
                for s in (original.subjobs[i] for i in indices)]
-    parameters = _parameters(original)
+    parameters = _parameters(original, job_parameters)
     with Connection.open(resref if resref is not None else original.resource_name, resref_type) as connection:
         new = build_job(
             connection, command=original.command, message=original.message, submitter=original.submitter,
@@ -196,8 +211,6 @@ def rerun(
             return result
         result.status = follow_job(connection, new, progress)
         result.fetched = fetch_job(connection, new, result.status, registry, keep_remote=keep_remote)
-        for kept in kept_originals(new):
-            lgr.info("kept the local %s; the rerun's version is %s", kept["local"], kept["fetched"])
     if verify:
         from reproman.jobs.compare import diff_jobs
 

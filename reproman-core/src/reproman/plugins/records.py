@@ -137,8 +137,11 @@ PARAMETER_TYPES = tuple(_CONVERTERS)
 
 
 def split_list(text: str) -> list[str]:
-    """Comma-separated items; ``\\,`` keeps a comma inside an item (``--gres=gpu:1\\,mps:10``)."""
-    return [item.strip().replace("\\,", ",") for item in re.split(r"(?<!\\),", text) if item.strip()]
+    """Comma-separated items, spaces around them dropped; ``\\,`` keeps a comma inside an item
+    (``--gres=gpu:1\\,mps:10``) and ``\\\\`` is a backslash (see :mod:`reproman.textlist`)."""
+    from reproman.textlist import split_escaped  # only when a list is converted: importing records stays minimal
+
+    return [item.strip() for item in split_escaped(text) if item.strip()]
 
 
 @attrs.frozen(kw_only=True)

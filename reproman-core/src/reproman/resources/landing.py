@@ -15,7 +15,8 @@ deleted users' files:
 * **edits are kept**: with :attr:`Landing.changed_after` set (a job's
   submission stamp), a local file that changed after that moment and differs
   from the incoming one stays as it is; the incoming copy goes to
-  :attr:`Landing.keep_dir` and the report names both;
+  :attr:`Landing.keep_dir` and the report names both (the caller tells the
+  user, once; the landing logs them at debug level only);
 * **version control and ReproMan's records are never written**: a ``.git``
   or ``.reproman`` directory inside an incoming tree is skipped (and the user
   told), so a job's working directory cannot graft its repository onto the
@@ -598,12 +599,9 @@ def _apply(step: _Step, landing: Landing, report: LandingReport, made: set[Path]
     if local is not None and _protected(target, local, step.source, landing):
         kept = _keep(step.source, step.target, landing)
         report.kept.append(KeptFile(local=step.target, fetched=kept))
-        if landing.changed_after == 0:
-            # Every existing file counts as changed (a rerun never replaces the outputs it is compared with).
-            lgr.info("kept the local %s; the job's version is %s", step.target, kept)
-        else:
-            lgr.warning("%s changed here after the job was submitted; kept it. The job's version is %s",
-                        step.target, kept)
+        # Said to the user once, by whoever asked for the fetch (the CLI's summary names the job, says why
+        # and what to do, and bounds the list); a warning here as well printed every kept file twice.
+        lgr.debug("kept the local %s; the job's version is %s", step.target, kept)
         return
     _move(step.source, target)
     report.written.append(step.target)

@@ -1,4 +1,4 @@
-"""``reproman rerun JOB [-r RESOURCE] [--failed] [--follow [ACTION]] [--verify]``: submit a recorded job again.
+"""``reproman rerun JOB [-r RESOURCE] [--failed] [--follow [ACTION]] [--verify] [--jp KEY=VALUE]``: submit a recorded job again.
 
 Exit codes: 0 when the rerun was submitted (detached) or every subjob
 succeeded and, with ``--verify``, every output is identical to the
@@ -37,7 +37,7 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     try:
         result = rerun(job, resref=args.resref, resref_type=args.resref_type, failed=args.failed, follow=follow,
                        verify=args.verify, trace=args.trace, keep_remote=args.keep_remote,
-                       progress=display.update if display else None)
+                       job_parameters=args.job_parameters, progress=display.update if display else None)
     except KeyboardInterrupt:
         if display is not None:
             display.stop()

@@ -260,12 +260,6 @@ def _evidence(
             return _cancelled(job, index, "", usage, cancelled)
         return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=FailureReason.EXIT_CODE,
                             usage=usage)
-    if not files.exists and job.status != "registered":
-        # Its directory (status files and all) is gone: whatever the scheduler
-        # says, how the command ended cannot be known; never "pending" again.
-        # Before the scheduler's own failure: the local launcher's "lost" is
-        # read from a marker in that very directory (trial K: finished subjobs read lost).
-        return SubjobStatus(index=index, state=State.UNKNOWN, detail=f"{GONE_DETAIL}; {_scheduler_words(said)}")
     if finished_said and said is not None and said.state is State.FAILED:
         reason = said.reason or FailureReason.EXIT_CODE
         if reason is FailureReason.CANCELLED or (cancelled and not reason.specific):
@@ -276,6 +270,13 @@ def _evidence(
         code = said.exit_code if not reason.specific else None
         return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=reason,
                             detail=said.detail, usage=usage)
+    if not files.exists and job.status != "registered":
+        # Its directory (status files and all) is gone: whatever the scheduler
+        # says, how the command ended cannot be known; never "pending" again.
+        # Unless the user cancelled it (the local submitter cannot see its marker there any more).
+        if cancelled:
+            return _cancelled(job, index, "", usage, cancelled)
+        return SubjobStatus(index=index, state=State.UNKNOWN, detail=f"{GONE_DETAIL}; {_scheduler_words(said)}")
     if said is not None and (not said.known or said.state is State.SUCCEEDED):
         # The scheduler is done with it, yet it wrote nothing final: wait a
         # grace period (a shared filesystem may show the file late), then say so.

@@ -100,3 +100,41 @@ def test_command_and_command_words_that_disagree_are_refused(workdir: Path, edit
     assert "command_words" in line
     assert Registry().jobids() == before
     assert (workdir / "o").read_text() == "one\n"
+
+
+def test_a_spec_holding_only_command_words_runs_them(workdir: Path) -> None:
+    """Trial L: the README says to delete one of the two; deleting 'command' read as 'no command given'."""
+    first = run_cli(["run", "--follow", "--bp", f"v={HOSTILE}", "-o", "out.txt",
+                     "sh", "-c", 'printf %s "$1" > out.txt', "_", "{p[v]}"])
+    assert first.returncode == 0, first.stderr
+    (record,) = json.loads(run_cli(["jobs", "--show", "--json", first.stdout.splitlines()[0]]).stdout)
+    del record["command"]
+    record["command_words"] = ["sh", "-c", 'printf "<%s>" "$1" > out.txt', "_", "{p[v]}"]
+    (workdir / "words.json").write_text(json.dumps(record))
+    result = run_cli(["run", "--follow", "--js", "words.json"])
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "out.txt").read_text() == f"<{HOSTILE}>"
+    assert not (workdir / "INJECTED").exists()
+
+
+@pytest.mark.parametrize("key", ["outputs", "inputs"])
+def test_an_edited_outputs_or_inputs_list_is_refused_not_ignored(workdir: Path, key: str) -> None:
+    """Trial L: an output added under 'outputs:' was never fetched, and the job's files were then freed."""
+    (workdir / "a.txt").write_text("a\n")
+    first = run_cli(["run", "--follow", "-i", "a.txt", "-o", "o.txt", "sh", "-c", "cat a.txt > o.txt"])
+    assert first.returncode == 0, first.stderr
+    (record,) = json.loads(run_cli(["jobs", "--show", "--json", first.stdout.splitlines()[0]]).stdout)
+    record[key].append("extra.txt")
+    (workdir / "edited.json").write_text(json.dumps(record))
+    before = Registry().jobids()
+    line = assert_one_line_error(run_cli(["run", "--js", "edited.json"]), code=2)
+    assert f"{key[:-1]}_patterns" in line
+    assert Registry().jobids() == before
+
+
+def test_show_says_a_secret_was_never_stored_rather_than_pointing_at_show_env(workdir: Path) -> None:
+    first = run_cli(["run", "--follow", "--jp", "env=MODE=fast,API_KEY=s3cret", "true"])
+    assert first.returncode == 0, first.stderr
+    shown = run_cli(["jobs", "--show", first.stdout.splitlines()[0]]).stdout
+    assert "API_KEY: '<not stored: looks like a secret>'" in shown, shown
+    assert "MODE: <hidden; 'reproman jobs --show --show-env' prints it>" in shown

@@ -171,17 +171,38 @@ def _record_command(data: Mapping[str, Any], source: str) -> str | list[str]:
     """
     import shlex
 
-    text = str(data["command"])
     words = data.get("command_words")
+    if words is not None and not (isinstance(words, list) and words and all(isinstance(w, str) for w in words)):
+        raise UsageError(f"job spec {source}: command_words must be a list of words")
+    if not data.get("command"):
+        return [str(w) for w in words or []]  # the user deleted 'command', as the README says they may
+    text = str(data["command"])
     if words is None:
         return _older_record_command(data, text)
-    if not (isinstance(words, list) and words and all(isinstance(w, str) for w in words)):
-        raise UsageError(f"job spec {source}: command_words must be a list of words")
     if shlex.join(words) != text:
         raise UsageError(f"job spec {source}: 'command' and 'command_words' name different commands",
                          hint="Edit one of them and delete the other (command_words: the command as separate "
                               "words; command: shell code).")
     return list(words)
+
+
+def _check_not_edited(data: Mapping[str, Any], key: str, subjobs: list[Mapping[str, Any]], source: str) -> None:
+    """Refuse a record whose ``inputs``/``outputs`` list was edited: the ``*_patterns`` decide what moves.
+
+    The list is the subjobs' rendered paths; a path added there (or removed)
+    would silently not be fetched (or still be), and an output never fetched
+    is freed with the job's files.
+    """
+    listed = data.get(key)
+    if not isinstance(listed, list) or not subjobs:
+        return
+    rendered = {str(p) for s in subjobs for p in (s.get(key) or [])}
+    if {str(p) for p in listed} != rendered:
+        pattern_key = key[:-1] + "_patterns"
+        raise UsageError(f"job spec {source}: {key!r} differs from what its {pattern_key!r} give the subjobs",
+                         hint=f"Edit {pattern_key} (the paths as given to {'-i' if key == 'inputs' else '-o'}, "
+                              f"{{p[KEY]}} placeholders and all), or give them with {'-i' if key == 'inputs' else '-o'}; "
+                              f"'{key}' is only the record of what the subjobs had.")
 
 
 def _older_record_command(data: Mapping[str, Any], text: str) -> str | list[str]:
@@ -218,7 +239,7 @@ def _older_record_command(data: Mapping[str, Any], text: str) -> str | list[str]
 def _from_record(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A job record as ``reproman jobs --show`` prints it: the request part only."""
     found: dict[str, Any] = {}
-    if data.get("command"):
+    if data.get("command") or data.get("command_words"):
         found["command"] = _record_command(data, source)
     for key in ("message", "submitter", "orchestrator"):
         if data.get(key) is not None:
@@ -232,6 +253,7 @@ def _from_record(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
     for key in ("inputs", "outputs"):
         patterns = data.get(key[:-1] + "_patterns")
         if patterns:
+            _check_not_edited(data, key, subjobs, source)
             found[key] = _words(patterns, key, source)
         elif len(subjobs) <= 1 or len({tuple(s.get(key) or ()) for s in subjobs}) == 1:
             # An older record without patterns: each subjob had the same paths.

@@ -165,8 +165,8 @@ class PlainOrchestrator(Orchestrator):
         except (SessionError, OSError) as exc:
             raise OrchestratorError(
                 f"fetching job {job.jobid} failed: {exc}",
-                hint=f"Nothing on the resource was freed and no local file was half-written. Fix the cause "
-                     f"(free space on a full disk), then 'reproman jobs {job.jobid}' fetches again.",
+                hint=f"Nothing on the resource was freed and no local file was half-written. Fix what the error "
+                     f"names (a full disk, a local link in the way), then 'reproman jobs {job.jobid}' fetches again.",
             ) from exc
         return [dest for _src, dest in pairs]
 

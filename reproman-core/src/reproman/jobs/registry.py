@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from reproman.errors import JobError, JobNotFoundError, ReproManError, SpecError
-from reproman.jobs.secrets import HIDDEN
+from reproman.jobs.secrets import HIDDEN, REDACTED
 from reproman.jobs.spec import JobSpec
 from reproman.paths import data_dir
 
@@ -182,7 +182,8 @@ def hide_env(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     params = out.get("parameters")
     if isinstance(params, dict) and isinstance(params.get("env"), dict):
-        out["parameters"] = {**params, "env": {k: HIDDEN for k in params["env"]}}
+        # A value never stored (a secret) says so: '--show-env' would not print it either.
+        out["parameters"] = {**params, "env": {k: v if v == REDACTED else HIDDEN for k, v in params["env"].items()}}
     if isinstance(out.get("job"), dict):
         out["job"] = hide_env(out["job"])
     return out

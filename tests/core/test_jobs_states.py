@@ -324,3 +324,23 @@ def _launcher_alive(job: object) -> bool:
     except (OSError, TypeError, ValueError):
         return False
     return True
+
+
+def test_deleting_a_job_whose_directory_vanished_keeps_what_it_wrote(workdir: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Trial L: 'jobs --delete' (which the message after the vanished directory suggests) removed the
+    working directory, the only copy of the outputs, and said only 'Deleted job ... from the registry'."""
+    job = submit(command="echo {p[i]} > o{p[i]}.txt; sleep 2", batch_parameters=["i=1,2"]).job
+    wait_for(lambda: running(job.jobid, 2))
+    import shutil
+
+    shutil.rmtree(job.job_dir)
+    deadline = time.monotonic() + 30
+    while _launcher_alive(job) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    capsys.readouterr()
+    assert main(["jobs", "--delete", job.jobid]) == 0
+    _out, err = capsys.readouterr()
+    assert f"its files stay on resource 'local' in {job.working_directory}" in err, err
+    assert Path(job.working_directory, "o1.txt").read_text() == "1\n"
+    assert Path(job.working_directory, "o2.txt").read_text() == "2\n"

@@ -280,3 +280,15 @@ def test_a_file_arriving_where_a_local_link_to_a_directory_is_replaces_the_link_
     assert not (workdir / "out").is_symlink() and (workdir / "out").read_text() == "job\n"
     assert sorted(p.name for p in elsewhere.iterdir()) == ["mine.txt"]
     assert (elsewhere / "mine.txt").read_text() == "mine\n"
+
+
+def test_deleting_a_job_kept_for_a_missing_output_says_what_it_removed(workdir: Path) -> None:
+    from reproman.testing.cli import run_cli
+
+    result = run_cli(["run", "--follow", "-o", "resutl.txt", "sh", "-c", "echo 1 > result.txt"], cwd=workdir)
+    jobid = result.stdout.splitlines()[0]
+    wd = Registry().load(jobid).working_directory
+    deleted = run_cli(["jobs", "--delete", jobid], cwd=workdir)
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"Its files on resource 'local' ({wd}) were removed." in deleted.stderr
+    assert not os.path.exists(wd)

@@ -547,6 +547,9 @@ def _delete_held(
         if said.get("kept_results"):
             row["kept_results"] = said["kept_results"]
             row["resource"] = said.get("resource")
+        if said.get("freed"):
+            row["freed"] = said["freed"]
+            row["resource"] = said.get("resource")
         if "error" in said:
             row["warning"] = said["error"]
         job = next((s for s in fresh if s.jobid == entry.jobid), None)
@@ -600,15 +603,20 @@ def _release(keep_remote: bool) -> GroupAction:
                         "error": f"not deleting job {job.jobid}: it is still running ({status.summary()}); "
                                  f"cancel it first with 'reproman jobs --cancel {job.jobid}'"}
             orchestrator.abandon()
-            if (status.finished and not keep_remote and not orchestrator.records_job and not job.cancelled
-                    and job.status != outcome.SUBMISSION_FAILED):
+            if ((status.finished or status.missing) and not keep_remote and not orchestrator.records_job
+                    and not job.cancelled and job.status != outcome.SUBMISSION_FAILED):
                 # Its results were never fetched: what it wrote on the resource may be their only copy
-                # (a job the user cancelled, or one that never ran, is let go whole).
+                # (a job the user cancelled, or one that never ran, is let go whole). A job whose directory
+                # vanished is no different: its working directory holds what the command wrote (trial L).
                 return {"jobid": job.jobid, "released": False, "kept_results": job.working_directory,
                         "resource": job.resource_name}
         if not keep_remote:
+            freed = not job.extra.get("remote_released")
             release_remote(orchestrator)
             remove_job_dir(connection, job)
+            if freed:
+                return {"jobid": job.jobid, "released": True, "freed": job.working_directory,
+                        "resource": job.resource_name}
         return {"jobid": job.jobid, "released": not keep_remote}
 
     return release

@@ -340,7 +340,7 @@ def gone_message(job: JobSpec, status: JobStatus) -> tuple[str, str]:
     message = (f"its directory {job.job_dir} is gone from resource {job.resource_name!r}, so how its subjobs "
                f"ended cannot be known ({status.summary()}" + (f"; {'; '.join(words)}" if words else "") + ")")
     hint = (f"What the command wrote is in its working directory {job.working_directory} on the resource; "
-            f"'reproman jobs --delete {job.jobid}' forgets the job.")
+            f"'reproman jobs --delete {job.jobid}' forgets the job and leaves that directory as it is.")
     return message, hint
 
 #: A subjob the scheduler says was cancelled that ``reproman jobs --cancel`` did not stop.

@@ -246,7 +246,9 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             ui.info(f"Deleted job {row['jobid']} from the registry."
                     + (f" It was never fetched: its files stay on resource {row.get('resource')!r} in "
                        f"{row['kept_results']} (remove them there when you no longer need them)."
-                       if row.get("kept_results") else ""))
+                       if row.get("kept_results") else "")
+                    + (f" Its files on resource {row.get('resource')!r} ({row['freed']}) were removed."
+                       if row.get("freed") else ""))
             for kept in row.get("kept_local") or ():
                 ui.info(f"Job {row['jobid']}: kept {kept}")
         elif action == "cancel" and "cancelled" in row:

@@ -138,3 +138,32 @@ def test_show_says_a_secret_was_never_stored_rather_than_pointing_at_show_env(wo
     shown = run_cli(["jobs", "--show", first.stdout.splitlines()[0]]).stdout
     assert "API_KEY: '<not stored: looks like a secret>'" in shown, shown
     assert "MODE: <hidden; 'reproman jobs --show --show-env' prints it>" in shown
+
+
+@pytest.mark.parametrize("command", [
+    "sh -c 'printf %s {p[v]!q} > out.txt'",       # trial L: !q's own quotes close the outer ones
+    "sh -c 'printf %s {p[v]} > out.txt'",
+    'sh -c "printf %s {p[v]} > out.txt"',
+])
+def test_a_value_that_would_leave_the_quotes_of_shell_code_is_refused(workdir: Path, command: str) -> None:
+    """Shell code (a spec's command, or one word on the command line) with a placeholder inside quotes."""
+    (workdir / "bs.yaml").write_text('- v: "$(touch INJECTED)\'"\n')
+    before = Registry().jobids()
+    line = assert_one_line_error(run_cli(["run", "--follow", "--batch-spec", "bs.yaml", "-o", "out.txt", command]),
+                                 code=2)
+    assert "inside" in line and "quotes of shell code" in line
+    assert Registry().jobids() == before
+    assert not (workdir / "INJECTED").exists()
+
+
+def test_the_script_of_sh_c_given_as_words_is_checked_too(workdir: Path) -> None:
+    result = run_cli(["run", "--follow", "--bp", "v=a';touch INJECTED;'", "-o", "o",
+                      "sh", "-ec", "echo '{p[v]}' > o"])
+    assert_one_line_error(result, code=2)
+    assert not (workdir / "INJECTED").exists()
+
+
+def test_harmless_values_inside_quotes_still_run(workdir: Path) -> None:
+    result = run_cli(["run", "--follow", "--bp", "v=1,two words", "-o", "o{p[v]}", "sh -c 'echo \"{p[v]}\" > \"o{p[v]}\"'"])
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "otwo words").read_text() == "two words\n"

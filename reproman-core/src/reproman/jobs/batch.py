@@ -321,16 +321,89 @@ def render_command(
     or ``{outputs}`` becomes one argument per path.
     """
     if isinstance(command, str) or len(command) == 1:
-        return render(command_text(command), p, inputs, outputs)
+        template = command_text(command)
+        return _checked_quotes(template, render(template, p, inputs, outputs), p, inputs, outputs)
     words: list[str] = []
-    for word in command:
+    script = _shell_script_index(command)
+    for index, word in enumerate(command):
         if word == "{inputs}":
             words.extend(inputs)
         elif word == "{outputs}":
             words.extend(outputs)
         else:
-            words.append(render(str(word), p, inputs, outputs, quote_lists=False))
+            rendered = render(str(word), p, inputs, outputs, quote_lists=False)
+            if index == script:
+                _checked_quotes(str(word), rendered, p, inputs, outputs)
+            words.append(rendered)
     return shlex.join(words)
+
+
+#: Shells whose ``-c`` word is a script: placeholders in it are read by that shell.
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
+#: What ends each quoting context: a value holding one of these inside it ends the quotes early.
+_ENDS_QUOTE = {"'": "'", '"': '"$`\\'}
+
+
+def _shell_script_index(words: Sequence[str]) -> int | None:
+    """The index of the script word of ``sh -c SCRIPT ...`` (options such as ``-ec`` included), else None."""
+    if not words or os.path.basename(str(words[0])) not in _SHELLS:
+        return None
+    for index, word in enumerate(words[1:], 1):
+        text = str(word)
+        if not text.startswith("-") or text == "--":
+            return None
+        if "c" in text[1:] and not text.startswith("--"):
+            return index + 1 if index + 1 < len(words) else None
+    return None
+
+
+def _quote_contexts(script: str) -> dict[int, str]:
+    """For each placeholder in shell code, by its offset: the quotes it stands in (``'``, ``"``), if any."""
+    contexts: dict[int, str] = {}
+    starts = {m.start() for m in PLACEHOLDER.finditer(script)}
+    quote = ""
+    i = 0
+    while i < len(script):
+        if i in starts and quote:
+            contexts[i] = quote
+        char = script[i]
+        if quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            i += 1  # the next character is taken literally (in double quotes too, for the ones that matter)
+        elif quote == '"':
+            quote = "" if char == '"' else quote
+        elif char in "'\"":
+            quote = char
+        i += 1
+    return contexts
+
+
+def _checked_quotes(template: str, rendered: str, p: Mapping[str, Any], inputs: Sequence[str],
+                    outputs: Sequence[str]) -> str:
+    """``rendered``, unless a value put inside quotes of the shell code would end them.
+
+    Why: in ``sh -c 'echo {p[v]}'`` (shell code) a value holding ``'`` closes
+    the quotes, and the shell runs the rest of the value as code; ``!q``
+    cannot help there (its own quotes end them too). Values that cannot end
+    the quotes, the usual numbers and names, render as before.
+    """
+    contexts = _quote_contexts(template)
+    if not contexts:
+        return rendered
+    for match in PLACEHOLDER.finditer(template):
+        quote = contexts.get(match.start())
+        if not quote:
+            continue
+        value = render(match.group(0), p, inputs, outputs)
+        if any(c in value for c in _ENDS_QUOTE[quote]):
+            kind = "single" if quote == "'" else "double"
+            raise UsageError(
+                f"{match.group(0)} stands inside {kind} quotes of shell code, and the shell would read its value "
+                f"{value[:60]!r} as code there, not as text",
+                hint="Put the placeholder outside the quotes with !q (sh -c 'echo '{p[v]!q}), or give the command "
+                     "as separate words, each value one argument (sh -c 'echo \"$1\"' _ '{p[v]}').")
+    return rendered
 
 
 def expand(

@@ -292,3 +292,16 @@ def test_deleting_a_job_kept_for_a_missing_output_says_what_it_removed(workdir: 
     assert deleted.returncode == 0, deleted.stderr
     assert f"Its files on resource 'local' ({wd}) were removed." in deleted.stderr
     assert not os.path.exists(wd)
+
+
+def test_an_arriving_link_to_a_file_that_was_not_an_output_is_said(workdir: Path) -> None:
+    """Trial K: links whose targets were not outputs arrived dangling, without a word."""
+    from reproman.testing.cli import run_cli
+
+    result = run_cli(["run", "--follow", "-o", "res", "sh", "-c",
+                      "mkdir -p res && echo data > data.txt && ln -s ../data.txt res/link && ln -s kept res/ok "
+                      "&& echo k > res/kept"], cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "symbolic links to nothing here" in result.stderr and "res/link -> ../data.txt" in result.stderr
+    assert "res/ok" not in result.stderr, "a link to an output that arrived is fine"
+    assert os.readlink(workdir / "res" / "link") == "../data.txt"

@@ -534,7 +534,7 @@ def land(pairs: Sequence[tuple[Path, Path]], landing: Landing | None = None) -> 
     if skipped:
         shown = ", ".join(str(p) for p in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         lgr.warning("not fetched: %s (a fetch never writes into .git or .reproman directories)", shown)
-    _warn_outward_links(steps, landing.keep_root)
+    inward = _warn_outward_links(steps, landing.keep_root)
     made: set[Path] = set()
     for step in steps:
         try:
@@ -545,20 +545,29 @@ def land(pairs: Sequence[tuple[Path, Path]], landing: Landing | None = None) -> 
             if exc.errno == errno.ENOSPC:
                 reason = "no space left on device"
             raise SessionError(f"cannot write {where}: {reason}") from None
+    dangling = [f"{target} -> {pointed}" for target, pointed in inward
+                if os.path.islink(target) and not os.path.exists(target)]
+    if dangling:
+        shown = "; ".join(dangling[:3]) + (f"; and {len(dangling) - 3} more" if len(dangling) > 3 else "")
+        lgr.warning("fetched as symbolic links to nothing here (the files they point to were not among the "
+                    "outputs): %s", shown)
     return report
 
 
-def _warn_outward_links(steps: Sequence[_Step], root: Path | None) -> None:
+def _warn_outward_links(steps: Sequence[_Step], root: Path | None) -> list[tuple[str, str]]:
     """Say which arriving symbolic links point outside ``root``: they land as links, not copies.
 
     A job may link its output to a file of its own working directory or anywhere else; what
     arrives is that link, so writing "the result" writes the file it points to, which a later
     ``--delete`` may remove. Landed as they are (they are what the job made), but said.
+    Returns the other arriving links, (destination, what it points to): once landed, those
+    pointing to nothing are said too (their targets were not outputs).
     """
     if root is None:
-        return
+        return []
     top = os.path.realpath(root)
     outward: list[str] = []
+    inward: list[tuple[str, str]] = []
     for step in steps:
         if step.whole is not None:
             pairs = [(os.path.join(step.source, rel), os.path.join(step.target, rel)) for rel in step.whole.links]
@@ -571,10 +580,13 @@ def _warn_outward_links(steps: Sequence[_Step], root: Path | None) -> None:
             where = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(target)), pointed))
             if not _within(os.path.realpath(where), top):
                 outward.append(f"{target} -> {pointed}")
+            else:
+                inward.append((target, pointed))
     if outward:
         shown = "; ".join(outward[:3]) + (f"; and {len(outward) - 3} more" if len(outward) > 3 else "")
         lgr.warning("fetched as symbolic links pointing outside %s (what the job made; writing through one "
                     "changes the file it points to, not a copy): %s", root, shown)
+    return inward
 
 
 def _apply(step: _Step, landing: Landing, report: LandingReport, made: set[Path]) -> None:

@@ -49,6 +49,8 @@ def test_a_mismatch_keeps_the_files_on_the_resource(tmp_path: Path, monkeypatch:
     record = Registry().load(result.job.jobid)
     assert record.extra["verified"]["mismatched"] == ["out.txt"]
     assert not record.extra.get("remote_released")
+    listed = run_cli(["jobs"], cwd=workdir).stdout
+    assert "1 succeeded; 1 output not produced" in listed, listed
     assert os.path.exists(os.path.join(result.job.working_directory, "out.txt"))
 
 

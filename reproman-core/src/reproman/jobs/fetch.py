@@ -105,6 +105,10 @@ def _fetch_held(
     job.status = "fetched"
     job.fetched = fetched_at
     job.extra["result"] = status.summary()
+    missing = list(getattr(orchestrator, "missing_outputs", None) or [])
+    job.extra.pop(outcome.MISSING_OUTPUTS, None)
+    if missing:
+        job.extra[outcome.MISSING_OUTPUTS] = missing
     save_record(job, registry, orchestrator.records_job)
     keep_remote = keep_remote or job.keep_remote
     mismatched = (job.extra.get("verified") or {}).get("mismatched") or []
@@ -113,7 +117,6 @@ def _fetch_held(
         lgr.warning("job %s: its files stay on the resource, since %d fetched file(s) differ from them",
                     job.jobid, len(mismatched))
         keep_remote = True
-    missing = list(getattr(orchestrator, "missing_outputs", None) or [])
     if missing and not keep_remote:
         # A misspelt -o: what the job did write is only in its working directory there.
         lgr.warning("job %s: its files stay on the resource (%s), since %s: look there, then free them with "

@@ -295,7 +295,16 @@ def outcome_text(job: JobSpec) -> str:
     """
     if job.status == SUBMISSION_FAILED:
         return SUBMISSION_FAILED
-    return summarise(statuses_from_record(job), unknown=UNKNOWN if job.extra.get(DIRECTORY_GONE) else NOT_CHECKED)
+    text = summarise(statuses_from_record(job), unknown=UNKNOWN if job.extra.get(DIRECTORY_GONE) else NOT_CHECKED)
+    missing = job.extra.get(MISSING_OUTPUTS)
+    if missing and isinstance(missing, list):
+        # Succeeded, yet not everything asked for came back (a misspelt -o): not a plain success.
+        text += f"; {len(missing)} output{'s' if len(missing) > 1 else ''} not produced"
+    return text
+
+
+#: ``job.extra`` key: the outputs a fetch found the job had not produced (its files then stay on the resource).
+MISSING_OUTPUTS = "missing_outputs"
 
 
 def failure_rows(job: JobSpec, subjobs: Iterable[SubjobStatus]) -> list[dict[str, Any]]:

@@ -278,6 +278,23 @@ def test_fetch_without_tar_in_the_image(make_container: Make, debian_image: str,
     assert (tmp_path / "19").read_text() == "19\n" and os.readlink(tmp_path / "l") == "f0"
 
 
+def test_non_utf8_name_without_tar_is_refused_in_one_line(make_container: Make, debian_image: str,
+                                                         tmp_path: Path) -> None:
+    """The archive endpoint cannot name a non-UTF-8 path (the Engine turns its bytes into U+FFFD), so
+    without tar in the image the fetch says so in one line, with nothing written here, rather than
+    crash or bring back an empty or renamed copy."""
+    resource = make_container(image=debian_image)
+    with resource.get_session() as session:
+        session.execute_command("printf hi > \"/tmp/$(printf 'x\\377')\" && echo ok > /tmp/ok && "
+                                "rm \"$(command -v tar)\"", check=True)
+        with pytest.raises(SessionError, match="not UTF-8") as info:
+            session.get_many([("/tmp/ok", tmp_path / "ok"), ("/tmp/x\udcff", tmp_path / "x")])
+        assert "\n" not in str(info.value) and "Install tar" in (info.value.hint or "")
+        with pytest.raises(SessionError, match="not UTF-8"):
+            session.get("/tmp/x\udcff", str(tmp_path / "single"))
+    assert os.listdir(tmp_path) == []
+
+
 def test_get_of_the_root_directory_is_refused(session: DockerSession, tmp_path: Path) -> None:
     with pytest.raises(SessionError, match="root directory"):
         session.get("/", str(tmp_path / "root"))

@@ -155,3 +155,53 @@ def test_a_fetched_job_that_produced_no_output_exports_and_compares(workdir: Pat
     assert result.returncode == 0, result.stderr
     compared = run_cli(["diff", job.jobid, job.jobid])
     assert compared.returncode == 0, compared.stderr
+
+
+def test_names_that_are_not_utf8_are_carried_byte_exact(workdir: Path, tmp_path: Path, validate: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial K: an input (and output) named with bytes that are not UTF-8 crashed the export in rocrate's
+    quote(). The crate names them as URIs do, bytes percent-encoded, and holds the files under their own
+    bytes; the readable ``name`` shows each such byte as ``\\xNN``."""
+    import hashlib
+    import os
+
+    (workdir / "in").mkdir()
+    bad = b"in/bad\xff\xfename.txt"
+    (workdir / os.fsdecode(bad)).write_bytes(b"\x00\xff input")
+    (workdir / "in" / "plain.txt").write_bytes(b"plain\n")
+    (workdir / os.fsdecode(b"d\xfd")).mkdir()  # an input directory whose own name and content are not UTF-8
+    (workdir / os.fsdecode(b"d\xfd/sub")).mkdir()
+    (workdir / os.fsdecode(b"d\xfd/sub/in\xfc.bin")).write_bytes(b"deep\xfc")
+    job = api.run(command="sha256sum < {p[f]!q} > {p[f]!q}.sum", batch_parameters=["f=in/*"],
+                  inputs=["{p[f]}", os.fsdecode(b"d\xfd")], outputs=["{p[f]}.sum"], follow=True)
+    assert job.ok
+    crate = tmp_path / "crate"
+    result = run_cli(["jobs", "--export", job.job.jobid, str(crate)])
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    # roc-validator looks for a data entity's file under its @id, then under unquote(@id), which decodes the
+    # bytes as UTF-8 (U+FFFD for the rest): it misses exactly the files whose names are not UTF-8, and
+    # finds nothing else wrong.
+    not_utf8 = ["d%FD/", "d%FD/sub/", "d%FD/sub/in%FC.bin", "in/bad%FF%FEname.txt", "in/bad%FF%FEname.txt.sum"]
+    assert validate(crate) == [f"ro-crate-1.1_12.1: The RO-Crate does not include the Data Entity '{i}' as part "
+                               "of its payload" for i in not_utf8]
+    # Decoding the percent-escapes to bytes, as RFC 3986 has them, it finds them all: the crate is valid.
+    import urllib.parse
+
+    from rocrate_validator.rocrate import base
+
+    monkeypatch.setattr(base, "unquote", lambda text: urllib.parse.unquote(text, errors="surrogateescape"))
+    assert validate(crate) == []
+    graph = _graph(crate)
+    for name, uri in ((bad, "in/bad%FF%FEname.txt"), (bad + b".sum", "in/bad%FF%FEname.txt.sum")):
+        assert graph[uri]["@type"] == "File" and graph[uri]["name"] == name.decode("utf-8", "backslashreplace")
+        assert (crate / os.fsdecode(name)).read_bytes() == (workdir / os.fsdecode(name)).read_bytes()
+    assert graph["in/bad%FF%FEname.txt.sum"]["sha256"] == hashlib.sha256(
+        (crate / os.fsdecode(bad + b".sum")).read_bytes()).hexdigest()
+    assert (crate / os.fsdecode(b"d\xfd/sub/in\xfc.bin")).read_bytes() == b"deep\xfc"
+    assert graph["d%FD/"]["@type"] == "Dataset"
+    assert _ids(graph["d%FD/"]["hasPart"]) == ["d%FD/sub/"]
+    assert _ids(graph["d%FD/sub/"]["hasPart"]) == ["d%FD/sub/in%FC.bin"]
+    actions = [graph[i] for i in _ids(graph["./"]["mentions"])]
+    objects = {o for a in actions for o in _ids(a["object"])}
+    assert {"in/bad%FF%FEname.txt", "in/plain.txt", "d%FD/"} <= objects
+    assert (crate / "in" / "plain.txt").read_bytes() == b"plain\n"

@@ -253,7 +253,7 @@ class DockerSession(Session):
     def _get_file(self, remote: str, local: Path) -> None:
         with tempfile.TemporaryDirectory(prefix=".reproman-get-", dir=local.parent) as tmp:
             staged = Path(tmp) / "0"
-            self._fetch_one(self.realpath(remote), remote, staged)
+            self._fetch([(remote, staged)])
             os.replace(staged, local)
 
     def _send(self, pairs: Sequence[tuple[Path, str]]) -> None:
@@ -318,14 +318,26 @@ class DockerSession(Session):
         limit), and the archive is unpacked as it arrives: one stream for any
         number of paths. Images without ``tar`` or ``xargs`` fall back to the
         archive endpoint.
+
+        A path that is not UTF-8 always goes through ``tar``: the endpoint
+        takes the path in its URL, and the Engine answers for such a name
+        with its last component replaced by U+FFFD (an empty archive for a
+        file, a renamed top directory), so it cannot be fetched that way.
         """
         sources = [self.realpath(src) for src, _path in staged]
         if "/" in sources:
             raise SessionError(
                 "cannot get the container's root directory", hint="Name the directories you need instead."
             )
-        if len(staged) > ARCHIVE_ENDPOINT_MAX and self._fetch_through_tar(sources, staged):
+        unnamable = [src for target, (src, _path) in zip(sources, staged) if not _is_utf8(target)]
+        if (len(staged) > ARCHIVE_ENDPOINT_MAX or unnamable) and self._fetch_through_tar(sources, staged):
             return
+        if unnamable:
+            raise SessionError(
+                f"cannot get {unnamable[0]!r} from container {self.label!r}: its name is not UTF-8, which the "
+                "Docker Engine's archive endpoint cannot carry, and the image has no tar and xargs to send it",
+                hint="Install tar in the image (or rename the path in the container to UTF-8), then fetch again.",
+            )
         for target, (src, path) in zip(sources, staged):
             self._fetch_one(target, src, path)
 
@@ -433,6 +445,15 @@ _FIRST_MISSING_SCRIPT = (
 )
 #: Bytes of arguments per command line: far below Linux's 2 MiB total and 128 KiB per argument.
 _BATCH_BYTES = 64 * 1024
+
+
+def _is_utf8(path: str) -> bool:
+    """Whether ``path`` is valid UTF-8 text (names read from bytes keep undecodable bytes as surrogates)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def covering_paths(paths: Sequence[str]) -> list[str]:

@@ -443,7 +443,17 @@ def _for_each_resource(specs: Sequence[JobSpec], act: GroupAction, registry: Reg
                     rows.append(act(connection, job, registry, statuses.get(job.jobid)))  # type: ignore[arg-type]
                 except ReproManError as exc:
                     rows.append({"jobid": job.jobid, "error": str(exc)})
+                except Exception as exc:  # a bug met on one job must not strand the other jobs (trial K)
+                    rows.append({"jobid": job.jobid, "error": _unexpected(exc)})
     return rows
+
+
+def _unexpected(exc: Exception) -> str:
+    """One line for a failure no code foresaw; the traceback goes to the debug log."""
+    lgr.debug("unexpected failure", exc_info=exc)
+    said = (str(exc).strip().splitlines() or [""])[0]
+    return (f"failed unexpectedly ({type(exc).__name__}{': ' + said if said else ''}); this is a bug in ReproMan "
+            "or a plugin: run again with '-l debug' to see where, and report it")
 
 
 def _refusal_reported(job: JobSpec) -> bool:

@@ -21,7 +21,8 @@ Process Run Crate profile:
 Data files are copied in only when the local copy still has the content the
 job produced (its SHA-256 matches the record); otherwise the output is
 described (name, size, checksum) without content, and the description
-says why. Variables named like secrets are never written.
+says why. Variables named like secrets are never written. Names that are
+not UTF-8 are carried exactly (:mod:`reproman.jobs.crate_data`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 from reproman.errors import JobError, UsageError
 from reproman.jobs import checksums, layout, outcome, timing
 from reproman.jobs.capture import executable_name
+from reproman.jobs.crate_data import DataFiles, make_readable, uri
 from reproman.jobs.secrets import is_secret, redact
 from reproman.jobs.spec import JobSpec
 
@@ -159,6 +161,7 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
     present = set(verified.matched)
 
     files: dict[str, Any] = {}
+    data = DataFiles(crate)
 
     def output_entity(rel: str) -> Any:
         if rel in files:
@@ -168,11 +171,11 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
                                  "sha256": recorded.get("sha256")}
         if rel in present:
             props["encodingFormat"] = encoding(rel)
-            entity = crate.add_file(str(base / rel), dest_path=rel, properties=props)
+            entity = data.file(base / rel, rel, props)
         else:
             why = "modified locally since the job produced it" if rel in verified.mismatched else "not present locally"
             props.update({"@type": "CreativeWork", "description": f"Output of the job, not included: {why}."})
-            entity = crate.add(ContextEntity(crate, f"#output-{rel}", properties=props))
+            entity = crate.add(ContextEntity(crate, f"#output-{uri(rel)}", properties=make_readable(props)))
         files[rel] = entity
         return entity
 
@@ -182,12 +185,12 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
             return files[key]
         local = base / rel
         if local.is_dir():
-            entity = crate.add_tree(str(local), dest_path=rel)
+            entity = data.tree(local, rel)
         elif local.is_file():
-            entity = crate.add_file(str(local), dest_path=rel, properties={"name": rel, "encodingFormat": encoding(rel)})
+            entity = data.file(local, rel, {"encodingFormat": encoding(rel)})
         else:
-            entity = crate.add(ContextEntity(crate, f"#input-{rel}", properties={
-                "@type": "CreativeWork", "name": rel, "description": "Input of the job, not present locally."}))
+            entity = crate.add(ContextEntity(crate, f"#input-{uri(rel)}", properties=make_readable({
+                "@type": "CreativeWork", "name": rel, "description": "Input of the job, not present locally."})))
         files[key] = entity
         return entity
 
@@ -270,8 +273,16 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
         if isinstance(entity.get("about"), list):
             entity["about"] = single(entity["about"])
 
+    for entity in crate.get_entities():  # JSON is text: any other value naming such bytes shows them as \\xNN
+        props = entity.properties()
+        props.update(make_readable(props))
     target.mkdir(parents=True, exist_ok=True)
-    crate.write(str(target))
+    try:
+        crate.write(str(target))
+        data.copy_into(target)
+    except OSError as exc:
+        raise JobError(f"cannot write the crate in {target}: {exc.strerror or exc}",
+                       hint="Free space or fix the permissions there, remove the partial crate and export again.") from None
     return target / "ro-crate-metadata.json"
 
 

@@ -352,6 +352,22 @@ class LandingContract:
         assert os.listdir(os.fsencode(tmp_path / "back")) == [os.fsencode(name)]
         assert (tmp_path / "back" / name).read_bytes() == b"\x00\xff payload"
 
+    def test_non_utf8_names_fetched_by_their_own_name(self, session: Session, remote_tmp: str,
+                                                      tmp_path: Path) -> None:
+        """A file or directory whose own name is not UTF-8 (a job's ``-o`` path), not only names inside one."""
+        file_name = b"x\xff.txt".decode("utf-8", "surrogateescape")
+        dir_name = b"d\xfe".decode("utf-8", "surrogateescape")
+        session.execute_command(
+            f"cd {_q(remote_tmp)} && printf 'a\\000\\377' > \"$(printf 'x\\377.txt')\" && "
+            f"mkdir \"$(printf 'd\\376')\" && printf in > \"$(printf 'd\\376/in\\375')\"", check=True)
+        back = tmp_path / "back"
+        session.get(posixpath.join(remote_tmp, file_name), str(back / file_name))
+        session.get_many([(posixpath.join(remote_tmp, dir_name), back / dir_name),
+                          (posixpath.join(remote_tmp, file_name), back / "again")])
+        assert sorted(os.listdir(os.fsencode(back))) == [b"again", b"d\xfe", b"x\xff.txt"]
+        assert (back / file_name).read_bytes() == b"a\x00\xff" == (back / "again").read_bytes()
+        assert os.listdir(os.fsencode(back / dir_name)) == [b"in\xfd"]
+
     def test_ten_thousand_listed_paths_each_way(self, session: Session, remote_tmp: str, tmp_path: Path) -> None:
         """Listed paths, not one tree: no argument-length limit anywhere, in one transfer each way."""
         count = self.listed_paths

@@ -104,3 +104,43 @@ def sge_available() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and "all.q@" in out.stdout
+
+
+def killed_during_submission(work: Path, tmp_path: Path, *, submitter: str, tool: str, real: str,
+                             queue_first: bool) -> str:
+    """A 2-subjob ``reproman run --submitter SUBMITTER``, SIGKILLed while its wrapped ``tool`` sleeps; the jobid.
+
+    The wrapper runs the real ``tool`` first (``queue_first``: the scheduler took the job) or after the kill
+    (it never did), so the CLI dies without learning a submission id, as after a lost terminal.
+    """
+    import os
+    import signal
+    import sys
+
+    from reproman.jobs.registry import Registry
+
+    bindir = tmp_path / "wrapped-bin"
+    bindir.mkdir()
+    marker = tmp_path / f"{tool}-reached"
+    body = (f'"{real}" "$@"; rc=$?; touch "{marker}"; sleep 120; exit $rc' if queue_first
+            else f'touch "{marker}"; sleep 120; exec "{real}" "$@"')
+    (bindir / tool).write_text(f"#!/bin/sh\n{body}\n")
+    (bindir / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reproman", "run", "--submitter", submitter, "--jp",
+         f"root_directory={tmp_path / 'remote root'}", "--bp", "n=1,2", "-o", "out{p[n]}.txt",
+         "sh", "-c", "echo {p[n]} > out{p[n]}.txt"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{tool} was never called"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its submission tool and the sleep: a lost terminal
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    [job] = Registry().entries()
+    assert isinstance(job, JobSpec), job
+    assert job.status == "registered" and not job.submission_id  # the CLI never learnt the id
+    return job.jobid

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from submitters_helpers import make_job, submit, wait
+from submitters_helpers import killed_during_submission, make_job, submit, wait
 
 from reproman.config import reset_config
 from reproman.errors import SubmissionError
@@ -188,27 +187,10 @@ def test_killed_cli_job_is_adopted_followed_and_fetched(flavour, tmp_path, monke
     work.mkdir()
     tool = SUBMIT_TOOL[flavour]
     real = Path(os.environ["PATH"].split(os.pathsep)[0]) / tool  # the fake, first on PATH
-    bindir = tmp_path / "wrapped-bin"
-    bindir.mkdir()
-    marker = tmp_path / "submitted"
-    (bindir / tool).write_text(f'#!/bin/sh\n"{real}" "$@"; rc=$?; touch "{marker}"; sleep 120; exit $rc\n')
-    (bindir / tool).chmod(0o755)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     submitter = "pbs" if flavour == "torque" else flavour
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reproman", "run", "--submitter", submitter, "--jp",
-         f"root_directory={tmp_path / 'remote root'}", "--bp", "n=1,2", "-o", "out{p[n]}.txt",
-         "sh", "-c", "echo {p[n]} > out{p[n]}.txt"],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"{tool} was never called"
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
-    [job] = Registry().entries()
-    assert job.status == "registered" and not job.submission_id  # the CLI never learnt the id
+    jobid = killed_during_submission(work, tmp_path, submitter=submitter, tool=tool, real=str(real),
+                                     queue_first=True)
+    job = Registry().load(jobid)
 
     def reproman(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "reproman", *args], cwd=work, capture_output=True,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,11 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from submitters_helpers import make_job, submit, wait
+from submitters_helpers import killed_during_submission, make_job, submit, wait
 
 from reproman.errors import SubmissionError
 from reproman.jobs.registry import Registry
-from reproman.jobs.spec import JobSpec
 from reproman_submitters.sge import SGESubmitter
 
 pytestmark = pytest.mark.usefixtures("sge")
@@ -63,31 +61,8 @@ def killed_during_qsub(work: Path, tmp_path: Path, *, queue_first: bool) -> str:
     """Run a 2-subjob `reproman run --submitter sge`, SIGKILLed while its qsub wrapper sleeps; the jobid."""
     real = shutil.which("qsub")
     assert real, "qsub not on PATH"
-    bindir = tmp_path / "wrapped-bin"
-    bindir.mkdir()
-    marker = tmp_path / "qsub-reached"
-    body = (f'"{real}" "$@"; rc=$?; touch "{marker}"; sleep 120; exit $rc' if queue_first
-            else f'touch "{marker}"; sleep 120; exec "{real}" "$@"')
-    (bindir / "qsub").write_text(f"#!/bin/sh\n{body}\n")
-    (bindir / "qsub").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reproman", "run", "--submitter", "sge", "--jp",
-         f"root_directory={tmp_path / 'remote root'}", "--bp", "n=1,2", "-o", "out{p[n]}.txt",
-         "sh", "-c", "echo {p[n]} > out{p[n]}.txt"],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "qsub was never called"
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its qsub and the sleep: a lost terminal
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
-    [job] = Registry().entries()
-    assert isinstance(job, JobSpec), job
-    assert job.status == "registered" and not job.submission_id  # the CLI never learnt the id
-    return job.jobid
+    return killed_during_submission(work, tmp_path, submitter="sge", tool="qsub", real=real,
+                                    queue_first=queue_first)
 
 
 def test_killed_after_qsub_queued_it_is_adopted_followed_and_fetched(work: Path, tmp_path: Path) -> None:

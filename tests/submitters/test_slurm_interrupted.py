@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from submitters_helpers import CountingSession, make_job, submit, wait
+from submitters_helpers import CountingSession, killed_during_submission, make_job, submit, wait
 
 from reproman.errors import SubmissionError
 from reproman.jobs.registry import Registry
-from reproman.jobs.spec import JobSpec
 from reproman_submitters.slurm import SlurmSubmitter
 
 pytestmark = pytest.mark.usefixtures("slurm")
@@ -57,31 +55,8 @@ def killed_during_sbatch(work: Path, tmp_path: Path, *, queue_first: bool) -> st
     """Run a 2-subjob `reproman run --submitter slurm`, SIGKILLed while its sbatch wrapper sleeps; the jobid."""
     real = shutil.which("sbatch")
     assert real, "sbatch not on PATH"
-    bindir = tmp_path / "wrapped-bin"
-    bindir.mkdir()
-    marker = tmp_path / "sbatch-reached"
-    body = (f'"{real}" "$@"; rc=$?; touch "{marker}"; sleep 120; exit $rc' if queue_first
-            else f'touch "{marker}"; sleep 120; exec "{real}" "$@"')
-    (bindir / "sbatch").write_text(f"#!/bin/sh\n{body}\n")
-    (bindir / "sbatch").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reproman", "run", "--submitter", "slurm", "--jp",
-         f"root_directory={tmp_path / 'remote root'}", "--bp", "n=1,2", "-o", "out{p[n]}.txt",
-         "sh", "-c", "echo {p[n]} > out{p[n]}.txt"],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "sbatch was never called"
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its sbatch and the sleep: a lost terminal
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
-    [job] = Registry().entries()
-    assert isinstance(job, JobSpec), job
-    assert job.status == "registered" and not job.submission_id  # the CLI never learnt the id
-    return job.jobid
+    return killed_during_submission(work, tmp_path, submitter="slurm", tool="sbatch", real=real,
+                                    queue_first=queue_first)
 
 
 def test_killed_after_sbatch_queued_it_is_adopted_followed_and_fetched(work: Path, tmp_path: Path) -> None:

@@ -48,4 +48,4 @@ def test_job_files_are_private_on_the_resource(workdir: Path, tmp_path: Path, re
     assert {stat.S_IMODE(p.stat().st_mode) for p in fetched.iterdir() if not p.is_dir()} == {0o600}
     assert {stat.S_IMODE(p.stat().st_mode) for p in fetched.iterdir() if p.is_dir()} <= {0o700}
     shown = run_cli(["jobs", "--show", job.jobid])
-    assert SECRET not in shown.stdout and "TOKEN: <hidden" in shown.stdout
+    assert SECRET not in shown.stdout and "TOKEN: '<not stored: looks like a secret>'" in shown.stdout

@@ -82,13 +82,33 @@ def test_launcher_killed_alone_lets_the_job_finish(workdir: Path) -> None:
     assert wait_finished(job.jobid, timeout=30).ok
 
 
-def test_subjob_killed_before_its_final_line_is_lost_not_running(workdir: Path) -> None:
-    """Subjob i=1 kills its own runscript with SIGKILL: no final line. It is lost; the others still run."""
-    job = submit(command='if [ {p[i]} = 1 ]; then kill -9 $PPID; fi; echo {p[i]}',
+def test_subjob_whose_status_writer_is_killed_is_lost_not_running(workdir: Path) -> None:
+    """Subjob i=2 kills the shell that would write its final line (its worker: the subjob's own shell
+    became the command) with SIGKILL. It ends without a final line: lost, as is i=3, which that
+    worker (the only one) never started; none of them reads "running" once the launcher is done."""
+    job = submit(command='if [ {p[i]} = 2 ]; then kill -9 $PPID; fi; echo {p[i]}',
                  batch_parameters=["i=1,2,3"], job_parameters=["num_processes=1"]).job
     status = wait_finished(job.jobid, timeout=30)
     assert [(s.state.value, s.reason.value if s.reason else None) for s in status.subjobs] == [
-        ("failed", "lost (ended without writing its status)"), ("succeeded", None), ("succeeded", None)]
+        ("succeeded", None), ("failed", "lost (ended without writing its status)"),
+        ("failed", "lost (ended without writing its status)")]
+
+
+def test_local_subjob_shell_becomes_the_command(workdir: Path) -> None:
+    """Under the local launcher a subjob costs one process fewer: its shell execs the command.
+
+    The command's parent is then the worker, whose parent is the launcher. Subjob i=1 is the
+    one that records the node after its command (the environment capture), so it keeps its
+    shell; its status, and the exit codes of those that exec, are still written.
+    """
+    job = submit(command="sh -c 'awk \"/^PPid:/ {{print \\$2}}\" /proc/$PPID/status; exit {p[i]}'",
+                 batch_parameters=["i=1,2,3"], job_parameters=["num_processes=1"]).job
+    status = wait_finished(job.jobid, timeout=30)
+    assert [(s.state.value, s.exit_code) for s in status.subjobs] == [("failed", 1), ("failed", 2), ("failed", 3)]
+    grandparents = [Path(job.job_dir, f"stdout.{n}").read_text().strip() for n in range(3)]
+    launcher = str(job.submission_id)
+    assert grandparents[0] != launcher
+    assert grandparents[1:] == [launcher, launcher]
 
 
 def test_status_of_a_job_never_fetches(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -80,6 +80,10 @@ class Blocks:
     runner: str = ""
     #: After the command, with its exit status in ``$rc``, before the final status is written.
     after: str = ""
+    #: Shell condition, true when ``after`` has work for this subjob. When it is false, a
+    #: local worker may let the subjob's shell become the command (``exec``) and write the
+    #: final status itself. Empty with a non-empty ``after``: always has work (no ``exec``).
+    after_needed: str = ""
 
 
 def executable_name(command: str) -> str:
@@ -259,6 +263,8 @@ def blocks(
         .replace("@EXE@", _exe_cases(commands))
     )
     after = _AFTER
+    # Only the subjob that took the node's lock records the node (one per node and job).
+    after_needed = '[ -n "$rm_mine" ]'
     runner = ""
     if mode == "trace":
         functions += _TRACE_FUNCTIONS
@@ -271,4 +277,5 @@ def blocks(
         writes_started=True,
         runner=runner,
         after=after,
+        after_needed=after_needed,
     )

@@ -28,7 +28,10 @@ Per subjob the runscript starts only what it must: a command given as
 separate words (``reproman run prog arg``) runs directly, not under an
 extra ``sh -c`` (which shell code needs, so that an ``exit`` in it cannot
 skip the status line), and the caller's umask comes from the launcher
-(``REPROMAN_UMASK``) rather than from a ``$(umask)`` subshell. A
+(``REPROMAN_UMASK``) rather than from a ``$(umask)`` subshell. Under the
+local launcher's workers the subjob's subshell becomes the command
+(``exec``) when nothing is left to do after it, and the worker writes the
+final status from the exit status (:func:`render_runscript`). A
 1,000-subjob local batch thus costs about what ``xargs -P`` of the same
 commands costs. The runscript needs only POSIX ``sh`` and ``printf``.
 """
@@ -139,6 +142,7 @@ def render_runscript(
     prefix = f"{wrapper} " if wrapper else ""
     if provenance is not None and provenance.runner:
         prefix = f"{provenance.runner} {prefix}"
+    exec_when = _exec_condition(provenance)
     functions = provenance.functions if provenance is not None else ""
     capture_before = provenance.before if provenance is not None else ""
     capture_after = provenance.after if provenance is not None else ""
@@ -163,14 +167,31 @@ def render_runscript(
         )
     else:
         loader = "reproman_load() { :; }\n"
-        dispatch = _case(jobid, enumerate(commands), prefix)
+        dispatch = _case(jobid, enumerate(commands), prefix, execs=exec_when is not None)
+    if exec_when is None:
+        become = ""
+        worker = (
+            "reproman_run() { reproman_load \"$1\"; (reproman_subjob \"$1\"); }\n"
+        )
+    else:
+        # A local worker's subjob needs nothing after its command: its shell becomes the
+        # command (one process fewer per subjob) and the worker writes the final status.
+        become = ("# Under a local worker, with nothing left to do after the command, this shell becomes it.\n"
+                  f"reproman_exec=; if {exec_when}; then reproman_exec=exec; fi\n")
+        worker = (
+            "reproman_run() {\n"
+            "  reproman_load \"$1\"; (reproman_subjob \"$1\"); reproman_rc=$?; i=$1\n"
+            '  if [ "$reproman_rc" -eq 0 ]; then mark "succeeded 0"; else mark "failed $reproman_rc"; fi\n'
+            "}\n"
+        )
     return f"""#!/bin/sh
 # ReproMan runscript for job {jobid}.
 # Usage: sh runscript INDEX   (INDEX counts subjobs from 0)
-# Sourced with "$1" = {WORKER_FLAG}, it only defines reproman_subjob INDEX and
-# reproman_load INDEX, which a worker of the local launcher calls per subjob:
-# the script is parsed once per worker, not once per subjob.
+# Sourced with "$1" = {WORKER_FLAG}, it only defines its functions; a worker of
+# the local launcher then calls reproman_run INDEX per subjob: the script is
+# parsed once per worker, not once per subjob.
 jobdir={shlex.quote(jobdir)}
+reproman_worker=
 mark() {{ umask 077; printf '%s\\n' "$1" > "$jobdir/status.$i"; }}
 {functions}{loader}reproman_subjob() {{
 i=$1; reproman_started="$jobdir/{STARTED}.$i"
@@ -181,11 +202,11 @@ exec >"$jobdir/stdout.$i" 2>"$jobdir/stderr.$i" </dev/null
 cd {shlex.quote(working_directory)} || {{ mark "failed 1"; exit 1; }}
 REPROMAN_JOBID={shlex.quote(jobid)}; REPROMAN_SUBJOB="$i"; export REPROMAN_JOBID REPROMAN_SUBJOB
 {exports}{capture_before}umask "$reproman_umask"
-{dispatch}rc=$?
+{become}{dispatch}rc=$?
 {capture_after}if [ "$rc" -eq 0 ]; then mark "succeeded 0"; else mark "failed $rc"; fi
 exit "$rc"
 }}
-[ "${{1-}}" = {WORKER_FLAG} ] || reproman_subjob "${{1:?usage: runscript SUBJOB-INDEX}}"
+{worker}if [ "${{1-}}" = {WORKER_FLAG} ]; then reproman_worker=y; else reproman_subjob "${{1:?usage: runscript SUBJOB-INDEX}}"; fi
 """
 
 
@@ -203,8 +224,23 @@ CHUNK = 100
 COMMANDS = "commands"
 
 
-def _case(jobid: str, commands: Iterable[tuple[int, str]], prefix: str) -> str:
-    arms = "\n".join(f"  {i}) {_arm(cmd, prefix)} ;;" for i, cmd in commands)
+def _exec_condition(provenance: Blocks | None) -> str | None:
+    """When a local worker's subjob shell may become its command: a shell condition, or None for never.
+
+    Never under a runner (``run --trace`` wraps the command in a shell
+    function) or when the capture's ``after`` code has work it cannot say
+    when; otherwise whenever the capture has nothing to do after the command.
+    """
+    if provenance is None or not provenance.after:
+        return '[ -n "$reproman_worker" ]'
+    if provenance.runner or not provenance.after_needed:
+        return None
+    return f'[ -n "$reproman_worker" ] && ! {{ {provenance.after_needed}; }}'
+
+
+def _case(jobid: str, commands: Iterable[tuple[int, str]], prefix: str, *, execs: bool = False) -> str:
+    start = "$reproman_exec " if execs else ""
+    arms = "\n".join(f"  {i}) {start}{_arm(cmd, prefix)} ;;" for i, cmd in commands)
     return (f'case "$i" in\n{arms}\n'
             f'  *) echo "runscript: no subjob $i in job {jobid}" >&2; mark "failed 2"; exit 2 ;;\nesac\n')
 
@@ -217,9 +253,10 @@ def command_chunks(
     if provenance is not None and provenance.runner:
         prefix = f"{provenance.runner} {prefix}"
     numbered = list(enumerate(commands))
+    execs = _exec_condition(provenance) is not None
     return {
         f"{COMMANDS}.{k}": f"reproman_commands_{k}() {{\n"
-        + _case(jobid, numbered[k * CHUNK:(k + 1) * CHUNK], prefix) + "}\n"
+        + _case(jobid, numbered[k * CHUNK:(k + 1) * CHUNK], prefix, execs=execs) + "}\n"
         for k in range((len(numbered) + CHUNK - 1) // CHUNK)
     }
 

@@ -8,7 +8,10 @@ on a subjob waiting for the others. A worker claims a subjob by creating its
 free subjob goes to whichever worker is free first, as with ``xargs -P``, but
 without a new shell per subjob (a fork only) and with the runscript parsed
 once per worker (it defines functions when sourced so), which is most of what
-a batch of short subjobs costs beyond the commands. No GNU parallel needed. ``submit`` starts it in a new
+a batch of short subjobs costs beyond the commands. The subjob's subshell
+becomes the command (``exec``) unless the environment capture has work for
+it afterwards, and the worker writes the final status from the subshell's
+exit status: one process fewer per subjob. No GNU parallel needed. ``submit`` starts it in a new
 session (``setsid``; ``set -m`` + ``nohup`` where there is no ``setsid``) with
 its standard streams on files: closing the terminal, killing the CLI or
 dropping an SSH connection does not reach it, and ``cancel`` can stop the
@@ -55,15 +58,17 @@ fi
 # Each worker walks the indices and runs the subjobs whose started.INDEX it
 # creates first (noclobber: an exclusive create, so no subjob runs twice). The
 # runscript is parsed once here (with {layout.WORKER_FLAG} it only defines its
-# functions); a subjob runs in a subshell: whatever it does (exit, exec
-# redirections, cd, a signal) ends there, and the worker takes the next one.
+# functions); a subjob runs in a subshell (reproman_run), which becomes the
+# command when nothing is left to do after it, the worker then writing its
+# final status: whatever it does (exit, exec redirections, cd, a signal) ends
+# there, and the worker takes the next one.
 set -- {layout.WORKER_FLAG}; . "$jobdir/{layout.RUNSCRIPT}"; set --
 reproman_worker() {{
   w_i=0
   while [ "$w_i" -lt "$n" ]; do
     if {{ set -C; true > "$jobdir/{layout.STARTED}.$w_i"; }} 2>/dev/null; then
       set +C
-      reproman_load "$w_i"; (reproman_subjob "$w_i")
+      reproman_run "$w_i"
     else
       set +C
     fi

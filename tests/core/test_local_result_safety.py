@@ -256,6 +256,29 @@ def test_a_misspelt_output_keeps_what_the_job_wrote_on_the_resource(workdir: Pat
     assert fetched.read_text() == "log\n"
 
 
+def test_a_failed_subjobs_missing_output_does_not_hold_the_batchs_files(workdir: Path) -> None:
+    """A failed subjob is expected not to have made its output (its outcome says it failed): the batch's
+    files are freed as usual, without the misspelt-output warning. An output owed by a subjob that
+    succeeded still keeps them."""
+    from reproman.testing.cli import run_cli
+
+    partly = run_cli(["run", "--follow", "--bp", "i=1,2", "-o", "r{p[i]}.txt",
+                      "sh", "-c", 'if [ {p[i]} = 2 ]; then exit 3; fi; echo {p[i]} > r{p[i]}.txt'], cwd=workdir)
+    assert partly.returncode == 1, partly.stderr
+    record = Registry().load(partly.stdout.splitlines()[0])
+    assert "stay on the resource" not in partly.stderr, partly.stderr
+    assert record.extra.get("remote_released") and not Path(record.working_directory).exists()
+    assert "not produced" not in record.extra.get("result", "") and "missing_outputs" not in record.extra
+    assert (workdir / "r1.txt").read_text() == "1\n"
+    owed = run_cli(["run", "--follow", "--bp", "i=1,2", "-o", "s{p[i]}.txt",
+                    "sh", "-c", 'if [ {p[i]} = 2 ]; then exit 3; fi; echo {p[i]} > t{p[i]}.txt'], cwd=workdir)
+    assert owed.returncode == 1, owed.stderr
+    kept = Registry().load(owed.stdout.splitlines()[0])
+    assert "s1.txt was not produced" in owed.stderr and "stay on the resource" in owed.stderr, owed.stderr
+    assert kept.extra["missing_outputs"] == ["s1.txt"]
+    assert (Path(kept.working_directory) / "t1.txt").read_text() == "1\n"
+
+
 def test_a_link_to_a_directory_made_by_the_job_is_fetched_again_over_its_earlier_copy(workdir: Path) -> None:
     """Trial K: the second fetch of ``dl -> d`` said 'dl is a directory here' (it followed the local link)."""
     from reproman.testing.cli import run_cli

@@ -105,7 +105,12 @@ def _fetch_held(
     job.status = "fetched"
     job.fetched = fetched_at
     job.extra["result"] = status.summary()
-    missing = list(getattr(orchestrator, "missing_outputs", None) or [])
+    missing = unexplained_missing(job, status, orchestrator.missing_outputs)
+    for path in missing:
+        lgr.warning("job %s: output %s was not produced on the resource", job.jobid, path)
+    if len(orchestrator.missing_outputs) > len(missing):
+        lgr.info("job %s: %d output(s) of subjobs that did not succeed were not produced", job.jobid,
+                 len(orchestrator.missing_outputs) - len(missing))
     job.extra.pop(outcome.MISSING_OUTPUTS, None)
     if missing:
         job.extra[outcome.MISSING_OUTPUTS] = missing
@@ -131,6 +136,25 @@ def _fetch_held(
         job.extra["remote_released"] = True
         registry.save(job)
     return paths
+
+
+def unexplained_missing(job: JobSpec, status: JobStatus, missing: list[str]) -> list[str]:
+    """The missing outputs that a subjob which succeeded should have made.
+
+    A failed or cancelled subjob's outputs are expected to be missing, and
+    its outcome says so already; only an output owed by a subjob that
+    succeeded (a misspelt ``-o``) keeps the job's files on the resource.
+    """
+    if not missing:
+        return []
+    from reproman.jobs.contracts import State
+    from reproman.jobs.plain import relative_path
+
+    owed: set[str] = set()
+    for subjob in status.subjobs:
+        if subjob.state is State.SUCCEEDED and subjob.index < job.n_subjobs:
+            owed.update(relative_path(o, job.local_directory) for o in job.subjobs[subjob.index].outputs)
+    return [m for m in missing if m in owed]
 
 
 def release_remote(orchestrator: Orchestrator) -> None:

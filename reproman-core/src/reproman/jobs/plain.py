@@ -149,8 +149,6 @@ class PlainOrchestrator(Orchestrator):
         if missing:
             # Core keeps the job's files on the resource then: copy, never link what stays there.
             self.releases_remote = False
-        for path in missing:
-            lgr.warning("job %s: output %s was not produced on the resource", job.jobid, path)
         logs = local_log_dir(job)
         pairs: list[tuple[str, str]] = [(job.job_dir, logs)]
         pairs += [

@@ -206,6 +206,91 @@ def test_hung_host_is_replaced(ssh_params: dict[str, Any], sessions: Path, monke
     assert len(_hosts(sessions)) == 1
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the per-connection sshd processes and the shells they serve)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_a_server_that_stops_answering_fails_the_command_instead_of_hanging(
+        ssh_params: dict[str, Any], sshd: Any, sessions: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial M: a frozen host (SIGSTOP here; a dead route or a stopped VM alike) kept the connection open and
+    `execute`, `jobs --status` waited forever without a word. The kept connection asks the server for a reply
+    every [ssh] server_alive_interval seconds and gives up after server_alive_count_max unanswered ones:
+    the command fails in one line, and the next one connects again."""
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_INTERVAL", "1")
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_COUNT_MAX", "2")
+    from reproman.config import reset_config
+
+    reset_config()
+    _create("h", ssh_params)
+    assert run_cli(["execute", "-r", "h", "true"]).returncode == 0
+    assert sshd.process is not None
+    frozen = _descendants(sshd.process.pid)
+    assert frozen, "no sshd process serves the kept connection"
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        result = run_cli(["execute", "-r", "h", "echo", "hi"], timeout=60)
+        took = time.monotonic() - started
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert "stopped answering (no reply in 2 s)" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert took < 20, took
+    again = run_cli(["execute", "-r", "h", "echo", "back"], timeout=60)
+    assert (again.returncode, again.stdout) == (0, "back\n"), again.stderr
+
+
+def test_ctrl_c_while_the_server_is_frozen_says_the_command_may_still_run(
+        ssh_params: dict[str, Any], sshd: Any, sessions: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial M: Ctrl-C of an `execute` whose server froze said "the command was stopped on the resource"
+    after a warning that it could not be. Now: bounded by the keepalive, and one true line."""
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_INTERVAL", "1")
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_COUNT_MAX", "2")
+    from reproman.config import reset_config
+
+    reset_config()
+    _create("h", ssh_params)
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "sleep", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert sshd.process is not None
+    assert _wait(lambda: any("sleep" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
+                             for p in _descendants(sshd.process.pid) if Path(f"/proc/{p}/cmdline").exists()))
+    frozen = _descendants(sshd.process.pid)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "was stopped on the resource" not in err, err
+    assert "the command may still run on the resource (it could not be stopped:" in err, err
+
+
 @pytest.mark.parametrize("damage", ["mode", "owner", "symlink"])
 def test_unsafe_control_directory_is_refused(ssh_params: dict[str, Any], sshd: Any, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch, damage: str) -> None:

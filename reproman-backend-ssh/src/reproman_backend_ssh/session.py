@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from reproman.plugins import CommandResult, ConfigError, OutputCallback, Session, SessionError, wrap_command
-from reproman_backend_ssh import framing, transfer
+from reproman_backend_ssh import alive, framing, transfer
 from reproman_backend_ssh.auth import Asker, Secrets, terminal_asker
 from reproman_backend_ssh.connection import Settings, close_quietly, open_connection
 from reproman_backend_ssh.shells import RemoteShell, ShellPool, read_available
@@ -104,6 +104,9 @@ class SSHSession(Session):
         self._sftp_lock = threading.Lock()
         self._tar: transfer.TarFlavour | None = None
         self._closed = False
+        self._watch: alive.AliveWatch | None = None
+        #: Seconds the server went without answering when the watch gave the connection up.
+        self._silent_for: float | None = None
 
     @property
     def host(self) -> str:
@@ -141,12 +144,23 @@ class SSHSession(Session):
             if not self.connected:
                 self._drop()
                 self._conn = open_connection(self.settings, self.asker(), self._secrets)
+                assert self._conn.transport is not None
+                self._silent_for = None
+                interval, count = alive.settings(dict(self._conn.ssh_config or {}))
+                self._watch = alive.AliveWatch(self._conn.transport, interval, count, self._gave_up).start()
             assert self._conn is not None and self._conn.transport is not None
             return self._conn.transport
+
+    def _gave_up(self, silence: float) -> None:
+        self._silent_for = silence
+        log.warning("%s stopped answering (no reply in %.0f s): closing the connection", self.target, silence)
 
     def _drop(self) -> None:
         """Forget the connection and everything on it (after a failure, or on close)."""
         with self._lock:
+            if self._watch is not None:
+                self._watch.stop()
+                self._watch = None
             self._shells.clear()
             with self._sftp_lock:
                 if self._sftp is not None:
@@ -165,8 +179,10 @@ class SSHSession(Session):
             self._drop()
 
     def _lost(self) -> SessionError:
+        how = (f"stopped answering (no reply in {self._silent_for:.0f} s)" if self._silent_for is not None
+               else "lost")
         return SessionError(
-            f"connection to {self.target} lost while a command was running; it may or may not "
+            f"connection to {self.target} {how} while a command was running; it may or may not "
             "have completed (it is not re-run). The next call reconnects."
         )
 

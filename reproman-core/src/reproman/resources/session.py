@@ -346,7 +346,10 @@ class Session(ABC):
         except (KeyboardInterrupt, BrokenPipeError) as exc:
             # A reader that went away (output piped to `head`) stops the command as a local pipe would.
             signal_name = "PIPE" if isinstance(exc, BrokenPipeError) else "TERM" if isinstance(exc, Terminated) else "INT"
-            self.stop_interrupted(pgfile, signal_name)
+            failure = self.stop_interrupted(pgfile, signal_name)
+            if failure is not None:
+                # For the caller's message: the command may still run there.
+                exc.reproman_not_stopped = failure  # type: ignore[union-attr]
             raise
         return attrs.evolve(result, command=to_shell(command))
 
@@ -364,12 +367,20 @@ class Session(ABC):
             return self._execute(line, stdin=stdin)
         return self._execute(line, stdin=stdin, on_output=on_output)
 
-    def stop_interrupted(self, pgfile: str, signal_name: str = "INT") -> None:
-        """Stop the process group recorded in ``pgfile``; never raises (the caller is already failing)."""
+    def stop_interrupted(self, pgfile: str, signal_name: str = "INT") -> str | None:
+        """Stop the process group recorded in ``pgfile``; None once stopped, else why not.
+
+        Never raises: the caller is already failing.
+        """
         try:
-            self._execute_aside(stop_group_script(pgfile, signal_name))
-        except BaseException as exc:  # a second Ctrl-C, a dropped connection
-            lgr.warning("could not stop the interrupted command on the resource: %s", exc)
+            result = self._execute_aside(stop_group_script(pgfile, signal_name))
+        except KeyboardInterrupt:
+            return "interrupted again while stopping it"
+        except BaseException as exc:  # a dropped connection
+            return " ".join(str(exc).split()) or type(exc).__name__
+        if result.returncode < 0:
+            return "the connection closed before the resource answered"
+        return None
 
     def login(self, command: str | None = None) -> int:
         """Interactive shell with a pty; returns its exit status."""

@@ -93,9 +93,9 @@ class ShellSession(Session):
         return CommandResult(command=line, returncode=proc.returncode, stdout_bytes=b"".join(out),
                              stderr_bytes=b"".join(err))
 
-    def stop_interrupted(self, pgfile: str, signal_name: str = "INT") -> None:
+    def stop_interrupted(self, pgfile: str, signal_name: str = "INT") -> str | None:
         try:
-            super().stop_interrupted(pgfile, signal_name)
+            return super().stop_interrupted(pgfile, signal_name)
         finally:
             held = self._held.pop(pgfile, None)
             if held is not None:

@@ -49,12 +49,15 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     try:
         result = api.execute(args.command, args.args, resref=args.resref, resref_type=args.resref_type,
                              internal=args.internal, trace=args.trace, on_output=_write if streaming else None)
-    except Terminated:
-        ui.info("reproman: terminated; the command was stopped on the resource")
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        ui.info("reproman: interrupted; the command was stopped on the resource")
-        return 128 + signal.SIGINT
+    except (Terminated, KeyboardInterrupt) as exc:
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        failure = getattr(exc, "reproman_not_stopped", None)
+        if failure:
+            ui.info(f"reproman: {how}; the command may still run on the resource (it could not be stopped: "
+                    f"{failure})")
+        else:
+            ui.info(f"reproman: {how}; the command was stopped on the resource")
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if isinstance(result, CommandResult):

@@ -112,6 +112,21 @@ def test_rerun_verify_prints_the_comparison_and_exits_by_it(workdir: Path) -> No
     assert [o["status"] for o in report["comparison"]["outputs"]] == ["differs"]
 
 
+def test_rerun_verify_json_lists_the_original_output_it_kept_as_kept_not_fetched(workdir: Path) -> None:
+    """``--json`` listed the user's a.txt, left as it was, under ``fetched``; a script then trusted it was new."""
+    first = api.run(command="date +%N > a.txt; echo same > b.txt", outputs=["a.txt", "b.txt"], follow=True)
+    original = (workdir / "a.txt").read_text()
+    verify = run_cli(["rerun", "--verify", "--json", _jobid(first)])
+    assert verify.returncode == 3, verify.stderr
+    report = json.loads(verify.stdout)
+    new = report["jobid"]
+    assert (workdir / "a.txt").read_text() == original
+    rerun_copy = workdir / ".reproman" / "jobs" / "local" / new / "fetched" / "a.txt"
+    assert report["kept"] == [{"local": str(workdir / "a.txt"), "fetched": str(rerun_copy)}], report["kept"]
+    assert str(workdir / "a.txt") not in report["fetched"], report["fetched"]
+    assert str(workdir / "b.txt") in report["fetched"], report["fetched"]
+
+
 def test_diff_of_a_job_not_fetched_is_one_line_error(workdir: Path) -> None:
     fetched = api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True)
     pending = api.run(command="sleep 30; echo b > a.txt", outputs=["a.txt"])

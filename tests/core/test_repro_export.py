@@ -154,7 +154,9 @@ def test_a_fetched_job_that_produced_no_output_exports_and_compares(workdir: Pat
     result = run_cli(["jobs", "--export", job.jobid, str(tmp_path / "crate")])
     assert result.returncode == 0, result.stderr
     compared = run_cli(["diff", job.jobid, job.jobid])
-    assert compared.returncode == 0, compared.stderr
+    # Compared, not refused as unfetched: no output on either side is "nothing to compare" (exit 1), never "equal".
+    assert compared.returncode == 1 and "nothing to compare" in compared.stderr, compared.stderr
+    assert "not fetched" not in compared.stderr and "checksums" not in compared.stderr, compared.stderr
 
 
 def test_names_that_are_not_utf8_are_carried_byte_exact(workdir: Path, tmp_path: Path, validate: Any,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,32 @@ def test_export_refuses_a_used_directory_and_unfetched_jobs(workdir: Path, tmp_p
         assert "Traceback" not in result.stderr
     finally:
         api.jobs([pending.job.jobid], action="cancel")
+
+
+def test_export_into_anything_already_there_is_one_line_usage_error_and_changes_nothing(workdir: Path,
+                                                                                     tmp_path: Path) -> None:
+    """As ``jobs --report -o`` refuses a file that is there: exit 2, one line saying what to do, nothing written.
+
+    (A link to nothing read "dang: File exists", exit 1, with no word of what to do.)
+    """
+    _require("rocrate")
+    done = api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine\n")
+    (tmp_path / "file").write_text("a file\n")
+    (tmp_path / "to-full").symlink_to(full)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    for name in ("full", "file", "to-full", "dangling"):
+        result = run_cli(["jobs", "--export", done.job.jobid, str(tmp_path / name)])
+        assert result.returncode == 2, (name, result.returncode, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+        assert (f"{tmp_path / name} exists and is not an empty directory. Name a new directory for the crate."
+                in result.stderr), result.stderr
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (full / "keep.txt").read_text() == "mine\n" and (tmp_path / "file").read_text() == "a file\n"
+    assert os.readlink(tmp_path / "dangling") == str(tmp_path / "nowhere") and not (tmp_path / "nowhere").exists()
 
 
 def test_a_fetched_job_that_produced_no_output_exports_and_compares(workdir: Path, tmp_path: Path) -> None:

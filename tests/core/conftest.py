@@ -8,6 +8,20 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(isolated_user: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's HOME (and ``~/.cache``) is the throwaway user's, whether or not it asks for ``workdir``.
+
+    A job's default root is ``~/.reproman/run-root`` and the node tool and
+    apt caches live under ``~/.cache``: tests that ran jobs from a bare
+    ``tmp_path`` (and every CLI they started, which inherits HOME) wrote
+    there, into the real HOME of whoever ran the suite.
+    """
+    monkeypatch.setenv("HOME", str(isolated_user))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    return isolated_user
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A user's working directory with its own HOME: jobs' remote roots land in the test's tmp."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reproman import api
+from reproman.jobs.commands import RunResult
 from reproman.testing.cli import run_cli
 
 #: Read when the module is collected, before any fixture changes HOME.
@@ -22,7 +23,9 @@ def test_a_job_run_from_a_bare_tmp_path_lands_in_the_tests_own_home(tmp_path: Pa
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests that ran jobs from ``tmp_path`` without ``workdir`` filled the real ``~/.reproman/run-root``."""
     monkeypatch.chdir(tmp_path)
-    job = api.run(command="echo x > x.txt", outputs=["x.txt"], follow=True).job
+    result = api.run(command="echo x > x.txt", outputs=["x.txt"], follow=True)
+    assert isinstance(result, RunResult)
+    job = result.job
     assert (tmp_path / "x.txt").read_text() == "x\n"
     assert not _within(job.root_directory, os.path.join(STARTED_HOME, ".reproman")), job.root_directory
     assert job.root_directory == os.path.join(os.environ["HOME"], ".reproman", "run-root")

@@ -153,7 +153,7 @@ def test_export_into_anything_already_there_is_one_line_usage_error_and_changes_
     (A link to nothing read "dang: File exists", exit 1, with no word of what to do.)
     """
     _require("rocrate")
-    done = api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True)
+    jobid = api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True).job.jobid  # type: ignore[union-attr]
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine\n")
@@ -162,7 +162,7 @@ def test_export_into_anything_already_there_is_one_line_usage_error_and_changes_
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     for name in ("full", "file", "to-full", "dangling"):
-        result = run_cli(["jobs", "--export", done.job.jobid, str(tmp_path / name)])
+        result = run_cli(["jobs", "--export", jobid, str(tmp_path / name)])
         assert result.returncode == 2, (name, result.returncode, result.stderr)
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
         assert (f"{tmp_path / name} exists and is not an empty directory. Name a new directory for the crate."

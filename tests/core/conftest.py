@@ -8,6 +8,19 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A throwaway HOME from the first fixture on: module-scoped fixtures run before any test's own HOME.
+
+    (One builds a wheel with pip, whose cache went to the real ``~/.cache/pip``.)
+    """
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.delenv("XDG_CACHE_HOME", raising=False)
+        yield home
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(isolated_user: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test's HOME (and ``~/.cache``) is the throwaway user's, whether or not it asks for ``workdir``.

@@ -32,3 +32,15 @@ def test_a_job_run_from_a_bare_tmp_path_lands_in_the_tests_own_home(tmp_path: Pa
     seen = run_cli(["execute", "sh", "-c", 'printf %s "$HOME"'], cwd=tmp_path)
     assert seen.returncode == 0 and seen.stdout == os.environ["HOME"] != STARTED_HOME, seen.stdout + seen.stderr
     assert "XDG_CACHE_HOME" not in os.environ or not _within(os.environ["XDG_CACHE_HOME"], STARTED_HOME)
+
+
+@pytest.fixture(scope="module")
+def home_seen_by_a_module_fixture() -> str:
+    """What a module-scoped fixture (set up before any test's own fixtures) finds as HOME."""
+    return os.path.expanduser("~")
+
+
+def test_module_scoped_fixtures_already_have_a_throwaway_home(home_seen_by_a_module_fixture: str) -> None:
+    """A module fixture built a wheel with pip before the test's HOME was set: pip cached into the real HOME."""
+    assert home_seen_by_a_module_fixture != STARTED_HOME
+    assert not _within(home_seen_by_a_module_fixture, STARTED_HOME)

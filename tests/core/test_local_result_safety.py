@@ -330,3 +330,35 @@ def test_an_arriving_link_to_a_file_that_was_not_an_output_is_said(workdir: Path
     assert "symbolic links to nothing here" in result.stderr and "res/link -> ../data.txt" in result.stderr
     assert "res/ok" not in result.stderr, "a link to an output that arrived is fine"
     assert os.readlink(workdir / "res" / "link") == "../data.txt"
+
+
+@pytest.mark.parametrize(("links", "output", "script"), [
+    ({"out": "out"}, "out", "mkdir -p out && echo job > out/f"),
+    ({"out": "out"}, "out/f", "mkdir -p out && echo job > out/f"),
+    ({"x": "y", "y": "x"}, "x/sub/f", "mkdir -p x/sub && echo job > x/sub/f"),
+], ids=["at-the-output", "in-a-parent", "two-links"])
+def test_a_local_symlink_loop_in_the_way_is_a_conflict_and_the_job_stays_fetchable(
+        workdir: Path, links: dict[str, str], output: str, script: str) -> None:
+    """A fetch meeting a local link that loops said "[Errno 40] Too many levels of symbolic links"."""
+    from reproman.testing.cli import run_cli
+
+    submitted = run_cli(["run", "-o", output, "sh", "-c", script], cwd=workdir)
+    assert submitted.returncode == 0, submitted.stderr
+    jobid = submitted.stdout.splitlines()[0]
+    for name, target in links.items():
+        (workdir / name).symlink_to(target)
+    _wait_for_file(Path(Registry().load(jobid).job_dir) / "completed")
+    fetched = run_cli(["jobs", jobid], cwd=workdir)
+    assert fetched.returncode == 1, fetched.stderr
+    errors = [line for line in fetched.stderr.splitlines() if line.startswith("reproman: error:")]
+    assert len(errors) == 1 and "Traceback" not in fetched.stderr and "Errno" not in fetched.stderr, fetched.stderr
+    first = next(iter(links))
+    assert f"{workdir / first} is a symbolic link here that loops" in errors[0], errors[0]
+    assert "Nothing was changed. Move the local path away" in errors[0], errors[0]
+    assert {name: os.readlink(workdir / name) for name in links} == links
+    assert sorted(p.name for p in workdir.iterdir()) == sorted(links), "nothing local was written"
+    for name in links:
+        (workdir / name).unlink()
+    again = run_cli(["jobs", jobid], cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert (workdir / (output if output.endswith("f") else "out/f")).read_text() == "job\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,32 @@ def test_export_refuses_a_used_directory_and_unfetched_jobs(workdir: Path, tmp_p
         api.jobs([pending.job.jobid], action="cancel")
 
 
+def test_export_into_anything_already_there_is_one_line_usage_error_and_changes_nothing(workdir: Path,
+                                                                                     tmp_path: Path) -> None:
+    """As ``jobs --report -o`` refuses a file that is there: exit 2, one line saying what to do, nothing written.
+
+    (A link to nothing read "dang: File exists", exit 1, with no word of what to do.)
+    """
+    _require("rocrate")
+    jobid = api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True).job.jobid  # type: ignore[union-attr]
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine\n")
+    (tmp_path / "file").write_text("a file\n")
+    (tmp_path / "to-full").symlink_to(full)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    for name in ("full", "file", "to-full", "dangling"):
+        result = run_cli(["jobs", "--export", jobid, str(tmp_path / name)])
+        assert result.returncode == 2, (name, result.returncode, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+        assert (f"{tmp_path / name} exists and is not an empty directory. Name a new directory for the crate."
+                in result.stderr), result.stderr
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (full / "keep.txt").read_text() == "mine\n" and (tmp_path / "file").read_text() == "a file\n"
+    assert os.readlink(tmp_path / "dangling") == str(tmp_path / "nowhere") and not (tmp_path / "nowhere").exists()
+
+
 def test_a_fetched_job_that_produced_no_output_exports_and_compares(workdir: Path, tmp_path: Path) -> None:
     """Trial J: a fetched job without output files (its subjobs failed or were cancelled first) read as
     'not fetched' for --export and 'fetched before checksums existed' for diff: a loop of fetches."""
@@ -154,7 +181,9 @@ def test_a_fetched_job_that_produced_no_output_exports_and_compares(workdir: Pat
     result = run_cli(["jobs", "--export", job.jobid, str(tmp_path / "crate")])
     assert result.returncode == 0, result.stderr
     compared = run_cli(["diff", job.jobid, job.jobid])
-    assert compared.returncode == 0, compared.stderr
+    # Compared, not refused as unfetched: no output on either side is "nothing to compare" (exit 1), never "equal".
+    assert compared.returncode == 1 and "nothing to compare" in compared.stderr, compared.stderr
+    assert "not fetched" not in compared.stderr and "checksums" not in compared.stderr, compared.stderr
 
 
 def test_names_that_are_not_utf8_are_carried_byte_exact(workdir: Path, tmp_path: Path, validate: Any,

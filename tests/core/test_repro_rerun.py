@@ -112,6 +112,39 @@ def test_rerun_verify_prints_the_comparison_and_exits_by_it(workdir: Path) -> No
     assert [o["status"] for o in report["comparison"]["outputs"]] == ["differs"]
 
 
+def test_rerun_verify_json_lists_the_original_output_it_kept_as_kept_not_fetched(workdir: Path) -> None:
+    """``--json`` listed the user's a.txt, left as it was, under ``fetched``; a script then trusted it was new."""
+    first = api.run(command="date +%N > a.txt; echo same > b.txt", outputs=["a.txt", "b.txt"], follow=True)
+    original = (workdir / "a.txt").read_text()
+    verify = run_cli(["rerun", "--verify", "--json", _jobid(first)])
+    assert verify.returncode == 3, verify.stderr
+    report = json.loads(verify.stdout)
+    new = report["jobid"]
+    assert (workdir / "a.txt").read_text() == original
+    rerun_copy = workdir / ".reproman" / "jobs" / "local" / new / "fetched" / "a.txt"
+    assert report["kept"] == [{"local": str(workdir / "a.txt"), "fetched": str(rerun_copy)}], report["kept"]
+    assert str(workdir / "a.txt") not in report["fetched"], report["fetched"]
+    assert str(workdir / "b.txt") in report["fetched"], report["fetched"]
+
+
+def test_diff_of_two_jobs_without_outputs_says_nothing_to_compare_and_exits_1(workdir: Path) -> None:
+    """Two jobs with no recorded output diffed as "none recorded", exit 0: a script read "the results agree"."""
+    first = api.run(command="echo a", follow=True)
+    unproduced = api.run(command="true", outputs=["never.txt"], follow=True)
+    for argv in (["diff", _jobid(first), _jobid(unproduced)], ["diff", "--json", _jobid(unproduced), _jobid(first)]):
+        diff = run_cli(argv)
+        assert diff.returncode == 1, (argv, diff.returncode, diff.stdout, diff.stderr)
+        assert diff.stdout == "" and diff.stderr.count("\n") == 1 and "Traceback" not in diff.stderr, diff.stderr
+        assert "recorded output" in diff.stderr and "so there is nothing to compare" in diff.stderr, diff.stderr
+    with_output = api.run(command="echo b > b.txt", outputs=["b.txt"], follow=True)
+    assert run_cli(["diff", _jobid(first), _jobid(with_output)]).returncode == 3, "one side's output: a difference"
+    jobs_before = len(Registry().entries())
+    verify = run_cli(["rerun", "--verify", _jobid(first)])
+    assert verify.returncode == 1 and verify.stdout == "", verify.stdout + verify.stderr
+    assert f"job {_jobid(first)} has no outputs, so a rerun would have nothing to compare" in verify.stderr
+    assert len(Registry().entries()) == jobs_before, "refused before anything was submitted"
+
+
 def test_diff_of_a_job_not_fetched_is_one_line_error(workdir: Path) -> None:
     fetched = api.run(command="echo a > a.txt", outputs=["a.txt"], follow=True)
     pending = api.run(command="sleep 30; echo b > a.txt", outputs=["a.txt"])

@@ -208,7 +208,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                    help=f"Wait for the rerun, fetch it, then optionally {', '.join(FOLLOW_CHOICES)} the resource.")
     p.add_argument("--verify", action="store_true",
                    help="Follow the rerun and compare its outputs and environment with the original "
-                        "(exit 0 identical outputs, 3 different).")
+                        "(exit 0 identical outputs, 3 different, 1 nothing to compare).")
     p.add_argument("--trace", action="store_true", help="Trace every subjob with strace, as 'run --trace'.")
     p.add_argument("--keep-remote", action="store_true",
                    help="After fetching, keep the rerun's files on the resource (default: free them).")
@@ -260,7 +260,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output-file", help="Write the spec here instead of stdout.")
     _resref(p, optional=True)
 
-    p = add("diff", "Compare two environment specs, or two jobs' outputs and environments (exit 0 equal, 3 different).")
+    p = add("diff", "Compare two environment specs, or two jobs' outputs and environments (exit 0 equal, 3 different, "
+                    "1 error or nothing to compare).")
     p.add_argument("prov1", help="First spec file, or a job ID.")
     p.add_argument("prov2", help="Second spec file, or a job ID.")
     p.add_argument("-s", "--satisfies", action="store_true",

@@ -83,6 +83,8 @@ class RunResult:
             "failed": self.failed,
             "stuck": self.stuck,
             "fetched": list(self.fetched),
+            # Local files left as they were (the job's version is beside them): named once, here, not in 'fetched'.
+            "kept": list(self.job.extra.get("kept") or []),
             "resource_action": self.resource_action,
         }
 

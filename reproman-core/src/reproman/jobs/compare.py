@@ -9,7 +9,8 @@ differ and the package spec difference from the existing spec ``diff``.
 
 The verdict (``equal``, exit 0, else 3) is about the outputs: reproducing a
 result in another environment is a success, and the environment
-difference is reported beside it. A ``rerun --failed`` job is compared on
+difference is reported beside it. Two jobs without any recorded output
+have no verdict: that is an error (exit 1), never "equal". A ``rerun --failed`` job is compared on
 its own subjobs only, mapped to the original's indices.
 """
 
@@ -269,12 +270,23 @@ def _hosts(job: JobSpec, indices: Sequence[int]) -> list[str]:
 
 
 def diff_jobs(left: JobSpec, right: JobSpec) -> JobDiff:
-    """Compare two recorded jobs (see the module docstring)."""
+    """Compare two recorded jobs (see the module docstring).
+
+    Two jobs that recorded no output at all are refused (:class:`JobError`,
+    exit 1): "equal" would tell a script that the results agree when there
+    were none to compare.
+    """
     pairs, scope = _pairs(left, right)
+    outputs = compare_outputs(left, right, scope)
+    if not outputs:
+        raise JobError(f"neither job {left.jobid} nor job {right.jobid} has a recorded output (none named with -o, "
+                       "or none produced), so there is nothing to compare",
+                       hint="Compare jobs that name their results with -o; 'reproman jobs --show JOB' shows a job's "
+                            "environment.")
     return JobDiff(
         left=left.jobid,
         right=right.jobid,
-        outputs=compare_outputs(left, right, scope),
+        outputs=outputs,
         environments=compare_environments(left, right, pairs),
         hosts=(_hosts(left, [li for li, _ in pairs]), _hosts(right, [ri for _, ri in pairs])),
         inputs_changed=inputstate.changed(left.input_state, right.input_state),

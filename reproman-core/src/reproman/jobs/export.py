@@ -107,7 +107,8 @@ def export_job(job: JobSpec, directory: str | os.PathLike[str]) -> Path:
 
     ROCrate = _rocrate()
     target = Path(directory)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+    # lexists: a symbolic link to nothing is in the way too (writing would follow it, or fail with "File exists").
+    if os.path.lexists(target) and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"{target} exists and is not an empty directory",
                          hint="Name a new directory for the crate.")
     from reproman.jobs.provenance import has_checksums

@@ -34,7 +34,7 @@ def fetch_job(
     overwrite: bool = False,
     keep_remote: bool = False,
 ) -> list[str]:
-    """Fetch outputs and logs of ``job``; return the local paths written.
+    """Fetch outputs and logs of ``job``; return the local paths written (not those kept).
 
     Outputs land under the orchestrator's landing rules (merge, never
     delete, keep local files changed since submission unless ``overwrite``);
@@ -102,6 +102,9 @@ def _fetch_held(
     job.extra.pop("kept", None)
     if report is not None and report.kept:
         job.extra["kept"] = [{"local": str(k.local), "fetched": str(k.fetched)} for k in report.kept]
+        # A kept file was not fetched: the caller lists it as kept (job.extra["kept"]), never among the paths.
+        left = {os.path.normpath(k.local) for k in report.kept}
+        paths = [p for p in paths if os.path.normpath(p) not in left]
     job.status = "fetched"
     job.fetched = fetched_at
     job.extra["result"] = status.summary()

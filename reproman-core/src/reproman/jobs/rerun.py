@@ -18,7 +18,8 @@ after the job was submitted" (nobody changed it). ``reproman jobs --fetch
 original's.
 
 ``--verify`` needs the original's output checksums, recorded when it was
-fetched: an original not fetched yet is refused before anything is submitted.
+fetched: an original not fetched yet, or one without outputs, is refused
+before anything is submitted.
 
 Secret-looking ``env`` values were never stored, so they are taken from the
 current environment (an unset one is an error naming it) unless given again
@@ -181,6 +182,10 @@ def rerun(
         from reproman.jobs.compare import require_comparable
 
         require_comparable(original, then=f"'reproman rerun --verify {original.jobid}'")
+        if not original.outputs and not original.checksums:
+            raise JobError(f"job {original.jobid} has no outputs, so a rerun would have nothing to compare with it",
+                           hint=f"Rerun it without --verify ('reproman rerun --follow {original.jobid}'), or run the "
+                                "command again naming its results with -o.")
     indices = failed_subjobs(original) if failed else list(range(original.n_subjobs))
     if not indices:
         raise JobError(f"job {original.jobid} has no failed subjobs: nothing to rerun",

@@ -319,12 +319,31 @@ def _kind(st: os.stat_result | None) -> str:
 
 
 def _lstat(path: Path) -> os.stat_result | None:
+    """``lstat`` of ``path``, or ``None`` where nothing can be: a missing path, or one under a file or a loop.
+
+    A symbolic link in the path that loops (``ln -s out out``) means nothing
+    can be written there either; the planner then finds that link among the
+    ancestors (:func:`_parent_ok`) and reports it as a conflict, before anything is written.
+    """
     try:
         return os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    except NotADirectoryError:
-        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+
+
+def _what(path: Path, st: os.stat_result) -> str:
+    """What is in the way at ``path``, for a conflict: its kind, and a link that loops said as such."""
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symbolic link here that loops (it leads back to itself)"
+    return f"a {_kind(st)} here"
 
 
 def _is_dir(path: Path) -> bool:
@@ -489,7 +508,7 @@ def plan(pairs: Sequence[tuple[Path, Path]], root: Path | None = None,
                         continue
                     directories.add(parent)
             elif step.directory and not _is_dir(step.target):
-                conflicts.append(f"{step.target} is a {_kind(local)} here, the job made a directory")
+                conflicts.append(f"{step.target} is {_what(step.target, local)}, the job made a directory")
             elif not step.directory and stat.S_ISDIR(local.st_mode):
                 # A real directory only: a local link (to a directory too) is replaced, never written through.
                 conflicts.append(f"{step.target} is a directory here, the job made a {_kind(_lstat(step.source))}")
@@ -509,7 +528,7 @@ def _parent_ok(target: Path, conflicts: list[str]) -> bool:
         st = _lstat(parent)
         if st is not None:
             if not _is_dir(parent):
-                message = f"{parent} is a {_kind(st)} here, the job put {target} inside it"
+                message = f"{parent} is {_what(parent, st)}, the job put {target} inside it"
                 if message not in conflicts:
                     conflicts.append(message)
                 return False

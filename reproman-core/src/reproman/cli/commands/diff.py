@@ -1,4 +1,8 @@
-"""``reproman diff [--satisfies] [--json] PROV1 PROV2``: exit 0 equal (or satisfied), 3 different, 1 error."""
+"""``reproman diff [--satisfies] [--json] PROV1 PROV2``: exit 0 equal (or satisfied), 3 different, 1 error.
+
+Two jobs neither of which recorded an output are an error (1, "nothing to
+compare"), never "equal": a script reads exit 0 as "the results agree".
+"""
 
 from __future__ import annotations
 

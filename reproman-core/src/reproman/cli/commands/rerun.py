@@ -4,7 +4,8 @@ Exit codes: 0 when the rerun was submitted (detached) or every subjob
 succeeded and, with ``--verify``, every output is identical to the
 original's; 3 when ``--verify`` found an output that differs or is missing
 (the comparison is printed on stdout); 1 when a followed rerun had failing
-subjobs or the job cannot be rerun; 2 for usage errors. The new job ID is
+subjobs, the job cannot be rerun, or ``--verify`` has no output to compare
+(the original has none); 2 for usage errors. The new job ID is
 printed on stdout first.
 """
 

@@ -20,8 +20,7 @@ from collections.abc import Callable
 
 import paramiko
 
-from reproman.config import get_config
-from reproman.plugins import ConfigError
+from reproman.plugins import ConfigError, get_config
 
 log = logging.getLogger("reproman.backend_ssh.alive")
 

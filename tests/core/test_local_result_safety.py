@@ -256,6 +256,33 @@ def test_a_misspelt_output_keeps_what_the_job_wrote_on_the_resource(workdir: Pat
     assert fetched.read_text() == "log\n"
 
 
+def test_fetching_again_after_the_kept_files_vanished_says_so_and_changes_nothing(workdir: Path) -> None:
+    """Trial M: the files kept for a misspelt output were removed on the resource; `reproman jobs JOB` then
+    said the output it had fetched was "not produced", that the files "stay" there, rewrote the record
+    with it and exited 0. Now: one line that the working directory is gone, exit 1, record and files as they were."""
+    import shutil
+
+    from reproman.testing.cli import run_cli
+
+    made = run_cli(["run", "--follow", "-o", "good.txt", "-o", "misspelt.txt",
+                    "sh", "-c", "echo good > good.txt; echo other > mispelt.txt"], cwd=workdir)
+    assert made.returncode == 0, made.stderr
+    jobid = made.stdout.splitlines()[0]
+    record = Registry().load(jobid)
+    shutil.rmtree(record.working_directory)
+    shutil.rmtree(record.job_dir)
+    again = run_cli(["jobs", jobid], cwd=workdir)
+    assert again.returncode == 1, again.stderr
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1 and "working directory" in lines[0] and "is gone from resource 'local'" in lines[0], lines
+    assert "not produced" not in again.stderr and "stay on the resource" not in again.stderr
+    after = Registry().load(jobid)  # what it says of the job stays (a poll may note the directory is gone)
+    assert (after.extra["missing_outputs"], after.extra["result"]) == (["misspelt.txt"], "1 succeeded")
+    assert (after.checksums, after.environment, after.fetched) == (record.checksums, record.environment,
+                                                                   record.fetched)
+    assert (workdir / "good.txt").read_text() == "good\n"
+
+
 def test_a_failed_subjobs_missing_output_does_not_hold_the_batchs_files(workdir: Path) -> None:
     """A failed subjob is expected not to have made its output (its outcome says it failed): the batch's
     files are freed as usual, without the misspelt-output warning. An output owed by a subjob that

@@ -116,6 +116,10 @@ def _short(path: str, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
 
 
+#: What :meth:`PlainOrchestrator._present` says when the working directory is gone ("/" is no relative path).
+_NO_WORKDIR = "/"
+
+
 class PlainOrchestrator(Orchestrator):
     """Inputs up and outputs down by plain copies."""
 
@@ -144,6 +148,15 @@ class PlainOrchestrator(Orchestrator):
         job = self.job
         outputs = [relative_path(o, job.local_directory) for o in job.outputs]
         present = set(self._present(outputs))
+        if _NO_WORKDIR in present:
+            # Every output would read "not produced", a falsehood the record would keep.
+            earlier = (f"What an earlier fetch brought back is in {job.local_directory}. "
+                       if job.was_fetched else "")
+            raise OrchestratorError(
+                f"job {job.jobid}: its working directory {job.working_directory} is gone from resource "
+                f"{job.resource_name!r}, so there is nothing to fetch from it",
+                hint=f"{earlier}Nothing was changed. 'reproman jobs --delete {job.jobid}' forgets the job.",
+            )
         missing = [o for o in outputs if o not in present]
         self.missing_outputs = missing
         if missing:
@@ -171,6 +184,8 @@ class PlainOrchestrator(Orchestrator):
     def _present(self, outputs: list[str]) -> list[str]:
         """Which outputs exist on the resource, asked in one command whatever their number.
 
+        :data:`_NO_WORKDIR` among them: the working directory itself is gone.
+
         The list travels as standard input (no argument-length limit) and is
         tested with shell builtins only; the same command marks the job
         completed.
@@ -179,7 +194,7 @@ class PlainOrchestrator(Orchestrator):
         listing = "".join(o + "\n" for o in outputs)
         script = (
             f": > {shlex.quote(posixpath.join(job.job_dir, layout.COMPLETED))} 2>/dev/null\n"
-            f"cd {shlex.quote(job.working_directory)} 2>/dev/null || exit 0\n"
+            f"cd {shlex.quote(job.working_directory)} 2>/dev/null || {{ echo {_NO_WORKDIR}; exit 0; }}\n"
             'while IFS= read -r p; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\n" "$p"; fi; '
             f"done <<'__RM_OUTPUTS__'\n{listing}__RM_OUTPUTS__\n"
         )

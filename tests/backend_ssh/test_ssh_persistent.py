@@ -406,7 +406,8 @@ def test_two_factor_code_is_asked_once_on_the_terminal(two_factor_sshd: Any, ses
     params = two_factor_sshd.session_params()
     args = ["create", "mfa", "-t", "ssh"] + [a for k, v in params.items() for a in ("-b", f"{k}={v}")]
     create = _spawn(args)
-    create.expect("Password: ")  # the PAM module's question, relayed from the host to this terminal
+    # The PAM module's question, relayed from the host to this terminal, naming where it comes from (trial M, 4).
+    create.expect(rf"\({params['user']}@127\.0\.0\.1:{params['port']}\) Password: ")
     create.sendline("314159")
     create.expect(pexpect.EOF)
     create.close()
@@ -420,6 +421,23 @@ def test_two_factor_code_is_asked_once_on_the_terminal(two_factor_sshd: Any, ses
     log = two_factor_sshd.log.read_text()
     assert log.count("Accepted keyboard-interactive/pam for") == 1
     assert two_factor_sshd.authentications() == 1
+
+
+def test_a_wrong_code_is_said_to_be_refused(two_factor_sshd: Any, sessions: Path) -> None:
+    """Trial M: a wrong password or code failed with advice to check the user and key file."""
+    import pexpect
+
+    params = two_factor_sshd.session_params()
+    create = _spawn(["create", "mfa", "-t", "ssh"] + [a for k, v in params.items() for a in ("-b", f"{k}={v}")])
+    for _ in range(5):
+        if create.expect([r"Password: ", pexpect.EOF]) == 1:
+            break
+        create.sendline("000000")
+    create.close()
+    said = create.before.strip().splitlines()
+    assert create.exitstatus == 1, said
+    assert "failed" in said[-1] and "The password or code typed was refused" in said[-1], said
+    assert "key_filename" not in said[-1], said
 
 
 def test_two_factor_without_a_terminal_is_one_line(two_factor_sshd: Any, sessions: Path) -> None:

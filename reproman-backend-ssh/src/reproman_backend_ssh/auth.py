@@ -46,6 +46,9 @@ DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
 class AuthFailed(paramiko.AuthenticationException):
     """No method worked; the message says what was tried, for the one-line error."""
 
+    #: A person was asked, and the server refused what they typed (a wrong password or code).
+    refused_answers: bool = False
+
 
 class NothingToAsk(paramiko.AuthenticationException):
     """The server wants an answer from a person and there is no terminal to ask on."""
@@ -90,6 +93,7 @@ class Authenticator:
         self,
         username: str,
         *,
+        place: str = "",
         explicit_keys: Sequence[str] = (),
         config_keys: Sequence[str] = (),
         identities_only: bool = False,
@@ -97,6 +101,9 @@ class Authenticator:
         secrets: Secrets | None = None,
     ) -> None:
         self.username = username
+        #: ``user@host[:port]``, named in every question: a script or a person working through
+        #: several resources must know which one asks.
+        self.place = place or username
         self.explicit_keys = [os.path.expanduser(k) for k in explicit_keys]
         self.config_keys = [os.path.expanduser(k) for k in config_keys]
         self.identities_only = identities_only
@@ -130,7 +137,9 @@ class Authenticator:
                 return []
         if self.ask is None and allowed & {"keyboard-interactive", "password"}:
             raise NothingToAsk(self._summary(allowed, "and there is no terminal to ask for a password or code"))
-        raise AuthFailed(self._summary(allowed))
+        failed = AuthFailed(self._summary(allowed))
+        failed.refused_answers = self.asked and any(m in self._tried for m in ("password", "keyboard-interactive"))
+        raise failed
 
     # -- methods --------------------------------------------------------------------
     def _allowed(self, transport: paramiko.Transport) -> set[str] | None:
@@ -228,7 +237,7 @@ class Authenticator:
             preamble = "\n".join(part.strip() for part in (title, instructions) if part and part.strip())
             answers = []
             for i, (prompt, echo) in enumerate(prompts):
-                text = (preamble + "\n" if preamble and i == 0 else "") + (prompt or "Response: ")
+                text = (preamble + "\n" if preamble and i == 0 else "") + f"({self.place}) " + (prompt or "Response: ")
                 answers.append(ask(text, bool(echo)))
             return answers
 
@@ -241,7 +250,7 @@ class Authenticator:
     def _password(self, transport: paramiko.Transport) -> bool:
         password = self.secrets.password
         if password is None:
-            password = self._question(f"Password for {self.username}: ")
+            password = self._question(f"Password for {self.place}: ")
         try:
             remaining = transport.auth_password(self.username, password, fallback=False)
         except paramiko.AuthenticationException:

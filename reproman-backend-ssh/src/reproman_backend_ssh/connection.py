@@ -105,6 +105,7 @@ def _secure(conn: Connection, settings: Settings, explicit: list[str], ask: Ask 
     keys = [k for k in conn.connect_kwargs.get("key_filename") or [] if k not in explicit]
     conn.connect_kwargs["auth_strategy"] = Authenticator(
         conn.user,
+        place=f"{conn.user}@{conn.host}" + (f":{conn.port}" if conn.port and int(conn.port) != 22 else ""),
         explicit_keys=explicit,
         config_keys=keys,
         identities_only=conn.ssh_config.get("identitiesonly") == "yes",
@@ -172,9 +173,11 @@ def describe_failure(conn: Connection, settings: Settings, exc: BaseException) -
             hint="Run the command from a terminal (it is asked once per persistent connection), or use a key.",
         )
     if isinstance(exc, (AuthFailed, paramiko.AuthenticationException)):
+        typed = isinstance(exc, AuthFailed) and exc.refused_answers
         return ResourceConnectionError(
             f"SSH authentication as {conn.user!r} to {place} failed: {_one_line(exc)}",
-            hint="Check user and key_filename (or IdentityFile in ~/.ssh/config).",
+            hint=("The password or code typed was refused: run the command again to be asked again."
+                  if typed else "Check user and key_filename (or IdentityFile in ~/.ssh/config)."),
         )
     text = _one_line(exc)
     if isinstance(exc, paramiko.SSHException) and "banner" in text.lower():

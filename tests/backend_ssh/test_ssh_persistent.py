@@ -322,6 +322,9 @@ def test_unsafe_control_directory_is_refused(ssh_params: dict[str, Any], sshd: A
     result = run_cli(["execute", "-r", "h", "echo", "direct"])
     assert (result.returncode, result.stdout) == (0, "direct\n"), result.stderr
     assert f"not using {control} for persistent connections" in result.stderr and reason in result.stderr
+    # What fixes it depends on what is wrong: chmod would follow a link, and cannot fix another's directory.
+    fix = {"symlink": "Remove the link", "mode": f"Run 'chmod 700 {control}'", "owner": "Ask its owner"}[damage]
+    assert fix in result.stderr and (damage == "mode" or "chmod" not in result.stderr), result.stderr
     assert result.stderr.count("\n") == 1
     assert sshd.authentications() == logins + 1  # a direct login
     after = os.lstat(control)

@@ -65,20 +65,21 @@ def check_private(path: Path) -> None:
         st = os.lstat(path)
     except OSError as exc:
         raise ConfigError(f"cannot use {path} for persistent connections: {exc.strerror or exc}") from None
-    problem = None
+    problem = fix = None
+    elsewhere = "or set [sessions] control_dir to a private directory of yours."
     if stat.S_ISLNK(st.st_mode):
-        problem = "it is a symbolic link"
+        # chmod would change what it points to, not the link.
+        problem, fix = "it is a symbolic link", f"Remove the link (rm {path}), {elsewhere}"
     elif not stat.S_ISDIR(st.st_mode):
-        problem = "it is not a directory"
+        problem, fix = "it is not a directory", f"Move it away, {elsewhere}"
     elif st.st_uid != os.geteuid():
+        # Only its owner (or root) can change it: chmod is no fix.
         problem = f"it belongs to uid {st.st_uid}, not to you (uid {os.geteuid()})"
+        fix = f"Ask its owner or an administrator to remove it, {elsewhere}"
     elif st.st_mode & 0o077:
-        problem = f"its mode is {stat.S_IMODE(st.st_mode):o}, not 700"
+        problem, fix = f"its mode is {stat.S_IMODE(st.st_mode):o}, not 700", f"Run 'chmod 700 {path}', {elsewhere}"
     if problem:
-        raise ConfigError(
-            f"not using {path} for persistent connections: {problem}",
-            hint=f"Remove it or fix it (chmod 700 {path}); or set [sessions] control_dir to a private directory.",
-        )
+        raise ConfigError(f"not using {path} for persistent connections: {problem}", hint=fix)
 
 
 class Endpoint:

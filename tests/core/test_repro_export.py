@@ -234,3 +234,17 @@ def test_names_that_are_not_utf8_are_carried_byte_exact(workdir: Path, tmp_path:
     objects = {o for a in actions for o in _ids(a["object"])}
     assert {"in/bad%FF%FEname.txt", "in/plain.txt", "d%FD/"} <= objects
     assert (crate / "in" / "plain.txt").read_bytes() == b"plain\n"
+    # The job record is strict JSON too: a lone surrogate (what json.dumps writes for such a byte) makes
+    # strict parsers refuse the whole file. Its names read as the crate's do, \xNN per byte.
+    record = json.loads((crate / "reproman-job.json").read_bytes().decode("utf-8"))
+
+    def strings(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [*value, *(s for v in value.values() for s in strings(v))]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    for text in strings(record):
+        text.encode("utf-8")  # raises on a lone surrogate
+    assert bad.decode("utf-8", "backslashreplace") + ".sum" in record["checksums"], sorted(record["checksums"])

@@ -36,13 +36,19 @@ def readable(text: str) -> str:
 
 
 def make_readable(value: Any) -> Any:
-    """``value`` (JSON-like) with every string passed through :func:`readable`; keys starting ``@`` kept."""
+    """``value`` (JSON-like) with every string, keys too, passed through :func:`readable`.
+
+    The values of JSON-LD keywords (``@id``, ``@type``) are kept: an ``@id``
+    is already the exact, percent-encoded form. Keys matter as much as
+    values: a job record is keyed by output path (its checksums), and a lone
+    surrogate anywhere makes a strict JSON parser refuse the whole file.
+    """
     if isinstance(value, str):
         return readable(value)
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [make_readable(v) for v in value]
     if isinstance(value, dict):
-        return {k: v if k.startswith("@") else make_readable(v) for k, v in value.items()}
+        return {readable(str(k)): v if str(k).startswith("@") else make_readable(v) for k, v in value.items()}
     return value
 
 

@@ -153,7 +153,8 @@ def _build(crate: Any, job: JobSpec, target: Path, scratch: Path) -> Path:
     root["license"] = crate.add(ContextEntity(crate, "#license", properties={
         "@type": "CreativeWork", "name": "License not specified", "description": LICENSE_NOTE}))
 
-    generated("reproman-job.json", json.dumps(_safe_record(job), indent=2, default=str) + "\n",
+    # Strict JSON: a name that is not UTF-8 is shown as \xNN here (its @id elsewhere is exact).
+    generated("reproman-job.json", json.dumps(make_readable(_safe_record(job)), indent=2, default=str) + "\n",
               {"name": "ReproMan job record", "encodingFormat": "application/json"})
 
     environments = job.environment.get("environments") or {}

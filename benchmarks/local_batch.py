@@ -18,7 +18,11 @@ detached run per repetition is taken apart:
 All runs share one HOME, as a user's runs do: the first job on a machine
 traces its software environment once (issue 15; then cached on the
 resource until a package database or the program changes), and that first
-run is reported on its own. Target: ``run --follow`` of 1,000 subjobs under
+run is reported on its own. Each timed run starts after ``sync``: the
+file system's pending work (the previous run's thousands of deleted files,
+which this machine's ``discard`` mount turns into TRIM commands at the next
+journal commit) would otherwise land in whichever run comes next, not in the
+one that caused it. Target: ``run --follow`` of 1,000 subjobs under
 3 s. Run:
 
     python benchmarks/local_batch.py [--subjobs 1000] [--repeat 5]
@@ -67,6 +71,7 @@ def _check(work: Path, n: int) -> None:
 def end_to_end(n: int, root: Path) -> float:
     with tempfile.TemporaryDirectory(prefix="work-", dir=root) as tmp:
         work = Path(tmp)
+        os.sync()
         start = time.perf_counter()
         proc = subprocess.run(_command(n, follow=True), cwd=work, env=_env(root), capture_output=True, text=True)
         elapsed = time.perf_counter() - start
@@ -81,6 +86,7 @@ def phases(n: int, root: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="work-", dir=root) as tmp:
         work = Path(tmp)
         env = _env(root)
+        os.sync()
         start = time.perf_counter()
         proc = subprocess.run(_command(n, follow=False), cwd=work, env=env, capture_output=True, text=True)
         submit = time.perf_counter() - start
@@ -106,6 +112,7 @@ def phases(n: int, root: Path) -> dict[str, float]:
 
 def xargs(n: int) -> float:
     with tempfile.TemporaryDirectory(prefix="reproman-bench-") as tmp:
+        os.sync()
         start = time.perf_counter()
         subprocess.run(["sh", "-c", f"seq 1 {n} | xargs -P {os.cpu_count() or 1} -I{{}} "
                         "sh -c 'mkdir -p out && echo {} > out/{}'"], cwd=tmp, check=True)

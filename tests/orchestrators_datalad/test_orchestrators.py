@@ -244,3 +244,35 @@ def test_local_run_gets_inputs_locally_first(tmp_path: Path, dataset: Path, root
     assert result.status.ok and (clone / "out" / "count.txt").read_text().strip() == "2"
     # The copied inputs were not taken for results.
     assert "data/f0.csv" not in git(clone, "show", "--name-only", "--format=", "HEAD").splitlines()
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-pair-run"])
+def test_output_directory_leaves_untouched_annexed_files_as_they_were(
+    dataset: Path, root: Path, orchestrator: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``-o DIR`` unlocks every annexed file in DIR so the command can write any of them. The clone on the
+    resource lacks the content of files that were not inputs, and ``datalad save`` locks again only files whose
+    content is there: the untouched ones were committed as unlocked pointer files (a change of each in the user's
+    history), and their checksums, of the pointer text, read as transfer mismatches, keeping the job's files on
+    the resource. Untouched files stay exactly as they were; a changed one is committed; nothing is kept there."""
+    import logging
+
+    # Made here, not by a job: the clone on the resource has these commits but not their content.
+    (dataset / "res").mkdir()
+    (dataset / "res" / "a.bin").write_text("aaa\n")
+    (dataset / "res" / "b.bin").write_text("bbb\n")
+    sh(dataset, "datalad", "save", "-m", "two results", "res")
+    run_job(root, orchestrator, "echo warm > warm.txt", outputs=["warm.txt"])  # the clone exists from here on
+    assert annexed(dataset, "res/a.bin") and (dataset / "res" / "a.bin").is_symlink()
+    before = git(dataset, "rev-parse", "HEAD")
+    with caplog.at_level(logging.INFO, logger="reproman"):
+        result = run_job(root, orchestrator, "echo changed > res/b.bin && echo ccc > res/c.bin", outputs=["res"])
+    assert result.status.ok
+    changed = git(dataset, "diff", "--name-status", before, "HEAD", "--", "res").splitlines()
+    assert sorted(changed) == ["A\tres/c.bin", "M\tres/b.bin"], changed
+    assert (dataset / "res" / "a.bin").is_symlink() and (dataset / "res" / "a.bin").read_text() == "aaa\n"
+    assert (dataset / "res" / "b.bin").read_text() == "changed\n"
+    assert (dataset / "res" / "c.bin").read_text() == "ccc\n"
+    assert not [r.getMessage() for r in caplog.records if "does not match the checksum" in r.getMessage()
+                or "stay on the resource" in r.getMessage()]
+    assert clean(dataset), git(dataset, "status", "--porcelain")

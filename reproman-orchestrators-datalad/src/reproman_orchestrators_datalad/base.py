@@ -365,6 +365,44 @@ class DataladOrchestrator(Orchestrator):
             )
         return "\n".join(lines)
 
+    def settle_outputs(self) -> None:
+        """Lock again what the job unlocked and left untouched (:meth:`relock_untouched_script`); best effort."""
+        if not self.unlocks_annexed_outputs or not self.job.working_directory:
+            return
+        script = self.relock_untouched_script()
+        if not script:
+            return
+        result = self.session.execute_command(f"cd {q(self.job.working_directory)} 2>/dev/null || exit 0\n{script}")
+        if result.returncode != 0:
+            lgr.debug("job %s: relocking untouched outputs: %s", self.job.jobid, result.stderr.strip())
+
+    def relock_untouched_script(self) -> str:
+        """Shell code locking again the annexed outputs the job unlocked but did not change.
+
+        :meth:`unlock_outputs_script` unlocks every annexed file under an
+        output directory (``-o DIR``, ``-o .``), most of which the command
+        may never touch. ``datalad save`` locks an unchanged file again only
+        when its content is here: in a clone on the resource, which lacks
+        the content of everything that was not an input, the untouched files
+        would be committed as unlocked pointer files, a change of every one
+        of them in the user's history, and their checksums (of the pointer
+        text) would read as transfer mismatches locally. ``git annex lock``
+        locks an unchanged file and refuses a changed one (it never discards
+        a change without ``--force``); it is given only the files that are
+        locked in ``HEAD`` and unlocked now, so a file the user keeps
+        unlocked stays so.
+        """
+        lines = []
+        for dataset, rels in self.tree.split(self.outputs()).items():
+            paths = " ".join(q(p) for p in rels)
+            lines.append(
+                f"(cd {q(dataset)} && git config --get annex.uuid >/dev/null && "
+                f'relock=$(mktemp) && {{ git diff --cached -z --name-only --diff-filter=T HEAD -- {paths} > "$relock"; '
+                'if [ -s "$relock" ]; then xargs -0 git annex lock -- < "$relock"; fi; '
+                'rm -f "$relock"; }) >/dev/null 2>&1 || true'
+            )
+        return "\n".join(lines)
+
     def ignored_outputs_script(self, code: int) -> str:
         """Shell code run in the dataset on the resource: exit ``code`` naming outputs git ignores there.
 

@@ -406,6 +406,18 @@ class Orchestrator(ABC):
 
         return nullcontext()
 
+    def settle_outputs(self) -> None:
+        """Put the outputs on the resource in the form they are fetched in, before core checksums them.
+
+        Called under :meth:`fetch_lock`, before the checksums are computed
+        and :meth:`fetch` runs, whether or not the environment is captured.
+        An orchestrator that changed files under the outputs for the job's
+        sake (the DataLad ones unlock annexed files so the command can
+        write them) undoes here what the command left untouched; otherwise
+        the checksums would describe that temporary form, and the fetched
+        files would read as altered. The default does nothing.
+        """
+
     @abstractmethod
     def fetch(self) -> list[str]:
         """Bring outputs and logs of a finished job back; return the local paths written."""

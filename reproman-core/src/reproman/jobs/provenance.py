@@ -299,6 +299,7 @@ def fetch_outputs(connection: Connection, job: JobSpec, orchestrator: Orchestrat
                   status: JobStatus | None = None) -> list[str]:
     """Record provenance on the resource, let the orchestrator fetch, check what landed (under its lock)."""
     with orchestrator.fetch_lock():
+        orchestrator.settle_outputs()
         if job.capture != "off":
             record(connection.session, job, status)
         paths = orchestrator.fetch()

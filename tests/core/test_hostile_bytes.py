@@ -44,3 +44,37 @@ def test_a_run_that_fails_before_submission_leaves_no_directory(workdir: Path) -
     assert sorted(p.name for p in root.iterdir()) == [".reproman"]
     listed = reproman_bytes(b"jobs", b"--json", cwd=workdir)
     assert listed.stdout.strip() == b"[]"
+
+
+def test_output_names_holding_line_breaks_other_than_newline_are_fetched(workdir: Path) -> None:
+    """Trial O, 3: a subject list saved with CRLF line ends gives values ending in CR. Python's splitlines()
+    also splits at CR, VT, FF, \\x1c-\\x1e, U+0085, U+2028 and U+2029, so such outputs were made on the resource,
+    never fetched, called "not produced", and their checksums dropped. A newline is refused at submission."""
+    import hashlib
+    import json
+
+    values = ["sub-01\r", "v\x0bt", "f\x0cf", "g\x1cs", "n\u0085l", "l\u2028s", "p\u2029s"]
+    spec = b",".join(v.encode() for v in values)
+    result = reproman_bytes(b"run", b"--follow", b"--bp", b"s=" + spec, b"-o", b"out/{p[s]}.txt",
+                            b"sh", b"-c", b"mkdir -p out; printf %s {p[s]!q} > out/{p[s]!q}.txt", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert b"not produced" not in result.stderr and b"stay on the resource" not in result.stderr, result.stderr
+    for value in values:
+        assert (workdir / "out" / f"{value}.txt").read_bytes() == value.encode()
+    jobid = result.stdout.decode().split()[0]
+    shown = subprocess.run([sys.executable, "-m", "reproman", "jobs", "--show", "--json", jobid], cwd=workdir,
+                           capture_output=True, text=True, timeout=120)
+    (record,) = json.loads(shown.stdout)
+    sums = record.get("checksums") or {}
+    for value in values:
+        expected = hashlib.sha256(value.encode()).hexdigest()
+        assert sums[f"out/{value}.txt"]["sha256"] == expected, sorted(sums)
+
+
+def test_warnings_show_control_characters_of_names_escaped(workdir: Path) -> None:
+    """Trial O, 3 and 7: a warning naming an output that holds a CR or an escape sequence printed it raw: the CR
+    overwrote the line on the terminal, an escape sequence acted on it. Log lines show them escaped."""
+    result = reproman_bytes(b"run", b"--follow", b"-o", b"gone\r\x1b]0;title\x07.txt", b"true", cwd=workdir)
+    assert b"not produced" in result.stderr, result.stderr
+    assert b"\r" not in result.stderr and b"\x1b" not in result.stderr and b"\x07" not in result.stderr, result.stderr
+    assert b"gone\\r\\x1b]0;title\\x07.txt" in result.stderr, result.stderr

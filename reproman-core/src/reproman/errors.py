@@ -41,6 +41,13 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
+def safe_lines(text: str) -> str:
+    """:func:`one_line` that keeps newlines and tabs: for log records, whose lines the message chose."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in " \n\t" else repr(c)[1:-1] for c in text)
+
+
 class ConfigError(ReproManError):
     """A configuration file or setting is malformed or contradictory."""
 

@@ -340,7 +340,7 @@ class DataladOrchestrator(Orchestrator):
                          "--untracked-files=all --ignore-submodules=all 2>/dev/null | tr '\\000' '\\n'")
         dataset = TOP
         names = []
-        for line in self.session.execute_command("\n".join(lines)).stdout.splitlines():
+        for line in self.session.execute_command("\n".join(lines)).stdout.split("\n"):
             if line.startswith("DS "):
                 dataset = line[3:]
             elif len(line) > 3 and not_utf8(line):

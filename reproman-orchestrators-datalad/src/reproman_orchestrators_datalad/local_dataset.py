@@ -192,7 +192,7 @@ class LocalDataset:
             args += ["--not", "--in=here"]
         out = self.git(*args, "--", *paths).stdout
         pairs = []
-        for line in out.splitlines():
+        for line in out.split("\n"):  # not splitlines(): a name may hold a CR
             key, _, name = line.partition("\t")
             if key and name:
                 pairs.append((key, name))

@@ -231,7 +231,7 @@ class LocalRunOrchestrator(DataladOrchestrator):
             f'for p in {outputs}; do if [ -d "$p" ]; then find "$p" \\( -type f -o -type l \\) -print; '
             'elif [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\n" "$p"; fi; done\n'
         )
-        out = self.remote(script, "listing the job's results").stdout.splitlines()
+        out = self.remote(script, "listing the job's results").stdout.split("\n")  # a name may hold a CR
         rels = [posixpath.normpath(line[2:] if line.startswith("./") else line) for line in out if line]
         return list(dict.fromkeys(
             r for r in rels

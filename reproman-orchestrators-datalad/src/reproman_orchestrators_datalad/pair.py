@@ -121,7 +121,7 @@ class PairOrchestrator(DataladOrchestrator):
                 hint="Get it here first ('datalad get PATH'); ReproMan then sends it along.",
             )
         if result.returncode == _UNCLEAN:
-            paths = [line[6:] for line in result.stdout.splitlines() if line.startswith("DIRTY ")]
+            paths = [line[6:] for line in result.stdout.split("\n") if line.startswith("DIRTY ")]
             raise OrchestratorError(
                 f"the dataset clone {self.job.working_directory} on resource {self.job.resource_name} does not "
                 f"match this dataset at {state.head[:10]} ({', '.join(paths[:5])})",

@@ -45,6 +45,18 @@ def setup_logging(level: str | None, debug: bool) -> None:
 def _configure(numeric: int, debug: bool) -> None:
     import logging
 
+    from reproman.errors import safe_lines
+
+    class _Escaping(logging.Formatter):
+        """Control characters in a record (a CR or an escape sequence in a name or batch value) shown escaped.
+
+        A warning names what users supplied; a raw CR would overwrite the
+        line on the terminal, an escape sequence would act on it.
+        """
+
+        def format(self, record: logging.LogRecord) -> str:
+            return safe_lines(super().format(record))
+
     handler: logging.Handler
     if sys.stderr.isatty():
         from rich.logging import RichHandler
@@ -53,10 +65,10 @@ def _configure(numeric: int, debug: bool) -> None:
 
         handler = RichHandler(console=stderr_console(), show_time=False, show_path=False, rich_tracebacks=debug,
                               markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(_Escaping("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("reproman: %(levelname)s: %(message)s"))
+        handler.setFormatter(_Escaping("reproman: %(levelname)s: %(message)s"))
     root = logging.getLogger("reproman")
     root.handlers[:] = [handler]
     root.setLevel(numeric)

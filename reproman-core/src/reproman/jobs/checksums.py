@@ -62,8 +62,8 @@ def parse(files: bytes, sums: bytes, sizes: bytes) -> dict[str, dict[str, Any]]:
     the line with ``\\``, so each file still has exactly one line.
     """
     names = [n for n in files.split(b"\0") if n]
-    hashes = [line.split()[0].lstrip(b"\\").decode("ascii", "replace") for line in sums.splitlines() if line.strip()]
-    counts = [line.strip() for line in sizes.splitlines() if line.strip()]
+    hashes = [line.split()[0].lstrip(b"\\").decode("ascii", "replace") for line in sums.split(b"\n") if line.strip()]
+    counts = [line.strip() for line in sizes.split(b"\n") if line.strip()]
     if not names:
         return {}
     if len(hashes) != len(names) or len(counts) != len(names):

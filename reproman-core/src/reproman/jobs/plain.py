@@ -199,7 +199,8 @@ class PlainOrchestrator(Orchestrator):
             f"done <<'__RM_OUTPUTS__'\n{listing}__RM_OUTPUTS__\n"
         )
         result = self.session.execute_command("exec /bin/sh -s", stdin=script.encode("utf-8", "surrogateescape"))
-        return result.stdout.splitlines()
+        # Split on newlines only: str.splitlines() also splits at CR, FF, U+2028..., which a name may hold.
+        return [line for line in result.stdout.split("\n") if line]
 
     def landing(self) -> Landing:
         """The base rules; the per-job working directory is linkable too when the fetch frees it."""

@@ -94,6 +94,42 @@ def test_subjob_whose_status_writer_is_killed_is_lost_not_running(workdir: Path)
         ("failed", "lost (ended without writing its status)")]
 
 
+def test_a_subjob_running_kill_0_does_not_take_the_batch_down(workdir: Path) -> None:
+    """Trial O, 2: ``trap 'kill 0' EXIT``, a common cleanup idiom, in one subjob sent SIGTERM to the
+    launcher's whole process group: the launcher and both workers died, 95 of 100 subjobs never ran and read
+    "lost". The signal now ends only the subjobs running at that moment (their state says how they ended);
+    the launcher and the workers go on with the rest, and nothing reads lost."""
+    job = submit(command='if [ {p[i]} = 3 ]; then trap "kill 0" EXIT; fi; sleep 0.05; echo {p[i]} > o.{p[i]}',
+                 batch_parameters=["i=1..20"], job_parameters=["num_processes=2"]).job
+    status = wait_finished(job.jobid, timeout=60)
+    ended = [(s.state.value, s.exit_code, s.reason.value if s.reason else None) for s in status.subjobs]
+    assert not [e for e in ended if e[2] and "lost" in e[2]], ended
+    failed = [i for i, e in enumerate(ended) if e[0] != "succeeded"]
+    # At most the subjob that sent it and the one the other worker ran at that moment; killed, not lost.
+    assert len(failed) <= 2 and all(ended[i][1] == 143 for i in failed), ended
+    assert all(Path(job.working_directory, f"o.{n}").read_text() == f"{n}\n" for n in range(4, 21))
+
+
+def done_before_cancel(job: object, status: JobStatus) -> list[str]:
+    return sorted(f"o.{s.index + 1}" for s in status.subjobs if s.state.value == "succeeded")
+
+
+def test_cancel_still_stops_every_worker(workdir: Path) -> None:
+    """What lets a stray SIGTERM pass must not let a cancel pass: the marker written first stops them."""
+    job = submit(command="sleep 0.3; echo {p[i]} > o.{p[i]}", batch_parameters=["i=1..40"],
+                 job_parameters=["num_processes=2"]).job
+    wait_for(lambda: running(job.jobid, 2))
+    api.jobs(job.jobid, action="cancel")
+    status = wait_finished(job.jobid, timeout=30)
+    assert status.finished
+    reasons = {s.reason.value if s.reason else s.state.value for s in status.subjobs}
+    assert len([s for s in status.subjobs if s.state.value == "succeeded"]) < 10, status.summary()
+    assert any("cancel" in r for r in reasons), reasons
+    wait_for(lambda: not _launcher_alive(job), timeout=10)
+    time.sleep(1)  # a worker that had not stopped would start another subjob by now
+    assert sorted(p.name for p in Path(job.working_directory).glob("o.*")) == done_before_cancel(job, status)
+
+
 def test_local_subjob_shell_becomes_the_command(workdir: Path) -> None:
     """Under the local launcher a subjob costs one process fewer: its shell execs the command.
 

@@ -15,7 +15,11 @@ exit status: one process fewer per subjob. No GNU parallel needed. ``submit`` st
 session (``setsid``; ``set -m`` + ``nohup`` where there is no ``setsid``) with
 its standard streams on files: closing the terminal, killing the CLI or
 dropping an SSH connection does not reach it, and ``cancel`` can stop the
-launcher and every subjob at once by signalling its process group.
+launcher and every subjob at once by signalling its process group. Every
+subjob runs in that group too, so a subjob's own ``kill 0`` (as in the
+cleanup idiom ``trap 'kill 0' EXIT``) signals all of it: the launcher and
+its workers then stop only when ``cancel`` marked the job first (or its
+directory is gone), and otherwise go on with the rest of the batch.
 """
 
 from __future__ import annotations
@@ -63,7 +67,15 @@ fi
 # final status: whatever it does (exit, exec redirections, cd, a signal) ends
 # there, and the worker takes the next one.
 set -- {layout.WORKER_FLAG}; . "$jobdir/{layout.RUNSCRIPT}"; set --
+# A SIGTERM or SIGHUP reaches this whole process group, also when a subjob runs
+# 'kill 0' (a common cleanup idiom): it ends the subjobs running at that moment,
+# but the launcher and its workers stop only for a cancel (its marker is written
+# before the signal) or a job directory that is gone; otherwise they carry on.
+reproman_signalled() {{
+  if [ -e "$jobdir/{layout.CANCELLED}" ] || [ ! -d "$jobdir" ]; then exit 143; fi
+}}
 reproman_worker() {{
+  trap reproman_signalled TERM HUP
   w_i=0
   while [ "$w_i" -lt "$n" ]; do
     if {{ set -C; true > "$jobdir/{layout.STARTED}.$w_i"; }} 2>/dev/null; then
@@ -82,7 +94,9 @@ while [ "$w" -lt "$procs" ]; do
   reproman_worker </dev/null &
   w=$((w + 1))
 done
-wait
+trap reproman_signalled TERM HUP
+# A trapped signal ends 'wait' early (status > 128); it returns 0 once every worker is done.
+while ! wait; do :; done
 : > "$jobdir/{layout.COMPLETED}"
 """
 

@@ -138,3 +138,22 @@ def test_disk_full_in_home_while_writing_the_node_tool(small_fs: Path, monkeypat
         assert not [p for p in left if "node-tools" in p], left
     listed = run_cli(["jobs"])
     assert listed.returncode == 0 and "No jobs" in listed.stderr, listed
+
+
+def test_a_batch_that_fills_the_resources_disk_is_told_so(small_fs: Path, workdir: Path) -> None:
+    """Trial O, 5: subjobs that filled the disk read "exit code 1" or "lost" with empty logs (their stderr, status
+    and the launcher's log are on the full file system too), and "No space left" appeared nowhere. The fetch of a
+    job with failed subjobs names the full file system and what to do."""
+    subprocess.run(["mount", "-o", "remount,size=2m", str(small_fs)], check=True)  # room for the node tool
+    result = run_cli(["run", "--follow", "--jp", f"root_directory={small_fs}", "--bp", "i=1..8",
+                      "-o", "o{p[i]}", "sh", "-c", "head -c 400000 /dev/zero > o{p[i]}"])
+    assert result.returncode == 1, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "run out of space" in line]
+    assert len(warned) == 1 and str(small_fs) in warned[0] and "KiB free" in warned[0], result.stderr
+    assert "rerun --failed" in warned[0]
+
+
+def test_a_failed_batch_with_room_to_spare_says_nothing_of_space(workdir: Path) -> None:
+    result = run_cli(["run", "--follow", "--bp", "i=1..2", "sh", "-c", "exit {p[i]}"])
+    assert result.returncode == 1 and "failed" in result.stderr
+    assert "out of space" not in result.stderr, result.stderr

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from reproman.errors import JobError, OutputConflictError
-from reproman.jobs import layout, outcome
+from reproman.jobs import layout, outcome, space
 from reproman.jobs.connection import Connection
 from reproman.jobs.contracts import Orchestrator
 from reproman.jobs.provenance import fetch_outputs
@@ -85,6 +85,7 @@ def _fetch_held(
     orchestrator.overwrite = overwrite
     orchestrator.releases_remote = not (keep_remote or job.keep_remote)
     outcome.record(job, status)
+    space.warn_if_full(connection, job, status)
     fetched_at = outcome.now_iso()
     if orchestrator.records_job:
         # The orchestrator writes (commits) the record itself: give it the final one.

@@ -147,3 +147,25 @@ def test_fetch_again_after_the_files_were_freed_fails_in_one_line(workdir: Path)
     # Without --fetch, 'reproman jobs JOB' still just says how the job ended and that it was fetched.
     said = run_cli(["jobs", jobid])
     assert said.returncode == 0 and "fetched to" in said.stderr, said.stderr
+
+
+def test_cancelled_subjobs_keep_the_good_files_already_there(workdir: Path) -> None:
+    """A cancelled subjob left what it had begun (here: emptied files); cancelling must not cost the results."""
+    _good_results(workdir)
+    submitted = run_cli(["run", "--jp", "num_processes=2", "--bp", "i=1,2", "-o", "o/{p[i]}",
+                         "sh", "-c", "mkdir -p o; : > o/{p[i]}; sleep 60"])
+    assert submitted.returncode == 0, submitted.stderr
+    jobid = submitted.stdout.split()[0]
+    remote = Path(Registry().load(jobid).working_directory) / "o"
+    deadline = time.monotonic() + 60
+    while not ((remote / "1").exists() and (remote / "2").exists()):
+        assert time.monotonic() < deadline, "the subjobs never started"
+        time.sleep(0.2)
+    assert run_cli(["jobs", "--cancel", jobid]).returncode == 0
+    while (fetched := run_cli(["jobs", jobid])).returncode == 3:
+        assert time.monotonic() < deadline, fetched.stderr
+        time.sleep(0.3)
+    assert fetched.returncode == 1, fetched.stderr
+    assert [(workdir / "o" / str(i)).read_text() for i in (1, 2)] == ["good result 1\n", "good result 2\n"]
+    warnings = _warnings(fetched.stderr)
+    assert len(warnings) == 2 and "subjob i=1 was cancelled" in warnings[0], fetched.stderr

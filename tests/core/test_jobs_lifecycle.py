@@ -104,7 +104,7 @@ def test_api_detached_then_fetch_and_failures(workdir: Path) -> None:
     listed = api.jobs(status=True)
     assert listed[0]["subjobs_status"] == {"pending": 0, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 0,
                                              "unknown": 0}
-    assert main(["jobs", "--fetch", jobid]) == 1  # a failed subjob makes the exit code non-zero
+    assert main(["jobs", jobid]) == 1  # a failed subjob makes the exit code non-zero
 
 
 def test_all_goes_on_past_a_job_whose_fetch_fails_unexpectedly(workdir: Path, monkeypatch: pytest.MonkeyPatch,

@@ -243,7 +243,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=20, metavar="N", help="Lines of each stream for --log "
                    "(default: 20).")
     p.add_argument("--overwrite", action="store_true",
-                   help="When fetching, replace local outputs even if they changed after the job was submitted.")
+                   help="When fetching, replace local outputs even if they changed after the job was submitted "
+                   "(never with what a subjob that did not succeed left).")
     p.add_argument("--keep-remote", action="store_true",
                    help="Keep the job's files on the resource after fetching or deleting (default: free them).")
     p.add_argument("--export", nargs=2, metavar=("JOB", "DIR"),

@@ -321,7 +321,8 @@ def jobs(
         specs = [j for j in specs if j.status != outcome.SUBMISSION_FAILED]
 
     def fetch_one(connection: Connection, job: JobSpec, registry: Registry, status: JobStatus) -> dict[str, Any]:
-        return _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
+        return _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote,
+                      again=not auto)
 
     return rows + _for_each_resource(specs, fetch_one, registry)
 
@@ -487,11 +488,21 @@ def _fetch(
     *,
     overwrite: bool = False,
     keep_remote: bool = False,
+    again: bool = False,
 ) -> dict[str, Any]:
+    """Fetch one finished job; ``again``: the user asked for ``--fetch``, so a job that cannot be is an error."""
     if job.was_fetched and job.extra.get("remote_released"):
-        if overwrite and job.extra.get("kept"):
+        if overwrite and any(not k.get("subjob") for k in job.extra.get("kept") or ()):
             return _restore_kept(job, registry)
         recorded = JobStatus(jobid=job.jobid, subjobs=tuple(outcome.statuses_from_record(job)))
+        if again:
+            # 'jobs --fetch' asks for the files again; saying "fetched already" with exit 0 would let a
+            # script believe a result it removed was restored (trial O, 9).
+            return {"jobid": job.jobid, "already": True, "finished": True, "outcome": outcome.outcome_text(job),
+                    "error": f"cannot fetch job {job.jobid} again: its files on the resource were freed after it "
+                             f"was fetched to {job.local_directory}; what is missing there now stays missing "
+                             f"('reproman rerun {job.jobid}' makes the results again; fetch with --keep-remote "
+                             "to keep them for a later fetch)"}
         return {"jobid": job.jobid, "fetched": False, "already": True, "finished": True,
                 "outcome": outcome.outcome_text(job), "failed": failures(job, recorded, fetched=True),
                 "reason": f"it was fetched to {job.local_directory} already, and its files on the resource were "
@@ -586,22 +597,30 @@ def _forget_local(job: JobSpec, row: dict[str, Any]) -> None:
 
 
 def _restore_kept(job: JobSpec, registry: Registry) -> dict[str, Any]:
-    """``--overwrite`` after a fetch that kept local edits: put the job's versions (kept locally) in place."""
+    """``--overwrite`` after a fetch that kept local edits: put the job's versions (kept locally) in place.
+
+    Files kept because a subjob that did not succeed owes them (``subjob``) stay kept: ``--overwrite``
+    is about your edits, and never puts a failure's output in place of a result.
+    """
     from pathlib import Path
 
     from reproman.jobs.layout import local_record_dir
     from reproman.resources.landing import Landing, land
 
-    pairs = [(Path(k["fetched"]), Path(k["local"])) for k in job.extra["kept"] if os.path.lexists(k["fetched"])]
+    edited = [k for k in job.extra["kept"] if not k.get("subjob")]
+    pairs = [(Path(k["fetched"]), Path(k["local"])) for k in edited if os.path.lexists(k["fetched"])]
     # Confined like any fetch: a git-annex file is a link into .git/annex/objects, and writing through it
     # would replace the content an earlier commit recorded.
     record = Path(local_record_dir(job.local_directory, job.resource_name, job.jobid))
     report = land(pairs, Landing(overwrite=True, keep_root=Path(os.path.abspath(job.local_directory)),
                                  exempt=(record,)))
+    guarded = [k for k in job.extra["kept"] if k.get("subjob")]
     job.extra.pop("kept", None)
+    if guarded:
+        job.extra["kept"] = guarded
     registry.save(job)
     return {"jobid": job.jobid, "fetched": True, "paths": [str(p) for p in report.written],
-            "restored": [str(p) for p in report.written], "kept": []}
+            "restored": [str(p) for p in report.written], "kept": guarded}
 
 
 def _release(keep_remote: bool) -> GroupAction:

@@ -364,13 +364,17 @@ class Orchestrator(ABC):
     #: Set by core before :meth:`fetch`: the job's side on the resource is freed right after it
     #: (no ``--keep-remote``), so what :meth:`landing` names as :attr:`Landing.linkable` goes away.
     releases_remote: bool = False
+    #: Set by core before :meth:`fetch`: local paths (absolute) owed by subjobs that did not succeed,
+    #: whose existing local files the fetch never replaces (:attr:`Landing.guarded`).
+    guarded_outputs: frozenset[str] = frozenset()
     #: What the last :meth:`fetch` did locally (written, kept and skipped paths), for the user.
     landing_report: LandingReport | None = None
 
     def landing(self) -> Landing:
         """The rules fetched outputs land under for this job (see :mod:`reproman.resources.landing`).
 
-        Local files changed after the job's submission stamp are kept and the
+        Local files changed after the job's submission stamp, and those owed
+        by subjobs that did not succeed (:attr:`guarded_outputs`), are kept and the
         job's version goes to ``.reproman/jobs/<resource>/<jobid>/fetched/``;
         ReproMan's own record directory is never protected. Only the job
         directory is :attr:`Landing.linkable` (when the fetch frees the
@@ -388,6 +392,7 @@ class Orchestrator(ABC):
             keep_dir=record / "fetched",
             keep_root=Path(os.path.abspath(self.job.local_directory)),
             overwrite=self.overwrite,
+            guarded=self.guarded_outputs,
             exempt=(record,),
             # The job directory is removed after a fetch that frees the resource.
             linkable=(str(job.job_dir),) if self.releases_remote and job.job_dir else (),

@@ -21,6 +21,7 @@ from reproman.jobs.provenance import fetch_outputs
 from reproman.jobs.registry import Registry, dump_record
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, local_log_dir, stderr_path
+from reproman.resources.landing import KeptFile
 
 lgr = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ def _fetch_held(
     orchestrator = connection.orchestrator(job)
     orchestrator.overwrite = overwrite
     orchestrator.releases_remote = not (keep_remote or job.keep_remote)
+    owners = unsucceeded_owners(job, status)
+    orchestrator.guarded_outputs = frozenset(owners)
     outcome.record(job, status)
     space.warn_if_full(connection, job, status)
     fetched_at = outcome.now_iso()
@@ -102,7 +105,8 @@ def _fetch_held(
     report = orchestrator.landing_report
     job.extra.pop("kept", None)
     if report is not None and report.kept:
-        job.extra["kept"] = [{"local": str(k.local), "fetched": str(k.fetched)} for k in report.kept]
+        job.extra["kept"] = [_kept_entry(job, status, owners, k) for k in report.kept]
+        _warn_guarded(job, job.extra["kept"])
         # A kept file was not fetched: the caller lists it as kept (job.extra["kept"]), never among the paths.
         left = {os.path.normpath(k.local) for k in report.kept}
         paths = [p for p in paths if os.path.normpath(p) not in left]
@@ -140,6 +144,82 @@ def _fetch_held(
         job.extra["remote_released"] = True
         registry.save(job)
     return paths
+
+
+def unsucceeded_owners(job: JobSpec, status: JobStatus) -> dict[str, list[int]]:
+    """Each local output path (absolute, normalised) owed by subjobs that did not succeed, with their indices.
+
+    A fetch never lets these replace a local file (:attr:`Landing.guarded`):
+    a failed, cancelled or lost subjob may leave an empty or half-written
+    file, and the user's earlier result is worth more. A subjob without a
+    known status counts as not succeeded; a directory output shared with
+    subjobs that succeeded is guarded all the same (what lands in it cannot
+    be told apart by subjob).
+    """
+    from reproman.jobs.contracts import State
+    from reproman.jobs.plain import relative_path
+
+    succeeded = {s.index for s in status.subjobs if s.state is State.SUCCEEDED}
+    base = os.path.abspath(job.local_directory)
+    owners: dict[str, list[int]] = {}
+    for index, subjob in enumerate(job.subjobs):
+        if index in succeeded:
+            continue
+        for output in subjob.outputs:
+            path = os.path.normpath(os.path.join(base, relative_path(output, job.local_directory)))
+            owners.setdefault(path, []).append(index)
+    return owners
+
+
+def _owed_by(path: str, owners: dict[str, list[int]]) -> list[int]:
+    """The subjobs that did not succeed and owe ``path`` (it is, or is under, one of their outputs)."""
+    found: set[int] = set()
+    current = os.path.normpath(os.path.abspath(path))
+    while True:
+        found.update(owners.get(current, ()))
+        parent = os.path.dirname(current)
+        if parent == current:
+            return sorted(found)
+        current = parent
+
+
+def _kept_entry(job: JobSpec, status: JobStatus, owners: dict[str, list[int]], kept: KeptFile) -> dict[str, Any]:
+    """``job.extra["kept"]`` item; one kept for a subjob that did not succeed names it (``subjob``) and how it ended."""
+    entry: dict[str, Any] = {"local": str(kept.local), "fetched": str(kept.fetched)}
+    if kept.guarded:
+        indices = _owed_by(str(kept.local), owners)
+        if indices:
+            ended = {s.index: outcome.category(s) for s in status.subjobs}
+            entry["subjob"] = outcome.subjob_label(job, indices[0])
+            entry["subjob_ended"] = ended.get(indices[0], "unknown")
+            entry["subjobs_not_succeeded"] = len(indices)
+    return entry
+
+
+#: How many kept files of subjobs that did not succeed are named one by one.
+_NAMED_LIMIT = 20
+
+
+def _warn_guarded(job: JobSpec, kept: list[dict[str, Any]]) -> None:
+    """One warning line per local file a subjob that did not succeed would have replaced (the first 20)."""
+    guarded = [k for k in kept if k.get("subjob")]
+    for item in guarded[:_NAMED_LIMIT]:
+        ended = {"failed": "failed", "cancelled": "was cancelled"}.get(item["subjob_ended"], "did not succeed")
+        others = item["subjobs_not_succeeded"] - 1
+        alone = job.n_subjobs == 1 and not job.subjobs[0].p
+        who = ("its command" if alone else f"subjob {item['subjob']}") + (
+            f" (and {others} more that did not succeed)" if others else "")
+        lgr.warning("job %s: kept your %s unchanged: %s %s, and what it left there is in %s", job.jobid,
+                    _shown(item["local"], job.local_directory), who, ended, item["fetched"])
+    if len(guarded) > _NAMED_LIMIT:
+        lgr.warning("job %s: and %d more local files kept the same way ('reproman jobs --show %s' lists them "
+                    "under 'kept')", job.jobid, len(guarded) - _NAMED_LIMIT, job.jobid)
+
+
+def _shown(path: str, base: str) -> str:
+    """``path`` relative to ``base`` when inside it (shorter, as the user named the output), else as is."""
+    rel = os.path.relpath(path, base)
+    return path if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
 def unexplained_missing(job: JobSpec, status: JobStatus, missing: list[str]) -> list[str]:

@@ -66,8 +66,11 @@ class RerunResult(RunResult):
 
 
 def kept_originals(job: JobSpec) -> list[dict[str, str]]:
-    """The original's outputs a fetch of rerun ``job`` left in place: ``{"local": ..., "fetched": ...}``."""
-    return list(job.extra.get("kept") or [])
+    """The original's outputs a fetch of rerun ``job`` left in place: ``{"local": ..., "fetched": ...}``.
+
+    Not those kept because a subjob of the rerun did not succeed: the fetch named them itself.
+    """
+    return [k for k in job.extra.get("kept") or [] if not k.get("subjob")]
 
 
 def load_job(query: str, registry: Registry | None = None) -> JobSpec:

@@ -17,6 +17,11 @@ deleted users' files:
   from the incoming one stays as it is; the incoming copy goes to
   :attr:`Landing.keep_dir` and the report names both (the caller tells the
   user, once; the landing logs them at debug level only);
+* **a failure never replaces a result**: a local file at or under one of
+  :attr:`Landing.guarded` (the outputs of subjobs that did not succeed)
+  that differs from the incoming one is kept the same way, whenever it
+  changed and even with ``overwrite``: what a failed command left (an empty
+  or half-written file) must not take the place of a good earlier result;
 * **version control and ReproMan's records are never written**: a ``.git``
   or ``.reproman`` directory inside an incoming tree is skipped (and the user
   told), so a job's working directory cannot graft its repository onto the
@@ -79,6 +84,9 @@ class Landing:
     overwrite: bool = False
     #: Destinations under these directories are never protected (ReproMan's own records).
     exempt: tuple[Path, ...] = ()
+    #: Local paths (absolute, normalised) owed by subjobs that did not succeed: an existing local file at
+    #: or under one is never replaced by a different incoming one, whatever ``overwrite`` says.
+    guarded: frozenset[str] = frozenset()
     #: Paths on the resource (and everything under them) that are deleted right after this fetch.
     #: A backend whose "resource" is this machine may hard-link those instead of copying; any other
     #: source must be copied: a link would tie the user's result to a file that a later job, or an
@@ -89,20 +97,43 @@ class Landing:
         """Whether the resource's ``source`` goes away after this fetch (so a hard link shares nothing)."""
         return any(source == p or source.startswith(p.rstrip("/") + "/") for p in self.linkable)
 
+    def guards(self, path: Path) -> bool:
+        """Whether ``path`` is, or is under, an output of a subjob that did not succeed.
+
+        Looked up ancestor by ancestor (a set per path, not a scan of every
+        guarded output): a 1,000-subjob batch guards up to 1,000 paths.
+        """
+        if not self.guarded:
+            return False
+        current = os.path.abspath(path)
+        while True:
+            if current in self.guarded:
+                return True
+            parent = os.path.dirname(current)
+            if parent == current:
+                return False
+            current = parent
+
     def protects(self, path: Path) -> bool:
         """Whether a local file at ``path`` is subject to the changed-after rule at all."""
         if self.overwrite or self.changed_after is None:
             return False
+        return not self.exempts(path)
+
+    def exempts(self, path: Path) -> bool:
+        """Whether ``path`` is in ReproMan's own records (:attr:`exempt`), which no rule protects."""
         absolute = path.absolute()
-        return not any(absolute == e or e in absolute.parents for e in (p.absolute() for p in self.exempt))
+        return any(absolute == e or e in absolute.parents for e in (p.absolute() for p in self.exempt))
 
 
 @attrs.frozen(kw_only=True)
 class KeptFile:
-    """A local file left alone because it changed after the job was submitted."""
+    """A local file left alone: it changed after the job was submitted, or a subjob that did not succeed owes it."""
 
     local: Path
     fetched: Path
+    #: Kept because it is guarded (see :attr:`Landing.guarded`), not because it was edited.
+    guarded: bool = False
 
 
 @attrs.define(kw_only=True)
@@ -627,9 +658,10 @@ def _apply(step: _Step, landing: Landing, report: LandingReport, made: set[Path]
     # A local link where a file arrives is replaced, never written through: a job can make such a
     # link itself (outputs arrive as links), and a later fetch must not overwrite what it points to.
     local = _lstat(target)
-    if local is not None and _protected(target, local, step.source, landing):
+    why = _protected(target, local, step.source, landing) if local is not None else None
+    if why is not None:
         kept = _keep(step.source, step.target, landing)
-        report.kept.append(KeptFile(local=step.target, fetched=kept))
+        report.kept.append(KeptFile(local=step.target, fetched=kept, guarded=why == _GUARDED))
         # Said to the user once, by whoever asked for the fetch (the CLI's summary names the job, says why
         # and what to do, and bounds the list); a warning here as well printed every kept file twice.
         lgr.debug("kept the local %s; the job's version is %s", step.target, kept)
@@ -690,13 +722,24 @@ def _move(source: Path, target: Path) -> None:
     os.unlink(source)
 
 
-def _protected(target: Path, local: os.stat_result, incoming: Path, landing: Landing) -> bool:
-    """Whether the local file must survive: changed since the job started, and not what arrived."""
+#: Why :func:`_protected` keeps a local file.
+_GUARDED = "guarded"
+_CHANGED = "changed"
+
+
+def _protected(target: Path, local: os.stat_result, incoming: Path, landing: Landing) -> str | None:
+    """Why the local file must survive (:data:`_GUARDED` or :data:`_CHANGED`), or ``None`` to replace it.
+
+    Only a file that differs from what arrived is ever kept: an identical
+    one may be replaced (nothing changes).
+    """
+    if landing.guards(target) and not landing.exempts(target):
+        return None if _same(target, local, incoming) else _GUARDED
     if not landing.protects(target) or landing.changed_after is None:
-        return False
+        return None
     if local.st_ctime_ns < landing.changed_after:
-        return False
-    return not _same(target, local, incoming)
+        return None
+    return None if _same(target, local, incoming) else _CHANGED
 
 
 def _same(target: Path, local: os.stat_result, incoming: Path) -> bool:
@@ -711,8 +754,7 @@ def _same(target: Path, local: os.stat_result, incoming: Path) -> bool:
 def _keep(source: Path, target: Path, landing: Landing) -> Path:
     """Put the incoming copy of a protected file under ``keep_dir`` (same relative path)."""
     if landing.keep_dir is None:
-        raise OutputConflictError(f"{target} changed after the job was submitted and there is nowhere to keep "
-                                  "the fetched copy")
+        raise OutputConflictError(f"{target} must be kept and there is nowhere to keep the fetched copy")
     try:
         rel = target.relative_to(landing.keep_root) if landing.keep_root else Path(target.name)
     except ValueError:

@@ -117,7 +117,10 @@ def report_kept(ui: UI, jobid: str, kept: list[dict[str, str]], limit: int = 20,
     """Name each local output that was kept because it changed after submission, and the job's copy.
 
     A rerun (``rerun_of`` the original's ID) kept the original's outputs by design: said so instead.
+    Files kept because a subjob that did not succeed owes them (``subjob``) were named by the fetch's
+    own warning, and ``--overwrite`` does not replace them: left out here.
     """
+    kept = [k for k in kept if not k.get("subjob")]
     if rerun_of:
         report_kept_originals(ui, rerun_of, jobid, kept, limit)
         return

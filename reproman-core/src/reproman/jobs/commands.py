@@ -322,7 +322,7 @@ def jobs(
 
     def fetch_one(connection: Connection, job: JobSpec, registry: Registry, status: JobStatus) -> dict[str, Any]:
         return _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote,
-                      again=not auto)
+                      again=not auto and not all_)
 
     return rows + _for_each_resource(specs, fetch_one, registry)
 

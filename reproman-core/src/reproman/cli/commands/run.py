@@ -88,18 +88,11 @@ class ProgressDisplay:
             self._progress = None
 
 
-def failure_text(item: dict[str, Any]) -> str:
-    """``walltime exceeded, exit code 143``: the reason first (a signal's exit code says little), then the code."""
-    words = []
-    detail = str(item.get("detail") or "")
-    # "cancelled with 'reproman jobs --cancel'" says the reason already: not "cancelled, cancelled with ...".
-    if item.get("reason") and item["reason"] != "non-zero exit" and not detail.startswith(item["reason"]):
-        words.append(item["reason"])
-    if item.get("exit_code") is not None:
-        words.append(f"exit code {item['exit_code']}")
-    if item.get("detail"):
-        words.append(str(item["detail"]))
-    return ", ".join(words) or item.get("reason") or "failed"
+def failure_text(item: dict[str, Any], default: str = "failed") -> str:
+    """How a failed subjob (a row of the fetch or of ``jobs --status``) ended: :func:`reproman.jobs.outcome.failure_words`."""
+    from reproman.jobs.outcome import failure_words
+
+    return failure_words(item.get("reason"), item.get("exit_code"), item.get("detail")) or default
 
 
 def report_failures(ui: UI, failed: list[dict[str, Any]], limit: int = 20) -> None:

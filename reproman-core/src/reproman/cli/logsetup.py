@@ -16,6 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import ModuleType
+    from typing import Any
 
 _LEVELS = {"CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARN": 30, "WARNING": 30, "INFO": 20, "DEBUG": 10, "NOTSET": 0}
 
@@ -53,14 +54,31 @@ def _configure(numeric: int, debug: bool) -> None:
 
         handler = RichHandler(console=stderr_console(), show_time=False, show_path=False, rich_tracebacks=debug,
                               markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(_terminal_safe(logging.Formatter)("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("reproman: %(levelname)s: %(message)s"))
+        handler.setFormatter(_terminal_safe(logging.Formatter)("reproman: %(levelname)s: %(message)s"))
     root = logging.getLogger("reproman")
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     root.propagate = False
+
+
+def _terminal_safe(base: type) -> type:
+    """``base`` (a :class:`logging.Formatter`) whose messages are one line, control characters escaped.
+
+    Messages quote paths and values that users or files supplied: a CR in
+    an output name must not overwrite the line, nor an ESC reset the
+    terminal. A traceback (``--debug``) keeps its lines.
+    """
+    from reproman.errors import one_line
+
+    class TerminalSafeFormatter(base):  # type: ignore[misc,valid-type]
+        def formatMessage(self, record: Any) -> str:
+            record.message = one_line(record.message)
+            return super().formatMessage(record)  # type: ignore[no-any-return]
+
+    return TerminalSafeFormatter
 
 
 class _AfterImport:

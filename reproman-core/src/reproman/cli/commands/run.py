@@ -64,7 +64,8 @@ class ProgressDisplay:
         counts = status.counts()
         done = counts["succeeded"] + counts["failed"] + counts["cancelled"]
         reasons = status.pending_reasons()
-        why = f" ({next(iter(reasons))})" if reasons and counts["pending"] else ""
+        # The scheduler's words go into rich markup: control characters and brackets escaped.
+        why = f" ({_markup_text(next(iter(reasons)))})" if reasons and counts["pending"] else ""
         text = (f"[yellow]{counts['pending']} pending{why}[/] [blue]{counts['running']} running[/] "
                 f"[green]{counts['succeeded']} succeeded[/] [red]{counts['failed']} failed[/]"
                 + (f" [magenta]{counts['cancelled']} cancelled[/]" if counts["cancelled"] else ""))
@@ -86,6 +87,14 @@ class ProgressDisplay:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def _markup_text(text: str) -> str:
+    from rich.markup import escape
+
+    from reproman.errors import one_line
+
+    return str(escape(one_line(text)))
 
 
 def failure_text(item: dict[str, Any], default: str = "failed") -> str:

@@ -120,8 +120,8 @@ def parse_batch_parameters(
             else:
                 expanded.append(value)
         result.setdefault(key, []).extend(expanded)
-    for key, values in result.items():
-        _refuse_repeated(key, values)
+    for name, given in result.items():
+        _refuse_repeated(name, given)
     return result
 
 

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from reproman.cli.ui import UI
     from reproman.jobs.status import JobStatus
 
+#: How a subjob that never ran is described (as in :data:`reproman.jobs.status.NEVER_STARTED`, not imported
+#: here: the status module is not needed to print a line).
+NEVER_STARTED = "it never started"
 #: Exit code of ``run --follow`` and ``jobs --fetch`` when a subjob failed.
 SUBJOBS_FAILED = 1
 #: Exit code of ``run --follow`` when the scheduler will never start the job as submitted.
@@ -108,8 +111,10 @@ def report_failures(ui: UI, failed: list[dict[str, Any]], limit: int = 20) -> No
     """Name each failed subjob by its parameters, with its reason, exit code and the path of its stderr."""
     for item in failed[:limit]:
         name = item.get("subjob") or f"#{item['index']}"
-        where = f"stderr: {item['stderr']}" if item.get("stderr") else "no stderr: it never started"
-        ui.info(f"  subjob {name} failed ({failure_text(item)}); {where}")
+        how = failure_text(item)
+        where = (f"stderr: {item['stderr']}" if item.get("stderr")
+                 else "no stderr" if NEVER_STARTED in how else f"no stderr: {NEVER_STARTED}")
+        ui.info(f"  subjob {name} failed ({how}); {where}")
     if len(failed) > limit:
         ui.info(f"  ... and {len(failed) - limit} more failed subjobs")
 

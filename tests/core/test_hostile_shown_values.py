@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from hostile_helpers import assert_one_line_error
+
 from reproman import api
 from reproman.cli.main import main
 from reproman.jobs.outcome import failure_words

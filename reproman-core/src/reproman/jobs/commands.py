@@ -261,8 +261,8 @@ def act_on_resource(job: JobSpec, action: str, ok: bool) -> str:
         delete(job.resource_name, skip_confirmation=True)
         return "deleted"
     except ReproManError as exc:
-        # The results are safe locally; a resource that cannot be stopped is a warning.
-        # Said once, by the caller (the CLI's "Resource 'NAME': not stopped: ..." line).
+        # The results are safe locally: not a failure of the run. Said once, by the caller
+        # (the CLI's "Resource 'NAME': not stopped: ..." line), not also logged as a warning.
         lgr.debug("job %s finished; resource %r not %s: %s", job.jobid, job.resource_name, done, exc)
         return f"not {done}: {str(exc).rstrip('.')}"
 

@@ -92,6 +92,9 @@ def test_subjob_whose_status_writer_is_killed_is_lost_not_running(workdir: Path)
     assert [(s.state.value, s.reason.value if s.reason else None) for s in status.subjobs] == [
         ("succeeded", None), ("failed", "lost (ended without writing its status)"),
         ("failed", "lost (ended without writing its status)")]
+    # The one that started is not said to have never started, and the other way round.
+    assert [s.detail for s in status.subjobs[1:]] == [
+        "its launcher finished without it writing a final status", "it never started, and its launcher has finished"]
 
 
 def test_a_subjob_running_kill_0_does_not_take_the_batch_down(workdir: Path) -> None:

@@ -43,10 +43,20 @@ def test_follow_does_not_swallow_the_command_word(workdir: Path, capsys: pytest.
 
 
 def test_follow_with_action_value(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The action is read as --follow's value, not as the command: refused at once on 'local', which
+    cannot be stopped; on a resource that can be deleted, a failed job leaves it in place."""
     code = main(["run", "--follow", "stop-if-success", "false"])
     err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("reproman: error: --follow stop-if-success: resources of type 'shell' cannot be stopped")
+    assert not Registry().entries()
+    from reproman import api
+
+    api.create("box", "shell", [])
+    code = main(["run", "-r", "box", "--follow", "delete-if-success", "false"])
+    err = capsys.readouterr().err
     assert code == 1
-    assert "subjob #0 failed (exit code 1)" in err and "not stopped" in err
+    assert "subjob #0 failed (exit code 1)" in err and "Resource 'box': not deleted: some subjobs failed." in err
 
 
 def test_cli_batch_of_100_subprocess(workdir: Path) -> None:

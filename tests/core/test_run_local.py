@@ -195,12 +195,19 @@ def test_list_catalogue(workdir: Path) -> None:
         api.run(list_="colours")
 
 
-def test_follow_stop_on_local_resource_warns_but_keeps_results(workdir: Path) -> None:
-    result = _run(command="echo x > x", outputs=["x"], follow="stop")
-    assert result.ok and (workdir / "x").exists()
-    assert result.resource_action is not None and result.resource_action.startswith("stop failed")
-    result = _run(command="false", follow="delete-if-success")
+def test_follow_stop_on_local_resource_is_refused_before_anything_runs(workdir: Path) -> None:
+    for action in ("stop", "delete-if-success"):
+        with pytest.raises(UsageError, match=f"--follow {action}: .* cannot be"):
+            _run(command="echo x > x", outputs=["x"], follow=action)
+    assert not (workdir / "x").exists() and not Registry().entries()
+    api.create("box", "shell", [])
+    result = _run(command="false", follow="delete-if-success", resref="box")
     assert result.resource_action == "not deleted: some subjobs failed"
+    with pytest.raises(UsageError, match="--follow stop: resources of type 'shell' cannot be stopped"):
+        _run(command="echo x > x", outputs=["x"], follow="stop", resref="box")
+    result = _run(command="echo x > x", outputs=["x"], follow="delete", resref="box")
+    assert result.ok and (workdir / "x").exists() and result.resource_action == "deleted"
+    assert "box" not in [r["name"] for r in api.ls()]
 
 
 def test_concurrent_batch_runs(workdir: Path) -> None:

@@ -273,7 +273,7 @@ def test_cancel_labels_only_what_it_stopped(project, capsys):
         assert main(["jobs", "--status", job.jobid]) == 0
         out = capsys.readouterr().out
         assert "by 0" not in out and "exit code 0" not in out, out
-        assert "i=0: failed (exit code 137)" in out, out
+        assert "i=0: failed (killed by SIGKILL, exit code 137)" in out, out
     finally:
         subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
 

@@ -38,14 +38,19 @@ def one_line(text: str) -> str:
     """
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() or c == " " else _escaped(c) for c in text)
 
 
-def safe_lines(text: str) -> str:
-    """:func:`one_line` that keeps newlines and tabs: for log records, whose lines the message chose."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c in " \n\t" else repr(c)[1:-1] for c in text)
+def _escaped(char: str) -> str:
+    """``\\x1b`` for ESC; a byte that is not UTF-8 (a surrogate escape, as in file names) as that byte, ``\\xff``."""
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return repr(char)[1:-1]
+
+
+def terminal_lines(text: str) -> str:
+    """``text`` with each of its lines made safe for a terminal (:func:`one_line`); its line breaks kept."""
+    return "\n".join(one_line(line) for line in text.split("\n"))
 
 
 class ConfigError(ReproManError):

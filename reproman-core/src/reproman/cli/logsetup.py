@@ -16,6 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import ModuleType
+    from typing import Any
 
 _LEVELS = {"CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARN": 30, "WARNING": 30, "INFO": 20, "DEBUG": 10, "NOTSET": 0}
 
@@ -45,18 +46,6 @@ def setup_logging(level: str | None, debug: bool) -> None:
 def _configure(numeric: int, debug: bool) -> None:
     import logging
 
-    from reproman.errors import safe_lines
-
-    class _Escaping(logging.Formatter):
-        """Control characters in a record (a CR or an escape sequence in a name or batch value) shown escaped.
-
-        A warning names what users supplied; a raw CR would overwrite the
-        line on the terminal, an escape sequence would act on it.
-        """
-
-        def format(self, record: logging.LogRecord) -> str:
-            return safe_lines(super().format(record))
-
     handler: logging.Handler
     if sys.stderr.isatty():
         from rich.logging import RichHandler
@@ -65,14 +54,31 @@ def _configure(numeric: int, debug: bool) -> None:
 
         handler = RichHandler(console=stderr_console(), show_time=False, show_path=False, rich_tracebacks=debug,
                               markup=False)
-        handler.setFormatter(_Escaping("%(message)s"))
+        handler.setFormatter(_terminal_safe(logging.Formatter)("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_Escaping("reproman: %(levelname)s: %(message)s"))
+        handler.setFormatter(_terminal_safe(logging.Formatter)("reproman: %(levelname)s: %(message)s"))
     root = logging.getLogger("reproman")
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     root.propagate = False
+
+
+def _terminal_safe(base: type) -> type:
+    """``base`` (a :class:`logging.Formatter`) whose messages are one line, control characters escaped.
+
+    Messages quote paths and values that users or files supplied: a CR in
+    an output name must not overwrite the line, nor an ESC reset the
+    terminal. A traceback (``--debug``) keeps its lines.
+    """
+    from reproman.errors import one_line
+
+    class TerminalSafeFormatter(base):  # type: ignore[misc,valid-type]
+        def formatMessage(self, record: Any) -> str:
+            record.message = one_line(record.message)
+            return super().formatMessage(record)  # type: ignore[no-any-return]
+
+    return TerminalSafeFormatter
 
 
 class _AfterImport:

@@ -18,11 +18,14 @@ if TYPE_CHECKING:
 
 
 def _text(value: Any) -> str:
+    """A table cell: one line, control characters escaped (cells hold users' names, values and commands)."""
+    from reproman.errors import one_line
+
     if value is None:
         return "-"
     if isinstance(value, (list, tuple)):
         return ", ".join(_text(v) for v in value)
-    return str(value)
+    return one_line(str(value))
 
 
 _stderr_console: Any = None
@@ -82,7 +85,11 @@ class UI:
         self.stdout.write(text if text.endswith("\n") else text + "\n")
 
     def info(self, text: str) -> None:
-        self.stderr.write(text.rstrip("\n") + "\n")
+        """A message on stderr. Users' values in it (batch values, paths, commands) may hold control
+        characters: they are shown escaped, so that none can reset the terminal or retitle its window."""
+        from reproman.errors import terminal_lines
+
+        self.stderr.write(terminal_lines(text.rstrip("\n")) + "\n")
         self.stderr.flush()
 
     def warning(self, text: str) -> None:

@@ -120,7 +120,24 @@ def parse_batch_parameters(
             else:
                 expanded.append(value)
         result.setdefault(key, []).extend(expanded)
+    for name, given in result.items():
+        _refuse_repeated(name, given)
     return result
+
+
+#: Said when a batch would hold two subjobs with the same parameters.
+_REPEATED_HINT = ("Two subjobs with the same parameters would share their name and their outputs; "
+                  "to run a command several times, add a parameter that counts them, e.g. --bp run=1..3.")
+
+
+def _refuse_repeated(key: str, values: Sequence[Any]) -> None:
+    """A value given twice (``i=1,1,2``, a glob that matches a value also given literally) is refused."""
+    seen: set[str] = set()
+    for value in values:
+        text = str(value)
+        if text in seen:
+            raise UsageError(f"batch parameter {key}: value {text!r} is given more than once", hint=_REPEATED_HINT)
+        seen.add(text)
 
 
 _RANGE = re.compile(r"\s*(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?\s*")
@@ -188,6 +205,13 @@ def load_batch_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             check_value(value, f"batch spec {path}, record {i}, {key}")
             clean[str(key)] = value
         records.append(clean)
+    first: dict[frozenset[tuple[str, str]], int] = {}
+    for i, record in enumerate(records, 1):
+        same = first.setdefault(frozenset((k, str(v)) for k, v in record.items()), i)
+        if same != i:
+            named = " ".join(f"{k}={v}" for k, v in record.items())
+            raise UsageError(f"batch spec {path}: records {same} and {i} are the same ({named})"[:300],
+                             hint=_REPEATED_HINT.replace("--bp run=1..3", "run: 1, run: 2 in the records"))
     return records
 
 

@@ -170,7 +170,7 @@ while ! wait; do :; done
                 continue
             reason = FailureReason.CANCELLED if verdict == "cancelled" else FailureReason.LOST
             detail = ("cancelled with 'reproman jobs --cancel'" if verdict == "cancelled"
-                      else "its launcher and every process it started are gone (killed?)")
+                      else "its launcher and every process it started were killed")
             state = SchedulerState(state=State.FAILED, reason=reason, detail=detail)
             states[jobid] = {i: state for i in range(found.n_subjobs)}
         return states

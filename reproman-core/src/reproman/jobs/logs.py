@@ -116,7 +116,10 @@ def _recorded_words(row: dict[str, Any], job: JobSpec, index: int) -> None:
     if found is None or found.state is not State.FAILED or found.reason in (None, FailureReason.EXIT_CODE):
         return
     assert found.reason is not None
-    row["scheduler"] = f"{found.reason.value}" + (f": {found.detail}" if found.detail else "") + "\n"
+    if found.reason is FailureReason.LOST:  # "lost: <how>", as the other views say it
+        row["scheduler"] = outcome.failure_words(found.reason.value, None, found.detail) + "\n"
+    else:
+        row["scheduler"] = f"{found.reason.value}" + (f": {found.detail}" if found.detail else "") + "\n"
     row["scheduler_path"] = None  # not a file: the job record, from the scheduler's answer
 
 
@@ -173,14 +176,28 @@ def select_subjob(job: JobSpec, words: Sequence[str]) -> int:
     named = " ".join(words)
     if not matches:
         raise UsageError(f"no subjob of job {job.jobid} has {named}", hint=f"E.g. {_example(job)}.")
+    indices = ", ".join(str(i) for i in matches[:5]) + (", ..." if len(matches) > 5 else "")
+    keys = {k for i in matches for k in job.subjobs[i].p}
+    if set(wanted) >= keys:
+        # Every key is given: those subjobs have the same parameters (a batch from before repeated
+        # values were refused), and only the index tells them apart.
+        raise UsageError(f"{named} names {len(matches)} subjobs of job {job.jobid}, with the same parameters",
+                         hint=f"Give the index of one instead: {indices}.")
     shown = ", ".join(outcome.subjob_label(job, i) for i in matches[:5])
-    raise UsageError(f"{named} matches {len(matches)} subjobs of job {job.jobid} ({shown}...)",
-                     hint="Give more KEY=VALUE words.")
+    raise UsageError(f"{named} matches {len(matches)} subjobs of job {job.jobid} ({shown}"
+                     + (", ...)" if len(matches) > 5 else ")"),
+                     hint=f"Give more KEY=VALUE words ({', '.join(sorted(keys - set(wanted)))}), "
+                          f"or the index of one: {indices}.")
 
 
 def _example(job: JobSpec) -> str:
-    label = outcome.subjob_label(job, 0)
-    return "0" if label.startswith("#") else label
+    """A subjob name to suggest: the first subjob's ``KEY=VALUE`` words when they can be typed as shown,
+    else its index (a value with control characters or bytes that are not UTF-8 is shown escaped,
+    and the escaped text names nothing)."""
+    words = [f"{k}={v}" for k, v in job.subjobs[0].p.items()] if job.n_subjobs else []
+    if not words or not all(w.isprintable() for w in words):
+        return "0"
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _tail_file(path: str, lines: int) -> str:

@@ -220,6 +220,46 @@ def subjob_label(job: JobSpec, index: int) -> str:
     return f"#{index}"
 
 
+def failure_words(reason: str | None, exit_code: int | None, detail: str | None) -> str:
+    """How a failed subjob ended, in the words every view uses (the fetch, ``jobs --status``, ``jobs --log``).
+
+    The reason first (a signal's exit code says little), then the exit code,
+    then the details: ``walltime exceeded``, ``killed by SIGTERM, exit code
+    143``, ``lost: its launcher finished without it writing a final status``.
+    A detail that restates the reason stands for it (``cancelled with
+    'reproman jobs --cancel'``, not ``cancelled, cancelled with ...``).
+    """
+    reason = reason or ""
+    detail = detail or ""
+    words = []
+    if reason == FailureReason.LOST.value:
+        # The stored reason explains itself in brackets; a detail says more precisely how: "lost: <how>".
+        words.append(f"lost: {detail}" if detail else reason)
+        detail = ""
+    elif reason and reason != FailureReason.EXIT_CODE.value and not detail.startswith(reason):
+        words.append(reason)
+    signal = signal_name(exit_code) if reason in ("", FailureReason.EXIT_CODE.value) else ""
+    if signal:
+        words.append(f"killed by {signal}")
+    if exit_code is not None:
+        words.append(f"exit code {exit_code}")
+    if detail:
+        words.append(detail)
+    return ", ".join(words) or reason
+
+
+def signal_name(exit_code: int | None) -> str:
+    """``SIGTERM`` for exit code 143 (a shell reports a command killed by signal N as 128 + N); else ``""``."""
+    import signal
+
+    if not isinstance(exit_code, int) or not 128 < exit_code < 128 + signal.NSIG:
+        return ""
+    try:
+        return signal.Signals(exit_code - 128).name
+    except ValueError:
+        return ""
+
+
 def outcomes(job: JobSpec) -> list[Outcome | None]:
     return [recorded(job, i) for i in range(job.n_subjobs)]
 

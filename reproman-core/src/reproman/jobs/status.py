@@ -268,8 +268,11 @@ def _evidence(
         # Killed by the scheduler (walltime, memory, node) before the command could end:
         # the scheduler's code is its own bookkeeping (Slurm's TIMEOUT is 0:0), not the command's.
         code = said.exit_code if not reason.specific else None
+        detail = said.detail
+        if reason is FailureReason.LOST and not word:
+            detail = f"{NEVER_STARTED}; {detail}" if detail else NEVER_STARTED
         return SubjobStatus(index=index, state=State.FAILED, exit_code=code, reason=reason,
-                            detail=said.detail, usage=usage)
+                            detail=detail, usage=usage)
     if not files.exists and job.status != "registered":
         # Its directory (status files and all) is gone: whatever the scheduler
         # says, how the command ended cannot be known; never "pending" again.
@@ -285,15 +288,20 @@ def _evidence(
         if age >= grace:
             if cancelled:
                 return _cancelled(job, index, "", None, cancelled)
-            why = ("the scheduler says it completed, but it wrote no final status" if said.known
-                   else "the scheduler no longer knows it, and it wrote no final status")
+            if not word:
+                why = (f"{NEVER_STARTED}, yet the scheduler says it completed" if said.known
+                       else f"{NEVER_STARTED}, and the scheduler no longer knows it")
+            else:
+                why = ("the scheduler says it completed, but it wrote no final status" if said.known
+                       else "the scheduler no longer knows it, and it wrote no final status")
             return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST, detail=why)
     if files.completed:
         # The launcher finished, yet this subjob never wrote a final line.
         if cancelled:
             return _cancelled(job, index, "", None, cancelled)
         return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST,
-                            detail="its launcher finished without it writing a final status")
+                            detail=(f"{NEVER_STARTED}, and its launcher has finished" if not word
+                                    else "its launcher finished without it writing a final status"))
     if cancelled and word not in _FINAL and _cancel_settled(job, said, asked, now, grace):
         # Cancelled, and nobody says it still runs (or the cancel is older than the grace period):
         # a submitter that cannot see its subjobs must not keep them "running" forever.
@@ -309,6 +317,8 @@ def _evidence(
 
 
 CANCEL_DETAIL = outcome.CANCEL_DETAIL
+#: How a lost subjob that has no status file at all is described: the runscript never reached it.
+NEVER_STARTED = "it never started"
 #: A subjob whose job directory vanished from the resource.
 GONE_DETAIL = "its job directory is gone"
 

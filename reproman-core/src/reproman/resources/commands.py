@@ -76,7 +76,7 @@ def delete(resref: str, resref_type: str = "auto", skip_confirmation: bool = Fal
     """
     record = find_record(Inventory().load(), resref, resref_type)
     name = str(record["name"])
-    if record.get("id") == "local" and record.get("type") == "shell" and name not in Inventory().load():
+    if _is_builtin_local(name, record.get("id"), str(record.get("type"))):
         raise ResourceError("the built-in local resource cannot be deleted")
     unfetched = _unfetched_jobs(name)
     if unfetched and not force:
@@ -108,6 +108,26 @@ def delete(resref: str, resref_type: str = "auto", skip_confirmation: bool = Fal
                     type(exc).__name__, exc)
     forget_resource(name)
     return name
+
+
+def lifecycle_refusal(resource: Resource, verb: str) -> str | None:
+    """Why ``verb`` (``"stop"`` or ``"delete"``) can never be done to ``resource``; None when it may be tried.
+
+    ``run --follow stop`` asks before submitting, so that an action that
+    cannot work is refused before anything runs, not reported after the job.
+    """
+    from reproman.resources.base import Resource
+
+    if verb == "delete" and _is_builtin_local(resource.name, getattr(resource, "id", None), resource.type):
+        return "the built-in local resource cannot be deleted"
+    if verb == "stop" and type(resource).stop is Resource.stop:
+        return f"resources of type {resource.type!r} cannot be stopped"
+    return None
+
+
+def _is_builtin_local(name: str, resource_id: Any, resource_type: str) -> bool:
+    """The ``local`` resource ReproMan provides, as opposed to a resource the user created under that name."""
+    return resource_id == "local" and resource_type == "shell" and name not in Inventory().load()
 
 
 def _unfetched_jobs(resource_name: str) -> list[str]:

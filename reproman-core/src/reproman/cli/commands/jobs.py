@@ -70,17 +70,19 @@ def _subjob_lines(ui: UI, row: dict[str, Any]) -> None:
     status = row.get("subjobs_status")
     if not isinstance(status, dict) or "subjobs" not in status:
         return
+    from reproman.cli.commands.run import failure_text
+    from reproman.errors import one_line
+
     ui.out(f"Job {row['jobid']}: {row.get('summary', '')}")
     shown = [s for s in status["subjobs"] if s["state"] != "succeeded"]
     for sub in shown[:SUBJOB_LINES]:
-        why = [sub["reason"]] if sub.get("reason") and sub["reason"] != "non-zero exit" else []
-        if sub.get("exit_code") is not None:
-            why.append(f"exit code {sub['exit_code']}")
-        if sub.get("detail"):
-            why.append(sub["detail"])
+        # In the words of the fetch's failure lines (failure_text), so a subjob reads the same in every view.
+        why = [failure_text(sub, default="")] if sub["state"] == "failed" else (
+            [sub["detail"]] if sub.get("detail") else [])
+        why = [w for w in why if w]
         if sub.get("blocked"):
             why.append("can never start as submitted")
-        ui.out(f"  {sub['subjob']}: {sub['state']}" + (f" ({', '.join(why)})" if why else ""))
+        ui.out(one_line(f"  {sub['subjob']}: {sub['state']}" + (f" ({', '.join(why)})" if why else "")))
     if len(shown) > SUBJOB_LINES:
         ui.out(f"  ... and {len(shown) - SUBJOB_LINES} more")
 
@@ -104,19 +106,23 @@ def _status_errors(ui: UI, rows: list[dict[str, Any]], *, as_errors: bool = Fals
 
 
 def _log(ui: UI, row: dict[str, Any]) -> None:
+    """The streams as they are (like ``tail``); the headers, which name the subjob by the user's values,
+    with control characters escaped."""
+    from reproman.errors import one_line
+
     where = "fetched copy" if row.get("source") == "local" else "on the resource"
     for stream in ("stdout", "stderr"):
         path = row.get(f"{stream}_path")
         if path is None:
-            ui.out(f"==> no {stream} of subjob {row['subjob']}: it never started <==")
+            ui.out(one_line(f"==> no {stream} of subjob {row['subjob']}: it never started <=="))
             continue
-        ui.out(f"==> {stream} of subjob {row['subjob']} ({where}: {path}) <==")
+        ui.out(one_line(f"==> {stream} of subjob {row['subjob']} ({where}: {path}) <=="))
         text = row.get(stream) or ""
         if text:
             ui.out(text.rstrip("\n"))
     if row.get("scheduler"):
         source = f"{where}: {row['scheduler_path']}" if row.get("scheduler_path") else "as recorded from the scheduler"
-        ui.out(f"==> the scheduler's words on subjob {row['subjob']} ({source}) <==")
+        ui.out(one_line(f"==> the scheduler's words on subjob {row['subjob']} ({source}) <=="))
         ui.out(row["scheduler"].rstrip("\n"))
 
 

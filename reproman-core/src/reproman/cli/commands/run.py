@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from reproman.cli.ui import UI
     from reproman.jobs.status import JobStatus
 
+#: How a subjob that never ran is described (as in :data:`reproman.jobs.status.NEVER_STARTED`, not imported
+#: here: the status module is not needed to print a line).
+NEVER_STARTED = "it never started"
 #: Exit code of ``run --follow`` and ``jobs --fetch`` when a subjob failed.
 SUBJOBS_FAILED = 1
 #: Exit code of ``run --follow`` when the scheduler will never start the job as submitted.
@@ -64,7 +67,8 @@ class ProgressDisplay:
         counts = status.counts()
         done = counts["succeeded"] + counts["failed"] + counts["cancelled"]
         reasons = status.pending_reasons()
-        why = f" ({next(iter(reasons))})" if reasons and counts["pending"] else ""
+        # The scheduler's words go into rich markup: control characters and brackets escaped.
+        why = f" ({_markup_text(next(iter(reasons)))})" if reasons and counts["pending"] else ""
         text = (f"[yellow]{counts['pending']} pending{why}[/] [blue]{counts['running']} running[/] "
                 f"[green]{counts['succeeded']} succeeded[/] [red]{counts['failed']} failed[/]"
                 + (f" [magenta]{counts['cancelled']} cancelled[/]" if counts["cancelled"] else ""))
@@ -88,26 +92,29 @@ class ProgressDisplay:
             self._progress = None
 
 
-def failure_text(item: dict[str, Any]) -> str:
-    """``walltime exceeded, exit code 143``: the reason first (a signal's exit code says little), then the code."""
-    words = []
-    detail = str(item.get("detail") or "")
-    # "cancelled with 'reproman jobs --cancel'" says the reason already: not "cancelled, cancelled with ...".
-    if item.get("reason") and item["reason"] != "non-zero exit" and not detail.startswith(item["reason"]):
-        words.append(item["reason"])
-    if item.get("exit_code") is not None:
-        words.append(f"exit code {item['exit_code']}")
-    if item.get("detail"):
-        words.append(str(item["detail"]))
-    return ", ".join(words) or item.get("reason") or "failed"
+def _markup_text(text: str) -> str:
+    from rich.markup import escape
+
+    from reproman.errors import one_line
+
+    return str(escape(one_line(text)))
+
+
+def failure_text(item: dict[str, Any], default: str = "failed") -> str:
+    """How a failed subjob (a row of the fetch or of ``jobs --status``) ended: :func:`reproman.jobs.outcome.failure_words`."""
+    from reproman.jobs.outcome import failure_words
+
+    return failure_words(item.get("reason"), item.get("exit_code"), item.get("detail")) or default
 
 
 def report_failures(ui: UI, failed: list[dict[str, Any]], limit: int = 20) -> None:
     """Name each failed subjob by its parameters, with its reason, exit code and the path of its stderr."""
     for item in failed[:limit]:
         name = item.get("subjob") or f"#{item['index']}"
-        where = f"stderr: {item['stderr']}" if item.get("stderr") else "no stderr: it never started"
-        ui.info(f"  subjob {name} failed ({failure_text(item)}); {where}")
+        how = failure_text(item)
+        where = (f"stderr: {item['stderr']}" if item.get("stderr")
+                 else "no stderr" if NEVER_STARTED in how else f"no stderr: {NEVER_STARTED}")
+        ui.info(f"  subjob {name} failed ({how}); {where}")
     if len(failed) > limit:
         ui.info(f"  ... and {len(failed) - limit} more failed subjobs")
 

@@ -259,15 +259,26 @@ class SSHSession(Session):
         )
 
     def _send_line(self, line: bytes) -> RemoteShell:
-        """A shell that has received ``line``; a line that provably never left is sent once more."""
-        shell = self._shells.take(self._transport())
+        """A shell that has received ``line``; a line that provably never left is sent once more.
+
+        A connection dying under a new channel makes paramiko re-raise its
+        reader's bare ``EOFError``: nothing was sent, so it counts as never left.
+        """
+        shell: RemoteShell | None = None
         try:
+            shell = self._shells.take(self._transport())
             shell.send(line)
             return shell
         except (OSError, EOFError, paramiko.SSHException):
-            shell.close()
+            if shell is not None:
+                shell.close()
             self._drop()
-        shell = self._shells.take(self._transport())
+        try:
+            shell = self._shells.take(self._transport())
+        except (OSError, EOFError, paramiko.SSHException):
+            self._drop()
+            raise SessionError(f"the connection to {self.target} closed twice before the command could be sent "
+                               "(it did not run)", hint="Run it again.") from None
         try:
             shell.send(line)
         except BaseException:

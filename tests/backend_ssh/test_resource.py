@@ -74,9 +74,13 @@ def test_ls_refresh_reports_connection_error(ssh_params: dict[str, Any], sshd: A
     api.create("flaky", "ssh", _b(ssh_params))
     from reproman.resources.inventory import Inventory
 
+    port = free_port()
     with Inventory().edit() as records:
-        records["flaky"]["port"] = free_port()
-    assert api.ls("flaky", refresh=True)[0]["status"] == "CONNECTION ERROR"
+        records["flaky"]["port"] = port
+    # The status shown says why (trial N, 2); the inventory keeps the bare status.
+    status = api.ls("flaky", refresh=True)[0]["status"]
+    assert status == f"CONNECTION ERROR: cannot reach SSH host 127.0.0.1:{port}: Connection refused", status
+    assert Inventory().load()["flaky"]["status"] == "CONNECTION ERROR"
 
 
 def test_connect_never_raises_and_session_is_reused(ssh_params: dict[str, Any]) -> None:

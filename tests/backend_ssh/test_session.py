@@ -342,3 +342,25 @@ def test_non_utf8_command_words_arrive_byte_exact(session: Any) -> None:
     assert result.stdout_bytes == b"\xff|it's|100%|"
     streamed = session.execute_interruptible(["printf", "%s", "\udcfe"])
     assert streamed.stdout_bytes == b"\xfe"
+
+
+def test_a_connection_dying_under_a_new_channel_is_reopened(session: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full run saw a bare EOFError traceback: the server went away just as a channel was being opened, and
+    paramiko re-raised its reader's EOFError. Nothing was sent, so the command goes over a new connection.
+    (The race cannot be timed against a real sshd; the fault is injected at the moment it happens.)"""
+    from reproman_backend_ssh.shells import ShellPool
+
+    assert session.execute_command("true").returncode == 0
+    real_take = ShellPool.take
+    dying: list[bool] = []
+
+    def take(pool: ShellPool, transport: Any) -> Any:
+        if not dying:
+            dying.append(True)
+            transport.close()
+            raise EOFError()
+        return real_take(pool, transport)
+
+    monkeypatch.setattr(ShellPool, "take", take)
+    assert session.execute_command("echo back").stdout == "back\n"
+    assert dying == [True]

@@ -8,6 +8,7 @@ measured on the server, not assumed from the client.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -259,15 +260,112 @@ def test_a_server_that_stops_answering_fails_the_command_instead_of_hanging(
     assert (again.returncode, again.stdout) == (0, "back\n"), again.stderr
 
 
-def test_ctrl_c_while_the_server_is_frozen_says_the_command_may_still_run(
-        ssh_params: dict[str, Any], sshd: Any, sessions: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trial M: Ctrl-C of an `execute` whose server froze said "the command was stopped on the resource"
-    after a warning that it could not be. Now: bounded by the keepalive, and one true line."""
-    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_INTERVAL", "1")
-    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_COUNT_MAX", "2")
+def _reads(pids: list[int]) -> int:
+    """Bytes the processes have read so far (``rchar``): a keep-alive request reaching sshd shows here."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/io").read_text().split("rchar:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _freeze(pids: list[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+
+
+def _thaw(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+def _keep_alive_settings(monkeypatch: pytest.MonkeyPatch, interval: float, count: int) -> None:
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_INTERVAL", str(interval))
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_COUNT_MAX", str(count))
     from reproman.config import reset_config
 
     reset_config()
+
+
+def test_a_frozen_server_is_given_up_as_the_settings_say_and_the_message_says_how_long(
+        ssh_params: dict[str, Any], sshd: Any, sessions: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial N, 4: with the defaults a frozen server was given up after 56 s while the message said 45 s.
+    The deadline now runs from the server's last answer (interval x count after it), and the message says
+    the silence there really was. The freeze here comes right after the server answered a keep-alive
+    request, the moment when a deadline counted from a later request overshoots the most."""
+    _keep_alive_settings(monkeypatch, 2, 3)
+    _create("h", ssh_params)
+    assert run_cli(["execute", "-r", "h", "true"]).returncode == 0
+    assert sshd.process is not None
+    serving = _descendants(sshd.process.pid)
+    assert serving, "no sshd process serves the kept connection"
+    time.sleep(0.5)  # the command's own traffic is over: what sshd reads next is a keep-alive request
+    before = _reads(serving)
+    assert _wait(lambda: _reads(serving) != before, timeout=10), "no keep-alive request reached the server"
+    _freeze(serving)
+    frozen_at = time.monotonic()
+    try:
+        result = run_cli(["execute", "-r", "h", "echo", "hi"], timeout=60)
+        took = time.monotonic() - frozen_at
+    finally:
+        _thaw(serving)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    said = re.search(r"stopped answering \(no reply in (\d+) s\)", result.stderr)
+    assert said, result.stderr
+    silence = int(said.group(1))
+    assert 6 <= silence <= 7, result.stderr  # interval x count, from the last answer
+    # Counted from the freeze (just after the last answer), it took what the message says, not more.
+    assert took <= silence + 1.0, (took, result.stderr)
+
+
+def test_ls_refresh_of_a_frozen_host_is_not_online(ssh_params: dict[str, Any], sshd: Any, sessions: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial N, 2: `ls --refresh` said ONLINE for a host whose kept connection was frozen: it asked only the
+    session host. Now the server must answer within [ssh] refresh_timeout seconds; `ls` alone stays local."""
+    _keep_alive_settings(monkeypatch, 60, 3)  # the keep-alive must not end the connection first
+    monkeypatch.setenv("REPROMAN_SSH_REFRESH_TIMEOUT", "2")
+    from reproman.config import reset_config
+
+    reset_config()
+    _create("h", ssh_params)
+    fresh = run_cli(["ls", "--refresh", "h"])
+    assert fresh.returncode == 0 and "ONLINE" in fresh.stdout, fresh.stdout + fresh.stderr
+    assert sshd.process is not None
+    serving = _descendants(sshd.process.pid)
+    assert serving
+    _freeze(serving)
+    try:
+        started = time.monotonic()
+        refreshed = run_cli(["ls", "--refresh", "h"], timeout=60)
+        took = time.monotonic() - started
+        started = time.monotonic()
+        listed = run_cli(["ls", "h"], timeout=60)
+        local_took = time.monotonic() - started
+    finally:
+        _thaw(serving)
+    row = " ".join(line for line in refreshed.stdout.splitlines() if line.startswith("h "))
+    assert "ONLINE" not in row and "CONNECTION ERROR" in row, refreshed.stdout + refreshed.stderr
+    assert "does not answer" in " ".join(refreshed.stdout.split()), refreshed.stdout
+    assert took < 2 + 5, took  # the bounded wait, plus start-up
+    assert "Traceback" not in refreshed.stderr
+    assert listed.returncode == 0 and local_took < 5, (local_took, listed.stdout)
+    again = run_cli(["ls", "--refresh", "h"])
+    assert "ONLINE" in again.stdout, again.stdout  # the same kept connection answers again after the thaw
+
+
+def test_ctrl_c_while_the_server_is_frozen_says_the_command_may_still_run(
+        ssh_params: dict[str, Any], sshd: Any, sessions: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial M: Ctrl-C of an `execute` whose server froze said "the command was stopped on the resource"
+    after a warning that it could not be. Now: bounded by the keepalive, and one true line.
+    Trial N, 1: the wait after Ctrl-C was silent, and its reason was `EOFError: EOFError` (the host's log
+    said `aside failed: ` with nothing after it). Now the wait and the way out are said at once, and the
+    reason is the keep-alive's finding."""
+    _keep_alive_settings(monkeypatch, 2, 2)
     _create("h", ssh_params)
     proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "sleep", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -289,6 +387,13 @@ def test_ctrl_c_while_the_server_is_frozen_says_the_command_may_still_run(
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "was stopped on the resource" not in err, err
     assert "the command may still run on the resource (it could not be stopped:" in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "stopping the command on SSH resource 'h'; press Ctrl-C again to give up" in lines[0], err
+    assert re.search(r"could not be stopped: connection to \S+ stopped answering \(no reply in \d+ s\)\)$",
+                     lines[1]), err
+    assert "EOFError" not in err, err
+    logged = "".join(log.read_text(errors="replace") for log in sessions.glob("*.log"))
+    assert "aside failed: connection to" in logged and not re.search(r"failed: *$", logged, re.MULTILINE), logged
 
 
 @pytest.mark.parametrize("damage", ["mode", "owner", "symlink"])
@@ -332,6 +437,26 @@ def test_unsafe_control_directory_is_refused(ssh_params: dict[str, Any], sshd: A
     assert os.listdir(real) == [] and (damage == "symlink" or os.listdir(control) == [])
 
 
+def test_control_directory_with_a_missing_parent_says_what_to_do(ssh_params: dict[str, Any], sshd: Any,
+                                                                  tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial N, 8: this warning had no hint and another style than the other control_dir warnings."""
+    _create("h", ssh_params, persistent="no")
+    from reproman.resources.inventory import Inventory
+
+    with Inventory().edit() as records:
+        records["h"]["persistent"] = True
+    control = tmp_path / "nope" / "sub"
+    monkeypatch.setenv("REPROMAN_SESSIONS_CONTROL_DIR", str(control))
+    result = run_cli(["execute", "-r", "h", "echo", "direct"])
+    assert (result.returncode, result.stdout) == (0, "direct\n"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert (f"not using {control} for persistent connections: its parent directory {control.parent} does not "
+            f"exist. Create it (mkdir -p {control.parent}), or set [sessions] control_dir to a private directory "
+            "of yours. Connecting directly.") in result.stderr, result.stderr
+    assert not control.parent.exists()
+
+
 # -- interrupts -------------------------------------------------------------------------
 def _remote_sleeps(tag: str) -> list[str]:
     """``sleep TAG?`` processes on the 'remote' host (this machine, behind the loopback sshd)."""
@@ -367,6 +492,22 @@ def test_signal_to_cli_execute_leaves_no_remote_process(ssh_params: dict[str, An
     assert "stopped on the resource" in err and "Traceback" not in err
     assert _wait(lambda: not _remote_sleeps(tag), timeout=10), _remote_sleeps(tag)
     assert run_cli(["execute", "-r", "h", "echo", "usable"]).stdout == "usable\n"
+
+
+def test_ctrl_c_stopping_at_once_is_one_line(ssh_params: dict[str, Any], sessions: Path) -> None:
+    """The 'press Ctrl-C again' notice is for a stop that makes the user wait; a prompt stop says only that."""
+    _create("h", ssh_params)
+    tag = f"{int.from_bytes(os.urandom(2), 'big') % 9000 + 1000}"
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "sleep", f"{tag}1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: len(_remote_sleeps(tag)) == 1, timeout=30), proc.poll()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (proc.returncode, err) == (130, "reproman: interrupted; the command was stopped on the resource\n")
 
 
 def test_kill_9_of_cli_execute_leaves_no_remote_process(ssh_params: dict[str, Any], sessions: Path) -> None:
@@ -441,6 +582,63 @@ def test_a_wrong_code_is_said_to_be_refused(two_factor_sshd: Any, sessions: Path
     assert create.exitstatus == 1, said
     assert "failed" in said[-1] and "The password or code typed was refused" in said[-1], said
     assert "key_filename" not in said[-1], said
+
+
+def _connections(pid: int, port: int) -> int:
+    """ESTABLISHED TCP connections that process ``pid`` holds to ``port`` (its sockets, found in /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if fields[3] == "01" and remote_port == port and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def test_refused_and_interrupted_prompts_leave_no_connection_open(two_factor_sshd: Any, sessions: Path) -> None:
+    """Trial N, 3: every wrong code (or Ctrl-C at the prompt) left an unauthenticated TCP connection open in
+    the session host, counting against the server's MaxStartups until LoginGraceTime.
+    Trial N, 6: Ctrl-C at the prompt said "the command was stopped on the resource" though nothing ran."""
+    import pexpect
+
+    params = two_factor_sshd.session_params()
+    logins = two_factor_sshd.authentications()
+    create = _spawn(["create", "mfa", "-t", "ssh"] + [a for k, v in params.items() for a in ("-b", f"{k}={v}")])
+    create.expect("Password: ")
+    create.sendline("314159")
+    create.expect(pexpect.EOF)
+    create.close()
+    assert create.exitstatus == 0, create.before
+    assert run_cli(["stop", "mfa"]).returncode == 1  # closes the kept connection: the next command logs in anew
+    assert _wait(lambda: not _hosts(sessions))
+    for _ in range(3):
+        run = _spawn(["execute", "-r", "mfa", "echo", "never"])
+        while run.expect(["Password: ", pexpect.EOF]) == 0:
+            run.sendline("000000")
+        run.close()
+        assert run.exitstatus == 1 and "refused" in run.before and "never" not in run.before, run.before
+    run = _spawn(["execute", "-r", "mfa", "echo", "never"])
+    run.expect("Password: ")
+    run.sendintr()
+    run.expect(pexpect.EOF)
+    run.close()
+    said = run.before.strip().splitlines()
+    assert run.signalstatus is None and run.exitstatus == 130, said
+    assert said[-1] == "reproman: interrupted while connecting to the resource; the command was not started", said
+    assert "Traceback" not in run.before
+    (host,) = _hosts(sessions)
+    port = int(params["port"])
+    assert _wait(lambda: _connections(host, port) == 0, timeout=5), _connections(host, port)
+    assert two_factor_sshd.authentications() == logins + 1  # the create's login only
 
 
 def test_two_factor_without_a_terminal_is_one_line(two_factor_sshd: Any, sessions: Path) -> None:

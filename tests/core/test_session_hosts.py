@@ -90,6 +90,9 @@ def test_wire_errors_round_trip() -> None:
     assert type(back) is ConfigError and str(back) == str(exc)
     odd = wire.decode_error(wire.encode_error(ValueError("boom")))
     assert type(odd) is SessionError and "ValueError: boom" in str(odd)
+    # An exception without words of its own is said plainly (trial N, 1: "EOFError: EOFError").
+    assert str(wire.decode_error(wire.encode_error(EOFError()))) == "the connection closed"
+    assert str(wire.decode_error(wire.encode_error(KeyError()))) == "unexpected KeyError"
     spoofed = wire.decode_error({"type": "SystemExit", "message": "x"})
     assert type(spoofed) is SessionError
 

@@ -132,6 +132,10 @@ def open_connection(settings: Settings, ask: Ask | None, secrets: Secrets) -> Co
         cause = _handshake_cause(conn, exc)
         close_quietly(conn)
         raise describe_failure(conn, settings, cause) from None
+    except BaseException:
+        # Ctrl-C at a prompt, a client that went away while asked: the half-open connection goes too.
+        close_quietly(conn)
+        raise
 
 
 def _handshake_cause(conn: Connection, exc: BaseException) -> BaseException:
@@ -199,13 +203,22 @@ def describe_failure(conn: Connection, settings: Settings, exc: BaseException) -
 
 
 def close_quietly(conn: Connection) -> None:
-    """Close a connection and its jump hosts, whatever state they are in."""
+    """Close a connection and its jump hosts, whatever state they are in.
+
+    Fabric closes only a connection that finished opening; one whose
+    authentication failed or was interrupted keeps its socket, and an
+    unauthenticated connection left open counts against the server's
+    ``MaxStartups`` (sshd refuses new logins at random beyond it) until its
+    ``LoginGraceTime``. So paramiko's client is closed as well: that closes
+    the transport and its socket at any stage.
+    """
     hop: Any = conn
     while hop is not None and not isinstance(hop, (str, bool)):
-        try:
-            hop.close()
-        except Exception:  # a half-open connection may fail to close any way
-            pass
+        for close in (hop.close, hop.client.close):
+            try:
+                close()
+            except Exception:  # a half-open connection may fail to close any way
+                pass
         hop = hop.gateway
 
 

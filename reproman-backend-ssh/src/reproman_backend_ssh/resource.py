@@ -166,9 +166,23 @@ class SSHResource(Resource):
         return self._open()
 
     def refresh_status(self) -> str | None:
-        """Probe the host for ``ls --refresh`` (through the session host, which it leaves warm)."""
+        """Prove the host answers, for ``ls --refresh`` (through the session host, which it leaves warm).
+
+        A kept connection to a frozen host is still open, so it must answer
+        a request within ``[ssh] refresh_timeout`` seconds. The status shown
+        says why when it is not ONLINE; the inventory keeps the bare status.
+        """
         self.connect()
+        session = self._session
+        if session is not None:
+            try:
+                session.check_answers()
+            except ReproManError as exc:
+                self.status = CONNECTION_ERROR
+                self.connection_error = str(exc)
         self._forget_session()
+        if self.status == CONNECTION_ERROR and getattr(self, "connection_error", None):
+            return f"{CONNECTION_ERROR}: {self.connection_error}"
         return self.status
 
     def _forget_session(self) -> None:

@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from reproman.plugins import CommandResult, ConfigError, OutputCallback, Session, SessionError, wrap_command
+from reproman.plugins import (
+    CommandResult,
+    ConfigError,
+    OutputCallback,
+    ResourceConnectionError,
+    Session,
+    SessionError,
+    wrap_command,
+)
 from reproman_backend_ssh import alive, framing, transfer
 from reproman_backend_ssh.auth import Asker, Secrets, terminal_asker
 from reproman_backend_ssh.connection import Settings, close_quietly, open_connection
@@ -126,10 +134,33 @@ class SSHSession(Session):
             return resolved if conn.host == self.host else f"{self.host} ({resolved})"
         return f"{self.host}:{self.settings.port or 22}"
 
+    @property
+    def place(self) -> str:
+        return self.target
+
     def open(self) -> SSHSession:
         """Connect now (instead of on first use); raise ResourceConnectionError on failure."""
         self._transport()
         return self
+
+    def check_answers(self, timeout: float | None = None) -> None:
+        """Prove the server answers now: connect if there is no connection, else ask it for a reply.
+
+        ``timeout`` defaults to ``[ssh] refresh_timeout``; no answer in time
+        raises :class:`ResourceConnectionError` (the connection is left for
+        the keep-alive to judge: a slow server may be serving others).
+        """
+        with self._lock:
+            was_connected = self.connected
+            transport = self._transport()
+        if not was_connected:
+            return  # it just authenticated us
+        wait = alive.refresh_timeout() if timeout is None else timeout
+        if not alive.answers(transport, wait):
+            if not transport.is_active():
+                raise ResourceConnectionError(self._why_closed())
+            raise ResourceConnectionError(f"{self.target} does not answer on the open connection "
+                                          f"(no reply in {wait:g} s)")
 
     @property
     def connected(self) -> bool:
@@ -154,6 +185,12 @@ class SSHSession(Session):
     def _gave_up(self, silence: float) -> None:
         self._silent_for = silence
         log.warning("%s stopped answering (no reply in %.0f s): closing the connection", self.target, silence)
+
+    def _why_closed(self) -> str:
+        """Why the connection is gone, for messages: the watch's finding when it gave up, else a plain closing."""
+        if self._silent_for is not None:
+            return f"connection to {self.target} stopped answering (no reply in {self._silent_for:.0f} s)"
+        return f"the connection to {self.target} closed"
 
     def _drop(self) -> None:
         """Forget the connection and everything on it (after a failure, or on close)."""
@@ -222,15 +259,26 @@ class SSHSession(Session):
         )
 
     def _send_line(self, line: bytes) -> RemoteShell:
-        """A shell that has received ``line``; a line that provably never left is sent once more."""
-        shell = self._shells.take(self._transport())
+        """A shell that has received ``line``; a line that provably never left is sent once more.
+
+        A connection dying under a new channel makes paramiko re-raise its
+        reader's bare ``EOFError``: nothing was sent, so it counts as never left.
+        """
+        shell: RemoteShell | None = None
         try:
+            shell = self._shells.take(self._transport())
             shell.send(line)
             return shell
         except (OSError, EOFError, paramiko.SSHException):
-            shell.close()
+            if shell is not None:
+                shell.close()
             self._drop()
-        shell = self._shells.take(self._transport())
+        try:
+            shell = self._shells.take(self._transport())
+        except (OSError, EOFError, paramiko.SSHException):
+            self._drop()
+            raise SessionError(f"the connection to {self.target} closed twice before the command could be sent "
+                               "(it did not run)", hint="Run it again.") from None
         try:
             shell.send(line)
         except BaseException:
@@ -253,7 +301,20 @@ class SSHSession(Session):
         return path
 
     def _execute_aside(self, command: str) -> CommandResult:
-        """Run a short command on a fresh exec channel: the shells may be busy or in an unknown state."""
+        """Run a short command on a fresh exec channel: the shells may be busy or in an unknown state.
+
+        It stops an interrupted command, often because the server stopped
+        answering: its failure says that (paramiko's own is a bare ``EOFError``).
+        """
+        try:
+            return self._run_aside(command)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            if self.connected:
+                said = " ".join(str(exc).split()) or "its command channel failed"
+                raise SessionError(f"cannot run a command on {self.target}: {said}") from None
+            raise SessionError(self._why_closed()) from None
+
+    def _run_aside(self, command: str) -> CommandResult:
         channel = self._transport().open_session()
         try:
             channel.exec_command(f"/bin/sh -c {shlex.quote(command)}")

@@ -53,6 +53,34 @@ def terminal_lines(text: str) -> str:
     return "\n".join(one_line(line) for line in text.split("\n"))
 
 
+#: What an exception that says nothing of itself (``EOFError()``, a bare ``ConnectionResetError``) means to a user.
+_PLAIN_REASONS = {
+    "EOFError": "the connection closed",
+    "ConnectionResetError": "the connection was reset",
+    "ConnectionAbortedError": "the connection was aborted",
+    "BrokenPipeError": "the connection closed",
+    "TimeoutError": "timed out",
+    "timeout": "timed out",
+}
+
+
+def reason(exc: BaseException) -> str:
+    """Why ``exc`` happened, as one line a user can read: never ``EOFError: EOFError`` or an empty string.
+
+    The exception's own words when it has some (beyond its class name);
+    otherwise what its kind of failure means, or "unexpected NAME" for a
+    kind with no plain meaning.
+    """
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    if text and text not in (name, f"{name}()"):
+        return one_line(text)
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _PLAIN_REASONS:
+            return _PLAIN_REASONS[cls.__name__]
+    return f"unexpected {name}"
+
+
 class ConfigError(ReproManError):
     """A configuration file or setting is malformed or contradictory."""
 

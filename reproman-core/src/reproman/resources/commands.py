@@ -189,8 +189,13 @@ def open_session(resref: str | Resource | Session | None = None, resref_type: st
         yield resref
         return
     resource = get_resource(resref, resref_type)
-    resource.connect()
-    session = resource.get_session()
+    try:
+        resource.connect()
+        session = resource.get_session()
+    except KeyboardInterrupt as exc:
+        # Interrupted while connecting (at a password prompt): no command was sent, say so rather than "stopped".
+        exc.reproman_not_started = True  # type: ignore[attr-defined]
+        raise
     try:
         yield session
     finally:

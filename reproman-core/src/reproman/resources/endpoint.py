@@ -54,19 +54,31 @@ def control_dir() -> Path:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise ConfigError(f"cannot create {path} for persistent connections: {exc.strerror or exc}") from None
+        # Only the last component is created: a missing parent is likely a typo, not ours to make.
+        if isinstance(exc, FileNotFoundError):
+            problem, fix = (f"its parent directory {path.parent} does not exist",
+                            f"Create it (mkdir -p {path.parent}), {_ELSEWHERE}")
+        else:
+            problem, fix = (f"it cannot be created ({exc.strerror or exc})",
+                            f"Check that you may write in {path.parent}, {_ELSEWHERE}")
+        raise ConfigError(f"not using {path} for persistent connections: {problem}", hint=fix) from None
     check_private(path)
     return path
 
 
+#: How every refused control directory's hint ends.
+_ELSEWHERE = "or set [sessions] control_dir to a private directory of yours."
+
+
 def check_private(path: Path) -> None:
     """Refuse a directory another user could plant a socket in or read ours from."""
+    elsewhere = _ELSEWHERE
     try:
         st = os.lstat(path)
     except OSError as exc:
-        raise ConfigError(f"cannot use {path} for persistent connections: {exc.strerror or exc}") from None
+        raise ConfigError(f"not using {path} for persistent connections: {exc.strerror or exc}",
+                          hint=f"Check that you may read {path.parent}, {elsewhere}") from None
     problem = fix = None
-    elsewhere = "or set [sessions] control_dir to a private directory of yours."
     if stat.S_ISLNK(st.st_mode):
         # chmod would change what it points to, not the link.
         problem, fix = "it is a symbolic link", f"Remove the link (rm {path}), {elsewhere}"

@@ -116,6 +116,10 @@ class PersistentSession(Session):
         return f"PersistentSession({self.endpoint.label!r}, key={self.endpoint.key})"
 
     @property
+    def place(self) -> str:
+        return self.endpoint.label
+
+    @property
     def connected(self) -> bool:
         return not self._closed
 
@@ -126,6 +130,10 @@ class PersistentSession(Session):
         """Make sure the host is connected (authenticating now, asking here if it must)."""
         self._call("open")
         return self
+
+    def check_answers(self, timeout: float | None = None) -> None:
+        """The host asks its connection's server (an open connection alone proves nothing)."""
+        self._call("check_answers", timeout=timeout)
 
     # -- primitives ---------------------------------------------------------------------
     def _execute(self, command: str, stdin: bytes | None = None,

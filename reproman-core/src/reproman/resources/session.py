@@ -36,6 +36,7 @@ import shlex
 import shutil
 import tarfile
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,10 +45,13 @@ from typing import Union
 
 import attrs
 
-from reproman.errors import CommandError, SessionError, Terminated
+from reproman.errors import CommandError, SessionError, Terminated, reason
 from reproman.resources.landing import Landing, LandingReport, land, remove_staging, staging_dir
 
 lgr = logging.getLogger(__name__)
+
+#: Seconds stopping an interrupted command may take before the user is told that it is waiting (and how to give up).
+STOP_NOTICE_DELAY = 1.0
 
 Command = Union[str, Sequence[str]]
 #: Receives a command's output as it arrives: ``(1, chunk)`` for stdout, ``(2, chunk)`` for stderr.
@@ -235,6 +239,11 @@ class Session(ABC):
         #: Variables added to every command of this session (``set_envvar``).
         self._env: dict[str, str] = {}
 
+    @property
+    def place(self) -> str:
+        """Where commands run, for messages ("SSH resource 'h'", "host:port"); backends name it better."""
+        return "the resource"
+
     # -- primitives a backend implements --------------------------------
     @abstractmethod
     def _execute(
@@ -281,6 +290,15 @@ class Session(ABC):
     def open(self) -> Session:
         """Connect now rather than on the first call, to fail early; a no-op by default."""
         return self
+
+    def check_answers(self, timeout: float | None = None) -> None:
+        """Prove the resource answers now, within ``timeout`` seconds; raise a ReproManError if it does not.
+
+        For a status check (``ls --refresh``): a connection that is open is
+        no proof, a frozen server keeps it open. The default has nothing to
+        prove (a session that is open answers); a backend holding a
+        long-lived connection asks its server.
+        """
 
     def close(self) -> None:
         """Release connections; the session may not be used afterwards."""
@@ -346,7 +364,17 @@ class Session(ABC):
         except (KeyboardInterrupt, BrokenPipeError) as exc:
             # A reader that went away (output piped to `head`) stops the command as a local pipe would.
             signal_name = "PIPE" if isinstance(exc, BrokenPipeError) else "TERM" if isinstance(exc, Terminated) else "INT"
-            failure = self.stop_interrupted(pgfile, signal_name)
+            # A resource that answers stops the command in a moment; one that does not (a frozen server) keeps the
+            # user waiting until its connection gives up, so after a moment the wait and the way out are said.
+            notice = threading.Timer(STOP_NOTICE_DELAY, lgr.warning, args=(
+                "stopping the command on %s; press Ctrl-C again to give up", self.place))
+            notice.daemon = True
+            if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Terminated):
+                notice.start()
+            try:
+                failure = self.stop_interrupted(pgfile, signal_name)
+            finally:
+                notice.cancel()
             if failure is not None:
                 # For the caller's message: the command may still run there.
                 exc.reproman_not_stopped = failure  # type: ignore[union-attr]
@@ -377,7 +405,7 @@ class Session(ABC):
         except KeyboardInterrupt:
             return "interrupted again while stopping it"
         except BaseException as exc:  # a dropped connection
-            return " ".join(str(exc).split()) or type(exc).__name__
+            return reason(exc)
         if result.returncode < 0:
             return "the connection closed before the resource answered"
         return None

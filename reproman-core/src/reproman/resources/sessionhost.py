@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from reproman.errors import SessionError
+from reproman.errors import SessionError, reason
 from reproman.resources import wire
 from reproman.resources.session import Session
 
@@ -266,7 +266,7 @@ class Host:
                 client.send_json(wire.RESULT, {"ok": True, "result": result})
             except Exception as exc:
                 if not isinstance(exc, (OSError, wire.ProtocolError)):
-                    lgr.info("%s failed: %s", request.get("op"), exc)
+                    lgr.info("%s failed: %s", request.get("op"), reason(exc))
                 with contextlib.suppress(OSError):
                     client.send_json(wire.RESULT, {"ok": False, "error": wire.encode_error(exc)})
             finally:
@@ -276,6 +276,10 @@ class Host:
         session = self.session
         if op == "open":
             session.open()
+            return None
+        if op == "check_answers":
+            timeout = request.get("timeout")
+            session.check_answers(float(timeout) if timeout is not None else None)
             return None
         if op == "execute":
             pgfile = request.get("pgfile")

@@ -82,8 +82,12 @@ def encode_error(exc: BaseException) -> dict[str, Any]:
             data.update(command=str(exc.command) if exc.command is not None else None,
                         returncode=exc.returncode, stdout=exc.stdout, stderr=exc.stderr)
         return data
-    detail = " ".join(str(exc).split()) or type(exc).__name__
-    return {"type": "SessionError", "message": f"{type(exc).__name__}: {detail}", "hint": None}
+    # A foreign exception keeps its class name when it has words of its own ("ValueError: boom"); one
+    # without (EOFError()) is said plainly ("the connection closed"), never "EOFError: EOFError".
+    said = errors.reason(exc)
+    name = type(exc).__name__
+    plain = " ".join(str(exc).split()) in ("", name, f"{name}()")
+    return {"type": "SessionError", "message": said if plain else f"{name}: {said}", "hint": None}
 
 
 def decode_error(data: dict[str, Any]) -> errors.ReproManError:

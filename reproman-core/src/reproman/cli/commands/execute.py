@@ -52,7 +52,10 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     except (Terminated, KeyboardInterrupt) as exc:
         how = "terminated" if isinstance(exc, Terminated) else "interrupted"
         failure = getattr(exc, "reproman_not_stopped", None)
-        if failure:
+        if getattr(exc, "reproman_not_started", False):
+            # At a password or code prompt, say: nothing ran, so there was nothing to stop.
+            ui.info(f"reproman: {how} while connecting to the resource; the command was not started")
+        elif failure:
             ui.info(f"reproman: {how}; the command may still run on the resource (it could not be stopped: "
                     f"{failure})")
         else:

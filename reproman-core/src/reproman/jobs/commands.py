@@ -207,10 +207,13 @@ def run(
             exc.reproman_jobid = job.jobid if registry.path(job.jobid).exists() else None  # type: ignore[attr-defined]
             exc.reproman_stage = stage  # type: ignore[attr-defined]
             raise
-        except ReproManError as exc:
+        except (ReproManError, OSError) as exc:
+            if stage == "submitting" and job.submission_id:
+                stage = "submitted"  # queued, though its record could not say so (a full disk)
             if stage != "submitting":
                 # The job runs on (a follow gave up, a fetch failed): scripts still get its ID on stdout.
-                exc.reproman_jobid = job.jobid  # type: ignore[attr-defined]
+                setattr(exc, "reproman_jobid", job.jobid)  # noqa: B010  # for the caller's message
+                setattr(exc, "reproman_stage", stage)  # noqa: B010
             raise
     if isinstance(follow, str):
         result.resource_action = act_on_resource(job, follow, result.status.ok)

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 SUBJOBS_FAILED = 1
 #: Exit code of ``run --follow`` when the scheduler will never start the job as submitted.
 CANNOT_START = 3
+#: Exit code of ``run`` when a local failure (a full disk under the job records) stopped it after the
+#: job was submitted: the job runs on, and ``reproman jobs --follow JOB`` takes it up again.
+STOPPED_AFTER_SUBMISSION = 4
 
 EPILOG = """\
 exit codes:
@@ -35,7 +38,10 @@ exit codes:
   1    followed, and some subjobs failed (outputs and logs fetched all the same)
   2    usage error
   3    followed, and the scheduler says the job can never start as submitted (it stays queued)
-  130  interrupted (the job keeps running; follow it again with 'reproman jobs --follow JOB')
+  4    submitted, then stopped by a local failure such as a full disk (the job keeps running;
+       follow it again with 'reproman jobs --follow JOB' once that is fixed)
+  130  interrupted (the job keeps running; follow it again with 'reproman jobs --follow JOB');
+       129 and 143 for SIGHUP (a closed terminal) and SIGTERM, with the same words
 """
 
 
@@ -164,6 +170,30 @@ def _print_catalogue(ui: UI, data: dict[str, list[dict[str, Any]]]) -> None:
                  [[p["name"], p["type"], p["submitters"], p["doc"]] for p in data["parameters"]])
 
 
+def _local_failure(exc: BaseException) -> bool:
+    """A failure on this machine (a full disk, a read-only home) rather than the job's or the resource's."""
+    from reproman.errors import LocalFileError
+
+    return isinstance(exc, LocalFileError) or (isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError))
+
+
+def _stopped_after_submission(exc: BaseException, jobid: str) -> str:
+    """The error, and what became of the job: it runs on; how to pick it up once the local problem is fixed."""
+    from reproman.localfiles import os_error_text
+
+    said = str(exc) if not isinstance(exc, OSError) else (
+        f"{exc.filename}: {os_error_text(exc)}" if exc.filename else os_error_text(exc))
+    said = said if said.endswith(".") else said + "."
+    stage = getattr(exc, "reproman_stage", None)
+    if stage == "fetched":
+        return f"{said} Job {jobid} was fetched; its results are in place."
+    if stage == "fetching":
+        return (f"{said} Job {jobid} has finished on the resource; nothing there was freed. Once this is fixed, "
+                f"'reproman jobs {jobid}' fetches it again.")
+    return (f"{said} Job {jobid} was submitted and keeps running on the resource. Once this is fixed, follow it "
+            f"again with 'reproman jobs --follow {jobid}'.")
+
+
 def _stop_quietly(display: ProgressDisplay | None) -> None:
     """End the progress line; a terminal that hung up (SIGHUP) must not turn the exit into a traceback."""
     if display is not None:
@@ -194,12 +224,15 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                 progress=display.update if display else None, keep_remote=args.keep_remote,
                 trace=getattr(args, "trace", False),
             )
-    except ReproManError as exc:
+    except (ReproManError, OSError) as exc:
         if display is not None:
             display.stop()
         jobid = getattr(exc, "reproman_jobid", None)
         if jobid and not args.json:  # submitted: stdout says which job, as after a run that ended well
             ui.out(jobid)
+        if jobid and _local_failure(exc):
+            ui.error(_stopped_after_submission(exc, jobid))
+            return STOPPED_AFTER_SUBMISSION
         raise
     except KeyboardInterrupt as exc:
         # Ctrl-C, or SIGTERM/SIGHUP (a closed terminal): the same words, and the job ID on stdout.

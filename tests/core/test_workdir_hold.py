@@ -105,3 +105,26 @@ def test_dot_output_of_a_named_working_directory_neither_fetches_nor_records_the
     data = json.loads(shown.stdout)
     record = data[0] if isinstance(data, list) else data
     assert set(record["checksums"]) == {"./dot.txt"}, record["checksums"]
+
+
+def test_deleting_the_holder_frees_the_directory_and_keeps_its_files(tmp_path: Path) -> None:
+    import time
+
+    project, wd = tmp_path / "project", tmp_path / "wd"
+    project.mkdir()
+    done = run_cli(["run", "--jp", f"working_directory={wd}", "-o", "out.txt", "sh", "-c", "echo A > out.txt"],
+                   cwd=project)
+    assert done.returncode == 0, done.stderr
+    jobid = done.stdout.strip()
+    completed = Path(Registry().load(jobid).job_dir) / "completed"
+    deadline = time.monotonic() + 60
+    while not completed.exists():
+        assert time.monotonic() < deadline, "the job never finished"
+        time.sleep(0.1)
+    deleted = run_cli(["jobs", "--delete", jobid], cwd=project)
+    assert deleted.returncode == 0, deleted.stderr
+    assert not (wd / HOLDER).exists() and (wd / "out.txt").read_text() == "A\n"
+    again = run_cli(["run", "--follow", "--jp", f"working_directory={wd}", "-o", "out.txt", "sh", "-c",
+                     "echo B > out.txt"], cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert (project / "out.txt").read_text() == "B\n"

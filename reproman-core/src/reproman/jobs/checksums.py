@@ -38,7 +38,7 @@ SIZES = "outputs.size"
 #: at every fetch, and each process costs a job of 100 subjobs about 1 %.
 SCRIPT = r"""
 : > "$e/@SHA@"; : > "$e/@SIZES@"
-xargs -0 sh -c '[ "$#" -eq 0 ] || exec find "$@" -name .git -prune -o -type f -print0' sh > "$e/@FILES@" 2>/dev/null
+xargs -0 sh -c '[ "$#" -eq 0 ] || exec find "$@" -name .git -prune -o -name .reproman -prune -o -type f -print0' sh > "$e/@FILES@" 2>/dev/null
 if [ -s "$e/@FILES@" ]; then
   if command -v sha256sum >/dev/null 2>&1; then H=sha256sum
   elif command -v shasum >/dev/null 2>&1; then H="shasum -a 256"

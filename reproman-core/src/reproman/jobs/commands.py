@@ -208,10 +208,13 @@ def run(
             exc.reproman_jobid = job.jobid if registry.path(job.jobid).exists() else None  # type: ignore[attr-defined]
             exc.reproman_stage = stage  # type: ignore[attr-defined]
             raise
-        except ReproManError as exc:
+        except (ReproManError, OSError) as exc:
+            if stage == "submitting" and job.submission_id:
+                stage = "submitted"  # queued, though its record could not say so (a full disk)
             if stage != "submitting":
                 # The job runs on (a follow gave up, a fetch failed): scripts still get its ID on stdout.
-                exc.reproman_jobid = job.jobid  # type: ignore[attr-defined]
+                setattr(exc, "reproman_jobid", job.jobid)  # noqa: B010  # for the caller's message
+                setattr(exc, "reproman_stage", stage)  # noqa: B010
             raise
     if isinstance(follow, str):
         result.resource_action = act_on_resource(job, follow, result.status.ok)
@@ -362,20 +365,24 @@ def _follow(registry: Registry, queries: Sequence[str], all_: bool, progress: Pr
         return _report_refusal(job, registry)  # nothing was queued (or nothing can be known): nothing to wait for
     from reproman.jobs.follow import open_connection
 
-    with open_connection(job) as connection:
-        if job.was_fetched and job.extra.get("remote_released"):
-            recorded = JobStatus(jobid=job.jobid, subjobs=tuple(outcome.statuses_from_record(job)))
-            return _fetch(connection, job, registry, recorded, overwrite=overwrite, keep_remote=keep_remote)
-        status = follow_job(connection, job, progress, on_change=registry.save)
-        if not status.finished:
-            return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
-                    "reason": f"it cannot start as submitted ({status.summary()})", "status": status.to_dict()}
-        try:
-            row = _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
-        except KeyboardInterrupt as exc:
-            exc.reproman_stage = "fetching"  # type: ignore[attr-defined]  # for the caller's message
-            raise
-        _usage_after_fetch(connection, job, registry)
+    try:
+        with open_connection(job) as connection:
+            if job.was_fetched and job.extra.get("remote_released"):
+                recorded = JobStatus(jobid=job.jobid, subjobs=tuple(outcome.statuses_from_record(job)))
+                return _fetch(connection, job, registry, recorded, overwrite=overwrite, keep_remote=keep_remote)
+            status = follow_job(connection, job, progress, on_change=registry.save)
+            if not status.finished:
+                return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
+                        "reason": f"it cannot start as submitted ({status.summary()})", "status": status.to_dict()}
+            try:
+                row = _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
+            except KeyboardInterrupt as exc:
+                exc.reproman_stage = "fetching"  # type: ignore[attr-defined]  # for the caller's message
+                raise
+            _usage_after_fetch(connection, job, registry)
+    except KeyboardInterrupt as exc:
+        exc.reproman_jobid = job.jobid  # type: ignore[attr-defined]  # the caller's message names the job
+        raise
     return row
 
 

@@ -20,7 +20,7 @@ import shlex
 import attrs
 
 from reproman.errors import OrchestratorError, OutputConflictError, SessionError
-from reproman.jobs import layout
+from reproman.jobs import layout, workdir_hold
 from reproman.jobs.contracts import Orchestrator
 from reproman.jobs.status import local_log_dir
 from reproman.resources.landing import Landing
@@ -134,7 +134,11 @@ class PlainOrchestrator(Orchestrator):
             if not os.path.lexists(local):
                 raise OrchestratorError(f"input {_short(path)} does not exist in {job.local_directory}")
             pairs.append((local, posixpath.join(job.working_directory, rel)))
-        self.session.execute_command(["mkdir", "-p", job.working_directory], check=True)
+        if self._own_working_directory():
+            self.session.execute_command(["mkdir", "-p", job.working_directory], check=True)
+        else:
+            # A directory the user named may be another job's: hold it first, before staging writes there.
+            workdir_hold.claim(self.session, job)
         if pairs:
             self.session.put_many(pairs)
 
@@ -214,10 +218,19 @@ class PlainOrchestrator(Orchestrator):
         job = self.job
         return not job.parameters.get("working_directory") and job.working_directory == self.default_working_directory()
 
+    def abandon(self) -> None:
+        """Let go of a working directory the user named, for a job that will never be fetched."""
+        if not self._own_working_directory():
+            workdir_hold.release(self.session, self.job)
+
     def cleanup(self) -> None:
-        """Remove the per-job working directory (staged inputs and outputs); never one the user named."""
+        """Remove the per-job working directory (staged inputs and outputs); never one the user named.
+
+        A directory the user named keeps its content; only the job's hold on it goes.
+        """
         job = self.job
         if not self._own_working_directory():
+            workdir_hold.release(self.session, job)
             return
         result = self.session.execute_command(["rm", "-rf", "--", job.working_directory])
         if result.returncode != 0:

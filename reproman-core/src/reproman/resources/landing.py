@@ -65,6 +65,9 @@ lgr = logging.getLogger(__name__)
 
 #: Directory names never written into locally from an incoming tree.
 SKIPPED_NAMES = frozenset({".git", ".reproman"})
+#: The one file ReproMan keeps in a ``.reproman`` directory of a working directory the user named
+#: (:mod:`reproman.jobs.workdir_hold`): skipping a directory holding only it is no news to the user.
+WORKDIR_HOLD_NAME = "held-by"
 
 
 @attrs.frozen(kw_only=True)
@@ -450,9 +453,18 @@ def _walk(staged: Path, target: Path, skipped: list[Path], whole: bool = True) -
         names = sorted(entry.name for entry in entries)
     for name in names:
         if name in SKIPPED_NAMES:
-            skipped.append(target / name)
+            if not (name == ".reproman" and _only_hold(staged / name)):
+                skipped.append(target / name)
             continue
         yield from _walk(staged / name, target / name, skipped, whole)
+
+
+def _only_hold(staged: Path) -> bool:
+    """Whether a staged ``.reproman`` directory holds nothing but a working directory's hold."""
+    try:
+        return not staged.is_symlink() and os.listdir(staged) == [WORKDIR_HOLD_NAME]
+    except OSError:
+        return False
 
 
 class _Confinement:

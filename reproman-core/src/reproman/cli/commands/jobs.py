@@ -17,6 +17,7 @@ failed subjobs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -289,28 +290,40 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _stop_quietly(display: Any) -> None:
+    """End the progress line; a terminal that hung up (SIGHUP) must not turn the exit into a traceback."""
+    if display is not None:
+        with contextlib.suppress(OSError, ValueError):
+            display.stop()
+
+
 def _follow(args: argparse.Namespace, ui: UI) -> int:
     """``jobs --follow JOB``: ``run --follow`` for a job already submitted, with its exit codes."""
+    from reproman.cli import signals
     from reproman.cli.commands.run import CANNOT_START, SUBJOBS_FAILED, ProgressDisplay, report_failures, report_kept
     from reproman.jobs.commands import jobs
 
     display = ProgressDisplay(ui) if not args.json else None
     try:
-        rows = jobs(queries=args.queries, action="follow", all_=args.all_, overwrite=args.overwrite,
-                    keep_remote=args.keep_remote, progress=display.update if display else None)
+        with signals.as_interrupts():
+            rows = jobs(queries=args.queries, action="follow", all_=args.all_, overwrite=args.overwrite,
+                        keep_remote=args.keep_remote, progress=display.update if display else None)
     except KeyboardInterrupt as exc:
-        if display is not None:
-            display.stop()
-        again = " ".join(args.queries)
+        # Ctrl-C, or SIGTERM/SIGHUP (a closed terminal): the job runs on; say how to get back to it.
+        _stop_quietly(display)
+        jobid = getattr(exc, "reproman_jobid", None)
+        again = jobid or " ".join(args.queries)
+        how = signals.interrupted_by(exc)
         if getattr(exc, "reproman_stage", None) == "fetching":
-            ui.info(f"interrupted while fetching the finished job: 'reproman jobs {again}' fetches it again "
+            line = (f"{how} while fetching the finished job: 'reproman jobs {again}' fetches it again "
                     "(what arrived so far stays; files are replaced whole or not at all).")
         else:
-            ui.info(f"interrupted; the job keeps running on the resource. Resume with 'reproman jobs --follow {again}'.")
-        return 130
+            line = (f"{how}; {f'job {jobid}' if jobid else 'the job'} keeps running on the resource. "
+                    f"Resume with 'reproman jobs --follow {again}'.")
+        signals.quietly(lambda: ui.info(line))
+        return signals.exit_status(exc)
     finally:
-        if display is not None:
-            display.stop()
+        _stop_quietly(display)
     row = rows[0]
     if args.json:
         ui.json(rows)

@@ -14,8 +14,11 @@ everything else goes to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
+
+from reproman.cli import signals
 
 if TYPE_CHECKING:
     from reproman.cli.ui import UI
@@ -28,6 +31,9 @@ NEVER_STARTED = "it never started"
 SUBJOBS_FAILED = 1
 #: Exit code of ``run --follow`` when the scheduler will never start the job as submitted.
 CANNOT_START = 3
+#: Exit code of ``run`` when a local failure (a full disk under the job records) stopped it after the
+#: job was submitted: the job runs on, and ``reproman jobs --follow JOB`` takes it up again.
+STOPPED_AFTER_SUBMISSION = 4
 
 EPILOG = """\
 exit codes:
@@ -35,7 +41,10 @@ exit codes:
   1    followed, and some subjobs failed (outputs and logs fetched all the same)
   2    usage error
   3    followed, and the scheduler says the job can never start as submitted (it stays queued)
-  130  interrupted (the job keeps running; follow it again with 'reproman jobs --follow JOB')
+  4    submitted, then stopped by a local failure such as a full disk (the job keeps running;
+       follow it again with 'reproman jobs --follow JOB' once that is fixed)
+  130  interrupted (the job keeps running; follow it again with 'reproman jobs --follow JOB');
+       129 and 143 for SIGHUP (a closed terminal) and SIGTERM, with the same words
 """
 
 
@@ -171,6 +180,37 @@ def _print_catalogue(ui: UI, data: dict[str, list[dict[str, Any]]]) -> None:
                  [[p["name"], p["type"], p["submitters"], p["doc"]] for p in data["parameters"]])
 
 
+def _local_failure(exc: BaseException) -> bool:
+    """A failure on this machine (a full disk, a read-only home) rather than the job's or the resource's."""
+    from reproman.errors import LocalFileError
+
+    return isinstance(exc, LocalFileError) or (isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError))
+
+
+def _stopped_after_submission(exc: BaseException, jobid: str) -> str:
+    """The error, and what became of the job: it runs on; how to pick it up once the local problem is fixed."""
+    from reproman.localfiles import os_error_text
+
+    said = str(exc) if not isinstance(exc, OSError) else (
+        f"{exc.filename}: {os_error_text(exc)}" if exc.filename else os_error_text(exc))
+    said = said if said.endswith(".") else said + "."
+    stage = getattr(exc, "reproman_stage", None)
+    if stage == "fetched":
+        return f"{said} Job {jobid} was fetched; its results are in place."
+    if stage == "fetching":
+        return (f"{said} Job {jobid} has finished on the resource; nothing there was freed. Once this is fixed, "
+                f"'reproman jobs {jobid}' fetches it again.")
+    return (f"{said} Job {jobid} was submitted and keeps running on the resource. Once this is fixed, follow it "
+            f"again with 'reproman jobs --follow {jobid}'.")
+
+
+def _stop_quietly(display: ProgressDisplay | None) -> None:
+    """End the progress line; a terminal that hung up (SIGHUP) must not turn the exit into a traceback."""
+    if display is not None:
+        with contextlib.suppress(OSError, ValueError):
+            display.stop()
+
+
 def handle(args: argparse.Namespace, ui: UI) -> int:
     from reproman.errors import ReproManError
     from reproman.jobs.commands import RunResult, run
@@ -185,45 +225,50 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         return 0
     display = ProgressDisplay(ui) if args.follow and not args.json else None
     try:
-        result = run(
-            command=args.command, message=args.message, resref=args.resref, resref_type=args.resref_type,
-            submitter=args.submitter, orchestrator=args.orchestrator, batch_spec=args.batch_spec,
-            batch_parameters=args.batch_parameters, job_specs=args.job_specs, job_parameters=args.job_parameters,
-            inputs=args.inputs, outputs=args.outputs, follow=args.follow,
-            progress=display.update if display else None, keep_remote=args.keep_remote,
-            trace=getattr(args, "trace", False),
-        )
-    except ReproManError as exc:
+        with signals.as_interrupts():
+            result = run(
+                command=args.command, message=args.message, resref=args.resref, resref_type=args.resref_type,
+                submitter=args.submitter, orchestrator=args.orchestrator, batch_spec=args.batch_spec,
+                batch_parameters=args.batch_parameters, job_specs=args.job_specs, job_parameters=args.job_parameters,
+                inputs=args.inputs, outputs=args.outputs, follow=args.follow,
+                progress=display.update if display else None, keep_remote=args.keep_remote,
+                trace=getattr(args, "trace", False),
+            )
+    except (ReproManError, OSError) as exc:
         if display is not None:
             display.stop()
         jobid = getattr(exc, "reproman_jobid", None)
         if jobid and not args.json:  # submitted: stdout says which job, as after a run that ended well
             ui.out(jobid)
+        if jobid and _local_failure(exc):
+            ui.error(_stopped_after_submission(exc, jobid))
+            return STOPPED_AFTER_SUBMISSION
         raise
     except KeyboardInterrupt as exc:
-        if display is not None:
-            display.stop()
+        # Ctrl-C, or SIGTERM/SIGHUP (a closed terminal): the same words, and the job ID on stdout.
+        _stop_quietly(display)
         jobid = getattr(exc, "reproman_jobid", None)
         if jobid:  # stdout says which job, as after a run that was not interrupted: scripts capture it
-            ui.json({"jobid": jobid, "interrupted": True}) if args.json else ui.out(jobid)
+            signals.quietly(lambda: ui.json({"jobid": jobid, "interrupted": True}) if args.json else ui.out(jobid))
         stage = getattr(exc, "reproman_stage", None)
+        how = signals.interrupted_by(exc)
         if jobid and stage == "fetching":
-            ui.info(f"interrupted while fetching job {jobid}, which has finished: 'reproman jobs {jobid}' fetches "
+            line = (f"{how} while fetching job {jobid}, which has finished: 'reproman jobs {jobid}' fetches "
                     "it again (what arrived so far stays; files are replaced whole or not at all).")
         elif jobid and stage == "fetched":
-            ui.info(f"interrupted after job {jobid} was fetched; its results are in place.")
+            line = f"{how} after job {jobid} was fetched; its results are in place."
         elif jobid and stage == "submitted":
-            ui.info(f"interrupted; job {jobid} keeps running on the resource. Follow it again with "
+            line = (f"{how}; job {jobid} keeps running on the resource. Follow it again with "
                     f"'reproman jobs --follow {jobid}' (or fetch it once finished with 'reproman jobs {jobid}').")
         elif jobid:
-            ui.info(f"interrupted while submitting job {jobid}: 'reproman jobs {jobid}' says whether it was "
+            line = (f"{how} while submitting job {jobid}: 'reproman jobs {jobid}' says whether it was "
                     f"submitted (if not, it reads 'never submitted' and 'reproman jobs --delete {jobid}' removes it).")
         else:
-            ui.info("interrupted before a job was recorded: nothing was submitted.")
-        return 130
+            line = f"{how} before a job was recorded: nothing was submitted."
+        signals.quietly(lambda: ui.info(line))
+        return signals.exit_status(exc)
     finally:
-        if display is not None:
-            display.stop()
+        _stop_quietly(display)
     assert isinstance(result, RunResult)
     job = result.job
     if args.json:

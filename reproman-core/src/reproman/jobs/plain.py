@@ -213,6 +213,10 @@ class PlainOrchestrator(Orchestrator):
         job = self.job
         return not job.parameters.get("working_directory") and job.working_directory == self.default_working_directory()
 
+    def staged_paths(self) -> list[str]:
+        """The per-job working directory; never one the user named."""
+        return [self.job.working_directory] if self._own_working_directory() else []
+
     def cleanup(self) -> None:
         """Remove the per-job working directory (staged inputs and outputs); never one the user named."""
         job = self.job

@@ -103,6 +103,15 @@ def _status_errors(ui: UI, rows: list[dict[str, Any]], *, as_errors: bool = Fals
             ui.warning(f"{who}: {reason}")
 
 
+def _gone_words(row: dict[str, Any]) -> str:
+    """A finished job whose files are no longer on its resource: its outcome stands, its files do not."""
+    dirs = row["gone_from_resource"]
+    what = " and ".join(f"its {kind} {path}" for kind, path in dirs.items())
+    return (f"job {row['jobid']}: {what} {'are' if len(dirs) > 1 else 'is'} gone from resource "
+            f"{row.get('resource')!r}: its outcome stands as recorded, but its files there are no longer available "
+            f"('reproman jobs --delete {row['jobid']}' forgets the job)")
+
+
 def _log(ui: UI, row: dict[str, Any]) -> None:
     where = "fetched copy" if row.get("source") == "local" else "on the resource"
     for stream in ("stdout", "stderr"):
@@ -192,6 +201,9 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             for row in rows:
                 _subjob_lines(ui, row)
             _status_errors(ui, rows, as_errors=bool(args.status))
+            for row in rows:
+                if row.get("gone_from_resource"):
+                    ui.warning(_gone_words(row))
             from reproman.jobs.outcome import NOT_CHECKED, UNKNOWN
 
             # Each legend only under a table whose OUTCOME column shows its word.
@@ -247,8 +259,11 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                     + (f" It was never fetched: its files stay on resource {row.get('resource')!r} in "
                        f"{row['kept_results']} (remove them there when you no longer need them)."
                        if row.get("kept_results") else "")
-                    + (f" Its files on resource {row.get('resource')!r} ({row['freed']}) were removed."
-                       if row.get("freed") else ""))
+                    + _freed_words(row))
+            if row.get("remote_files") == "not removed":
+                ui.warning(f"job {row['jobid']}: its files on resource {row.get('resource')!r} could not all be "
+                           f"removed ({row.get('why') or 'no reason given'}); still there: {', '.join(row['left'])}. "
+                           "Remove them there by hand.")
             for kept in row.get("kept_local") or ():
                 ui.info(f"Job {row['jobid']}: kept {kept}")
         elif action == "cancel" and "cancelled" in row:
@@ -281,6 +296,19 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     if not_finished:
         return EXIT_NOT_FINISHED
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _freed_words(row: dict[str, Any]) -> str:
+    """What ``--delete`` did to the job's files on the resource, as it really was (see ``remote_files``)."""
+    if not row.get("freed"):
+        return ""
+    where = f"Its files on resource {row.get('resource')!r} ({row['freed']})"
+    said = row.get("remote_files", "removed")
+    if said == "already gone":
+        return f" {where} were already gone (removed by someone else); nothing there was changed."
+    if said == "not removed":
+        return f" {where} could not all be removed, as the next line says."
+    return f" {where} were removed."
 
 
 def _follow(args: argparse.Namespace, ui: UI) -> int:

@@ -37,8 +37,8 @@ def test_deleting_a_job_whose_files_the_user_removed_says_they_were_already_gone
     deleted = run_cli(["jobs", "--delete", jobid], cwd=workdir)
     assert deleted.returncode == 0, deleted.stderr
     assert "were removed" not in deleted.stderr
-    assert (f"Its files on resource 'local' ({record.working_directory}) were already gone (removed by someone "
-            "else); nothing there was changed.") in deleted.stderr
+    assert (f"Its files on resource 'local' ({record.working_directory}) were already gone; nothing there was "
+            "changed.") in deleted.stderr
     assert (workdir / "good.txt").read_text() == "good\n"
 
 

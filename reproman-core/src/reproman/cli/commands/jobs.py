@@ -305,7 +305,7 @@ def _freed_words(row: dict[str, Any]) -> str:
     where = f"Its files on resource {row.get('resource')!r} ({row['freed']})"
     said = row.get("remote_files", "removed")
     if said == "already gone":
-        return f" {where} were already gone (removed by someone else); nothing there was changed."
+        return f" {where} were already gone; nothing there was changed."
     if said == "not removed":
         return f" {where} could not all be removed, as the next line says."
     return f" {where} were removed."

@@ -20,9 +20,11 @@ with ``farm-bench`` (it prints the commands to do so).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -41,6 +43,26 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _stop(server: LocalSSHD, timeout: float = 5) -> None:
+    """``server.stop()`` without :mod:`reproman.testing.services`, which needs pytest (not in a wheels venv).
+
+    The sshd was started in its own session: its process group is it and
+    every connection it forked. What is left for ``stop()`` is its PAM file.
+    """
+    process = server.process
+    if process is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        server.process = None
+    server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ["REPROMAN_SESSIONS_CONTROL_DIR"] = str(control)
         shutdown_all(control)
-        server.stop()
+        _stop(server)
         shutil.rmtree(control, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

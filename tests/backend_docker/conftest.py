@@ -12,6 +12,7 @@ them and, as a safety net, swept at the start and end of the session
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +24,29 @@ if TYPE_CHECKING:
     import docker
 
     from reproman_backend_docker.resource import DockerContainer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A throwaway HOME from the first fixture on: session fixtures (the client, the images) run before a test's."""
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.delenv("XDG_CACHE_HOME", raising=False)
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(isolated_user: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's HOME is the throwaway user's: a job's default root is ``~/.reproman/run-root``.
+
+    Without it, jobs run on a container from these tests (and every CLI they
+    start, which inherits HOME) wrote their local records and caches into the
+    real HOME of whoever ran the suite.
+    """
+    monkeypatch.setenv("HOME", str(isolated_user))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    return isolated_user
 
 
 @pytest.fixture(scope="session")

@@ -151,7 +151,7 @@ def test_config_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     assert persistent.idle_seconds("x") == 30
     monkeypatch.setenv("REPROMAN_X_IDLE_TIMEOUT", "soon")
     reset_config()
-    with pytest.raises(ConfigError, match="idle_timeout must be a number"):
+    with pytest.raises(ConfigError, match=r"idle_timeout must be a finite number of seconds, more than zero; got .soon."):
         persistent.idle_seconds("x")
 
 

@@ -319,3 +319,63 @@ def test_api_retrace_accepts_a_session(tmp_path: Path) -> None:
     spec = api.retrace(path=str(tmp_path), resref=session)
     assert spec.files == [str(tmp_path)]
     assert session.commands, "the given session was used"
+
+
+def test_cli_retrace_refuses_to_replace_an_existing_output_file(tmp_path: Path) -> None:
+    """A user's file named by a mistyped -o was replaced by a spec; `jobs --report -o` refused."""
+    traced = tmp_path / "data.txt"
+    traced.write_text("x")
+    out = tmp_path / "notes.yml"
+    out.write_text("my notes\n")
+    run = subprocess.run([sys.executable, "-m", "reproman", "retrace", "-o", str(out), str(traced)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == "", run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert f"{out} exists; not replacing it with a spec" in run.stderr and "remove the file first" in run.stderr
+    assert out.read_text() == "my notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.txt", "notes.yml"]
+
+
+def test_retrace_never_replaces_a_file_that_appears_while_tracing(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check before tracing is not enough: the spec lands only where nothing is (user action injected)."""
+    from reproman import api
+    from reproman.errors import UsageError
+    from reproman.tracing import retrace as retrace_module
+
+    traced = tmp_path / "data.txt"
+    traced.write_text("x")
+    out = tmp_path / "env.yml"
+    real = retrace_module.trace_paths
+
+    def user_writes_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        out.write_text("written by the user meanwhile\n")
+        return result
+
+    monkeypatch.setattr(retrace_module, "trace_paths", user_writes_meanwhile)
+    with pytest.raises(UsageError, match="exists; not replacing it"):
+        api.retrace(path=[str(traced)], output_file=str(out))
+    assert out.read_text() == "written by the user meanwhile\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.txt", "env.yml"]  # no temporary file left
+
+
+def test_retrace_output_is_whole_or_absent_when_writing_fails(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that fills up mid-write (injected) leaves no half spec and no temporary file."""
+    import errno
+
+    from reproman import api
+    from reproman.errors import LocalFileError
+
+    traced = tmp_path / "data.txt"
+    traced.write_text("x")
+    out = tmp_path / "env.yml"
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(LocalFileError, match="No space left on device"):
+        api.retrace(path=[str(traced)], output_file=str(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.txt"]

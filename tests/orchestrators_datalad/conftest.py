@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,34 @@ import pytest
 from datalad_testlib import run_job, sh
 
 from reproman.testing.services import require_executable, service_missing
+
+#: Who the tests' commits are by (the real HOME's git identity is not read: HOME is the test's own).
+_GITCONFIG = "[user]\n\tname = ReproMan Tests\n\temail = tests@reproman.invalid\n"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A throwaway HOME, with a git identity, from the first fixture on (session fixtures make datasets)."""
+    home = tmp_path_factory.mktemp("session-home")
+    (home / ".gitconfig").write_text(_GITCONFIG)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.delenv("XDG_CACHE_HOME", raising=False)
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(isolated_user: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's HOME is the throwaway user's, with a git identity for the commits DataLad makes.
+
+    A job's default root is ``~/.reproman/run-root`` and DataLad and
+    git-annex keep caches and config under HOME: without this the tests
+    (and every CLI they start) wrote into the real HOME of whoever ran them.
+    """
+    (isolated_user / ".gitconfig").write_text(_GITCONFIG)
+    monkeypatch.setenv("HOME", str(isolated_user))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    return isolated_user
 
 
 @pytest.fixture

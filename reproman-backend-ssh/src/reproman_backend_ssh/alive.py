@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import paramiko
 
-from reproman.plugins import ConfigError, get_config
+from reproman.plugins import config_number, get_config
 
 log = logging.getLogger("reproman.backend_ssh.alive")
 
@@ -38,15 +38,7 @@ DEFAULT_REFRESH_TIMEOUT = 5.0
 
 
 def _number(raw: str | None, key: str, default: float) -> float:
-    if raw is None or not str(raw).strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{key} must not be negative, got {raw!r}")
-    return value
+    return config_number(raw, key, default=default)
 
 
 def settings(ssh_config: dict[str, str] | None = None) -> tuple[float, int]:

@@ -12,6 +12,7 @@ use dashes. ``REPROMAN_SUBMITTER_NAME_KEY`` is read as ``[submitter-name] key``
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -95,6 +96,46 @@ class Config:
 
     def sections(self) -> list[str]:
         return list(self._values)
+
+
+def config_number(
+    raw: object,
+    source: str,
+    *,
+    default: float | None = None,
+    minimum: float = 0.0,
+    above: bool = False,
+    whole: bool = False,
+    seconds: bool = False,
+    hint: str | None = None,
+) -> float:
+    """A number a user configured (a config key, ``REPROMAN_*`` variable or job parameter), checked once.
+
+    ``None`` or a blank value is ``default`` (an error when there is none).
+    Anything else must be a finite number (``whole``: an integer) of at
+    least ``minimum`` (``above``: more than it), or this raises one
+    :class:`ConfigError` line naming ``source``, what it must be and what
+    it got: ``float()`` takes ``nan`` and ``inf``, which would make a wait
+    sleep NaN or retry forever.
+    """
+    if default is not None and (raw is None or not str(raw).strip()):
+        return default
+    kind = "a whole number" if whole else "a finite number" + (" of seconds" if seconds else "")
+    bound = f"{_plain(minimum)} or more" if not above else f"more than {_plain(minimum)}"
+    if minimum == 1 and not above:
+        bound = "at least 1"
+    wrong = ConfigError(f"{source} must be {kind}, {bound}; got {raw!r}", hint=hint)
+    try:
+        value = float(int(str(raw).strip())) if whole else float(str(raw).strip())
+    except (TypeError, ValueError):
+        raise wrong from None
+    if not math.isfinite(value) or value < minimum or (above and value == minimum):
+        raise wrong
+    return value
+
+
+def _plain(number: float) -> str:
+    return "zero" if number == 0 else (str(int(number)) if float(number).is_integer() else str(number))
 
 
 _config: Config | None = None

@@ -113,6 +113,39 @@ def write_target(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def atomic_create(path: str | os.PathLike[str], text: str) -> None:
+    """Create ``path`` with ``text``, whole or not at all, and never over an existing file.
+
+    For a file the user named for a result (``retrace -o``): a temporary
+    file beside it is written and synced, then hard-linked into place, which
+    fails if anything appeared there meanwhile (no check-then-write race).
+    The file gets the usual mode (``0666`` minus the umask). Raises
+    :class:`FileExistsError` for an existing file (the caller words the
+    refusal) and :class:`~reproman.errors.LocalFileError` for other failures.
+    """
+    target = write_target(path)
+    tmp = target.parent / f".{target.name}.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except (OSError, ValueError) as exc:
+        raise LocalFileError(f"cannot write {path}: {os_error_text(exc)}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise LocalFileError(f"cannot write {path}: {os_error_text(exc)}", hint="Nothing was written.") from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
 def atomic_write(path: str | os.PathLike[str], text: str, mode: int | None = 0o600) -> None:
     """Replace ``path`` with ``text`` atomically; the old content survives any failure.
 

@@ -258,7 +258,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = add("retrace", "Find the packages that provide files, as an environment spec.")
     p.add_argument("path", nargs="*", help="Paths to trace.")
     p.add_argument("--spec", help="ReproZip config.yml to analyse.")
-    p.add_argument("-o", "--output-file", help="Write the spec here instead of stdout.")
+    p.add_argument("-o", "--output-file",
+                   help="Write the spec to this new file instead of stdout (an existing file is never replaced).")
     _resref(p, optional=True)
 
     p = add("diff", "Compare two environment specs, or two jobs' outputs and environments (exit 0 equal, 3 different, "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, collect_usage, poll
 
 if TYPE_CHECKING:
+    from reproman.jobs.contracts import Orchestrator
     from reproman.resources.base import Resource
 
 lgr = logging.getLogger(__name__)
@@ -309,10 +311,15 @@ def jobs(
         entries = registry.find(queries, all_) if (queries or all_) else registry.entries()
         specs = [e for e in entries if isinstance(e, JobSpec)]
         settle_interrupted(specs, registry)
-        statuses = _statuses(specs, registry) if status else {}
+        gone: dict[str, dict[str, str]] = {}
+        statuses = _statuses(specs, registry, gone) if status else {}
         # 'jobs --status JOB': every subjob's state; a plain list keeps the counts.
         full = action == "show" or bool(auto and status and queries)
-        return [_describe(e, statuses.get(e.jobid), full=full, record=action == "show") for e in entries]
+        described = [_describe(e, statuses.get(e.jobid), full=full, record=action == "show") for e in entries]
+        for row in described:
+            if gone.get(row["jobid"]):
+                row["gone_from_resource"] = gone[row["jobid"]]
+        return described
     if not queries and not all_:
         raise UsageError(f"'{action}' needs job IDs (or substrings) or --all", hint="See 'reproman jobs'.")
     entries = registry.find(queries, all_)
@@ -408,17 +415,21 @@ def _poll_group(connection: Connection, group: Sequence[JobSpec], registry: Regi
     return result
 
 
-def _statuses(specs: Sequence[JobSpec], registry: Registry) -> dict[str, JobStatus | str]:
+def _statuses(specs: Sequence[JobSpec], registry: Registry,
+              gone: dict[str, dict[str, str]] | None = None) -> dict[str, JobStatus | str]:
     """Subjob status per job, one poll per resource and submitter (or the error that prevented it).
 
     Resources are asked concurrently (a bounded number at a time, see
     :mod:`reproman.resources.parallel`): four clusters take the time of one.
+    ``gone`` receives, per finished job whose files should still be on its
+    resource, which of its directories were found gone (see :func:`_gone_dirs`).
     """
     from reproman.resources.parallel import map_bounded
 
-    def ask(item: tuple[str, list[JobSpec]]) -> dict[str, JobStatus]:
+    def ask(item: tuple[str, list[JobSpec]]) -> tuple[dict[str, JobStatus], dict[str, dict[str, str]]]:
         with Connection.open(item[0]) as connection:
-            return _poll_group(connection, item[1], registry)
+            polled = _poll_group(connection, item[1], registry)
+            return polled, _gone_dirs(connection, item[1], polled)
 
     groups = list(_group(specs).items())
     result: dict[str, JobStatus | str] = {}
@@ -426,8 +437,42 @@ def _statuses(specs: Sequence[JobSpec], registry: Registry) -> dict[str, JobStat
         if isinstance(answer, ReproManError):
             result.update({job.jobid: f"cannot query resource {resource_name!r}: {answer}" for job in group})
         else:
-            result.update(answer)
+            result.update(answer[0])
+            if gone is not None:
+                gone.update(answer[1])
     return result
+
+
+def _gone_dirs(connection: Connection, group: Sequence[JobSpec], statuses: Mapping[str, JobStatus]
+               ) -> dict[str, dict[str, str]]:
+    """``{"working directory": path, "job directory": path}`` (those found gone) per finished job not freed.
+
+    Their recorded outcome stays true, but the user must learn that the
+    files are no longer on the resource (trial N, 7). One command for the
+    whole group; only finished jobs are asked about (a running job's
+    directory vanishing is said by its subjobs' ``unknown`` state).
+    """
+    from reproman.jobs.presence import absent
+
+    asked = [j for j in group if j.jobid in statuses and statuses[j.jobid].finished
+             and not j.extra.get("remote_released")]
+    if not asked:
+        return {}
+    workdirs = sorted({j.working_directory for j in asked if j.working_directory})
+    try:
+        missing = absent(connection.session, workdirs)
+    except ReproManError as exc:
+        lgr.warning("could not check whether %d job(s)' working directories are still on resource %s: %s",
+                    len(asked), asked[0].resource_name, exc)
+        missing = set()
+    found: dict[str, dict[str, str]] = {}
+    for job in asked:
+        dirs = {"working directory": job.working_directory} if job.working_directory in missing else {}
+        if statuses[job.jobid].missing:
+            dirs["job directory"] = job.job_dir
+        if dirs:
+            found[job.jobid] = dirs
+    return found
 
 
 GroupAction = Callable[[Connection, JobSpec, Registry, JobStatus], dict[str, Any]]
@@ -595,8 +640,7 @@ def _delete_held(
             row["kept_results"] = said["kept_results"]
             row["resource"] = said.get("resource")
         if said.get("freed"):
-            row["freed"] = said["freed"]
-            row["resource"] = said.get("resource")
+            row.update({k: said[k] for k in ("freed", "resource", "remote_files", "left", "why") if k in said})
         if "error" in said:
             row["warning"] = said["error"]
         job = next((s for s in fresh if s.jobid == entry.jobid), None)
@@ -666,15 +710,41 @@ def _release(keep_remote: bool) -> GroupAction:
                 return {"jobid": job.jobid, "released": False, "kept_results": job.working_directory,
                         "resource": job.resource_name}
         if not keep_remote:
-            freed = not job.extra.get("remote_released")
-            release_remote(orchestrator)
+            if not job.extra.get("remote_released"):
+                return _free(connection, orchestrator, job)
+            release_remote(orchestrator)  # freed by its fetch: only leftovers, nothing to tell
             remove_job_dir(connection, job)
-            if freed:
-                return {"jobid": job.jobid, "released": True, "freed": job.working_directory,
-                        "resource": job.resource_name}
         return {"jobid": job.jobid, "released": not keep_remote}
 
     return release
+
+
+def _free(connection: Connection, orchestrator: Orchestrator, job: JobSpec) -> dict[str, Any]:
+    """Remove the job's files on the resource, and say truly what happened to them.
+
+    ``remote_files`` is ``removed``, ``already gone`` (the user removed
+    them) or ``not removed`` (with ``left`` and ``why``); ``freed`` names them.
+    """
+    from reproman.jobs.presence import Removal, absent, remove
+
+    paths = [p for p in (*orchestrator.staged_paths(), job.job_dir) if p and posixpath.isabs(p) and p.strip("/")]
+    row: dict[str, Any] = {"jobid": job.jobid, "released": True, "resource": job.resource_name,
+                           "freed": paths[0] if paths else job.working_directory}
+    try:
+        there = set(paths) - absent(connection.session, paths)
+    except Exception as exc:  # best effort, as the removal itself: the answer below still says what is left
+        lgr.debug("job %s: could not see what is on the resource: %s", job.jobid, exc)
+        there = set(paths)
+    release_remote(orchestrator)
+    try:
+        removal = remove(connection.session, paths)
+    except Exception as exc:  # a resource that stopped answering: the files stay, and the user is told
+        removal = Removal(left=tuple(p for p in paths if p in there), why=str(exc))
+    if removal.left:
+        row.update(remote_files="not removed", left=list(removal.left), why=removal.why)
+    else:
+        row["remote_files"] = "removed" if there else "already gone"
+    return row
 
 
 def _cancel(connection: Connection, job: JobSpec, registry: Registry, status: JobStatus) -> dict[str, Any]:

@@ -82,6 +82,9 @@ def _short(value: Any) -> str:
 
 @attrs.frozen(kw_only=True)
 class JobDiff:
+    """Two jobs compared by :func:`diff_jobs`, which never makes one without outputs (it refuses two
+    jobs that recorded none: "equal" there would be a verdict on nothing)."""
+
     left: str
     right: str
     outputs: list[OutputComparison] = attrs.Factory(list)
@@ -119,9 +122,7 @@ class JobDiff:
     def render(self) -> str:
         lines: list[str] = []
         counts = {s: sum(1 for o in self.outputs if o.status == s) for s in (IDENTICAL, DIFFERS, MISSING)}
-        lines.append(f"Outputs of {self.left} and {self.right}: "
-                     + ", ".join(f"{n} {s}" for s, n in counts.items() if n) if self.outputs else
-                     f"Outputs of {self.left} and {self.right}: none recorded")
+        lines.append(f"Outputs of {self.left} and {self.right}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
         for o in self.outputs:
             if o.status == DIFFERS:
                 lines.append(f"  differs    {o.path}  ({(o.left or '')[:12]} vs {(o.right or '')[:12]})")

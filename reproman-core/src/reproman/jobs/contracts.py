@@ -346,6 +346,15 @@ class Orchestrator(ABC):
         must not raise for a resource that is gone.
         """
 
+    def staged_paths(self) -> list[str]:
+        """What :meth:`cleanup` removes on the resource (besides markers), for ``jobs --delete`` to check.
+
+        Delete looks at these (and the job directory) before and after, to
+        say truly whether the job's files were removed, already gone, or could
+        not be removed. Default: nothing.
+        """
+        return []
+
     @classmethod
     def forget_local(cls, job: JobSpec) -> list[str]:
         """Called by ``jobs --delete`` once ``job``'s record is gone: drop what the job left on this machine.

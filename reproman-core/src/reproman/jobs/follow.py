@@ -27,14 +27,12 @@ The job itself runs on whatever happens to the follower.
 from __future__ import annotations
 
 import logging
-import math
 import posixpath
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from reproman.errors import (
-    ConfigError,
     JobError,
     ResourceConnectionError,
     ResourceGoneError,
@@ -106,14 +104,9 @@ def next_interval(interval: float, changed: bool, maximum: float = MAX_INTERVAL,
 
 def _seconds(raw: Any, source: str, *, zero_allowed: bool) -> float:
     """A configured duration in seconds, or one line saying what is wrong with it."""
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source} = {raw!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
-        wanted = "zero or more" if zero_allowed else "more than zero"
-        raise ConfigError(f"{source} must be a finite number of seconds, {wanted}; got {raw!r}")
-    return value
+    from reproman.config import config_number
+
+    return config_number(raw, source, above=not zero_allowed, seconds=True)
 
 
 def max_interval(parameters: Mapping[str, Any] | None = None) -> float:

@@ -223,6 +223,10 @@ class PlainOrchestrator(Orchestrator):
         if not self._own_working_directory():
             workdir_hold.release(self.session, self.job)
 
+    def staged_paths(self) -> list[str]:
+        """The per-job working directory; never one the user named."""
+        return [self.job.working_directory] if self._own_working_directory() else []
+
     def cleanup(self) -> None:
         """Remove the per-job working directory (staged inputs and outputs); never one the user named.
 

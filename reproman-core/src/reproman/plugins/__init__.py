@@ -55,6 +55,7 @@ job parameters are :data:`JOB_PARAMETERS` (every submitter takes
 :class:`Comparison` s of :class:`PackageDifference` s.
 
 **Configuration and places**: :func:`get_config` (a :class:`Config`),
+:func:`config_number` (a configured number checked, or one error line),
 :func:`config_dir`, :func:`inventory_path`, :func:`recorded_resources`.
 
 **Errors**: raise :class:`ReproManError` subclasses with a one-line
@@ -78,6 +79,7 @@ from reproman.plugins.markers import hookimpl, hookspec
 TYPE_CHECKING = False  # typing costs start-up time
 if TYPE_CHECKING:
     from reproman.config import Config as Config
+    from reproman.config import config_number as config_number
     from reproman.config import get_config as get_config
     from reproman.errors import BackendParameterError as BackendParameterError
     from reproman.errors import CommandError as CommandError
@@ -222,6 +224,7 @@ _EXPORTS: dict[str, str] = {
     # configuration and places
     "Config": "reproman.config:Config",
     "get_config": "reproman.config:get_config",
+    "config_number": "reproman.config:config_number",
     "config_dir": "reproman.paths:config_dir",
     # errors
     "ReproManError": "reproman.errors:ReproManError",

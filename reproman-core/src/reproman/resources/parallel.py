@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from reproman.errors import ConfigError, ReproManError
+from reproman.errors import ReproManError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -28,18 +28,10 @@ DEFAULT_LIMIT = 8
 
 def connection_limit() -> int:
     """``[general] max_connections``: resources talked to at the same time (default 8)."""
-    from reproman.config import get_config
+    from reproman.config import config_number, get_config
 
-    raw = get_config().get("general", "max_connections")
-    if raw is None or not raw.strip():
-        return DEFAULT_LIMIT
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"[general] max_connections must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"[general] max_connections must be at least 1, got {raw!r}")
-    return value
+    return int(config_number(get_config().get("general", "max_connections"), "[general] max_connections",
+                             default=DEFAULT_LIMIT, minimum=1, whole=True))
 
 
 def map_bounded(fn: Callable[[T], R], items: Sequence[T], limit: int | None = None) -> list[R | ReproManError]:

@@ -79,19 +79,10 @@ def enabled(section: str, override: bool | None = None) -> bool:
 
 def idle_seconds(section: str) -> float:
     """``[section] idle_timeout``: seconds an unused host stays (default 600)."""
-    from reproman.config import get_config
+    from reproman.config import config_number, get_config
 
-    raw = get_config().get(section, "idle_timeout")
-    if raw is None or not raw.strip():
-        return DEFAULT_IDLE
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"[{section}] idle_timeout must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"[{section}] idle_timeout must be positive, got {raw!r}",
-                          hint=f"To keep no connection open, set [{section}] persistent = no.")
-    return value
+    return config_number(get_config().get(section, "idle_timeout"), f"[{section}] idle_timeout", default=DEFAULT_IDLE,
+                         above=True, seconds=True, hint=f"To keep no connection open, set [{section}] persistent = no.")
 
 
 class _NotServed(Exception):

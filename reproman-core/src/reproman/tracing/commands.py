@@ -31,7 +31,8 @@ def retrace(
 ) -> EnvironmentSpec:
     """Trace paths (and the files of a ReproZip ``config.yml``) into an environment spec.
 
-    With ``output_file`` the spec is also written there; the CLI prints
+    With ``output_file`` the spec is also written there, a new file (an
+    existing one is refused before tracing); the CLI prints
     ``spec.to_yaml()`` otherwise.
     """
     paths = [path] if isinstance(path, str) else list(path or [])
@@ -47,14 +48,14 @@ def retrace(
     if output_file:
         from reproman.tracing.spec import check_output_file
 
-        check_output_file(output_file)
+        check_output_file(output_file, exclusive=True)
     from reproman.resources.commands import open_session
     from reproman.tracing.retrace import trace_paths
 
     with open_session(resref, resref_type) as session:
         result = trace_paths(session, paths, required=typed)
     if output_file:
-        result.write(output_file)
+        result.write(output_file, exclusive=True)
     return result
 
 

@@ -120,15 +120,25 @@ class EnvironmentSpec:
     def to_yaml(self, with_header: bool = True) -> str:
         return dump_yaml(self.to_dict(), header() if with_header else None)
 
-    def write(self, path: str | os.PathLike[str]) -> None:
+    def write(self, path: str | os.PathLike[str], *, exclusive: bool = False) -> None:
         """Write the spec atomically; a spec is the user's to share, so it gets the usual mode, not 0600.
 
-        The file's directory must exist (see :func:`check_output_file`).
+        The file's directory must exist (see :func:`check_output_file`). With
+        ``exclusive`` an existing file is never replaced, even one that
+        appeared while the spec was being made (``retrace -o``: the user's file).
         """
-        from reproman.yamlio import atomic_write
-
         check_output_file(path)
-        atomic_write(path, self.to_yaml(), mode=None)
+        if not exclusive:
+            from reproman.yamlio import atomic_write
+
+            atomic_write(path, self.to_yaml(), mode=None)
+            return
+        from reproman.localfiles import atomic_create
+
+        try:
+            atomic_create(path, self.to_yaml())
+        except FileExistsError:
+            raise _exists(path) from None
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<spec>", text: str | None = None) -> EnvironmentSpec:
@@ -136,22 +146,30 @@ class EnvironmentSpec:
         return _validate(data, source, text)
 
 
-def check_output_file(path: str | os.PathLike[str]) -> None:
-    """Refuse an output path that is a directory or whose directory does not exist.
+def check_output_file(path: str | os.PathLike[str], *, exclusive: bool = False) -> None:
+    """Refuse an output path that is a directory or whose directory does not exist (or, ``exclusive``, a file).
 
     A spec goes where the user said: a mistyped ``-o`` must not leave a tree
-    of new directories behind (as ``cp`` or a shell redirection would not).
-    Called before tracing, so a long trace is not wasted on a bad path.
+    of new directories behind (as ``cp`` or a shell redirection would not),
+    nor replace a file of the user's with a spec (as ``jobs --report -o``
+    would not). Called before tracing, so a long trace is not wasted on a bad path.
     """
     from reproman.localfiles import write_target
 
     target = write_target(path)
     if target.is_dir():
         raise UsageError(f"{path} is a directory", hint="Give a file name, e.g. -o spec.yml.")
+    if exclusive and os.path.lexists(target):
+        raise _exists(path)
     parent = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(parent):
         raise UsageError(f"cannot write {path}: directory {parent} does not exist",
                          hint="Create it first or choose another -o path; nothing was written.")
+
+
+def _exists(path: str | os.PathLike[str]) -> UsageError:
+    return UsageError(f"{path} exists; not replacing it with a spec",
+                      hint="Choose another -o path, or remove the file first; nothing was written.")
 
 
 # -- merging ------------------------------------------------------------------

@@ -106,6 +106,15 @@ def _status_errors(ui: UI, rows: list[dict[str, Any]], *, as_errors: bool = Fals
             ui.warning(f"{who}: {reason}")
 
 
+def _gone_words(row: dict[str, Any]) -> str:
+    """A finished job whose files are no longer on its resource: its outcome stands, its files do not."""
+    dirs = row["gone_from_resource"]
+    what = " and ".join(f"its {kind} {path}" for kind, path in dirs.items())
+    return (f"job {row['jobid']}: {what} {'are' if len(dirs) > 1 else 'is'} gone from resource "
+            f"{row.get('resource')!r}: its outcome stands as recorded, but its files there are no longer available "
+            f"('reproman jobs --delete {row['jobid']}' forgets the job)")
+
+
 def _log(ui: UI, row: dict[str, Any]) -> None:
     """The streams as they are (like ``tail``); the headers, which name the subjob by the user's values,
     with control characters escaped."""
@@ -199,6 +208,9 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             for row in rows:
                 _subjob_lines(ui, row)
             _status_errors(ui, rows, as_errors=bool(args.status))
+            for row in rows:
+                if row.get("gone_from_resource"):
+                    ui.warning(_gone_words(row))
             from reproman.jobs.outcome import NOT_CHECKED, UNKNOWN
 
             # Each legend only under a table whose OUTCOME column shows its word.
@@ -254,8 +266,11 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
                     + (f" It was never fetched: its files stay on resource {row.get('resource')!r} in "
                        f"{row['kept_results']} (remove them there when you no longer need them)."
                        if row.get("kept_results") else "")
-                    + (f" Its files on resource {row.get('resource')!r} ({row['freed']}) were removed."
-                       if row.get("freed") else ""))
+                    + _freed_words(row))
+            if row.get("remote_files") == "not removed":
+                ui.warning(f"job {row['jobid']}: its files on resource {row.get('resource')!r} could not all be "
+                           f"removed ({row.get('why') or 'no reason given'}); still there: {', '.join(row['left'])}. "
+                           "Remove them there by hand.")
             for kept in row.get("kept_local") or ():
                 ui.info(f"Job {row['jobid']}: kept {kept}")
         elif action == "cancel" and "cancelled" in row:
@@ -295,6 +310,19 @@ def _stop_quietly(display: Any) -> None:
     if display is not None:
         with contextlib.suppress(OSError, ValueError):
             display.stop()
+
+
+def _freed_words(row: dict[str, Any]) -> str:
+    """What ``--delete`` did to the job's files on the resource, as it really was (see ``remote_files``)."""
+    if not row.get("freed"):
+        return ""
+    where = f"Its files on resource {row.get('resource')!r} ({row['freed']})"
+    said = row.get("remote_files", "removed")
+    if said == "already gone":
+        return f" {where} were already gone; nothing there was changed."
+    if said == "not removed":
+        return f" {where} could not all be removed, as the next line says."
+    return f" {where} were removed."
 
 
 def _follow(args: argparse.Namespace, ui: UI) -> int:

@@ -151,6 +151,15 @@ def test_a_batch_that_fills_the_resources_disk_is_told_so(small_fs: Path, workdi
     warned = [line for line in result.stderr.splitlines() if "run out of space" in line]
     assert len(warned) == 1 and str(small_fs) in warned[0] and "KiB free" in warned[0], result.stderr
     assert "rerun --failed" in warned[0]
+    # Trial P, 4: the checksum step could not write its answer either; the fetched files are unverified, so the
+    # job's files stay on the resource instead of being freed unchecked.
+    assert "checksums could not be computed" in result.stderr, result.stderr
+    jobid = result.stdout.split()[0]
+    from reproman.jobs.registry import Registry
+
+    record = Registry().load(jobid)
+    assert not record.extra.get("remote_released") and not record.extra.get("checksummed"), record.extra
+    assert Path(record.working_directory).is_dir()
 
 
 def test_a_failed_batch_with_room_to_spare_says_nothing_of_space(workdir: Path) -> None:

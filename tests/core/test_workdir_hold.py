@@ -90,7 +90,15 @@ def test_a_job_fetched_with_keep_remote_lets_the_next_one_in(tmp_path: Path) -> 
     assert (wd / HOLDER).read_text().startswith(first), "keep-remote fetch dropped the hold"
     rc, out, err = _submit(project, wd, "B", "--follow")
     assert rc == 0, err
+    assert "takes it over" in err, err
     assert (project / "o" / "2").read_text() == "B 2\n"
+    # Trial P, 1: A's files there are B's now; fetching A again brought B's files back as A's.
+    (project / "o" / "2").unlink()
+    again = run_cli(["jobs", "--fetch", first], cwd=project)
+    assert again.returncode == 1 and f"taken over by job {out.split()[0]}" in again.stderr, again.stderr
+    assert not (project / "o" / "2").exists()
+    sums = Registry().load(first).checksums
+    assert sums["o/2"]["sha256"] == hashlib.sha256(b"A 2\n").hexdigest(), sums
 
 
 def test_dot_output_of_a_named_working_directory_neither_fetches_nor_records_the_hold(tmp_path: Path) -> None:

@@ -567,8 +567,11 @@ def _fetch(
         if again:
             # 'jobs --fetch' asks for the files again; saying "fetched already" with exit 0 would let a
             # script believe a result it removed was restored (trial O, 9).
+            taker = job.extra.get("working_directory_taken_by")
+            gone = (f"its working directory on the resource was taken over by job {taker}" if taker
+                    else "its files on the resource were freed")
             return {"jobid": job.jobid, "already": True, "finished": True, "outcome": outcome.outcome_text(job),
-                    "error": f"cannot fetch job {job.jobid} again: its files on the resource were freed after it "
+                    "error": f"cannot fetch job {job.jobid} again: {gone} after it "
                              f"was fetched to {job.local_directory}; what is missing there now stays missing "
                              f"('reproman rerun {job.jobid}' makes the results again; fetch with --keep-remote "
                              "to keep them for a later fetch)"}

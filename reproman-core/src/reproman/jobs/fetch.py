@@ -122,8 +122,20 @@ def _fetch_held(
     job.extra.pop(outcome.MISSING_OUTPUTS, None)
     if missing:
         job.extra[outcome.MISSING_OUTPUTS] = missing
+    unverified = _checksums_lost(job, orchestrator)
+    if unverified:
+        # The checksum step wrote nothing (a full disk there): nothing fetched could be checked.
+        from reproman.jobs.provenance import CHECKSUMMED
+
+        job.extra[CHECKSUMMED] = False
     save_record(job, registry, orchestrator.records_job)
     keep_remote = keep_remote or job.keep_remote
+    if unverified and not keep_remote:
+        lgr.warning("job %s: the output checksums could not be computed on the resource (is its disk full?), so "
+                    "%s and the other fetched files are unverified; the job's files stay on the resource (%s): "
+                    "free space there, then 'reproman jobs --fetch %s' checks them", job.jobid, unverified,
+                    job.working_directory, job.jobid)
+        keep_remote = True
     mismatched = (job.extra.get("verified") or {}).get("mismatched") or []
     if mismatched and not keep_remote:
         # The copy on the resource may be the only good one: never free it on a doubt.
@@ -220,6 +232,30 @@ def _shown(path: str, base: str) -> str:
     """``path`` relative to ``base`` when inside it (shorter, as the user named the output), else as is."""
     rel = os.path.relpath(path, base)
     return path if rel == ".." or rel.startswith(".." + os.sep) else rel
+
+
+def _checksums_lost(job: JobSpec, orchestrator: Orchestrator) -> str | None:
+    """A fetched output file (a regular file this fetch wrote) although the resource's checksum step listed none.
+
+    The step says it ran (``checksummed``) even when a full disk left its
+    answer files empty; the fetched files then look verified and the
+    resource's copies would be freed. Symbolic links are not counted
+    (annexed files whose content the resource lacks are links there too),
+    nor the job's logs and records under ``.reproman``.
+    """
+    from reproman.jobs.provenance import CHECKSUMMED
+
+    report = orchestrator.landing_report
+    if job.checksums or not job.extra.get(CHECKSUMMED) or report is None:
+        return None
+    base = os.path.abspath(job.local_directory)
+    for path in report.written:
+        rel = os.path.relpath(os.path.abspath(path), base)
+        if rel.startswith((".reproman" + os.sep, ".git" + os.sep)) or rel.startswith(".."):
+            continue
+        if os.path.isfile(path) and not os.path.islink(path):
+            return rel
+    return None
 
 
 def unexplained_missing(job: JobSpec, status: JobStatus, missing: list[str]) -> list[str]:

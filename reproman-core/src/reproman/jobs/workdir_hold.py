@@ -132,13 +132,35 @@ def claim(session: Session, job: JobSpec, registry: Registry | None = None) -> N
     other = answer[1]
     from reproman.jobs.registry import Registry
 
-    holder = _known(registry or Registry(), other)
+    registry = registry or Registry()
+    holder = _known(registry, other)
     if holder is not None and _done_with(holder):
         if _run(session, take_over_script(job, other), "hold", job).strip() != "LOST":
-            lgr.info("working directory %s was held by job %s, which %s; job %s takes it over",
-                     job.working_directory, other, "was fetched" if holder.was_fetched else "never ran", job.jobid)
+            lgr.warning("working directory %s was held by job %s, which %s; job %s takes it over",
+                        job.working_directory, other, "was fetched" if holder.was_fetched else "never ran",
+                        job.jobid)
+            _hand_over(registry, holder, job)
             return
     raise _in_use(job, other, holder)
+
+
+def _hand_over(registry: Registry, holder: JobSpec, job: JobSpec) -> None:
+    """The holder's files there are now ``job``'s to overwrite: its record must never fetch them as its own.
+
+    A holder fetched with ``--keep-remote`` could otherwise be fetched again
+    later and bring back the new job's files under its name (trial P, 1).
+    """
+    if holder.extra.get("remote_released"):
+        return
+    try:
+        with registry.hold(holder.jobid):
+            current = registry.load(holder.jobid)
+            current.extra["remote_released"] = True
+            current.extra["working_directory_taken_by"] = job.jobid
+            registry.save(current)
+    except Exception as exc:  # never in the way of the new job; the refusal to re-fetch is then missing
+        lgr.warning("job %s: could not record that job %s took over its working directory: %s",
+                    holder.jobid, job.jobid, exc)
 
 
 def _known(registry: Registry, jobid: str) -> JobSpec | None:

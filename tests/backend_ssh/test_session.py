@@ -315,8 +315,8 @@ def test_an_interrupted_command_never_leaves_its_shell_for_the_next(session: Any
     taken: list[Any] = []
     original = session._shells.take
 
-    def recording(transport: Any) -> Any:
-        shell = original(transport)
+    def recording(transport: Any, gate: Any) -> Any:
+        shell = original(transport, gate)
         taken.append(shell)
         return shell
 
@@ -354,12 +354,12 @@ def test_a_connection_dying_under_a_new_channel_is_reopened(session: Any, monkey
     real_take = ShellPool.take
     dying: list[bool] = []
 
-    def take(pool: ShellPool, transport: Any) -> Any:
+    def take(pool: ShellPool, transport: Any, gate: Any) -> Any:
         if not dying:
             dying.append(True)
             transport.close()
             raise EOFError()
-        return real_take(pool, transport)
+        return real_take(pool, transport, gate)
 
     monkeypatch.setattr(ShellPool, "take", take)
     assert session.execute_command("echo back").stdout == "back\n"

@@ -207,6 +207,14 @@ def test_hung_host_is_replaced(ssh_params: dict[str, Any], sessions: Path, monke
     assert len(_hosts(sessions)) == 1
 
 
+def _cmdline(pid: int) -> str:
+    """A process's command line, or "" once it is gone (other tests' processes come and go under sshd)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (the per-connection sshd processes and the shells they serve)."""
     children: dict[int, list[int]] = {}
@@ -370,8 +378,7 @@ def test_ctrl_c_while_the_server_is_frozen_says_the_command_may_still_run(
     proc = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "sleep", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert sshd.process is not None
-    assert _wait(lambda: any("sleep" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
-                             for p in _descendants(sshd.process.pid) if Path(f"/proc/{p}/cmdline").exists()))
+    assert _wait(lambda: any("sleep" in _cmdline(p) for p in _descendants(sshd.process.pid)))
     frozen = _descendants(sshd.process.pid)
     for pid in frozen:
         os.kill(pid, signal.SIGSTOP)

@@ -43,6 +43,7 @@ from reproman.plugins import (
 )
 from reproman_backend_ssh import alive, framing, transfer
 from reproman_backend_ssh.auth import Asker, Secrets, terminal_asker
+from reproman_backend_ssh.channels import ChannelGate
 from reproman_backend_ssh.connection import Settings, close_quietly, open_connection
 from reproman_backend_ssh.shells import RemoteShell, ShellPool, read_available
 
@@ -108,6 +109,8 @@ class SSHSession(Session):
         self._lock = threading.RLock()
         self._conn: Connection | None = None
         self._shells = ShellPool()
+        #: Every channel opens here, so commands past the server's MaxSessions wait instead of failing.
+        self._gate = ChannelGate(lambda: self.target, self._shells.clear)
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.Lock()
         self._tar: transfer.TarFlavour | None = None
@@ -266,7 +269,7 @@ class SSHSession(Session):
         """
         shell: RemoteShell | None = None
         try:
-            shell = self._shells.take(self._transport())
+            shell = self._shells.take(self._transport(), self._gate)
             shell.send(line)
             return shell
         except (OSError, EOFError, paramiko.SSHException):
@@ -274,7 +277,7 @@ class SSHSession(Session):
                 shell.close()
             self._drop()
         try:
-            shell = self._shells.take(self._transport())
+            shell = self._shells.take(self._transport(), self._gate)
         except (OSError, EOFError, paramiko.SSHException):
             self._drop()
             raise SessionError(f"the connection to {self.target} closed twice before the command could be sent "
@@ -315,7 +318,7 @@ class SSHSession(Session):
             raise SessionError(self._why_closed()) from None
 
     def _run_aside(self, command: str) -> CommandResult:
-        channel = self._transport().open_session()
+        channel = self._gate.open(self._transport())
         try:
             channel.exec_command(f"/bin/sh -c {shlex.quote(command)}")
             channel.shutdown_write()
@@ -339,9 +342,13 @@ class SSHSession(Session):
             sftp = self._sftp
             channel = sftp.get_channel() if sftp is not None else None
             if sftp is None or channel is None or channel.closed or channel.get_transport() is not transport:
-                sftp = paramiko.SFTPClient.from_transport(transport)
-                if sftp is None:
-                    raise SessionError(f"{self.target} offers no SFTP subsystem")
+                channel = self._gate.open(transport)
+                try:
+                    channel.invoke_subsystem("sftp")
+                    sftp = paramiko.SFTPClient(channel)
+                except paramiko.SSHException as exc:
+                    channel.close()
+                    raise SessionError(f"{self.target} offers no SFTP subsystem ({exc})") from None
                 self._sftp = sftp
             return sftp
 
@@ -377,7 +384,7 @@ class SSHSession(Session):
     def _exec_channel(self, command_for_log: str) -> paramiko.Channel:
         """A fresh channel for a transfer (raw stdin/stdout, no shell framing)."""
         log.debug("opening a transfer channel on %s for %s", self.target, command_for_log)
-        return self._transport().open_session()
+        return self._gate.open(self._transport())
 
     def _tar_flavour(self) -> transfer.TarFlavour:
         """What the remote tar supports, asked once per session."""
@@ -411,7 +418,7 @@ class SSHSession(Session):
         """
         from reproman_backend_ssh.terminal import forward_terminal
 
-        channel = self._transport().open_session()
+        channel = self._gate.open(self._transport())
         try:
             return forward_terminal(channel, self.terminal_command(command))
         finally:
@@ -427,7 +434,7 @@ class SSHSession(Session):
     def open_terminal_channel(self, command: str | None, columns: int, lines: int, *,
                               env: dict[str, str] | None = None, term: str | None = None) -> paramiko.Channel:
         """A pty channel running ``command`` (or the login shell), for a session host relaying ``login``."""
-        channel = self._transport().open_session()
+        channel = self._gate.open(self._transport())
         channel.get_pty(term=term or os.environ.get("TERM", "xterm"), width=columns, height=lines)
         line = self.terminal_command(command, env)
         if line is None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import paramiko
 
 from reproman.plugins import SessionError
+from reproman_backend_ssh.channels import ChannelGate
 from reproman_backend_ssh.framing import STDERR, STDOUT, FrameParser
 
 log = logging.getLogger("reproman.backend_ssh.shells")
@@ -79,21 +80,15 @@ class ShellPool:
         self._idle: list[RemoteShell] = []
         self._lock = threading.Lock()
 
-    def take(self, transport: paramiko.Transport) -> RemoteShell:
-        """An idle shell on ``transport``, or a new one."""
+    def take(self, transport: paramiko.Transport, gate: ChannelGate) -> RemoteShell:
+        """An idle shell on ``transport``, or a new one on a channel ``gate`` opens."""
         with self._lock:
             while self._idle:
                 shell = self._idle.pop()
                 if shell.usable and shell.channel.get_transport() is transport:
                     return shell
                 shell.close()
-        try:
-            return RemoteShell(transport.open_session())
-        except paramiko.ChannelException as exc:
-            raise SessionError(
-                f"the SSH server refused another session channel ({exc}); too many commands at once",
-                hint="Raise MaxSessions in the server's sshd_config, or run fewer commands in parallel.",
-            ) from None
+        return RemoteShell(gate.open(transport))
 
     def give_back(self, shell: RemoteShell) -> None:
         """Keep a shell whose command ended cleanly for the next command."""

@@ -84,8 +84,10 @@ class LocalSSHD:
     host = "127.0.0.1"
 
     def __init__(self, directory: str | os.PathLike[str], sshd: str | None = None, *,
-                 keyboard_code: str | None = None) -> None:
+                 keyboard_code: str | None = None, max_sessions: int = 64) -> None:
         self.dir = Path(directory)
+        #: sshd's MaxSessions: channels per connection (OpenSSH's own default is 10).
+        self.max_sessions = max_sessions
         self.sshd = sshd or find_sshd()
         if self.sshd is None:
             raise FileNotFoundError("sshd not found (install openssh-server, see tools/ci/sshd.sh)")
@@ -128,7 +130,7 @@ class LocalSSHD:
                     *(["AuthenticationMethods publickey,keyboard-interactive"] if two_factor else []),
                     "PubkeyAuthentication yes",
                     "AllowTcpForwarding yes",
-                    "MaxSessions 64",
+                    f"MaxSessions {self.max_sessions}",
                     "MaxStartups 64",
                     "PrintMotd no",
                     "Subsystem sftp internal-sftp",

@@ -116,3 +116,23 @@ def test_a_job_submitted_as_the_disk_fills_still_hands_over_its_id(tmp_path: Pat
     again = _reproman(["jobs", "--follow", jobid], project, {})
     assert again.returncode == 0, again.stderr
     assert (project / "out.txt").read_text() == "ok\n"
+
+
+def test_a_full_disk_before_submission_says_nothing_was_submitted(tmp_path: Path, small_disk: Path) -> None:
+    """Trial P: "cannot write ...: No space left on device" left the user asking whether the job ran."""
+    project = tmp_path / "project"
+    project.mkdir()
+    with open(small_disk / "filler", "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+        except OSError:
+            pass
+    done = _reproman(["run", "--bp", "i=1..3", "-o", "out/{p[i]}", "sh", "-c", "mkdir -p out; echo {p[i]} > out/{p[i]}"],
+                     project, {"XDG_DATA_HOME": str(small_disk)})
+    assert done.returncode == 1 and done.stdout == "", done
+    (line,) = done.stderr.strip().splitlines()
+    assert "No space left on device" in line and "Nothing was submitted" in line, line
+    time.sleep(1)
+    assert not (project / "out").exists()  # and truly nothing ran
+    assert _records(small_disk) == []

@@ -187,7 +187,8 @@ def describe_failure(conn: Connection, settings: Settings, exc: BaseException) -
     if isinstance(exc, paramiko.SSHException) and "banner" in text.lower():
         return ResourceConnectionError(
             f"{place} accepted the connection but sent no SSH greeting within {conn.connect_timeout} s",
-            hint="Is it an SSH port? A wrong port, a firewall or a proxy in the way looks like this.",
+            hint=("The host or its sshd may be overloaded or frozen (try again later), or it is not an SSH "
+                  "port: a wrong port, a firewall or a proxy in the way looks the same."),
         )
     if isinstance(exc, (socket.timeout, TimeoutError)):
         reason = f"timed out after {conn.connect_timeout} s"

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reproman.errors import ReproManError
+from reproman.errors import LocalFileError, ReproManError
 from reproman.jobs import layout
 from reproman.jobs.batch import command_text, expand
 from reproman.jobs.connection import Connection
@@ -167,6 +167,13 @@ def _free_unsubmitted(connection: Connection, orchestrator: Any) -> None:
     remove_job_dir(connection, orchestrator.job)
 
 
+def _unsubmitted(exc: LocalFileError) -> LocalFileError:
+    """A record that could not be written before submission (a full disk): say that nothing runs."""
+    said = str(exc).rstrip(".")
+    return LocalFileError(f"{said}. Nothing was submitted", hint="Free some space (or fix the permissions) "
+                          "where ReproMan keeps its job records and run it again.")
+
+
 def submit_job(connection: Connection, job: JobSpec, registry: Registry | None = None) -> JobSpec:
     """Register, stage and submit ``job``; return it with its submission id."""
     from reproman.jobs import interrupted, outcome, provenance
@@ -180,7 +187,10 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
     # Names this process, so a kill -9 from here on leaves a record the next
     # 'reproman jobs' can settle (see reproman.jobs.interrupted).
     interrupted.mark(job, interrupted.STAGING)
-    registry.save(job)
+    try:
+        registry.save(job)
+    except LocalFileError as exc:
+        raise _unsubmitted(exc) from None
     try:
         orchestrator.prepare_remote()
         with tempfile.TemporaryDirectory(prefix="reproman-job-") as tmp:
@@ -198,15 +208,17 @@ def submit_job(connection: Connection, job: JobSpec, registry: Registry | None =
             extra = provenance.stage(connection.session, job, staging)
             connection.session.put_many([(staging, job.job_dir), *extra])
             provenance.staged(job, extra)
-    except BaseException:
+        interrupted.mark(job, interrupted.SUBMITTING)
+        registry.save(job)
+    except BaseException as exc:
         # Nothing can be running yet: forget the job rather than list a ghost,
         # and leave no empty directories behind on the resource.
         _abandon(orchestrator)
         _free_unsubmitted(connection, orchestrator)
         registry.delete(job.jobid)
+        if isinstance(exc, LocalFileError):
+            raise _unsubmitted(exc) from None
         raise
-    interrupted.mark(job, interrupted.SUBMITTING)
-    registry.save(job)
     try:
         job.submission_id = submitter.submit(job, posixpath.join(job.job_dir, submitter.script_name))
     except ReproManError as exc:

@@ -226,6 +226,23 @@ class SSHSession(Session):
             "have completed (it is not re-run). The next call reconnects."
         )
 
+    def _new_channel(self, purpose: str) -> paramiko.Channel:
+        """A channel for ``purpose`` (a transfer, a terminal, SFTP), through the gate.
+
+        A connection dying just as the channel opens makes paramiko raise
+        its reader's bare ``EOFError``: that becomes one line saying the
+        connection closed, and the next call reconnects.
+        """
+        try:
+            return self._gate.open(self._transport())
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            if self.connected:
+                said = " ".join(str(exc).split()) or type(exc).__name__
+                raise SessionError(f"cannot open a channel on {self.target} for {purpose}: {said}") from None
+            self._drop()
+            raise SessionError(f"{self._why_closed()} while opening a channel for {purpose}; the next call "
+                               "reconnects") from None
+
     # -- commands ---------------------------------------------------------------------
     def _execute(
         self, command: str, stdin: bytes | None = None, on_output: OutputCallback | None = None
@@ -342,7 +359,11 @@ class SSHSession(Session):
             sftp = self._sftp
             channel = sftp.get_channel() if sftp is not None else None
             if sftp is None or channel is None or channel.closed or channel.get_transport() is not transport:
-                channel = self._gate.open(transport)
+                try:  # not _new_channel: its cleanup takes _sftp_lock, held here
+                    channel = self._gate.open(transport)
+                except (OSError, EOFError, paramiko.SSHException) as exc:
+                    said = " ".join(str(exc).split()) or "the connection closed"
+                    raise SessionError(f"cannot open an SFTP channel on {self.target}: {said}") from None
                 try:
                     channel.invoke_subsystem("sftp")
                     sftp = paramiko.SFTPClient(channel)
@@ -384,7 +405,7 @@ class SSHSession(Session):
     def _exec_channel(self, command_for_log: str) -> paramiko.Channel:
         """A fresh channel for a transfer (raw stdin/stdout, no shell framing)."""
         log.debug("opening a transfer channel on %s for %s", self.target, command_for_log)
-        return self._gate.open(self._transport())
+        return self._new_channel(f"a transfer ({command_for_log})")
 
     def _tar_flavour(self) -> transfer.TarFlavour:
         """What the remote tar supports, asked once per session."""
@@ -418,7 +439,7 @@ class SSHSession(Session):
         """
         from reproman_backend_ssh.terminal import forward_terminal
 
-        channel = self._gate.open(self._transport())
+        channel = self._new_channel("a terminal")
         try:
             return forward_terminal(channel, self.terminal_command(command))
         finally:
@@ -434,7 +455,7 @@ class SSHSession(Session):
     def open_terminal_channel(self, command: str | None, columns: int, lines: int, *,
                               env: dict[str, str] | None = None, term: str | None = None) -> paramiko.Channel:
         """A pty channel running ``command`` (or the login shell), for a session host relaying ``login``."""
-        channel = self._gate.open(self._transport())
+        channel = self._new_channel("a terminal")
         channel.get_pty(term=term or os.environ.get("TERM", "xterm"), width=columns, height=lines)
         line = self.terminal_command(command, env)
         if line is None:

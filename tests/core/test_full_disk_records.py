@@ -136,3 +136,37 @@ def test_a_full_disk_before_submission_says_nothing_was_submitted(tmp_path: Path
     time.sleep(1)
     assert not (project / "out").exists()  # and truly nothing ran
     assert _records(small_disk) == []
+
+
+def test_a_disk_that_fills_under_jobs_follow_exits_4_not_subjobs_failed(tmp_path: Path, small_disk: Path) -> None:
+    """wdlock left it open: 'jobs --follow' stopped by a full disk exited 1, which scripts read as "some
+    subjobs failed" while the job was still running."""
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {"XDG_DATA_HOME": str(small_disk)}
+    submitted = _reproman(["run", "--bp", "i=2..3", "-o", "f/{p[i]}", "sh", "-c",
+                           "mkdir -p f; sleep {p[i]}; echo {p[i]} > f/{p[i]}"], project, env)
+    assert submitted.returncode == 0, submitted.stderr
+    jobid = submitted.stdout.strip()
+    proc = subprocess.Popen([sys.executable, "-m", "reproman", "jobs", "--follow", jobid], cwd=project,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        with open(small_disk / "filler", "wb", buffering=0) as filler:  # the disk fills while it follows
+            try:
+                while True:
+                    filler.write(b"\0" * 4096)
+            except OSError:
+                pass
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == STOPPED_AFTER_SUBMISSION, err
+    last = err.strip().splitlines()[-1]
+    assert "No space left on device" in last and "Traceback" not in err, err
+    assert f"Job {jobid} " in last and "'reproman jobs" in last, last
+    (small_disk / "filler").unlink()
+    again = _reproman(["jobs", "--follow", jobid], project, env)
+    assert again.returncode == 0, again.stderr
+    assert [(project / "f" / str(i)).read_text() for i in (2, 3)] == ["2\n", "3\n"]

@@ -372,23 +372,25 @@ def _follow(registry: Registry, queries: Sequence[str], all_: bool, progress: Pr
         return _report_refusal(job, registry)  # nothing was queued (or nothing can be known): nothing to wait for
     from reproman.jobs.follow import open_connection
 
+    stage = "submitted"
     try:
         with open_connection(job) as connection:
             if job.was_fetched and job.extra.get("remote_released"):
                 recorded = JobStatus(jobid=job.jobid, subjobs=tuple(outcome.statuses_from_record(job)))
+                stage = "fetching"
                 return _fetch(connection, job, registry, recorded, overwrite=overwrite, keep_remote=keep_remote)
             status = follow_job(connection, job, progress, on_change=registry.save)
             if not status.finished:
                 return {"jobid": job.jobid, "fetched": False, "finished": False, "stuck": status.stuck,
                         "reason": f"it cannot start as submitted ({status.summary()})", "status": status.to_dict()}
-            try:
-                row = _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
-            except KeyboardInterrupt as exc:
-                exc.reproman_stage = "fetching"  # type: ignore[attr-defined]  # for the caller's message
-                raise
+            stage = "fetching"
+            row = _fetch(connection, job, registry, status, overwrite=overwrite, keep_remote=keep_remote)
+            stage = "fetched"
             _usage_after_fetch(connection, job, registry)
-    except KeyboardInterrupt as exc:
-        exc.reproman_jobid = job.jobid  # type: ignore[attr-defined]  # the caller's message names the job
+    except (KeyboardInterrupt, ReproManError, OSError) as exc:
+        # For the caller's message: which job, and how far it had got (a full disk stops the follow, not the job).
+        setattr(exc, "reproman_jobid", job.jobid)  # noqa: B010
+        setattr(exc, "reproman_stage", None if stage == "submitted" else stage)  # noqa: B010
         raise
     return row
 

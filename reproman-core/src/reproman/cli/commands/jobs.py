@@ -34,7 +34,8 @@ exit codes:
   1  a fetched job had failed subjobs, or a job could not be acted on
   2  usage error
   3  a job is not finished (nothing fetched for it) or can never start as submitted; try later
-  --follow JOB exits as 'run --follow': 0 all succeeded, 1 some failed, 3 can never start, 130 interrupted;
+  --follow JOB exits as 'run --follow': 0 all succeeded, 1 some failed, 3 can never start, 4 stopped by a
+  local failure such as a full disk (the job runs on), 130 interrupted;
   a resource that stops answering is retried for up to [jobs] retry_for seconds (300) before it exits 1
 """
 
@@ -328,7 +329,16 @@ def _freed_words(row: dict[str, Any]) -> str:
 def _follow(args: argparse.Namespace, ui: UI) -> int:
     """``jobs --follow JOB``: ``run --follow`` for a job already submitted, with its exit codes."""
     from reproman.cli import signals
-    from reproman.cli.commands.run import CANNOT_START, SUBJOBS_FAILED, ProgressDisplay, report_failures, report_kept
+    from reproman.cli.commands.run import (
+        CANNOT_START,
+        STOPPED_AFTER_SUBMISSION,
+        SUBJOBS_FAILED,
+        ProgressDisplay,
+        local_failure,
+        report_failures,
+        report_kept,
+        stopped_after_submission,
+    )
     from reproman.jobs.commands import jobs
 
     display = ProgressDisplay(ui) if not args.json else None
@@ -350,6 +360,14 @@ def _follow(args: argparse.Namespace, ui: UI) -> int:
                     f"Resume with 'reproman jobs --follow {again}'.")
         signals.quietly(lambda: ui.info(line))
         return signals.exit_status(exc)
+    except Exception as exc:
+        # A full disk or a read-only home here stops the follow, not the job: not "some subjobs failed".
+        jobid = getattr(exc, "reproman_jobid", None) or (args.queries[0] if len(args.queries) == 1 else None)
+        if jobid and local_failure(exc):
+            _stop_quietly(display)
+            ui.error(stopped_after_submission(exc, jobid))
+            return STOPPED_AFTER_SUBMISSION
+        raise
     finally:
         _stop_quietly(display)
     row = rows[0]

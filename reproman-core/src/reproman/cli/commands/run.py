@@ -180,14 +180,14 @@ def _print_catalogue(ui: UI, data: dict[str, list[dict[str, Any]]]) -> None:
                  [[p["name"], p["type"], p["submitters"], p["doc"]] for p in data["parameters"]])
 
 
-def _local_failure(exc: BaseException) -> bool:
+def local_failure(exc: BaseException) -> bool:
     """A failure on this machine (a full disk, a read-only home) rather than the job's or the resource's."""
     from reproman.errors import LocalFileError
 
     return isinstance(exc, LocalFileError) or (isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError))
 
 
-def _stopped_after_submission(exc: BaseException, jobid: str) -> str:
+def stopped_after_submission(exc: BaseException, jobid: str) -> str:
     """The error, and what became of the job: it runs on; how to pick it up once the local problem is fixed."""
     from reproman.localfiles import os_error_text
 
@@ -240,8 +240,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         jobid = getattr(exc, "reproman_jobid", None)
         if jobid and not args.json:  # submitted: stdout says which job, as after a run that ended well
             ui.out(jobid)
-        if jobid and _local_failure(exc):
-            ui.error(_stopped_after_submission(exc, jobid))
+        if jobid and local_failure(exc):
+            ui.error(stopped_after_submission(exc, jobid))
             return STOPPED_AFTER_SUBMISSION
         raise
     except KeyboardInterrupt as exc:

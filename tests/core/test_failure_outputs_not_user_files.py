@@ -15,6 +15,7 @@ Real local resource, ``plain`` orchestrator, the CLI as a user runs it.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -24,6 +25,89 @@ from reproman.testing.cli import run_cli
 
 def _fetched(workdir: Path, jobid: str, rel: str) -> Path:
     return workdir / ".reproman" / "jobs" / "local" / jobid / "fetched" / rel
+
+
+def _fails_until(flag: Path, body: str) -> list[str]:
+    """``sh -c`` words: subjob i=1 always succeeds; the others write a partial file and fail until ``flag`` exists.
+
+    The local resource runs in its own working directory: the flag is the test's, by absolute path.
+    """
+    return ["sh", "-c", f"mkdir -p o; echo partial > o/{{p[i]}}; test {{p[i]}} = 1 || test -e {flag} || exit 1; "
+                        f"{body}"]
+
+
+def _first_run_fails(workdir: Path, *args: str) -> str:
+    first = run_cli(["run", "--follow", "--bp", "i=1,2", "-o", "o/{p[i]}", *args])
+    assert first.returncode == 1, first.stderr
+    jobid = first.stdout.split()[0]
+    assert (workdir / "o" / "2").read_text() == "partial\n", "with no local file there, the failure's output lands"
+    return jobid
+
+
+def test_a_rerun_that_succeeds_replaces_the_file_a_failure_left(workdir: Path) -> None:
+    jobid = _first_run_fails(workdir, *_fails_until(workdir / "fixed", "echo good > o/{p[i]}"))
+    (workdir / "fixed").touch()
+    rerun = run_cli(["-l", "info", "rerun", "--failed", "--follow", jobid])
+    assert rerun.returncode == 0, rerun.stderr
+    new = rerun.stdout.split()[0]
+    assert (workdir / "o" / "2").read_text() == "good\n", rerun.stderr
+    assert not _fetched(workdir, new, "o/2").exists()
+    assert "kept" not in Registry().load(new).extra and "kept the local" not in rerun.stderr, rerun.stderr
+    assert f"replaced o/2, which subjob i=2 of job {jobid} had left there" in rerun.stderr, rerun.stderr
+
+
+def test_a_failure_again_replaces_the_earlier_failures_file_and_a_success_then_replaces_it(workdir: Path) -> None:
+    """Nobody's result is guarded: the latest attempt's output stands (not "your o/2"), and is listed in turn."""
+    attempt = workdir / "attempt"
+    attempt.write_text("attempt 1\n")
+    words = ["sh", "-c", f"mkdir -p o; cat {attempt} > o/{{p[i]}}; test {{p[i]}} = 1 || test -e {workdir / 'fixed'} "
+                         "|| exit 1; echo good > o/{p[i]}"]
+    first = run_cli(["run", "--follow", "--bp", "i=1,2", "-o", "o/{p[i]}", *words])
+    assert first.returncode == 1, first.stderr
+    assert (workdir / "o" / "2").read_text() == "attempt 1\n"
+    attempt.write_text("attempt 2\n")
+    again = run_cli(["rerun", "--failed", "--follow", first.stdout.split()[0]])
+    assert again.returncode == 1, again.stderr
+    assert (workdir / "o" / "2").read_text() == "attempt 2\n"
+    assert "kept your" not in again.stderr and "kept" not in Registry().load(again.stdout.split()[0]).extra
+    (workdir / "fixed").touch()
+    last = run_cli(["rerun", "--failed", "--follow", again.stdout.split()[0]])
+    assert last.returncode == 0, last.stderr
+    assert (workdir / "o" / "2").read_text() == "good\n", last.stderr
+
+
+def test_a_file_changed_since_the_failure_left_it_stays(workdir: Path) -> None:
+    """An edit keeps the file the user's, even one of the same size with its time put back (the content tells)."""
+    jobid = _first_run_fails(workdir, *_fails_until(workdir / "fixed", "echo good > o/{p[i]}"))
+    local = workdir / "o" / "2"
+    before = local.stat()
+    with open(local, "r+b") as handle:  # in place: the same inode, the same size
+        handle.write(b"edited\n!")
+    os.utime(local, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (local.stat().st_ino, local.stat().st_size, local.stat().st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns)
+    (workdir / "fixed").touch()
+    rerun = run_cli(["rerun", "--failed", "--follow", jobid])
+    assert rerun.returncode == 0, rerun.stderr
+    new = rerun.stdout.split()[0]
+    assert local.read_bytes() == b"edited\n!"
+    assert _fetched(workdir, new, "o/2").read_text() == "good\n"
+    assert f"kept the local {local}" in rerun.stderr, rerun.stderr
+
+
+def test_a_new_directory_a_failure_left_is_replaced_file_by_file(workdir: Path) -> None:
+    """The failed subjob's directory output landed whole (one rename); its files are listed all the same."""
+    flag = workdir / "fixed"
+    first = run_cli(["run", "--follow", "-o", "out", "sh", "-c",
+                     f"mkdir -p out/deep; echo partial > out/a; echo partial > out/deep/b; test -e {flag} || exit 3; "
+                     "echo good > out/a; echo good > out/deep/b"])
+    assert first.returncode == 1, first.stderr
+    (workdir / "out" / "deep" / "b").write_text("mine\n")  # the user's now
+    flag.touch()
+    rerun = run_cli(["rerun", "--follow", first.stdout.split()[0]])
+    assert rerun.returncode == 0, rerun.stderr
+    assert (workdir / "out" / "a").read_text() == "good\n", rerun.stderr
+    assert (workdir / "out" / "deep" / "b").read_text() == "mine\n"
 
 
 def test_a_shared_directory_names_no_subjob_as_the_writer_of_a_kept_file(workdir: Path) -> None:

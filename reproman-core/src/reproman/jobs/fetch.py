@@ -14,14 +14,15 @@ import os
 from typing import Any
 
 from reproman.errors import JobError, OutputConflictError
-from reproman.jobs import layout, outcome, space
+from reproman.jobs import failure_files, layout, outcome, space
 from reproman.jobs.connection import Connection
 from reproman.jobs.contracts import Orchestrator, SubjobStatus
+from reproman.jobs.failure_files import LeftByFailures
 from reproman.jobs.provenance import fetch_outputs
 from reproman.jobs.registry import Registry, dump_record
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, local_log_dir, stderr_path
-from reproman.resources.landing import KeptFile
+from reproman.resources.landing import KeptFile, LandingReport
 
 lgr = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ def _fetch_held(
     orchestrator.releases_remote = not (keep_remote or job.keep_remote)
     owners = unsucceeded_owners(job, status)
     orchestrator.guarded_outputs = frozenset(owners)
+    left_files = LeftByFailures(job.local_directory)
+    orchestrator.left_by_failure = left_files if left_files else None
     outcome.record(job, status)
     space.warn_if_full(connection, job, status)
     fetched_at = outcome.now_iso()
@@ -103,6 +106,8 @@ def _fetch_held(
             hint=f"Nothing was changed. Move the local path away (or rename it), then 'reproman jobs {job.jobid}'.",
         ) from None
     report = orchestrator.landing_report
+    if report is not None:
+        _note_failures(job, report, owners, left_files, orchestrator.records_job)
     job.extra.pop("kept", None)
     if report is not None and report.kept:
         writers = output_owners(job)
@@ -157,6 +162,26 @@ def _fetch_held(
         job.extra["remote_released"] = True
         registry.save(job)
     return paths
+
+
+def _note_failures(job: JobSpec, report: LandingReport, owners: dict[str, list[int]], left: LeftByFailures,
+                   records_job: bool) -> None:
+    """List what subjobs that did not succeed left where nothing was; say which such files a result replaced.
+
+    See :mod:`reproman.jobs.failure_files`. An orchestrator that keeps its own
+    record (a DataLad dataset) is not written into after it saved it.
+    """
+    if report.from_failures and not records_job:
+        labels = [(path, ", ".join(outcome.subjob_label(job, i) for i in _owed_by(str(path), owners)))
+                  for path in report.from_failures]
+        failure_files.record(job.local_directory, job.resource_name, job.jobid, labels)
+    for path in report.replaced_failures:
+        was = left.matched.get(os.path.normpath(os.path.abspath(path)))
+        by = "a subjob that did not succeed"
+        if was is not None:
+            by = f"subjob {was.subjob} of job {was.jobid}" if was.subjob else f"job {was.jobid}"
+        lgr.info("job %s: replaced %s, which %s had left there (unchanged since)", job.jobid,
+                 _shown(str(path), job.local_directory), by)
 
 
 def output_owners(job: JobSpec) -> dict[str, list[int]]:

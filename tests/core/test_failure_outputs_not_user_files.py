@@ -19,6 +19,9 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+from reproman.jobs.commands import RunResult
 from reproman.jobs.registry import Registry
 from reproman.testing.cli import run_cli
 
@@ -148,3 +151,24 @@ def test_a_lost_subjobs_kept_file_says_lost(workdir: Path) -> None:
     assert [(k["subjob"], k["subjob_ended"]) for k in row["kept"]] == [("i=2", "lost")], row
     assert "kept your o/2 unchanged: subjob i=2 was lost" in fetched.stderr, fetched.stderr
     assert (workdir / "o" / "2").read_text() == "good 2\n"
+
+
+def test_files_past_the_hashing_budget_stay_kept_as_before(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not hashed, not listed: such a file stays in place and the result goes aside (nothing lost, as before).
+
+    The budget is lowered in-process (the real one is 4 GiB) so that two small files exceed it.
+    """
+    from reproman import api
+    from reproman.jobs import failure_files
+
+    monkeypatch.setattr(failure_files, "HASH_BUDGET", 10)
+    flag = workdir / "fixed"
+    first = api.run(["sh", "-c", f"echo partial > a.txt; echo partial > b.txt; test -e {flag} || exit 1; "
+                                 "echo good > a.txt; echo good > b.txt"], outputs=["a.txt", "b.txt"], follow=True)
+    assert isinstance(first, RunResult) and first.status is not None and not first.status.ok
+    flag.touch()
+    rerun = api.rerun(first.job.jobid, failed=True, follow=True)
+    assert rerun.status is not None and rerun.status.ok
+    assert (workdir / "a.txt").read_text() == "good\n", "within the budget: listed, then replaced"
+    assert (workdir / "b.txt").read_text() == "partial\n"
+    assert _fetched(workdir, rerun.job.jobid, "b.txt").read_text() == "good\n"

@@ -12,8 +12,9 @@ it landed: size, modification time, inode and the SHA-256 of its content.
 A later fetch replaces a file that still matches all of them
 (:attr:`Landing.left_by_failure`); any change since (an edit, a copy over it,
 a ``touch``) makes it the user's file, kept like any other. Files larger than
-:data:`HASH_LIMIT` are not listed (hashing them would cost the fetch minutes):
-they stay kept, which loses nothing (the result goes aside, and the fetch says where).
+:data:`HASH_LIMIT`, and those past :data:`HASH_BUDGET` in one fetch, are not
+listed (hashing them would cost the fetch minutes): they stay kept, which
+loses nothing (the result goes aside, and the fetch says where).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ lgr = logging.getLogger(__name__)
 LEDGER = "left-by-failures.json"
 #: Larger files are not listed (see the module docstring).
 HASH_LIMIT = 1 << 30
+#: How many bytes one fetch hashes at most (a failed ``-o .`` job may leave a whole data set).
+HASH_BUDGET = 4 << 30
 
 
 @attrs.frozen(kw_only=True)
@@ -62,11 +65,11 @@ def _digest(path: str) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _identify(path: Path, base: str, subjob: str) -> LeftFile | None:
+def _identify(path: Path, base: str, subjob: str, budget: int) -> LeftFile | None:
     """``path`` as it is now; ``None`` for what is not listed (not a regular file, too large, gone)."""
     try:
         st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > HASH_LIMIT:
+        if not stat.S_ISREG(st.st_mode) or st.st_size > min(HASH_LIMIT, budget):
             return None
         digest = _digest(os.fspath(path))
     except OSError:
@@ -88,10 +91,14 @@ def record(local_directory: str, resource_name: str, jobid: str, paths: Iterable
     base = os.path.abspath(local_directory)
     record_dir = layout.local_record_dir(base, resource_name, jobid)
     found = {f.path: f for f in _read(os.path.join(record_dir, LEDGER), jobid)}
+    budget = HASH_BUDGET
     for path, subjob in paths:
-        left = _identify(path, base, subjob)
-        if left is not None:
-            found[left.path] = left
+        left = _identify(path, base, subjob, budget)
+        if left is None:
+            lgr.debug("not listing %s as left by a subjob that did not succeed (too large, or not a file)", path)
+            continue
+        found[left.path] = left
+        budget -= left.size
     if not found:
         return
     text = json.dumps({"files": [f.to_dict() for f in found.values()]}, indent=1) + "\n"

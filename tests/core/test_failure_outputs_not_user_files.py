@@ -126,7 +126,7 @@ def test_a_shared_directory_names_no_subjob_as_the_writer_of_a_kept_file(workdir
     warnings = [line for line in result.stderr.splitlines() if "kept your" in line]
     assert len(warnings) == 2, result.stderr
     for name, line in zip(("a", "b"), sorted(warnings)):
-        assert f"kept your out/{name} unchanged: it is in output out, which 2 subjobs write, and subjob i=b " \
+        assert f"kept your out/{name} unchanged: it is in output out, where 2 subjobs write, and subjob i=b " \
                f"failed; the job's version (from any of them) is in {_fetched(workdir, jobid, 'out/' + name)}" in line
         assert "what it left" not in line
     kept = Registry().load(jobid).extra["kept"]

@@ -240,8 +240,9 @@ def _kept_entry(job: JobSpec, status: JobStatus, owners: dict[str, list[int]], w
     ``subjob`` is why the file was kept: the first subjob that did not
     succeed and owes an output the file is (in). When that output is shared
     (a directory several subjobs write into), which subjob left the file
-    cannot be told: ``shared_by`` then says how many write that output
-    (``output``, as named), so that no one reads the file as that subjob's.
+    cannot be told: ``shared_by`` then says how many subjobs write there
+    (an output of theirs is, or holds, the file; ``output`` is the guarded
+    one, as named), so that no one reads the file as that subjob's.
     """
     entry: dict[str, Any] = {"local": str(kept.local), "fetched": str(kept.fetched)}
     if kept.guarded:
@@ -286,7 +287,7 @@ def _warn_guarded(job: JobSpec, kept: list[dict[str, Any]]) -> None:
         local = _shown(item["local"], job.local_directory)
         if item.get("shared_by"):
             # Not "what it left": any of the subjobs writing that directory may have left this file.
-            lgr.warning("job %s: kept your %s unchanged: it is in output %s, which %d subjobs write, and %s %s; "
+            lgr.warning("job %s: kept your %s unchanged: it is in output %s, where %d subjobs write, and %s %s; "
                         "the job's version (from any of them) is in %s", job.jobid, local, item["output"],
                         item["shared_by"], who, ended, item["fetched"])
             continue

@@ -283,7 +283,9 @@ def rerun(
     ``failed`` resubmits only the subjobs that failed; ``verify`` follows the
     rerun and compares it with the original (``result.comparison.equal``
     when every output is identical). Existing local outputs that differ are
-    kept; the rerun's versions land beside them (see ``result.job.extra["kept"]``).
+    kept; the rerun's versions land beside them (see ``result.job.extra["kept"]``),
+    except files a subjob that did not succeed left where none was, unchanged
+    since: nobody's result, they are replaced.
     ``job_parameters`` (as for :func:`run`) change the original's for the
     rerun; ``env`` merges variable by variable over the original's.
     """

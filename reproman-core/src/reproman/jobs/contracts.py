@@ -51,7 +51,10 @@ import attrs
 from reproman.resources.landing import Landing, LandingReport
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
+    from pathlib import Path
 
     from reproman.jobs.spec import JobSpec
     from reproman.resources.base import Resource
@@ -376,6 +379,9 @@ class Orchestrator(ABC):
     #: Set by core before :meth:`fetch`: local paths (absolute) owed by subjobs that did not succeed,
     #: whose existing local files the fetch never replaces (:attr:`Landing.guarded`).
     guarded_outputs: frozenset[str] = frozenset()
+    #: Set by core before :meth:`fetch`: recognises a local file that a subjob which did not succeed left
+    #: where nothing was, unchanged since, so that a result replaces it (:attr:`Landing.left_by_failure`).
+    left_by_failure: Callable[[Path, os.stat_result], bool] | None = None
     #: What the last :meth:`fetch` did locally (written, kept and skipped paths), for the user.
     landing_report: LandingReport | None = None
 
@@ -385,7 +391,9 @@ class Orchestrator(ABC):
         Local files changed after the job's submission stamp, and those owed
         by subjobs that did not succeed (:attr:`guarded_outputs`), are kept and the
         job's version goes to ``.reproman/jobs/<resource>/<jobid>/fetched/``;
-        ReproMan's own record directory is never protected. Only the job
+        ReproMan's own record directory is never protected. A local file that such
+        a subjob of an earlier job left where nothing was, unchanged since, is no
+        edit: a result replaces it (:attr:`left_by_failure`). Only the job
         directory is :attr:`Landing.linkable` (when the fetch frees the
         resource); an orchestrator whose :meth:`cleanup` removes more adds it.
         """
@@ -402,6 +410,7 @@ class Orchestrator(ABC):
             keep_root=Path(os.path.abspath(self.job.local_directory)),
             overwrite=self.overwrite,
             guarded=self.guarded_outputs,
+            left_by_failure=self.left_by_failure,
             exempt=(record,),
             # The job directory is removed after a fetch that frees the resource.
             linkable=(str(job.job_dir),) if self.releases_remote and job.job_dir else (),

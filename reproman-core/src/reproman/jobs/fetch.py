@@ -14,14 +14,15 @@ import os
 from typing import Any
 
 from reproman.errors import JobError, OutputConflictError
-from reproman.jobs import layout, outcome, space
+from reproman.jobs import failure_files, layout, outcome, space
 from reproman.jobs.connection import Connection
-from reproman.jobs.contracts import Orchestrator
+from reproman.jobs.contracts import Orchestrator, SubjobStatus
+from reproman.jobs.failure_files import LeftByFailures
 from reproman.jobs.provenance import fetch_outputs
 from reproman.jobs.registry import Registry, dump_record
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, local_log_dir, stderr_path
-from reproman.resources.landing import KeptFile
+from reproman.resources.landing import KeptFile, LandingReport
 
 lgr = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ def _fetch_held(
     orchestrator.releases_remote = not (keep_remote or job.keep_remote)
     owners = unsucceeded_owners(job, status)
     orchestrator.guarded_outputs = frozenset(owners)
+    left_files = LeftByFailures(job.local_directory)
+    orchestrator.left_by_failure = left_files if left_files else None
     outcome.record(job, status)
     space.warn_if_full(connection, job, status)
     fetched_at = outcome.now_iso()
@@ -103,9 +106,12 @@ def _fetch_held(
             hint=f"Nothing was changed. Move the local path away (or rename it), then 'reproman jobs {job.jobid}'.",
         ) from None
     report = orchestrator.landing_report
+    if report is not None:
+        _note_failures(job, report, owners, left_files, orchestrator.records_job)
     job.extra.pop("kept", None)
     if report is not None and report.kept:
-        job.extra["kept"] = [_kept_entry(job, status, owners, k) for k in report.kept]
+        writers = output_owners(job)
+        job.extra["kept"] = [_kept_entry(job, status, owners, writers, k) for k in report.kept]
         _warn_guarded(job, job.extra["kept"])
         # A kept file was not fetched: the caller lists it as kept (job.extra["kept"]), never among the paths.
         left = {os.path.normpath(k.local) for k in report.kept}
@@ -158,6 +164,39 @@ def _fetch_held(
     return paths
 
 
+def _note_failures(job: JobSpec, report: LandingReport, owners: dict[str, list[int]], left: LeftByFailures,
+                   records_job: bool) -> None:
+    """List what subjobs that did not succeed left where nothing was; say which such files a result replaced.
+
+    See :mod:`reproman.jobs.failure_files`. An orchestrator that keeps its own
+    record (a DataLad dataset) is not written into after it saved it.
+    """
+    if report.from_failures and not records_job:
+        labels = [(path, ", ".join(outcome.subjob_label(job, i) for i in _owed_by(str(path), owners)))
+                  for path in report.from_failures]
+        failure_files.record(job.local_directory, job.resource_name, job.jobid, labels)
+    for path in report.replaced_failures:
+        was = left.matched.get(os.path.normpath(os.path.abspath(path)))
+        by = "a subjob that did not succeed"
+        if was is not None:
+            by = f"subjob {was.subjob} of job {was.jobid}" if was.subjob else f"job {was.jobid}"
+        lgr.info("job %s: replaced %s, which %s had left there (unchanged since)", job.jobid,
+                 _shown(str(path), job.local_directory), by)
+
+
+def output_owners(job: JobSpec) -> dict[str, list[int]]:
+    """Each local output path (absolute, normalised) with the indices of all the subjobs that write it."""
+    from reproman.jobs.plain import relative_path
+
+    base = os.path.abspath(job.local_directory)
+    owners: dict[str, list[int]] = {}
+    for index, subjob in enumerate(job.subjobs):
+        for output in subjob.outputs:
+            path = os.path.normpath(os.path.join(base, relative_path(output, job.local_directory)))
+            owners.setdefault(path, []).append(index)
+    return owners
+
+
 def unsucceeded_owners(job: JobSpec, status: JobStatus) -> dict[str, list[int]]:
     """Each local output path (absolute, normalised) owed by subjobs that did not succeed, with their indices.
 
@@ -169,18 +208,10 @@ def unsucceeded_owners(job: JobSpec, status: JobStatus) -> dict[str, list[int]]:
     be told apart by subjob).
     """
     from reproman.jobs.contracts import State
-    from reproman.jobs.plain import relative_path
 
     succeeded = {s.index for s in status.subjobs if s.state is State.SUCCEEDED}
-    base = os.path.abspath(job.local_directory)
-    owners: dict[str, list[int]] = {}
-    for index, subjob in enumerate(job.subjobs):
-        if index in succeeded:
-            continue
-        for output in subjob.outputs:
-            path = os.path.normpath(os.path.join(base, relative_path(output, job.local_directory)))
-            owners.setdefault(path, []).append(index)
-    return owners
+    owners = {path: [i for i in indices if i not in succeeded] for path, indices in output_owners(job).items()}
+    return {path: indices for path, indices in owners.items() if indices}
 
 
 def _owed_by(path: str, owners: dict[str, list[int]]) -> list[int]:
@@ -195,17 +226,48 @@ def _owed_by(path: str, owners: dict[str, list[int]]) -> list[int]:
         current = parent
 
 
-def _kept_entry(job: JobSpec, status: JobStatus, owners: dict[str, list[int]], kept: KeptFile) -> dict[str, Any]:
-    """``job.extra["kept"]`` item; one kept for a subjob that did not succeed names it (``subjob``) and how it ended."""
+def _ended(status: SubjobStatus) -> str:
+    """How a subjob ended, for a kept file: ``lost`` said as such (its state is ``failed``, its reason says lost)."""
+    from reproman.jobs.contracts import FailureReason
+
+    return "lost" if status.reason is FailureReason.LOST else outcome.category(status)
+
+
+def _kept_entry(job: JobSpec, status: JobStatus, owners: dict[str, list[int]], writers: dict[str, list[int]],
+                kept: KeptFile) -> dict[str, Any]:
+    """``job.extra["kept"]`` item; one kept for a subjob that did not succeed names it (``subjob``) and how it ended.
+
+    ``subjob`` is why the file was kept: the first subjob that did not
+    succeed and owes an output the file is (in). When that output is shared
+    (a directory several subjobs write into), which subjob left the file
+    cannot be told: ``shared_by`` then says how many subjobs write there
+    (an output of theirs is, or holds, the file; ``output`` is the guarded
+    one, as named), so that no one reads the file as that subjob's.
+    """
     entry: dict[str, Any] = {"local": str(kept.local), "fetched": str(kept.fetched)}
     if kept.guarded:
         indices = _owed_by(str(kept.local), owners)
         if indices:
-            ended = {s.index: outcome.category(s) for s in status.subjobs}
+            ended = {s.index: _ended(s) for s in status.subjobs}
             entry["subjob"] = outcome.subjob_label(job, indices[0])
             entry["subjob_ended"] = ended.get(indices[0], "unknown")
             entry["subjobs_not_succeeded"] = len(indices)
+            sharing = _owed_by(str(kept.local), writers)
+            if len(sharing) > 1:
+                entry["shared_by"] = len(sharing)
+                entry["output"] = _shown(_nearest_output(str(kept.local), owners), job.local_directory)
     return entry
+
+
+def _nearest_output(path: str, owners: dict[str, list[int]]) -> str:
+    """The output ``path`` is, or is nearest under, among ``owners``' (``path`` itself if none)."""
+    current = os.path.normpath(os.path.abspath(path))
+    while current not in owners:
+        parent = os.path.dirname(current)
+        if parent == current:
+            return path
+        current = parent
+    return current
 
 
 #: How many kept files of subjobs that did not succeed are named one by one.
@@ -216,13 +278,21 @@ def _warn_guarded(job: JobSpec, kept: list[dict[str, Any]]) -> None:
     """One warning line per local file a subjob that did not succeed would have replaced (the first 20)."""
     guarded = [k for k in kept if k.get("subjob")]
     for item in guarded[:_NAMED_LIMIT]:
-        ended = {"failed": "failed", "cancelled": "was cancelled"}.get(item["subjob_ended"], "did not succeed")
+        ended = {"failed": "failed", "cancelled": "was cancelled", "lost": "was lost"}.get(
+            item["subjob_ended"], "did not succeed")
         others = item["subjobs_not_succeeded"] - 1
         alone = job.n_subjobs == 1 and not job.subjobs[0].p
         who = ("its command" if alone else f"subjob {item['subjob']}") + (
             f" (and {others} more that did not succeed)" if others else "")
+        local = _shown(item["local"], job.local_directory)
+        if item.get("shared_by"):
+            # Not "what it left": any of the subjobs writing that directory may have left this file.
+            lgr.warning("job %s: kept your %s unchanged: it is in output %s, where %d subjobs write, and %s %s; "
+                        "the job's version (from any of them) is in %s", job.jobid, local, item["output"],
+                        item["shared_by"], who, ended, item["fetched"])
+            continue
         lgr.warning("job %s: kept your %s unchanged: %s %s, and what it left there is in %s", job.jobid,
-                    _shown(item["local"], job.local_directory), who, ended, item["fetched"])
+                    local, who, ended, item["fetched"])
     if len(guarded) > _NAMED_LIMIT:
         lgr.warning("job %s: and %d more local files kept the same way ('reproman jobs --show %s' lists them "
                     "under 'kept')", job.jobid, len(guarded) - _NAMED_LIMIT, job.jobid)

@@ -15,7 +15,9 @@ usual rule for files that changed after submission, applied to every
 existing file). The fetch says so in those words, not as a file "changed
 after the job was submitted" (nobody changed it). ``reproman jobs --fetch
 --overwrite NEWJOB`` would put the new versions in place, replacing the
-original's.
+original's. What a failed subjob left where no file was is no result to
+compare against: unchanged since, the rerun's version replaces it (see
+:mod:`reproman.jobs.failure_files`).
 
 ``--verify`` needs the original's output checksums, recorded when it was
 fetched: an original not fetched yet, or one without outputs, is refused

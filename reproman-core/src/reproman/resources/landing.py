@@ -22,6 +22,12 @@ deleted users' files:
   that differs from the incoming one is kept the same way, whenever it
   changed and even with ``overwrite``: what a failed command left (an empty
   or half-written file) must not take the place of a good earlier result;
+* **a failure's file is no edit**: where a guarded output lands with no local
+  file in the way, the report says so (:attr:`LandingReport.from_failures`);
+  a later landing asks :attr:`Landing.left_by_failure` whether a local file is
+  still exactly what such a landing left, and replaces it even where the
+  changed-after rule (or the guard) would keep it, since it is nobody's edit
+  and nobody's result;
 * **version control and ReproMan's records are never written**: a ``.git``
   or ``.reproman`` directory inside an incoming tree is skipped (and the user
   told), so a job's working directory cannot graft its repository onto the
@@ -54,7 +60,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -90,6 +96,10 @@ class Landing:
     #: Local paths (absolute, normalised) owed by subjobs that did not succeed: an existing local file at
     #: or under one is never replaced by a different incoming one, whatever ``overwrite`` says.
     guarded: frozenset[str] = frozenset()
+    #: Whether the local file at a path (with its ``lstat``) is still exactly what a subjob that did not
+    #: succeed left there, where no local file was (see :attr:`LandingReport.from_failures`): such a file
+    #: is replaced by a different incoming one even where :attr:`changed_after` or :attr:`guarded` would keep it.
+    left_by_failure: Callable[[Path, os.stat_result], bool] | None = None
     #: Paths on the resource (and everything under them) that are deleted right after this fetch.
     #: A backend whose "resource" is this machine may hard-link those instead of copying; any other
     #: source must be copied: a link would tie the user's result to a file that a later job, or an
@@ -146,11 +156,18 @@ class LandingReport:
     written: list[Path] = attrs.Factory(list)
     kept: list[KeptFile] = attrs.Factory(list)
     skipped: list[Path] = attrs.Factory(list)
+    #: Among :attr:`written`: files at or under a guarded output that landed where no local file was
+    #: (what a subjob that did not succeed left), so that a later landing need not take them for the user's.
+    from_failures: list[Path] = attrs.Factory(list)
+    #: Among :attr:`written`: files that replaced one :attr:`Landing.left_by_failure` recognised.
+    replaced_failures: list[Path] = attrs.Factory(list)
 
     def extend(self, other: LandingReport) -> None:
         self.written += other.written
         self.kept += other.kept
         self.skipped += other.skipped
+        self.from_failures += other.from_failures
+        self.replaced_failures += other.replaced_failures
 
 
 def stamp(directory: str | os.PathLike[str]) -> int:
@@ -671,6 +688,10 @@ def _apply(step: _Step, landing: Landing, report: LandingReport, made: set[Path]
     # link itself (outputs arrive as links), and a later fetch must not overwrite what it points to.
     local = _lstat(target)
     why = _protected(target, local, step.source, landing) if local is not None else None
+    replaces_failure = why == _FAILURES
+    if replaces_failure:
+        report.replaced_failures.append(step.target)
+        why = None
     if why is not None:
         kept = _keep(step.source, step.target, landing)
         report.kept.append(KeptFile(local=step.target, fetched=kept, guarded=why == _GUARDED))
@@ -680,6 +701,13 @@ def _apply(step: _Step, landing: Landing, report: LandingReport, made: set[Path]
         return
     _move(step.source, target)
     report.written.append(step.target)
+    if (local is None or replaces_failure) and _from_failure(target, landing):
+        report.from_failures.append(step.target)
+
+
+def _from_failure(target: Path, landing: Landing) -> bool:
+    """Whether ``target`` is at or under a guarded output (and not in ReproMan's records)."""
+    return landing.guards(target) and not landing.exempts(target)
 
 
 def _apply_whole(step: _Step, tree: _Tree, landing: Landing, report: LandingReport, made: set[Path]) -> None:
@@ -707,7 +735,10 @@ def _apply_whole(step: _Step, tree: _Tree, landing: Landing, report: LandingRepo
         path = os.path.join(target, rel) if rel else os.fspath(target)
         os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | 0o700)
     made.add(target)
-    report.written += [target / rel for rel in tree.files]
+    landed = [target / rel for rel in tree.files]
+    report.written += landed
+    if landing.guarded and not landing.exempts(target):  # a job's logs are not looked at file by file
+        report.from_failures += [path for path in landed if _from_failure(path, landing)]
 
 
 def _move(source: Path, target: Path) -> None:
@@ -737,21 +768,35 @@ def _move(source: Path, target: Path) -> None:
 #: Why :func:`_protected` keeps a local file.
 _GUARDED = "guarded"
 _CHANGED = "changed"
+#: :func:`_protected`'s word for a file it would keep (changed, or guarded), but that a failure left unchanged
+#: since: replaced, and said in the report (:attr:`LandingReport.replaced_failures`).
+_FAILURES = "left by a failure"
 
 
 def _protected(target: Path, local: os.stat_result, incoming: Path, landing: Landing) -> str | None:
     """Why the local file must survive (:data:`_GUARDED` or :data:`_CHANGED`), or ``None`` to replace it.
 
     Only a file that differs from what arrived is ever kept: an identical
-    one may be replaced (nothing changes).
+    one may be replaced (nothing changes). :data:`_FAILURES`: replace it,
+    it is what a subjob that did not succeed left (:attr:`Landing.left_by_failure`),
+    nobody's result: what arrives replaces it, even from a subjob that did
+    not succeed again (the latest attempt's output then stands, listed in turn).
     """
     if landing.guards(target) and not landing.exempts(target):
-        return None if _same(target, local, incoming) else _GUARDED
+        if _same(target, local, incoming):
+            return None
+        return _FAILURES if _left_by_failure(target, local, landing) else _GUARDED
     if not landing.protects(target) or landing.changed_after is None:
         return None
     if local.st_ctime_ns < landing.changed_after:
         return None
-    return None if _same(target, local, incoming) else _CHANGED
+    if _same(target, local, incoming):
+        return None
+    return _FAILURES if _left_by_failure(target, local, landing) else _CHANGED
+
+
+def _left_by_failure(target: Path, local: os.stat_result, landing: Landing) -> bool:
+    return landing.left_by_failure is not None and landing.left_by_failure(target, local)
 
 
 def _same(target: Path, local: os.stat_result, incoming: Path) -> bool:

@@ -50,7 +50,7 @@ def subjobs(jobid: str) -> list[dict[str, object]]:
 def test_cancel_kills_a_subjob_that_ignores_sigterm(workdir: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """Alive after SIGTERM: read running ("cancelling") and not fetched; killed after kill_after; cancelled."""
-    monkeypatch.setenv("REPROMAN_JOBS_KILL_AFTER", "3")
+    monkeypatch.setenv("REPROMAN_JOBS_KILL_AFTER", "6")
     result = api.run(command=STUBBORN, outputs=["out.txt"])
     assert isinstance(result, RunResult)
     job = result.job
@@ -66,12 +66,14 @@ def test_cancel_kills_a_subjob_that_ignores_sigterm(workdir: Path, monkeypatch: 
 
 def check_cancel_escalates(jobid: str, pgid: int, out: Path, workdir: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["jobs", "--cancel", jobid]) == 0
     cancelled = time.monotonic()
-    capsys.readouterr()
+    assert main(["jobs", "--cancel", jobid]) == 0
+    err = capsys.readouterr().err
+    assert "did not end on SIGTERM; they get SIGKILL 6 s after it" in err, err
     # SIGTERM is ignored: the subjob lives on and writes, and nothing reads it cancelled meanwhile.
-    time.sleep(1)
     assert group_alive(pgid)
+    size = out.stat().st_size
+    wait_for(lambda: out.stat().st_size > size, timeout=2)
     [sub] = subjobs(jobid)
     assert (sub["state"], sub["reason"]) == ("running", None), sub
     assert "cancelling" in str(sub["detail"]), sub
@@ -85,7 +87,7 @@ def check_cancel_escalates(jobid: str, pgid: int, out: Path, workdir: Path,
     # SIGKILL after the grace period, by the killer the cancel left on the resource (this process waits
     # for nothing of it).
     gone_after = time.monotonic() - cancelled + wait_for(lambda: not group_alive(pgid), timeout=15)
-    assert 2.5 <= gone_after < 8, gone_after
+    assert 5.5 <= gone_after < 12, gone_after
     [sub] = subjobs(jobid)
     assert (sub["state"], sub["reason"]) == ("failed", "cancelled"), sub
     written = out.read_text()

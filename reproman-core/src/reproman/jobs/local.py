@@ -32,6 +32,7 @@ never "cancelled": they may still be writing into the working directory.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import shlex
 from collections.abc import Collection, Mapping, Sequence
@@ -41,7 +42,13 @@ from reproman.jobs import layout
 from reproman.jobs.contracts import FailureReason, SchedulerState, State, Submitter
 from reproman.jobs.spec import JobSpec
 
+lgr = logging.getLogger(__name__)
+
 LAUNCHER_LOG = "launcher.log"
+#: What cancel waits for its SIGTERM to end the job, in steps of 0.1 s.
+_TERM_WAIT_STEPS = 20
+#: What the cancel command says when the job's process group outlived that wait.
+_STILL_ALIVE = "reproman-still-alive"
 #: Default of ``[jobs] kill_after``: seconds between a cancel's SIGTERM and its SIGKILL.
 KILL_AFTER = 10
 #: What a cancelled subjob whose processes are still alive reads (state ``running``).
@@ -238,7 +245,9 @@ while ! wait; do :; done
         is still alive, sent by a killer started here in its own session
         (``setsid``, else ``nohup``) with its streams off the connection: the
         CLI does not wait for it, and neither the command's end nor a
-        dropped SSH connection stops it.
+        dropped SSH connection stops it. The command waits only a moment
+        (~2 s) for the SIGTERM to end the job, as it does for most, and the
+        user is warned when it did not.
         """
         d = shlex.quote(job.job_dir)
         fallback = shlex.quote(str(job.submission_id or ""))
@@ -249,8 +258,17 @@ while ! wait; do :; done
             f"pid=; IFS= read -r pid < {d}/{layout.SUBMISSION_ID} 2>/dev/null; pid=${{pid:-{fallback}}}; "
             '[ -n "$pid" ] || exit 0; '
             + _signal_group("TERM") + "; "
-            f"if command -v setsid >/dev/null 2>&1; then setsid {killer} else nohup {killer} fi; true"
+            f"if command -v setsid >/dev/null 2>&1; then setsid {killer} else nohup {killer} fi; "
+            # Most jobs end on SIGTERM in a moment: wait for that (at most ~2 s, less where
+            # sleep takes no fraction), so the usual cancel reads cancelled as soon as it returns.
+            f"n=0; while [ $n -lt {_TERM_WAIT_STEPS} ] && {{ {_signal_group('0', or_leader=False)}; }}; do "
+            f"sleep 0.1 2>/dev/null || {{ sleep 1; n={_TERM_WAIT_STEPS}; }}; n=$((n + 1)); done; "
+            f"if {_signal_group('0', or_leader=False)}; then echo {_STILL_ALIVE}; fi; true"
         )
         result = self.session.execute_command(command)
         if result.returncode != 0:
             raise SubmissionError(f"could not cancel job {job.jobid}: {result.stderr.strip()}")
+        if _STILL_ALIVE in result.stdout.split():
+            lgr.warning("job %s: some of its processes did not end on SIGTERM; they get SIGKILL %d s after it "
+                        "([jobs] kill_after), and until they are gone its subjobs read running (cancelling)",
+                        job.jobid, grace)

@@ -83,6 +83,11 @@ def check_cancel_escalates(jobid: str, pgid: int, out: Path, workdir: Path,
     # Not fetched while it writes: 'jobs JOB' says it is not finished (exit 3) and brings nothing back.
     assert main(["jobs", jobid]) == 3
     assert not (workdir / "out.txt").exists()
+    # Nor deleted: the delete says why, without asking for the cancel already done.
+    capsys.readouterr()
+    assert main(["jobs", "--delete", jobid]) != 0
+    err = capsys.readouterr().err
+    assert "it was cancelled, but its processes have not all ended yet" in err and "cancel it first" not in err, err
 
     # SIGKILL after the grace period, by the killer the cancel left on the resource (this process waits
     # for nothing of it).

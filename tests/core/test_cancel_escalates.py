@@ -69,7 +69,7 @@ def check_cancel_escalates(jobid: str, pgid: int, out: Path, workdir: Path,
     cancelled = time.monotonic()
     assert main(["jobs", "--cancel", jobid]) == 0
     err = capsys.readouterr().err
-    assert "did not end on SIGTERM; they get SIGKILL 6 s after it" in err, err
+    assert "did not end on SIGTERM; they get SIGKILL 6 s after the SIGTERM" in err, err
     # SIGTERM is ignored: the subjob lives on and writes, and nothing reads it cancelled meanwhile.
     assert group_alive(pgid)
     size = out.stat().st_size

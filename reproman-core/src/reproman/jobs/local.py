@@ -269,6 +269,6 @@ while ! wait; do :; done
         if result.returncode != 0:
             raise SubmissionError(f"could not cancel job {job.jobid}: {result.stderr.strip()}")
         if _STILL_ALIVE in result.stdout.split():
-            lgr.warning("job %s: some of its processes did not end on SIGTERM; they get SIGKILL %d s after it "
-                        "([jobs] kill_after), and until they are gone its subjobs read running (cancelling)",
+            lgr.warning("job %s: some of its processes did not end on SIGTERM; they get SIGKILL %d s after the "
+                        "SIGTERM ([jobs] kill_after), and until they are gone its subjobs read running (cancelling)",
                         job.jobid, grace)

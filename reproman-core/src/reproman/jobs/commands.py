@@ -703,9 +703,12 @@ def _release(keep_remote: bool) -> GroupAction:
         orchestrator = connection.orchestrator(job)
         if not job.was_fetched:
             if not status.missing and not status.finished:
+                # A cancelled job still running is one whose processes have not ended yet (see local.py).
+                then = ("it was cancelled, but its processes have not all ended yet; delete it once "
+                        f"'reproman jobs --status {job.jobid}' reads it cancelled" if job.cancelled
+                        else f"cancel it first with 'reproman jobs --cancel {job.jobid}'")
                 return {"jobid": job.jobid, "refused": True,
-                        "error": f"not deleting job {job.jobid}: it is still running ({status.summary()}); "
-                                 f"cancel it first with 'reproman jobs --cancel {job.jobid}'"}
+                        "error": f"not deleting job {job.jobid}: it is still running ({status.summary()}); {then}"}
             orchestrator.abandon()
             if ((status.finished or status.missing) and not keep_remote and not orchestrator.records_job
                     and not job.cancelled and job.status != outcome.SUBMISSION_FAILED):

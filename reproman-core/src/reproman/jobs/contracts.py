@@ -154,6 +154,9 @@ class SchedulerState:
       scheduler's memory of finished jobs (``sacct``, ``qstat -x``,
       ``condor_history``, ``bjobs -a``), with ``exit_code`` and, for
       failures, a normalised ``reason``; ``usage`` where the scheduler keeps it.
+    * ``RUNNING`` with ``cancelling`` for a cancelled subjob the submitter
+      sees alive itself (it ignored the cancel's first signal, or is still
+      cleaning up).
     * :meth:`forgotten` for a subjob neither the queue nor the history
       knows: core then declares it lost once its status file has been silent
       for a grace period, unless the file says it finished.
@@ -167,6 +170,11 @@ class SchedulerState:
     usage: Usage | None = None
     #: False only for :meth:`forgotten`.
     known: bool = True
+    #: ``RUNNING`` after ``reproman jobs --cancel``, seen by the submitter itself (a live process of
+    #: the subjob, not a queue that may lag behind): core shows it running as long as this is said,
+    #: instead of settling it as cancelled once the cancel is older than the grace period, since
+    #: it may still be writing into its working directory and a fetch must not take that.
+    cancelling: bool = False
 
     @classmethod
     def forgotten(cls) -> SchedulerState:

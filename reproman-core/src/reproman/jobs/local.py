@@ -20,10 +20,19 @@ subjob runs in that group too, so a subjob's own ``kill 0`` (as in the
 cleanup idiom ``trap 'kill 0' EXIT``) signals all of it: the launcher and
 its workers then stop only when ``cancel`` marked the job first (or its
 directory is gone), and otherwise go on with the rest of the batch.
+
+A subjob may ignore or trap SIGTERM (``trap '' TERM``, a slow cleanup), so
+``cancel`` escalates: with the SIGTERM it starts a small killer on the
+resource, detached from the command that started it (its own session, as
+the launcher), which sends SIGKILL to the same process group once
+``[jobs] kill_after`` seconds have passed and the group is still there.
+Until the group is gone the job's subjobs read "running" ("cancelling"),
+never "cancelled": they may still be writing into the working directory.
 """
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import shlex
 from collections.abc import Collection, Mapping, Sequence
@@ -33,7 +42,50 @@ from reproman.jobs import layout
 from reproman.jobs.contracts import FailureReason, SchedulerState, State, Submitter
 from reproman.jobs.spec import JobSpec
 
+lgr = logging.getLogger(__name__)
+
 LAUNCHER_LOG = "launcher.log"
+#: What cancel waits for its SIGTERM to end the job, in steps of 0.1 s.
+_TERM_WAIT_STEPS = 20
+#: What the cancel command says when the job's process group outlived that wait.
+_STILL_ALIVE = "reproman-still-alive"
+#: Default of ``[jobs] kill_after``: seconds between a cancel's SIGTERM and its SIGKILL.
+KILL_AFTER = 10
+#: What a cancelled subjob whose processes are still alive reads (state ``running``).
+CANCELLING_DETAIL = "cancelling: processes of the job are still running"
+
+
+def kill_after_seconds() -> int:
+    """``[jobs] kill_after``: seconds a cancelled job's processes get to end on SIGTERM before SIGKILL.
+
+    Rounded up to whole seconds: the killer on the resource counts with POSIX ``sleep 1``.
+    """
+    import math
+
+    from reproman.config import config_number, get_config
+
+    raw = get_config().get("jobs", "kill_after")
+    return math.ceil(config_number(raw, "[jobs] kill_after", default=KILL_AFTER, seconds=True))
+
+
+def _signal_group(signal: str, *, or_leader: bool = True) -> str:
+    """Shell code sending ``signal`` to the process group led by ``$pid`` (``or_leader``: else to ``$pid``)."""
+    # dash's kill takes no "--"; bash's and others' may need it.
+    code = f'kill -{signal} "-$pid" 2>/dev/null || kill -{signal} -- "-$pid" 2>/dev/null'
+    return code + (f' || kill -{signal} "$pid" 2>/dev/null' if or_leader else "")
+
+
+#: The cancel's killer, run as ``sh -c KILLER sh PID SECONDS``: while the group lives, wait up to
+#: SECONDS, then SIGKILL it. It looks once a second and leaves as soon as the group is gone, and
+#: signals only the group (never a lone process): a number freed by the job and taken by another
+#: process is never signalled (a group's number is not reused while the group lives).
+_KILLER = (
+    'pid=$1; t=$2; '
+    'while [ "$t" -gt 0 ]; do '
+    + _signal_group("0", or_leader=False) + " || exit 0; "
+    'sleep 1; t=$((t - 1)); done; '
+    + _signal_group("KILL", or_leader=False) + "; true"
+)
 
 
 class LocalSubmitter(Submitter):
@@ -137,7 +189,10 @@ while ! wait; do :; done
 
         The launcher leads its own process group (``setsid``), and its workers
         and every subjob run in it: while any process of the group lives, the
-        job is going (a launcher killed alone leaves the workers starting the rest).
+        job is going (a launcher killed alone leaves the workers starting the rest),
+        and a cancelled one is still being cancelled (``RUNNING`` with
+        :attr:`SchedulerState.cancelling`): a subjob that ignores SIGTERM or
+        cleans up slowly may still write into the working directory.
         A group that is gone without the launcher writing ``completed`` was
         killed (SIGKILL, OOM killer, reboot): its unfinished subjobs are
         cancelled (``cancel`` left a marker) or lost. The ``completed`` test
@@ -153,8 +208,9 @@ while ! wait; do :; done
             lines.append(
                 f"pid=; IFS= read -r pid < {d}/{layout.SUBMISSION_ID} 2>/dev/null; pid=${{pid:-{fallback}}}; "
                 f'if [ -z "$pid" ]; then :; '
+                f'elif kill -0 "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null; then '
+                f"[ -e {d}/{layout.CANCELLED} ] && echo {shlex.quote(job.jobid)} cancelling; "
                 f"elif [ -e {d}/{layout.CANCELLED} ]; then echo {shlex.quote(job.jobid)} cancelled; "
-                f'elif kill -0 "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null; then :; '
                 f"elif [ -e {d}/{layout.COMPLETED} ]; then :; "
                 # Without its directory, no 'completed' can be read: core says unknown, not lost.
                 f"elif [ ! -d {d} ]; then :; "
@@ -168,30 +224,51 @@ while ! wait; do :; done
             found = by_id.get(jobid)
             if found is None:
                 continue
-            reason = FailureReason.CANCELLED if verdict == "cancelled" else FailureReason.LOST
-            detail = ("cancelled with 'reproman jobs --cancel'" if verdict == "cancelled"
-                      else "its launcher and every process it started were killed")
-            state = SchedulerState(state=State.FAILED, reason=reason, detail=detail)
+            if verdict == "cancelling":
+                state = SchedulerState(state=State.RUNNING, detail=CANCELLING_DETAIL, cancelling=True)
+            else:
+                reason = FailureReason.CANCELLED if verdict == "cancelled" else FailureReason.LOST
+                detail = ("cancelled with 'reproman jobs --cancel'" if verdict == "cancelled"
+                          else "its launcher and every process it started were killed")
+                state = SchedulerState(state=State.FAILED, reason=reason, detail=detail)
             states[jobid] = {i: state for i in range(found.n_subjobs)}
         return states
 
     def cancel(self, job: JobSpec) -> None:
-        """Mark the job cancelled, then signal the launcher's process group (all subjobs).
+        """Mark the job cancelled, signal the launcher's process group (all subjobs), and escalate.
 
         The signal must go out whatever became of the job directory: the
         marker is written in a subshell (a failed redirection of ``:`` ends
         a POSIX shell such as dash), and the recorded launcher PID stands in
-        for the one the launcher wrote there.
+        for the one the launcher wrote there. SIGTERM goes out now; SIGKILL
+        follows ``[jobs] kill_after`` seconds later if anything of the group
+        is still alive, sent by a killer started here in its own session
+        (``setsid``, else ``nohup``) with its streams off the connection: the
+        CLI does not wait for it, and neither the command's end nor a
+        dropped SSH connection stops it. The command waits only a moment
+        (~2 s) for the SIGTERM to end the job, as it does for most, and the
+        user is warned when it did not.
         """
         d = shlex.quote(job.job_dir)
         fallback = shlex.quote(str(job.submission_id or ""))
+        grace = kill_after_seconds()
+        killer = f"sh -c {shlex.quote(_KILLER)} sh \"$pid\" {grace} </dev/null >/dev/null 2>&1 &"
         command = (
             f"(: > {d}/{layout.CANCELLED}) 2>/dev/null; "
             f"pid=; IFS= read -r pid < {d}/{layout.SUBMISSION_ID} 2>/dev/null; pid=${{pid:-{fallback}}}; "
             '[ -n "$pid" ] || exit 0; '
-            # dash's kill takes no "--"; bash's and others' may need it.
-            'kill -TERM "-$pid" 2>/dev/null || kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; true'
+            + _signal_group("TERM") + "; "
+            f"if command -v setsid >/dev/null 2>&1; then setsid {killer} else nohup {killer} fi; "
+            # Most jobs end on SIGTERM in a moment: wait for that (at most ~2 s, less where
+            # sleep takes no fraction), so the usual cancel reads cancelled as soon as it returns.
+            f"n=0; while [ $n -lt {_TERM_WAIT_STEPS} ] && {{ {_signal_group('0', or_leader=False)}; }}; do "
+            f"sleep 0.1 2>/dev/null || {{ sleep 1; n={_TERM_WAIT_STEPS}; }}; n=$((n + 1)); done; "
+            f"if {_signal_group('0', or_leader=False)}; then echo {_STILL_ALIVE}; fi; true"
         )
         result = self.session.execute_command(command)
         if result.returncode != 0:
             raise SubmissionError(f"could not cancel job {job.jobid}: {result.stderr.strip()}")
+        if _STILL_ALIVE in result.stdout.split():
+            lgr.warning("job %s: some of its processes did not end on SIGTERM; they get SIGKILL %d s after the "
+                        "SIGTERM ([jobs] kill_after), and until they are gone its subjobs read running (cancelling)",
+                        job.jobid, grace)

@@ -201,6 +201,10 @@ def interpret(
             unsettled.add(index)
         elif not shown.state.finished:
             unsettled.add(index)
+        elif not asked and old is None and seen.reason is FailureReason.CANCELLED and word not in _FINAL:
+            # Settled as cancelled by the age of the cancel alone: the submitter may still see it
+            # alive (SchedulerState.cancelling), and the poll asks it before anything is recorded.
+            unsettled.add(index)
         subjobs.append(shown)
     labels = tuple(outcome.subjob_label(job, i) for i in range(job.n_subjobs))
     return JobStatus(jobid=job.jobid, subjobs=tuple(subjobs), missing=not files.exists, labels=labels,
@@ -377,8 +381,13 @@ def _cancel_settled(job: JobSpec, said: SchedulerState | None, asked: bool, now:
 
     When the scheduler, asked, has nothing to say about it; or, whatever it
     says, once the cancel is older than ``grace`` (a scheduler may take a
-    moment to end what it was told to, not forever).
+    moment to end what it was told to, not forever). Never while the
+    submitter says it sees the subjob's processes still alive
+    (:attr:`SchedulerState.cancelling`): what is still writing into the
+    working directory is not finished, and a fetch would take half-written files.
     """
+    if said is not None and said.known and said.cancelling:
+        return False
     if asked and said is None:
         return True
     if job.cancelled:

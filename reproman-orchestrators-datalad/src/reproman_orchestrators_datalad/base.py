@@ -110,6 +110,18 @@ def without_probes(lines: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(line[: -len(suffix)] if line.endswith(suffix) else line for line in lines if line))
 
 
+def pointer_files(said: str) -> set[str]:
+    """The paths :meth:`DataladOrchestrator.pointer_files_script` found absent and unchanged (normalised)."""
+    absent, changed = set(), set()
+    for line in said.split("\n"):
+        kind, _, path = line.partition(" ")
+        if kind == "ABSENT" and path:
+            absent.add(posixpath.normpath(path))
+        elif kind == "CHANGED" and path:
+            changed.add(posixpath.normpath(path))
+    return absent - changed
+
+
 class DataladOrchestrator(Orchestrator):
     """Base of the DataLad orchestrators; subclasses say how the dataset reaches the resource."""
 
@@ -126,6 +138,8 @@ class DataladOrchestrator(Orchestrator):
         super().__init__(resource, session, job)
         self.local = LocalDataset(job.local_directory)
         self._tree: Hierarchy | None = None
+        #: Untouched pointer files under the outputs on the resource (see :meth:`pointer_files_script`).
+        self.pointer_files: set[str] = set()
 
     # -- names -------------------------------------------------------------------
     @property
@@ -366,15 +380,68 @@ class DataladOrchestrator(Orchestrator):
         return "\n".join(lines)
 
     def settle_outputs(self) -> None:
-        """Lock again what the job unlocked and left untouched (:meth:`relock_untouched_script`); best effort."""
+        """Lock again what the job unlocked and left untouched (:meth:`relock_untouched_script`); best effort.
+
+        The same command lists the untouched pointer files under the outputs
+        (:meth:`pointer_files_script`), whose checksums :meth:`fetch` drops.
+        """
         if not self.unlocks_annexed_outputs or not self.job.working_directory:
             return
         script = self.relock_untouched_script()
         if not script:
             return
-        result = self.session.execute_command(f"cd {q(self.job.working_directory)} 2>/dev/null || exit 0\n{script}")
+        listing = self.pointer_files_script()
+        result = self.session.execute_command(
+            f"cd {q(self.job.working_directory)} 2>/dev/null || exit 0\n{script}\n{listing}")
         if result.returncode != 0:
             lgr.debug("job %s: relocking untouched outputs: %s", self.job.jobid, result.stderr.strip())
+        self.pointer_files = pointer_files(result.stdout)
+
+    def pointer_files_script(self) -> str:
+        """Shell code naming the annexed files under the outputs whose content is absent and that the job left alone.
+
+        Such a file is a pointer file where the job ran (an unlocked file
+        in ``HEAD`` whose content a clone on the resource never got): the
+        command did not produce it, and core's checksum of it is of the
+        pointer text, which the user's copy (with its content) would fail
+        as a transfer mismatch. Prints ``ABSENT path`` for each file git-annex
+        lacks the content of and ``CHANGED path`` for each file that differs
+        from the index (a pointer file the command overwrote is its output).
+        """
+        lines = []
+        for dataset, rels in self.tree.split(self.outputs()).items():
+            paths = " ".join(q(p) for p in rels)
+            prefix = "" if dataset == TOP else dataset + "/"
+            for special in ("\\", "|", "&"):
+                prefix = prefix.replace(special, "\\" + special)
+            lines.append(
+                f"(cd {q(dataset)} && git config --get annex.uuid >/dev/null && "
+                f"{{ git annex find --not --in=here --print0 -- {paths} 2>/dev/null | tr '\\000' '\\n' "
+                f"| sed {q('s|^|ABSENT ' + prefix + '|')}; "
+                f"git diff --name-only -z -- {paths} 2>/dev/null | tr '\\000' '\\n' "
+                f"| sed {q('s|^|CHANGED ' + prefix + '|')}; }}) || true"
+            )
+        return "\n".join(lines)
+
+    def forget_pointer_checksums(self) -> None:
+        """Drop the checksums of the pointer files :meth:`settle_outputs` found: the job did not produce them.
+
+        A file under ``-o DIR`` that is unlocked in ``HEAD`` and whose
+        content the clone lacks was hashed as its pointer text there, while
+        the fetched dataset holds the content: kept, the checksum reads as a
+        transfer mismatch (and the job's files stay on the resource). Files
+        locked in ``HEAD`` are symbolic links there and get no checksum
+        either, so the untouched files of an output directory are treated
+        alike.
+        """
+        pointers = self.pointer_files
+        if not pointers or not self.job.checksums:
+            return
+        kept = {rel: sums for rel, sums in self.job.checksums.items() if posixpath.normpath(rel) not in pointers}
+        if len(kept) != len(self.job.checksums):
+            lgr.debug("job %s: no checksums for %d untouched pointer file(s)", self.job.jobid,
+                      len(self.job.checksums) - len(kept))
+            self.job.checksums = kept
 
     def relock_untouched_script(self) -> str:
         """Shell code locking again the annexed outputs the job unlocked but did not change.
@@ -564,6 +631,7 @@ class DataladOrchestrator(Orchestrator):
         cannot hash), so only the first fetch computed them.
         """
         with self.fetch_lock():
+            self.forget_pointer_checksums()
             paths = self.fetch_results()
         self.adopt_record()
         return paths

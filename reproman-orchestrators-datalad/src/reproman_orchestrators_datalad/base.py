@@ -17,7 +17,9 @@ clean afterwards.
 
 A job with failed subjobs is recorded the same way, with the failure in the
 commit subject and the status files in the record: the dataset stays clean,
-the outputs of subjobs that succeeded are kept, and the next job can start.
+the outputs of subjobs that succeeded are kept, and the next job can start;
+the dataset's files that subjobs which did not succeed changed are kept as
+they were (see :mod:`reproman_orchestrators_datalad.guarding`).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from reproman.plugins import (
     relative_path,
     status_from_files,
 )
-from reproman_orchestrators_datalad import requirements
+from reproman_orchestrators_datalad import guarding, requirements
 from reproman_orchestrators_datalad.changes import changes
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
 from reproman_orchestrators_datalad.local_dataset import DatasetState, LocalDataset
@@ -533,7 +535,7 @@ class DataladOrchestrator(Orchestrator):
         subs = " ".join(q(n.path) for n in nodes if n.path != TOP)
         marker = f"ReproMan job: {job.jobid}"
         lines = [
-            f"jobdir={q(job.job_dir)}; rec={q(rec)}",
+            f"jobdir={q(job.job_dir)}; rec={q(rec)}; msg={q(message)}; kept=; KEPT_DIR={q(guarding.KEPT_DIR)}",
             ': > "$jobdir/completed" 2>/dev/null || true',
             f"lock={q(ACTIVE_DIR.rsplit('/', 1)[0] + '/fetching-' + job.jobid)}; waited=0",
             'mkdir -p "${lock%/*}"',
@@ -558,16 +560,20 @@ class DataladOrchestrator(Orchestrator):
             '  for f in "$jobdir"/*; do case "$f" in *.tmp) ;; *) if [ -f "$f" ]; then cp "$f" "$rec/"; fi ;; esac; done',
             '  cat > "$rec/spec.yaml"',
             f"  [ -e .reproman/jobs/.gitattributes ] || printf %s {q(GITATTRIBUTES)} > .reproman/jobs/.gitattributes",
+            *("  " + line for line in self.guard_script()),
         ]
         for i, node in enumerate(nodes):
             lines.append(f"  pre{i}=$(git -C {q(node.path)} rev-parse HEAD)")
-        lines.append(f"  if ! datalad save -r -m {q(message)} >/dev/null; then")
+        lines.append("  if ! datalad save -r -m \"$msg\" >/dev/null; then")
         for i, node in enumerate(reversed(nodes)):
             index = len(nodes) - 1 - i
             p = q(node.path)
             lines.append(f'    if [ -e {p}/.git ] && [ "$(git -C {p} rev-parse HEAD)" != "$pre{index}" ]; then '
                          f'git -C {p} reset -q "$pre{index}" || true; fi')
         lines += [
+            # What a subjob that did not succeed left goes back where it was (see guard_script), never lost.
+            '    printf %s "$kept" | sed -n \'s/^KEPT //p\' | while IFS= read -r f; do '
+            'if [ -e "$rec/$KEPT_DIR/$f" ] || [ -L "$rec/$KEPT_DIR/$f" ]; then mv -f "$rec/$KEPT_DIR/$f" "$f"; fi; done',
             '    git ls-files --error-unmatch -- "$rec" >/dev/null 2>&1 || rm -rf "$rec"',
             f"    exit {SAVE_FAILED}",
             "  fi",
@@ -576,6 +582,38 @@ class DataladOrchestrator(Orchestrator):
             f"rm -f {ACTIVE_DIR}/{q(job.jobid)}",
         ]
         return "\n".join(lines) + "\n"
+
+    def guard_script(self) -> list[str]:
+        """Shell lines keeping the dataset's files that subjobs which did not succeed changed (:mod:`.guarding`).
+
+        Run in the dataset where the job ran, just before ``datalad save``:
+        they set ``$kept`` (``KEPT path`` lines, also printed for
+        :meth:`kept_paths`) and add :func:`~.guarding.note` to ``$msg``.
+        """
+        rels = guarding.guarded(self.guarded_outputs, self.job.local_directory)
+        if not rels:
+            return []
+        tree = Hierarchy(self.job.local_directory, self.started_datasets())
+        steps = [guarding.shell("" if dataset == TOP else dataset, paths, '"$rec/$KEPT_DIR"')
+                 for dataset, paths in tree.split(rels).items()]
+        head = guarding.header(self.record_dir)
+        return [
+            "kept=$( { " + "; ".join(steps) + "; } ) || exit " + str(SAVE_FAILED),
+            'if [ -n "$kept" ]; then',
+            '  printf "%s\\n" "$kept"',
+            f"  n=$(printf '%s\\n' \"$kept\" | wc -l); shown=$(printf '%s\\n' \"$kept\" | head -n {guarding.NAMED} "
+            "| sed 's/^KEPT /  /')",
+            f'  msg="$msg"$(printf \'\\n%s\\n%s\' {q(head)} "$shown")',
+            f'  if [ "$n" -gt {guarding.NAMED} ]; then msg="$msg"$(printf \'\\n  and %s more\' '
+            f'"$((n - {guarding.NAMED}))"); fi',
+            '  msg="$msg"$(printf \'\\n_\'); msg=${msg%_}',
+            "fi",
+        ]
+
+    @staticmethod
+    def kept_paths(said: Sequence[str]) -> list[str]:
+        """The ``KEPT path`` lines :meth:`guard_script` printed, as paths."""
+        return [line[5:] for line in said if line.startswith("KEPT ")]
 
     # -- finishing ------------------------------------------------------------------
     def final_status(self) -> JobStatus:

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import pytest
-from datalad_testlib import ORCHESTRATORS, body, clean, git, sh
+from datalad_testlib import ORCHESTRATORS, body, clean, git, run_job, sh
 
 from reproman.jobs.registry import Registry
 from reproman.testing.cli import run_cli
@@ -95,3 +95,19 @@ def test_a_directory_shared_with_a_failed_subjob_keeps_its_committed_files(
     assert _kept_copy(dataset, jobid, "out/a").read_text() == "new\n"
     assert sorted(line for line in body(dataset).splitlines() if line.startswith("  out/")) == ["  out/a", "  out/b"]
     assert clean(dataset), git(dataset, "status", "--porcelain")
+
+
+@pytest.mark.parametrize("orchestrator", ["datalad-pair", "datalad-local-run", "datalad-no-remote"])
+def test_a_failed_command_keeps_a_file_of_a_nested_subdataset(yoda_ds: Path, root: Path, orchestrator: str) -> None:
+    """The kept file is in ``outputs/derived`` (two levels down); its copy goes in the top dataset's record."""
+    from reproman_orchestrators_datalad import testing as yoda
+
+    result = run_job(root, orchestrator, "mkdir -p outputs/derived; echo partial > outputs/derived/ref.csv; echo n > outputs/derived/new.csv; "
+                     "exit 3", outputs=["outputs/derived"])
+    assert not result.status.ok
+    derived = yoda_ds / "outputs" / "derived"
+    assert (derived / "ref.csv").read_text() == "x\ny\nz\n"
+    assert (derived / "new.csv").read_text() == "n\n", "a new file is committed as before"
+    assert _kept_copy(yoda_ds, result.job.jobid, "outputs/derived/ref.csv").read_text() == "partial\n"
+    assert "  outputs/derived/ref.csv" in body(yoda_ds).splitlines()
+    yoda.assert_clean(yoda_ds)

@@ -111,3 +111,31 @@ def test_a_failed_command_keeps_a_file_of_a_nested_subdataset(yoda_ds: Path, roo
     assert _kept_copy(yoda_ds, result.job.jobid, "outputs/derived/ref.csv").read_text() == "partial\n"
     assert "  outputs/derived/ref.csv" in body(yoda_ds).splitlines()
     yoda.assert_clean(yoda_ds)
+
+
+def test_a_save_that_fails_puts_the_failed_commands_file_back(yoda_ds: Path, root: Path) -> None:
+    """The kept version was moved into the record before the save; a failed save removes the record, so the file
+    goes back where the command left it first (never lost), and the next fetch keeps it aside again."""
+    import time
+
+    from datalad_testlib import fetch_when_done
+
+    result = run_job(root, "datalad-no-remote", "echo partial > outputs/derived/ref.csv; echo a > outputs/a.txt; "
+                     "exit 3", outputs=["outputs"], follow=False)
+    status = Path(result.job.job_dir, "status.0")
+    deadline = time.monotonic() + 60
+    while not (status.exists() and status.read_text().startswith("failed")):
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.2)
+    lock = Path(git(yoda_ds / "outputs", "rev-parse", "--absolute-git-dir")) / "index.lock"
+    lock.write_text("")  # git cannot update this subdataset's index: its save fails
+    row = fetch_when_done(result.job.jobid)
+    assert "put back to their state before the save" in row.get("error", ""), row
+    derived = yoda_ds / "outputs" / "derived"
+    assert (derived / "ref.csv").read_text() == "partial\n", "what the command left is where it left it"
+    assert not _kept_copy(yoda_ds, result.job.jobid, "outputs/derived/ref.csv").exists()
+    lock.unlink()
+    assert fetch_when_done(result.job.jobid).get("fetched")
+    assert (derived / "ref.csv").read_text() == "x\ny\nz\n"
+    assert _kept_copy(yoda_ds, result.job.jobid, "outputs/derived/ref.csv").read_text() == "partial\n"
+    assert (yoda_ds / "outputs" / "a.txt").read_text() == "a\n"

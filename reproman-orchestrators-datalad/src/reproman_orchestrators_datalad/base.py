@@ -572,7 +572,7 @@ class DataladOrchestrator(Orchestrator):
                          f'git -C {p} reset -q "$pre{index}" || true; fi')
         lines += [
             # What a subjob that did not succeed left goes back where it was (see guard_script), never lost.
-            '    printf %s "$kept" | sed -n \'s/^KEPT //p\' | while IFS= read -r f; do '
+            '    printf "%s\\n" "$kept" | sed -n \'s/^KEPT //p\' | while IFS= read -r f; do '
             'if [ -e "$rec/$KEPT_DIR/$f" ] || [ -L "$rec/$KEPT_DIR/$f" ]; then mv -f "$rec/$KEPT_DIR/$f" "$f"; fi; done',
             '    git ls-files --error-unmatch -- "$rec" >/dev/null 2>&1 || rm -rf "$rec"',
             f"    exit {SAVE_FAILED}",

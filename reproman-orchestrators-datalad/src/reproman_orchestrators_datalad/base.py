@@ -598,7 +598,7 @@ class DataladOrchestrator(Orchestrator):
                  for dataset, paths in tree.split(rels).items()]
         head = guarding.header(self.record_dir)
         return [
-            "kept=$( { " + "; ".join(steps) + "; } ) || exit " + str(SAVE_FAILED),
+            "kept=$( { " + " && ".join(steps) + "; } ) || exit " + str(SAVE_FAILED),
             'if [ -n "$kept" ]; then',
             '  printf "%s\\n" "$kept"',
             f"  n=$(printf '%s\\n' \"$kept\" | wc -l); shown=$(printf '%s\\n' \"$kept\" | head -n {guarding.NAMED} "

@@ -17,7 +17,9 @@ clean afterwards.
 
 A job with failed subjobs is recorded the same way, with the failure in the
 commit subject and the status files in the record: the dataset stays clean,
-the outputs of subjobs that succeeded are kept, and the next job can start.
+the outputs of subjobs that succeeded are kept, and the next job can start;
+the dataset's files that subjobs which did not succeed changed are kept as
+they were (see :mod:`reproman_orchestrators_datalad.guarding`).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from reproman.plugins import (
     relative_path,
     status_from_files,
 )
-from reproman_orchestrators_datalad import requirements
+from reproman_orchestrators_datalad import guarding, requirements
 from reproman_orchestrators_datalad.changes import changes
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
 from reproman_orchestrators_datalad.local_dataset import DatasetState, LocalDataset
@@ -110,6 +112,18 @@ def without_probes(lines: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(line[: -len(suffix)] if line.endswith(suffix) else line for line in lines if line))
 
 
+def pointer_files(said: str) -> set[str]:
+    """The paths :meth:`DataladOrchestrator.pointer_files_script` found absent and unchanged (normalised)."""
+    absent, changed = set(), set()
+    for line in said.split("\n"):
+        kind, _, path = line.partition(" ")
+        if kind == "ABSENT" and path:
+            absent.add(posixpath.normpath(path))
+        elif kind == "CHANGED" and path:
+            changed.add(posixpath.normpath(path))
+    return absent - changed
+
+
 class DataladOrchestrator(Orchestrator):
     """Base of the DataLad orchestrators; subclasses say how the dataset reaches the resource."""
 
@@ -126,6 +140,8 @@ class DataladOrchestrator(Orchestrator):
         super().__init__(resource, session, job)
         self.local = LocalDataset(job.local_directory)
         self._tree: Hierarchy | None = None
+        #: Untouched pointer files under the outputs on the resource (see :meth:`pointer_files_script`).
+        self.pointer_files: set[str] = set()
 
     # -- names -------------------------------------------------------------------
     @property
@@ -366,15 +382,68 @@ class DataladOrchestrator(Orchestrator):
         return "\n".join(lines)
 
     def settle_outputs(self) -> None:
-        """Lock again what the job unlocked and left untouched (:meth:`relock_untouched_script`); best effort."""
+        """Lock again what the job unlocked and left untouched (:meth:`relock_untouched_script`); best effort.
+
+        The same command lists the untouched pointer files under the outputs
+        (:meth:`pointer_files_script`), whose checksums :meth:`fetch` drops.
+        """
         if not self.unlocks_annexed_outputs or not self.job.working_directory:
             return
         script = self.relock_untouched_script()
         if not script:
             return
-        result = self.session.execute_command(f"cd {q(self.job.working_directory)} 2>/dev/null || exit 0\n{script}")
+        listing = self.pointer_files_script()
+        result = self.session.execute_command(
+            f"cd {q(self.job.working_directory)} 2>/dev/null || exit 0\n{script}\n{listing}")
         if result.returncode != 0:
             lgr.debug("job %s: relocking untouched outputs: %s", self.job.jobid, result.stderr.strip())
+        self.pointer_files = pointer_files(result.stdout)
+
+    def pointer_files_script(self) -> str:
+        """Shell code naming the annexed files under the outputs whose content is absent and that the job left alone.
+
+        Such a file is a pointer file where the job ran (an unlocked file
+        in ``HEAD`` whose content a clone on the resource never got): the
+        command did not produce it, and core's checksum of it is of the
+        pointer text, which the user's copy (with its content) would fail
+        as a transfer mismatch. Prints ``ABSENT path`` for each file git-annex
+        lacks the content of and ``CHANGED path`` for each file that differs
+        from the index (a pointer file the command overwrote is its output).
+        """
+        lines = []
+        for dataset, rels in self.tree.split(self.outputs()).items():
+            paths = " ".join(q(p) for p in rels)
+            prefix = "" if dataset == TOP else dataset + "/"
+            for special in ("\\", "|", "&"):
+                prefix = prefix.replace(special, "\\" + special)
+            lines.append(
+                f"(cd {q(dataset)} && git config --get annex.uuid >/dev/null && "
+                f"{{ git annex find --not --in=here --print0 -- {paths} 2>/dev/null | tr '\\000' '\\n' "
+                f"| sed {q('s|^|ABSENT ' + prefix + '|')}; "
+                f"git diff --name-only -z -- {paths} 2>/dev/null | tr '\\000' '\\n' "
+                f"| sed {q('s|^|CHANGED ' + prefix + '|')}; }}) || true"
+            )
+        return "\n".join(lines)
+
+    def forget_pointer_checksums(self) -> None:
+        """Drop the checksums of the pointer files :meth:`settle_outputs` found: the job did not produce them.
+
+        A file under ``-o DIR`` that is unlocked in ``HEAD`` and whose
+        content the clone lacks was hashed as its pointer text there, while
+        the fetched dataset holds the content: kept, the checksum reads as a
+        transfer mismatch (and the job's files stay on the resource). Files
+        locked in ``HEAD`` are symbolic links there and get no checksum
+        either, so the untouched files of an output directory are treated
+        alike.
+        """
+        pointers = self.pointer_files
+        if not pointers or not self.job.checksums:
+            return
+        kept = {rel: sums for rel, sums in self.job.checksums.items() if posixpath.normpath(rel) not in pointers}
+        if len(kept) != len(self.job.checksums):
+            lgr.debug("job %s: no checksums for %d untouched pointer file(s)", self.job.jobid,
+                      len(self.job.checksums) - len(kept))
+            self.job.checksums = kept
 
     def relock_untouched_script(self) -> str:
         """Shell code locking again the annexed outputs the job unlocked but did not change.
@@ -466,7 +535,7 @@ class DataladOrchestrator(Orchestrator):
         subs = " ".join(q(n.path) for n in nodes if n.path != TOP)
         marker = f"ReproMan job: {job.jobid}"
         lines = [
-            f"jobdir={q(job.job_dir)}; rec={q(rec)}",
+            f"jobdir={q(job.job_dir)}; rec={q(rec)}; msg={q(message)}; kept=; KEPT_DIR={q(guarding.KEPT_DIR)}",
             ': > "$jobdir/completed" 2>/dev/null || true',
             f"lock={q(ACTIVE_DIR.rsplit('/', 1)[0] + '/fetching-' + job.jobid)}; waited=0",
             'mkdir -p "${lock%/*}"',
@@ -491,16 +560,20 @@ class DataladOrchestrator(Orchestrator):
             '  for f in "$jobdir"/*; do case "$f" in *.tmp) ;; *) if [ -f "$f" ]; then cp "$f" "$rec/"; fi ;; esac; done',
             '  cat > "$rec/spec.yaml"',
             f"  [ -e .reproman/jobs/.gitattributes ] || printf %s {q(GITATTRIBUTES)} > .reproman/jobs/.gitattributes",
+            *("  " + line for line in self.guard_script()),
         ]
         for i, node in enumerate(nodes):
             lines.append(f"  pre{i}=$(git -C {q(node.path)} rev-parse HEAD)")
-        lines.append(f"  if ! datalad save -r -m {q(message)} >/dev/null; then")
+        lines.append("  if ! datalad save -r -m \"$msg\" >/dev/null; then")
         for i, node in enumerate(reversed(nodes)):
             index = len(nodes) - 1 - i
             p = q(node.path)
             lines.append(f'    if [ -e {p}/.git ] && [ "$(git -C {p} rev-parse HEAD)" != "$pre{index}" ]; then '
                          f'git -C {p} reset -q "$pre{index}" || true; fi')
         lines += [
+            # What a subjob that did not succeed left goes back where it was (see guard_script), never lost.
+            '    printf "%s\\n" "$kept" | sed -n \'s/^KEPT //p\' | while IFS= read -r f; do '
+            'if [ -e "$rec/$KEPT_DIR/$f" ] || [ -L "$rec/$KEPT_DIR/$f" ]; then mv -f "$rec/$KEPT_DIR/$f" "$f"; fi; done',
             '    git ls-files --error-unmatch -- "$rec" >/dev/null 2>&1 || rm -rf "$rec"',
             f"    exit {SAVE_FAILED}",
             "  fi",
@@ -509,6 +582,38 @@ class DataladOrchestrator(Orchestrator):
             f"rm -f {ACTIVE_DIR}/{q(job.jobid)}",
         ]
         return "\n".join(lines) + "\n"
+
+    def guard_script(self) -> list[str]:
+        """Shell lines keeping the dataset's files that subjobs which did not succeed changed (:mod:`.guarding`).
+
+        Run in the dataset where the job ran, just before ``datalad save``:
+        they set ``$kept`` (``KEPT path`` lines, also printed for
+        :meth:`kept_paths`) and add :func:`~.guarding.note` to ``$msg``.
+        """
+        rels = guarding.guarded(self.guarded_outputs, self.job.local_directory)
+        if not rels:
+            return []
+        tree = Hierarchy(self.job.local_directory, self.started_datasets())
+        steps = [guarding.shell("" if dataset == TOP else dataset, paths, '"$rec/$KEPT_DIR"')
+                 for dataset, paths in tree.split(rels).items()]
+        head = guarding.header(self.record_dir)
+        return [
+            "kept=$( { " + " && ".join(steps) + "; } ) || exit " + str(SAVE_FAILED),
+            'if [ -n "$kept" ]; then',
+            '  printf "%s\\n" "$kept"',
+            f"  n=$(printf '%s\\n' \"$kept\" | wc -l); shown=$(printf '%s\\n' \"$kept\" | head -n {guarding.NAMED} "
+            "| sed 's/^KEPT /  /')",
+            f'  msg="$msg"$(printf \'\\n%s\\n%s\' {q(head)} "$shown")',
+            f'  if [ "$n" -gt {guarding.NAMED} ]; then msg="$msg"$(printf \'\\n  and %s more\' '
+            f'"$((n - {guarding.NAMED}))"); fi',
+            '  msg="$msg"$(printf \'\\n_\'); msg=${msg%_}',
+            "fi",
+        ]
+
+    @staticmethod
+    def kept_paths(said: Sequence[str]) -> list[str]:
+        """The ``KEPT path`` lines :meth:`guard_script` printed, as paths."""
+        return [line[5:] for line in said if line.startswith("KEPT ")]
 
     # -- finishing ------------------------------------------------------------------
     def final_status(self) -> JobStatus:
@@ -564,6 +669,7 @@ class DataladOrchestrator(Orchestrator):
         cannot hash), so only the first fetch computed them.
         """
         with self.fetch_lock():
+            self.forget_pointer_checksums()
             paths = self.fetch_results()
         self.adopt_record()
         return paths

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reproman.plugins import OrchestratorError, SessionError
-from reproman_orchestrators_datalad import requirements
+from reproman_orchestrators_datalad import guarding, requirements
 from reproman_orchestrators_datalad.base import (
     GITATTRIBUTES,
     DataladOrchestrator,
@@ -47,6 +47,18 @@ from reproman_orchestrators_datalad.messages import run_message
 from reproman_orchestrators_datalad.safety import local_state, refuse, type_problems
 
 lgr = logging.getLogger("reproman.orchestrators_datalad")
+
+
+def filecmp_same(fetched: Path, local: Path) -> bool:
+    """Same bytes (a local annexed file by its content); a local file without its content differs."""
+    import filecmp
+
+    try:
+        if fetched.is_symlink() or (local.is_symlink() and not local.exists()):
+            return fetched.is_symlink() and local.is_symlink() and os.readlink(fetched) == os.readlink(local)
+        return filecmp.cmp(fetched, local, shallow=False)
+    except OSError:
+        return False
 
 
 class LocalRunOrchestrator(DataladOrchestrator):
@@ -183,14 +195,49 @@ class LocalRunOrchestrator(DataladOrchestrator):
             kept = self._keep_rerun(files, changed, logs, spec) if job.rerun_of else None
             if kept is not None:
                 return kept
+            kept = self._keep_guarded(tree, changed, files)
+            if kept:
+                aside = {rel: f"{self.record_dir}/{guarding.KEPT_DIR}/{rel}" for rel in kept}
+                changed = [aside.get(rel, rel) for rel in changed]
             self._check_destinations(tree, changed, files)
             message = run_message(job, str(job.extra.get("dataset_id", "")), self.exit_code(status),
-                                  len(status.failed))
+                                  len(status.failed), kept=guarding.note(self.record_dir, kept))
             self._commit(tree, involved, changed, files, logs, spec, message)
         self.merge_results()
+        self.landing_report = guarding.report(job.local_directory, self.record_dir, kept)
         if status.failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
         return self.local_results()
+
+    def _keep_guarded(self, tree: Hierarchy, changed: list[str], files: Path) -> list[str]:
+        """Move downloaded files that would replace a committed one for a subjob that did not succeed aside.
+
+        Each goes to ``<record>/failed-outputs/<path>`` among the
+        downloaded files (committed there, see :mod:`.guarding`); returned
+        are the paths whose committed version stays. The dataset is clean,
+        so a tracked file here is as committed; one the job left identical
+        changes nothing and lands as before.
+        """
+        root = self.job.local_directory
+        guarded = guarding.guarded(self.guarded_outputs, root)
+        if not guarded:
+            return []
+        candidates: dict[str, list[str]] = {}
+        for rel in changed:
+            if guarding.owed(rel, guarded) and os.path.lexists(os.path.join(root, rel)):
+                owner = tree.owner(rel)
+                candidates.setdefault(owner.path, []).append(relative(rel, owner.path))
+        kept: list[str] = []
+        for dataset, rels in candidates.items():
+            listed = tree.dataset(dataset).git("ls-files", "-z", "--", *[f":(literal){r}" for r in rels]).stdout
+            tracked = set(listed.split("\0")) - {""}
+            for rel in (join(dataset, r) for r in rels if r in tracked):
+                if not filecmp_same(files / rel, Path(root, rel)):
+                    dest = files / self.record_dir / guarding.KEPT_DIR / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(files / rel), str(dest))
+                    kept.append(rel)
+        return sorted(kept)
 
     def _keep_rerun(self, files: Path, changed: list[str], logs: Path, spec: str) -> list[str] | None:
         """A rerun: results that differ go to ``fetched/`` beside the originals, nothing is committed.

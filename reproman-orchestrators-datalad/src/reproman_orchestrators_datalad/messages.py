@@ -91,8 +91,13 @@ def run_record(job: JobSpec, dataset_id: str, exit_code: int) -> dict[str, Any]:
     }
 
 
-def run_message(job: JobSpec, dataset_id: str, exit_code: int, failed: int) -> str:
-    """Message for ``datalad-pair-run``/``datalad-local-run`` commits: a rerunnable run record."""
+def run_message(job: JobSpec, dataset_id: str, exit_code: int, failed: int, kept: str = "") -> str:
+    """Message for ``datalad-pair-run``/``datalad-local-run`` commits: a rerunnable run record.
+
+    ``kept`` (:func:`reproman_orchestrators_datalad.guarding.note`) goes
+    between the subject and the record, which DataLad reads between its
+    markers only.
+    """
     subject = (job.message or shorty(job.command)) + failure_note(failed, job.n_subjobs)
     record = json.dumps(run_record(job, dataset_id, exit_code), indent=1, sort_keys=True, ensure_ascii=False)
-    return RUN_TEMPLATE.format(subject=subject, record=record)
+    return RUN_TEMPLATE.format(subject=subject + ("\n\n" + kept.rstrip("\n") if kept else ""), record=record)

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from reproman.plugins import OrchestratorError
+from reproman_orchestrators_datalad import guarding
 from reproman_orchestrators_datalad.base import ACTIVE_DIR, DataladOrchestrator, q
 from reproman_orchestrators_datalad.messages import save_message
 
@@ -110,7 +111,8 @@ class NoRemoteOrchestrator(DataladOrchestrator):
         status = self.final_status()
         spec = self.final_spec(status)
         script = f"set -e\ncd {q(job.working_directory)}\n" + self.record_script(save_message(job, len(status.failed)))
-        self.save_on_resource(script, spec.encode())
+        said = self.save_on_resource(script, spec.encode()).stdout.splitlines()
+        self.landing_report = guarding.report(job.local_directory, self.record_dir, self.kept_paths(said))
         if status.failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
         return self.local_results()

@@ -41,6 +41,7 @@ from pathlib import Path
 import attrs
 
 from reproman.plugins import JobStatus, OrchestratorError, SessionError
+from reproman_orchestrators_datalad import guarding
 from reproman_orchestrators_datalad.base import ACTIVE_DIR, ORIGIN, DataladOrchestrator, q
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
 from reproman_orchestrators_datalad.local_dataset import LocalDataset
@@ -299,6 +300,7 @@ class PairOrchestrator(DataladOrchestrator):
         found = self.save_on_resource(self._commit_script(datasets, save_message(job, failed)),
                                       spec.encode()).stdout.splitlines()
         changed = [int(line.split()[1]) for line in found if line.startswith("CHANGED ")]
+        kept = self.kept_paths(found)
         keys = []
         for line in found:
             if line.startswith("KEY "):
@@ -337,13 +339,14 @@ class PairOrchestrator(DataladOrchestrator):
                 self._import(repo, Path(tmp) / f"r{i}.bundle")
             for n, (i, key, _obj) in enumerate(keys):
                 tree.dataset(datasets[i].path).git("annex", "setkey", key, str(Path(tmp) / f"k{n}"))
-        self.finish_commit(status)
-        kept = self.keep_rerun_results() if job.rerun_of else None
-        if kept is not None:
+        self.finish_commit(status, kept)
+        kept_aside = self.keep_rerun_results() if job.rerun_of else None
+        if kept_aside is not None:
             if failed:
                 lgr.warning("job %s: %s; the record is on %s", job.jobid, status.summary(), self.ref)
-            return kept
+            return kept_aside
         self.merge_results()
+        self.landing_report = guarding.report(job.local_directory, self.record_dir, kept)
         if failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
         return self.local_results()
@@ -428,8 +431,12 @@ class PairOrchestrator(DataladOrchestrator):
                 lgr.warning("could not discard what job %s left in %s: %s", self.job.jobid, wd, exc)
         super().abandon()
 
-    def finish_commit(self, status: JobStatus) -> None:
-        """Hook for the top dataset's commit once it is here (``datalad-pair`` keeps the resource's)."""
+    def finish_commit(self, status: JobStatus, kept: list[str]) -> None:
+        """Hook for the top dataset's commit once it is here (``datalad-pair`` keeps the resource's).
+
+        ``kept``: the dataset's files the commit keeps as they were, though
+        subjobs that did not succeed changed them (see :mod:`.guarding`).
+        """
 
 
 class PairRunOrchestrator(PairOrchestrator):
@@ -438,7 +445,7 @@ class PairRunOrchestrator(PairOrchestrator):
     name = "datalad-pair-run"
     run_record = True
 
-    def finish_commit(self, status: JobStatus) -> None:
+    def finish_commit(self, status: JobStatus, kept: list[str]) -> None:
         """Commit the resource's tree locally with a run record as message.
 
         The tree is exactly the resource's (outputs, subdataset commits and
@@ -446,7 +453,8 @@ class PairRunOrchestrator(PairOrchestrator):
         history reads as if ``datalad run`` had run the job here.
         """
         message = run_message(
-            self.job, str(self.job.extra.get("dataset_id", "")), self.exit_code(status), len(status.failed)
+            self.job, str(self.job.extra.get("dataset_id", "")), self.exit_code(status), len(status.failed),
+            kept=guarding.note(self.record_dir, kept),
         )
         commit = self.local.git(
             "commit-tree", f"{self.ref}^{{tree}}", "-p", self.base, "-F", "-", stdin=message

@@ -341,6 +341,10 @@ def configured_defaults(submitter: SubmitterType, resource_name: str | None = No
                 converted = _convert(param, raw)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"[{section}] {raw_key} = {raw!r}: {exc}"[:300]) from None
+            try:
+                check_no_placeholder(key, converted)
+            except UsageError as exc:
+                raise ConfigError(f"[{section}] {raw_key}: {exc}"[:300]) from None
             values[key] = {**values.get(key, {}), **converted} if key == "env" else converted
     return values
 
@@ -387,8 +391,29 @@ def merge_job_parameters(base: Mapping[str, Any], given: Mapping[str, Any], subm
             converted = _convert(param, raw)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"job parameter {key!r}: {exc}") from None
+        check_no_placeholder(key, converted)
         values[key] = {**(values.get(key) or {}), **converted} if key == "env" else converted
     return values
+
+
+def check_no_placeholder(key: str, value: Any) -> None:
+    """Refuse a job parameter holding a batch placeholder (``env=X={p[i]}``): it would stay as written.
+
+    Job parameters are one value for the whole job (the runscript exports
+    ``env`` once, a scheduler gets one ``memory``), so ``{p[KEY]}`` there
+    cannot become each subjob's value; passed on literally, every subjob
+    would see the text ``{p[i]}`` and nothing would say why.
+    """
+    from reproman.jobs.batch import PLACEHOLDER
+
+    texts = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else [value]
+    for text in texts:
+        found = PLACEHOLDER.search(text) if isinstance(text, str) else None
+        if found:
+            hint = ("Set the variable in the command instead: env NAME={p[KEY]} PROGRAM ARGS." if key == "env"
+                    else "A job parameter is one value for every subjob; for different values, run one job each.")
+            raise UsageError(f"job parameter {key!r}: {found.group(0)[:60]} would stay as written: placeholders "
+                             "work only in the command and in -i/-o paths", hint=hint)
 
 
 def _convert(param: Parameter, raw: Any) -> Any:

@@ -5,8 +5,9 @@ together: ``jobs --delete --all JOB`` deleted every job (``--all`` won
 over the job named), ``jobs --status --delete JOB`` deleted although
 ``--status`` never acts, ``run --list WORD`` listed everything and
 ignored the command ``WORD`` became, ``execute --trace --internal``
-dropped ``--trace``, ``execute --internal chmod 9`` was a traceback, and
-``-l nonsense`` exited 1.
+dropped ``--trace``, ``execute --internal chmod 9`` was a traceback, and ``-l nonsense``
+and an unknown submitter, orchestrator or resource type (argparse's
+"invalid choice" in all but name) exited 1.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def test_status_with_an_acting_action_is_refused(workdir: Path, two_jobs: list[s
     (["execute", "--trace", "--internal", "mkdir", "made"], "--trace traces commands, not --internal operations"),
     (["execute", "--internal", "chmod", "9", "f"], "mode '9' is not an octal mode"),
     (["execute", "--internal", "chmod", "77777", "f"], "mode '77777' is not an octal mode"),
+    (["run", "--submitter", "nosuch", "touch", "ran"], "Unknown submitter 'nosuch'. Available:"),
+    (["run", "--orchestrator", "nosuch", "touch", "ran"], "Unknown orchestrator 'nosuch'. Available:"),
+    (["create", "made", "-t", "nosuch"], "Unknown resource type 'nosuch'. Available:"),
+    (["backend-parameters", "nosuch"], "Unknown resource type 'nosuch'. Available:"),
 ])
 def test_usage_errors_exit_2(workdir: Path, argv: list[str], said: str) -> None:
     (workdir / "f").write_text("data\n")

@@ -37,6 +37,8 @@ CASES = [
     ("null: 2\n", "None is not a parameter name"),
     ("job_parameters: {7: x}\n", "7 is not a parameter name"),
     ("num_proceses: 2\n", "unknown job parameter 'num_proceses'. Did you mean 'num_processes'?"),
+    ("comand: echo hi\n", "unknown job parameter 'comand'. Did you mean 'command'?"),
+    ("ouputs: [out]\n", "unknown job parameter 'ouputs'. Did you mean 'outputs'?"),
     ("job_parameters: {queue: short}\n", "job parameter 'queue' is not supported by submitter 'local'"),
     ("num_processes: 2\nnum_processes: 3\n", 'found duplicate key "num_processes"'),
 ]

@@ -449,7 +449,9 @@ def merge_job_parameters(base: Mapping[str, Any], given: Mapping[str, Any], subm
         param = supported.get(key)
         if param is None:
             if key not in KNOWN:
-                close = difflib.get_close_matches(key, [*KNOWN, *supported], n=1)
+                # In a job spec file a misspelt request key (comand:, ouputs:) lands here too.
+                names = [*KNOWN, *supported, *(sorted(REQUEST_KEYS) if where else [])]
+                close = difflib.get_close_matches(key, names, n=1)
                 hint = f"Did you mean {close[0]!r}?" if close else "See 'reproman run --list parameters'."
                 raise UsageError(f"{where}unknown job parameter {key!r}.", hint=hint)
             raise UsageError(

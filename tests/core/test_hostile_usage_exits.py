@@ -3,7 +3,8 @@
 Found by a survey of ``reproman CMD`` with arguments that do not go
 together: ``jobs --delete --all JOB`` deleted every job (``--all`` won
 over the job named), ``jobs --status --delete JOB`` deleted although
-``--status`` never acts, ``run --list WORD`` listed everything and
+``--status`` never acts, ``--overwrite`` or ``--keep-remote`` went
+unheard by a listing or a delete, ``run --list WORD`` listed everything and
 ignored the command ``WORD`` became, ``execute --trace --internal``
 dropped ``--trace``, ``execute --internal chmod 9`` was a traceback, and ``-l nonsense``
 and an unknown submitter, orchestrator or resource type (argparse's
@@ -51,6 +52,22 @@ def test_status_with_an_acting_action_is_refused(workdir: Path, two_jobs: list[s
     assert _jobids(workdir) == two_jobs
     shown = run_cli(["jobs", "--status", "--show", two_jobs[0]], cwd=workdir)
     assert shown.returncode == 0, shown.stderr
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    (["--overwrite"], "--overwrite goes with fetching (JOB, --fetch, --follow), not with --list"),
+    (["--keep-remote", "--list"], "--keep-remote goes with fetching (JOB, --fetch, --follow) and --delete"),
+    (["--overwrite", "--show", "FIRST"], "--overwrite goes with fetching (JOB, --fetch, --follow), not with --show"),
+    (["--overwrite", "--delete", "FIRST"], "not with --delete"),
+    (["--keep-remote", "--cancel", "FIRST"], "not with --cancel"),
+])
+def test_fetch_options_without_a_fetch_are_refused(workdir: Path, two_jobs: list[str], extra: list[str],
+                                                   said: str) -> None:
+    """``jobs --overwrite`` listed and overwrote nothing, ``--delete --overwrite`` deleted: the option went unheard."""
+    argv = ["jobs", *[two_jobs[0] if word == "FIRST" else word for word in extra]]
+    line = assert_one_line_error(run_cli(argv, cwd=workdir), code=2)
+    assert said in line, line
+    assert _jobids(workdir) == two_jobs
 
 
 @pytest.mark.parametrize(("argv", "said"), [

@@ -25,6 +25,8 @@ def test_keepalive_settings_from_ssh_config_then_reproman_config(monkeypatch: py
      "[ssh] server_alive_count_max must be a finite number, zero or more; got 'inf'"),
     ({}, ("REPROMAN_SSH_SERVER_ALIVE_INTERVAL", "-2"),
      "[ssh] server_alive_interval must be a finite number, zero or more; got '-2'"),
+    ({}, ("REPROMAN_SSH_SERVER_ALIVE_INTERVAL", "1e300"), "[ssh] server_alive_interval must be at most 86,400; got '1e300'"),
+    ({"serveraliveinterval": "9" * 400}, None, "ServerAliveInterval must be a finite number, zero or more; got '99999999999999999999'... (400 characters)"),
 ])
 def test_a_keepalive_setting_that_is_no_number_is_one_line(monkeypatch: pytest.MonkeyPatch, ssh_config: dict[str, str],
                                                            variable: tuple[str, str] | None, said: str) -> None:

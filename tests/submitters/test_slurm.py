@@ -261,10 +261,10 @@ def test_configured_defaults_are_recorded_and_bad_values_create_nothing(tmp_path
     assert job["parameters"] == {"queue": "debug", "num_processes": 1, "root_directory": str(root)}
     script = next(root.rglob("submit.slurm")).read_text()
     assert "--partition=debug" in script
-    # A value only the scheduler module can judge is refused before any record or directory exists.
+    # A value only the scheduler module can judge is refused (a usage error) before any record or directory exists.
     other = tmp_path / "other root"
     refused = reproman("run", "--submitter", "slurm", "--jp", f"root_directory={other}", "--jp", "memory=lots",
                        "true", cwd=work)
-    assert refused.returncode == 1 and "memory" in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.returncode == 2 and "memory" in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
     assert not other.exists()
     assert len(json.loads(reproman("jobs", "--json", cwd=work).stdout)) == 1

@@ -69,11 +69,15 @@ PARAMETERS = (
         name="connect_timeout",
         doc="Seconds to wait when connecting to the EC2 API or to the instance over SSH (default 10)",
         type="int",
+        minimum=1,
+        maximum=24 * 3600,  # a day: longer is a typo, and a socket timeout must fit a C timeval
     ),
     Parameter(
         name="wait_timeout",
         doc="Seconds to wait for the instance to become running, stopped or terminated",
         type="int",
+        minimum=1,
+        maximum=24 * 3600,  # a day: longer is a typo
         default=DEFAULT_WAIT_TIMEOUT,
     ),
     Parameter(

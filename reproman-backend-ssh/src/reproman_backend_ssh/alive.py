@@ -37,8 +37,12 @@ REQUEST = "keepalive@openssh.com"
 DEFAULT_REFRESH_TIMEOUT = 5.0
 
 
-def _number(raw: str | None, key: str, default: float) -> float:
-    return config_number(raw, key, default=default)
+#: The largest interval or timeout taken, in seconds (a day): more is a typo, and 1e300 overflows a timer.
+MAX_SECONDS = 24 * 3600.0
+
+
+def _number(raw: str | None, key: str, default: float, maximum: float = MAX_SECONDS) -> float:
+    return config_number(raw, key, default=default, maximum=maximum)
 
 
 def settings(ssh_config: dict[str, str] | None = None) -> tuple[float, int]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import paramiko
 
-from reproman.plugins import ConfigError, ResourceConnectionError
+from reproman.plugins import ConfigError, ResourceConnectionError, config_number
 from reproman_backend_ssh import hostkeys
 from reproman_backend_ssh.auth import Ask, Authenticator, AuthFailed, NothingToAsk, Secrets
 from reproman_backend_ssh.keyfiles import check_key_file
@@ -72,6 +72,7 @@ def build(settings: Settings, ask: Ask | None, secrets: Secrets) -> Connection:
     if settings.key_filename:
         check_key_file(settings.key_filename)
     config = Config(runtime_ssh_path=settings.ssh_config) if settings.ssh_config else Config()
+    _check_ssh_config_numbers(config, settings)
     connect_kwargs: dict[str, Any] = {}
     if settings.key_filename:
         connect_kwargs["key_filename"] = [settings.key_filename]
@@ -89,6 +90,31 @@ def build(settings: Settings, ask: Ask | None, secrets: Secrets) -> Connection:
         _secure(hop, settings, explicit, ask, secrets)
         hop = hop.gateway
     return conn
+
+
+#: Numbers of an ssh_config host entry that Fabric reads with a bare int(), and their bounds.
+_SSH_CONFIG_NUMBERS = (("port", "Port", 65535), ("connecttimeout", "ConnectTimeout", 24 * 3600))
+
+
+def _check_ssh_config_numbers(config: Any, settings: Settings) -> None:
+    """Refuse ``Port abc`` or ``ConnectTimeout 0`` in ssh_config with one line naming the key and host.
+
+    Fabric reads them with ``int()``: a ValueError ("invalid literal for
+    int() with base 10") that names neither, and port 0 or 99999999999
+    went on to a connection attempt. A backend parameter given for the
+    same setting wins over ssh_config, so that entry is not read.
+    """
+    host = settings.host.rpartition("@")[2]
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    try:
+        found = config.base_ssh_config.lookup(host)
+    except Exception:  # a broken ssh_config is reported by the connection attempt itself
+        return
+    given = {"port": settings.port, "connecttimeout": settings.connect_timeout}
+    for key, name, top in _SSH_CONFIG_NUMBERS:
+        if key in found and not given[key]:
+            config_number(found[key], f"ssh_config {name} of host {host}", minimum=1, maximum=top, whole=True)
 
 
 def _secure(conn: Connection, settings: Settings, explicit: list[str], ask: Ask | None, secrets: Secrets) -> None:

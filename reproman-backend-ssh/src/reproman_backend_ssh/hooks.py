@@ -11,7 +11,7 @@ from reproman.plugins import Parameter, ResourceType, SessionType, hookimpl
 
 PARAMETERS = (
     Parameter(name="host", doc="Host name, address or a Host alias from ~/.ssh/config", required=True),
-    Parameter(name="port", doc="SSH port (default: Port from ssh_config, else 22)", type="int"),
+    Parameter(name="port", doc="SSH port (default: Port from ssh_config, else 22)", type="int", minimum=1, maximum=65535),
     Parameter(name="user", doc="Login name (default: User from ssh_config, else the local user)"),
     Parameter(
         name="key_filename",
@@ -21,6 +21,8 @@ PARAMETERS = (
         name="connect_timeout",
         doc="Seconds to wait for the connection (default: ConnectTimeout from ssh_config, else 10)",
         type="int",
+        minimum=1,
+        maximum=24 * 3600,  # a day: longer is a typo, and a socket timeout must fit a C timeval
     ),
     Parameter(
         name="accept_new_host_key",

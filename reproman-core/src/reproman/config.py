@@ -98,6 +98,11 @@ class Config:
         return list(self._values)
 
 
+#: The longest duration a setting takes, in seconds (a year): a longer one is a typo, and one of
+#: about 300 years makes ``time.sleep`` fail with an OverflowError.
+MAX_SECONDS = 365 * 24 * 3600
+
+
 def config_number(
     raw: object,
     source: str,
@@ -105,6 +110,7 @@ def config_number(
     default: float | None = None,
     minimum: float = 0.0,
     above: bool = False,
+    maximum: float | None = None,
     whole: bool = False,
     seconds: bool = False,
     hint: str | None = None,
@@ -113,10 +119,11 @@ def config_number(
 
     ``None`` or a blank value is ``default`` (an error when there is none).
     Anything else must be a finite number (``whole``: an integer) of at
-    least ``minimum`` (``above``: more than it), or this raises one
-    :class:`ConfigError` line naming ``source``, what it must be and what
-    it got: ``float()`` takes ``nan`` and ``inf``, which would make a wait
-    sleep NaN or retry forever.
+    least ``minimum`` (``above``: more than it) and at most ``maximum``, or
+    this raises one :class:`ConfigError` line naming ``source``, what it
+    must be and what it got: ``float()`` takes ``nan`` and ``inf``, which
+    would make a wait sleep NaN or retry forever, and ``time.sleep`` fails
+    on a number of seconds past what the platform's clock can count.
     """
     if default is not None and (raw is None or not str(raw).strip()):
         return default
@@ -124,18 +131,24 @@ def config_number(
     bound = f"{_plain(minimum)} or more" if not above else f"more than {_plain(minimum)}"
     if minimum == 1 and not above:
         bound = "at least 1"
-    wrong = ConfigError(f"{source} must be {kind}, {bound}; got {raw!r}", hint=hint)
+    shown = repr(raw) if len(str(raw)) <= 40 else f"{str(raw)[:20]!r}... ({len(str(raw))} characters)"
+    wrong = ConfigError(f"{source} must be {kind}, {bound}; got {shown}", hint=hint)
     try:
         value = float(int(str(raw).strip())) if whole else float(str(raw).strip())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a whole number of hundreds of digits
         raise wrong from None
     if not math.isfinite(value) or value < minimum or (above and value == minimum):
         raise wrong
+    if maximum is None and seconds:
+        maximum = MAX_SECONDS
+    if maximum is not None and value > maximum:
+        unit = " seconds (a year)" if maximum == MAX_SECONDS else ""
+        raise ConfigError(f"{source} must be at most {_plain(maximum)}{unit}; got {shown}", hint=hint)
     return value
 
 
 def _plain(number: float) -> str:
-    return "zero" if number == 0 else (str(int(number)) if float(number).is_integer() else str(number))
+    return "zero" if number == 0 else (f"{int(number):,}" if float(number).is_integer() else str(number))
 
 
 _config: Config | None = None

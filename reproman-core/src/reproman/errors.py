@@ -95,8 +95,15 @@ class PluginError(ReproManError):
     """A plugin failed to load or registered something inconsistent."""
 
 
-class UnknownComponentError(PluginError):
-    """A resource type, submitter, orchestrator or tracer name is not registered."""
+class UnknownComponentError(PluginError, UsageError):
+    """A resource type, submitter, orchestrator or tracer name is not registered.
+
+    A usage error (exit 2), as argparse's own "invalid choice": the name was
+    typed (``-t``, ``--submitter``) or read from a record, and either way
+    this installation offers other names, which the message lists.
+    """
+
+    exit_code = 2
 
 
 class DuplicateComponentError(PluginError):

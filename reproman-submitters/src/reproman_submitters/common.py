@@ -54,6 +54,7 @@ from reproman.plugins import (
     SubmissionError,
     Submitter,
     Usage,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -70,39 +71,70 @@ SUBMITTER_SETTINGS = frozenset({"flavor"})
 
 # -- small parsers ------------------------------------------------------------------
 
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE | re.ASCII)
 _UNIT_MB = {"": 1.0, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0**2, "p": 1024.0**3}
+#: The most memory a subjob may ask for, in MB (a pebibyte): more is a typo, and schedulers keep it in 64 bits.
+MAX_MEMORY_MB = 1024**3
+#: The longest walltime a subjob may ask for, in seconds (a year): more is a typo (or a unit mix-up).
+MAX_WALLTIME = 365 * 86400
+_MEMORY_HINT = "Use a number with a unit, e.g. 500M or 4G."
+_WALLTIME_HINT = "Use HH:MM:SS, e.g. 01:30:00, or leave walltime out for the queue's default."
 
 
 def memory_mb(value: Any) -> int:
     """``"4G"`` -> 4096, ``"500M"`` -> 500, ``"2GB"`` -> 2048; a bare number is MB (Slurm's convention).
 
     Every scheduler spells memory differently; converting once to whole
-    megabytes lets each module print the unit its scheduler wants.
+    megabytes lets each module print the unit its scheduler wants. Zero
+    (which would have become 1 MB) and more than :data:`MAX_MEMORY_MB` are
+    refused as the usage errors they are, before the job exists.
     """
     match = _MEMORY_RE.match(str(value))
     if not match:
-        raise SubmissionError(f"cannot read memory {value!r}", hint="Use a number with a unit, e.g. 500M or 4G.")
+        raise UsageError(f"cannot read memory {_shown(value)}", hint=_MEMORY_HINT)
     number, unit = match.groups()
-    return max(1, math.ceil(float(number) * _UNIT_MB[unit.lower()]))
+    amount = float(number) * _UNIT_MB[unit.lower()]
+    if amount <= 0:
+        raise UsageError(f"memory must be more than zero, got {_shown(value)}", hint=_MEMORY_HINT)
+    if amount > MAX_MEMORY_MB:
+        raise UsageError(f"memory {_shown(value)} is more than the 1P a subjob may ask for", hint=_MEMORY_HINT)
+    return max(1, math.ceil(amount))
 
 
 def walltime_seconds(value: Any) -> int:
-    """``"HH:MM:SS"``, ``"MM:SS"``, ``"D-HH:MM:SS"`` or plain seconds -> seconds."""
+    """``"HH:MM:SS"``, ``"MM:SS"``, ``"D-HH:MM:SS"`` or plain seconds -> seconds.
+
+    Zero is refused, not passed on: Slurm reads ``--time=0`` as no limit at
+    all while PBS ends the job at once. So is more than :data:`MAX_WALLTIME`.
+    """
     text = str(value).strip()
     days = 0
+    wrong = UsageError(f"cannot read walltime {_shown(value)}", hint=_WALLTIME_HINT)
+    if len(text) > 40:  # thousands of digits would pass isdigit() and fail int()
+        raise wrong
     if "-" in text:
         day_text, _, text = text.partition("-")
-        if not day_text.isdigit():
-            raise SubmissionError(f"cannot read walltime {value!r}", hint="Use HH:MM:SS, e.g. 01:30:00.")
+        if not (day_text.isascii() and day_text.isdigit()):
+            raise wrong
         days = int(day_text)
     parts = text.split(":")
-    if not parts or len(parts) > 3 or not all(p.isdigit() for p in parts):
-        raise SubmissionError(f"cannot read walltime {value!r}", hint="Use HH:MM:SS, e.g. 01:30:00.")
+    if not parts or len(parts) > 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise wrong
     seconds = 0
     for part in parts:
         seconds = seconds * 60 + int(part)
-    return days * 86400 + seconds
+    total = days * 86400 + seconds
+    if total == 0:
+        raise UsageError(f"walltime must be more than zero, got {_shown(value)}", hint=_WALLTIME_HINT)
+    if total > MAX_WALLTIME:
+        raise UsageError(f"walltime {_shown(value)} is more than the year a subjob may ask for", hint=_WALLTIME_HINT)
+    return total
+
+
+def _shown(value: Any) -> str:
+    """A user's value for a message: quoted, cut short if long."""
+    text = str(value)
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
 
 
 def hms(seconds: int) -> str:
@@ -280,7 +312,9 @@ class BatchSubmitter(Submitter):
 
         Raises :class:`SubmissionError` naming the parameter and the
         scheduler when something cannot be honoured, because a silently
-        ignored ``memory=64G`` is a job killed hours later.
+        ignored ``memory=64G`` is a job killed hours later; a value that
+        does not convert is a :class:`UsageError` (a :class:`ConfigError`
+        when it was configured), as core's own checks say it.
         """
         from reproman.plugins import JOB_PARAMETERS
 
@@ -305,7 +339,8 @@ class BatchSubmitter(Submitter):
                 try:
                     merged[key] = param.convert(value) if param is not None else value
                 except (TypeError, ValueError) as exc:
-                    raise SubmissionError(f"job parameter {key}={value!r}: {exc}") from exc
+                    bad = ConfigError if source == "configuration" else UsageError
+                    raise bad(f"job parameter {key}={_shown(value)}: {exc}") from exc
         if merged.get("launcher") is False:
             merged.pop("launcher")
         directives = merged.get("directives")
@@ -315,7 +350,7 @@ class BatchSubmitter(Submitter):
             merged["directives"] = [d for d in merged["directives"] if str(d).strip()]
         for key in ("num_processes", "num_nodes", "gpus", "throttle", "max_array_size"):
             if key in merged and int(merged[key]) < 1:
-                raise SubmissionError(f"job parameter {key} must be at least 1, got {merged[key]}")
+                raise UsageError(f"job parameter {key} must be at least 1, got {merged[key]}")
         return merged
 
     def is_launcher(self, job: JobSpec) -> bool:

@@ -27,7 +27,9 @@ def level_number(level: str | None, debug: bool) -> int:
     if name.isdigit():
         return int(name)
     if name not in _LEVELS:
-        raise SystemExit(f"reproman: error: unknown log level {level!r}")
+        # A usage error: exit 2, as argparse's own.
+        sys.stderr.write(f"reproman: error: unknown log level {level!r}; use debug, info, warning, error or a number\n")
+        raise SystemExit(2)
     return _LEVELS[name]
 
 

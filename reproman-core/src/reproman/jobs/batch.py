@@ -98,6 +98,8 @@ def parse_batch_parameters(
             raw = list(values)
         else:
             raw = [values]
+        if not raw:
+            raise UsageError(f"batch parameter {key}: no values", hint="Give at least one value, or leave the key out.")
         for value in raw:
             check_value(value, f"batch parameter {key}")
         expanded: list[Any] = []
@@ -189,20 +191,30 @@ def load_batch_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     data = load_file(path, what="batch spec", constructor=text_scalars())
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise UsageError(f"batch spec {path} must be a YAML list of mappings (one record per subjob)")
+    return check_records(data, f"batch spec {path}")
+
+
+def check_records(data: Sequence[Mapping[Any, Any]], source: str) -> list[dict[str, Any]]:
+    """Batch records (a ``--batch-spec`` file's, a job spec's ``batch``) with text names and scalar values.
+
+    One line naming ``source`` for no records, too many, a name that is
+    not text, a value that is missing or not a scalar, and two records
+    that are the same (they would share their subjob name and outputs).
+    """
     if not data:
-        raise UsageError(f"batch spec {path} has no records")
+        raise UsageError(f"{source} has no records")
     if len(data) > MAX_SUBJOBS:
-        raise UsageError(f"batch spec {path} has {len(data):,} records, more than the {MAX_SUBJOBS:,} one run can have",
+        raise UsageError(f"{source} has {len(data):,} records, more than the {MAX_SUBJOBS:,} one run can have",
                          hint="Split it into several runs.")
     records = []
     for i, record in enumerate(data, 1):
         clean: dict[str, Any] = {}
         for key, value in record.items():
             if not isinstance(key, (str, int, float)) or isinstance(key, bool):
-                raise UsageError(f"batch spec {path}, record {i}: parameter names must be text, got {key!r}"[:200])
+                raise UsageError(f"{source}, record {i}: parameter names must be text, got {key!r}"[:200])
             if value is None:
-                raise UsageError(f"batch spec {path}, record {i}, {key}: no value (write '' for empty text)")
-            check_value(value, f"batch spec {path}, record {i}, {key}")
+                raise UsageError(f"{source}, record {i}, {key}: no value (write '' for empty text)")
+            check_value(value, f"{source}, record {i}, {key}")
             clean[str(key)] = value
         records.append(clean)
     first: dict[frozenset[tuple[str, str]], int] = {}
@@ -210,7 +222,7 @@ def load_batch_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         same = first.setdefault(frozenset((k, str(v)) for k, v in record.items()), i)
         if same != i:
             named = " ".join(f"{k}={v}" for k, v in record.items())
-            raise UsageError(f"batch spec {path}: records {same} and {i} are the same ({named})"[:300],
+            raise UsageError(f"{source}: records {same} and {i} are the same ({named})"[:300],
                              hint=_REPEATED_HINT.replace("--bp run=1..3", "run: 1, run: 2 in the records"))
     return records
 

@@ -272,6 +272,33 @@ def act_on_resource(job: JobSpec, action: str, ok: bool) -> str:
         return f"not {done}: {str(exc).rstrip('.')}"
 
 
+def _check_combination(queries: Sequence[str], action: str, all_: bool, status: bool, *,
+                       overwrite: bool = False, keep_remote: bool = False) -> None:
+    """Refuse options that contradict each other, before any job is touched.
+
+    ``--all`` with job IDs acted on every job (``jobs --delete --all JOB``
+    deleted them all), ``--status``, which promises never to fetch, went
+    unheeded by an action that fetches, cancels or deletes, and
+    ``--overwrite`` or ``--keep-remote`` with a listing did nothing while
+    the user may have meant a fetch (``jobs --overwrite`` without a job).
+    """
+    if all_ and queries:
+        raise UsageError("give job IDs or --all, not both",
+                         hint="--all acts on every job; name the jobs alone to act on them only.")
+    if status and action not in ("auto", "list", "show"):
+        raise UsageError(f"--status goes with listing and --show, not with {action!r}",
+                         hint=f"Run 'reproman jobs --status' first, then the {action} on its own.")
+    effective = ("list" if status or not (queries or all_) else "fetch") if action == "auto" else action
+    fetching = "fetching (JOB, --fetch, --follow)"
+    for given, option, actions, words in ((overwrite, "--overwrite", ("fetch", "follow"), fetching),
+                                          (keep_remote, "--keep-remote", ("fetch", "follow", "delete"),
+                                           f"{fetching} and --delete")):
+        if given and effective not in actions:
+            unnamed = effective == "list" and not (queries or all_)
+            raise UsageError(f"{option} goes with {words}, not with --{effective}",
+                             hint="Name the jobs (or --all) to fetch them." if unnamed else f"Drop {option}.")
+
+
 def jobs(
     queries: Sequence[str] | str | None = None,
     action: str = "auto",
@@ -297,6 +324,7 @@ def jobs(
     queries = _as_list(queries)
     if action not in JOB_ACTIONS:
         raise UsageError(f"unknown action {action!r}; choose one of {', '.join(JOB_ACTIONS)}")
+    _check_combination(queries, action, all_, status, overwrite=overwrite, keep_remote=keep_remote)
     registry = Registry()
     if action == "log":
         from reproman.jobs.logs import subjob_log

@@ -39,6 +39,7 @@ from typing import Any
 import attrs
 
 from reproman.errors import UsageError
+from reproman.jobs.batch import check_records
 from reproman.jobs.parameters import JOB_PARAMETERS, check_job_spec, env_mapping, submitter_parameters
 from reproman.plugins.records import Parameter, SubmitterType
 
@@ -69,6 +70,8 @@ class JobRequest:
     #: Batch records given literally (``batch``, or a record's subjobs).
     batch: list[dict[str, Any]] | None = None
     parameters: dict[str, Any] = attrs.Factory(dict)
+    #: Which file gave each job parameter (the last one that set it), for messages about it.
+    sources: dict[str, str] = attrs.Factory(dict)
 
 
 def load_request(paths: Sequence[str | os.PathLike[str]] | None) -> JobRequest:
@@ -80,6 +83,7 @@ def load_request(paths: Sequence[str | os.PathLike[str]] | None) -> JobRequest:
     """
     fields: dict[str, Any] = {}
     parameters: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for path in paths or ():
         read = _read_spec(path)
         if read is None:
@@ -93,7 +97,8 @@ def load_request(paths: Sequence[str | os.PathLike[str]] | None) -> JobRequest:
             params["env"] = env_mapping(params["env"])  # checked above; a mapping merges name by name
         fields.update(found)
         parameters = deep_merge(parameters, params)
-    return JobRequest(parameters=parameters, **fields)
+        sources.update(dict.fromkeys(params, str(path)))
+    return JobRequest(parameters=parameters, sources=sources, **fields)
 
 
 def _read_spec(path: str | os.PathLike[str], as_text: bool = False) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -127,19 +132,22 @@ def _words(value: Any, key: str, source: str) -> list[str]:
 def _from_spec(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A request written by hand (or by the old ReproMan)."""
     found: dict[str, Any] = {}
+    _check_names(data, source)
     command = data.get("command_str", data.get("command", data.get("_resolved_command_str")))
     if command is not None:
-        if not isinstance(command, (str, list)) or not command:
-            raise UsageError(f"job spec {source}: command must be shell code or a list of words")
+        if not isinstance(command, (str, list)) or not command or (
+                isinstance(command, list) and not all(_is_scalar(w) for w in command)):
+            raise UsageError(f"job spec {source}: command must be shell code or a list of words (text or numbers)")
         found["command"] = command if isinstance(command, str) else [str(w) for w in command]
     for key in ("message", "submitter", "orchestrator", "batch_spec"):
         if data.get(key) is not None:
-            found[key] = str(data[key])
+            found[key] = _text(data, key, source)
     if data.get("resource") is not None or data.get("resource_name") is not None:
-        found["resource"] = str(data.get("resource") or data.get("resource_name"))
-        found["resource_type"] = "name" if data.get("resource_name") is not None else "auto"
+        key = "resource" if data.get("resource") is not None else "resource_name"
+        found["resource"] = _text(data, key, source)
+        found["resource_type"] = "name" if key == "resource_name" else "auto"
     elif data.get("resource_id") is not None:
-        found["resource"], found["resource_type"] = str(data["resource_id"]), "id"
+        found["resource"], found["resource_type"] = _text(data, "resource_id", source), "id"
     for key in ("inputs", "outputs"):
         if data.get(key) is not None:
             found[key] = _words(data[key], key, source)
@@ -147,17 +155,70 @@ def _from_spec(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], di
         value = data["batch_parameters"]
         if not isinstance(value, (Mapping, list)):
             raise UsageError(f"job spec {source}: batch_parameters must map KEY to values")
+        _check_batch_parameters(value, source)
         found["batch_parameters"] = dict(value) if isinstance(value, Mapping) else [str(v) for v in value]
     batch = data.get("batch", data.get("_resolved_batch_parameters"))
     if batch is not None:
         if not isinstance(batch, list) or not all(isinstance(r, Mapping) for r in batch):
             raise UsageError(f"job spec {source}: batch must be a list of mappings (one record per subjob)")
-        found["batch"] = [dict(r) for r in batch]
+        found["batch"] = check_records(batch, f"job spec {source}: batch")
     nested = data.get("job_parameters") or {}
     if not isinstance(nested, Mapping):
         raise UsageError(f"job spec {source}: job_parameters must be a mapping")
+    _check_names(nested, source)
     top = {k: v for k, v in data.items() if k not in REQUEST_KEYS and not str(k).startswith("_")}
-    return found, deep_merge(top, nested)
+    twice = sorted(set(top) & set(nested))
+    if twice:
+        raise UsageError(f"job spec {source}: {twice[0]} is given both at the top level and under job_parameters",
+                         hint="Keep one of them.")
+    return found, {**top, **nested}
+
+
+def _check_batch_parameters(value: Mapping[Any, Any] | list[Any], source: str) -> None:
+    """The shape of a job spec's ``batch_parameters``, checked where the file can be named.
+
+    Values are expanded (ranges, globs) later, relative to the directory
+    the run starts in; what can be wrong with the file itself is said here.
+    """
+    from reproman.jobs.batch import check_value
+
+    if isinstance(value, list):
+        for item in value:
+            if not isinstance(item, str) or "=" not in item:
+                raise UsageError(f"job spec {source}: batch_parameters: {item!r} is not KEY=VALUE1,VALUE2"[:200])
+        return
+    for key, values in value.items():
+        if not isinstance(key, str) or not key.strip():
+            raise UsageError(f"job spec {source}: batch_parameters: {key!r} is not a parameter name"[:200])
+        items = values if isinstance(values, list) else [values]
+        if not items:
+            raise UsageError(f"job spec {source}: batch_parameters: {key} has no values",
+                             hint="Give at least one value, or leave the key out.")
+        for item in items:
+            if item is None:
+                raise UsageError(f"job spec {source}: batch_parameters: {key}: no value (write '' for empty text)")
+            check_value(item, f"job spec {source}: batch_parameters: {key}")
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _text(data: Mapping[str, Any], key: str, source: str) -> str:
+    """``data[key]`` as text; a list, mapping or boolean there is one line naming the file and the key."""
+    value = data[key]
+    if not _is_scalar(value):
+        kind = ("a mapping" if isinstance(value, Mapping) else "a list" if isinstance(value, list)
+                else "a boolean (quote it to make it text)" if isinstance(value, bool) else type(value).__name__)
+        raise UsageError(f"job spec {source}: {key} must be text, got {kind}")
+    return str(value)
+
+
+def _check_names(data: Mapping[Any, Any], source: str) -> None:
+    """Every key of a job spec mapping is text: ``1:`` or ``null:`` is no parameter name (and broke the suggestions)."""
+    for key in data:
+        if not isinstance(key, str) or not key.strip():
+            raise UsageError(f"job spec {source}: {key!r} is not a parameter name"[:200])
 
 
 def _record_command(data: Mapping[str, Any], source: str) -> str | list[str]:
@@ -243,13 +304,15 @@ def _from_record(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
         found["command"] = _record_command(data, source)
     for key in ("message", "submitter", "orchestrator"):
         if data.get(key) is not None:
-            found[key] = str(data[key])
+            found[key] = _text(data, key, source)
     if data.get("resource_name"):
-        found["resource"], found["resource_type"] = str(data["resource_name"]), "name"
+        found["resource"], found["resource_type"] = _text(data, "resource_name", source), "name"
     subjobs = [s for s in data.get("subjobs") or [] if isinstance(s, Mapping)]
-    records = [dict(s.get("p") or {}) for s in subjobs]
+    records = [s.get("p") or {} for s in subjobs]
+    if not all(isinstance(r, Mapping) for r in records):
+        raise UsageError(f"job spec {source}: each subjob's p must be a mapping of its batch parameters")
     if len(records) > 1 or any(records):
-        found["batch"] = records
+        found["batch"] = check_records(records, f"job spec {source}: subjobs")
     for key in ("inputs", "outputs"):
         patterns = data.get(key[:-1] + "_patterns")
         if patterns:
@@ -264,6 +327,7 @@ def _from_record(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
     parameters = data.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         raise UsageError(f"job record {source}: parameters must be a mapping")
+    _check_names(parameters, source)
     return found, dict(parameters)
 
 
@@ -341,6 +405,10 @@ def configured_defaults(submitter: SubmitterType, resource_name: str | None = No
                 converted = _convert(param, raw)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"[{section}] {raw_key} = {raw!r}: {exc}"[:300]) from None
+            try:
+                check_no_placeholder(key, converted)
+            except UsageError as exc:
+                raise ConfigError(f"[{section}] {raw_key}: {exc}"[:300]) from None
             values[key] = {**values.get(key, {}), **converted} if key == "env" else converted
     return values
 
@@ -359,36 +427,68 @@ def resolve_job_parameters(
     ``job_parameters``.
     """
     request = job_specs if isinstance(job_specs, JobRequest) else load_request(job_specs)
-    given = deep_merge(request.parameters, parse_job_parameters(job_parameters))
-    return merge_job_parameters(configured_defaults(submitter, resource_name), given, submitter)
+    given_here = parse_job_parameters(job_parameters)
+    given = deep_merge(request.parameters, given_here)
+    sources = {key: path for key, path in request.sources.items() if key not in given_here}
+    return merge_job_parameters(configured_defaults(submitter, resource_name), given, submitter, sources=sources)
 
 
-def merge_job_parameters(base: Mapping[str, Any], given: Mapping[str, Any], submitter: SubmitterType) -> dict[str, Any]:
+def merge_job_parameters(base: Mapping[str, Any], given: Mapping[str, Any], submitter: SubmitterType, *,
+                         sources: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``given`` (raw values) checked against ``submitter``, converted, and put over ``base`` (converted values).
 
     ``env`` is merged name by name: setting one variable keeps the others
-    (the configuration's, a job spec's, a rerun's original ones).
+    (the configuration's, a job spec's, a rerun's original ones). A
+    parameter that ``sources`` says came from a job spec file is refused
+    with that file's name in front.
     """
     supported = submitter_parameters(submitter)
     values: dict[str, Any] = dict(base)
     for key, raw in given.items():
+        where = f"job spec {sources[key]}: " if sources and key in sources else ""
         param = supported.get(key)
         if param is None:
             if key not in KNOWN:
-                close = difflib.get_close_matches(key, [*KNOWN, *supported], n=1)
+                # In a job spec file a misspelt request key (comand:, ouputs:) lands here too.
+                names = [*KNOWN, *supported, *(sorted(REQUEST_KEYS) if where else [])]
+                close = difflib.get_close_matches(key, names, n=1)
                 hint = f"Did you mean {close[0]!r}?" if close else "See 'reproman run --list parameters'."
-                raise UsageError(f"unknown job parameter {key!r}.", hint=hint)
+                raise UsageError(f"{where}unknown job parameter {key!r}.", hint=hint)
             raise UsageError(
-                f"job parameter {key!r} is not supported by submitter {submitter.name!r}"
+                f"{where}job parameter {key!r} is not supported by submitter {submitter.name!r}"
                 f" (it supports: {', '.join(sorted(supported))}).",
                 hint="Choose another submitter with --submitter, or drop the parameter.",
             )
         try:
             converted = _convert(param, raw)
         except (TypeError, ValueError) as exc:
-            raise UsageError(f"job parameter {key!r}: {exc}") from None
+            raise UsageError(f"{where}job parameter {key!r}: {exc}") from None
+        try:
+            check_no_placeholder(key, converted)
+        except UsageError as exc:
+            raise UsageError(f"{where}{exc}") from None
         values[key] = {**(values.get(key) or {}), **converted} if key == "env" else converted
     return values
+
+
+def check_no_placeholder(key: str, value: Any) -> None:
+    """Refuse a job parameter holding a batch placeholder (``env=X={p[i]}``): it would stay as written.
+
+    Job parameters are one value for the whole job (the runscript exports
+    ``env`` once, a scheduler gets one ``memory``), so ``{p[KEY]}`` there
+    cannot become each subjob's value; passed on literally, every subjob
+    would see the text ``{p[i]}`` and nothing would say why.
+    """
+    from reproman.jobs.batch import PLACEHOLDER
+
+    texts = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else [value]
+    for text in texts:
+        found = PLACEHOLDER.search(text) if isinstance(text, str) else None
+        if found:
+            hint = ("Set the variable in the command instead: env NAME={p[KEY]} PROGRAM ARGS." if key == "env"
+                    else "A job parameter is one value for every subjob; for different values, run one job each.")
+            raise UsageError(f"job parameter {key!r}: {found.group(0)[:60]} would stay as written: placeholders "
+                             "work only in the command and in -i/-o paths", hint=hint)
 
 
 def _convert(param: Parameter, raw: Any) -> Any:

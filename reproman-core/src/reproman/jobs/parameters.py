@@ -15,11 +15,16 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from reproman.config import MAX_SECONDS
 from reproman.plugins.records import Parameter
 from reproman.textlist import split_escaped
 
 if TYPE_CHECKING:
     from reproman.plugins.records import SubmitterType
+
+#: The largest count (CPUs, nodes, GPUs, subjobs at once) a job parameter takes: more than any machine or
+#: scheduler has, so a larger one is a typo (1e9 CPUs) or an overflow waiting in a scheduler's 32-bit field.
+MAX_COUNT = 1_000_000
 
 JOB_PARAMETERS: tuple[Parameter, ...] = (
     Parameter(name="root_directory", doc="Directory on the resource under which jobs and working directories live. "
@@ -27,16 +32,16 @@ JOB_PARAMETERS: tuple[Parameter, ...] = (
     Parameter(name="working_directory", doc="Directory on the resource the command runs in. "
               "Default: a per-job directory under root_directory (plain), the dataset (datalad)."),
     Parameter(name="memory", doc="Memory per subjob, e.g. 4G or 500M (scheduler directive)."),
-    Parameter(name="num_processes", type="int", minimum=1, doc="CPUs per subjob for schedulers; subjobs run at once for "
+    Parameter(name="num_processes", type="int", minimum=1, maximum=MAX_COUNT, doc="CPUs per subjob for schedulers; subjobs run at once for "
               "the local submitter (default: number of CPUs on the resource)."),
-    Parameter(name="num_nodes", type="int", minimum=1, doc="Nodes per subjob (scheduler directive)."),
+    Parameter(name="num_nodes", type="int", minimum=1, maximum=MAX_COUNT, doc="Nodes per subjob (scheduler directive)."),
     Parameter(name="walltime", doc="Wall-clock limit per subjob, HH:MM:SS (scheduler directive)."),
     Parameter(name="queue", doc="Queue or partition to submit to (scheduler directive)."),
     Parameter(name="account", doc="Account or project to charge (scheduler directive)."),
     Parameter(name="qos", doc="Quality of service or priority class (scheduler directive)."),
-    Parameter(name="gpus", type="int", minimum=1, doc="GPUs per subjob, where the scheduler has them."),
-    Parameter(name="throttle", type="int", minimum=1, doc="At most this many subjobs of an array run at once (%N)."),
-    Parameter(name="max_array_size", type="int", minimum=1, doc="Split arrays larger than the site's maximum array size."),
+    Parameter(name="gpus", type="int", minimum=1, maximum=MAX_COUNT, doc="GPUs per subjob, where the scheduler has them."),
+    Parameter(name="throttle", type="int", minimum=1, maximum=MAX_COUNT, doc="At most this many subjobs of an array run at once (%N)."),
+    Parameter(name="max_array_size", type="int", minimum=1, maximum=MAX_COUNT, doc="Split arrays larger than the site's maximum array size."),
     Parameter(name="container", doc="Run each subjob inside this container image (e.g. a Singularity/Apptainer "
               "image path); the command is prefixed with 'singularity exec IMAGE'."),
     Parameter(name="launcher", type="bool", doc="Run all subjobs inside one allocation with the TACC-style "
@@ -46,7 +51,7 @@ JOB_PARAMETERS: tuple[Parameter, ...] = (
               "list in a job spec)."),
     Parameter(name="env", type="list", doc="Environment variables for the command, KEY=VALUE, comma-separated "
               "(write \\, for a comma in a value and \\\\ for a backslash); merged name by name over a job spec's."),
-    Parameter(name="max_poll_interval", type="float", minimum=0.01, doc="Longest wait in seconds between two status polls of a "
+    Parameter(name="max_poll_interval", type="float", minimum=0.01, maximum=MAX_SECONDS, doc="Longest wait in seconds between two status polls of a "
               "followed job (default: [jobs] max_poll_interval, else 60); polls back off up to it as the job ages."),
 )
 

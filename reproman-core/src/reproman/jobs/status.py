@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from reproman.errors import ConfigError, ReproManError, ResourceGoneError
+from reproman.errors import ReproManError, ResourceGoneError
 from reproman.jobs import layout, outcome
 from reproman.jobs.contracts import FailureReason, SchedulerState, State, SubjobStatus, Submitter
 from reproman.jobs.spec import JobSpec
@@ -407,13 +407,9 @@ def _signalled(code: int | None) -> bool:
 
 def lost_after_seconds() -> float:
     """``[jobs] lost_after``: seconds of silence before a subjob the scheduler is done with counts as lost."""
-    from reproman.config import get_config
+    from reproman.config import config_number, get_config
 
-    raw = get_config().get("jobs", "lost_after")
-    try:
-        return max(0.0, float(raw)) if raw else LOST_AFTER
-    except ValueError:
-        raise ConfigError(f"[jobs] lost_after = {raw!r} is not a number of seconds") from None
+    return config_number(get_config().get("jobs", "lost_after"), "[jobs] lost_after", default=LOST_AFTER, seconds=True)
 
 
 def read_files(session: Session, jobs: Sequence[JobSpec]) -> dict[str, RemoteFiles]:

@@ -94,9 +94,18 @@ def _to_int(value: Any) -> int:
     raise ValueError(f"expected an integer, got {_kind(value)}")
 
 
+def _shown(number: float) -> str:
+    """A number for a message: one of thousands of digits is cut short."""
+    text = str(number)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
+
+
 def _to_float(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a YAML integer of hundreds of digits
+            raise ValueError(f"expected a finite number, got {_shown(value)}") from None
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -163,6 +172,9 @@ class Parameter:
     secret: bool = False
     #: Smallest value an ``int`` or ``float`` parameter takes (``num_processes=0`` is no job).
     minimum: float | None = None
+    #: Largest value an ``int`` or ``float`` parameter takes: a value no machine or scheduler can
+    #: honour (``num_processes=1000000000``) is a typo, said at once rather than by the scheduler later.
+    maximum: float | None = None
 
     def convert(self, value: Any) -> Any:
         """Turn a command-line string (or a YAML value) into the parameter's type, or raise ValueError.
@@ -177,7 +189,10 @@ class Parameter:
             raise ValueError(f"parameter {self.name!r} has unknown type {self.type!r}")
         converted = converter(value)
         if self.minimum is not None and isinstance(converted, (int, float)) and converted < self.minimum:
-            raise ValueError(f"must be at least {self.minimum:g}, got {converted}")
+            raise ValueError(f"must be at least {self.minimum:g}, got {_shown(converted)}")
+        if self.maximum is not None and isinstance(converted, (int, float)) and converted > self.maximum:
+            bound = f"{int(self.maximum):,}" if float(self.maximum).is_integer() else f"{self.maximum:g}"
+            raise ValueError(f"must be at most {bound}, got {_shown(converted)}")
         if self.choices is not None and converted not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}; got {converted!r}")
         return converted

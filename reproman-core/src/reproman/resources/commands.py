@@ -8,6 +8,7 @@ subclasses; arguments are already checked by the API front
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -213,10 +214,12 @@ def execute(
     on_output: OutputCallback | None = None,
 ) -> CommandResult | LandingReport | bool | None:
     """Run ``command args`` on the resource; see :func:`reproman.api.execute`."""
+    if internal and trace:
+        raise UsageError("--trace traces commands, not --internal operations; give one of them")
+    if internal:
+        _check_internal(command, list(args))
     with open_session(resref, resref_type) as session:
         if internal:
-            if command not in INTERNAL_COMMANDS:
-                raise UsageError(f"unknown internal command {command!r}; known: {', '.join(INTERNAL_COMMANDS)}")
             return _internal(session, command, list(args))
         if trace:
             from reproman.tracing.strace import trace_execution
@@ -225,10 +228,23 @@ def execute(
         return session.execute_interruptible([command, *args], on_output=on_output)
 
 
-def _internal(session: Session, command: str, args: list[str]) -> LandingReport | bool | None:
+def _check_internal(command: str, args: list[str]) -> None:
+    """Refuse a malformed internal operation before connecting: a name, a count or a mode that cannot work.
+
+    A numeric mode must be octal (``chmod 9`` was a ValueError traceback);
+    a symbolic one (``u+x``) is the resource's ``chmod`` to judge.
+    """
+    if command not in INTERNAL_COMMANDS:
+        raise UsageError(f"unknown internal command {command!r}; known: {', '.join(INTERNAL_COMMANDS)}")
     low, high = INTERNAL_COMMANDS[command]
     if not low <= len(args) <= high:
         raise UsageError(f"internal {command} takes {low}{'' if low == high else f'-{high}'} argument(s)")
+    if command == "chmod" and args[0].isdigit() and not re.fullmatch(r"[0-7]{1,4}", args[0], re.ASCII):
+        raise UsageError(f"internal chmod: mode {args[0][:20]!r} is not an octal mode such as 755 or 0644",
+                         hint="Or give a symbolic mode such as u+x.")
+
+
+def _internal(session: Session, command: str, args: list[str]) -> LandingReport | bool | None:
     if command == "isdir":
         return session.isdir(args[0])
     if command == "get":

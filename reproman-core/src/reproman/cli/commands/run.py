@@ -216,6 +216,12 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
     from reproman.jobs.commands import RunResult, run
 
     if args.list_ is not None:
+        if args.command:
+            from reproman.errors import UsageError
+
+            # 'run --list bogus': a word --list does not take starts the command, which --list would not run.
+            raise UsageError(f"--list runs no command; {args.command[0][:40]!r} is neither submitters, orchestrators "
+                             "nor parameters", hint="Use --list WHAT, or drop --list to run the command.")
         catalogue = run(list_=args.list_)
         assert isinstance(catalogue, dict)
         if args.json:

@@ -22,12 +22,15 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import TypeVar, cast
 
 import paramiko
 
 from reproman.plugins import SessionError, config_number, get_config
 
 log = logging.getLogger("reproman.backend_ssh.channels")
+
+T = TypeVar("T")
 
 #: Seconds a command waits for a free channel when the server allows no more (``[ssh] channel_wait``).
 DEFAULT_WAIT = 300.0
@@ -48,13 +51,40 @@ class ChannelGate:
         self._free_idle = free_idle
         self._open: weakref.WeakSet[paramiko.Channel] = weakref.WeakSet()
         self._lock = threading.Lock()
+        #: Notified when a channel may have come free (a shell given back or closed).
+        self._freed = threading.Condition()
         self._warned = False
 
+    def released(self) -> None:
+        """Wake the commands waiting for a channel: one of this session's shells was given back or closed."""
+        with self._freed:
+            self._freed.notify_all()
+
     def open(self, transport: paramiko.Transport) -> paramiko.Channel:
-        """A new session channel on ``transport``, waiting for one of ours to close if the server is full."""
+        """A new session channel on ``transport`` (a transfer, a terminal), waiting if the server is full.
+
+        Waiting starts by closing the session's idle shells, which hold
+        channels nobody is using.
+        """
+        return cast(paramiko.Channel, self._acquire(transport, None))
+
+    def open_or_reuse(self, transport: paramiko.Transport, reuse: Callable[[], T | None]) -> paramiko.Channel | T:
+        """What ``reuse`` offers (the shell pool's idle shell), else a new channel, waiting if the server is full.
+
+        ``reuse`` is asked before and while waiting, so a shell another
+        command gives back serves the next waiter at once instead of
+        holding its channel idle while the waiters are refused new ones.
+        """
+        return self._acquire(transport, reuse)
+
+    def _acquire(self, transport: paramiko.Transport, reuse: Callable[[], T | None] | None) -> paramiko.Channel | T:
         deadline: float | None = None
         pause = _FIRST_PAUSE
         while True:
+            if reuse is not None:
+                idle = reuse()
+                if idle is not None:
+                    return idle
             try:
                 channel = transport.open_session()
             except paramiko.SSHException as exc:
@@ -69,10 +99,11 @@ class ChannelGate:
                 return channel
             now = time.monotonic()
             if deadline is None:
-                # Idle shells hold channels nobody uses: give them back before waiting for busy ones.
-                self._free_idle()
                 deadline = now + channel_wait()
-                continue
+                if reuse is None:
+                    # Idle shells hold channels nobody uses: close them before waiting for busy ones.
+                    self._free_idle()
+                    continue
             held = self.held(transport)
             if now >= deadline or held == 0:
                 waited = f"; waited {channel_wait():g} s for one of this session's {held} to close" if held else ""
@@ -85,7 +116,8 @@ class ChannelGate:
                 self._warned = True
                 log.warning("%s allows no more than %d session channel(s) at once (sshd MaxSessions); "
                             "further commands wait for one to close", self._target(), held)
-            time.sleep(min(pause, max(0.0, deadline - now)))
+            with self._freed:
+                self._freed.wait(min(pause, max(0.0, deadline - now)))
             pause = min(pause * 2, _LONGEST_PAUSE)
 
     def held(self, transport: paramiko.Transport) -> int:

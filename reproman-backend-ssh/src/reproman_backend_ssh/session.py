@@ -111,6 +111,7 @@ class SSHSession(Session):
         self._shells = ShellPool()
         #: Every channel opens here, so commands past the server's MaxSessions wait instead of failing.
         self._gate = ChannelGate(lambda: self.target, self._shells.clear)
+        self._shells.on_free = self._gate.released
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.Lock()
         self._tar: transfer.TarFlavour | None = None
@@ -349,6 +350,7 @@ class SSHSession(Session):
             code = channel.recv_exit_status()
         finally:
             channel.close()
+            self._gate.released()
         return CommandResult(command=command, returncode=code, stdout_bytes=bytes(out), stderr_bytes=bytes(err))
 
     # -- files --------------------------------------------------------------------------

@@ -79,24 +79,36 @@ class ShellPool:
     def __init__(self) -> None:
         self._idle: list[RemoteShell] = []
         self._lock = threading.Lock()
+        #: Called when a shell was given back or closed (the session's gate wakes its waiters).
+        self.on_free: Callable[[], None] = lambda: None
 
     def take(self, transport: paramiko.Transport, gate: ChannelGate) -> RemoteShell:
-        """An idle shell on ``transport``, or a new one on a channel ``gate`` opens."""
+        """An idle shell on ``transport``, or a new one on a channel ``gate`` opens.
+
+        When the server allows no more channels, ``gate`` waits, and a shell
+        another command gives back meanwhile is taken as soon as it is idle.
+        """
+        got = gate.open_or_reuse(transport, lambda: self._idle_on(transport))
+        return got if isinstance(got, RemoteShell) else RemoteShell(got)
+
+    def _idle_on(self, transport: paramiko.Transport) -> RemoteShell | None:
         with self._lock:
             while self._idle:
                 shell = self._idle.pop()
                 if shell.usable and shell.channel.get_transport() is transport:
                     return shell
                 shell.close()
-        return RemoteShell(gate.open(transport))
+        return None
 
     def give_back(self, shell: RemoteShell) -> None:
-        """Keep a shell whose command ended cleanly for the next command."""
+        """Keep a shell whose command ended cleanly for the next command (waiting ones are woken)."""
         with self._lock:
-            if shell.usable and len(self._idle) < IDLE_SHELLS:
+            kept = shell.usable and len(self._idle) < IDLE_SHELLS
+            if kept:
                 self._idle.append(shell)
-                return
-        shell.close()
+        if not kept:
+            shell.close()
+        self.on_free()
 
     def clear(self) -> None:
         with self._lock:

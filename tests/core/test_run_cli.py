@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -251,6 +252,31 @@ def test_ctrl_c_while_jobs_follow_fetches_says_the_job_finished(
     assert main(["jobs", "--follow", jobid]) == 130
     err = capsys.readouterr().err
     assert "interrupted while fetching the finished job" in err and "keeps running" not in err, err
+
+
+def test_ctrl_c_while_jobs_fetches_says_how_to_fetch_again(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial Q, 15: Ctrl-C of 'reproman jobs JOB' said only "reproman: error: interrupted"."""
+    from reproman.jobs import commands
+
+    assert main(["run", "-o", "x", "sh", "-c", "echo 1 > x"]) == 0
+    jobid = capsys.readouterr().out.strip()
+    real = commands.fetch_job
+
+    def interrupted(*args: object, **kwargs: object) -> list[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "fetch_job", interrupted)
+    deadline = time.monotonic() + 30
+    while (code := main(["jobs", jobid])) == 3 and time.monotonic() < deadline:  # 3: not finished yet
+        time.sleep(0.1)
+    assert code == 130
+    err = capsys.readouterr().err
+    assert f"interrupted while fetching: 'reproman jobs {jobid}' fetches again" in err, err
+    monkeypatch.setattr(commands, "fetch_job", real)
+    assert main(["jobs", jobid]) == 0
+    assert (workdir / "x").read_text() == "1\n"
 
 
 def test_diff_of_a_job_that_never_ran_says_so(

@@ -183,8 +183,22 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
         return _follow(args, ui)
     if action == "auto":
         action = "list" if args.status or not (args.queries or args.all_) else "fetch"
-    rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status, lines=args.lines,
-                overwrite=args.overwrite, keep_remote=args.keep_remote)
+    try:
+        rows = jobs(queries=args.queries, action=args.action, all_=args.all_, status=args.status, lines=args.lines,
+                    overwrite=args.overwrite, keep_remote=args.keep_remote)
+    except KeyboardInterrupt as exc:
+        if action != "fetch":
+            raise
+        # Trial Q: "reproman: error: interrupted" alone left the user wondering what a half fetch left.
+        from reproman.cli import signals
+
+        again = getattr(exc, "reproman_jobid", None) or " ".join(args.queries) or "--all"
+        flag = "--fetch " if args.action == "fetch" else ""
+        line = (f"{signals.interrupted_by(exc)} while fetching: 'reproman jobs {flag}{again}' fetches again (what "
+                "arrived so far stays; files are replaced whole or not at all, and the resource keeps the job's "
+                "files until a fetch completes).")
+        signals.quietly(lambda: ui.info(line))
+        return signals.exit_status(exc)
     if not args.show_env:
         from reproman.jobs.registry import hide_env
 

@@ -154,3 +154,35 @@ def test_cli_create_execute_exit_code_and_delete(busybox_image: str, docker_clie
             docker_client.api.remove_container(name, force=True)
         except Exception:
             pass
+
+
+def test_start_unpauses_a_paused_container(api_resource: str, docker_client: Any) -> None:
+    """Trial R, 10: the hint for a paused container said 'reproman start', which then failed in the Engine."""
+    docker_client.containers.get(api_resource).pause()
+    assert api.start(api_resource).status == "running"
+    assert api.execute("echo", ["back"], resref=api_resource).stdout == "back\n"
+
+
+def test_a_removed_container_with_unfetched_jobs_can_be_deleted(api_resource: str, docker_client: Any,
+                                                                 tmp_path: Path) -> None:
+    """Trial R, 10: delete refused ("fetch them first") jobs that could never be fetched: their container was gone."""
+    done = subprocess.run([sys.executable, "-m", "reproman", "run", "-r", api_resource, "-o", "x", "sh", "-c",
+                           "sleep 30; echo 1 > x"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    docker_client.api.remove_container(api_resource, force=True)
+    deleted = subprocess.run([sys.executable, "-m", "reproman", "delete", "-y", api_resource],
+                             capture_output=True, text=True, timeout=120)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "no longer exists" in deleted.stderr and done.stdout.strip() in deleted.stderr, deleted.stderr
+    assert api_resource not in [r["name"] for r in api.ls()]
+
+
+def test_stop_names_the_jobs_it_ends(api_resource: str, tmp_path: Path) -> None:
+    """Trial R, 10: a stop under a running job was silent; the job then read lost."""
+    done = subprocess.run([sys.executable, "-m", "reproman", "run", "-r", api_resource, "sh", "-c", "sleep 30"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    stopped = subprocess.run([sys.executable, "-m", "reproman", "stop", api_resource],
+                             capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"while it held 1 job ({done.stdout.strip()}) not fetched yet" in stopped.stderr, stopped.stderr

@@ -53,6 +53,8 @@ _IDLE_COMMAND = ["sleep", "infinity"]
 #: Exits 0 once a process named ``sleep`` runs (read from /proc: no ps needed in the image).
 _IDLE_PROBE = 'for f in /proc/[0-9]*/comm; do read -r c <"$f" 2>/dev/null && [ "$c" = sleep ] && exit 0; done; exit 1'
 _START_TIMEOUT = 15
+#: The Engine's word for a container frozen with ``docker pause``.
+PAUSED = "paused"
 
 
 def normalize_image(image: str) -> str:
@@ -361,7 +363,13 @@ class DockerContainer(Resource):
             self._container = None
 
     def start(self) -> None:
+        """Start the container; a paused one is unpaused (the Engine will not start it, and 'start' is what we say)."""
         container = self._lookup()
+        if container.status == PAUSED:
+            with engine_errors(f"unpause {self._describe()}", self.engine_url):
+                container.unpause()
+                container.reload()
+            self.status = container.status
         if container.status != RUNNING:
             self._start_and_check(container)
 

@@ -80,6 +80,13 @@ def delete(resref: str, resref_type: str = "auto", skip_confirmation: bool = Fal
     if _is_builtin_local(name, record.get("id"), str(record.get("type"))):
         raise ResourceError("the built-in local resource cannot be deleted")
     unfetched = _unfetched_jobs(name)
+    if unfetched and not force and _gone(record):
+        # Trial R: a container removed outside ReproMan took its jobs' files with it; refusing (and
+        # hinting "fetch them first") only kept the user in a loop.
+        _log().warning("resource %r no longer exists, and with it the files of %s not fetched yet: "
+                       "they cannot be fetched any more ('reproman jobs --delete JOB' forgets one)",
+                       name, _jobs_phrase(unfetched))
+        unfetched = []
     if unfetched and not force:
         raise ResourceError(
             f"not deleting {name!r}: {_jobs_phrase(unfetched)} on it not fetched yet; deleting it loses their results",
@@ -109,6 +116,18 @@ def delete(resref: str, resref_type: str = "auto", skip_confirmation: bool = Fal
                     type(exc).__name__, exc)
     forget_resource(name)
     return name
+
+
+def _gone(record: Mapping[str, Any]) -> bool:
+    """Whether the backend says the resource itself no longer exists (not merely unreachable)."""
+    from reproman.resources.base import NOT_FOUND
+
+    try:
+        resource = instantiate(record)
+        resource.connect()
+    except Exception:  # unreachable or failing: not known to be gone
+        return False
+    return resource.status == NOT_FOUND
 
 
 def lifecycle_refusal(resource: Resource, verb: str) -> str | None:
@@ -165,8 +184,21 @@ def start(resref: str | Resource | None, resref_type: str = "auto") -> Resource:
 
 
 def stop(resref: str | Resource | None, resref_type: str = "auto") -> Resource:
-    """Stop a resource; the inventory keeps its new status."""
-    return _lifecycle(resref, resref_type, "stop")
+    """Stop a resource; the inventory keeps its new status.
+
+    Jobs not fetched yet are named once it stopped (trial R: a stop under a
+    running job was silent, and the job then read lost): a running one
+    ended with the resource; finished ones keep their files there for a
+    later fetch. Said after, not before: only a resource that really
+    stopped (an SSH host is never stopped) ended anything.
+    """
+    resource = _lifecycle(resref, resref_type, "stop")
+    unfetched = _unfetched_jobs(resource.name)
+    if unfetched:
+        _log().warning("stopped %r while it held %s not fetched yet: one still running there was ended with it "
+                       "(it will read lost); finished ones keep their files there for 'reproman jobs JOB' once it "
+                       "is started again", resource.name, _jobs_phrase(unfetched))
+    return resource
 
 
 def login(resref: str | Resource | None, resref_type: str = "auto") -> int:

@@ -74,7 +74,8 @@ def test_detached_run_list_show_status_fetch_delete(workdir: Path, capsys: pytes
     assert "3 succeeded" in capsys.readouterr().out
 
     assert main(["jobs", jobid]) == 0  # auto with a job: fetch
-    assert "Fetched job" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert f"Fetched job {jobid}: 3 succeeded. Results in {workdir}." in said, said  # trial Q, 15: where to
     assert [(workdir / f"o{i}").read_text() for i in range(3)] == ["0\n", "1\n", "2\n"]
 
     # auto --all skips what was fetched already, and says so in one line

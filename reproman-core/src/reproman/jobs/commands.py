@@ -624,7 +624,8 @@ def _fetch(
     paths = fetch_job(connection, job, status, registry, overwrite=overwrite, keep_remote=keep_remote)
     return {"jobid": job.jobid, "fetched": True, "finished": True, "paths": paths, "status": status.to_dict(),
             "outcome": outcome.outcome_text(job), "failed": failures(job, status, fetched=True),
-            "kept": job.extra.get("kept", []), "rerun_of": (job.rerun_of or {}).get("jobid")}
+            "kept": job.extra.get("kept", []), "rerun_of": (job.rerun_of or {}).get("jobid"),
+            "local_directory": job.local_directory}
 
 
 def _delete(

@@ -299,7 +299,8 @@ def handle(args: argparse.Namespace, ui: UI) -> int:
             elif "restored" in row:
                 ui.info(f"Job {row['jobid']}: replaced {len(row['restored'])} local file(s) with the job's versions.")
             elif row["fetched"]:
-                ui.info(f"Fetched job {row['jobid']}: {row.get('outcome') or row['status']['counts']}.")
+                where = f" Results in {row['local_directory']}." if row.get("local_directory") else ""
+                ui.info(f"Fetched job {row['jobid']}: {row.get('outcome') or row['status']['counts']}.{where}")
                 if row.get("failed"):
                     report_failures(ui, row["failed"])
                 report_kept(ui, row["jobid"], row.get("kept", []), rerun_of=row.get("rerun_of"))

@@ -20,7 +20,8 @@ be forever.
 A resource that stops answering for a moment (sshd restarted, a network
 blip, a scheduler command timing out) does not end the wait: the poll is
 tried again with backoff, saying so once on stderr, for up to ``[jobs]
-retry_for`` seconds (default 300) before following gives up with one line.
+retry_for`` seconds (default 300) before following gives up with one line
+(exit code 4, as for a follow stopped by a full disk: not 1, "some subjobs failed").
 The job itself runs on whatever happens to the follower.
 """
 
@@ -33,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from reproman.errors import (
+    FollowStoppedError,
     JobError,
     ResourceConnectionError,
     ResourceGoneError,
@@ -142,11 +144,11 @@ class Outage:
         self.tries = 0
 
     def next_delay(self, error: Exception) -> float:
-        """Seconds to wait before the next try; :class:`JobError` once ``limit`` seconds have passed."""
+        """Seconds to wait before the next try; :class:`FollowStoppedError` once ``limit`` seconds have passed."""
         waited = time.monotonic() - self.since
         jobid, resource = self.job.jobid, self.job.resource_name
         if waited >= self.limit:
-            raise JobError(
+            raise FollowStoppedError(
                 f"job {jobid}: resource {resource!r} has not answered for {waited:.0f} s ({error}); "
                 "the job itself keeps running there",
                 hint=f"Wait for it again with 'reproman jobs --follow {jobid}' once {resource!r} answers.",

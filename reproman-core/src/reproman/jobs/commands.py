@@ -26,6 +26,7 @@ import attrs
 from reproman.errors import JobError, ReproManError, UsageError
 from reproman.jobs import outcome
 from reproman.jobs.connection import Connection
+from reproman.jobs.contracts import State
 from reproman.jobs.fetch import failures, fetch_job, release_remote, remove_job_dir, save_record
 from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.follow import follow as follow_job
@@ -451,6 +452,8 @@ def _statuses(specs: Sequence[JobSpec], registry: Registry,
 
     Resources are asked concurrently (a bounded number at a time, see
     :mod:`reproman.resources.parallel`): four clusters take the time of one.
+    A job fetched and freed is not asked about: its record holds its final
+    outcome (see :func:`_final_from_record`).
     ``gone`` receives, per finished job whose files should still be on its
     resource, which of its directories were found gone (see :func:`_gone_dirs`).
     """
@@ -461,8 +464,12 @@ def _statuses(specs: Sequence[JobSpec], registry: Registry,
             polled = _poll_group(connection, item[1], registry)
             return polled, _gone_dirs(connection, item[1], polled)
 
-    groups = list(_group(specs).items())
     result: dict[str, JobStatus | str] = {}
+    for job in specs:
+        kept = _final_from_record(job)
+        if kept is not None:
+            result[job.jobid] = kept
+    groups = list(_group([j for j in specs if j.jobid not in result]).items())
     for (resource_name, group), answer in zip(groups, map_bounded(ask, groups)):
         if isinstance(answer, ReproManError):
             result.update({job.jobid: f"cannot query resource {resource_name!r}: {answer}" for job in group})
@@ -471,6 +478,23 @@ def _statuses(specs: Sequence[JobSpec], registry: Registry,
             if gone is not None:
                 gone.update(answer[1])
     return result
+
+
+def _final_from_record(job: JobSpec) -> JobStatus | None:
+    """The recorded outcome of a job fetched and freed, every subjob's in the record; else None.
+
+    Such a job has nothing left on its resource to ask about, and its
+    outcome, recorded the first time each subjob was seen, never changes:
+    asking anyway only makes an unreachable host turn a known outcome into
+    "cannot query" (trial Q, 4). A record that lacks some subjob's outcome
+    (written by an older ReproMan) is asked about as before.
+    """
+    if not (job.was_fetched and job.extra.get("remote_released")):
+        return None
+    subjobs = tuple(outcome.statuses_from_record(job))
+    if any(sub.state is State.UNKNOWN for sub in subjobs):
+        return None
+    return JobStatus(jobid=job.jobid, subjobs=subjobs)
 
 
 def _gone_dirs(connection: Connection, group: Sequence[JobSpec], statuses: Mapping[str, JobStatus]

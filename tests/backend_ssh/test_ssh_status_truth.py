@@ -1,0 +1,93 @@
+"""Job and resource states that stay true while a host is frozen or after it recovered (trial Q, 4 and 5).
+
+A real sshd; "frozen" is SIGSTOP of the processes serving the kept
+connection, as a hung host or a dead route would leave it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reproman import api
+from reproman.testing.cli import run_cli
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: the per-connection sshd processes and the shells they serve."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.fixture
+def frozen(sshd: Any) -> Iterator[Any]:
+    """Call to freeze what serves the kept connection now; thawed at the end whatever happens."""
+    stopped: list[int] = []
+
+    def freeze() -> None:
+        assert sshd.process is not None
+        serving = _descendants(sshd.process.pid)
+        assert serving, "no sshd process serves the kept connection"
+        for pid in serving:
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+
+    yield freeze
+    for pid in stopped:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def host(ssh_params: dict[str, Any], sessions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Resource 'h' with a kept connection given up quickly once the server falls silent; a project directory."""
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_INTERVAL", "1")
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_COUNT_MAX", "2")
+    monkeypatch.setenv("REPROMAN_SSH_REFRESH_TIMEOUT", "2")
+    from reproman.config import reset_config
+
+    reset_config()
+    api.create("h", "ssh", {k: str(v) for k, v in ssh_params.items() if v is not None})
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    return "h"
+
+
+@pytest.mark.timeout(120)
+def test_status_of_a_fetched_and_freed_job_needs_no_resource(host: str, frozen: Any) -> None:
+    """Before: 'jobs --status' asked the frozen host about a job fetched and freed long ago, showed
+    "cannot query resource" instead of its recorded outcome, and exited 1."""
+    result = api.run(command="echo r > r.txt", resref=host, outputs=["r.txt"], follow=True)
+    jobid = result.job.jobid  # type: ignore[union-attr]
+    assert Path("r.txt").read_text() == "r\n"
+    frozen()
+    started = time.monotonic()
+    status = run_cli(["jobs", "--status", jobid], timeout=90)
+    took = time.monotonic() - started
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "1 succeeded" in status.stdout and "cannot query" not in status.stdout + status.stderr, status.stdout
+    assert took < 10, took
+    # Without a JOB, every job is listed: the fetched one still reads its outcome, no error for it.
+    listed = run_cli(["jobs", "--status"], timeout=90)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(jobid))
+    assert "1 succeeded" in row and listed.returncode == 0, listed.stdout + listed.stderr

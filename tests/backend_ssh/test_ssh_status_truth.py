@@ -36,25 +36,35 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-@pytest.fixture
-def frozen(sshd: Any) -> Iterator[Any]:
-    """Call to freeze what serves the kept connection now; thawed at the end whatever happens."""
-    stopped: list[int] = []
+class Freezer:
+    """Call to freeze what serves the kept connection now; ``thaw()`` (also at the fixture's end) undoes it."""
 
-    def freeze() -> None:
-        assert sshd.process is not None
-        serving = _descendants(sshd.process.pid)
+    def __init__(self, sshd: Any) -> None:
+        self.sshd = sshd
+        self.stopped: list[int] = []
+
+    def __call__(self) -> None:
+        assert self.sshd.process is not None
+        serving = _descendants(self.sshd.process.pid)
         assert serving, "no sshd process serves the kept connection"
         for pid in serving:
             os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
+            self.stopped.append(pid)
 
-    yield freeze
-    for pid in stopped:
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+    def thaw(self) -> None:
+        for pid in self.stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.stopped = []
+
+
+@pytest.fixture
+def frozen(sshd: Any) -> Iterator[Freezer]:
+    freezer = Freezer(sshd)
+    yield freezer
+    freezer.thaw()
 
 
 @pytest.fixture
@@ -91,3 +101,43 @@ def test_status_of_a_fetched_and_freed_job_needs_no_resource(host: str, frozen: 
     listed = run_cli(["jobs", "--status"], timeout=90)
     row = next(line for line in listed.stdout.splitlines() if line.startswith(jobid))
     assert "1 succeeded" in row and listed.returncode == 0, listed.stdout + listed.stderr
+
+
+def _listed_status(name: str) -> str:
+    listed = run_cli(["ls", name], timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    return " ".join(line for line in listed.stdout.splitlines() if line.startswith(f"{name} "))
+
+
+@pytest.mark.timeout(120)
+def test_a_command_that_reaches_the_host_clears_a_stale_connection_error(host: str, sshd: Any, frozen: Any) -> None:
+    """Before: 'reproman ls' kept the "CONNECTION ERROR" of a refresh made during an outage after the host
+    recovered and commands through it succeeded; now the first command that reaches it stores ONLINE."""
+    from reproman.resources.inventory import inventory_path
+
+    assert run_cli(["execute", "-r", host, "true"]).returncode == 0  # a kept connection, to freeze
+    frozen()
+    refreshed = run_cli(["ls", "--refresh", host], timeout=60)
+    assert "CONNECTION ERROR" in refreshed.stdout, refreshed.stdout + refreshed.stderr
+    frozen.thaw()
+    assert "CONNECTION ERROR" in _listed_status(host)  # nothing has reached it since
+    executed = run_cli(["execute", "-r", host, "echo", "back"], timeout=60)
+    assert (executed.returncode, executed.stdout) == (0, "back\n"), executed.stderr
+    row = _listed_status(host)
+    assert "ONLINE" in row and "CONNECTION ERROR" not in row, row
+    # The usual command, with nothing to correct, does not write the inventory.
+    written = inventory_path().stat().st_mtime_ns
+    assert run_cli(["execute", "-r", host, "true"], timeout=60).returncode == 0
+    assert inventory_path().stat().st_mtime_ns == written
+
+
+@pytest.mark.timeout(120)
+def test_a_job_command_that_reaches_the_host_clears_a_stale_connection_error(host: str, frozen: Any) -> None:
+    """The same through the job commands (run, jobs), which open their own connection."""
+    assert run_cli(["execute", "-r", host, "true"]).returncode == 0
+    frozen()
+    assert "CONNECTION ERROR" in run_cli(["ls", "--refresh", host], timeout=60).stdout
+    frozen.thaw()
+    ran = run_cli(["run", "-r", host, "--follow", "-o", "r.txt", "sh", "-c", "echo r > r.txt"], timeout=90)
+    assert ran.returncode == 0, ran.stderr
+    assert "ONLINE" in _listed_status(host)

@@ -192,7 +192,7 @@ def _save_on_the_way_out(on_change: Callable[[JobSpec], None], job: JobSpec) -> 
     """Save what following learned as it ends early; a failure here must not hide why it ended."""
     try:
         on_change(job)
-    except Exception as exc:  # noqa: BLE001  # the error that ended following is the one to report
+    except Exception as exc:  # the error that ended following is the one to report
         lgr.warning("job %s: could not record the subjob outcomes seen while following (%s); "
                     "'reproman jobs --status %s' reads them again", job.jobid, exc, job.jobid)
 

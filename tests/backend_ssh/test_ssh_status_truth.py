@@ -87,20 +87,22 @@ def host(ssh_params: dict[str, Any], sessions: Path, tmp_path: Path, monkeypatch
 def test_status_of_a_fetched_and_freed_job_needs_no_resource(host: str, frozen: Any) -> None:
     """Before: 'jobs --status' asked the frozen host about a job fetched and freed long ago, showed
     "cannot query resource" instead of its recorded outcome, and exited 1."""
-    result = api.run(command="echo r > r.txt", resref=host, outputs=["r.txt"], follow=True)
+    result = api.run(command="echo {p[i]} > r{p[i]}.txt; test {p[i]} != 2", resref=host, outputs=["r{p[i]}.txt"],
+                     batch_parameters=["i=1,2"], follow=True)
     jobid = result.job.jobid  # type: ignore[union-attr]
-    assert Path("r.txt").read_text() == "r\n"
+    assert Path("r1.txt").read_text() == "1\n"
     frozen()
     started = time.monotonic()
     status = run_cli(["jobs", "--status", jobid], timeout=90)
     took = time.monotonic() - started
     assert status.returncode == 0, status.stdout + status.stderr
     assert "1 succeeded" in status.stdout and "cannot query" not in status.stdout + status.stderr, status.stdout
+    assert "  i=2: failed (exit code 1)" in status.stdout, status.stdout  # each subjob named, as a poll shows it
     assert took < 10, took
     # Without a JOB, every job is listed: the fetched one still reads its outcome, no error for it.
     listed = run_cli(["jobs", "--status"], timeout=90)
     row = next(line for line in listed.stdout.splitlines() if line.startswith(jobid))
-    assert "1 succeeded" in row and listed.returncode == 0, listed.stdout + listed.stderr
+    assert "1 succeeded" in row and "1 failed" in row and listed.returncode == 0, listed.stdout + listed.stderr
 
 
 def _listed_status(name: str) -> str:

@@ -494,7 +494,8 @@ def _final_from_record(job: JobSpec) -> JobStatus | None:
     subjobs = tuple(outcome.statuses_from_record(job))
     if any(sub.state is State.UNKNOWN for sub in subjobs):
         return None
-    return JobStatus(jobid=job.jobid, subjobs=subjobs)
+    labels = tuple(outcome.subjob_label(job, i) for i in range(job.n_subjobs))
+    return JobStatus(jobid=job.jobid, subjobs=subjobs, labels=labels)
 
 
 def _gone_dirs(connection: Connection, group: Sequence[JobSpec], statuses: Mapping[str, JobStatus]

@@ -105,6 +105,19 @@ def test_status_of_a_fetched_and_freed_job_needs_no_resource(host: str, frozen: 
     assert "1 succeeded" in row and "1 failed" in row and listed.returncode == 0, listed.stdout + listed.stderr
 
 
+@pytest.mark.timeout(120)
+def test_status_of_a_fetched_job_with_kept_files_survives_a_frozen_host(host: str, frozen: Any) -> None:
+    """A job fetched with --keep-remote is still asked about (are its files there?), but a host that does not
+    answer leaves its recorded outcome shown, with a warning, not "cannot query" and exit 1."""
+    result = api.run(command="echo r > r.txt", resref=host, outputs=["r.txt"], follow=True, keep_remote=True)
+    jobid = result.job.jobid  # type: ignore[union-attr]
+    frozen()
+    status = run_cli(["jobs", "--status", jobid], timeout=90)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "1 succeeded" in status.stdout and "cannot query" not in status.stdout, status.stdout
+    assert "show their recorded outcome; whether their files are still there is not known" in status.stderr
+
+
 def _listed_status(name: str) -> str:
     listed = run_cli(["ls", name], timeout=60)
     assert listed.returncode == 0, listed.stderr

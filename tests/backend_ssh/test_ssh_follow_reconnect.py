@@ -101,11 +101,33 @@ def test_follow_gives_up_with_one_line_after_retry_for(node: Any) -> None:
         if follow.poll() is None:
             follow.kill()
         node.start()
-    assert follow.returncode == 1, err
+    # Trial Q, 9: not 1 ("some subjobs failed"): 4, the follow stopped before the end and the job runs on.
+    assert follow.returncode == 4, err
     assert waited >= 4, (waited, err)
     errors = [line for line in err.splitlines() if line.startswith("reproman: error:")]
     assert len(errors) == 1 and "Traceback" not in err, err
     assert f"reproman jobs --follow {jobid}" in err  # how to wait again
+    api.jobs(jobid, action="cancel")
+
+
+@pytest.mark.timeout(180)
+def test_run_follow_that_gives_up_exits_4_and_names_the_job(node: Any) -> None:
+    """Trial Q, 9: 'run --follow' giving up on a silent node exited 1, the code for "some subjobs failed"."""
+    follow = subprocess.Popen([sys.executable, "-m", "reproman", "run", "-r", "node", "--follow", "-o", "out.txt",
+                               "sh", "-c", "sleep 30; echo done > out.txt"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "REPROMAN_JOBS_RETRY_FOR": "3"})
+    try:
+        time.sleep(4)  # submitted and followed
+        _cut(node)
+        out, err = follow.communicate(timeout=120)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+        node.start()
+    assert follow.returncode == 4, err
+    jobid = out.strip()
+    assert jobid and f"reproman jobs --follow {jobid}" in err, (out, err)
     api.jobs(jobid, action="cancel")
 
 

@@ -112,3 +112,31 @@ def test_a_closed_terminal_ends_run_follow_cleanly(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (project / "out.txt").read_text() == "ok\n"
+
+
+def test_an_interrupted_run_follow_keeps_the_outcomes_it_saw(tmp_path: Path) -> None:
+    """Trial Q, 6: Ctrl-C of 'run --follow' after it showed 324 succeeded left the list saying "1000 not
+    checked": the follower saved what it learned only every few seconds and at the end, not on its way out."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    project = tmp_path / "project"
+    project.mkdir()
+    # Five subjobs finish at once; the sixth runs on well past the interrupt.
+    proc = _start(["run", "--follow", "--bp", "i=1..6", "sh", "-c", "[ {p[i]} != 6 ] || sleep 30"],
+                  project, out, err)
+    try:
+        jobid = _submitted_job()
+        deadline = time.monotonic() + 30
+        while "5 succeeded" not in err.read_text():  # the follower has seen them (its progress line says so)
+            assert time.monotonic() < deadline and proc.poll() is None, err.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)  # well within the first save interval (5 s)
+        assert proc.wait(timeout=60) == 130, err.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The plain list reads the record only: it must know what the follower saw.
+    listed = subprocess.run([sys.executable, "-m", "reproman", "jobs"], cwd=project, capture_output=True,
+                            text=True, timeout=60)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(jobid))
+    assert "5 succeeded" in row and "6 not checked" not in row, listed.stdout
+    subprocess.run([sys.executable, "-m", "reproman", "jobs", "--cancel", jobid], cwd=project, timeout=60)

@@ -158,10 +158,25 @@ def test_lost_subjobs_say_how_once_and_which_never_started(workdir: Path, capsys
                  "if [ {p[i]} = 1 ]; then kill -9 0; fi; sleep 0.1"])
     err = capsys.readouterr().err
     assert code == 1, err
-    assert "subjob i=1 failed (lost: its launcher and every process it started were killed); stderr: " in err, err
-    assert ("subjob i=2 failed (lost: it never started; its launcher and every process it started were killed); "
+    assert "subjob i=1 failed (lost: its launcher was killed and none of its processes remain); stderr: " in err, err
+    assert ("subjob i=2 failed (lost: it never started; its launcher was killed and none of its processes remain); "
             "no stderr\n") in err, err
     assert "((" not in err and "ended without writing" not in err, err
+
+
+def test_a_subjob_that_outlived_its_killed_launcher_is_not_said_to_be_killed(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Trial Q, 11: kill -9 of the launcher and its worker alone; the running subjob's command went on to its
+    end (its output arrived whole), yet it read "its launcher and every process it started were killed"."""
+    # Every other process of the job's group (its launcher, worker and subshell) is killed; this one goes on.
+    script = ('pg=$(ps -o pgid= -p $$ | tr -d " "); for p in $(pgrep -g "$pg"); do '
+              '[ "$p" = $$ ] || kill -9 "$p"; done; sleep 0.3; echo whole > out.txt')
+    code = main(["run", "--follow", "--jp", "num_processes=1", "-o", "out.txt", "sh", "-c", script])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "(lost: its launcher was killed and none of its processes remain)" in err, err
+    assert "every process it started were killed" not in err, err
+    assert (workdir / "out.txt").read_text() == "whole\n"
 
 
 def test_failure_words() -> None:

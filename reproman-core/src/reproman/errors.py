@@ -185,6 +185,16 @@ class JobError(ReproManError):
     """A job could not be prepared, found, followed or fetched."""
 
 
+class FollowStoppedError(JobError):
+    """Following gave up before the job's end (its resource stopped answering); the job itself runs on.
+
+    Exit code 4, not 1: a script must be able to tell "some subjobs failed"
+    from "nobody could ask"; 'reproman jobs --follow JOB' takes the job up again.
+    """
+
+    exit_code = 4
+
+
 class JobNotFoundError(JobError):
     """No registered job matches the query."""
 

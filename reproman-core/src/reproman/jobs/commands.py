@@ -26,6 +26,7 @@ import attrs
 from reproman.errors import JobError, ReproManError, UsageError
 from reproman.jobs import outcome
 from reproman.jobs.connection import Connection
+from reproman.jobs.contracts import State
 from reproman.jobs.fetch import failures, fetch_job, release_remote, remove_job_dir, save_record
 from reproman.jobs.follow import ProgressCallback
 from reproman.jobs.follow import follow as follow_job
@@ -451,6 +452,10 @@ def _statuses(specs: Sequence[JobSpec], registry: Registry,
 
     Resources are asked concurrently (a bounded number at a time, see
     :mod:`reproman.resources.parallel`): four clusters take the time of one.
+    A job fetched and freed is not asked about: its record holds its final
+    outcome (see :func:`_final_from_record`); one fetched with its files
+    kept is asked (are they still there?), but shows its recorded outcome
+    when its resource cannot be queried.
     ``gone`` receives, per finished job whose files should still be on its
     resource, which of its directories were found gone (see :func:`_gone_dirs`).
     """
@@ -461,16 +466,44 @@ def _statuses(specs: Sequence[JobSpec], registry: Registry,
             polled = _poll_group(connection, item[1], registry)
             return polled, _gone_dirs(connection, item[1], polled)
 
-    groups = list(_group(specs).items())
     result: dict[str, JobStatus | str] = {}
+    for job in specs:
+        final = _final_from_record(job) if job.extra.get("remote_released") else None
+        if final is not None:
+            result[job.jobid] = final
+    groups = list(_group([j for j in specs if j.jobid not in result]).items())
     for (resource_name, group), answer in zip(groups, map_bounded(ask, groups)):
         if isinstance(answer, ReproManError):
-            result.update({job.jobid: f"cannot query resource {resource_name!r}: {answer}" for job in group})
+            recorded = {job.jobid: final for job in group if (final := _final_from_record(job)) is not None}
+            if recorded:
+                # Fetched with their files kept: the outcome is known; only whether the files remain is not.
+                lgr.warning("cannot query resource %r (%s): %d fetched job(s) on it show their recorded outcome; "
+                            "whether their files are still there is not known", resource_name, answer, len(recorded))
+            result.update({job.jobid: recorded.get(job.jobid) or f"cannot query resource {resource_name!r}: {answer}"
+                           for job in group})
         else:
             result.update(answer[0])
             if gone is not None:
                 gone.update(answer[1])
     return result
+
+
+def _final_from_record(job: JobSpec) -> JobStatus | None:
+    """The recorded outcome of a fetched job, every subjob's in the record; else None.
+
+    A fetched job's outcome, recorded the first time each subjob was seen,
+    never changes: an unreachable host must not turn it into "cannot
+    query" (trial Q, 4), and one whose files were freed has nothing left
+    there to ask about. A record that lacks some subjob's outcome (written
+    by an older ReproMan) is asked about as before.
+    """
+    if not job.was_fetched:
+        return None
+    subjobs = tuple(outcome.statuses_from_record(job))
+    if any(sub.state is State.UNKNOWN for sub in subjobs):
+        return None
+    labels = tuple(outcome.subjob_label(job, i) for i in range(job.n_subjobs))
+    return JobStatus(jobid=job.jobid, subjobs=subjobs, labels=labels)
 
 
 def _gone_dirs(connection: Connection, group: Sequence[JobSpec], statuses: Mapping[str, JobStatus]

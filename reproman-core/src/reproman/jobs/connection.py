@@ -18,9 +18,13 @@ class Connection:
     """A connected resource with its session; close it (or use ``with``)."""
 
     def __init__(self, resource: Resource) -> None:
+        from reproman.resources.manage import note_reached
+
         self.resource = resource
+        recorded = resource.status
         resource.connect()
         self.session: Session = resource.get_session()
+        note_reached(resource, recorded)
         self._submitters: dict[str, Submitter] = {}
 
     @classmethod

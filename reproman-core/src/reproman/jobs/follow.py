@@ -20,7 +20,8 @@ be forever.
 A resource that stops answering for a moment (sshd restarted, a network
 blip, a scheduler command timing out) does not end the wait: the poll is
 tried again with backoff, saying so once on stderr, for up to ``[jobs]
-retry_for`` seconds (default 300) before following gives up with one line.
+retry_for`` seconds (default 300) before following gives up with one line
+(exit code 4, as for a follow stopped by a full disk: not 1, "some subjobs failed").
 The job itself runs on whatever happens to the follower.
 """
 
@@ -33,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from reproman.errors import (
+    FollowStoppedError,
     JobError,
     ResourceConnectionError,
     ResourceGoneError,
@@ -142,11 +144,11 @@ class Outage:
         self.tries = 0
 
     def next_delay(self, error: Exception) -> float:
-        """Seconds to wait before the next try; :class:`JobError` once ``limit`` seconds have passed."""
+        """Seconds to wait before the next try; :class:`FollowStoppedError` once ``limit`` seconds have passed."""
         waited = time.monotonic() - self.since
         jobid, resource = self.job.jobid, self.job.resource_name
         if waited >= self.limit:
-            raise JobError(
+            raise FollowStoppedError(
                 f"job {jobid}: resource {resource!r} has not answered for {waited:.0f} s ({error}); "
                 "the job itself keeps running there",
                 hint=f"Wait for it again with 'reproman jobs --follow {jobid}' once {resource!r} answers.",
@@ -186,6 +188,15 @@ def open_connection(job: JobSpec) -> Connection:
         return connection
 
 
+def _save_on_the_way_out(on_change: Callable[[JobSpec], None], job: JobSpec) -> None:
+    """Save what following learned as it ends early; a failure here must not hide why it ended."""
+    try:
+        on_change(job)
+    except Exception as exc:  # the error that ended following is the one to report
+        lgr.warning("job %s: could not record the subjob outcomes seen while following (%s); "
+                    "'reproman jobs --status %s' reads them again", job.jobid, exc, job.jobid)
+
+
 def _only_pending_reason(status: JobStatus) -> str | None:
     """The scheduler's one pending reason when every subjob is pending for it, else None."""
     reasons = status.pending_reasons()
@@ -209,7 +220,9 @@ def follow(
     ``progress`` is called with every status read (the CLI draws its
     progress bar from it); ``on_change`` with the job whenever a poll
     recorded something in it (the caller saves the record, so what was
-    learned survives an interrupted follow). ``timeout`` (seconds) raises
+    learned survives an interrupted follow): at most every
+    :data:`SAVE_INTERVAL` seconds, at the end, and once more when following
+    ends early (Ctrl-C, a signal, a resource given up on). ``timeout`` (seconds) raises
     :class:`JobError`; the job itself keeps running. The returned status is
     finished, or :attr:`JobStatus.stuck`.
     """
@@ -232,67 +245,75 @@ def follow(
     told = False
     outage: Outage | None = None
     retry_for = retry_seconds()
-    while True:
-        changed: set[str] = set()
-        try:
-            # Usage is read once the results are in (see commands.run), not on the path to them.
-            status = poll(connection.session, submitter, [job], changed=changed, usage=False)[job.jobid]
-        except ResourceGoneError:
-            raise  # not an outage: nothing will answer again
-        except TRANSIENT as exc:
-            outage = outage or Outage(job, retry_for)
-            time.sleep(outage.next_delay(exc))
-            continue
-        if outage is not None:
-            outage.over()
-            outage = None
-        unsaved = unsaved or bool(changed)
-        if unsaved and on_change is not None and (
-            status.finished or status.stuck or time.monotonic() - saved_at >= SAVE_INTERVAL
-        ):
-            on_change(job)
-            unsaved, saved_at = False, time.monotonic()
-        if progress is not None:
-            progress(status)
-        if status.finished:
-            return status
-        reason = _only_pending_reason(status)
-        if reason is None:
-            waiting = None
-        elif waiting is None or waiting[0] != reason:
-            waiting = (reason, time.monotonic())
-        elif not told and time.monotonic() - waiting[1] >= LONG_WAIT:
-            told = True
-            lgr.warning("job %s: nothing has started in %d min; the scheduler says %r. It waits for that to "
-                        "change (Ctrl-C detaches and it stays queued; 'reproman jobs --follow %s' waits again, "
-                        "'reproman jobs --cancel %s' removes it)", job.jobid, (time.monotonic() - waiting[1]) // 60,
-                        reason, job.jobid, job.jobid)
-        if status.stuck:
-            stuck_since = stuck_since if stuck_since is not None else time.monotonic()
-            if time.monotonic() - stuck_since >= STUCK_CONFIRM:
+    try:
+        while True:
+            changed: set[str] = set()
+            try:
+                # Usage is read once the results are in (see commands.run), not on the path to them.
+                status = poll(connection.session, submitter, [job], changed=changed, usage=False)[job.jobid]
+            except ResourceGoneError:
+                raise  # not an outage: nothing will answer again
+            except TRANSIENT as exc:
+                outage = outage or Outage(job, retry_for)
+                time.sleep(outage.next_delay(exc))
+                continue
+            if outage is not None:
+                outage.over()
+                outage = None
+            unsaved = unsaved or bool(changed)
+            if unsaved and on_change is not None and (
+                status.finished or status.stuck or time.monotonic() - saved_at >= SAVE_INTERVAL
+            ):
+                unsaved = False  # a save that fails (a full disk) is not tried again on the way out
+                on_change(job)
+                saved_at = time.monotonic()
+            if progress is not None:
+                progress(status)
+            if status.finished:
                 return status
-        else:
-            stuck_since = None
-        if status.missing:
-            from reproman.jobs.status import gone_message
+            reason = _only_pending_reason(status)
+            if reason is None:
+                waiting = None
+            elif waiting is None or waiting[0] != reason:
+                waiting = (reason, time.monotonic())
+            elif not told and time.monotonic() - waiting[1] >= LONG_WAIT:
+                told = True
+                lgr.warning("job %s: nothing has started in %d min; the scheduler says %r. It waits for that to "
+                            "change (Ctrl-C detaches and it stays queued; 'reproman jobs --follow %s' waits again, "
+                            "'reproman jobs --cancel %s' removes it)", job.jobid, (time.monotonic() - waiting[1]) // 60,
+                            reason, job.jobid, job.jobid)
+            if status.stuck:
+                stuck_since = stuck_since if stuck_since is not None else time.monotonic()
+                if time.monotonic() - stuck_since >= STUCK_CONFIRM:
+                    return status
+            else:
+                stuck_since = None
+            if status.missing:
+                from reproman.jobs.status import gone_message
 
-            message, hint = gone_message(job, status)
-            raise JobError(f"job {job.jobid}: {message}", hint=hint)
-        if deadline is not None and time.monotonic() >= deadline:
-            raise JobError(f"job {job.jobid} did not finish within {timeout} s ({status.summary()})")
-        counts = status.counts()
-        interval = next_interval(interval, last is not None and counts != last, maximum,
-                                 time.monotonic() - started)
-        if stuck_since is not None:
-            interval = min(interval, STUCK_CONFIRM / 2)  # confirm soon rather than a minute later
-        last = counts
-        if marker is None:
-            time.sleep(interval)
-            continue
-        try:
-            # The marker ends the wait the moment the job completes, so polls in between only
-            # feed the progress display: no need for them to take CPU from the subjobs twice a second.
-            if connection.session.wait_for_path(marker, max(interval, MARKED_INTERVAL) if watched else interval):
-                marker = None  # it appeared: poll now, and plain sleeps from then on
-        except TRANSIENT:
-            pass  # the next poll meets the same trouble, and retries
+                message, hint = gone_message(job, status)
+                raise JobError(f"job {job.jobid}: {message}", hint=hint)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobError(f"job {job.jobid} did not finish within {timeout} s ({status.summary()})")
+            counts = status.counts()
+            interval = next_interval(interval, last is not None and counts != last, maximum,
+                                     time.monotonic() - started)
+            if stuck_since is not None:
+                interval = min(interval, STUCK_CONFIRM / 2)  # confirm soon rather than a minute later
+            last = counts
+            if marker is None:
+                time.sleep(interval)
+                continue
+            try:
+                # The marker ends the wait the moment the job completes, so polls in between only
+                # feed the progress display: no need for them to take CPU from the subjobs twice a second.
+                if connection.session.wait_for_path(marker, max(interval, MARKED_INTERVAL) if watched else interval):
+                    marker = None  # it appeared: poll now, and plain sleeps from then on
+            except TRANSIENT:
+                pass  # the next poll meets the same trouble, and retries
+    except BaseException:
+        # Ctrl-C, a signal, giving up on a silent resource: what the polls saw since the last save would
+        # be lost with the follower, and the list would read "not checked" for subjobs it saw finish.
+        if unsaved and on_change is not None:
+            _save_on_the_way_out(on_change, job)
+        raise

@@ -45,6 +45,9 @@ from reproman.jobs.spec import JobSpec
 lgr = logging.getLogger(__name__)
 
 LAUNCHER_LOG = "launcher.log"
+#: What a lost subjob says. Only the launcher is known to be gone: a subjob's own command may have run to
+#: its end after its launcher and worker were killed (kill -9 of them alone), so nothing claims it was killed.
+LOST_DETAIL = "its launcher was killed and none of its processes remain"
 #: What cancel waits for its SIGTERM to end the job, in steps of 0.1 s.
 _TERM_WAIT_STEPS = 20
 #: What the cancel command says when the job's process group outlived that wait.
@@ -229,7 +232,7 @@ while ! wait; do :; done
             else:
                 reason = FailureReason.CANCELLED if verdict == "cancelled" else FailureReason.LOST
                 detail = ("cancelled with 'reproman jobs --cancel'" if verdict == "cancelled"
-                          else "its launcher and every process it started were killed")
+                          else LOST_DETAIL)
                 state = SchedulerState(state=State.FAILED, reason=reason, detail=detail)
             states[jobid] = {i: state for i in range(found.n_subjobs)}
         return states

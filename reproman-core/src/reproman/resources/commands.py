@@ -22,6 +22,7 @@ from reproman.resources.manage import (
     forget_resource,
     get_resource,
     instantiate,
+    note_reached,
     update_resource,
 )
 
@@ -222,6 +223,7 @@ def open_session(resref: str | Resource | Session | None = None, resref_type: st
         yield resref
         return
     resource = get_resource(resref, resref_type)
+    recorded = resource.status
     try:
         resource.connect()
         session = resource.get_session()
@@ -229,6 +231,7 @@ def open_session(resref: str | Resource | Session | None = None, resref_type: st
         # Interrupted while connecting (at a password prompt): no command was sent, say so rather than "stopped".
         exc.reproman_not_started = True  # type: ignore[attr-defined]
         raise
+    note_reached(resource, recorded)
     try:
         yield session
     finally:

@@ -14,6 +14,7 @@ from reproman.errors import (
     AmbiguousResourceError,
     BackendParameterError,
     InventoryError,
+    ReproManError,
     ResourceError,
     ResourceExistsError,
     ResourceNotFoundError,
@@ -328,6 +329,26 @@ def update_resource(resource: Resource) -> None:
         for key, value in resource.to_record().items():
             if key not in secrets and key != "type":
                 record[key] = value
+
+
+def note_reached(resource: Resource, recorded: str | None) -> None:
+    """A command reached ``resource``: a stored "CONNECTION ERROR" gives way to the status its backend now says.
+
+    ``reproman ls`` without ``--refresh`` shows the stored status; the error
+    a refresh stored during an outage would otherwise stay there after the
+    host recovered and commands through it succeeded (trial Q, 5). Only
+    that stale error is replaced, so the inventory is written once after
+    the outage and never by the usual command. A failure to write it is
+    not the command's failure: it is said at debug level only.
+    """
+    from reproman.resources.base import CONNECTION_ERROR
+
+    if recorded != CONNECTION_ERROR or resource.status in (None, CONNECTION_ERROR):
+        return
+    try:
+        update_resource(resource)
+    except (ReproManError, OSError) as exc:
+        _log().debug("resource %r answered again, but its status could not be stored: %s", resource.name, exc)
 
 
 def _log() -> Any:

@@ -34,9 +34,10 @@ exit codes:
   1  a fetched job had failed subjobs, or a job could not be acted on
   2  usage error
   3  a job is not finished (nothing fetched for it) or can never start as submitted; try later
-  --follow JOB exits as 'run --follow': 0 all succeeded, 1 some failed, 3 can never start, 4 stopped by a
-  local failure such as a full disk (the job runs on), 130 interrupted;
-  a resource that stops answering is retried for up to [jobs] retry_for seconds (300) before it exits 1
+  --follow JOB exits as 'run --follow': 0 all succeeded, 1 some failed, 3 can never start, 4 the follow
+  stopped before the end (a full disk here, a resource that stopped answering): the job keeps running and
+  'reproman jobs --follow JOB' takes it up again; 130 interrupted;
+  a resource that stops answering is retried for up to [jobs] retry_for seconds (300) before it exits 4
 """
 
 _COLUMNS = ["JOB", "RESOURCE", "SUBMITTER", "OUTCOME", "FETCHED", "COMMAND"]

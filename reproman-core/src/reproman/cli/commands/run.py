@@ -6,7 +6,9 @@ Exit codes (also in ``reproman run --help``): 0 when the job was submitted
 fetched all the same, and each failure is named by its parameters with the
 path of its stderr); 2 for usage errors; :data:`CANNOT_START` (3) when the
 scheduler says what is left of a followed job can never start as submitted
-(it stays queued, unfetched); 130 when interrupted (the job keeps running).
+(it stays queued, unfetched); :data:`STOPPED_AFTER_SUBMISSION` (4) when the follow stopped
+before the end (a full disk here, a resource that stopped answering: the job keeps running); 130 when
+interrupted (the job keeps running).
 The job ID is printed on stdout, so ``JOB=$(reproman run ...)`` works;
 everything else goes to stderr.
 """
@@ -31,8 +33,10 @@ NEVER_STARTED = "it never started"
 SUBJOBS_FAILED = 1
 #: Exit code of ``run --follow`` when the scheduler will never start the job as submitted.
 CANNOT_START = 3
-#: Exit code of ``run`` when a local failure (a full disk under the job records) stopped it after the
-#: job was submitted: the job runs on, and ``reproman jobs --follow JOB`` takes it up again.
+#: Exit code of ``run`` when the follow stopped before the end, after the job was submitted: a local failure
+#: (a full disk under the job records), or a resource that stopped answering for ``[jobs] retry_for``
+#: seconds (:class:`reproman.errors.FollowStoppedError` carries the same code). The job runs on, and
+#: ``reproman jobs --follow JOB`` takes it up again.
 STOPPED_AFTER_SUBMISSION = 4
 
 EPILOG = """\
@@ -41,8 +45,8 @@ exit codes:
   1    followed, and some subjobs failed (outputs and logs fetched all the same)
   2    usage error
   3    followed, and the scheduler says the job can never start as submitted (it stays queued)
-  4    submitted, then stopped by a local failure such as a full disk (the job keeps running;
-       follow it again with 'reproman jobs --follow JOB' once that is fixed)
+  4    submitted, then the follow stopped before the end (a full disk here, a resource that stopped
+       answering): the job keeps running; 'reproman jobs --follow JOB' takes it up again
   130  interrupted (the job keeps running; follow it again with 'reproman jobs --follow JOB');
        129 and 143 for SIGHUP (a closed terminal) and SIGTERM, with the same words
 """

@@ -2,7 +2,8 @@
 
 Whatever the values of the job parameters that reach directives (and the
 job directory), a submitter either refuses them with a
-:class:`~reproman.errors.SubmissionError` (or ``ConfigError``) before
+:class:`~reproman.errors.SubmissionError` (or ``ConfigError``, or ``UsageError`` for a value that is no
+number or size) before
 writing, or writes a script whose lines are exactly those of the same job
 with harmless values: a value can change what a directive says, never add
 a line the batch shell would run.
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reproman.errors import ConfigError, SubmissionError
+from reproman.errors import ConfigError, SubmissionError, UsageError
 from reproman.jobs.spec import JobSpec, Subjob
 from reproman.resources.shell import ShellSession
 from reproman_submitters.condor import CondorSubmitter
@@ -77,11 +78,11 @@ def test_fuzz_parameter_values_cannot_add_lines(cls: Any) -> None:
     def check(params: dict[str, Any], root: str) -> None:
         try:
             script = sub.submission_script(_job(cls.name, params, root))
-        except (SubmissionError, ConfigError):
+        except (SubmissionError, ConfigError, UsageError):
             return
         benign = {k: v for k, v in params.items() if k != "directives"}
         for key in ("queue", "account", "qos"):
-            if key in benign:
+            if benign.get(key):  # an empty one stays empty: "no queue" (SGE's launcher asks qstat about a named one)
                 benign[key] = "q"
         for key in ("memory", "walltime"):
             if key in benign:

@@ -1,0 +1,139 @@
+"""``[ssh]`` settings against a kept connection whose host started with other values (trial Q, 2, 3 and 8).
+
+The session host reads its settings when it starts and lives on while it is
+used; these tests check what each command still decides for itself, and that
+a bad value is refused by the command that has it, whatever host is running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reproman import api
+from reproman.testing.cli import run_cli
+
+
+def _create(name: str, params: dict[str, Any], **extra: str) -> None:
+    api.create(name, "ssh", {**{k: str(v) for k, v in params.items() if v is not None}, **extra})
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (sshd's per-connection processes serve the kept connection)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == parent:
+                found.append(int(entry.name))
+                todo.append(int(entry.name))
+    return found
+
+
+def test_ls_refresh_waits_as_long_as_this_commands_refresh_timeout(
+        ssh_params: dict[str, Any], sshd: Any, sessions: Path) -> None:
+    """Trial Q, 2: the host started with the default 5 s; REPROMAN_SSH_REFRESH_TIMEOUT=1 of a later
+    `ls --refresh` was ignored (5 s) while that host lived. The command now sends its own value."""
+    _create("h", ssh_params)
+    assert run_cli(["execute", "-r", "h", "true"]).returncode == 0  # the kept connection, with the default
+    assert sshd.process is not None
+    serving = _descendants(sshd.process.pid)
+    assert serving, "no sshd process serves the kept connection"
+    for pid in serving:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        result = run_cli(["ls", "--refresh"], env={"REPROMAN_SSH_REFRESH_TIMEOUT": "1"}, timeout=60)
+        took = time.monotonic() - started
+    finally:
+        for pid in serving:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert "does not answer on the open connection (no reply in 1 s)" in result.stdout, result.stdout + result.stderr
+    assert took < 4, took
+
+
+@pytest.mark.parametrize("variable, value, key", [
+    ("REPROMAN_SSH_CHANNEL_WAIT", "xyz", "[ssh] channel_wait"),
+    ("REPROMAN_SSH_REFRESH_TIMEOUT", "abc", "[ssh] refresh_timeout"),
+    ("REPROMAN_SSH_SERVER_ALIVE_INTERVAL", "x", "[ssh] server_alive_interval"),
+    ("REPROMAN_SSH_SERVER_ALIVE_COUNT_MAX", "-1", "[ssh] server_alive_count_max"),
+])
+def test_a_bad_ssh_value_fails_the_command_at_once_even_with_a_kept_connection(
+        ssh_params: dict[str, Any], sessions: Path, variable: str, value: str, key: str) -> None:
+    """Trial Q, 3: channel_wait=xyz and refresh_timeout=abc were taken silently (a host already running
+    never reads them; a new one failed later, as a "CONNECTION ERROR" of one resource). Now the command
+    checks them itself, before using any connection: one line, non-zero."""
+    _create("h", ssh_params)
+    assert run_cli(["execute", "-r", "h", "true"]).returncode == 0
+    result = run_cli(["execute", "-r", "h", "echo", "ran"], env={variable: value}, timeout=60)
+    assert result.returncode != 0, (result.stdout, result.stderr)
+    assert "ran" not in result.stdout and "Traceback" not in result.stderr, result.stderr
+    assert key in result.stderr and f"got {value!r}" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # `ls --refresh` reports each resource's error in its row (as for [ssh] idle_timeout): the setting, not
+    # "CONNECTION ERROR" as if the host were unreachable.
+    listed = run_cli(["ls", "--refresh"], env={variable: value}, timeout=60)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("h "))
+    assert f"ERROR: {key} must be" in row and "CONNECTION ERROR" not in row, listed.stdout
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never says a word (a frozen sshd, a port of something else)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_a_port_without_a_greeting_takes_one_connect_timeout_as_the_message_says(
+        ssh_params: dict[str, Any], sessions: Path, silent_port: int) -> None:
+    """Trial Q, 8: `execute` said "no SSH greeting within 10 s" after 20 s: the connect that failed in
+    `connect()` was tried again at once by `get_session()`."""
+    from reproman.resources.inventory import Inventory
+
+    _create("h", ssh_params)
+    with Inventory().edit() as records:  # the host froze after `create`: its port now accepts, silent
+        records["h"].update(port=str(silent_port), connect_timeout="3")
+    started = time.monotonic()
+    result = run_cli(["execute", "-r", "h", "true"], timeout=60)
+    took = time.monotonic() - started
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert "sent no SSH greeting within 3 s" in result.stderr, result.stderr
+    assert took < 5.5, took

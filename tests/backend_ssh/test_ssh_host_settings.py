@@ -137,3 +137,32 @@ def test_a_port_without_a_greeting_takes_one_connect_timeout_as_the_message_says
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
     assert "sent no SSH greeting within 3 s" in result.stderr, result.stderr
     assert took < 5.5, took
+
+
+def test_a_replacement_host_does_not_garble_the_log_of_the_one_still_finishing(
+        ssh_params: dict[str, Any], sessions: Path) -> None:
+    """Trial Q, 12: `reproman stop` while a command ran through the host, then a new command: the new host
+    truncated the shared log, the old one wrote its last lines at its old offset (NUL bytes before them,
+    `grep` called the file binary) and its earlier lines were lost. The log is appended to now."""
+    import subprocess
+    import sys
+
+    _create("h", ssh_params)
+    running = subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "h", "sh", "-c",
+                                "sleep 3; echo end"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # the command runs through the first host
+        logs = list(sessions.glob("*.log"))
+        assert len(logs) == 1, logs
+        first = logs[0].read_bytes()
+        assert b"serving" in first, first
+        assert run_cli(["stop", "h"]).returncode == 1  # refused for an SSH host, but the connection is retired
+        assert run_cli(["execute", "-r", "h", "true"]).returncode == 0  # a new host, same log file
+    finally:
+        out, err = running.communicate(timeout=60)
+    assert (running.returncode, out) == (0, "end\n"), err
+    time.sleep(0.5)  # the first host logs "stopped" as it exits
+    logged = logs[0].read_bytes()
+    assert b"\0" not in logged, logged
+    assert logged.startswith(first), logged  # the first host's lines are all still there
+    assert logged.count(b"serving") == 2 and b"stopped" in logged[len(first):], logged

@@ -52,6 +52,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reproman.backend_ssh.session")
 
+
+class _ExpectedRefusals(logging.Filter):
+    """Drops paramiko's ERROR line for a channel the server refused: past MaxSessions that is expected.
+
+    The channel gate waits and retries (every half second at most) and says
+    so once; without this a session host's log got an ERROR line per retry,
+    hundreds per waiting command. A refusal the gate does not wait out is
+    raised to the command, which reports it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.ERROR and "open FAILED" in record.getMessage()
+                    and record.getMessage().startswith("Secsh channel"))
+
+
+logging.getLogger("paramiko.transport").addFilter(_ExpectedRefusals())
+
 #: Standard input up to this size travels inline in the command line (as a
 #: ``printf`` of octal escapes); larger input is uploaded over SFTP first.
 INLINE_STDIN_LIMIT = 64 * 1024

@@ -177,7 +177,9 @@ class Endpoint:
 
         spec = {"type": self.type_name, "params": self.params, "socket": str(self.socket_path),
                 "pid_file": str(self.pid_path), "idle": self.idle, "label": self.label}
-        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Appended to, never truncated: a host being replaced (told to stop while a request runs) may still
+        # write its last lines, and a writer at an offset past a truncation fills the gap with NUL bytes.
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", HOST_MODULE],

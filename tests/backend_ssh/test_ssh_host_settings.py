@@ -166,3 +166,51 @@ def test_a_replacement_host_does_not_garble_the_log_of_the_one_still_finishing(
     assert b"\0" not in logged, logged
     assert logged.startswith(first), logged  # the first host's lines are all still there
     assert logged.count(b"serving") == 2 and b"stopped" in logged[len(first):], logged
+
+
+@pytest.fixture
+def full_control_dir(sessions: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private control directory on a file system with no space left (a small tmpfs, filled)."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a full file system needs root")
+    place = sessions / "full"
+    place.mkdir(mode=0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=700", "tmpfs", str(place)], check=True)
+    try:
+        fill = os.open(place / "fill", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fill, b"\0" * 4096):
+                pass
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fill)
+        monkeypatch.setenv("REPROMAN_SESSIONS_CONTROL_DIR", str(place))
+        from reproman.config import reset_config
+
+        reset_config()
+        yield place
+    finally:
+        from reproman.testing.isolation import stop_session_hosts
+
+        stop_session_hosts(place)
+        subprocess.run(["umount", "-l", str(place)], check=False)
+
+
+def test_a_full_control_directory_says_so_and_connects_directly(
+        ssh_params: dict[str, Any], sshd: Any, full_control_dir: Path) -> None:
+    """Trial Q, 13: with the control directory's file system full, `execute` failed with "it did not start
+    listening" and no reason. It now warns why the kept connection cannot start and connects directly, as it
+    does for a control directory that is not private."""
+    from reproman.resources.inventory import Inventory
+
+    _create("h", ssh_params, persistent="no")
+    with Inventory().edit() as records:  # persistent as by default from now on
+        records["h"].pop("persistent", None)
+    result = run_cli(["execute", "-r", "h", "echo", "direct"], timeout=60)
+    assert (result.returncode, result.stdout) == (0, "direct\n"), result.stderr
+    assert "No space left on device" in result.stderr and "connecting directly" in result.stderr.lower(), \
+        result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -70,6 +70,15 @@ def control_dir() -> Path:
 _ELSEWHERE = "or set [sessions] control_dir to a private directory of yours."
 
 
+class ControlDirUnusable(ConfigError):
+    """The control directory cannot hold a host's files (a full or read-only file system): connect directly."""
+
+
+def unusable(directory: Path, problem: str) -> ControlDirUnusable:
+    return ControlDirUnusable(f"not using {directory} for persistent connections: {problem}",
+                              hint=f"Free space there (or fix what the error names), {_ELSEWHERE}")
+
+
 def check_private(path: Path) -> None:
     """Refuse a directory another user could plant a socket in or read ours from."""
     elsewhere = _ELSEWHERE
@@ -155,7 +164,10 @@ class Endpoint:
         """One process at a time starts a host for this key (others wait, then use it)."""
         import fcntl
 
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise unusable(self.directory, f"cannot create {self.lock_path.name}: {exc.strerror or exc}") from None
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while True:
@@ -179,7 +191,10 @@ class Endpoint:
                 "pid_file": str(self.pid_path), "idle": self.idle, "label": self.label}
         # Appended to, never truncated: a host being replaced (told to stop while a request runs) may still
         # write its last lines, and a writer at an offset past a truncation fills the gap with NUL bytes.
-        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise unusable(self.directory, f"cannot create {self.log_path.name}: {exc.strerror or exc}") from None
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", HOST_MODULE],
@@ -201,6 +216,9 @@ class Endpoint:
                 process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(START_TIMEOUT)  # the starter; a host that started has detached from it
+        if line.startswith("unusable: "):
+            # The host could not write its socket or pid file here: no host can, so the caller connects directly.
+            raise unusable(self.directory, line[len("unusable: "):])
         if line != "ready":
             said = line[len("error: "):] if line.startswith("error: ") else (
                 _last_line(self.log_path) or "it did not start listening")

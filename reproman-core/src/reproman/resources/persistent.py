@@ -290,6 +290,9 @@ def attach(type_name: str, params: Mapping[str, Any], *, idle: float = DEFAULT_I
         if len(os.fsencode(endpoint.socket_path)) > UNIX_PATH_MAX:
             raise ConfigError(f"not using {directory} for persistent connections: its path is too long for a "
                               "Unix socket", hint="Set [sessions] control_dir to a shorter directory.")
+        # Started now (if none runs): a directory that cannot hold a host (a full disk) is found here,
+        # while connecting directly is still possible.
+        endpoint.connect().close()
     except ConfigError as exc:
         if str(exc) not in _warned:
             _warned.add(str(exc))

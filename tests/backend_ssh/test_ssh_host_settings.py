@@ -214,3 +214,54 @@ def test_a_full_control_directory_says_so_and_connects_directly(
     assert "No space left on device" in result.stderr and "connecting directly" in result.stderr.lower(), \
         result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_fetch_cut_by_a_server_that_stopped_answering_says_so_not_tar_and_a_full_disk(
+        make_session: Any, sshd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial Q, 7: a fetch whose server froze mid-stream failed with "tar exited with -1" (paramiko's status of
+    a channel closed without one) and core's advice to fix "a full disk, a local link in the way"."""
+    from reproman.config import reset_config
+    from reproman.errors import ResourceConnectionError
+
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_INTERVAL", "1")
+    monkeypatch.setenv("REPROMAN_SSH_SERVER_ALIVE_COUNT_MAX", "2")
+    reset_config()
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    for i in range(40):
+        (remote / str(i)).write_bytes(os.urandom(4_000_000))
+    local = tmp_path / "local"
+    local.mkdir()
+    session = make_session()
+    session.execute_command("true")
+    assert sshd.process is not None
+    frozen: list[int] = []
+    done = threading.Event()
+
+    def freeze_once_data_arrives() -> None:
+        while not done.is_set():
+            if any(p.is_file() and p.stat().st_size for p in local.rglob("*")):
+                frozen.extend(_descendants(sshd.process.pid))
+                for pid in frozen:
+                    os.kill(pid, signal.SIGSTOP)
+                return
+            time.sleep(0.005)
+
+    freezer = threading.Thread(target=freeze_once_data_arrives, daemon=True)
+    freezer.start()
+    try:
+        with pytest.raises(ResourceConnectionError) as raised:
+            session.get(str(remote), local / "got")
+    finally:
+        done.set()
+        freezer.join()
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert frozen, "the fetch ended before the server could be frozen"
+    said = str(raised.value)
+    assert "fetching files from" in said and "was cut off" in said and "stopped answering" in said, said
+    assert "tar exited" not in said, said
+    assert not (local / "got").exists()  # nothing half-fetched landed

@@ -265,3 +265,19 @@ def test_a_fetch_cut_by_a_server_that_stopped_answering_says_so_not_tar_and_a_fu
     assert "fetching files from" in said and "was cut off" in said and "stopped answering" in said, said
     assert "tar exited" not in said, said
     assert not (local / "got").exists()  # nothing half-fetched landed
+
+
+def test_delete_and_a_failed_create_leave_no_files_in_the_control_directory(
+        ssh_params: dict[str, Any], sessions: Path, silent_port: int) -> None:
+    """Trial Q, 12: the .lock and .log files of deleted resources and of failed first connections stayed in
+    the control directory (22 after one afternoon)."""
+    _create("h", ssh_params)
+    assert run_cli(["execute", "-r", "h", "true"]).returncode == 0
+    assert list(sessions.glob("*.log")), "no host was started"
+    deleted = run_cli(["delete", "-y", "h"])
+    assert deleted.returncode == 0, deleted.stderr
+    assert sorted(p.name for p in sessions.iterdir()) == []
+    failed = run_cli(["create", "bad", "-t", "ssh", "-b", "host=127.0.0.1", "-b", f"port={silent_port}",
+                      "-b", "connect_timeout=1", "-b", f"user={ssh_params['user']}"], timeout=60)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
+    assert sorted(p.name for p in sessions.iterdir()) == []

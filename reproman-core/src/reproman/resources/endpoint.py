@@ -173,6 +173,11 @@ class Endpoint:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    if not _same_file(fd, self.lock_path):
+                        # Removed by remove_leftovers() between our open and our lock: lock the current file.
+                        os.close(fd)
+                        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                        continue
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
@@ -225,6 +230,38 @@ class Endpoint:
             raise ResourceError(f"cannot start the persistent connection process for {self.label}: {said}",
                                 hint="Set persistent=no on the resource (or [ssh] persistent = no) to connect directly.")
         lgr.debug("started session host %s (pid %s) for %s", self.key, process.pid, self.label)
+
+    def remove_leftovers(self) -> None:
+        """Remove the files of a host that is gone (after stop/delete): its log, lock, pid file and dead socket.
+
+        Left alone while a host runs or one is being started (the lock is
+        held then). Without this, every resource ever deleted, and every
+        first connection that failed, left its files in the control directory.
+        """
+        import fcntl
+
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR)
+        except OSError:
+            fd = None
+        try:
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return
+            if host_pid(self.pid_path) is not None:
+                return
+            sock = self._try_connect()
+            if sock is not None:
+                sock.close()
+                return
+            for path in (self.socket_path, self.pid_path, self.log_path, self.lock_path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def stop_hung(self) -> None:
         """Kill a host that took no request in time (it is ours: its pid file and command line say so)."""
@@ -295,6 +332,15 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file at ``path`` (not removed or replaced since it was opened)."""
+    try:
+        st, now = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
 
 
 def _last_line(path: Path) -> str:

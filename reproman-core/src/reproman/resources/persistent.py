@@ -308,7 +308,10 @@ def shutdown(type_name: str, params: Mapping[str, Any]) -> bool:
         directory = control_dir()
     except ConfigError:
         return False
-    return Endpoint.for_session(directory, type_name, params).request_shutdown()
+    endpoint = Endpoint.for_session(directory, type_name, params)
+    running = endpoint.request_shutdown()
+    endpoint.remove_leftovers()  # unless it still finishes requests of other commands
+    return running
 
 
 def shutdown_all(directory: Path | None = None) -> int:

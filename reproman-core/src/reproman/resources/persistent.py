@@ -282,7 +282,10 @@ def attach(type_name: str, params: Mapping[str, Any], *, idle: float = DEFAULT_I
     """A session served by the host for these parameters (started on first use), or None.
 
     None means persistence cannot be used here (the control directory is
-    not private); the reason is logged once and the caller connects directly.
+    not private, or cannot hold a host's files: a full file system); the
+    reason is logged once and the caller connects directly. The host is
+    started here if none runs; one that cannot start for another reason
+    raises its one-line ResourceError.
     """
     try:
         directory = control_dir()
@@ -292,7 +295,9 @@ def attach(type_name: str, params: Mapping[str, Any], *, idle: float = DEFAULT_I
                               "Unix socket", hint="Set [sessions] control_dir to a shorter directory.")
         # Started now (if none runs): a directory that cannot hold a host (a full disk) is found here,
         # while connecting directly is still possible.
-        endpoint.connect().close()
+        sock = endpoint.connect()
+        if sock is not None:
+            sock.close()
     except ConfigError as exc:
         if str(exc) not in _warned:
             _warned.add(str(exc))

@@ -238,12 +238,21 @@ def test_a_fetch_cut_by_a_server_that_stopped_answering_says_so_not_tar_and_a_fu
     frozen: list[int] = []
     done = threading.Event()
 
+    def arrived() -> bool:
+        try:
+            return any(p.name.isdigit() and p.is_file() and p.stat().st_size for p in local.rglob("*"))
+        except OSError:  # a file or directory of the stage went while we looked
+            return False
+
     def freeze_once_data_arrives() -> None:
         while not done.is_set():
-            if any(p.is_file() and p.stat().st_size for p in local.rglob("*")):
-                frozen.extend(_descendants(sshd.process.pid))
-                for pid in frozen:
-                    os.kill(pid, signal.SIGSTOP)
+            if arrived():
+                for pid in _descendants(sshd.process.pid):
+                    try:
+                        os.kill(pid, signal.SIGSTOP)
+                    except ProcessLookupError:
+                        continue  # a process of the session that just ended
+                    frozen.append(pid)
                 return
             time.sleep(0.005)
 

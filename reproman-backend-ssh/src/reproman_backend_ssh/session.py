@@ -460,9 +460,12 @@ class SSHSession(Session):
         """
         try:
             yield
-        except SessionError:
+        except (SessionError, EOFError, paramiko.SSHException) as exc:
+            # paramiko's own (a channel closed before its command started) never reaches the user raw.
             if self.connected:
-                raise
+                if isinstance(exc, SessionError):
+                    raise
+                raise SessionError(f"{doing} failed: {' '.join(str(exc).split()) or type(exc).__name__}") from None
             raise ResourceConnectionError(f"{doing} was cut off: {self._why_closed()}",
                                           hint="Nothing is re-run; the next call reconnects.") from None
 

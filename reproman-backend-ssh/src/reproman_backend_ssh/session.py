@@ -437,17 +437,17 @@ class SSHSession(Session):
         if "/" in targets:
             raise SessionError("cannot put over the resource's root directory")
         flavour = self._tar_flavour()
+        channel = self._exec_channel("tar -x")  # its failure to open says so itself
         with self._cut_off(f"sending files to {self.target}"):
-            transfer.send(self._exec_channel("tar -x"), flavour,
-                          [(src, t) for (src, _d), t in zip(pairs, targets)], self.target)
+            transfer.send(channel, flavour, [(src, t) for (src, _d), t in zip(pairs, targets)], self.target)
 
     def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
         """All paths as one ``tar -cf - -T -`` stream, names on its stdin, unpacked into the staged paths."""
         sources = self._absolute_many([src for src, _path in staged])
         flavour = self._tar_flavour()
+        channel = self._exec_channel("tar -c")
         with self._cut_off(f"fetching files from {self.target}"):
-            transfer.fetch(self._exec_channel("tar -c"), flavour,
-                           [(src, path) for src, (_s, path) in zip(sources, staged)], self.target)
+            transfer.fetch(channel, flavour, [(src, path) for src, (_s, path) in zip(sources, staged)], self.target)
 
     @contextlib.contextmanager
     def _cut_off(self, doing: str) -> Iterator[None]:

@@ -103,3 +103,18 @@ def test_cli_processes_sharing_a_kept_connection_all_run(small_sshd: Any, sessio
     assert [(code, out) for code, out, _err in outcomes] == [(0, f"{i}\n") for i in range(2 * LIMIT + 1)], \
         [err for _c, _o, err in outcomes]
     assert small_sshd.authentications() == logins + 1  # one kept connection served them all
+
+
+def test_the_host_log_says_the_limit_once_not_a_refusal_per_retry(small_sshd: Any, sessions: Any) -> None:
+    """Trial Q, 12: while commands waited for a channel, paramiko logged "Secsh channel N open FAILED" at
+    ERROR level for every retry (up to two a second per waiting command) into the session host's log."""
+    params = {k: str(v) for k, v in small_sshd.session_params().items() if v is not None}
+    api.create("few", "ssh", params)
+    procs = [subprocess.Popen([sys.executable, "-m", "reproman", "execute", "-r", "few", "sh", "-c",
+                               f"sleep 1.5; echo {i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2 * LIMIT)]
+    outcomes = [(p.wait(120), *p.communicate()) for p in procs]
+    assert [code for code, _out, _err in outcomes] == [0] * (2 * LIMIT), [err for _c, _o, err in outcomes]
+    logged = "".join(path.read_text() for path in sessions.glob("*.log"))
+    assert "no more than" in logged, logged  # the gate did wait: the limit was reached, and said once
+    assert "open FAILED" not in logged, logged

@@ -158,10 +158,10 @@ def test_config_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_host_that_cannot_start_is_one_line(control: Path) -> None:
     from reproman.errors import ResourceError
 
-    session = persistent.attach("no-such-session-type", {}, label="broken")
-    assert session is not None
+    # attach() starts the host (so that a control directory that cannot hold one is found while a direct
+    # connection is still possible): a host that cannot start for another reason fails it.
     with pytest.raises(ResourceError) as info:
-        session.open()
+        persistent.attach("no-such-session-type", {}, label="broken")
     text = str(info.value)
     assert "\n" not in text and "cannot start the persistent connection process for broken" in text
     assert "no-such-session-type" in text

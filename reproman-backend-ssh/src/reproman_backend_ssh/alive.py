@@ -24,45 +24,32 @@ from collections.abc import Callable
 
 import paramiko
 
-from reproman.plugins import config_number, get_config
+from reproman_backend_ssh.options import (  # noqa: F401 - the defaults, re-exported where they were
+    DEFAULT_COUNT,
+    DEFAULT_INTERVAL,
+    DEFAULT_REFRESH_TIMEOUT,
+    MAX_SECONDS,
+    alive_count,
+    alive_interval,
+    number,
+    refresh_timeout,
+)
 
 log = logging.getLogger("reproman.backend_ssh.alive")
 
-#: Seconds between two requests for a reply (``[ssh] server_alive_interval``; 0 turns the check off).
-DEFAULT_INTERVAL = 15.0
-#: Unanswered intervals before the connection is given up (``[ssh] server_alive_count_max``).
-DEFAULT_COUNT = 3
 REQUEST = "keepalive@openssh.com"
-#: Seconds ``ls --refresh`` waits for a kept connection's server to answer (``[ssh] refresh_timeout``).
-DEFAULT_REFRESH_TIMEOUT = 5.0
-
-
-#: The largest interval or timeout taken, in seconds (a day): more is a typo, and 1e300 overflows a timer.
-MAX_SECONDS = 24 * 3600.0
-
-
-def _number(raw: str | None, key: str, default: float, maximum: float = MAX_SECONDS) -> float:
-    return config_number(raw, key, default=default, maximum=maximum)
 
 
 def settings(ssh_config: dict[str, str] | None = None) -> tuple[float, int]:
     """(interval, count): ssh_config's ServerAliveInterval/CountMax win, then ``[ssh]``, then the defaults."""
     ssh_config = ssh_config or {}
-    config = get_config()
-    interval = _number(ssh_config.get("serveraliveinterval"), "ServerAliveInterval", -1)
+    interval = number(ssh_config.get("serveraliveinterval"), "ServerAliveInterval", -1)
     if interval < 0:
-        interval = _number(config.get("ssh", "server_alive_interval"), "[ssh] server_alive_interval",
-                           DEFAULT_INTERVAL)
-    count = _number(ssh_config.get("serveralivecountmax"), "ServerAliveCountMax", -1)
+        interval = alive_interval()
+    count = number(ssh_config.get("serveralivecountmax"), "ServerAliveCountMax", -1)
     if count < 0:
-        count = _number(config.get("ssh", "server_alive_count_max"), "[ssh] server_alive_count_max", DEFAULT_COUNT)
+        count = alive_count()
     return interval, max(1, int(count))
-
-
-def refresh_timeout() -> float:
-    """``[ssh] refresh_timeout``: how long a status check waits for an open connection's server to answer."""
-    value = _number(get_config().get("ssh", "refresh_timeout"), "[ssh] refresh_timeout", DEFAULT_REFRESH_TIMEOUT)
-    return value or DEFAULT_REFRESH_TIMEOUT
 
 
 def answers(transport: paramiko.Transport, timeout: float) -> bool:

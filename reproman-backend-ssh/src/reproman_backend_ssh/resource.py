@@ -32,6 +32,7 @@ from reproman.plugins import (
     persistent_sessions_enabled,
     shutdown_persistent_session,
 )
+from reproman_backend_ssh import options
 from reproman_backend_ssh.keyfiles import check_key_file
 
 #: The config section of this backend's settings (``persistent``, ``idle_timeout``).
@@ -64,6 +65,7 @@ def open_ssh_session(params: dict[str, Any], *, persist: bool | None, label: str
     """
     if params.get("key_filename"):
         check_key_file(params["key_filename"])  # before a host is started for nothing
+    options.check()  # a kept host would not notice a bad [ssh] value; a new one would report it late
     if persistent_sessions_enabled(CONFIG_SECTION, persist):
         hosted = attach_persistent_session("ssh", params, idle=persistent_idle_seconds(CONFIG_SECTION), label=label)
         if hosted is not None:
@@ -94,6 +96,8 @@ class SSHResource(Resource):
     def __init__(self, name: str, *, id: str | None = None, status: str | None = None, **params: Any) -> None:
         super().__init__(name, id=id, status=status, **params)
         self._session: Session | None = None
+        #: Why :meth:`connect` just failed: :meth:`get_session` raises it rather than trying again at once.
+        self._failed: ReproManError | None = None
 
     def _params(self) -> dict[str, Any]:
         if not self.params.get("host"):
@@ -121,11 +125,13 @@ class SSHResource(Resource):
         if self._session is not None and getattr(self._session, "connected", False):
             self.status = ONLINE
             return
+        self._failed = None
         try:
             session = self._open()
         except (ResourceConnectionError, ResourceError) as exc:
             self.status = CONNECTION_ERROR
             self.connection_error = str(exc)
+            self._failed = exc
             return
         self._forget_session()
         self._session = session
@@ -158,25 +164,33 @@ class SSHResource(Resource):
         """The session opened by :meth:`connect` if still alive, else a new one.
 
         ``pty`` is accepted for the contract and ignored: commands never need
-        one, and ``login`` always opens its own pty channel.
+        one, and ``login`` always opens its own pty channel. When the
+        :meth:`connect` just before failed, its error is raised as it is:
+        trying again at once would double the wait on a port that never
+        answers, while the message names one connect timeout.
         """
         if self._session is not None and getattr(self._session, "connected", False):
             session, self._session = self._session, None
             return session
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise failed
         return self._open()
 
     def refresh_status(self) -> str | None:
         """Prove the host answers, for ``ls --refresh`` (through the session host, which it leaves warm).
 
         A kept connection to a frozen host is still open, so it must answer
-        a request within ``[ssh] refresh_timeout`` seconds. The status shown
-        says why when it is not ONLINE; the inventory keeps the bare status.
+        a request within ``[ssh] refresh_timeout`` seconds, as this command
+        reads it (the host serving the connection may have started with
+        another value). The status shown says why when it is not ONLINE; the
+        inventory keeps the bare status.
         """
         self.connect()
         session = self._session
         if session is not None:
             try:
-                session.check_answers()
+                session.check_answers(options.refresh_timeout())
             except ReproManError as exc:
                 self.status = CONNECTION_ERROR
                 self.connection_error = str(exc)

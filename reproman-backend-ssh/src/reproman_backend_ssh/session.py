@@ -20,13 +20,14 @@ reused; stopping an interrupted command uses a channel of its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
 import select
 import shlex
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,23 @@ if TYPE_CHECKING:
     from fabric import Connection
 
 log = logging.getLogger("reproman.backend_ssh.session")
+
+
+class _ExpectedRefusals(logging.Filter):
+    """Drops paramiko's ERROR line for a channel the server refused: past MaxSessions that is expected.
+
+    The channel gate waits and retries (every half second at most) and says
+    so once; without this a session host's log got an ERROR line per retry,
+    hundreds per waiting command. A refusal the gate does not wait out is
+    raised to the command, which reports it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.ERROR and "open FAILED" in record.getMessage()
+                    and record.getMessage().startswith("Secsh channel"))
+
+
+logging.getLogger("paramiko.transport").addFilter(_ExpectedRefusals())
 
 #: Standard input up to this size travels inline in the command line (as a
 #: ``printf`` of octal escapes); larger input is uploaded over SFTP first.
@@ -421,15 +439,37 @@ class SSHSession(Session):
         if "/" in targets:
             raise SessionError("cannot put over the resource's root directory")
         flavour = self._tar_flavour()
-        transfer.send(self._exec_channel("tar -x"), flavour, [(src, t) for (src, _d), t in zip(pairs, targets)],
-                      self.target)
+        channel = self._exec_channel("tar -x")  # its failure to open says so itself
+        with self._cut_off(f"sending files to {self.target}"):
+            transfer.send(channel, flavour, [(src, t) for (src, _d), t in zip(pairs, targets)], self.target)
 
     def _fetch(self, staged: Sequence[tuple[str, Path]]) -> None:
         """All paths as one ``tar -cf - -T -`` stream, names on its stdin, unpacked into the staged paths."""
         sources = self._absolute_many([src for src, _path in staged])
         flavour = self._tar_flavour()
-        transfer.fetch(self._exec_channel("tar -c"), flavour,
-                       [(src, path) for src, (_s, path) in zip(sources, staged)], self.target)
+        channel = self._exec_channel("tar -c")
+        with self._cut_off(f"fetching files from {self.target}"):
+            transfer.fetch(channel, flavour, [(src, path) for src, (_s, path) in zip(sources, staged)], self.target)
+
+    @contextlib.contextmanager
+    def _cut_off(self, doing: str) -> Iterator[None]:
+        """A transfer whose connection went away fails saying so, not as tar's exit status.
+
+        A server that stops answering is given up by the keep-alive, which
+        closes the connection: the tar channel then ends without an exit
+        status (paramiko's -1), which said nothing true ("tar exited with -1",
+        and core's advice to look for a full disk).
+        """
+        try:
+            yield
+        except (SessionError, EOFError, paramiko.SSHException) as exc:
+            # paramiko's own (a channel closed before its command started) never reaches the user raw.
+            if self.connected:
+                if isinstance(exc, SessionError):
+                    raise
+                raise SessionError(f"{doing} failed: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+            raise ResourceConnectionError(f"{doing} was cut off: {self._why_closed()}",
+                                          hint="Nothing is re-run; the next call reconnects.") from None
 
     # -- interactive --------------------------------------------------------------------
     def _interactive(self, command: str | None = None) -> int:

@@ -19,7 +19,7 @@ import shlex
 
 import attrs
 
-from reproman.errors import OrchestratorError, OutputConflictError, SessionError
+from reproman.errors import OrchestratorError, OutputConflictError, ResourceConnectionError, SessionError
 from reproman.jobs import layout, workdir_hold
 from reproman.jobs.contracts import Orchestrator
 from reproman.jobs.status import local_log_dir
@@ -177,11 +177,14 @@ class PlainOrchestrator(Orchestrator):
             self.landing_report = self.session.get_many(pairs, landing=self.landing())
         except OutputConflictError:
             raise
-        except (SessionError, OSError) as exc:
+        except (SessionError, ResourceConnectionError, OSError) as exc:
+            # A lost connection has nothing local to fix: the next fetch, once the resource answers, is the fix.
+            fix = ("Once the resource answers again," if isinstance(exc, ResourceConnectionError) else
+                   "Fix what the error names (a full disk, a local link in the way), then")
             raise OrchestratorError(
                 f"fetching job {job.jobid} failed: {exc}",
-                hint=f"Nothing on the resource was freed and no local file was half-written. Fix what the error "
-                     f"names (a full disk, a local link in the way), then 'reproman jobs {job.jobid}' fetches again.",
+                hint=f"Nothing on the resource was freed and no local file was half-written. {fix} "
+                     f"'reproman jobs {job.jobid}' fetches again.",
             ) from exc
         return [dest for _src, dest in pairs]
 

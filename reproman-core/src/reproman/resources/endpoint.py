@@ -70,6 +70,15 @@ def control_dir() -> Path:
 _ELSEWHERE = "or set [sessions] control_dir to a private directory of yours."
 
 
+class ControlDirUnusable(ConfigError):
+    """The control directory cannot hold a host's files (a full or read-only file system): connect directly."""
+
+
+def unusable(directory: Path, problem: str) -> ControlDirUnusable:
+    return ControlDirUnusable(f"not using {directory} for persistent connections: {problem}",
+                              hint=f"Free space there (or fix what the error names), {_ELSEWHERE}")
+
+
 def check_private(path: Path) -> None:
     """Refuse a directory another user could plant a socket in or read ours from."""
     elsewhere = _ELSEWHERE
@@ -155,12 +164,20 @@ class Endpoint:
         """One process at a time starts a host for this key (others wait, then use it)."""
         import fcntl
 
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise unusable(self.directory, f"cannot create {self.lock_path.name}: {exc.strerror or exc}") from None
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    if not _same_file(fd, self.lock_path):
+                        # Removed by remove_leftovers() between our open and our lock: lock the current file.
+                        os.close(fd)
+                        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                        continue
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
@@ -177,7 +194,12 @@ class Endpoint:
 
         spec = {"type": self.type_name, "params": self.params, "socket": str(self.socket_path),
                 "pid_file": str(self.pid_path), "idle": self.idle, "label": self.label}
-        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Appended to, never truncated: a host being replaced (told to stop while a request runs) may still
+        # write its last lines, and a writer at an offset past a truncation fills the gap with NUL bytes.
+        try:
+            log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise unusable(self.directory, f"cannot create {self.log_path.name}: {exc.strerror or exc}") from None
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", HOST_MODULE],
@@ -199,12 +221,47 @@ class Endpoint:
                 process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(START_TIMEOUT)  # the starter; a host that started has detached from it
+        if line.startswith("unusable: "):
+            # The host could not write its socket or pid file here: no host can, so the caller connects directly.
+            raise unusable(self.directory, line[len("unusable: "):])
         if line != "ready":
             said = line[len("error: "):] if line.startswith("error: ") else (
                 _last_line(self.log_path) or "it did not start listening")
             raise ResourceError(f"cannot start the persistent connection process for {self.label}: {said}",
                                 hint="Set persistent=no on the resource (or [ssh] persistent = no) to connect directly.")
         lgr.debug("started session host %s (pid %s) for %s", self.key, process.pid, self.label)
+
+    def remove_leftovers(self) -> None:
+        """Remove the files of a host that is gone (after stop/delete): its log, lock, pid file and dead socket.
+
+        Left alone while a host runs or one is being started (the lock is
+        held then). Without this, every resource ever deleted, and every
+        first connection that failed, left its files in the control directory.
+        """
+        import fcntl
+
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR)
+        except OSError:
+            fd = None
+        try:
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return
+            if host_pid(self.pid_path) is not None:
+                return
+            sock = self._try_connect()
+            if sock is not None:
+                sock.close()
+                return
+            for path in (self.socket_path, self.pid_path, self.log_path, self.lock_path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def stop_hung(self) -> None:
         """Kill a host that took no request in time (it is ours: its pid file and command line say so)."""
@@ -275,6 +332,15 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file at ``path`` (not removed or replaced since it was opened)."""
+    try:
+        st, now = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
 
 
 def _last_line(path: Path) -> str:

@@ -282,7 +282,10 @@ def attach(type_name: str, params: Mapping[str, Any], *, idle: float = DEFAULT_I
     """A session served by the host for these parameters (started on first use), or None.
 
     None means persistence cannot be used here (the control directory is
-    not private); the reason is logged once and the caller connects directly.
+    not private, or cannot hold a host's files: a full file system); the
+    reason is logged once and the caller connects directly. The host is
+    started here if none runs; one that cannot start for another reason
+    raises its one-line ResourceError.
     """
     try:
         directory = control_dir()
@@ -290,6 +293,11 @@ def attach(type_name: str, params: Mapping[str, Any], *, idle: float = DEFAULT_I
         if len(os.fsencode(endpoint.socket_path)) > UNIX_PATH_MAX:
             raise ConfigError(f"not using {directory} for persistent connections: its path is too long for a "
                               "Unix socket", hint="Set [sessions] control_dir to a shorter directory.")
+        # Started now (if none runs): a directory that cannot hold a host (a full disk) is found here,
+        # while connecting directly is still possible.
+        sock = endpoint.connect()
+        if sock is not None:
+            sock.close()
     except ConfigError as exc:
         if str(exc) not in _warned:
             _warned.add(str(exc))
@@ -305,7 +313,10 @@ def shutdown(type_name: str, params: Mapping[str, Any]) -> bool:
         directory = control_dir()
     except ConfigError:
         return False
-    return Endpoint.for_session(directory, type_name, params).request_shutdown()
+    endpoint = Endpoint.for_session(directory, type_name, params)
+    running = endpoint.request_shutdown()
+    endpoint.remove_leftovers()  # unless it still finishes requests of other commands
+    return running
 
 
 def shutdown_all(directory: Path | None = None) -> int:

@@ -435,6 +435,18 @@ def _make_session(spec: dict[str, Any]) -> Session:
     return session
 
 
+def _unusable(what: str, exc: OSError) -> int:
+    """Tell the starter the control directory cannot hold a host (a full disk): it then connects directly.
+
+    Said on stdout, not only in the log: the log is in that directory, and
+    on a full file system it stays empty.
+    """
+    message = f"{what}: {exc.strerror or exc}"
+    lgr.error("cannot start: %s", message)
+    print(f"unusable: {message}", flush=True)
+    return 1
+
+
 def main() -> int:
     """Read the spec, listen, detach, say ``ready`` on stdout, then serve until done."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -444,17 +456,27 @@ def main() -> int:
     try:
         spec = json.loads(sys.stdin.readline())
         host = Host(spec, _make_session(spec))
-        host.bind()
     except Exception as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         lgr.error("cannot start: %s", message)
         print(f"error: {message}", flush=True)
         return 1
+    try:
+        host.bind()
+    except OSError as exc:
+        return _unusable(f"cannot create {host.socket_path.name}", exc)
     # Fork once more and let the starter's child exit: the host is then nobody's child but init's,
     # so the command that started it never keeps a zombie when the host exits later.
     if os.fork():
         os._exit(0)
-    host.write_pid_file()
+    try:
+        host.write_pid_file()
+    except OSError as exc:
+        host._unlink_socket()
+        if host.pid_path is not None:
+            host.pid_path.unlink(missing_ok=True)  # ours, written in part
+        _unusable(f"cannot write {host.pid_path.name if host.pid_path else 'its pid file'}", exc)
+        os._exit(1)
     def terminate(signum: int, frame: Any) -> None:
         host.stopping_now.set()
         host.stop()

@@ -24,6 +24,7 @@ import os
 import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from shlex import quote as q
 
 from reproman.plugins import KeptFile, LandingReport, relative_path
 
@@ -85,8 +86,6 @@ def shell(dataset: str, rels: Sequence[str], kept_dir: str) -> str:
     ``git diff`` runs git-annex's filter, so an annexed file the job
     unlocked but left alone is no change.
     """
-    from reproman_orchestrators_datalad.base import q
-
     prefix = dataset.rstrip("/") + "/" if dataset else ""
     body = (
         'k=$1; p=$2; shift 2; for f; do t="$k/$p$f"; '

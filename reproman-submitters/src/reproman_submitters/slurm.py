@@ -124,6 +124,11 @@ def slurm_state(state: str, reason: str = "", exit_code: str = "", usage: Usage 
     if word in _FAILED:
         # "CANCELLED by 0" names the uid that cancelled, not a cause: the word is enough.
         shown = word if _FAILED[word] is FailureReason.CANCELLED else state.strip()
+        if _FAILED[word] is FailureReason.EXIT_CODE and launch_failed(code, signal, reason):
+            # Nothing ran, so there is no exit code and no signal to show; the
+            # reason sacct keeps is the one it waited for (JobArrayTaskLimit), stale.
+            return failed(FailureReason.EXIT_CODE, f"launch failed: Slurm could not start it ({shown} {exit_code.strip()})",
+                          exit_code=None, usage=usage)
         detail = ", ".join(x for x in (shown, reason) if x)
         if signal:
             detail += f", killed by signal {signal}"
@@ -134,6 +139,20 @@ def slurm_state(state: str, reason: str = "", exit_code: str = "", usage: Usage 
         return None
     # A state this Slurm version invented: say so rather than guess.
     return SchedulerState(state=State.UNKNOWN, detail=state.strip())
+
+
+def launch_failed(code: int | None, signal: int | None, reason: str = "") -> bool:
+    """Whether a FAILED task never started: Slurm says so, or its ``0:S`` has no real signal in it.
+
+    When slurmd cannot launch the batch script (its output file's directory
+    is gone, the working directory cannot be entered, ...) Slurm records
+    ``FAILED 0:53`` (squeue's reason ``JobLaunchFailure``): the "signal" is
+    Slurm's own failure mark, not one any process got. A task killed by a
+    signal shows one of the classic signals (1-31).
+    """
+    if reason.split(",")[0].strip() == "JobLaunchFailure":
+        return True
+    return code == 0 and signal is not None and signal >= 32
 
 
 def parse_exit_code(text: str) -> tuple[int | None, int | None]:

@@ -7,18 +7,31 @@ on PATH; everything else is the real scheduler.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from submitters_helpers import submit
 
+from reproman import api
+from reproman.cli.main import main
+from reproman.config import reset_config
+from reproman.jobs.commands import RunResult
 from reproman.jobs.contracts import State
 from reproman.jobs.status import poll
 from reproman_submitters.slurm import SlurmSubmitter
 
 pytestmark = pytest.mark.usefixtures("slurm")
+
+
+def run(**kwargs: object) -> RunResult:
+    kwargs.setdefault("submitter", "slurm")
+    result = api.run(**kwargs)  # type: ignore[arg-type]
+    assert isinstance(result, RunResult)
+    return result
 
 
 @pytest.mark.timeout(120)
@@ -40,5 +53,37 @@ def test_launch_failure_is_not_an_invented_exit_code_or_signal(session, jobroot)
         assert second.exit_code is None, second
         assert "launch failed" in second.detail and "signal" not in second.detail, second
         assert second.detail.endswith("(FAILED 0:53)"), second  # Slurm's own words, not its stale pending reason
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+def fake_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, body: str) -> None:
+    """Fault injection: a ``name`` first on PATH running ``body`` (a real cluster's clients answer)."""
+    bindir = tmp_path / f"fake-{name}"
+    bindir.mkdir()
+    (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+    (bindir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.timeout(120)
+def test_a_squeue_that_never_answers_is_named_not_waited_on_for_ever(project, tmp_path, monkeypatch, capsys):
+    """A stuck slurmctld: 'reproman jobs --status' waits the configured time, says in one line that
+    squeue did not answer, and still shows what the status files say."""
+    job = run(command="sleep 30").job
+    try:
+        fake_on_path(tmp_path, monkeypatch, "squeue", "sleep 40")
+        monkeypatch.setenv("REPROMAN_JOBS_SCHEDULER_TIMEOUT", "3")
+        reset_config()
+        capsys.readouterr()
+        started = time.monotonic()
+        code = main(["jobs", "--status", job.jobid])
+        took = time.monotonic() - started
+        out, err = capsys.readouterr()
+        assert took < 20, took
+        assert code == 0, (out, err)
+        said = [line for line in err.splitlines() if "squeue did not answer within 3 s" in line]
+        assert len(said) == 1, err
+        assert job.jobid in out, out
     finally:
         subprocess.run(["scancel", str(job.submission_id)], capture_output=True)

@@ -63,6 +63,7 @@ from reproman_submitters.common import (
     walltime_seconds,
 )
 from reproman_submitters.hooks import SLURM
+from reproman_submitters.lookup import bounded, no_answer, query_timeout, timed_out
 
 if TYPE_CHECKING:
     from reproman.plugins import CommandResult, Resource, Session
@@ -563,9 +564,15 @@ class SlurmSubmitter(BatchSubmitter):
         """Run a Slurm client with times as epoch seconds; also the resource's clock, read just before.
 
         Returns that clock, the result, and the client's own output (the
-        result's stdout without the clock's line).
+        result's stdout without the clock's line). A client that does not
+        answer within :func:`query_timeout` raises a :class:`SubmissionError`
+        naming it, rather than hanging ``reproman jobs``.
         """
-        result = self.session.execute_command(f"date +%s; SLURM_TIME_FORMAT=%s {shlex.join(argv)}")
+        seconds = query_timeout()
+        result = self.session.execute_command(
+            f"date +%s; {bounded(f'SLURM_TIME_FORMAT=%s {shlex.join(argv)}', seconds)}")
+        if timed_out(result.returncode, seconds):
+            raise no_answer(argv[0], seconds)
         first, _, rest = result.stdout.partition("\n")
         return (int(first) if first.strip().isdigit() else None), result, rest
 
@@ -680,10 +687,13 @@ class SlurmSubmitter(BatchSubmitter):
         """
         name = shlex.quote(f"reproman-{job.jobid}")
         since = _day_before(job.created)
-        result = self.session.execute_command(
+        seconds = query_timeout()
+        result = self.session.execute_command(bounded(
             f'squeue -h -t all -u "$(id -un)" -n {name} -o %F; echo "{_LOOKUP_MARK} $?"; '
-            f'sacct -n -X -P -u "$(id -un)" --name={name} -S {since} -o JobID 2>&1; echo "{_LOOKUP_MARK} $?"'
-        )
+            f'sacct -n -X -P -u "$(id -un)" --name={name} -S {since} -o JobID 2>&1; echo "{_LOOKUP_MARK} $?"',
+            seconds))
+        if timed_out(result.returncode, seconds):
+            raise no_answer("squeue or sacct", seconds)
         queue_text, _, rest = result.stdout.partition(_LOOKUP_MARK)
         queue_rc, _, history_text = rest.partition("\n")
         history_text, _, history_rc = history_text.partition(_LOOKUP_MARK)

@@ -87,3 +87,43 @@ def test_a_squeue_that_never_answers_is_named_not_waited_on_for_ever(project, tm
         assert job.jobid in out, out
     finally:
         subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+def subjob_rows(jobid: str) -> list[dict]:
+    [row] = api.jobs([jobid], action="show", status=True)
+    return row["subjobs_status"]["subjobs"]
+
+
+@pytest.mark.timeout(180)
+def test_cancel_wins_over_a_follower_that_polled_in_between(project):
+    """'jobs --cancel' while 'jobs --follow' runs: the follower loaded the record before the cancel and
+    polls after scancel, so it sees a cancel it does not know of ("cancelled outside ReproMan") and
+    saves that after the cancel was recorded. The user's cancel must survive that save, labelled ours."""
+    from reproman.jobs.connection import Connection
+    from reproman.jobs.registry import Registry
+    from reproman.jobs.status import poll
+
+    job = run(command="sleep 60", batch_parameters=["n=1,2"]).job
+    try:
+        deadline = time.monotonic() + 120
+        while [s["state"] for s in subjob_rows(job.jobid)] != ["running", "running"]:
+            assert time.monotonic() < deadline, subjob_rows(job.jobid)
+            time.sleep(0.5)
+        registry = Registry()
+        follower = registry.load(job.jobid)  # what 'jobs --follow' holds in memory
+        assert api.jobs(job.jobid, action="cancel") == [{"jobid": job.jobid, "cancelled": True}]
+        with Connection.for_job(follower) as connection:
+            submitter = connection.submitter(follower.submitter)
+            deadline = time.monotonic() + 60
+            while not (seen := poll(connection.session, submitter, [follower])[follower.jobid]).finished:
+                assert time.monotonic() < deadline, seen
+                time.sleep(0.5)
+        assert all("outside ReproMan" in s.detail for s in seen.subjobs), seen  # the race happened
+        registry.save(follower)  # the follower's on_change
+        stored = registry.load(job.jobid)
+        assert stored.cancelled and stored.cancelled_subjobs == [0, 1], stored.cancelled_subjobs
+        wanted = "cancelled with 'reproman jobs --cancel'"
+        assert [s.outcome["detail"] for s in stored.subjobs] == [wanted, wanted]  # type: ignore[index]
+        assert [(r["reason"], r["detail"]) for r in subjob_rows(job.jobid)] == [("cancelled", wanted)] * 2
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)

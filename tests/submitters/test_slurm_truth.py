@@ -127,3 +127,38 @@ def test_cancel_wins_over_a_follower_that_polled_in_between(project):
         assert [(r["reason"], r["detail"]) for r in subjob_rows(job.jobid)] == [("cancelled", wanted)] * 2
     finally:
         subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+def squeue_knows(job_id: str) -> bool:
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%i"], capture_output=True, text=True)
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+@pytest.mark.timeout(240)
+def test_forgotten_by_squeue_while_sacct_fails_is_not_running_for_ever(project, tmp_path, monkeypatch):
+    """scancel behind ReproMan's back, squeue forgets the job (MinJobAge), and sacct fails (slurmdbd
+    down): the job is not 'running' for ever; after the grace period it is lost, saying sacct failed."""
+    job = run(command="sleep 120").job
+    try:
+        deadline = time.monotonic() + 120
+        while subjob_rows(job.jobid)[0]["state"] != "running":
+            assert time.monotonic() < deadline, subjob_rows(job.jobid)
+            time.sleep(0.5)
+        subprocess.run(["scancel", str(job.submission_id)], check=True)
+        deadline = time.monotonic() + 120
+        while squeue_knows(str(job.submission_id)):
+            assert time.monotonic() < deadline, "squeue never forgot the job"
+            time.sleep(1)
+        fake_on_path(tmp_path, monkeypatch, "sacct",
+                     'echo "sacct: error: Problem talking to the database: Connection refused" >&2; exit 1')
+        monkeypatch.setenv("REPROMAN_JOBS_LOST_AFTER", "2")
+        reset_config()
+        deadline = time.monotonic() + 30
+        while (row := subjob_rows(job.jobid)[0])["state"] == "running":
+            assert time.monotonic() < deadline, f"still {row}"
+            time.sleep(1)
+        assert (row["state"], row["reason"]) == ("failed", "lost (ended without writing its status)"), row
+        assert "(gone from squeue, and sacct failed (exit 1): " in row["detail"], row
+        assert row["detail"].endswith("Connection refused)"), row
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)

@@ -302,6 +302,8 @@ class SlurmSubmitter(BatchSubmitter):
         super().__init__(session, resource)
         #: Whether sacct answers here (None: not asked yet); asked once per instance.
         self._sacct_available: bool | None = None
+        #: The last failure of sacct, for what it leaves unknown.
+        self._sacct_error = ""
         #: Partition -> the most CPUs one of its nodes has (launcher width).
         self._node_cpus: dict[str, int] = {}
 
@@ -505,7 +507,29 @@ class SlurmSubmitter(BatchSubmitter):
             if self._sacct_available:
                 self._removed_before_start(states, jobs, listed, wanted)
             forget_missing(states, jobs, self.n_subjobs)
+        else:
+            self._gone_from_queue(states, jobs, missing)
         return states
+
+    def _gone_from_queue(self, states: dict[str, dict[int, SchedulerState]], jobs: Sequence[JobSpec],
+                         gone: Collection[str]) -> None:
+        """Tasks of the ids ``gone`` from squeue, while sacct fails: no longer known, with sacct's error.
+
+        squeue answered and lists every pending or running task, so these
+        ended; how, only accounting could say. Left unsaid, core would go
+        by the status files alone and show a task killed before writing its
+        final line as "running" for as long as sacct keeps failing; as
+        forgotten, core waits its grace period for a final line, then calls
+        it lost, naming sacct's failure.
+        """
+        why = f"gone from squeue, and {self._sacct_error or 'sacct failed'}"
+        for job in jobs:
+            pieces = split_ids(job.submission_id)
+            known = states.setdefault(job.jobid, {})
+            for sid, (offset, count) in zip(pieces, chunk_offsets(self.n_subjobs(job), len(pieces))):
+                if sid in gone:
+                    for index in range(offset, offset + count):
+                        known.setdefault(index, SchedulerState(state=State.UNKNOWN, known=False, detail=why))
 
     def _removed_before_start(self, states: dict[str, dict[int, SchedulerState]], jobs: Sequence[JobSpec],
                               listed: Collection[str], wanted: Mapping[str, Collection[int]] | None) -> None:
@@ -609,6 +633,7 @@ class SlurmSubmitter(BatchSubmitter):
             now, tasks = self._sacct(wanted)
         except SubmissionError as exc:
             lgr.warning("sacct failed, will retry: %s", exc)
+            self._sacct_error = str(exc)
             return False
         if tasks is None:
             return True  # no accounting: what squeue does not know is gone

@@ -162,3 +162,26 @@ def test_forgotten_by_squeue_while_sacct_fails_is_not_running_for_ever(project, 
         assert row["detail"].endswith("Connection refused)"), row
     finally:
         subprocess.run(["scancel", str(job.submission_id)], capture_output=True)
+
+
+@pytest.mark.timeout(240)
+def test_task_cancelled_while_running_does_not_carry_its_old_pending_reason(session, jobroot):
+    """A throttled task waits (JobArrayTaskLimit), runs, and is scancelled: once squeue forgot it, sacct
+    still gives JobArrayTaskLimit as its Reason; that is not why it ended, so it is not shown."""
+    sub = SlurmSubmitter(session)
+    job = submit(session, sub, jobroot, ["sleep 2", "sleep 120"], {"throttle": 1})
+    try:
+        deadline = time.monotonic() + 90
+        while poll(session, sub, [job])[job.jobid].subjobs[1].state is not State.RUNNING:
+            assert time.monotonic() < deadline, "subjob 1 never started"
+            time.sleep(0.5)
+        time.sleep(1.5)  # sacct's Elapsed counts whole seconds
+        subprocess.run(["scancel", f"{job.submission_id}_1"], check=True)
+        deadline = time.monotonic() + 120
+        while squeue_knows(str(job.submission_id)):
+            assert time.monotonic() < deadline, "squeue never forgot the job"
+            time.sleep(1)
+        said = sub.scheduler_states([job])[job.jobid][1]
+        assert said.state is State.FAILED and said.detail == "CANCELLED", said
+    finally:
+        subprocess.run(["scancel", str(job.submission_id)], capture_output=True)

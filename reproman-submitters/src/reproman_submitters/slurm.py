@@ -272,7 +272,12 @@ def sacct_verdict(task: Mapping[str, Any]) -> SchedulerState | None:
     """The scheduler state, with usage and the out-of-memory evidence, of one :func:`parse_sacct` task."""
     usage = Usage(elapsed=task.get("elapsed"), cpu_time=task.get("cpu") or task.get("step_cpu"),
                   max_rss=task.get("max_rss"), node=task.get("node") or "")
-    state = slurm_state(task["state"], task.get("reason", ""), task.get("exit_code", ""), usage)
+    reason = task.get("reason", "")
+    if task["state"].upper().startswith("CANCELLED") and (task.get("elapsed") or 0) > 0:
+        # It ran before the cancel: sacct keeps the reason it last waited for
+        # (JobArrayTaskLimit, Resources), which says nothing of how it ended.
+        reason = ""
+    state = slurm_state(task["state"], reason, task.get("exit_code", ""), usage)
     _code, signal = parse_exit_code(task.get("exit_code", ""))
     return out_of_memory(state, signal, task.get("max_rss"), task.get("allocated"))
 

@@ -100,6 +100,7 @@ def test_cancel_wins_over_a_follower_that_polled_in_between(project):
     polls after scancel, so it sees a cancel it does not know of ("cancelled outside ReproMan") and
     saves that after the cancel was recorded. The user's cancel must survive that save, labelled ours."""
     from reproman.jobs.connection import Connection
+    from reproman.jobs.follow import follow as follow_job
     from reproman.jobs.registry import Registry
     from reproman.jobs.status import poll
 
@@ -111,18 +112,23 @@ def test_cancel_wins_over_a_follower_that_polled_in_between(project):
             time.sleep(0.5)
         registry = Registry()
         follower = registry.load(job.jobid)  # what 'jobs --follow' holds in memory
+        stale = registry.load(job.jobid)
         assert api.jobs(job.jobid, action="cancel") == [{"jobid": job.jobid, "cancelled": True}]
         with Connection.for_job(follower) as connection:
             submitter = connection.submitter(follower.submitter)
             deadline = time.monotonic() + 60
-            while not (seen := poll(connection.session, submitter, [follower])[follower.jobid]).finished:
+            while not (seen := poll(connection.session, submitter, [registry.load(job.jobid)])[job.jobid]).finished:
                 assert time.monotonic() < deadline, seen
                 time.sleep(0.5)
-        assert all("outside ReproMan" in s.detail for s in seen.subjobs), seen  # the race happened
-        registry.save(follower)  # the follower's on_change
+            # What a poll by a process that has not seen the cancel says (never saved):
+            raced = poll(connection.session, submitter, [stale])[job.jobid]
+            assert all("outside ReproMan" in s.detail for s in raced.subjobs), raced  # the race is set up
+            # The follower's next poll, as 'jobs --follow' makes it (saving with registry.save):
+            told = follow_job(connection, follower, on_change=registry.save, timeout=60)
+        wanted = "cancelled with 'reproman jobs --cancel'"
+        assert [s.detail for s in told.subjobs] == [wanted, wanted], told  # what the follower says at its end
         stored = registry.load(job.jobid)
         assert stored.cancelled and stored.cancelled_subjobs == [0, 1], stored.cancelled_subjobs
-        wanted = "cancelled with 'reproman jobs --cancel'"
         assert [s.outcome["detail"] for s in stored.subjobs] == [wanted, wanted]  # type: ignore[index]
         assert [(r["reason"], r["detail"]) for r in subjob_rows(job.jobid)] == [("cancelled", wanted)] * 2
     finally:

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
+
 from reproman.errors import (
     JobError,
     ResourceConnectionError,
@@ -39,7 +41,7 @@ from reproman.errors import (
     SessionError,
     SubmissionError,
 )
-from reproman.jobs import layout
+from reproman.jobs import layout, outcome
 from reproman.jobs.connection import Connection
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, poll
@@ -252,6 +254,8 @@ def follow(
         ):
             on_change(job)
             unsaved, saved_at = False, time.monotonic()
+            if job.cancelled:  # the save may have taken in a 'jobs --cancel' made meanwhile: it wins
+                status = attrs.evolve(status, subjobs=outcome.relabel_cancelled(job, status.subjobs))
         if progress is not None:
             progress(status)
         if status.finished:

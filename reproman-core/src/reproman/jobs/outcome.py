@@ -171,6 +171,20 @@ def adopt_cancel(job: JobSpec, cancelled: str | None, cancelled_subjobs: Sequenc
     return changed
 
 
+def relabel_cancelled(job: JobSpec, subjobs: Sequence[SubjobStatus]) -> tuple[SubjobStatus, ...]:
+    """``subjobs`` as read by a poll, with "cancelled outside ReproMan" made ours where ``job`` now says
+    ``reproman jobs --cancel`` stopped them (a save took in a concurrent cancel, see :func:`adopt_cancel`)."""
+    from reproman.jobs.status import OUTSIDE_DETAIL
+
+    return tuple(
+        attrs.evolve(sub, detail=CANCEL_DETAIL)
+        if (sub.reason is FailureReason.CANCELLED and sub.detail.startswith(OUTSIDE_DETAIL)
+            and stopped_by_cancel(job, sub.index))
+        else sub
+        for sub in subjobs
+    )
+
+
 def _fill(old: Usage | None, new: Usage) -> Usage:
     """Usage figures: what was recorded, completed by what accounting knows now (records arrive in parts)."""
     if old is None:

@@ -158,3 +158,46 @@ def seconds_since(created: str) -> float | None:
 
 #: Room, in seconds, between a job's age and a scheduler's retention before trusting that it still knows the job.
 RETENTION_MARGIN = 120.0
+
+
+#: Seconds a scheduler query (squeue, sacct, ...) may take before it counts as not answering.
+QUERY_TIMEOUT = 60.0
+#: Exit status of coreutils' ``timeout`` when the command ran out of time (137 when it had to be killed).
+TIMED_OUT = (124, 137)
+
+
+def query_timeout() -> float:
+    """``[jobs] scheduler_timeout``: seconds a scheduler query may take (default :data:`QUERY_TIMEOUT`).
+
+    A stuck controller or accounting database makes ``squeue``/``sacct``
+    wait for ever; without a bound ``reproman jobs`` would hang with no
+    word. A slow but answering scheduler fits well within a minute.
+    """
+    from reproman.config import config_number, get_config
+
+    return config_number(get_config().get("jobs", "scheduler_timeout"), "[jobs] scheduler_timeout",
+                         default=QUERY_TIMEOUT, above=True, seconds=True)
+
+
+def bounded(command: str, seconds: float) -> str:
+    """Shell code running ``command`` (shell code) for at most ``seconds`` where ``timeout`` exists.
+
+    ``timeout`` (coreutils, on any Linux cluster) runs it in a shell of its
+    own; TERM first, KILL 5 s later if TERM is ignored. Where there is no
+    ``timeout`` the command runs unbounded, as it did before.
+    """
+    quoted = shlex.quote(command)
+    return (f"if command -v timeout >/dev/null 2>&1; then timeout -k 5 {seconds:g} sh -c {quoted}; "
+            f"else sh -c {quoted}; fi")
+
+
+def timed_out(status: int | None, seconds: float) -> bool:
+    """Whether an exit ``status`` of :func:`bounded` code means the time ran out (not the command's own exit)."""
+    return status in TIMED_OUT and seconds > 0
+
+
+def no_answer(what: str, seconds: float) -> SubmissionError:
+    """The one-line error for a scheduler command that did not answer in time."""
+    return SubmissionError(
+        f"{what} did not answer within {seconds:g} s (the scheduler's controller or database may be stuck)",
+        hint="Check the scheduler on the resource; '[jobs] scheduler_timeout' sets how long to wait.")

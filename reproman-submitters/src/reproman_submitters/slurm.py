@@ -63,6 +63,7 @@ from reproman_submitters.common import (
     walltime_seconds,
 )
 from reproman_submitters.hooks import SLURM
+from reproman_submitters.lookup import bounded, no_answer, query_timeout, timed_out
 
 if TYPE_CHECKING:
     from reproman.plugins import CommandResult, Resource, Session
@@ -124,6 +125,11 @@ def slurm_state(state: str, reason: str = "", exit_code: str = "", usage: Usage 
     if word in _FAILED:
         # "CANCELLED by 0" names the uid that cancelled, not a cause: the word is enough.
         shown = word if _FAILED[word] is FailureReason.CANCELLED else state.strip()
+        if _FAILED[word] is FailureReason.EXIT_CODE and launch_failed(code, signal, reason):
+            # Nothing ran, so there is no exit code and no signal to show; the
+            # reason sacct keeps is the one it waited for (JobArrayTaskLimit), stale.
+            return failed(FailureReason.EXIT_CODE, f"launch failed: Slurm could not start it ({shown} {exit_code.strip()})",
+                          exit_code=None, usage=usage)
         detail = ", ".join(x for x in (shown, reason) if x)
         if signal:
             detail += f", killed by signal {signal}"
@@ -134,6 +140,20 @@ def slurm_state(state: str, reason: str = "", exit_code: str = "", usage: Usage 
         return None
     # A state this Slurm version invented: say so rather than guess.
     return SchedulerState(state=State.UNKNOWN, detail=state.strip())
+
+
+def launch_failed(code: int | None, signal: int | None, reason: str = "") -> bool:
+    """Whether a FAILED task never started: Slurm says so, or its ``0:S`` has no real signal in it.
+
+    When slurmd cannot launch the batch script (its output file's directory
+    is gone, the working directory cannot be entered, ...) Slurm records
+    ``FAILED 0:53`` (squeue's reason ``JobLaunchFailure``): the "signal" is
+    Slurm's own failure mark, not one any process got. A task killed by a
+    signal shows one of the classic signals (1-31).
+    """
+    if reason.split(",")[0].strip() == "JobLaunchFailure":
+        return True
+    return code == 0 and signal is not None and signal >= 32
 
 
 def parse_exit_code(text: str) -> tuple[int | None, int | None]:
@@ -252,7 +272,12 @@ def sacct_verdict(task: Mapping[str, Any]) -> SchedulerState | None:
     """The scheduler state, with usage and the out-of-memory evidence, of one :func:`parse_sacct` task."""
     usage = Usage(elapsed=task.get("elapsed"), cpu_time=task.get("cpu") or task.get("step_cpu"),
                   max_rss=task.get("max_rss"), node=task.get("node") or "")
-    state = slurm_state(task["state"], task.get("reason", ""), task.get("exit_code", ""), usage)
+    reason = task.get("reason", "")
+    if task["state"].upper().startswith("CANCELLED") and (task.get("elapsed") or 0) > 0:
+        # It ran before the cancel: sacct keeps the reason it last waited for
+        # (JobArrayTaskLimit, Resources), which says nothing of how it ended.
+        reason = ""
+    state = slurm_state(task["state"], reason, task.get("exit_code", ""), usage)
     _code, signal = parse_exit_code(task.get("exit_code", ""))
     return out_of_memory(state, signal, task.get("max_rss"), task.get("allocated"))
 
@@ -282,6 +307,8 @@ class SlurmSubmitter(BatchSubmitter):
         super().__init__(session, resource)
         #: Whether sacct answers here (None: not asked yet); asked once per instance.
         self._sacct_available: bool | None = None
+        #: The last failure of sacct, for what it leaves unknown.
+        self._sacct_error = ""
         #: Partition -> the most CPUs one of its nodes has (launcher width).
         self._node_cpus: dict[str, int] = {}
 
@@ -485,7 +512,29 @@ class SlurmSubmitter(BatchSubmitter):
             if self._sacct_available:
                 self._removed_before_start(states, jobs, listed, wanted)
             forget_missing(states, jobs, self.n_subjobs)
+        else:
+            self._gone_from_queue(states, jobs, missing)
         return states
+
+    def _gone_from_queue(self, states: dict[str, dict[int, SchedulerState]], jobs: Sequence[JobSpec],
+                         gone: Collection[str]) -> None:
+        """Tasks of the ids ``gone`` from squeue, while sacct fails: no longer known, with sacct's error.
+
+        squeue answered and lists every pending or running task, so these
+        ended; how, only accounting could say. Left unsaid, core would go
+        by the status files alone and show a task killed before writing its
+        final line as "running" for as long as sacct keeps failing; as
+        forgotten, core waits its grace period for a final line, then calls
+        it lost, naming sacct's failure.
+        """
+        why = f"gone from squeue, and {self._sacct_error or 'sacct failed'}"
+        for job in jobs:
+            pieces = split_ids(job.submission_id)
+            known = states.setdefault(job.jobid, {})
+            for sid, (offset, count) in zip(pieces, chunk_offsets(self.n_subjobs(job), len(pieces))):
+                if sid in gone:
+                    for index in range(offset, offset + count):
+                        known.setdefault(index, SchedulerState(state=State.UNKNOWN, known=False, detail=why))
 
     def _removed_before_start(self, states: dict[str, dict[int, SchedulerState]], jobs: Sequence[JobSpec],
                               listed: Collection[str], wanted: Mapping[str, Collection[int]] | None) -> None:
@@ -544,9 +593,15 @@ class SlurmSubmitter(BatchSubmitter):
         """Run a Slurm client with times as epoch seconds; also the resource's clock, read just before.
 
         Returns that clock, the result, and the client's own output (the
-        result's stdout without the clock's line).
+        result's stdout without the clock's line). A client that does not
+        answer within :func:`query_timeout` raises a :class:`SubmissionError`
+        naming it, rather than hanging ``reproman jobs``.
         """
-        result = self.session.execute_command(f"date +%s; SLURM_TIME_FORMAT=%s {shlex.join(argv)}")
+        seconds = query_timeout()
+        result = self.session.execute_command(
+            f"date +%s; {bounded(f'SLURM_TIME_FORMAT=%s {shlex.join(argv)}', seconds)}")
+        if timed_out(result.returncode, seconds):
+            raise no_answer(argv[0], seconds)
         first, _, rest = result.stdout.partition("\n")
         return (int(first) if first.strip().isdigit() else None), result, rest
 
@@ -583,6 +638,7 @@ class SlurmSubmitter(BatchSubmitter):
             now, tasks = self._sacct(wanted)
         except SubmissionError as exc:
             lgr.warning("sacct failed, will retry: %s", exc)
+            self._sacct_error = str(exc)
             return False
         if tasks is None:
             return True  # no accounting: what squeue does not know is gone
@@ -661,10 +717,13 @@ class SlurmSubmitter(BatchSubmitter):
         """
         name = shlex.quote(f"reproman-{job.jobid}")
         since = _day_before(job.created)
-        result = self.session.execute_command(
+        seconds = query_timeout()
+        result = self.session.execute_command(bounded(
             f'squeue -h -t all -u "$(id -un)" -n {name} -o %F; echo "{_LOOKUP_MARK} $?"; '
-            f'sacct -n -X -P -u "$(id -un)" --name={name} -S {since} -o JobID 2>&1; echo "{_LOOKUP_MARK} $?"'
-        )
+            f'sacct -n -X -P -u "$(id -un)" --name={name} -S {since} -o JobID 2>&1; echo "{_LOOKUP_MARK} $?"',
+            seconds))
+        if timed_out(result.returncode, seconds):
+            raise no_answer("squeue or sacct", seconds)
         queue_text, _, rest = result.stdout.partition(_LOOKUP_MARK)
         queue_rc, _, history_text = rest.partition("\n")
         history_text, _, history_rc = history_text.partition(_LOOKUP_MARK)

@@ -821,10 +821,11 @@ def _cancel(connection: Connection, job: JobSpec, registry: Registry, status: Jo
     """Cancel, after the poll that recorded what had finished before: those keep their own outcome."""
     if status.finished:
         return {"jobid": job.jobid, "cancelled": False, "reason": f"already finished ({status.summary()})"}
-    job.cancelled_subjobs = [s.index for s in status.subjobs if not s.state.finished]
+    stopping = [s.index for s in status.subjobs if not s.state.finished]
     connection.submitter(job.submitter).cancel(job)
-    job.cancelled = outcome.now_iso()
-    registry.save(job)
+    # Into the record as it is now: a concurrent follower's saves stay, and ours wins over its
+    # "cancelled outside ReproMan" for the subjobs this cancel stopped.
+    registry.record_cancel(job, outcome.now_iso(), stopping)
     return {"jobid": job.jobid, "cancelled": True}
 
 

@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
+
 from reproman.errors import (
     FollowStoppedError,
     JobError,
@@ -41,7 +43,7 @@ from reproman.errors import (
     SessionError,
     SubmissionError,
 )
-from reproman.jobs import layout
+from reproman.jobs import layout, outcome
 from reproman.jobs.connection import Connection
 from reproman.jobs.spec import JobSpec
 from reproman.jobs.status import JobStatus, poll
@@ -267,6 +269,8 @@ def follow(
                 unsaved = False  # a save that fails (a full disk) is not tried again on the way out
                 on_change(job)
                 saved_at = time.monotonic()
+                if job.cancelled:  # the save may have taken in a 'jobs --cancel' made meanwhile: it wins
+                    status = attrs.evolve(status, subjobs=outcome.relabel_cancelled(job, status.subjobs))
             if progress is not None:
                 progress(status)
             if status.finished:

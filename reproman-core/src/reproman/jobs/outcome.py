@@ -133,6 +133,58 @@ def stopped_by_cancel(job: JobSpec, index: int) -> bool:
     return job.cancelled_subjobs is None or index in job.cancelled_subjobs
 
 
+def adopt_cancel(job: JobSpec, cancelled: str | None, cancelled_subjobs: Sequence[int] | None) -> bool:
+    """Take into ``job`` a ``reproman jobs --cancel`` another process recorded; True if ``job`` changed.
+
+    A follower (or a second ``--cancel``) that polled just after the
+    scheduler carried out the cancel, but before the canceller wrote its
+    record, saw a cancel it did not know of and recorded "cancelled outside
+    ReproMan"; since a recorded outcome is never rewritten by a later poll,
+    that label would stay for good. The record of our cancel wins: it is
+    merged in (the earliest time, the subjobs either cancel stopped), and
+    the outcomes of the subjobs it stopped are relabelled as ours.
+    """
+    from reproman.jobs.status import OUTSIDE_DETAIL
+
+    changed = False
+    if cancelled and not job.cancelled:
+        job.cancelled = cancelled
+        job.cancelled_subjobs = None if cancelled_subjobs is None else sorted(set(cancelled_subjobs))
+        changed = True
+    elif cancelled and job.cancelled:
+        if cancelled < job.cancelled:
+            job.cancelled = cancelled
+            changed = True
+        if job.cancelled_subjobs is not None:
+            merged = None if cancelled_subjobs is None else sorted({*job.cancelled_subjobs, *cancelled_subjobs})
+            if merged != job.cancelled_subjobs:
+                job.cancelled_subjobs = merged
+                changed = True
+    if not job.cancelled:
+        return changed
+    for index in range(job.n_subjobs):
+        old = recorded(job, index)
+        if (old is not None and old.reason is FailureReason.CANCELLED and old.detail.startswith(OUTSIDE_DETAIL)
+                and stopped_by_cancel(job, index)):
+            job.subjobs[index].outcome = attrs.evolve(old, detail=CANCEL_DETAIL).to_dict()
+            changed = True
+    return changed
+
+
+def relabel_cancelled(job: JobSpec, subjobs: Sequence[SubjobStatus]) -> tuple[SubjobStatus, ...]:
+    """``subjobs`` as read by a poll, with "cancelled outside ReproMan" made ours where ``job`` now says
+    ``reproman jobs --cancel`` stopped them (a save took in a concurrent cancel, see :func:`adopt_cancel`)."""
+    from reproman.jobs.status import OUTSIDE_DETAIL
+
+    return tuple(
+        attrs.evolve(sub, detail=CANCEL_DETAIL)
+        if (sub.reason is FailureReason.CANCELLED and sub.detail.startswith(OUTSIDE_DETAIL)
+            and stopped_by_cancel(job, sub.index))
+        else sub
+        for sub in subjobs
+    )
+
+
 def _fill(old: Usage | None, new: Usage) -> Usage:
     """Usage figures: what was recorded, completed by what accounting knows now (records arrive in parts)."""
     if old is None:

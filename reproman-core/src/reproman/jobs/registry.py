@@ -208,13 +208,69 @@ class Registry:
         return self.root / f"{jobid}{SUFFIX}"
 
     def save(self, job: JobSpec) -> None:
-        """Write the record, private (0600 in a 0700 directory): it holds ``env`` values."""
+        """Write the record, private (0600 in a 0700 directory): it holds ``env`` values.
+
+        A ``reproman jobs --cancel`` another process recorded meanwhile is
+        kept (see :func:`reproman.jobs.outcome.adopt_cancel`): read and
+        written under a short per-job lock, so a follower saving what it
+        polled never erases, nor mislabels, the user's cancel.
+        """
         from reproman.localfiles import atomic_write, private_dir
 
         private_dir(self.root)
         if self.root.stat().st_mode & 0o077 and self.root.stat().st_uid == os.getuid():
             self.root.chmod(0o700)  # made readable by an older ReproMan
-        atomic_write(self.path(job.jobid), dump_record(job, compact=True), mode=0o600)
+        with self._writing(job.jobid):
+            self._keep_cancel(job)
+            atomic_write(self.path(job.jobid), dump_record(job, compact=True), mode=0o600)
+
+    def record_cancel(self, job: JobSpec, cancelled: str, cancelled_subjobs: Sequence[int]) -> None:
+        """Record in ``job`` and in its stored record that ``reproman jobs --cancel`` stopped those subjobs.
+
+        Written into the record as it is on disk now, not as ``job`` was
+        loaded: a follower may have saved outcomes (or its fetch) in the
+        meantime, and those stay.
+        """
+        from reproman.jobs import outcome
+        from reproman.localfiles import atomic_write, private_dir
+
+        outcome.adopt_cancel(job, cancelled, cancelled_subjobs)
+        private_dir(self.root)
+        with self._writing(job.jobid):
+            try:
+                stored = self.load(job.jobid)
+            except (ReproManError, OSError):
+                stored = job
+            outcome.adopt_cancel(stored, cancelled, cancelled_subjobs)
+            atomic_write(self.path(job.jobid), dump_record(stored, compact=True), mode=0o600)
+
+    def _keep_cancel(self, job: JobSpec) -> None:
+        from reproman.jobs import outcome
+
+        if not self.path(job.jobid).exists():
+            return
+        try:
+            stored = self.load(job.jobid)
+        except (ReproManError, OSError):
+            return  # a damaged record: this save replaces it, as before
+        outcome.adopt_cancel(job, stored.cancelled, stored.cancelled_subjobs)
+
+    @contextlib.contextmanager
+    def _writing(self, jobid: str) -> Iterator[None]:
+        """One writer of a record at a time, for a read-merge-write of job ``jobid``'s record.
+
+        A ``flock`` on the records' directory itself (held for a read and a
+        write, milliseconds; no lock file left behind), not :meth:`hold`: a
+        fetch holds that for minutes and saves while holding it.
+        """
+        import fcntl
+
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def hold(self, jobid: str) -> Iterator[None]:

@@ -298,6 +298,8 @@ def _evidence(
             else:
                 why = ("the scheduler says it completed, but it wrote no final status" if said.known
                        else "the scheduler no longer knows it, and it wrote no final status")
+            if not said.known and said.detail != SchedulerState.forgotten().detail:
+                why += f" ({said.detail})"  # why it cannot say more (its accounting failing)
             return SubjobStatus(index=index, state=State.FAILED, reason=FailureReason.LOST, detail=why)
     if files.completed:
         # The launcher finished, yet this subjob never wrote a final line.

@@ -173,7 +173,7 @@ def query_timeout() -> float:
     wait for ever; without a bound ``reproman jobs`` would hang with no
     word. A slow but answering scheduler fits well within a minute.
     """
-    from reproman.config import config_number, get_config
+    from reproman.plugins import config_number, get_config
 
     return config_number(get_config().get("jobs", "scheduler_timeout"), "[jobs] scheduler_timeout",
                          default=QUERY_TIMEOUT, above=True, seconds=True)

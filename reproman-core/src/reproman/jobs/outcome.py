@@ -33,6 +33,9 @@ from reproman.jobs.contracts import FailureReason, State, SubjobStatus, Usage
 if TYPE_CHECKING:
     from reproman.jobs.spec import JobSpec
 
+#: How a subjob cancelled by someone else (scancel, qdel) is described; a cancel of ours replaces it.
+OUTSIDE_DETAIL = "cancelled outside ReproMan"
+
 
 @attrs.frozen(kw_only=True)
 class Outcome:
@@ -144,8 +147,6 @@ def adopt_cancel(job: JobSpec, cancelled: str | None, cancelled_subjobs: Sequenc
     merged in (the earliest time, the subjobs either cancel stopped), and
     the outcomes of the subjobs it stopped are relabelled as ours.
     """
-    from reproman.jobs.status import OUTSIDE_DETAIL
-
     changed = False
     if cancelled and not job.cancelled:
         job.cancelled = cancelled
@@ -174,8 +175,6 @@ def adopt_cancel(job: JobSpec, cancelled: str | None, cancelled_subjobs: Sequenc
 def relabel_cancelled(job: JobSpec, subjobs: Sequence[SubjobStatus]) -> tuple[SubjobStatus, ...]:
     """``subjobs`` as read by a poll, with "cancelled outside ReproMan" made ours where ``job`` now says
     ``reproman jobs --cancel`` stopped them (a save took in a concurrent cancel, see :func:`adopt_cancel`)."""
-    from reproman.jobs.status import OUTSIDE_DETAIL
-
     return tuple(
         attrs.evolve(sub, detail=CANCEL_DETAIL)
         if (sub.reason is FailureReason.CANCELLED and sub.detail.startswith(OUTSIDE_DETAIL)

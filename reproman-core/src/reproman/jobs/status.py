@@ -360,7 +360,7 @@ def gone_message(job: JobSpec, status: JobStatus) -> tuple[str, str]:
     return message, hint
 
 #: A subjob the scheduler says was cancelled that ``reproman jobs --cancel`` did not stop.
-OUTSIDE_DETAIL = "cancelled outside ReproMan"
+OUTSIDE_DETAIL = outcome.OUTSIDE_DETAIL
 
 
 def _cancelled(job: JobSpec, index: int, words: str, usage: Any, ours: bool) -> SubjobStatus:

@@ -91,3 +91,19 @@ def test_two_submissions_at_once_get_the_clone_once(dataset: Path, root: Path) -
     assert len(accepted) == 1 and len(refused) == 1, outcomes
     assert f"in use by job(s) {accepted[0]}" in str(refused[0]), refused[0]
     assert fetch_when_done(accepted[0]).get("fetched")
+
+
+def test_a_ref_moved_to_another_jobs_commit_is_refused(dataset: Path, root: Path) -> None:
+    """A clone whose job ref an older ReproMan pointed at a later job's commit: refused, the local ref kept."""
+    first = _refused_job(dataset, root, "datalad-pair")
+    own = git(dataset, "rev-parse", f"refs/reproman/{first}")
+    clone = root / git(dataset, "config", "-f", ".datalad/config", "datalad.dataset.id")
+    for held in (clone / ".git" / "reproman" / "active" / first, clone / ".git" / "reproman" / "held-by"):
+        held.unlink()
+    second = run_job(root, "datalad-pair", "echo b > b.txt", outputs=["b.txt"])
+    assert second.status.ok
+    sh(clone, "git", "update-ref", f"refs/reproman/{first}", f"refs/reproman/{second.job.jobid}")
+    row = fetch_when_done(first)
+    assert not row.get("fetched"), row
+    assert f"refs/reproman/{first} in {clone}" in row["error"] and "is not job" in row["error"], row
+    assert git(dataset, "rev-parse", f"refs/reproman/{first}") == own

@@ -107,3 +107,26 @@ def test_a_ref_moved_to_another_jobs_commit_is_refused(dataset: Path, root: Path
     assert not row.get("fetched"), row
     assert f"refs/reproman/{first} in {clone}" in row["error"] and "is not job" in row["error"], row
     assert git(dataset, "rev-parse", f"refs/reproman/{first}") == own
+
+
+@pytest.mark.parametrize("orchestrator", PAIRS)
+def test_a_refused_merge_leaves_an_unlocked_annexed_file_clean(dataset: Path, root: Path, orchestrator: str) -> None:
+    """Trial R, 3: after the aborted merge the unlocked file read "modified", and saving it locked it."""
+    (dataset / "u.bin").write_bytes(bytes(range(256)) * 80)
+    sh(dataset, "datalad", "save", "-m", "u")
+    sh(dataset, "git", "annex", "unlock", "u.bin")
+    sh(dataset, "git", "commit", "-qm", "unlock")
+    assert git(dataset, "status", "--porcelain") == ""
+    (dataset / "c.txt").write_text("x\n")
+    with open(dataset / ".gitattributes", "a") as attributes:
+        attributes.write("c.txt annex.largefiles=nothing\n")
+    sh(dataset, "git", "add", "c.txt", ".gitattributes")
+    sh(dataset, "git", "commit", "-qm", "c")
+    job = run_job(root, orchestrator, "sleep 1; echo job > c.txt; echo jobdata > u.bin", outputs=["c.txt", "u.bin"],
+                  follow=False).job
+    (dataset / "c.txt").write_text("mine\n")
+    sh(dataset, "git", "commit", "-qam", "mine")
+    row = fetch_when_done(job.jobid)
+    assert "conflicts (c.txt)" in row.get("error", ""), row
+    assert git(dataset, "status", "--porcelain") == ""
+    assert not (dataset / "u.bin").is_symlink() and (dataset / "u.bin").read_bytes() == bytes(range(256)) * 80

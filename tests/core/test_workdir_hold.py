@@ -136,3 +136,42 @@ def test_deleting_the_holder_frees_the_directory_and_keeps_its_files(tmp_path: P
                      "echo B > out.txt"], cwd=project)
     assert again.returncode == 0, again.stderr
     assert (project / "out.txt").read_text() == "B\n"
+
+
+def test_a_claim_racing_a_fresh_hold_never_takes_it_as_stale(tmp_path: Path) -> None:
+    """Trial R, 2: B read A's hold before A's job directory existed, took it over as stale, and both ran.
+
+    A real shell runs both claims; ``ln`` is slowed (a wrapper first on PATH) for A only, so B claims
+    between A's hold and whatever A's claim does after it.
+    """
+    import os
+    import subprocess
+    import time
+
+    from reproman.jobs.spec import JobSpec
+    from reproman.jobs.workdir_hold import claim_script
+
+    wd, jobs = tmp_path / "wd", tmp_path / "root" / ".reproman" / "jobs" / "local"
+    specs = [JobSpec(jobid=jobid, command="true", resource_name="local", resource_type="shell", submitter="local",
+                     orchestrator="plain", working_directory=str(wd), job_dir=str(jobs / jobid))
+             for jobid in ("20261202-000000-aaaaaa", "20261202-000000-bbbbbb")]
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    (slow / "ln").write_text(f'#!/bin/sh\n{subprocess.check_output(["sh", "-c", "command -v ln"], text=True).strip()} '
+                             '"$@" && : > "$0.done" && sleep 3\n')
+    (slow / "ln").chmod(0o755)
+    first = subprocess.Popen(["sh", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PATH": f"{slow}:{os.environ['PATH']}"})
+    assert first.stdin is not None
+    first.stdin.write(claim_script(specs[0]))
+    first.stdin.close()
+    deadline = time.monotonic() + 20
+    while not (slow / "ln.done").exists():
+        assert time.monotonic() < deadline and first.poll() is None, "the first claim never linked its hold"
+        time.sleep(0.05)
+    second = subprocess.run(["sh", "-s"], input=claim_script(specs[1]), capture_output=True, text=True)
+    first.wait(timeout=20)
+    assert first.stdout is not None and first.stdout.read() == ""
+    assert second.returncode == 0 and second.stdout.split() == ["HELD", specs[0].jobid], second
+    assert (wd / HOLDER).read_text().splitlines()[0] == specs[0].jobid
+    assert not Path(specs[1].job_dir).exists(), "the refused claim left its job directory"

@@ -106,6 +106,29 @@ class TestPairResultSafety(DataladResultSafety):
     def orchestrator(self) -> str:
         return "datalad-pair"
 
+    def test_file_over_local_directory_is_refused_with_nothing_changed(self, project: Path, runner: Any) -> None:
+        """As core's, but the refused job keeps the clone (trial R, 1): it is deleted before the second job."""
+        from reproman.errors import OutputConflictError
+
+        (project / "out.txt").mkdir()
+        (project / "out.txt" / "inside.txt").write_text("keep\n")
+        (project / "other.txt").write_text("untouched\n")
+        self.commit(project, "a directory where the job writes a file")
+        before = suite.snapshot(project)
+        result = runner("rm -rf out.txt; echo file > out.txt; echo changed > other.txt",
+                        outputs=["out.txt", "other.txt"])
+        self.wait(result)
+        (row,) = jobs([result.job.jobid], action="fetch")
+        assert "is a directory here" in row.get("error", ""), row
+        assert str(project / "out.txt") in row["error"]
+        assert suite.snapshot(project) == before
+        with pytest.raises(Exception, match=f"in use by job\\(s\\) {result.job.jobid}"):
+            runner("true", follow=True)
+        jobs([result.job.jobid], action="delete")
+        with pytest.raises(OutputConflictError):
+            runner("rm -rf out.txt; echo file > out.txt", outputs=["out.txt"], follow=True)
+        assert suite.snapshot(project) == before
+
 
 class TestLocalRunResultSafety(DataladResultSafety):
     edit_refusal = "{path.parent} has unsaved changes (out.txt)"

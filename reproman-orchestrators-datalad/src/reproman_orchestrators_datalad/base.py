@@ -69,6 +69,11 @@ _MAX_NESTING = 32
 RECORD_BUSY = 75
 SUBDATASET_GONE = 76
 SAVE_FAILED = 77
+#: ... and the job's ref there names a commit that is not the job's (left by an older ReproMan).
+NOT_THE_JOBS = 78
+#: The clone's hold: one file naming the job, created exclusively (``ln``), so two submissions racing
+#: for the clone cannot both take it (trial R, 2). Beside it, ``ACTIVE_DIR/<jobid>`` says which job holds it.
+HELD_BY = ".git/reproman/held-by"
 #: Seconds the record script waits for an interrupted fetch still running on the resource.
 _LOCK_WAIT = 600
 
@@ -318,6 +323,13 @@ class DataladOrchestrator(Orchestrator):
                 f"{self.job.resource_name} (it was interrupted here but kept running there)",
                 hint=f"Wait for it to finish, then fetch again with 'reproman jobs {self.job.jobid}'.",
             )
+        if result.returncode == NOT_THE_JOBS:
+            raise OrchestratorError(
+                f"{self.ref} in {self.job.working_directory} on resource {self.job.resource_name} names a commit "
+                f"that is not job {self.job.jobid}'s; nothing was fetched",
+                hint=f"Look there with 'git log {self.ref}'; if the job's commit is gone, forget the job with "
+                f"'reproman jobs --delete {self.job.jobid}'.",
+            )
         if result.returncode == SUBDATASET_GONE:
             gone = [line[5:] for line in said if line.startswith("GONE ")]
             raise OrchestratorError(
@@ -512,7 +524,7 @@ class DataladOrchestrator(Orchestrator):
             hint="Remove the pattern from .gitignore (and save), or write the outputs to paths git does not ignore.",
         )
 
-    def record_script(self, message: str) -> str:
+    def record_script(self, message: str, *, release: bool = True) -> str:
         """Shell code run in the dataset on the resource: copy the job record in, save, set the ref.
 
         The final ``spec.yaml`` comes on standard input. ``completed`` is
@@ -528,6 +540,12 @@ class DataladOrchestrator(Orchestrator):
         half-way is undone in every dataset (``git reset``, the work tree
         kept), so the next fetch saves everything again, and a subdataset
         the job started with that is gone is refused, never saved as removed.
+
+        A ref naming a commit whose message does not name the job is
+        refused (:data:`NOT_THE_JOBS`): fetching it would take another job's
+        results as this one's (trial R, 1). ``release``: drop the job's hold
+        on the dataset once saved (``datalad-pair`` keeps it until the
+        results are merged here).
         """
         job = self.job
         rec = self.record_dir
@@ -550,6 +568,8 @@ class DataladOrchestrator(Orchestrator):
             f"if git rev-parse -q --verify {q(self.ref)} >/dev/null || "
             f"git log -1 --format=%B HEAD | grep -qxF {q(marker)}; then",
             "  echo RECORDED",
+            f"  if git rev-parse -q --verify {q(self.ref)} >/dev/null && "
+            f"! git log -1 --format=%B {q(self.ref)} | grep -qxF {q(marker)}; then exit {NOT_THE_JOBS}; fi",
             f"  git rev-parse -q --verify {q(self.ref)} >/dev/null || git update-ref {q(self.ref)} HEAD",
             "else",
             *([f'  for p in {subs}; do [ -e "$p/.git" ] || echo "GONE $p"; done | grep . && exit {SUBDATASET_GONE}']
@@ -579,8 +599,9 @@ class DataladOrchestrator(Orchestrator):
             "  fi",
             f"  git update-ref {q(self.ref)} HEAD",
             "fi",
-            f"rm -f {ACTIVE_DIR}/{q(job.jobid)}",
         ]
+        if release:
+            lines.append(self.release_script())
         return "\n".join(lines) + "\n"
 
     def guard_script(self) -> list[str]:
@@ -799,6 +820,12 @@ class DataladOrchestrator(Orchestrator):
         workdir = self.job.working_directory
         return f"{workdir.rstrip('/')}/{ACTIVE_DIR}/{self.job.jobid}" if workdir else None
 
+    def release_script(self) -> str:
+        """Shell text, run in the dataset there, dropping this job's hold: its marker and the hold file if its own."""
+        jobid = q(self.job.jobid)
+        return (f'if [ "$(cat {HELD_BY} 2>/dev/null)" = {jobid} ]; then rm -f {HELD_BY}; fi; '
+                f"rm -f {ACTIVE_DIR}/{jobid}")
+
     def staged_paths(self) -> list[str]:
         """What :meth:`cleanup` removes on the resource besides the marker (core removes the job directory)."""
         return [self.staging_dir()]
@@ -819,7 +846,7 @@ class DataladOrchestrator(Orchestrator):
         if targets:
             script.append("rm -rf -- " + " ".join(q(p) for p in targets))
         if marker:
-            script.append(f"rm -f -- {q(marker)}")
+            script.append(f"if cd {q(self.job.working_directory)} 2>/dev/null; then {self.release_script()}; fi")
         if not script:
             return
         try:

@@ -133,6 +133,14 @@ class HierarchyMerge:
                                 check=False)
             if proc.returncode != 0:
                 lgr.warning("could not move %s back to %s: %s", repo.path, undo.head[:10], _last_line(proc))
+            if repo.has_annex():
+                # The abort rewrote unlocked annexed files through git-annex's smudge filter, which leaves
+                # their index entries stale: they read "modified" (content unchanged), and saving as the
+                # next refusal advises locks them (trial R, 3). Restaging refreshes the index entries.
+                restaged = repo.git("annex", "restage", check=False)
+                if restaged.returncode != 0:
+                    lgr.warning("could not refresh the index of %s ('git annex restage'): %s", repo.path,
+                                _last_line(restaged))
         self._undo.clear()
 
     def _kept(self, reason: str, hint: str | None = None) -> OrchestratorError:

@@ -42,7 +42,7 @@ import attrs
 
 from reproman.plugins import JobStatus, OrchestratorError, SessionError
 from reproman_orchestrators_datalad import guarding
-from reproman_orchestrators_datalad.base import ACTIVE_DIR, ORIGIN, DataladOrchestrator, q
+from reproman_orchestrators_datalad.base import ACTIVE_DIR, HELD_BY, ORIGIN, DataladOrchestrator, q
 from reproman_orchestrators_datalad.hierarchy import TOP, Hierarchy, Node, join
 from reproman_orchestrators_datalad.local_dataset import LocalDataset
 from reproman_orchestrators_datalad.messages import run_message, save_message
@@ -55,6 +55,8 @@ _ABSENT = 5
 _UNCLEAN = 6
 #: Exit status of the setup command when git ignores an output in the clone.
 _IGNORED = 7
+#: Exit status of the setup command when another job holds the clone.
+_HELD = 8
 
 
 @attrs.frozen(kw_only=True)
@@ -121,6 +123,9 @@ class PairOrchestrator(DataladOrchestrator):
                 f"{', '.join(absent)}, which is not on this machine either",
                 hint="Get it here first ('datalad get PATH'); ReproMan then sends it along.",
             )
+        if result.returncode == _HELD:
+            holders = [line[7:] for line in result.stdout.split("\n") if line.startswith("ACTIVE ")]
+            raise self._in_use(holders)
         if result.returncode == _UNCLEAN:
             paths = [line[6:] for line in result.stdout.split("\n") if line.startswith("DIRTY ")]
             raise OrchestratorError(
@@ -186,11 +191,7 @@ class PairOrchestrator(DataladOrchestrator):
             )
         active = [line[7:] for line in found if line.startswith("ACTIVE ")]
         if active:
-            raise OrchestratorError(
-                f"the dataset clone {wd} on resource {self.job.resource_name} is in use by job(s) "
-                f"{', '.join(active)}, which must be fetched first",
-                hint=f"Fetch them with 'reproman jobs JOBID'; if they are gone, remove {wd}/{ACTIVE_DIR}/JOBID.",
-            )
+            raise self._in_use(active)
         dirty = [line[6:] for line in found if line.startswith("DIRTY ")]
         if dirty:
             raise OrchestratorError(
@@ -216,6 +217,15 @@ class PairOrchestrator(DataladOrchestrator):
             keys = [c.key for c in wanted if c.dataset == i]
             state.present[i] = [k for k, loc in zip(keys, state.present[i]) if loc]
         return state
+
+    def _in_use(self, holders: list[str]) -> OrchestratorError:
+        wd = self.job.working_directory
+        return OrchestratorError(
+            f"the dataset clone {wd} on resource {self.job.resource_name} is in use by job(s) "
+            f"{', '.join(h for h in holders if h) or '?'}, which must be fetched first",
+            hint=f"Fetch them with 'reproman jobs JOBID'; if they are gone, remove {wd}/{ACTIVE_DIR}/JOBID "
+            f"and {wd}/{HELD_BY}.",
+        )
 
     @staticmethod
     def _bundle(repo: LocalDataset, remote_tips: set[str], path: Path) -> list[str]:
@@ -252,6 +262,10 @@ class PairOrchestrator(DataladOrchestrator):
             "trap 'rm -rf \"$stage\"' EXIT",
             'if [ ! -e "$wd/.git" ]; then mkdir -p "$wd"; git -C "$wd" init -q; fi',
             'cd "$wd"',
+            self._claim_script(),
+            # Refused or failed from here on: the hold goes with it (it is set again only below).
+            f"release() {{ {self.release_script()}; }}",
+            """trap 'rm -rf "$stage"; release' EXIT""",
         ]
         for i, node in enumerate(datasets):
             p = q(node.path)
@@ -284,14 +298,44 @@ class PairOrchestrator(DataladOrchestrator):
         unlock = self.unlock_outputs_script()
         if unlock:
             lines.append(unlock)
-        lines.append(f"mkdir -p {ACTIVE_DIR} && : > {ACTIVE_DIR}/{q(job.jobid)}")
+        lines.append("""trap 'rm -rf "$stage"' EXIT""")
         return "\n".join(lines) + "\n"
+
+    def _claim_script(self) -> str:
+        """Shell text holding the clone for this job before anything in it changes, or exiting :data:`_HELD`.
+
+        The hold is one file created exclusively (a hard link fails if the
+        name exists): of two submissions racing for the clone, one gets it
+        and the other is refused, where checking for markers and then
+        writing one let both in (trial R, 2). A hold whose job's marker is
+        gone (a release interrupted between its two removals) is stale and
+        taken over once. Markers of jobs held by an older ReproMan (no hold
+        file) still refuse. A refused submission leaves the holder's files
+        alone: the trap only releases a hold this job took.
+        """
+        jobid = q(self.job.jobid)
+        held, active = HELD_BY, ACTIVE_DIR
+        return "\n".join([
+            f"mkdir -p {active}; t={held}.$$; printf '%s\\n' {jobid} > \"$t\"",
+            f'if ! ln "$t" {held} 2>/dev/null; then',
+            f'  h=$(cat {held} 2>/dev/null || :)',
+            f'  if [ -n "$h" ] && [ "$h" != {jobid} ] && [ ! -e "{active}/$h" ]; then rm -f {held}; fi',
+            f'  if ! ln "$t" {held} 2>/dev/null && [ "$(cat {held} 2>/dev/null)" != {jobid} ]; then',
+            f'    rm -f "$t"; echo "ACTIVE $(cat {held} 2>/dev/null)"; exit {_HELD}',
+            "  fi",
+            "fi",
+            'rm -f "$t"',
+            f'for f in {active}/*; do if [ -e "$f" ] && [ "${{f##*/}}" != {jobid} ]; then '
+            f'rm -f {held}; echo "ACTIVE ${{f##*/}}"; exit {_HELD}; fi; done',
+            f": > {active}/{jobid}",
+        ])
 
     # -- fetch -----------------------------------------------------------------------
     def fetch_results(self) -> list[str]:
         """Commit on the resource, download the commits and annexed outputs, merge."""
         job = self.job
         if self.already_merged():
+            self.release_clone()
             return self.local_results()
         status = self.final_status()
         failed = len(status.failed)
@@ -336,16 +380,18 @@ class PairOrchestrator(DataladOrchestrator):
                         f"job {job.jobid} changed subdataset {datasets[i].path}, which is no longer installed here",
                         hint=f"Install it with 'datalad get -n {datasets[i].path}', then fetch again.",
                     )
-                self._import(repo, Path(tmp) / f"r{i}.bundle")
+                self._import(repo, Path(tmp) / f"r{i}.bundle", own=datasets[i].path == TOP)
             for n, (i, key, _obj) in enumerate(keys):
                 tree.dataset(datasets[i].path).git("annex", "setkey", key, str(Path(tmp) / f"k{n}"))
         self.finish_commit(status, kept)
         kept_aside = self.keep_rerun_results() if job.rerun_of else None
         if kept_aside is not None:
+            self.release_clone()
             if failed:
                 lgr.warning("job %s: %s; the record is on %s", job.jobid, status.summary(), self.ref)
             return kept_aside
         self.merge_results()
+        self.release_clone()
         self.landing_report = guarding.report(job.local_directory, self.record_dir, kept)
         if failed:
             lgr.warning("job %s: %s; the record is in %s", job.jobid, status.summary(), self.record_dir)
@@ -362,13 +408,15 @@ class PairOrchestrator(DataladOrchestrator):
         lines = [
             "set -e",
             f"cd {q(job.working_directory)}",
-            self.record_script(message).rstrip("\n"),
+            self.record_script(message, release=False).rstrip("\n"),
             f"stage={q(stage)}; mkdir -p \"$stage\"",
         ]
         for i, node in enumerate(datasets):
             p = q(node.path)
+            # The job's commit is its ref (set by the record script at the top), never HEAD as such: a
+            # refetch may find the clone moved on, and HEAD is then another job's commit (trial R, 1).
             body = [
-                f"git -C {p} update-ref {q(self.ref)} HEAD",
+                *([] if node.path == TOP else [f'git -C {p} update-ref {q(self.ref)} "$c"']),
                 f"echo 'CHANGED {i}'",
                 f"set -- {q(self.ref)}",
                 f'if git -C {p} rev-parse -q --verify refs/heads/git-annex >/dev/null; then '
@@ -385,23 +433,50 @@ class PairOrchestrator(DataladOrchestrator):
                 paths = " ".join(q(r) for r in rels)
                 body.append(
                     f"(cd {p} && git diff -z --name-only --no-renames --ignore-submodules=all --diff-filter=AMT "
-                    f"{q(node.commit)} HEAD -- {paths} | xargs -0 -r git annex find --format={fmt} --) "
+                    f"{q(node.commit)} {q(self.ref)} -- {paths} | xargs -0 -r git annex find --format={fmt} --) "
                     "2>/dev/null || true"
                 )
             # New subdatasets the job created are not brought back; say so.
             body.append(
-                f"git -C {p} diff --raw --no-abbrev {q(node.commit)} HEAD | "
+                f"git -C {p} diff --raw --no-abbrev {q(node.commit)} {q(self.ref)} | "
                 "while read -r m1 m2 s1 s2 st path; do "
                 f'if [ \"$m2\" = 160000 ]; then full={q(node.path)}/$path; full=${{full#./}}; '
                 f'case " {known} " in *" $full "*) ;; *) echo "NEWSUB $full" ;; esac; fi; done'
             )
-            condition = "true" if node.path == TOP else f'[ "$(git -C {p} rev-parse HEAD)" != {q(node.commit)} ]'
+            condition = "true" if node.path == TOP else (
+                f'c=$(git -C {p} rev-parse -q --verify {q(self.ref)} || git -C {p} rev-parse HEAD); '
+                f'[ "$c" != {q(node.commit)} ]')
             lines.append(f"if {condition}; then\n  " + "\n  ".join(body) + "\nfi")
         return "\n".join(lines) + "\n"
 
-    def _import(self, repo: LocalDataset, bundle: Path) -> None:
-        """Fetch the resource's commit into the dataset's ``refs/reproman/<jobid>``."""
+    def release_clone(self) -> None:
+        """The results are here (merged, or kept on the job's ref by choice): the clone is free for later jobs.
+
+        Not before: until then the clone's commit on the job's ref may be
+        the only copy of the results, and a later job moving the clone on
+        was taken for this job's results by the next fetch (trial R, 1).
+        """
+        self._remove([], "release the clone of")
+
+    def _import(self, repo: LocalDataset, bundle: Path, *, own: bool = False) -> None:
+        """Fetch the resource's commit into the dataset's ``refs/reproman/<jobid>``.
+
+        ``own``: the commit must say it records this job (the top dataset's
+        does), checked before the ref moves; a ref is never pointed at
+        another job's commit.
+        """
         heads = repo.git("bundle", "list-heads", str(bundle)).stdout
+        if own:
+            tips = [line.split()[0] for line in heads.splitlines() if line.split()[1:] == [self.ref]]
+            repo.git("fetch", "-q", "--no-recurse-submodules", str(bundle), self.ref)
+            said = repo.git("log", "-1", "--format=%B", tips[0], check=False).stdout if tips else ""
+            if f"ReproMan job: {self.job.jobid}" not in said.splitlines():
+                raise OrchestratorError(
+                    f"the commit resource {self.job.resource_name} gave for job {self.job.jobid} "
+                    f"({tips[0][:10] if tips else 'none'}) is not that job's; nothing was merged",
+                    hint=f"Look at {self.ref} in {self.job.working_directory} there; if the job's commit is "
+                    f"gone, forget the job with 'reproman jobs --delete {self.job.jobid}'.",
+                )
         refspecs = [f"+{self.ref}:{self.ref}"]
         if " refs/heads/git-annex" in heads:
             refspecs.append(f"+refs/heads/git-annex:refs/remotes/reproman-{self.job.resource_name}/git-annex")

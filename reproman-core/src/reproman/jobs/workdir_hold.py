@@ -60,24 +60,27 @@ def claim_script(job: JobSpec) -> str:
     Its output: nothing when the hold was free, ``TAKEN <jobid>`` when it
     took over a hold whose job directory is gone, ``HELD <jobid>`` (and no
     claim) when another job holds it. The claiming job's directory is
-    created in the same command, so a submission racing this one never
-    reads the fresh hold as stale.
+    created in the same command, before the hold, so a submission racing
+    this one never reads the fresh hold as stale.
     """
     q = shlex.quote
     holder = _holder_path(job)
+    # The job directory exists before the hold naming it does: a racing submission that reads the hold
+    # between the two would otherwise find no job directory and take the hold over as stale (trial R, 2).
     return (
         f"set -e\nm={q(holder)}; t={q(holder)}.$$\n"
-        f"mkdir -p {q(posixpath.dirname(holder))}\n"
+        f"mkdir -p {q(posixpath.dirname(holder))} {q(posixpath.dirname(job.job_dir))}\n"
+        f"made=; mkdir -m 700 {q(job.job_dir)} 2>/dev/null && made=1 || [ -d {q(job.job_dir)} ]\n"
         f"printf %s {q(_record(job))} > \"$t\"\n"
         'if ln "$t" "$m" 2>/dev/null; then rm -f "$t"\n'
         "else\n"
         '  h=$(sed -n 1p "$m" 2>/dev/null || :); d=$(sed -n 2p "$m" 2>/dev/null || :)\n'
         f'  if [ "$h" = {q(job.jobid)} ]; then rm -f "$t"\n'
-        '  elif [ -n "$d" ] && [ -d "$d" ]; then rm -f "$t"; printf \'HELD %s\\n\' "$h"; exit 0\n'
+        '  elif [ -n "$d" ] && [ -d "$d" ]; then rm -f "$t"\n'
+        f'    if [ -n "$made" ]; then rmdir {q(job.job_dir)} 2>/dev/null || :; fi\n'
+        '    printf \'HELD %s\\n\' "$h"; exit 0\n'
         '  else mv -f "$t" "$m"; printf \'TAKEN %s\\n\' "$h"; fi\n'
         "fi\n"
-        f"mkdir -p {q(posixpath.dirname(job.job_dir))}\n"
-        f"mkdir -m 700 {q(job.job_dir)} 2>/dev/null || [ -d {q(job.job_dir)} ]\n"
     )
 
 

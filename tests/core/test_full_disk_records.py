@@ -40,6 +40,16 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(where)], check=False)
 
 
+def _fill(disk: Path) -> None:
+    """Write ``disk/filler`` until the file system is full (remove the file to free it)."""
+    with open(disk / "filler", "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
 def _reproman(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "reproman", *args], cwd=cwd, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=300)
@@ -63,12 +73,7 @@ def test_a_disk_that_fills_while_following_leaves_the_job_running_and_says_how_t
         while not any((yaml.safe_load(p.read_text()) or {}).get("status") == "submitted" for p in _records(small_disk)):
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
             time.sleep(0.05)
-        with open(small_disk / "filler", "wb", buffering=0) as filler:  # the disk fills while the subjobs run
-            try:
-                while True:
-                    filler.write(b"\0" * 4096)
-            except OSError:
-                pass
+        _fill(small_disk)  # the disk fills while the subjobs run
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -122,12 +127,7 @@ def test_a_full_disk_before_submission_says_nothing_was_submitted(tmp_path: Path
     """Trial P: "cannot write ...: No space left on device" left the user asking whether the job ran."""
     project = tmp_path / "project"
     project.mkdir()
-    with open(small_disk / "filler", "wb", buffering=0) as filler:
-        try:
-            while True:
-                filler.write(b"\0" * 4096)
-        except OSError:
-            pass
+    _fill(small_disk)
     done = _reproman(["run", "--bp", "i=1..3", "-o", "out/{p[i]}", "sh", "-c", "mkdir -p out; echo {p[i]} > out/{p[i]}"],
                      project, {"XDG_DATA_HOME": str(small_disk)})
     assert done.returncode == 1 and done.stdout == "", done
@@ -152,12 +152,7 @@ def test_a_disk_that_fills_under_jobs_follow_exits_4_not_subjobs_failed(tmp_path
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1)
-        with open(small_disk / "filler", "wb", buffering=0) as filler:  # the disk fills while it follows
-            try:
-                while True:
-                    filler.write(b"\0" * 4096)
-            except OSError:
-                pass
+        _fill(small_disk)  # the disk fills while it follows
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

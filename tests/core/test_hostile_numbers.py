@@ -69,8 +69,10 @@ def test_job_spec_numbers_are_one_line_naming_the_file(workdir: Path, text: str,
     ("1e12", "must be at most 31,536,000 seconds"),
 ])
 def test_lost_after_is_checked(workdir: Path, value: str, said: str) -> None:
-    """``[jobs] lost_after`` went through a bare float(): nan and negatives became 0 (lost at once), inf never."""
-    ran = run_cli(["run", "--follow", "true"], cwd=workdir)
+    """``[jobs] lost_after`` went through a bare float(): nan and negatives became 0 (lost at once), inf never.
+
+    The job still runs, so the status asks its resource (a fetched and freed one is shown from its record)."""
+    ran = run_cli(["run", "sh", "-c", "sleep 5"], cwd=workdir)
     assert ran.returncode == 0, ran.stderr
     line = assert_one_line_error(run_cli(["jobs", "--status"], cwd=workdir,
                                          env={"REPROMAN_JOBS_LOST_AFTER": value}))
